@@ -1,0 +1,35 @@
+//! The chassis every Reliable module is built on.
+//!
+//! A module (shortener, orders, gateway, ...) should only describe its
+//! domain, its routes and its storage; everything that must behave the same
+//! in every module lives here, so operators learn it once:
+//!
+//! - [`config`]: layered configuration (defaults < TOML file < `RELIABLE_*`
+//!   environment < CLI flags), validated at start with errors that name the key;
+//! - [`telemetry`]: JSON logs with `trace_id`/`span_id`, optional OTLP export;
+//! - [`trace_context`]: W3C `traceparent` parsing and generation;
+//! - [`metrics`]: the Prometheus recorder, `/metrics` rendering, process metrics;
+//! - [`http`]: the middleware stack (request id, tracing, RED metrics,
+//!   timeout, body limit, panic to 500) and the problem+json JSON extractor;
+//! - [`problem`]: RFC 9457 `application/problem+json` errors;
+//! - [`health`]: `/healthz`, `/readyz` (dependency checks, draining);
+//! - [`server`]: binding (port 0 for tests) and graceful serving;
+//! - [`shutdown`]: SIGTERM/SIGINT and the cancellation token passed everywhere;
+//! - [`clock`]: injected time, so windows and expiries are testable without sleeping.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod config;
+pub mod health;
+pub mod http;
+pub mod metrics;
+pub mod problem;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+pub mod trace_context;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use problem::Problem;
+pub use tokio_util::sync::CancellationToken;
+pub use tokio_util::task::TaskTracker;

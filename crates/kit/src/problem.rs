@@ -1,0 +1,159 @@
+//! RFC 9457 problem details: the one error format every Reliable API speaks.
+//!
+//! `type` is a stable, relative URI (`/problems/<kind>`) that clients can
+//! match on; `title` is the human summary of the kind, `detail` the specifics
+//! of this occurrence. Field-level validation failures are listed in
+//! `invalid_params`. Internal errors never carry their cause to the client:
+//! it is logged instead.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+pub const CONTENT_TYPE: &str = "application/problem+json";
+
+/// One field that failed validation.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct InvalidParam {
+    pub name: String,
+    pub reason: String,
+}
+
+/// An `application/problem+json` response.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    kind: String,
+    title: String,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    invalid_params: Vec<InvalidParam>,
+    #[serde(skip)]
+    retry_after_secs: Option<u64>,
+}
+
+impl Problem {
+    /// `kind` is a short kebab-case identifier, e.g. `slug-taken`.
+    pub fn new(status: StatusCode, kind: &str, title: impl Into<String>) -> Self {
+        Self {
+            kind: format!("/problems/{kind}"),
+            title: title.into(),
+            status: status.as_u16(),
+            detail: None,
+            invalid_params: Vec::new(),
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn with_invalid_param(
+        mut self,
+        name: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        self.invalid_params.push(InvalidParam {
+            name: name.into(),
+            reason: reason.into(),
+        });
+        self
+    }
+
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// 422: the request was well-formed but a field is invalid.
+    pub fn invalid_field(name: &str, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+            "A field of the request is invalid",
+        )
+        .with_detail(format!("{name}: {reason}"))
+        .with_invalid_param(name, reason)
+    }
+
+    /// 400: a query parameter is invalid.
+    pub fn invalid_query(name: &str, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-query",
+            "A query parameter is invalid",
+        )
+        .with_detail(format!("{name}: {reason}"))
+        .with_invalid_param(name, reason)
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found").with_detail(what)
+    }
+
+    /// 500 without details: the cause belongs in the logs, not the response.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal server error",
+        )
+    }
+
+    /// 503: a dependency is unavailable or the request ran out of time.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+        )
+        .with_detail(detail)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let retry_after = self.retry_after_secs;
+        let body = serde_json::to_vec(&self).unwrap_or_else(|_| b"{}".to_vec());
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_as_rfc9457() {
+        let problem = Problem::invalid_field("url", "must be http or https");
+        let json = serde_json::to_value(&problem).expect("serializable");
+        assert_eq!(json["type"], "/problems/invalid-field");
+        assert_eq!(json["status"], 422);
+        assert_eq!(json["invalid_params"][0]["name"], "url");
+        let response = problem.into_response();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], CONTENT_TYPE);
+    }
+}

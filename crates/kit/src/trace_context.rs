@@ -1,0 +1,140 @@
+//! W3C Trace Context (`traceparent`) parsing and generation.
+//!
+//! Reliable continues a caller's trace when a valid `traceparent` arrives and
+//! starts a new one otherwise. An invalid header is ignored (per the W3C
+//! spec), never an error for the client.
+
+use rand::Rng;
+use std::fmt;
+
+/// The `traceparent` of one hop: a trace id shared by the whole trace and the
+/// span id of this hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceParent {
+    pub trace_id: u128,
+    pub span_id: u64,
+    pub sampled: bool,
+}
+
+impl TraceParent {
+    /// Parses a `traceparent` header value (`00-<32 hex>-<16 hex>-<2 hex>`).
+    pub fn parse(value: &str) -> Option<Self> {
+        let mut parts = value.trim().split('-');
+        let version = parts.next()?;
+        let trace_id = parts.next()?;
+        let span_id = parts.next()?;
+        let flags = parts.next()?;
+        if version.len() != 2 || version == "ff" || !is_lower_hex(version) {
+            return None;
+        }
+        // Version 00 has exactly four fields; later versions may append more.
+        if version == "00" && parts.next().is_some() {
+            return None;
+        }
+        if trace_id.len() != 32 || span_id.len() != 16 || flags.len() != 2 {
+            return None;
+        }
+        if !is_lower_hex(trace_id) || !is_lower_hex(span_id) || !is_lower_hex(flags) {
+            return None;
+        }
+        let trace_id = u128::from_str_radix(trace_id, 16).ok()?;
+        let span_id = u64::from_str_radix(span_id, 16).ok()?;
+        let flags = u8::from_str_radix(flags, 16).ok()?;
+        if trace_id == 0 || span_id == 0 {
+            return None;
+        }
+        Some(Self {
+            trace_id,
+            span_id,
+            sampled: flags & 1 == 1,
+        })
+    }
+
+    /// A new root: random trace id and span id, sampled.
+    pub fn new_root() -> Self {
+        let mut rng = rand::rng();
+        Self {
+            trace_id: rng.random_range(1..=u128::MAX),
+            span_id: rng.random_range(1..=u64::MAX),
+            sampled: true,
+        }
+    }
+
+    /// The same trace with a fresh span id: the context of the next hop.
+    pub fn child(&self) -> Self {
+        Self {
+            span_id: rand::rng().random_range(1..=u64::MAX),
+            ..*self
+        }
+    }
+
+    pub fn trace_id_hex(&self) -> String {
+        format!("{:032x}", self.trace_id)
+    }
+
+    pub fn span_id_hex(&self) -> String {
+        format!("{:016x}", self.span_id)
+    }
+}
+
+impl fmt::Display for TraceParent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "00-{:032x}-{:016x}-{:02x}",
+            self.trace_id,
+            self.span_id,
+            u8::from(self.sampled)
+        )
+    }
+}
+
+fn is_lower_hex(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_spec_example() {
+        let tp = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .expect("valid");
+        assert_eq!(tp.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(tp.span_id_hex(), "00f067aa0ba902b7");
+        assert!(tp.sampled);
+        assert_eq!(
+            tp.to_string(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_values() {
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-xyz92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert!(
+                TraceParent::parse(bad).is_none(),
+                "{bad:?} must be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn child_keeps_the_trace() {
+        let root = TraceParent::new_root();
+        let child = root.child();
+        assert_eq!(root.trace_id, child.trace_id);
+        assert_ne!(root.span_id, child.span_id);
+    }
+}

@@ -1,0 +1,191 @@
+//! The middleware stack and health endpoints, driven in-process.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::routing::get;
+use axum::Router;
+use kit::health::{Readiness, ReadinessCheck};
+use kit::http::{stack, HttpConfig};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+
+fn app() -> Router {
+    kit::metrics::install();
+    let router = Router::new()
+        .route("/ok", get(|| async { "ok" }))
+        .route("/items/{id}", get(|| async { "item" }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                "late"
+            }),
+        )
+        .route(
+            "/panic",
+            get(|| async {
+                if true {
+                    panic!("handler bug");
+                }
+                "unreachable"
+            }),
+        )
+        .merge(kit::metrics::routes());
+    let config = HttpConfig {
+        request_timeout: Duration::from_secs(5),
+        ..HttpConfig::default()
+    };
+    stack(router, "kit-test", &config)
+}
+
+async fn call(
+    router: &Router,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, headers, json)
+}
+
+fn get_req(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).expect("request")
+}
+
+#[tokio::test]
+async fn request_ids_are_generated_or_echoed() {
+    let router = app();
+    let (_, headers, _) = call(&router, get_req("/ok")).await;
+    let generated = headers["x-request-id"].to_str().expect("ascii");
+    assert_eq!(generated.len(), 32);
+
+    let request = Request::get("/ok")
+        .header("x-request-id", "abc-123")
+        .body(Body::empty())
+        .expect("request");
+    let (_, headers, _) = call(&router, request).await;
+    assert_eq!(headers["x-request-id"], "abc-123");
+
+    // An unreasonable id is replaced, not trusted.
+    let request = Request::get("/ok")
+        .header("x-request-id", "x".repeat(500))
+        .body(Body::empty())
+        .expect("request");
+    let (_, headers, _) = call(&router, request).await;
+    assert_eq!(headers["x-request-id"].len(), 32);
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_are_problems() {
+    let router = app();
+    let (status, headers, body) = call(&router, get_req("/nowhere")).await;
+    assert_eq!(status, 404);
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(body["type"], "/problems/not-found");
+    let request = Request::delete("/ok").body(Body::empty()).expect("request");
+    let (status, _, body) = call(&router, request).await;
+    assert_eq!(status, 405);
+    assert_eq!(body["type"], "/problems/method-not-allowed");
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_a_500_problem() {
+    let router = app();
+    let (status, headers, body) = call(&router, get_req("/panic")).await;
+    assert_eq!(status, 500);
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(body["type"], "/problems/internal");
+    assert!(
+        !body.to_string().contains("handler bug"),
+        "the cause must not leak"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_handler_is_cut_off_at_the_timeout() {
+    let router = app();
+    let (status, _, body) = call(&router, get_req("/slow")).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["type"], "/problems/unavailable");
+}
+
+#[tokio::test]
+async fn metrics_use_route_templates_not_raw_paths() {
+    let router = app();
+    for id in ["1", "2", "3"] {
+        call(&router, get_req(&format!("/items/{id}"))).await;
+    }
+    call(&router, get_req("/no/such/path/42")).await;
+    let response = router
+        .clone()
+        .oneshot(get_req("/metrics"))
+        .await
+        .expect("infallible");
+    let text = String::from_utf8(
+        axum::body::to_bytes(response.into_body(), 1 << 22)
+            .await
+            .expect("body")
+            .to_vec(),
+    )
+    .expect("utf8");
+    assert!(text.contains(
+        r#"http_server_request_duration_seconds_count{service="kit-test",http_route="/items/{id}",http_request_method="GET",http_response_status_code="200"} 3"#
+    ), "{text}");
+    assert!(text.contains(r#"service="kit-test",http_route="unmatched",http_request_method="GET",http_response_status_code="404""#));
+    assert!(
+        !text.contains("/items/1"),
+        "raw paths must not become labels"
+    );
+    assert!(
+        !text.contains("/no/such/path"),
+        "raw paths must not become labels"
+    );
+}
+
+struct Failing;
+
+impl ReadinessCheck for Failing {
+    fn name(&self) -> &str {
+        "flaky-db"
+    }
+    fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async { Err("connection refused to postgres://secret@db".to_string()) })
+    }
+}
+
+#[tokio::test]
+async fn readiness_reports_failing_checks_and_draining() {
+    let readiness = Readiness::new();
+    let router = readiness.routes();
+    let (status, _, _) = call(&router, get_req("/readyz")).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = call(&router, get_req("/healthz")).await;
+    assert_eq!(status, 200);
+
+    readiness.start_draining();
+    let (status, _, body) = call(&router, get_req("/readyz")).await;
+    assert_eq!(status, 503);
+    assert!(body["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("draining"));
+    let (status, _, _) = call(&router, get_req("/healthz")).await;
+    assert_eq!(status, 200, "a draining process is still alive");
+
+    let readiness = Readiness::new();
+    readiness.add_check(Arc::new(Failing));
+    let (status, _, body) = call(&readiness.routes(), get_req("/readyz")).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["invalid_params"][0]["name"], "flaky-db");
+    assert!(
+        !body.to_string().contains("secret"),
+        "check errors stay in the logs"
+    );
+}

@@ -1,0 +1,162 @@
+//! Module wiring: which modules run, on which adapters, in which order.
+//!
+//! Start order: telemetry, storage (migrations), modules, then the
+//! listener; the `listening on` line is printed once requests can be
+//! served. Stop order is the reverse: readiness false, grace period, stop
+//! accepting and drain in-flight requests, flush module background work
+//! (buffered visits), flush telemetry.
+
+use crate::settings::Config;
+use anyhow::{bail, Context};
+use axum::Router;
+use kit::health::Readiness;
+use kit::server::HttpServer;
+use kit::{CancellationToken, SystemClock};
+use shortener::Shortener;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A module `serve --target` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Shortener,
+}
+
+impl Target {
+    const ALL: &'static [Target] = &[Target::Shortener];
+
+    fn name(self) -> &'static str {
+        match self {
+            Target::Shortener => "shortener",
+        }
+    }
+
+    pub fn parse_all(names: &[String]) -> Result<Vec<Target>, String> {
+        let mut targets = Vec::new();
+        for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+            let found: Vec<Target> = match name {
+                "all" => Self::ALL.to_vec(),
+                _ => match Self::ALL.iter().find(|t| t.name() == name) {
+                    Some(t) => vec![*t],
+                    None => {
+                        let known: Vec<_> = Self::ALL.iter().map(|t| t.name()).collect();
+                        return Err(format!(
+                            "unknown target `{name}`; known targets: {}, all",
+                            known.join(", ")
+                        ));
+                    }
+                },
+            };
+            for t in found {
+                if !targets.contains(&t) {
+                    targets.push(t);
+                }
+            }
+        }
+        if targets.is_empty() {
+            return Err("no target given".to_string());
+        }
+        Ok(targets)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Everything, embedded adapters.
+    Up,
+    /// Chosen modules, distributed adapters.
+    Serve(Vec<Target>),
+}
+
+pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let telemetry = kit::telemetry::init("reliable", &config.log)?;
+    kit::metrics::install();
+
+    let targets = match &mode {
+        Mode::Up => Target::ALL.to_vec(),
+        Mode::Serve(targets) => targets.clone(),
+    };
+    let database_url = match &mode {
+        Mode::Up => {
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+            format!(
+                "sqlite://{}",
+                config.data_dir.join("shortener.db").display()
+            )
+        }
+        Mode::Serve(_) => match &config.database_url {
+            Some(url) => url.clone(),
+            None => bail!("`serve` needs a database: set RELIABLE_DATABASE_URL=postgres://..."),
+        },
+    };
+
+    let server = HttpServer::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = server.local_addr();
+    let readiness = Readiness::new();
+    let mut router = Router::new();
+    let mut shortener = None;
+    for target in &targets {
+        match target {
+            Target::Shortener => {
+                let store = shortener::storage::connect(&database_url)
+                    .await
+                    .context("opening the link database")?;
+                let module = Shortener::build(
+                    config.shortener.clone(),
+                    store,
+                    Arc::new(SystemClock),
+                    &format!("http://{addr}"),
+                )
+                .await;
+                readiness.add_check(module.readiness_check());
+                router = router.merge(module.router());
+                shortener = Some(module);
+            }
+        }
+    }
+    let router = router
+        .merge(readiness.routes())
+        .merge(kit::metrics::routes());
+    let router = kit::http::stack(router, shortener::SERVICE, &config.http);
+
+    let shutdown = CancellationToken::new();
+    let mut server_task = tokio::spawn(server.serve(router, shutdown.clone()));
+    let names: Vec<_> = targets.iter().map(|t| t.name()).collect();
+    tracing::info!(
+        listen = %addr,
+        targets = ?names,
+        startup_ms = started.elapsed().as_secs_f64() * 1e3,
+        "ready"
+    );
+    println!("listening on http://{addr}");
+
+    let early_exit = tokio::select! {
+        () = kit::shutdown::signal() => None,
+        result = &mut server_task => Some(result),
+    };
+    let server_result = match early_exit {
+        Some(result) => result,
+        None => {
+            readiness.start_draining();
+            if !config.shutdown_grace.is_zero() {
+                tokio::time::sleep(config.shutdown_grace).await;
+            }
+            shutdown.cancel();
+            server_task.await
+        }
+    };
+    if let Some(module) = shortener {
+        module.shutdown().await;
+    }
+    tracing::info!("stopped");
+    telemetry.shutdown();
+    match server_result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(anyhow::Error::new(e).context("HTTP server failed")),
+        Err(e) => Err(anyhow::Error::new(e).context("HTTP server task panicked")),
+    }
+}

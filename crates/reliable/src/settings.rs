@@ -1,0 +1,102 @@
+//! The platform's configuration: defaults < TOML file (`--config`) <
+//! `RELIABLE_*` environment < flags. See README "Configuration".
+
+use clap::Args;
+use kit::config::ConfigError;
+use kit::http::HttpConfig;
+use serde::{Deserialize, Serialize};
+use shortener::ShortenerConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Public HTTP address.
+    pub listen: SocketAddr,
+    /// Operator console address (reserved for the console module).
+    pub console_listen: SocketAddr,
+    /// Where embedded state (SQLite files) lives.
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL for `serve`; a secret, never logged.
+    pub database_url: Option<String>,
+    pub nats_url: Option<String>,
+    pub redis_url: Option<String>,
+    /// Log filter, e.g. `info` or `info,shortener=debug`.
+    pub log: String,
+    /// Time between readiness turning false and the listener closing, so
+    /// load balancers notice before connections are refused.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    pub http: HttpConfig,
+    pub shortener: ShortenerConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            console_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            nats_url: None,
+            redis_url: None,
+            log: "info".to_string(),
+            shutdown_grace: Duration::ZERO,
+            http: HttpConfig::default(),
+            shortener: ShortenerConfig::default(),
+        }
+    }
+}
+
+/// Flags shared by `up` and `serve`; each overrides its config key.
+#[derive(Debug, Args)]
+pub struct CommonFlags {
+    /// TOML configuration file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Public address (key `listen`).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Embedded state directory (key `data_dir`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Log filter (key `log`).
+    #[arg(long)]
+    pub log: Option<String>,
+}
+
+/// The flags as a config layer; unset flags are left out.
+#[derive(Debug, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database_url: Option<String>,
+}
+
+impl CommonFlags {
+    pub fn into_overrides(self, database_url: Option<String>) -> Overrides {
+        Overrides {
+            listen: self.listen,
+            data_dir: self.data_dir,
+            log: self.log,
+            database_url,
+        }
+    }
+}
+
+pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let config: Config = kit::config::load(file, overrides)?;
+    config.http.validate()?;
+    config.shortener.validate()?;
+    if config.log.trim().is_empty() {
+        return Err(ConfigError::invalid("log", "must not be empty"));
+    }
+    Ok(config)
+}

@@ -1,0 +1,357 @@
+//! The `reliable` binary, black-box: start it, talk HTTP, signal it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+
+struct Running {
+    child: Child,
+    addr: String,
+    /// Every stdout line after the `listening on` line.
+    lines: mpsc::Receiver<String>,
+}
+
+fn reliable() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_reliable"))
+}
+
+/// Starts `cmd` and waits for its `listening on http://ADDR` line.
+fn start(mut cmd: Command) -> Running {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn reliable");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let addr = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("reliable printed no `listening on` line");
+        if let Some(addr) = line.strip_prefix("listening on http://") {
+            break addr.to_string();
+        }
+    };
+    Running {
+        child,
+        addr,
+        lines: rx,
+    }
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// Sends SIGTERM, asserts exit status 0, returns the stdout lines printed.
+async fn stop(app: Running) -> Vec<String> {
+    sigterm(&app.child);
+    let Running {
+        mut child, lines, ..
+    } = app;
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "exit status {status}");
+    lines.try_iter().collect()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+fn up_command(data_dir: &Path) -> Command {
+    let mut cmd = reliable();
+    cmd.arg("up")
+        .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_DATA_DIR", data_dir)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+    cmd
+}
+
+#[tokio::test]
+async fn up_serves_links_and_sigterm_drains_every_visit_then_exits_zero() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut cmd = up_command(dir.path());
+    // Nested key from the environment; nothing is flushed before shutdown.
+    cmd.env("RELIABLE_SHORTENER__VISIT_FLUSH_INTERVAL", "1h")
+        .env("RELIABLE_SHORTENER__VISIT_BATCH_SIZE", "100000")
+        .env(
+            "RELIABLE_LOG",
+            "debug,sqlx=warn,hyper=warn,h2=warn,tower=warn",
+        );
+    let app = start(cmd);
+    let base = format!("http://{}", app.addr);
+    let http = client();
+    let created = http
+        .post(format!("{base}/api/v1/links"))
+        .json(&serde_json::json!({"url": "https://example.com/", "slug": "cli"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    for _ in 0..100 {
+        let response = http
+            .get(format!("{base}/cli"))
+            .send()
+            .await
+            .expect("redirect");
+        assert_eq!(response.status(), 302);
+    }
+    // A traced request: its log lines carry the caller's trace id and a new span id.
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let traced = http
+        .get(format!("{base}/api/v1/links/cli"))
+        .header("traceparent", parent)
+        .header("x-request-id", "req-123")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(traced.headers()["x-request-id"], "req-123");
+    assert_eq!(
+        http.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .expect("readyz")
+            .status(),
+        200
+    );
+
+    let logs: Vec<serde_json::Value> = stop(app)
+        .await
+        .into_iter()
+        .map(|l| {
+            serde_json::from_str(&l).unwrap_or_else(|e| panic!("not a JSON log line: {l}: {e}"))
+        })
+        .collect();
+    let traced_lines: Vec<_> = logs
+        .iter()
+        .filter(|l| l["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736")
+        .collect();
+    assert!(!traced_lines.is_empty(), "no log line carries the trace id");
+    for line in traced_lines {
+        assert_eq!(line["request_id"], "req-123");
+        let span_id = line["span_id"].as_str().expect("span_id");
+        assert_eq!(span_id.len(), 16);
+        assert_ne!(span_id, "00f067aa0ba902b7");
+    }
+
+    let url = format!("sqlite://{}", dir.path().join("shortener.db").display());
+    let pool = sqlx_pool(&url).await;
+    let (visits, count) = pool.await_counts().await;
+    assert_eq!(visits, 100, "every buffered visit is written on SIGTERM");
+    assert_eq!(count, 100);
+}
+
+#[tokio::test]
+async fn serve_runs_the_shortener_on_postgres_and_applies_migrations() {
+    let database_url = testkit::postgres().create_database();
+    let mut cmd = reliable();
+    cmd.args(["serve", "--target", "shortener"])
+        .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_DATABASE_URL", &database_url);
+    let app = start(cmd);
+    let base = format!("http://{}", app.addr);
+    let http = client();
+    assert_eq!(
+        http.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .expect("readyz")
+            .status(),
+        200
+    );
+    let created = http
+        .post(format!("{base}/api/v1/links"))
+        .json(&serde_json::json!({"url": "https://example.com/pg", "slug": "pg"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    let redirect = http
+        .get(format!("{base}/pg"))
+        .send()
+        .await
+        .expect("redirect");
+    assert_eq!(redirect.status(), 302);
+    assert_eq!(redirect.headers()["location"], "https://example.com/pg");
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains(
+        r#"http_server_request_duration_seconds_count{service="shortener",http_route="/{slug}",http_request_method="GET",http_response_status_code="302"} 1"#
+    ), "{metrics}");
+    assert!(
+        metrics.contains("process_resident_memory_bytes"),
+        "process metrics missing"
+    );
+    // The log never shows the database URL.
+    let logs = stop(app).await;
+    assert!(logs.iter().all(|l| !l.contains(&database_url)));
+}
+
+fn run_to_end(mut cmd: Command) -> (i32, String) {
+    let out = cmd.output().expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn configuration_errors_name_the_bad_key_and_exit_2() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut cmd = up_command(dir.path());
+    cmd.env("RELIABLE_LISTEN", "not-an-address");
+    let (code, stderr) = run_to_end(cmd);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("listen"), "{stderr}");
+
+    let file = dir.path().join("reliable.toml");
+    std::fs::write(&file, "[shortener]\ncache_size = 10\n").expect("write");
+    let mut cmd = up_command(dir.path());
+    cmd.arg("--config").arg(&file);
+    let (code, stderr) = run_to_end(cmd);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("cache_size"), "{stderr}");
+
+    std::fs::write(&file, "[shortener]\nslug_length = 2\n").expect("write");
+    let mut cmd = up_command(dir.path());
+    cmd.arg("--config").arg(&file);
+    let (code, stderr) = run_to_end(cmd);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("shortener.slug_length"), "{stderr}");
+
+    let mut cmd = reliable();
+    cmd.args(["serve", "--target", "nope"]);
+    let (code, stderr) = run_to_end(cmd);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("unknown target `nope`"), "{stderr}");
+
+    let mut cmd = reliable();
+    cmd.args(["serve", "--target", "shortener"])
+        .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env_remove("RELIABLE_DATABASE_URL");
+    let (code, stderr) = run_to_end(cmd);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("RELIABLE_DATABASE_URL"), "{stderr}");
+}
+
+#[test]
+fn file_env_and_flags_layer_in_order() {
+    // The file sets a listen address, the environment overrides it, and the
+    // flag overrides both: the process must listen where the flag says.
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("reliable.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:1\"\n").expect("write");
+    let mut cmd = reliable();
+    cmd.arg("up")
+        .arg("--config")
+        .arg(&file)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RELIABLE_LISTEN", "127.0.0.1:2")
+        .env("RELIABLE_DATA_DIR", dir.path());
+    let mut app = start(cmd);
+    assert!(app.addr.starts_with("127.0.0.1:"));
+    assert!(!app.addr.ends_with(":1") && !app.addr.ends_with(":2"));
+    sigterm(&app.child);
+    assert!(app.child.wait().expect("wait").success());
+}
+
+struct Counts(sqlx::SqlitePool);
+
+async fn sqlx_pool(url: &str) -> Counts {
+    Counts(sqlx::SqlitePool::connect(url).await.expect("sqlite"))
+}
+
+impl Counts {
+    async fn await_counts(&self) -> (i64, i64) {
+        let visits: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM visits")
+            .fetch_one(&self.0)
+            .await
+            .expect("count");
+        let count: i64 = sqlx::query_scalar("SELECT visit_count FROM links WHERE slug = 'cli'")
+            .fetch_one(&self.0)
+            .await
+            .expect("count");
+        (visits, count)
+    }
+}
+
+#[tokio::test]
+async fn traces_export_over_otlp_when_an_endpoint_is_set() {
+    use axum::body::Bytes;
+    use std::sync::{Arc, Mutex};
+    // A stand-in OTLP/HTTP collector that keeps what it receives.
+    let received: Arc<Mutex<Vec<(String, Bytes)>>> = Arc::default();
+    let sink = received.clone();
+    let collector = axum::Router::new().fallback(move |uri: axum::http::Uri, body: Bytes| {
+        let sink = sink.clone();
+        async move {
+            sink.lock()
+                .expect("lock")
+                .push((uri.path().to_string(), body));
+            ""
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let collector_addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+
+    let dir = tempfile::tempdir().expect("dir");
+    let mut cmd = up_command(dir.path());
+    cmd.env(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        format!("http://{collector_addr}"),
+    );
+    let app = start(cmd);
+    let http = client();
+    let response = http
+        .get(format!("http://{}/healthz", app.addr))
+        .header(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(response.status(), 200);
+    stop(app).await;
+
+    let trace_id: Vec<u8> = (0..16)
+        .map(|i| {
+            u8::from_str_radix(&"0af7651916cd43dd8448eb211c80319c"[i * 2..i * 2 + 2], 16)
+                .expect("hex")
+        })
+        .collect();
+    let batches = received.lock().expect("lock").clone();
+    assert!(
+        batches.iter().any(|(path, body)| path == "/v1/traces"
+            && body.windows(16).any(|w| w == trace_id.as_slice())),
+        "the collector received no span of the caller's trace ({} batches)",
+        batches.len()
+    );
+}

@@ -1,0 +1,134 @@
+//! The hot-slug cache in front of [`LinkStore::find`](crate::storage::LinkStore::find).
+//!
+//! Redirect traffic is Pareto-shaped, so a bounded cache with TinyLFU
+//! admission (moka) keeps the hot 20% of links in memory and lets one-off
+//! links pass through. Correctness rule: a changed or deleted link is never
+//! served from the cache. Invalidation bumps a generation counter, and a
+//! loader only inserts what it read if no invalidation happened since it
+//! started reading, so a slow read racing a PATCH cannot re-insert the old
+//! version. Links that expire are still checked against the clock on every
+//! hit; links with `max_visits` are never cached (their count lives in the
+//! database).
+
+use crate::domain::{Link, Slug};
+use axum::http::HeaderValue;
+use moka::sync::Cache;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A link ready to redirect: the `Location` value is built once per load,
+/// not once per request.
+#[derive(Debug)]
+pub struct CachedLink {
+    pub link: Link,
+    pub location: HeaderValue,
+}
+
+impl CachedLink {
+    /// `None` if the URL is not a valid header value (the `url` crate's
+    /// serialisation always is; this guards stored data).
+    pub fn new(link: Link) -> Option<Self> {
+        let location = HeaderValue::from_str(link.url.as_str()).ok()?;
+        Some(Self { link, location })
+    }
+}
+
+pub struct LinkCache {
+    links: Cache<Slug, Arc<CachedLink>>,
+    generation: AtomicU64,
+    /// Serialises "check generation + insert" against "bump + remove".
+    write: Mutex<()>,
+}
+
+/// Proof that a load started at a given cache generation.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadTicket(u64);
+
+impl LinkCache {
+    pub fn new(capacity: u64, ttl: Duration) -> Self {
+        Self {
+            links: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+            generation: AtomicU64::new(0),
+            write: Mutex::new(()),
+        }
+    }
+
+    pub fn get(&self, slug: &str) -> Option<Arc<CachedLink>> {
+        self.links.get(slug)
+    }
+
+    /// Call before reading from the store.
+    pub fn ticket(&self) -> LoadTicket {
+        LoadTicket(self.generation.load(Ordering::Acquire))
+    }
+
+    /// Caches what was read, unless something was invalidated meanwhile.
+    pub fn insert(&self, ticket: LoadTicket, cached: Arc<CachedLink>) {
+        if cached.link.max_visits.is_some() {
+            return;
+        }
+        let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        if self.generation.load(Ordering::Acquire) == ticket.0 {
+            self.links.insert(cached.link.slug.clone(), cached);
+        }
+    }
+
+    pub fn invalidate(&self, slug: &Slug) {
+        let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.links.invalidate(slug);
+    }
+
+    pub fn clear(&self) {
+        let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.links.invalidate_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{RedirectStatus, Tags, TargetUrl};
+    use chrono::Utc;
+
+    fn link(slug: &str, max_visits: Option<i64>) -> Arc<CachedLink> {
+        let link = Link {
+            id: 1,
+            slug: Slug::parse(slug).expect("valid"),
+            url: TargetUrl::parse("https://example.com").expect("valid"),
+            redirect_status: RedirectStatus::Found,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            expires_at: None,
+            max_visits,
+            visit_count: 0,
+            tags: Tags::default(),
+        };
+        Arc::new(CachedLink::new(link).expect("valid header"))
+    }
+
+    #[test]
+    fn a_load_that_raced_an_invalidation_is_not_cached() {
+        let cache = LinkCache::new(100, Duration::from_secs(60));
+        let ticket = cache.ticket();
+        cache.invalidate(&Slug::parse("abc").expect("valid"));
+        cache.insert(ticket, link("abc", None));
+        assert!(cache.get("abc").is_none());
+
+        let ticket = cache.ticket();
+        cache.insert(ticket, link("abc", None));
+        assert!(cache.get("abc").is_some());
+    }
+
+    #[test]
+    fn limited_links_are_never_cached() {
+        let cache = LinkCache::new(100, Duration::from_secs(60));
+        cache.insert(cache.ticket(), link("lim", Some(5)));
+        assert!(cache.get("lim").is_none());
+    }
+}

@@ -1,0 +1,104 @@
+//! Options of the shortener module (the `[shortener]` table of the config
+//! file, `RELIABLE_SHORTENER__*` in the environment).
+
+use kit::config::ConfigError;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShortenerConfig {
+    /// Public base URL of short links (e.g. `https://sho.rt`); defaults to
+    /// `http://` + the listen address.
+    pub base_url: Option<String>,
+    /// Length of generated slugs (4 to 32).
+    pub slug_length: usize,
+    /// Links kept in the hot-slug cache.
+    pub cache_capacity: u64,
+    /// Upper bound on how long a cached link lives; invalidation on change
+    /// is immediate, this only bounds staleness if a change notification
+    /// from another replica is lost.
+    #[serde(with = "humantime_serde")]
+    pub cache_ttl: Duration,
+    /// `Cache-Control: max-age` sent with redirects of links that cannot
+    /// run out of visits (capped at the time left before expiry); `0s`
+    /// (the default) sends `no-store`, since any link can be edited.
+    #[serde(with = "humantime_serde")]
+    pub redirect_max_age: Duration,
+    /// Store client addresses with the host part zeroed (default true).
+    pub anonymize_ips: bool,
+    /// Visits written per database transaction.
+    pub visit_batch_size: usize,
+    /// Longest time a visit waits in memory before it is written.
+    #[serde(with = "humantime_serde")]
+    pub visit_flush_interval: Duration,
+    /// Visits buffered in memory before redirects wait for the writer.
+    pub visit_buffer: usize,
+    /// How long the final flush may retry at shutdown.
+    #[serde(with = "humantime_serde")]
+    pub visit_shutdown_timeout: Duration,
+}
+
+impl Default for ShortenerConfig {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            slug_length: 7,
+            cache_capacity: 100_000,
+            cache_ttl: Duration::from_secs(300),
+            redirect_max_age: Duration::ZERO,
+            anonymize_ips: true,
+            visit_batch_size: 500,
+            visit_flush_interval: Duration::from_secs(1),
+            visit_buffer: 65_536,
+            visit_shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ShortenerConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(base) = &self.base_url {
+            let ok = url::Url::parse(base)
+                .map(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+                .unwrap_or(false);
+            if !ok {
+                return Err(ConfigError::invalid(
+                    "shortener.base_url",
+                    "must be an absolute http(s) URL",
+                ));
+            }
+        }
+        if !(4..=32).contains(&self.slug_length) {
+            return Err(ConfigError::invalid(
+                "shortener.slug_length",
+                "must be between 4 and 32",
+            ));
+        }
+        if self.visit_batch_size == 0 {
+            return Err(ConfigError::invalid(
+                "shortener.visit_batch_size",
+                "must be above zero",
+            ));
+        }
+        if self.visit_flush_interval.is_zero() {
+            return Err(ConfigError::invalid(
+                "shortener.visit_flush_interval",
+                "must be above zero",
+            ));
+        }
+        if self.visit_buffer == 0 {
+            return Err(ConfigError::invalid(
+                "shortener.visit_buffer",
+                "must be above zero",
+            ));
+        }
+        if self.cache_ttl.is_zero() {
+            return Err(ConfigError::invalid(
+                "shortener.cache_ttl",
+                "must be above zero",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,157 @@
+//! `/{slug}`: the hot path. A cache hit costs one map lookup, one clock
+//! read and a channel send; links with `max_visits` add one conditional
+//! `UPDATE` so the limit holds exactly across concurrent requests.
+
+use super::store_failure;
+use crate::cache::CachedLink;
+use crate::domain::{Availability, Link, Slug};
+use crate::state::AppState;
+use crate::storage::Claim;
+use crate::visits::PendingVisit;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use kit::Problem;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+const NO_STORE: HeaderValue = HeaderValue::from_static("private, no-store");
+
+fn gone(slug: &Slug, why: Availability) -> Response {
+    Problem::new(
+        StatusCode::GONE,
+        "link-gone",
+        "The link is no longer available",
+    )
+    .with_detail(format!("link `{slug}` is {}", why.as_str()))
+    .into_response()
+}
+
+/// Browsers may cache a redirect only when nothing about it can change
+/// within the cached time: never for visit-limited links, never past expiry,
+/// and not at all unless the operator opted in with `redirect_max_age`.
+fn cache_control(link: &Link, now: DateTime<Utc>, max_age: Duration) -> HeaderValue {
+    if link.max_visits.is_some() || max_age.is_zero() {
+        return NO_STORE;
+    }
+    let mut secs = max_age.as_secs();
+    if let Some(expires_at) = link.expires_at {
+        secs = secs.min(u64::try_from((expires_at - now).num_seconds()).unwrap_or(0));
+    }
+    if secs == 0 {
+        return NO_STORE;
+    }
+    HeaderValue::from_str(&format!("private, max-age={secs}")).unwrap_or(NO_STORE)
+}
+
+async fn load(state: &AppState, slug: &Slug) -> Result<Option<Arc<CachedLink>>, Problem> {
+    if let Some(link) = state.cache.get(slug.as_str()) {
+        state.metrics.cache_hits.increment(1);
+        return Ok(Some(link));
+    }
+    state.metrics.cache_misses.increment(1);
+    let ticket = state.cache.ticket();
+    let link = state.store.find(slug).await.map_err(store_failure)?;
+    let Some(link) = link else {
+        return Ok(None);
+    };
+    let Some(cached) = CachedLink::new(link) else {
+        tracing::error!(slug = %slug, "stored URL is not a valid header value");
+        return Err(Problem::internal());
+    };
+    let cached = Arc::new(cached);
+    state.cache.insert(ticket, cached.clone());
+    Ok(Some(cached))
+}
+
+fn header_string(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(1024).collect())
+}
+
+pub(crate) async fn redirect(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let not_found = || Problem::not_found("no link at this path").into_response();
+    // The route is `/{slug}` and slugs need no percent-decoding: anything
+    // that is not a valid slug as it stands is simply not a link.
+    let raw = request.uri().path().strip_prefix('/').unwrap_or_default();
+    let Ok(slug) = Slug::parse(raw) else {
+        return not_found();
+    };
+    let method = request.method();
+    let headers = request.headers();
+    let cached = match load(&state, &slug).await {
+        Ok(Some(cached)) => cached,
+        Ok(None) => return not_found(),
+        Err(problem) => return problem.into_response(),
+    };
+    let link = &cached.link;
+    let is_head = method == Method::HEAD;
+    if !link.redirect_status.preserves_method() && method != Method::GET && !is_head {
+        let mut response = Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+        )
+        .with_detail(format!(
+            "a {} link answers GET and HEAD only",
+            link.redirect_status.code()
+        ))
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    let now = state.clock.now();
+    match link.availability(now) {
+        Availability::Active => {}
+        other => return gone(&slug, other),
+    }
+    // HEAD (link checkers, unfurlers) neither counts nor consumes a visit.
+    let counted = if link.max_visits.is_some() && !is_head {
+        match state.store.claim_visit(link.id).await {
+            Ok(Claim::Granted) => true,
+            Ok(Claim::Exhausted) => return gone(&slug, Availability::Exhausted),
+            Ok(Claim::Gone) => {
+                state.cache.invalidate(&slug);
+                return not_found();
+            }
+            Err(e) => return store_failure(e).into_response(),
+        }
+    } else {
+        false
+    };
+    if !is_head {
+        state
+            .recorder
+            .record(PendingVisit {
+                link_id: link.id,
+                at: now,
+                client_ip: Some(peer.ip()),
+                user_agent: header_string(headers, header::USER_AGENT),
+                referer: header_string(headers, header::REFERER),
+                counted,
+            })
+            .await;
+    }
+    let status = StatusCode::from_u16(link.redirect_status.code()).unwrap_or(StatusCode::FOUND);
+    (
+        status,
+        [
+            (header::LOCATION, cached.location.clone()),
+            (
+                header::CACHE_CONTROL,
+                cache_control(link, now, state.config.redirect_max_age),
+            ),
+        ],
+    )
+        .into_response()
+}

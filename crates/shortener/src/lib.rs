@@ -1,0 +1,138 @@
+//! The URL shortener module.
+//!
+//! - [`domain`]: slugs, target URLs, tags, links and visits, parsed once;
+//! - [`storage`]: the [`LinkStore`](storage::LinkStore) port with SQLite
+//!   and PostgreSQL adapters and their migrations;
+//! - `cache`: the hot-slug cache, invalidated on change;
+//! - `visits`: batched visit recording off the redirect path;
+//! - `http`: the links API and the redirect handler.
+//!
+//! [`Shortener`] is the module as the binary sees it: build it from a
+//! config, a store and a clock, mount its router, register its readiness
+//! check, and call [`Shortener::shutdown`] after the HTTP server has
+//! drained so buffered visits are written.
+#![forbid(unsafe_code)]
+
+mod cache;
+pub mod config;
+pub mod domain;
+mod http;
+mod state;
+pub mod storage;
+mod visits;
+
+pub use config::ShortenerConfig;
+
+use axum::Router;
+use kit::health::ReadinessCheck;
+use kit::{CancellationToken, Clock, TaskTracker};
+use state::{AppState, Metrics};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use storage::{LinkChange, LinkStore};
+use visits::{RecorderSettings, VisitRecorder};
+
+pub const SERVICE: &str = "shortener";
+
+/// A running shortener module.
+pub struct Shortener {
+    state: Arc<AppState>,
+    tasks: TaskTracker,
+    stop: CancellationToken,
+}
+
+impl Shortener {
+    /// Starts the module's background work (visit writer, change feed).
+    /// `default_base_url` is used when the config names no `base_url`.
+    pub async fn build(
+        config: ShortenerConfig,
+        store: Arc<dyn LinkStore>,
+        clock: Arc<dyn Clock>,
+        default_base_url: &str,
+    ) -> Self {
+        kit::metrics::install();
+        let tasks = TaskTracker::new();
+        let stop = CancellationToken::new();
+        let recorder = VisitRecorder::spawn(
+            store.clone(),
+            RecorderSettings {
+                batch_size: config.visit_batch_size,
+                flush_interval: config.visit_flush_interval,
+                buffer: config.visit_buffer,
+                shutdown_timeout: config.visit_shutdown_timeout,
+                anonymize_ips: config.anonymize_ips,
+            },
+            &tasks,
+            stop.clone(),
+        );
+        let base_url = config
+            .base_url
+            .clone()
+            .unwrap_or_else(|| default_base_url.to_string())
+            .trim_end_matches('/')
+            .to_string();
+        let state = Arc::new(AppState {
+            cache: cache::LinkCache::new(config.cache_capacity, config.cache_ttl),
+            store: store.clone(),
+            recorder,
+            clock,
+            config,
+            base_url,
+            metrics: Metrics::new(),
+        });
+        if let Some(mut changes) = store.watch_changes().await {
+            let state = state.clone();
+            let stop = stop.clone();
+            tasks.spawn(async move {
+                loop {
+                    tokio::select! {
+                        change = changes.recv() => match change {
+                            Some(LinkChange::Changed(slug)) => state.cache.invalidate(&slug),
+                            Some(LinkChange::Reset) => state.cache.clear(),
+                            None => break,
+                        },
+                        () = stop.cancelled() => break,
+                    }
+                }
+            });
+        }
+        Self { state, tasks, stop }
+    }
+
+    /// The module's routes, without the platform middleware (the binary
+    /// wraps the whole router once with `kit::http::stack`).
+    pub fn router(&self) -> Router {
+        http::routes(self.state.clone())
+    }
+
+    pub fn readiness_check(&self) -> Arc<dyn ReadinessCheck> {
+        Arc::new(StoreReady(self.state.store.clone()))
+    }
+
+    /// Writes every visit recorded so far (operators: before a backup;
+    /// tests: before reading analytics).
+    pub async fn flush_visits(&self) {
+        self.state.recorder.flush().await;
+    }
+
+    /// Writes every buffered visit and stops background work. Call after
+    /// the HTTP server stopped accepting and drained in-flight requests.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+struct StoreReady(Arc<dyn LinkStore>);
+
+impl ReadinessCheck for StoreReady {
+    fn name(&self) -> &str {
+        "shortener-database"
+    }
+
+    fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move { self.0.ping().await.map_err(|e| e.to_string()) })
+    }
+}

@@ -1,0 +1,386 @@
+//! SQLite adapter: the embedded default of `reliable up`.
+//!
+//! WAL journal so redirects (readers) never wait on the visit writer; times
+//! are stored as Unix milliseconds. Every write transaction starts with a
+//! write statement, so SQLite takes the write lock up front and concurrent
+//! writers queue on `busy_timeout` instead of failing with `SQLITE_BUSY`.
+
+use super::{
+    is_unique_violation, link_from_parts, Claim, LinkStore, ListQuery, RawLink, StoreError,
+};
+use crate::domain::{
+    DayCount, Link, LinkPatch, NewLink, ReferrerCount, Slug, Tags, Visit, VisitSummary,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn to_ms(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn from_ms(ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms}")))
+}
+
+/// Rows per multi-row INSERT: 6 bound values each stays far below SQLite's
+/// limit of 32,766 variables per statement.
+const VISIT_ROWS_PER_STATEMENT: usize = 1000;
+
+const LINK_COLUMNS: &str =
+    "l.id, l.slug, l.url, l.redirect_status, l.created_at, l.updated_at, l.expires_at, l.max_visits, l.visit_count";
+
+fn raw_link(row: &SqliteRow) -> Result<RawLink, StoreError> {
+    Ok(RawLink {
+        id: row.try_get("id")?,
+        slug: row.try_get("slug")?,
+        url: row.try_get("url")?,
+        redirect_status: row.try_get("redirect_status")?,
+        created_at: from_ms(row.try_get("created_at")?)?,
+        updated_at: from_ms(row.try_get("updated_at")?)?,
+        expires_at: row
+            .try_get::<Option<i64>, _>("expires_at")?
+            .map(from_ms)
+            .transpose()?,
+        max_visits: row.try_get("max_visits")?,
+        visit_count: row.try_get("visit_count")?,
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite:PATH`)
+    /// and applies migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    async fn insert_tags(
+        tx: &mut Transaction<'_, Sqlite>,
+        link_id: i64,
+        tags: &Tags,
+    ) -> Result<(), StoreError> {
+        for tag in tags.iter() {
+            sqlx::query("INSERT INTO link_tags (link_id, tag) VALUES (?, ?)")
+                .bind(link_id)
+                .bind(tag.as_str())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn tags_of(&self, ids: &[i64]) -> Result<BTreeMap<i64, Vec<String>>, StoreError> {
+        let mut tags: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        if ids.is_empty() {
+            return Ok(tags);
+        }
+        let mut query =
+            QueryBuilder::<Sqlite>::new("SELECT link_id, tag FROM link_tags WHERE link_id IN (");
+        let mut separated = query.separated(", ");
+        for id in ids {
+            separated.push_bind(*id);
+        }
+        query.push(")");
+        for row in query.build().fetch_all(&self.pool).await? {
+            tags.entry(row.try_get("link_id")?)
+                .or_default()
+                .push(row.try_get("tag")?);
+        }
+        Ok(tags)
+    }
+
+    async fn with_tags(&self, rows: Vec<SqliteRow>) -> Result<Vec<Link>, StoreError> {
+        let raws = rows.iter().map(raw_link).collect::<Result<Vec<_>, _>>()?;
+        let ids: Vec<i64> = raws.iter().map(|r| r.id).collect();
+        let mut tags = self.tags_of(&ids).await?;
+        raws.into_iter()
+            .map(|raw| {
+                let t = tags.remove(&raw.id).unwrap_or_default();
+                link_from_parts(raw, t)
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl LinkStore for SqliteStore {
+    async fn create(
+        &self,
+        slug: &Slug,
+        link: &NewLink,
+        now: DateTime<Utc>,
+    ) -> Result<Link, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO links (slug, url, redirect_status, created_at, updated_at, expires_at, max_visits)
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(slug.as_str())
+        .bind(link.url.as_str())
+        .bind(i64::from(link.redirect_status.code()))
+        .bind(to_ms(now))
+        .bind(to_ms(now))
+        .bind(link.expires_at.map(to_ms))
+        .bind(link.max_visits)
+        .fetch_one(&mut *tx)
+        .await;
+        let id: i64 = match inserted {
+            Ok(row) => row.try_get("id")?,
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::SlugTaken(slug.to_string()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Self::insert_tags(&mut tx, id, &link.tags).await?;
+        tx.commit().await?;
+        let now = from_ms(to_ms(now))?;
+        Ok(Link {
+            id,
+            slug: slug.clone(),
+            url: link.url.clone(),
+            redirect_status: link.redirect_status,
+            created_at: now,
+            updated_at: now,
+            expires_at: link.expires_at.map(to_ms).map(from_ms).transpose()?,
+            max_visits: link.max_visits,
+            visit_count: 0,
+            tags: link.tags.clone(),
+        })
+    }
+
+    async fn find(&self, slug: &Slug) -> Result<Option<Link>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {LINK_COLUMNS} FROM links l WHERE l.slug = ?"
+        ))
+        .bind(slug.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(self.with_tags(vec![row]).await?.pop()),
+            None => Ok(None),
+        }
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Link>, StoreError> {
+        let rows = match &query.tag {
+            Some(tag) => {
+                sqlx::query(&format!(
+                    "SELECT {LINK_COLUMNS} FROM links l JOIN link_tags t ON t.link_id = l.id
+                     WHERE t.tag = ? AND l.id > ? ORDER BY l.id LIMIT ?"
+                ))
+                .bind(tag.as_str())
+                .bind(query.after_id)
+                .bind(i64::from(query.limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {LINK_COLUMNS} FROM links l WHERE l.id > ? ORDER BY l.id LIMIT ?"
+                ))
+                .bind(query.after_id)
+                .bind(i64::from(query.limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        self.with_tags(rows).await
+    }
+
+    async fn update(
+        &self,
+        slug: &Slug,
+        patch: &LinkPatch,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Link>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE links SET
+                url = COALESCE(?, url),
+                redirect_status = COALESCE(?, redirect_status),
+                expires_at = CASE WHEN ? THEN ? ELSE expires_at END,
+                max_visits = CASE WHEN ? THEN ? ELSE max_visits END,
+                updated_at = ?
+             WHERE slug = ? RETURNING id",
+        )
+        .bind(patch.url.as_ref().map(|u| u.as_str().to_string()))
+        .bind(patch.redirect_status.map(|s| i64::from(s.code())))
+        .bind(patch.expires_at.is_some())
+        .bind(patch.expires_at.flatten().map(to_ms))
+        .bind(patch.max_visits.is_some())
+        .bind(patch.max_visits.flatten())
+        .bind(to_ms(now))
+        .bind(slug.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let id: i64 = row.try_get("id")?;
+        if let Some(tags) = &patch.tags {
+            sqlx::query("DELETE FROM link_tags WHERE link_id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            Self::insert_tags(&mut tx, id, tags).await?;
+        }
+        tx.commit().await?;
+        self.find(slug).await
+    }
+
+    async fn delete(&self, slug: &Slug) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM links WHERE slug = ?")
+            .bind(slug.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn claim_visit(&self, link_id: i64) -> Result<Claim, StoreError> {
+        let claimed = sqlx::query(
+            "UPDATE links SET visit_count = visit_count + 1
+             WHERE id = ? AND (max_visits IS NULL OR visit_count < max_visits) RETURNING id",
+        )
+        .bind(link_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        if claimed.is_some() {
+            return Ok(Claim::Granted);
+        }
+        let exists = sqlx::query("SELECT 1 FROM links WHERE id = ?")
+            .bind(link_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(if exists.is_some() {
+            Claim::Exhausted
+        } else {
+            Claim::Gone
+        })
+    }
+
+    async fn record_visits(&self, visits: &[Visit]) -> Result<(), StoreError> {
+        if visits.is_empty() {
+            return Ok(());
+        }
+        let mut uncounted: BTreeMap<i64, i64> = BTreeMap::new();
+        for visit in visits.iter().filter(|v| !v.counted) {
+            *uncounted.entry(visit.link_id).or_default() += 1;
+        }
+        // One multi-row statement per chunk; visits of links deleted while
+        // they were buffered are skipped.
+        let mut tx = self.pool.begin().await?;
+        for chunk in visits.chunks(VISIT_ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO visits (link_id, visited_at, referrer_host, client_ip, user_agent, is_bot)
+                 SELECT column1, column2, column3, column4, column5, column6 FROM (",
+            );
+            insert.push_values(chunk, |mut row, visit| {
+                row.push_bind(visit.link_id)
+                    .push_bind(to_ms(visit.at))
+                    .push_bind(visit.referrer_host.as_deref())
+                    .push_bind(visit.client_ip.map(|ip| ip.to_string()))
+                    .push_bind(visit.user_agent.as_deref())
+                    .push_bind(visit.is_bot);
+            });
+            insert.push(") AS v WHERE EXISTS (SELECT 1 FROM links WHERE links.id = v.column1)");
+            insert.build().execute(&mut *tx).await?;
+        }
+        for (link_id, n) in uncounted {
+            sqlx::query("UPDATE links SET visit_count = visit_count + ? WHERE id = ?")
+                .bind(n)
+                .bind(link_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn visit_summary(
+        &self,
+        link_id: i64,
+        since: DateTime<Utc>,
+        top: u32,
+    ) -> Result<VisitSummary, StoreError> {
+        let since = to_ms(since);
+        let totals = sqlx::query(
+            "SELECT COUNT(*) AS total, COALESCE(SUM(is_bot), 0) AS bots
+             FROM visits WHERE link_id = ? AND visited_at >= ?",
+        )
+        .bind(link_id)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        let per_day = sqlx::query(
+            "SELECT date(visited_at / 1000, 'unixepoch') AS day, COUNT(*) AS visits
+             FROM visits WHERE link_id = ? AND visited_at >= ? GROUP BY day ORDER BY day",
+        )
+        .bind(link_id)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let day: String = row.try_get("day")?;
+            let date = NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+                .map_err(|_| StoreError::Corrupt(format!("day {day}")))?;
+            Ok(DayCount {
+                date,
+                visits: row.try_get("visits")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let top_referrers = sqlx::query(
+            "SELECT referrer_host, COUNT(*) AS visits FROM visits
+             WHERE link_id = ? AND visited_at >= ?
+             GROUP BY referrer_host ORDER BY visits DESC, referrer_host LIMIT ?",
+        )
+        .bind(link_id)
+        .bind(since)
+        .bind(i64::from(top))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ReferrerCount {
+                host: row.try_get("referrer_host")?,
+                visits: row.try_get("visits")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(VisitSummary::new(
+            totals.try_get("total")?,
+            totals.try_get("bots")?,
+            per_day,
+            top_referrers,
+        ))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
