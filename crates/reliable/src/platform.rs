@@ -72,6 +72,8 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
     let started = Instant::now();
     let telemetry = kit::telemetry::init("reliable", &config.log)?;
     kit::metrics::install();
+    // Handlers first: from here on SIGTERM means "drain", never "die".
+    let stop_signal = kit::shutdown::signal();
 
     let targets = match &mode {
         Mode::Up => Target::ALL.to_vec(),
@@ -135,7 +137,7 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
     println!("listening on http://{addr}");
 
     let early_exit = tokio::select! {
-        () = kit::shutdown::signal() => None,
+        () = stop_signal => None,
         result = &mut server_task => Some(result),
     };
     let server_result = match early_exit {

@@ -129,13 +129,23 @@ impl VisitRecorder {
     }
 
     /// Queues a visit; waits only while the buffer is full.
-    pub async fn record(&self, mut visit: PendingVisit) {
+    pub async fn record(&self, visit: PendingVisit) {
         if self.shared.closed.load(Ordering::Acquire) {
             // Only possible if a request outlived the server's drain.
             metrics::counter!("shortener_visits_lost_total").increment(1);
             tracing::error!("visit recorded after the recorder stopped");
             return;
         }
+        // Fast path, taken by every redirect while the writer keeps up: one
+        // uncontended lock. Registering as a `room` waiter costs two more
+        // lock round trips, so only a full buffer pays for it.
+        match self.try_push(visit) {
+            Ok(()) => {}
+            Err(rejected) => self.wait_for_room(rejected).await,
+        }
+    }
+
+    async fn wait_for_room(&self, mut visit: PendingVisit) {
         loop {
             let room = self.shared.room.notified();
             tokio::pin!(room);

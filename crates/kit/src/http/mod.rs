@@ -1,18 +1,17 @@
 //! The HTTP conventions every module gets from [`stack`].
 //!
 //! Layers, outermost first:
-//! 1. `observe`: request id (kept if the client sent a sane one, generated
-//!    otherwise, echoed in the response), W3C trace context (continued or
-//!    started) on a `request` span so every log line inside carries
-//!    `trace_id`/`span_id`, the per-request timeout (503 problem), and the
-//!    `http_server_request_duration_seconds` histogram labelled by route
-//!    template, never by raw path;
-//! 2. panic catching: a panicking handler is a 500 problem, not a dropped
-//!    connection;
-//! 3. the request body limit, enforced by the extractors (413 problem);
-//! 4. per route: remember the matched route template for the metric label.
+//! 1. the request body limit, enforced by the extractors (413 problem);
+//! 2. routing, then on every route and on the fallback `observe`: request
+//!    id (kept if the client sent a sane one, generated otherwise, echoed
+//!    in the response), W3C trace context (continued or started) so every
+//!    log line inside carries `trace_id`/`span_id`, the per-request timeout
+//!    (503 problem), panic catching (500 problem, not a dropped
+//!    connection), and the `http_server_request_duration_seconds`
+//!    histogram labelled by route template, never by raw path.
 //!
-//! Unknown paths and methods answer problem+json 404/405 too.
+//! Unknown paths and methods answer problem+json 404/405 too, observed
+//! like any route (`http_route="unmatched"` for unknown paths).
 
 mod extract;
 mod observe;
@@ -22,13 +21,14 @@ pub use extract::{parse_json, ApiJson, ApiQuery};
 use crate::problem::Problem;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::Router;
-use observe::{Observe, ObserveLayer, RouteLabelLayer};
+use observe::{Observe, ObserveLayer};
 use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use tower_http::catch_panic::CatchPanicLayer;
+use tower::Layer;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -75,13 +75,19 @@ impl HttpConfig {
 /// Wraps a module's router in the platform's middleware stack.
 pub fn stack(router: Router, service: &'static str, config: &HttpConfig) -> Router {
     let observe = ObserveLayer::new(Arc::new(Observe::new(service, config.request_timeout)));
+    let fallback = observe.layer(tower::service_fn(|_: axum::extract::Request| async {
+        Ok::<_, Infallible>(not_found().await.into_response())
+    }));
+    let router = router.method_not_allowed_fallback(method_not_allowed);
+    // `route_layer` refuses a router without routes (it would be a no-op).
+    let router = if router.has_routes() {
+        router.route_layer(observe)
+    } else {
+        router
+    };
     router
-        .route_layer(RouteLabelLayer)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback_service(fallback)
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
-        .layer(CatchPanicLayer::custom(panic_to_problem))
-        .layer(observe)
 }
 
 async fn not_found() -> Problem {
@@ -94,9 +100,4 @@ async fn method_not_allowed() -> Problem {
         "method-not-allowed",
         "Method not allowed",
     )
-}
-
-fn panic_to_problem(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("request handler panicked");
-    Problem::internal().into_response()
 }
