@@ -12,6 +12,8 @@
 //! tests run in parallel without seeing each other's rows.
 #![forbid(unsafe_code)]
 
+pub mod redis;
+
 use std::io;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
