@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod redis;
+mod supervised;
 
 use std::io;
 use std::net::TcpListener;
