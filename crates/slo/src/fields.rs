@@ -89,6 +89,14 @@ impl<'a, 'n> Fields<'a, 'n> {
         (!node.is_null()).then_some(node)
     }
 
+    /// The line of `key` itself (a block map's value starts a line later).
+    pub fn key_line(&self, key: &str) -> usize {
+        self.entries
+            .iter()
+            .find(|e| e.key == key)
+            .map_or(self.line, |e| e.line)
+    }
+
     pub fn required(&mut self, key: &str) -> Result<&'n Node, SpecError> {
         let line = self.line;
         self.take(key)

@@ -132,8 +132,8 @@ fn parse_slo(file: &str, meta: &Node, spec: &Node) -> Result<PendingSlo, SpecErr
         return Err(s.at.error(line, s.at.field("budgetingMethod"), format!("`{method}` is not supported; use Occurrences")));
     }
     let (objective, threshold) = objectives(&mut s)?;
-    if let Some(node) = s.take("alertPolicies") {
-        return Err(s.at.error(node.line, s.at.field("alertPolicies"), "not supported: page and ticket burn-rate alerts are generated; steer them with reliable.dev/ annotations"));
+    if s.take("alertPolicies").is_some() {
+        return Err(s.at.error(s.key_line("alertPolicies"), s.at.field("alertPolicies"), "not supported: page and ticket burn-rate alerts are generated; steer them with reliable.dev/ annotations"));
     }
     s.finish()?;
     let alerting = alerting(&root.child("metadata").child("annotations"), meta_line, &annotations)?;
@@ -171,8 +171,8 @@ fn time_window(s: &mut Fields<'_, '_>) -> Result<Window, SpecError> {
     if w.bool("isRolling")? != Some(true) {
         return Err(w.at.error(items[0].line, w.at.field("isRolling"), "only rolling windows are supported: set isRolling: true"));
     }
-    if let Some(node) = w.take("calendar") {
-        return Err(w.at.error(node.line, w.at.field("calendar"), "contradicts isRolling: true"));
+    if w.take("calendar").is_some() {
+        return Err(w.at.error(w.key_line("calendar"), w.at.field("calendar"), "contradicts isRolling: true"));
     }
     w.finish()?;
     Ok(period)
@@ -218,7 +218,7 @@ fn parse_sli_spec(at: At<'_>, node: &Node) -> Result<SliSpec, SpecError> {
     let ratio = f.take("ratioMetric");
     let threshold = f.take("thresholdMetric");
     let spec = match (ratio, threshold) {
-        (Some(_), Some(t)) => return Err(f.at.error(t.line, f.at.field("thresholdMetric"), "contradicts `ratioMetric`: give one of them")),
+        (Some(_), Some(_)) => return Err(f.at.error(f.key_line("thresholdMetric"), f.at.field("thresholdMetric"), "contradicts `ratioMetric`: give one of them")),
         (None, None) => return Err(f.at.here(f.line, "needs `ratioMetric` or `thresholdMetric`")),
         (Some(r), None) => {
             let mut r = Fields::new(f.at.child("ratioMetric"), r)?;

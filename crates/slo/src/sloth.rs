@@ -114,8 +114,8 @@ fn parse_sli(at: At<'_>, node: &Node) -> Result<Sli, SpecError> {
         return Err(f.at.error(f.line, f.at.field("plugin"), "Sloth SLI plugins are not supported; use events or raw"));
     }
     let sli = match (events, raw) {
-        (Some(_), Some(raw)) => {
-            return Err(f.at.error(raw.line, f.at.field("raw"), "contradicts `events`: an SLI is either events or raw"))
+        (Some(_), Some(_)) => {
+            return Err(f.at.error(f.key_line("raw"), f.at.field("raw"), "contradicts `events`: an SLI is either events or raw"))
         }
         (None, None) => return Err(f.at.here(f.line, "needs `events` (error_query, total_query) or `raw` (error_ratio_query)")),
         (Some(events), None) => {
