@@ -1,1 +1,189 @@
-//! TODO
+//! Reading SLI event counters out of Prometheus text exposition.
+//!
+//! The live evaluator has no Prometheus: it reads the platform's own
+//! `/metrics` text and sums, per SLO, the counters its queries select. It
+//! can follow queries of the shape `sum(rate(selector[w]))` (which is what
+//! OpenSLO counters and latency SLIs become, and what Sloth specs usually
+//! are); the [`Sampler`] reports the others as not evaluable locally.
+
+use crate::model::{ErrorEvents, Sli, Slo};
+use crate::promql::{summed_counter, CounterSeries};
+use std::collections::HashMap;
+
+/// One `name{labels} value` line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample<'a> {
+    pub name: &'a str,
+    pub labels: Vec<(&'a str, String)>,
+    pub value: f64,
+}
+
+/// Parses one exposition line; comments, blanks and garbage give `None`.
+pub fn parse_line(line: &str) -> Option<Sample<'_>> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let name_end = line.find(['{', ' ', '\t']).unwrap_or(line.len());
+    let name = &line[..name_end];
+    let mut rest = &line[name_end..];
+    let mut labels = Vec::new();
+    if let Some(body) = rest.strip_prefix('{') {
+        let mut chars = body.char_indices().peekable();
+        let end;
+        loop {
+            while chars.peek().is_some_and(|(_, c)| *c == ',' || c.is_whitespace()) {
+                chars.next();
+            }
+            let (start, c) = chars.next()?;
+            if c == '}' {
+                end = start + 1;
+                break;
+            }
+            let eq = body[start..].find('=')? + start;
+            let key = body[start..eq].trim();
+            while chars.peek().is_some_and(|(i, _)| *i <= eq) {
+                chars.next();
+            }
+            if chars.next()?.1 != '"' {
+                return None;
+            }
+            let mut value = String::new();
+            loop {
+                match chars.next()? {
+                    (_, '"') => break,
+                    (_, '\\') => match chars.next()?.1 {
+                        'n' => value.push('\n'),
+                        other => value.push(other),
+                    },
+                    (_, c) => value.push(c),
+                }
+            }
+            labels.push((key, value));
+        }
+        rest = &body[end..];
+    }
+    let value = rest.split_whitespace().next()?;
+    let value = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().ok()?,
+    };
+    Some(Sample { name, labels, value })
+}
+
+/// Cumulative SLI event counters of one SLO at one instant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EventCounts {
+    pub errors: f64,
+    pub total: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Bad,
+    Good,
+    Total,
+}
+
+/// Which counters belong to which SLO, indexed by metric name.
+#[derive(Debug, Default)]
+pub struct Sampler {
+    by_name: HashMap<String, Vec<(usize, Role, usize)>>,
+    selectors: Vec<CounterSeries>,
+    good_based: Vec<bool>,
+    slos: usize,
+}
+
+impl Sampler {
+    /// Indexes the SLOs; returns it and the ids of SLOs it cannot follow.
+    pub fn new(slos: &[Slo]) -> (Self, Vec<String>) {
+        let mut sampler = Sampler { slos: slos.len(), ..Sampler::default() };
+        let mut skipped = Vec::new();
+        for (i, slo) in slos.iter().enumerate() {
+            let (errors, good_based, total) = match &slo.sli {
+                Sli::Events { errors: ErrorEvents::Bad(b), total, .. } => (summed_counter(b), false, summed_counter(total)),
+                Sli::Events { errors: ErrorEvents::Good(g), total, .. } => (summed_counter(g), true, summed_counter(total)),
+                Sli::Raw { .. } => (None, false, None),
+            };
+            sampler.good_based.push(good_based);
+            let (Some(errors), Some(total)) = (errors, total) else {
+                skipped.push(slo.id());
+                continue;
+            };
+            if errors.name.is_none() || total.name.is_none() {
+                skipped.push(slo.id());
+                continue;
+            }
+            let role = if good_based { Role::Good } else { Role::Bad };
+            for (selector, role) in [(errors, role), (total, Role::Total)] {
+                let name = selector.name.clone().unwrap_or_default();
+                sampler.by_name.entry(name).or_default().push((i, role, sampler.selectors.len()));
+                sampler.selectors.push(selector);
+            }
+        }
+        (sampler, skipped)
+    }
+
+    /// Sums each SLO's counters in `text`; `None` where its total counter
+    /// has no series (no data, which is not zero traffic).
+    pub fn sample(&self, text: &str) -> Vec<Option<EventCounts>> {
+        // (errors-or-good sum, total sum, total seen)
+        let mut acc = vec![(0.0, 0.0, false); self.slos];
+        for line in text.lines() {
+            let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+            let Some(entries) = self.by_name.get(&line[..name_end]) else { continue };
+            let Some(sample) = parse_line(line) else { continue };
+            let get = |l: &str| sample.labels.iter().find(|(k, _)| *k == l).map(|(_, v)| v.as_str());
+            for &(slo, role, sel) in entries {
+                if !self.selectors[sel].matches(sample.name, get) {
+                    continue;
+                }
+                let a = &mut acc[slo];
+                match role {
+                    Role::Bad | Role::Good => a.0 += sample.value,
+                    Role::Total => {
+                        a.1 += sample.value;
+                        a.2 = true;
+                    }
+                }
+            }
+        }
+        acc.iter()
+            .zip(&self.good_based)
+            .map(|(&(e, total, seen), &good_based)| {
+                seen.then(|| EventCounts { errors: if good_based { (total - e).max(0.0) } else { e }, total })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_exposition_lines() {
+        let s = parse_line(r#"http_total{service="a",route="/{slug}",q="x\"y"} 12 1700000000"#).expect("sample");
+        assert_eq!(s.name, "http_total");
+        assert_eq!(s.labels, vec![("service", "a".into()), ("route", "/{slug}".into()), ("q", "x\"y".into())]);
+        assert_eq!(s.value, 12.0);
+        assert_eq!(parse_line("up 1").map(|s| s.value), Some(1.0));
+        assert_eq!(parse_line("x_bucket{le=\"+Inf\"} +Inf").map(|s| s.value), Some(f64::INFINITY));
+        assert!(parse_line("# TYPE x counter").is_none());
+        assert!(parse_line("broken{a=\"b\" 1").is_none());
+    }
+
+    #[test]
+    fn sums_the_counters_of_each_slo() {
+        let text = "version: prometheus/v1\nservice: s\nslos:\n  - name: a\n    objective: 99\n    sli:\n      events:\n        error_query: sum(rate(req_total{code=~\"5..\"}[{{.window}}]))\n        total_query: sum(rate(req_total[{{.window}}]))\n  - name: raw\n    objective: 99\n    sli:\n      raw:\n        error_ratio_query: x[{{.window}}]\n";
+        let slos = crate::catalog::load_texts(&[("t.yaml".into(), text.into())]).expect("valid");
+        let (sampler, skipped) = Sampler::new(&slos);
+        assert_eq!(skipped, vec!["s-raw".to_string()]);
+        let counts = sampler.sample("req_total{code=\"200\"} 90\nreq_total{code=\"503\"} 10\nother 5\n");
+        assert_eq!(counts[0], Some(EventCounts { errors: 10.0, total: 100.0 }));
+        assert_eq!(counts[1], None);
+        assert_eq!(sampler.sample("other 1\n")[0], None);
+        assert_eq!(sampler.sample("req_total{code=\"200\"} 5\n")[0], Some(EventCounts { errors: 0.0, total: 5.0 }));
+    }
+}

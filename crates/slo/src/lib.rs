@@ -22,6 +22,7 @@ pub mod error;
 pub mod eval;
 pub mod exposition;
 pub mod fields;
+pub mod history;
 pub mod model;
 pub mod objective;
 pub mod openslo;
