@@ -8,6 +8,7 @@ mod load_command;
 mod platform;
 mod settings;
 mod slo_command;
+mod slo_live;
 mod slo_status;
 
 /// mimalloc: the request path allocates many small, short-lived objects
