@@ -119,7 +119,8 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
         }
     }
     let slo_stop = CancellationToken::new();
-    let live_slos = crate::slo_live::LiveSlos::start(&config.slo, Arc::new(SystemClock), slo_stop.clone())?;
+    let live_slos =
+        crate::slo_live::LiveSlos::start(&config.slo, Arc::new(SystemClock), slo_stop.clone())?;
     let router = router
         .merge(live_slos.routes())
         .merge(readiness.routes())

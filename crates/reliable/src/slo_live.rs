@@ -22,10 +22,19 @@ pub const STATUS_PATH: &str = "/api/v1/slo/status";
 
 /// The platform's own specs, compiled in so `reliable up` needs no files.
 const PLATFORM_SPECS: &[(&str, &str)] = &[
-    ("slo/gateway.yaml", include_str!("../../../slo/gateway.yaml")),
-    ("slo/inference.yaml", include_str!("../../../slo/inference.yaml")),
+    (
+        "slo/gateway.yaml",
+        include_str!("../../../slo/gateway.yaml"),
+    ),
+    (
+        "slo/inference.yaml",
+        include_str!("../../../slo/inference.yaml"),
+    ),
     ("slo/orders.yaml", include_str!("../../../slo/orders.yaml")),
-    ("slo/shortener.yaml", include_str!("../../../slo/shortener.yaml")),
+    (
+        "slo/shortener.yaml",
+        include_str!("../../../slo/shortener.yaml"),
+    ),
 ];
 
 /// Configuration section `slo`.
@@ -51,7 +60,10 @@ impl Default for SloConfig {
 impl SloConfig {
     pub fn validate(&self) -> Result<(), kit::config::ConfigError> {
         if self.tick < Duration::from_millis(100) {
-            return Err(kit::config::ConfigError::invalid("slo.tick", "must be at least 100ms"));
+            return Err(kit::config::ConfigError::invalid(
+                "slo.tick",
+                "must be at least 100ms",
+            ));
         }
         Ok(())
     }
@@ -61,8 +73,10 @@ pub fn load_specs(config: &SloConfig) -> anyhow::Result<Vec<slo::Slo>> {
     let slos = match &config.specs {
         Some(path) => slo::catalog::load_paths(std::slice::from_ref(path)),
         None => {
-            let sources: Vec<(String, String)> =
-                PLATFORM_SPECS.iter().map(|(f, t)| (f.to_string(), t.to_string())).collect();
+            let sources: Vec<(String, String)> = PLATFORM_SPECS
+                .iter()
+                .map(|(f, t)| (f.to_string(), t.to_string()))
+                .collect();
             slo::catalog::load_texts(&sources)
         }
     };
@@ -75,7 +89,11 @@ pub struct LiveSlos {
 }
 
 impl LiveSlos {
-    pub fn start(config: &SloConfig, clock: Arc<dyn Clock>, stop: CancellationToken) -> anyhow::Result<Self> {
+    pub fn start(
+        config: &SloConfig,
+        clock: Arc<dyn Clock>,
+        stop: CancellationToken,
+    ) -> anyhow::Result<Self> {
         let slos = load_specs(config)?;
         let evaluator = Evaluator::new(&slos);
         if !evaluator.not_evaluable().is_empty() {
@@ -108,7 +126,10 @@ impl LiveSlos {
             get(move || {
                 let evaluator = evaluator.clone();
                 async move {
-                    let report = evaluator.lock().unwrap_or_else(|e| e.into_inner()).report("local");
+                    let report = evaluator
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .report("local");
                     Json(report)
                 }
             }),

@@ -86,8 +86,9 @@ pub fn gate(args: GateArgs) -> ExitCode {
         None => Policy::default(),
         Some(path) => match std::fs::read_to_string(path)
             .map_err(|e| format!("{}: {e}", path.display()))
-            .and_then(|text| Policy::parse(&path.display().to_string(), &text).map_err(|e| e.to_string()))
-        {
+            .and_then(|text| {
+                Policy::parse(&path.display().to_string(), &text).map_err(|e| e.to_string())
+            }) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -124,7 +125,10 @@ pub fn gate(args: GateArgs) -> ExitCode {
         println!("allowed ({}): {}", verdict.decision, verdict.reason);
         ExitCode::SUCCESS
     } else {
-        eprintln!("blocked ({}): {} [{} release]", verdict.decision, verdict.reason, args.kind);
+        eprintln!(
+            "blocked ({}): {} [{} release]",
+            verdict.decision, verdict.reason, args.kind
+        );
         ExitCode::FAILURE
     }
 }
@@ -139,8 +143,16 @@ fn fetch(source: &Source) -> anyhow::Result<StatusReport> {
             Some(url) => from_prometheus(&client, url).await,
             None => {
                 let url = source.url.join(crate::slo_live::STATUS_PATH)?;
-                let response = client.get(url.clone()).send().await.map_err(|e| anyhow::anyhow!("{url}: {e} (is `reliable up` running?)"))?;
-                anyhow::ensure!(response.status().is_success(), "{url}: HTTP {}", response.status());
+                let response = client
+                    .get(url.clone())
+                    .send()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{url}: {e} (is `reliable up` running?)"))?;
+                anyhow::ensure!(
+                    response.status().is_success(),
+                    "{url}: HTTP {}",
+                    response.status()
+                );
                 Ok(response.json().await?)
             }
         }
@@ -148,15 +160,32 @@ fn fetch(source: &Source) -> anyhow::Result<StatusReport> {
 }
 
 /// One instant-vector query: (labels, value) per series.
-async fn query(client: &reqwest::Client, base: &url::Url, promql: &str) -> anyhow::Result<Vec<(BTreeMap<String, String>, f64)>> {
+async fn query(
+    client: &reqwest::Client,
+    base: &url::Url,
+    promql: &str,
+) -> anyhow::Result<Vec<(BTreeMap<String, String>, f64)>> {
     let mut url = base.join("api/v1/query")?;
     url.query_pairs_mut().append_pair("query", promql);
-    let body: serde_json::Value = client.get(url.clone()).send().await.map_err(|e| anyhow::anyhow!("{url}: {e}"))?.json().await?;
-    anyhow::ensure!(body["status"] == "success", "{url}: {promql}: {}", body["error"]);
+    let body: serde_json::Value = client
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?
+        .json()
+        .await?;
+    anyhow::ensure!(
+        body["status"] == "success",
+        "{url}: {promql}: {}",
+        body["error"]
+    );
     let mut out = Vec::new();
     for series in body["data"]["result"].as_array().into_iter().flatten() {
-        let labels: BTreeMap<String, String> = serde_json::from_value(series["metric"].clone()).unwrap_or_default();
-        let value = series["value"][1].as_str().and_then(|v| v.parse::<f64>().ok());
+        let labels: BTreeMap<String, String> =
+            serde_json::from_value(series["metric"].clone()).unwrap_or_default();
+        let value = series["value"][1]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok());
         if let Some(v) = value.filter(|v| v.is_finite()) {
             out.push((labels, v));
         }
@@ -165,36 +194,56 @@ async fn query(client: &reqwest::Client, base: &url::Url, promql: &str) -> anyho
 }
 
 /// Builds the report from the generated rules' recorded series.
-async fn from_prometheus(client: &reqwest::Client, base: &url::Url) -> anyhow::Result<StatusReport> {
+async fn from_prometheus(
+    client: &reqwest::Client,
+    base: &url::Url,
+) -> anyhow::Result<StatusReport> {
     let by_id = |rows: Vec<(BTreeMap<String, String>, f64)>| -> BTreeMap<String, f64> {
-        rows.into_iter().filter_map(|(l, v)| l.get("slo_id").map(|id| (id.clone(), v))).collect()
+        rows.into_iter()
+            .filter_map(|(l, v)| l.get("slo_id").map(|id| (id.clone(), v)))
+            .collect()
     };
     let objectives = query(client, base, rules::OBJECTIVE).await?;
     let periods = by_id(query(client, base, rules::PERIOD_SECONDS).await?);
     let period_errors = by_id(query(client, base, rules::PERIOD_ERROR_RATIO).await?);
     let mut windows = Vec::new();
     for w in slo::burn::ALERT_WINDOWS {
-        windows.push((w.to_string(), by_id(query(client, base, &rules::ratio_metric(w)).await?)));
+        windows.push((
+            w.to_string(),
+            by_id(query(client, base, &rules::ratio_metric(w)).await?),
+        ));
     }
     let mut firing: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (labels, _) in query(client, base, "ALERTS{alertstate=\"firing\",slo_id!=\"\"}").await? {
-        let Some(id) = labels.get("slo_id") else { continue };
+        let Some(id) = labels.get("slo_id") else {
+            continue;
+        };
         let what = if labels.get("alertname").map(String::as_str) == Some(rules::ABSENT_ALERT) {
             "absent".to_string()
         } else {
-            labels.get("slo_severity").cloned().unwrap_or_else(|| "unknown".into())
+            labels
+                .get("slo_severity")
+                .cloned()
+                .unwrap_or_else(|| "unknown".into())
         };
         firing.entry(id.clone()).or_default().push(what);
     }
     let mut slos = Vec::new();
     for (labels, objective) in objectives {
-        let Some(id) = labels.get("slo_id").cloned() else { continue };
+        let Some(id) = labels.get("slo_id").cloned() else {
+            continue;
+        };
         let budget = 1.0 - objective;
         let period_seconds = periods.get(&id).copied().unwrap_or(0.0) as u64;
         let error = period_errors.get(&id).copied();
         let remaining = error.map(|e| 1.0 - e / budget);
         let mut f = firing.remove(&id).unwrap_or_default();
-        f.sort_by_key(|a| ["page", "ticket", "absent"].iter().position(|x| x == a).unwrap_or(3));
+        f.sort_by_key(|a| {
+            ["page", "ticket", "absent"]
+                .iter()
+                .position(|x| x == a)
+                .unwrap_or(3)
+        });
         f.dedup();
         slos.push(SloStatus {
             service: labels.get("slo_service").cloned().unwrap_or_default(),
@@ -203,15 +252,22 @@ async fn from_prometheus(client: &reqwest::Client, base: &url::Url) -> anyhow::R
             period_seconds,
             sli: error.map(|e| 1.0 - e),
             budget_remaining: remaining,
-            budget_remaining_seconds: remaining.map(|r| SloStatus::remaining_seconds(objective, period_seconds, r)),
+            budget_remaining_seconds: remaining
+                .map(|r| SloStatus::remaining_seconds(objective, period_seconds, r)),
             burn_rates: windows
                 .iter()
-                .map(|(w, values)| WindowBurn { window: w.clone(), burn_rate: values.get(&id).map(|r| r / budget) })
+                .map(|(w, values)| WindowBurn {
+                    window: w.clone(),
+                    burn_rate: values.get(&id).map(|r| r / budget),
+                })
                 .collect(),
             firing: f,
             id,
         });
     }
     slos.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(StatusReport { source: base.to_string(), slos })
+    Ok(StatusReport {
+        source: base.to_string(),
+        slos,
+    })
 }

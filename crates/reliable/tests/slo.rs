@@ -25,15 +25,23 @@ fn run(cmd: &mut Command) -> (i32, String, String) {
 
 /// promtool from Debian's `prometheus` package (scripts/test installs it).
 fn promtool() -> Command {
-    let found = Command::new("promtool").arg("--version").output().is_ok_and(|o| o.status.success());
-    assert!(found, "promtool not found: install the Debian package `prometheus` (scripts/test does)");
+    let found = Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "promtool not found: install the Debian package `prometheus` (scripts/test does)"
+    );
     Command::new("promtool")
 }
 
 #[test]
 fn committed_rules_are_what_the_specs_generate() {
     let out = tempfile::tempdir().expect("tempdir");
-    let (code, stdout, stderr) = run(reliable().args(["slo", "generate", "slo/", "-o"]).arg(out.path()));
+    let (code, stdout, stderr) = run(reliable()
+        .args(["slo", "generate", "slo/", "-o"])
+        .arg(out.path()));
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout.lines().count(), 8, "{stdout}");
     for entry in std::fs::read_dir(out.path()).expect("read") {
@@ -82,10 +90,21 @@ fn a_bad_spec_fails_with_file_line_and_field() {
     .expect("write");
     let (code, _, stderr) = run(reliable().args(["slo", "check"]).arg(&spec));
     assert_eq!(code, 2);
-    assert!(stderr.contains("bad.yaml:5: field `slos[0].objective`: objective 100 must be a percentage"), "{stderr}");
-    let (code, _, stderr) = run(reliable().args(["slo", "generate"]).arg(&spec).arg("-o").arg(dir.path().join("out")));
+    assert!(
+        stderr
+            .contains("bad.yaml:5: field `slos[0].objective`: objective 100 must be a percentage"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(reliable()
+        .args(["slo", "generate"])
+        .arg(&spec)
+        .arg("-o")
+        .arg(dir.path().join("out")));
     assert_eq!(code, 2, "{stderr}");
-    assert!(!dir.path().join("out").exists(), "nothing written for a bad spec");
+    assert!(
+        !dir.path().join("out").exists(),
+        "nothing written for a bad spec"
+    );
 }
 
 fn status_file(dir: &Path, remaining: &[(&str, Option<f64>)]) -> PathBuf {
@@ -101,7 +120,11 @@ fn status_file(dir: &Path, remaining: &[(&str, Option<f64>)]) -> PathBuf {
         })
         .collect();
     let path = dir.join("status.json");
-    std::fs::write(&path, serde_json::json!({"source": "test", "slos": slos}).to_string()).expect("write");
+    std::fs::write(
+        &path,
+        serde_json::json!({"source": "test", "slos": slos}).to_string(),
+    )
+    .expect("write");
     path
 }
 
@@ -111,22 +134,44 @@ fn the_gate_follows_the_policy() {
     let gate = |remaining: &[(&str, Option<f64>)], extra: &[&str]| {
         let file = status_file(dir.path(), remaining);
         run(reliable()
-            .args(["slo", "gate", "--policy", "slo/policy/error-budget.yaml", "--status-file"])
+            .args([
+                "slo",
+                "gate",
+                "--policy",
+                "slo/policy/error-budget.yaml",
+                "--status-file",
+            ])
             .arg(file)
             .args(extra))
     };
     let (code, stdout, _) = gate(&[("gateway-availability", Some(0.8))], &[]);
     assert_eq!(code, 0);
     assert!(stdout.starts_with("allowed (ship)"), "{stdout}");
-    let (code, _, stderr) = gate(&[("gateway-availability", Some(0.8)), ("orders-create", Some(0.15))], &[]);
+    let (code, _, stderr) = gate(
+        &[
+            ("gateway-availability", Some(0.8)),
+            ("orders-create", Some(0.15)),
+        ],
+        &[],
+    );
     assert_eq!(code, 1);
-    assert!(stderr.contains("blocked (reliability-first): orders-create: 15.0% of the error budget left"), "{stderr}");
+    assert!(
+        stderr
+            .contains("blocked (reliability-first): orders-create: 15.0% of the error budget left"),
+        "{stderr}"
+    );
     let (code, _, _) = gate(&[("orders-create", Some(0.15))], &["--kind", "fix"]);
     assert_eq!(code, 0, "fixes still ship");
     let (code, _, stderr) = gate(&[("orders-create", Some(-0.2))], &[]);
     assert_eq!(code, 1);
     assert!(stderr.contains("freeze"), "{stderr}");
-    let (code, _, _) = gate(&[("gateway-availability", Some(0.8)), ("orders-create", Some(0.15))], &["--service", "gateway"]);
+    let (code, _, _) = gate(
+        &[
+            ("gateway-availability", Some(0.8)),
+            ("orders-create", Some(0.15)),
+        ],
+        &["--service", "gateway"],
+    );
     assert_eq!(code, 0, "filtered to the gateway");
     let (code, _, stderr) = gate(&[("inference-availability", None)], &[]);
     assert_eq!(code, 1);

@@ -70,11 +70,19 @@ fn reliable() -> Command {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// Polls `check` every 200 ms until it returns `Some`, for at most `limit`.
-async fn eventually<T>(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+async fn eventually<T>(
+    what: &str,
+    limit: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = check().await {
@@ -87,7 +95,14 @@ async fn eventually<T>(what: &str, limit: Duration, mut check: impl AsyncFnMut()
 
 fn start_platform(dir: &Path, spec: &Path) -> (Reaped, String) {
     let mut child = reliable()
-        .args(["up", "--listen", "127.0.0.1:0", "--log", "warn", "--data-dir"])
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--log",
+            "warn",
+            "--data-dir",
+        ])
         .arg(dir.join("data"))
         .env("RELIABLE_SLO__SPECS", spec)
         .env("RELIABLE_SLO__TICK", "1s")
@@ -120,37 +135,46 @@ fn start_prometheus(dir: &Path, target: &str, rules: &Path) -> (Reaped, String) 
     .expect("config");
     let child = Command::new("prometheus")
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("prometheus not found: install the Debian package `prometheus` (scripts/test does)");
+        .expect(
+            "prometheus not found: install the Debian package `prometheus` (scripts/test does)",
+        );
     (Reaped(child), format!("http://127.0.0.1:{port}"))
 }
 
 async fn prometheus_value(client: &reqwest::Client, base: &str, query: &str) -> Option<f64> {
     let mut url = url::Url::parse(&format!("{base}/api/v1/query")).ok()?;
     url.query_pairs_mut().append_pair("query", query);
-    let body: serde_json::Value = client
-        .get(url)
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
+    let body: serde_json::Value = client.get(url).send().await.ok()?.json().await.ok()?;
     body["data"]["result"][0]["value"][1].as_str()?.parse().ok()
 }
 
 fn status(args: &[&str]) -> serde_json::Value {
-    let out = reliable().args(["slo", "status", "--format", "json"]).args(args).output().expect("status");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = reliable()
+        .args(["slo", "status", "--format", "json"])
+        .args(args)
+        .output()
+        .expect("status");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("json")
 }
 
 fn slo<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    report["slos"].as_array().and_then(|s| s.iter().find(|s| s["id"] == id)).unwrap_or_else(|| panic!("{id} missing from {report}"))
+    report["slos"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["id"] == id))
+        .unwrap_or_else(|| panic!("{id} missing from {report}"))
 }
 
 #[tokio::test]
@@ -159,12 +183,25 @@ async fn live_evaluator_agrees_with_prometheus_on_the_same_traffic() {
     let spec = dir.path().join("difftest.yaml");
     std::fs::write(&spec, SPEC).expect("spec");
     let rules: PathBuf = dir.path().join("rules");
-    let out = reliable().args(["slo", "generate"]).arg(&spec).arg("-o").arg(&rules).output().expect("generate");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = reliable()
+        .args(["slo", "generate"])
+        .arg(&spec)
+        .arg("-o")
+        .arg(&rules)
+        .output()
+        .expect("generate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let (_platform, addr) = start_platform(dir.path(), &spec);
     let base = format!("http://{addr}");
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
     let created = client
         .post(format!("{base}/api/v1/links"))
         .json(&serde_json::json!({"url": "https://example.com/", "slug": "docs"}))
@@ -173,24 +210,48 @@ async fn live_evaluator_agrees_with_prometheus_on_the_same_traffic() {
         .expect("create");
     assert_eq!(created.status(), 201);
     // Both series exist before either side takes its first sample of them.
-    assert_eq!(client.get(format!("{base}/docs")).send().await.expect("302").status(), 302);
-    assert_eq!(client.get(format!("{base}/nope")).send().await.expect("404").status(), 404);
+    assert_eq!(
+        client
+            .get(format!("{base}/docs"))
+            .send()
+            .await
+            .expect("302")
+            .status(),
+        302
+    );
+    assert_eq!(
+        client
+            .get(format!("{base}/nope"))
+            .send()
+            .await
+            .expect("404")
+            .status(),
+        404
+    );
 
     let (_prometheus, prom) = start_prometheus(dir.path(), &addr, &rules);
     let total = "sum(http_server_request_duration_seconds_count{http_route=\"/{slug}\"})";
-    eventually("Prometheus to scrape the warm-up", Duration::from_secs(60), async || {
-        (prometheus_value(&client, &prom, total).await == Some(2.0)).then_some(())
-    })
+    eventually(
+        "Prometheus to scrape the warm-up",
+        Duration::from_secs(60),
+        async || (prometheus_value(&client, &prom, total).await == Some(2.0)).then_some(()),
+    )
     .await;
 
     // The scripted mix: 300 good redirects and 100 for unknown slugs.
     for i in 0..400 {
         let path = if i % 4 == 3 { "missing" } else { "docs" };
-        client.get(format!("{base}/{path}")).send().await.expect("request");
+        client
+            .get(format!("{base}/{path}"))
+            .send()
+            .await
+            .expect("request");
     }
-    eventually("Prometheus to scrape the burst", Duration::from_secs(30), async || {
-        (prometheus_value(&client, &prom, total).await == Some(402.0)).then_some(())
-    })
+    eventually(
+        "Prometheus to scrape the burst",
+        Duration::from_secs(30),
+        async || (prometheus_value(&client, &prom, total).await == Some(402.0)).then_some(()),
+    )
     .await;
     let alerts = "count(ALERTS{alertstate=\"firing\",slo_id=\"difftest-redirect-found\",slo_severity!=\"\"})";
     eventually("Prometheus's alerts", Duration::from_secs(30), async || {
@@ -198,33 +259,74 @@ async fn live_evaluator_agrees_with_prometheus_on_the_same_traffic() {
     })
     .await;
     let url = ["--url", base.as_str()];
-    let local = eventually("the live evaluator to see the burst", Duration::from_secs(30), async || {
-        let report = status(&url);
-        (slo(&report, "difftest-redirect-found")["firing"].as_array()?.len() == 2).then_some(report)
-    })
+    let local = eventually(
+        "the live evaluator to see the burst",
+        Duration::from_secs(30),
+        async || {
+            let report = status(&url);
+            (slo(&report, "difftest-redirect-found")["firing"]
+                .as_array()?
+                .len()
+                == 2)
+                .then_some(report)
+        },
+    )
     .await;
     let remote = status(&["--prometheus", prom.as_str()]);
 
     for id in ["difftest-redirect-found", "difftest-redirect-under-1s"] {
         let (l, r) = (slo(&local, id), slo(&remote, id));
-        assert_eq!(l["firing"], r["firing"], "{id}: local {l} vs Prometheus {r}");
+        assert_eq!(
+            l["firing"], r["firing"],
+            "{id}: local {l} vs Prometheus {r}"
+        );
         let burns = |s: &serde_json::Value| -> Vec<f64> {
-            s["burn_rates"].as_array().expect("burn rates").iter().map(|b| b["burn_rate"].as_f64().expect("data")).collect()
+            s["burn_rates"]
+                .as_array()
+                .expect("burn rates")
+                .iter()
+                .map(|b| b["burn_rate"].as_f64().expect("data"))
+                .collect()
         };
-        eprintln!("{id}: evaluator burn {:?}, Prometheus burn {:?}", burns(l), burns(r));
+        eprintln!(
+            "{id}: evaluator burn {:?}, Prometheus burn {:?}",
+            burns(l),
+            burns(r)
+        );
         for (lb, rb) in burns(l).iter().zip(burns(r)) {
-            assert!((lb - rb).abs() <= 0.05 * lb.abs().max(rb.abs()) + 1e-9, "{id}: burn {lb} vs {rb}");
+            assert!(
+                (lb - rb).abs() <= 0.05 * lb.abs().max(rb.abs()) + 1e-9,
+                "{id}: burn {lb} vs {rb}"
+            );
         }
-        let (lr, rr) = (l["budget_remaining"].as_f64().expect("local"), r["budget_remaining"].as_f64().expect("remote"));
-        assert!((lr - rr).abs() <= 0.05 * lr.abs().max(rr.abs()) + 1e-9, "{id}: budget {lr} vs {rr}");
+        let (lr, rr) = (
+            l["budget_remaining"].as_f64().expect("local"),
+            r["budget_remaining"].as_f64().expect("remote"),
+        );
+        assert!(
+            (lr - rr).abs() <= 0.05 * lr.abs().max(rr.abs()) + 1e-9,
+            "{id}: budget {lr} vs {rr}"
+        );
     }
     let found = slo(&local, "difftest-redirect-found");
     assert_eq!(found["firing"], serde_json::json!(["page", "ticket"]));
-    assert!((found["burn_rates"][0]["burn_rate"].as_f64().expect("5m") - 25.0).abs() < 1.0, "{found}");
-    assert_eq!(slo(&local, "difftest-redirect-under-1s")["firing"], serde_json::json!([]));
+    assert!(
+        (found["burn_rates"][0]["burn_rate"].as_f64().expect("5m") - 25.0).abs() < 1.0,
+        "{found}"
+    );
+    assert_eq!(
+        slo(&local, "difftest-redirect-under-1s")["firing"],
+        serde_json::json!([])
+    );
 
-    let text = reliable().args(["slo", "status", "--url", &base]).output().expect("text status");
+    let text = reliable()
+        .args(["slo", "status", "--url", &base])
+        .output()
+        .expect("text status");
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("difftest-redirect-found  target 99.000%"), "{text}");
+    assert!(
+        text.contains("difftest-redirect-found  target 99.000%"),
+        "{text}"
+    );
     assert!(text.contains("firing: page, ticket"), "{text}");
 }

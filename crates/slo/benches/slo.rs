@@ -58,7 +58,12 @@ fn main() {
     let mut now = 0;
     let counts = |t: i64| -> Vec<Option<EventCounts>> {
         (0..SLOS)
-            .map(|i| Some(EventCounts { errors: (t / 1000) as f64 * 0.001 * i as f64, total: (t / 1000) as f64 * 10.0 }))
+            .map(|i| {
+                Some(EventCounts {
+                    errors: (t / 1000) as f64 * 0.001 * i as f64,
+                    total: (t / 1000) as f64 * 10.0,
+                })
+            })
             .collect()
     };
     for _ in 0..(6 * 360) {

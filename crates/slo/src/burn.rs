@@ -124,11 +124,10 @@ mod tests {
     #[test]
     fn both_windows_must_burn() {
         let period = Window::days(30);
-        let only_long = |w: Window| BurnRate::factor(if w == Window::hours(1) { 20.0 } else { 0.0 });
+        let only_long =
+            |w: Window| BurnRate::factor(if w == Window::hours(1) { 20.0 } else { 0.0 });
         assert!(!fires(Severity::Page, period, only_long));
-        let both = |w: Window| {
-            BurnRate::factor(if w <= Window::hours(1) { 20.0 } else { 0.0 })
-        };
+        let both = |w: Window| BurnRate::factor(if w <= Window::hours(1) { 20.0 } else { 0.0 });
         assert!(fires(Severity::Page, period, both));
         assert!(!fires(Severity::Ticket, period, both));
     }

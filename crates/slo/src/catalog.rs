@@ -10,8 +10,8 @@
 use crate::error::{SpecError, SpecErrors};
 use crate::model::Slo;
 use crate::openslo::{self, Document, Indicator};
-use crate::yaml::{self, Node, Value, MAX_SPEC_BYTES};
 use crate::sloth;
+use crate::yaml::{self, Node, Value, MAX_SPEC_BYTES};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -25,12 +25,22 @@ pub fn load_texts(sources: &[(String, String)]) -> Result<Vec<Slo>, SpecErrors> 
         let docs = match yaml::parse_documents(text) {
             Ok(docs) => docs,
             Err(e) => {
-                errors.push(SpecError { file: file.clone(), line: e.line, field: String::new(), message: e.message });
+                errors.push(SpecError {
+                    file: file.clone(),
+                    line: e.line,
+                    field: String::new(),
+                    message: e.message,
+                });
                 continue;
             }
         };
         if docs.is_empty() {
-            errors.push(SpecError { file: file.clone(), line: 0, field: String::new(), message: "file holds no YAML document".into() });
+            errors.push(SpecError {
+                file: file.clone(),
+                line: 0,
+                field: String::new(),
+                message: "file holds no YAML document".into(),
+            });
         }
         for doc in &docs {
             match format_of(doc) {
@@ -63,12 +73,17 @@ pub fn load_texts(sources: &[(String, String)]) -> Result<Vec<Slo>, SpecErrors> 
             Indicator::Ref { name, line } => match slis.get(name) {
                 Some(spec) => spec.clone(),
                 None => {
-                    errors.push(SpecError { file: p.slo.source.file.clone(), line: *line, field: "spec.indicatorRef".into(), message: format!("no SLI named `{name}` in the loaded files") });
+                    errors.push(SpecError {
+                        file: p.slo.source.file.clone(),
+                        line: *line,
+                        field: "spec.indicatorRef".into(),
+                        message: format!("no SLI named `{name}` in the loaded files"),
+                    });
                     continue;
                 }
             },
         };
-        match openslo::resolve(p, &spec) {
+        match openslo::resolve(*p, &spec) {
             Ok(slo) => slos.push(slo),
             Err(e) => errors.push(e),
         }
@@ -80,7 +95,10 @@ pub fn load_texts(sources: &[(String, String)]) -> Result<Vec<Slo>, SpecErrors> 
                 file: slo.source.file.clone(),
                 line: slo.source.line,
                 field: "name".into(),
-                message: format!("a second SLO `{}` of service `{}` (the first is at {file}:{line})", slo.name, slo.service),
+                message: format!(
+                    "a second SLO `{}` of service `{}` (the first is at {file}:{line})",
+                    slo.name, slo.service
+                ),
             });
         } else {
             seen.insert(slo.id(), (slo.source.file.clone(), slo.source.line));
@@ -100,11 +118,18 @@ enum Format {
 }
 
 fn format_of(doc: &Node) -> Option<Format> {
-    let Value::Map(entries) = &doc.value else { return None };
-    let get = |key: &str| entries.iter().find(|e| e.key == key).and_then(|e| match &e.value.value {
-        Value::Scalar { text, .. } => Some(text.as_str()),
-        _ => None,
-    });
+    let Value::Map(entries) = &doc.value else {
+        return None;
+    };
+    let get = |key: &str| {
+        entries
+            .iter()
+            .find(|e| e.key == key)
+            .and_then(|e| match &e.value.value {
+                Value::Scalar { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+    };
     if get("version").is_some() {
         Some(Format::Sloth)
     } else if get("apiVersion").is_some_and(|v| v.starts_with("openslo/")) {
@@ -117,7 +142,14 @@ fn format_of(doc: &Node) -> Option<Format> {
 /// The spec files under `path`: the file itself, or the `*.yaml`/`*.yml`
 /// files of a directory (not recursive), in name order.
 pub fn spec_files(path: &Path) -> Result<Vec<PathBuf>, SpecErrors> {
-    let io = |e: std::io::Error| SpecErrors(vec![SpecError { file: path.display().to_string(), line: 0, field: String::new(), message: e.to_string() }]);
+    let io = |e: std::io::Error| {
+        SpecErrors(vec![SpecError {
+            file: path.display().to_string(),
+            line: 0,
+            field: String::new(),
+            message: e.to_string(),
+        }])
+    };
     if path.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
@@ -130,7 +162,9 @@ pub fn spec_files(path: &Path) -> Result<Vec<PathBuf>, SpecErrors> {
     }
     files.sort();
     if files.is_empty() {
-        return Err(io(std::io::Error::other("no *.yaml or *.yml spec files here")));
+        return Err(io(std::io::Error::other(
+            "no *.yaml or *.yml spec files here",
+        )));
     }
     Ok(files)
 }
@@ -144,7 +178,12 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<Slo>, SpecErrors> {
             let name = file.display().to_string();
             match read_capped(&file) {
                 Ok(text) => sources.push((name, text)),
-                Err(message) => errors.push(SpecError { file: name, line: 0, field: String::new(), message }),
+                Err(message) => errors.push(SpecError {
+                    file: name,
+                    line: 0,
+                    field: String::new(),
+                    message,
+                }),
             }
         }
     }
@@ -158,7 +197,9 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<Slo>, SpecErrors> {
 fn read_capped(file: &Path) -> Result<String, String> {
     let len = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
     if len > MAX_SPEC_BYTES as u64 {
-        return Err(format!("file is {len} bytes, more than the {MAX_SPEC_BYTES} bytes a spec may have"));
+        return Err(format!(
+            "file is {len} bytes, more than the {MAX_SPEC_BYTES} bytes a spec may have"
+        ));
     }
     std::fs::read_to_string(file).map_err(|e| e.to_string())
 }

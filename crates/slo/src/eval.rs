@@ -67,7 +67,11 @@ impl Evaluator {
                 has_data: false,
             })
             .collect();
-        Self { slos: tracked, sampler, not_evaluable }
+        Self {
+            slos: tracked,
+            sampler,
+            not_evaluable,
+        }
     }
 
     /// SLOs whose queries are not `sum(rate(selector[w]))`-shaped.
@@ -112,7 +116,10 @@ impl Evaluator {
     }
 
     pub fn report(&self, source: &str) -> StatusReport {
-        StatusReport { source: source.to_string(), slos: self.slos.iter().map(Tracked::status).collect() }
+        StatusReport {
+            source: source.to_string(),
+            slos: self.slos.iter().map(Tracked::status).collect(),
+        }
     }
 }
 
@@ -126,11 +133,18 @@ impl Tracked {
     }
 
     fn burning(&self, severity: Severity) -> bool {
-        self.has_data && burn::fires(severity, self.period, |w| self.burn(w).unwrap_or(BurnRate::factor(0.0)))
+        self.has_data
+            && burn::fires(severity, self.period, |w| {
+                self.burn(w).unwrap_or(BurnRate::factor(0.0))
+            })
     }
 
     fn status(&self) -> SloStatus {
-        let period_ratio = if self.has_data { self.history.ratio(self.period.as_secs() as i64 * 1000) } else { None };
+        let period_ratio = if self.has_data {
+            self.history.ratio(self.period.as_secs() as i64 * 1000)
+        } else {
+            None
+        };
         let budget = self.objective.error_budget();
         let remaining = period_ratio.map(|r| 1.0 - r / budget);
         let mut firing = Vec::new();
@@ -147,10 +161,15 @@ impl Tracked {
             period_seconds: self.period.as_secs(),
             sli: period_ratio.map(|r| 1.0 - r),
             budget_remaining: remaining,
-            budget_remaining_seconds: remaining.map(|r| SloStatus::remaining_seconds(self.objective.ratio(), self.period.as_secs(), r)),
+            budget_remaining_seconds: remaining.map(|r| {
+                SloStatus::remaining_seconds(self.objective.ratio(), self.period.as_secs(), r)
+            }),
             burn_rates: ALERT_WINDOWS
                 .iter()
-                .map(|w| WindowBurn { window: w.to_string(), burn_rate: self.burn(*w).map(BurnRate::value) })
+                .map(|w| WindowBurn {
+                    window: w.to_string(),
+                    burn_rate: self.burn(*w).map(BurnRate::value),
+                })
                 .collect(),
             firing,
         }

@@ -11,7 +11,11 @@ fn evaluator() -> Evaluator {
 
 /// Runs minute ticks; `traffic(m)` gives (errors, requests) in minute m,
 /// `None` for no series at all. Returns the firing alerts after each minute.
-fn run(e: &mut Evaluator, minutes: i64, traffic: impl Fn(i64) -> Option<(f64, f64)>) -> Vec<Vec<String>> {
+fn run(
+    e: &mut Evaluator,
+    minutes: i64,
+    traffic: impl Fn(i64) -> Option<(f64, f64)>,
+) -> Vec<Vec<String>> {
     let (mut errors, mut total) = (0.0, 0.0);
     let mut out = Vec::new();
     for m in 0..minutes {
@@ -35,7 +39,13 @@ fn a_fast_burn_pages_within_minutes() {
     let mut e = evaluator();
     // A healthy day, then every request fails: burn rate 100. The 1h
     // window crosses 14.4 after 14.4/100 of an hour, 8.6 minutes.
-    let firing = run(&mut e, 1440 + 30, |m| Some(if m < 1440 { (0.0, 100.0) } else { (100.0, 100.0) }));
+    let firing = run(&mut e, 1440 + 30, |m| {
+        Some(if m < 1440 {
+            (0.0, 100.0)
+        } else {
+            (100.0, 100.0)
+        })
+    });
     let page = first(&firing, "page").expect("pages");
     // Tick m counts minute m, so index 1448 is the ninth failing minute.
     assert_eq!(page, 1440 + 8, "paged at minute {page}");
@@ -53,13 +63,23 @@ fn a_slow_burn_opens_a_ticket_but_never_pages() {
     let s = &report.slos[0];
     assert!((s.burn_rates[0].burn_rate.expect("5m") - 2.0).abs() < 1e-9);
     // 3 days of a 30-day period at burn rate 2: 20% of the budget spent.
-    assert!((s.budget_remaining.expect("data") - (1.0 - 2.0)).abs() < 1e-9, "{:?}", s.budget_remaining);
+    assert!(
+        (s.budget_remaining.expect("data") - (1.0 - 2.0)).abs() < 1e-9,
+        "{:?}",
+        s.budget_remaining
+    );
 }
 
 #[test]
 fn a_short_spike_that_stops_does_not_page() {
     let mut e = evaluator();
-    let firing = run(&mut e, 1440 + 120, |m| Some(if (1440..1445).contains(&m) { (100.0, 100.0) } else { (0.0, 100.0) }));
+    let firing = run(&mut e, 1440 + 120, |m| {
+        Some(if (1440..1445).contains(&m) {
+            (100.0, 100.0)
+        } else {
+            (0.0, 100.0)
+        })
+    });
     assert_eq!(first(&firing, "page"), None, "{:?}", &firing[1440..1450]);
 }
 
@@ -89,14 +109,19 @@ fn budget_time_and_sli_in_the_report() {
     assert!((s.sli.expect("sli") - 0.995).abs() < 1e-9);
     assert!((s.budget_remaining.expect("budget") - 0.5).abs() < 1e-9);
     // Half of 1% of 30 days.
-    assert!((s.budget_remaining_seconds.expect("time") - 0.5 * 0.01 * 30.0 * 86_400.0).abs() < 1e-6);
+    assert!(
+        (s.budget_remaining_seconds.expect("time") - 0.5 * 0.01 * 30.0 * 86_400.0).abs() < 1e-6
+    );
 }
 
 #[test]
 fn samples_the_exposition_text() {
     let mut e = evaluator();
     e.observe_text(0, "req_total{code=\"200\"} 100\n");
-    e.observe_text(MIN, "req_total{code=\"200\"} 190\nreq_total{code=\"500\"} 10\n");
+    e.observe_text(
+        MIN,
+        "req_total{code=\"200\"} 190\nreq_total{code=\"500\"} 10\n",
+    );
     let s = &e.report("t").slos[0];
     assert!((s.burn_rates[0].burn_rate.expect("5m") - 10.0).abs() < 1e-9);
     assert!(e.not_evaluable().is_empty());

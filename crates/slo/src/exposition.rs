@@ -32,7 +32,10 @@ pub fn parse_line(line: &str) -> Option<Sample<'_>> {
         let mut chars = body.char_indices().peekable();
         let end;
         loop {
-            while chars.peek().is_some_and(|(_, c)| *c == ',' || c.is_whitespace()) {
+            while chars
+                .peek()
+                .is_some_and(|(_, c)| *c == ',' || c.is_whitespace())
+            {
                 chars.next();
             }
             let (start, c) = chars.next()?;
@@ -69,7 +72,11 @@ pub fn parse_line(line: &str) -> Option<Sample<'_>> {
         "-Inf" => f64::NEG_INFINITY,
         v => v.parse().ok()?,
     };
-    Some(Sample { name, labels, value })
+    Some(Sample {
+        name,
+        labels,
+        value,
+    })
 }
 
 /// Cumulative SLI event counters of one SLO at one instant.
@@ -114,12 +121,23 @@ pub struct Sampler {
 impl Sampler {
     /// Indexes the SLOs; returns it and the ids of SLOs it cannot follow.
     pub fn new(slos: &[Slo]) -> (Self, Vec<String>) {
-        let mut sampler = Sampler { slos: slos.len(), ..Sampler::default() };
+        let mut sampler = Sampler {
+            slos: slos.len(),
+            ..Sampler::default()
+        };
         let mut skipped = Vec::new();
         for (i, slo) in slos.iter().enumerate() {
             let (errors, good_based, total) = match &slo.sli {
-                Sli::Events { errors: ErrorEvents::Bad(b), total, .. } => (summed_counter(b), false, summed_counter(total)),
-                Sli::Events { errors: ErrorEvents::Good(g), total, .. } => (summed_counter(g), true, summed_counter(total)),
+                Sli::Events {
+                    errors: ErrorEvents::Bad(b),
+                    total,
+                    ..
+                } => (summed_counter(b), false, summed_counter(total)),
+                Sli::Events {
+                    errors: ErrorEvents::Good(g),
+                    total,
+                    ..
+                } => (summed_counter(g), true, summed_counter(total)),
                 Sli::Raw { .. } => (None, false, None),
             };
             sampler.good_based.push(good_based);
@@ -144,7 +162,11 @@ impl Sampler {
                         if !group.index_labels.contains(&m.name) {
                             group.index_labels.push(m.name.clone());
                         }
-                        group.by_label.entry((m.name.clone(), m.value.clone())).or_default().push(entry);
+                        group
+                            .by_label
+                            .entry((m.name.clone(), m.value.clone()))
+                            .or_default()
+                            .push(entry);
                     }
                     _ => group.unindexed.push(entry),
                 }
@@ -161,13 +183,27 @@ impl Sampler {
         let mut acc = vec![(0.0, 0.0, false); self.slos];
         for line in text.lines() {
             let name_end = line.find(['{', ' ']).unwrap_or(line.len());
-            let Some(group) = self.by_name.get(&line[..name_end]) else { continue };
-            let Some(sample) = parse_line(line) else { continue };
-            let get = |l: &str| sample.labels.iter().find(|(k, _)| *k == l).map(|(_, v)| v.as_str());
+            let Some(group) = self.by_name.get(&line[..name_end]) else {
+                continue;
+            };
+            let Some(sample) = parse_line(line) else {
+                continue;
+            };
+            let get = |l: &str| {
+                sample
+                    .labels
+                    .iter()
+                    .find(|(k, _)| *k == l)
+                    .map(|(_, v)| v.as_str())
+            };
             let mut key = (String::new(), String::new());
             let indexed = group.index_labels.iter().flat_map(|label| {
                 key = (label.clone(), get(label).unwrap_or("").to_string());
-                group.by_label.get(&key).map(Vec::as_slice).unwrap_or_default()
+                group
+                    .by_label
+                    .get(&key)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
             });
             let candidates: Vec<Entry> = indexed.chain(&group.unindexed).copied().collect();
             for (slo, role, sel) in candidates {
@@ -187,7 +223,10 @@ impl Sampler {
         acc.iter()
             .zip(&self.good_based)
             .map(|(&(e, total, seen), &good_based)| {
-                seen.then(|| EventCounts { errors: if good_based { (total - e).max(0.0) } else { e }, total })
+                seen.then(|| EventCounts {
+                    errors: if good_based { (total - e).max(0.0) } else { e },
+                    total,
+                })
             })
             .collect()
     }
@@ -199,12 +238,23 @@ mod tests {
 
     #[test]
     fn parses_exposition_lines() {
-        let s = parse_line(r#"http_total{service="a",route="/{slug}",q="x\"y"} 12 1700000000"#).expect("sample");
+        let s = parse_line(r#"http_total{service="a",route="/{slug}",q="x\"y"} 12 1700000000"#)
+            .expect("sample");
         assert_eq!(s.name, "http_total");
-        assert_eq!(s.labels, vec![("service", "a".into()), ("route", "/{slug}".into()), ("q", "x\"y".into())]);
+        assert_eq!(
+            s.labels,
+            vec![
+                ("service", "a".into()),
+                ("route", "/{slug}".into()),
+                ("q", "x\"y".into())
+            ]
+        );
         assert_eq!(s.value, 12.0);
         assert_eq!(parse_line("up 1").map(|s| s.value), Some(1.0));
-        assert_eq!(parse_line("x_bucket{le=\"+Inf\"} +Inf").map(|s| s.value), Some(f64::INFINITY));
+        assert_eq!(
+            parse_line("x_bucket{le=\"+Inf\"} +Inf").map(|s| s.value),
+            Some(f64::INFINITY)
+        );
         assert!(parse_line("# TYPE x counter").is_none());
         assert!(parse_line("broken{a=\"b\" 1").is_none());
     }
@@ -215,10 +265,23 @@ mod tests {
         let slos = crate::catalog::load_texts(&[("t.yaml".into(), text.into())]).expect("valid");
         let (sampler, skipped) = Sampler::new(&slos);
         assert_eq!(skipped, vec!["s-raw".to_string()]);
-        let counts = sampler.sample("req_total{code=\"200\"} 90\nreq_total{code=\"503\"} 10\nother 5\n");
-        assert_eq!(counts[0], Some(EventCounts { errors: 10.0, total: 100.0 }));
+        let counts =
+            sampler.sample("req_total{code=\"200\"} 90\nreq_total{code=\"503\"} 10\nother 5\n");
+        assert_eq!(
+            counts[0],
+            Some(EventCounts {
+                errors: 10.0,
+                total: 100.0
+            })
+        );
         assert_eq!(counts[1], None);
         assert_eq!(sampler.sample("other 1\n")[0], None);
-        assert_eq!(sampler.sample("req_total{code=\"200\"} 5\n")[0], Some(EventCounts { errors: 0.0, total: 5.0 }));
+        assert_eq!(
+            sampler.sample("req_total{code=\"200\"} 5\n")[0],
+            Some(EventCounts {
+                errors: 0.0,
+                total: 5.0
+            })
+        );
     }
 }

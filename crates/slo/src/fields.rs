@@ -114,7 +114,9 @@ impl<'a, 'n> Fields<'a, 'n> {
         let node = self.required(key)?;
         let text = scalar(&self.at.child(key), node)?;
         if text.trim().is_empty() {
-            return Err(self.at.error(node.line, self.at.field(key), "must not be empty"));
+            return Err(self
+                .at
+                .error(node.line, self.at.field(key), "must not be empty"));
         }
         Ok((text, node.line))
     }
@@ -152,7 +154,12 @@ impl<'a, 'n> Fields<'a, 'n> {
 
     /// Fails on the first key nobody took.
     pub fn finish(&self) -> Result<(), SpecError> {
-        match self.entries.iter().zip(&self.used).find(|(_, used)| !**used) {
+        match self
+            .entries
+            .iter()
+            .zip(&self.used)
+            .find(|(_, used)| !**used)
+        {
             None => Ok(()),
             Some((e, _)) => Err(self
                 .at

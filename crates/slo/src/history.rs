@@ -62,7 +62,11 @@ impl History {
             }
         }
         self.last_raw = Some((errors, total));
-        let snap = Snapshot { t, errors: errors + self.offset.0, total: total + self.offset.1 };
+        let snap = Snapshot {
+            t,
+            errors: errors + self.offset.0,
+            total: total + self.offset.1,
+        };
         push(&mut self.fine, snap, 0, FINE_KEEP_MS);
         push(&mut self.medium, snap, MEDIUM_STEP_MS, MEDIUM_KEEP_MS);
         push(&mut self.coarse, snap, COARSE_STEP_MS, self.coarse_keep_ms);

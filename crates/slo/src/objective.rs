@@ -56,7 +56,10 @@ impl BurnRate {
     /// The burn rate of an observed error ratio; a zero-traffic window (no
     /// ratio) burns nothing.
     pub fn of(error_ratio: Option<f64>, objective: Objective) -> Self {
-        let ratio = error_ratio.filter(|r| r.is_finite()).unwrap_or(0.0).max(0.0);
+        let ratio = error_ratio
+            .filter(|r| r.is_finite())
+            .unwrap_or(0.0)
+            .max(0.0);
         Self(ratio / objective.error_budget())
     }
 

@@ -13,7 +13,9 @@
 //! never means less than its author wrote.
 
 use crate::fields::{scalar, seq, At, Fields};
-use crate::model::{valid_label_name, valid_name, AlertTier, Alerting, ErrorEvents, Sli, Slo, Source};
+use crate::model::{
+    valid_label_name, valid_name, AlertTier, Alerting, ErrorEvents, Sli, Slo, Source,
+};
 use crate::objective::Objective;
 use crate::window::Window;
 use crate::yaml::Node;
@@ -34,8 +36,12 @@ pub const ANNOTATIONS: &[&str] = &[
 /// One OpenSLO document we understood.
 #[derive(Debug)]
 pub enum Document {
-    Slo(PendingSlo),
-    Sli { name: String, line: usize, spec: SliSpec },
+    Slo(Box<PendingSlo>),
+    Sli {
+        name: String,
+        line: usize,
+        spec: SliSpec,
+    },
     /// `kind: Service`: describes, generates nothing.
     Service,
 }
@@ -46,9 +52,12 @@ pub struct PendingSlo {
     pub slo: Slo,
     pub indicator: Indicator,
     /// `(op, value, line)` of the objective, needed by threshold SLIs.
-    threshold: Option<(String, f64, usize)>,
+    threshold: Option<Threshold>,
     at_path: String,
 }
+
+/// An objective's `op`, `value` and line.
+type Threshold = (String, f64, usize);
 
 #[derive(Debug)]
 pub enum Indicator {
@@ -58,7 +67,10 @@ pub enum Indicator {
 
 #[derive(Debug, Clone)]
 pub enum SliSpec {
-    Ratio { errors: ErrorEvents, total: crate::model::QueryTemplate },
+    Ratio {
+        errors: ErrorEvents,
+        total: crate::model::QueryTemplate,
+    },
     /// A histogram `_bucket` selector.
     Threshold { bucket: String, line: usize },
 }
@@ -67,31 +79,50 @@ pub fn parse(file: &str, doc: &Node) -> Result<Document, SpecError> {
     let mut f = Fields::new(At::root(file), doc)?;
     let (api, line) = f.required_string("apiVersion")?;
     if api != API_VERSION {
-        return Err(f.at.error(line, "apiVersion".into(), format!("expected `{API_VERSION}`, found `{api}`")));
+        return Err(f.at.error(
+            line,
+            "apiVersion".into(),
+            format!("expected `{API_VERSION}`, found `{api}`"),
+        ));
     }
     let (kind, kind_line) = f.required_string("kind")?;
     let meta = f.required("metadata")?;
     let spec = f.required("spec")?;
     f.finish()?;
     match kind.as_str() {
-        "SLO" => parse_slo(file, meta, spec).map(Document::Slo),
+        "SLO" => parse_slo(file, meta, spec).map(|p| Document::Slo(Box::new(p))),
         "SLI" => {
             let (name, _, _, _) = metadata(At::root(file).child("metadata"), meta)?;
             let spec = parse_sli_spec(At::root(file).child("spec"), spec)?;
-            Ok(Document::Sli { name, line: doc.line, spec })
+            Ok(Document::Sli {
+                name,
+                line: doc.line,
+                spec,
+            })
         }
         "Service" => Ok(Document::Service),
-        other => Err(At::root(file).error(kind_line, "kind".into(), format!("kind `{other}` is not supported (SLO, SLI, Service)"))),
+        other => Err(At::root(file).error(
+            kind_line,
+            "kind".into(),
+            format!("kind `{other}` is not supported (SLO, SLI, Service)"),
+        )),
     }
 }
 
-type Metadata = (String, BTreeMap<String, String>, BTreeMap<String, String>, usize);
+type Metadata = (
+    String,
+    BTreeMap<String, String>,
+    BTreeMap<String, String>,
+    usize,
+);
 
 fn metadata(at: At<'_>, node: &Node) -> Result<Metadata, SpecError> {
     let mut m = Fields::new(at, node)?;
     let (name, line) = m.required_string("name")?;
     if !valid_name(&name) {
-        return Err(m.at.error(line, m.at.field("name"), "must match [A-Za-z0-9_.-]{1,128}"));
+        return Err(m
+            .at
+            .error(line, m.at.field("name"), "must match [A-Za-z0-9_.-]{1,128}"));
     }
     let _ = m.string("displayName")?;
     let labels = crate::sloth::labels(&mut m, "labels")?;
@@ -108,11 +139,19 @@ fn parse_slo(file: &str, meta: &Node, spec: &Node) -> Result<PendingSlo, SpecErr
     let description = s.string("description")?.map(|d| d.0).unwrap_or_default();
     let (service, line) = s.required_string("service")?;
     if !valid_name(&service) {
-        return Err(s.at.error(line, s.at.field("service"), "must match [A-Za-z0-9_.-]{1,128}"));
+        return Err(s.at.error(
+            line,
+            s.at.field("service"),
+            "must match [A-Za-z0-9_.-]{1,128}",
+        ));
     }
     let indicator = match (s.take("indicator"), s.string("indicatorRef")?) {
         (Some(_), Some((_, line))) => {
-            return Err(s.at.error(line, s.at.field("indicatorRef"), "contradicts `indicator`: give one of them"))
+            return Err(s.at.error(
+                line,
+                s.at.field("indicatorRef"),
+                "contradicts `indicator`: give one of them",
+            ))
         }
         (None, None) => return Err(s.at.here(s.line, "needs `indicator` or `indicatorRef`")),
         (None, Some((name, line))) => Indicator::Ref { name, line },
@@ -129,14 +168,22 @@ fn parse_slo(file: &str, meta: &Node, spec: &Node) -> Result<PendingSlo, SpecErr
     let period = time_window(&mut s)?;
     let (method, line) = s.required_string("budgetingMethod")?;
     if method != "Occurrences" {
-        return Err(s.at.error(line, s.at.field("budgetingMethod"), format!("`{method}` is not supported; use Occurrences")));
+        return Err(s.at.error(
+            line,
+            s.at.field("budgetingMethod"),
+            format!("`{method}` is not supported; use Occurrences"),
+        ));
     }
     let (objective, threshold) = objectives(&mut s)?;
     if s.take("alertPolicies").is_some() {
         return Err(s.at.error(s.key_line("alertPolicies"), s.at.field("alertPolicies"), "not supported: page and ticket burn-rate alerts are generated; steer them with reliable.dev/ annotations"));
     }
     s.finish()?;
-    let alerting = alerting(&root.child("metadata").child("annotations"), meta_line, &annotations)?;
+    let alerting = alerting(
+        &root.child("metadata").child("annotations"),
+        meta_line,
+        &annotations,
+    )?;
     Ok(PendingSlo {
         slo: Slo {
             service,
@@ -144,10 +191,15 @@ fn parse_slo(file: &str, meta: &Node, spec: &Node) -> Result<PendingSlo, SpecErr
             description,
             objective,
             period,
-            sli: Sli::Raw { error_ratio: promql::rate_of("placeholder") },
+            sli: Sli::Raw {
+                error_ratio: promql::rate_of("placeholder"),
+            },
             labels,
             alerting,
-            source: Source { file: file.to_string(), line: meta_line },
+            source: Source {
+                file: file.to_string(),
+                line: meta_line,
+            },
         },
         indicator,
         threshold,
@@ -166,19 +218,29 @@ fn time_window(s: &mut Fields<'_, '_>) -> Result<Window, SpecError> {
     let (text, line) = w.required_string("duration")?;
     let period = Window::parse(&text).map_err(|m| w.at.error(line, w.at.field("duration"), m))?;
     if period < Window::days(1) {
-        return Err(w.at.error(line, w.at.field("duration"), "must be at least 1d"));
+        return Err(w
+            .at
+            .error(line, w.at.field("duration"), "must be at least 1d"));
     }
     if w.bool("isRolling")? != Some(true) {
-        return Err(w.at.error(items[0].line, w.at.field("isRolling"), "only rolling windows are supported: set isRolling: true"));
+        return Err(w.at.error(
+            items[0].line,
+            w.at.field("isRolling"),
+            "only rolling windows are supported: set isRolling: true",
+        ));
     }
     if w.take("calendar").is_some() {
-        return Err(w.at.error(w.key_line("calendar"), w.at.field("calendar"), "contradicts isRolling: true"));
+        return Err(w.at.error(
+            w.key_line("calendar"),
+            w.at.field("calendar"),
+            "contradicts isRolling: true",
+        ));
     }
     w.finish()?;
     Ok(period)
 }
 
-fn objectives(s: &mut Fields<'_, '_>) -> Result<(Objective, Option<(String, f64, usize)>), SpecError> {
+fn objectives(s: &mut Fields<'_, '_>) -> Result<(Objective, Option<Threshold>), SpecError> {
     let node = s.required("objectives")?;
     let at = s.at.child("objectives");
     let items = seq(&at, node)?;
@@ -188,18 +250,39 @@ fn objectives(s: &mut Fields<'_, '_>) -> Result<(Objective, Option<(String, f64,
     let mut o = Fields::new(at.index(0), &items[0])?;
     let _ = o.string("displayName")?;
     let number = |o: &mut Fields<'_, '_>, key: &str| -> Result<Option<(f64, usize)>, SpecError> {
-        let Some(node) = o.take(key) else { return Ok(None) };
+        let Some(node) = o.take(key) else {
+            return Ok(None);
+        };
         let text = scalar(&o.at.child(key), node)?;
-        let value = text.trim().parse::<f64>().map_err(|_| o.at.error(node.line, o.at.field(key), format!("`{text}` is not a number")))?;
+        let value = text.trim().parse::<f64>().map_err(|_| {
+            o.at.error(
+                node.line,
+                o.at.field(key),
+                format!("`{text}` is not a number"),
+            )
+        })?;
         Ok(Some((value, node.line)))
     };
     let target = number(&mut o, "target")?;
     let percent = number(&mut o, "targetPercent")?;
     let objective = match (target, percent) {
-        (Some(_), Some((_, line))) => return Err(o.at.error(line, o.at.field("targetPercent"), "contradicts `target`: give one of them")),
-        (None, None) => return Err(o.at.error(items[0].line, o.at.field("target"), "is required")),
-        (Some((t, line)), None) => Objective::from_ratio(t).map_err(|m| o.at.error(line, o.at.field("target"), m))?,
-        (None, Some((p, line))) => Objective::from_percent(p).map_err(|m| o.at.error(line, o.at.field("targetPercent"), m))?,
+        (Some(_), Some((_, line))) => {
+            return Err(o.at.error(
+                line,
+                o.at.field("targetPercent"),
+                "contradicts `target`: give one of them",
+            ))
+        }
+        (None, None) => {
+            return Err(o
+                .at
+                .error(items[0].line, o.at.field("target"), "is required"))
+        }
+        (Some((t, line)), None) => {
+            Objective::from_ratio(t).map_err(|m| o.at.error(line, o.at.field("target"), m))?
+        }
+        (None, Some((p, line))) => Objective::from_percent(p)
+            .map_err(|m| o.at.error(line, o.at.field("targetPercent"), m))?,
     };
     let op = o.string("op")?;
     let value = number(&mut o, "value")?;
@@ -218,34 +301,82 @@ fn parse_sli_spec(at: At<'_>, node: &Node) -> Result<SliSpec, SpecError> {
     let ratio = f.take("ratioMetric");
     let threshold = f.take("thresholdMetric");
     let spec = match (ratio, threshold) {
-        (Some(_), Some(_)) => return Err(f.at.error(f.key_line("thresholdMetric"), f.at.field("thresholdMetric"), "contradicts `ratioMetric`: give one of them")),
-        (None, None) => return Err(f.at.here(f.line, "needs `ratioMetric` or `thresholdMetric`")),
+        (Some(_), Some(_)) => {
+            return Err(f.at.error(
+                f.key_line("thresholdMetric"),
+                f.at.field("thresholdMetric"),
+                "contradicts `ratioMetric`: give one of them",
+            ))
+        }
+        (None, None) => {
+            return Err(f
+                .at
+                .here(f.line, "needs `ratioMetric` or `thresholdMetric`"))
+        }
         (Some(r), None) => {
             let mut r = Fields::new(f.at.child("ratioMetric"), r)?;
             if r.bool("counter")? != Some(true) {
-                return Err(r.at.error(r.line, r.at.field("counter"), "only `counter: true` (raw counters) is supported"));
+                return Err(r.at.error(
+                    r.line,
+                    r.at.field("counter"),
+                    "only `counter: true` (raw counters) is supported",
+                ));
             }
             if let Some(node) = r.take("raw") {
-                return Err(r.at.error(node.line, r.at.field("raw"), "raw ratio metrics are not supported; give good or bad and total counters"));
+                return Err(r.at.error(
+                    node.line,
+                    r.at.field("raw"),
+                    "raw ratio metrics are not supported; give good or bad and total counters",
+                ));
             }
-            let good = r.take("good").map(|n| source(r.at.child("good"), n)).transpose()?;
-            let bad = r.take("bad").map(|n| source(r.at.child("bad"), n)).transpose()?;
+            let good = r
+                .take("good")
+                .map(|n| source(r.at.child("good"), n))
+                .transpose()?;
+            let bad = r
+                .take("bad")
+                .map(|n| source(r.at.child("bad"), n))
+                .transpose()?;
             let total = source(r.at.child("total"), r.required("total")?)?;
             let errors = match (good, bad) {
-                (Some(_), Some(_)) => return Err(r.at.here(r.line, "`good` contradicts `bad`: give one of them with `total`")),
-                (None, None) => return Err(r.at.here(r.line, "a ratio SLI needs a `good` or a `bad` query")),
+                (Some(_), Some(_)) => {
+                    return Err(r.at.here(
+                        r.line,
+                        "`good` contradicts `bad`: give one of them with `total`",
+                    ))
+                }
+                (None, None) => {
+                    return Err(r
+                        .at
+                        .here(r.line, "a ratio SLI needs a `good` or a `bad` query"))
+                }
                 (Some(g), None) => ErrorEvents::Good(promql::rate_of(&g)),
                 (None, Some(b)) => ErrorEvents::Bad(promql::rate_of(&b)),
             };
             r.finish()?;
-            SliSpec::Ratio { errors, total: promql::rate_of(&total) }
+            SliSpec::Ratio {
+                errors,
+                total: promql::rate_of(&total),
+            }
         }
         (None, Some(t)) => {
             let bucket = source(f.at.child("thresholdMetric"), t)?;
-            if !bucket.split('{').next().unwrap_or_default().ends_with("_bucket") {
-                return Err(f.at.error(t.line, f.at.field("thresholdMetric"), "must select a histogram's `_bucket` series"));
+            if !bucket
+                .split('{')
+                .next()
+                .unwrap_or_default()
+                .ends_with("_bucket")
+            {
+                return Err(f.at.error(
+                    t.line,
+                    f.at.field("thresholdMetric"),
+                    "must select a histogram's `_bucket` series",
+                ));
             }
-            SliSpec::Threshold { bucket, line: t.line }
+            SliSpec::Threshold {
+                bucket,
+                line: t.line,
+            }
         }
     };
     f.finish()?;
@@ -260,7 +391,11 @@ fn source(at: At<'_>, node: &Node) -> Result<String, SpecError> {
     let mut m = Fields::new(f.at.child("metricSource"), ms)?;
     let (kind, line) = m.required_string("type")?;
     if !kind.eq_ignore_ascii_case("prometheus") {
-        return Err(m.at.error(line, m.at.field("type"), format!("`{kind}` is not supported; use Prometheus")));
+        return Err(m.at.error(
+            line,
+            m.at.field("type"),
+            format!("`{kind}` is not supported; use Prometheus"),
+        ));
     }
     let spec = m.required("spec")?;
     m.finish()?;
@@ -271,23 +406,49 @@ fn source(at: At<'_>, node: &Node) -> Result<String, SpecError> {
     Ok(selector)
 }
 
-fn alerting(at: &At<'_>, line: usize, annotations: &BTreeMap<String, String>) -> Result<Alerting, SpecError> {
-    if let Some(bad) = annotations.keys().find(|k| k.starts_with("reliable.dev/") && !ANNOTATIONS.contains(&k.as_str())) {
-        return Err(at.error(line, at.field(bad), format!("unknown annotation; known: {}", ANNOTATIONS.join(", "))));
+fn alerting(
+    at: &At<'_>,
+    line: usize,
+    annotations: &BTreeMap<String, String>,
+) -> Result<Alerting, SpecError> {
+    if let Some(bad) = annotations
+        .keys()
+        .find(|k| k.starts_with("reliable.dev/") && !ANNOTATIONS.contains(&k.as_str()))
+    {
+        return Err(at.error(
+            line,
+            at.field(bad),
+            format!("unknown annotation; known: {}", ANNOTATIONS.join(", ")),
+        ));
     }
     let switch = |key: &str| match annotations.get(key).map(String::as_str) {
         None | Some("true") => Ok(Some(AlertTier::default())),
         Some("false") => Ok(None),
-        Some(other) => Err(at.error(line, at.field(key), format!("expected \"true\" or \"false\", found `{other}`"))),
+        Some(other) => Err(at.error(
+            line,
+            at.field(key),
+            format!("expected \"true\" or \"false\", found `{other}`"),
+        )),
     };
-    let mut out = Alerting { page: switch("reliable.dev/page")?, ticket: switch("reliable.dev/ticket")?, ..Alerting::default() };
+    let mut out = Alerting {
+        page: switch("reliable.dev/page")?,
+        ticket: switch("reliable.dev/ticket")?,
+        ..Alerting::default()
+    };
     if let Some(name) = annotations.get("reliable.dev/alert-name") {
         if !valid_label_name(name) {
-            return Err(at.error(line, at.field("reliable.dev/alert-name"), "an alert name must match [a-zA-Z_][a-zA-Z0-9_]*"));
+            return Err(at.error(
+                line,
+                at.field("reliable.dev/alert-name"),
+                "an alert name must match [a-zA-Z_][a-zA-Z0-9_]*",
+            ));
         }
         out.name = name.clone();
     }
-    for (key, annotation) in [("reliable.dev/summary", "summary"), ("reliable.dev/runbook", "runbook_url")] {
+    for (key, annotation) in [
+        ("reliable.dev/summary", "summary"),
+        ("reliable.dev/runbook", "runbook_url"),
+    ] {
         if let Some(v) = annotations.get(key) {
             out.annotations.insert(annotation.to_string(), v.clone());
         }
@@ -299,23 +460,47 @@ fn alerting(at: &At<'_>, line: usize, annotations: &BTreeMap<String, String>) ->
 pub fn resolve(mut pending: PendingSlo, spec: &SliSpec) -> Result<Slo, SpecError> {
     let at = At::root(&pending.slo.source.file).child(&pending.at_path);
     pending.slo.sli = match (spec, pending.threshold) {
-        (SliSpec::Ratio { errors, total }, None) => Sli::Events { errors: errors.clone(), total: total.clone(), latency_threshold: None },
+        (SliSpec::Ratio { errors, total }, None) => Sli::Events {
+            errors: errors.clone(),
+            total: total.clone(),
+            latency_threshold: None,
+        },
         (SliSpec::Ratio { .. }, Some((_, _, line))) => {
-            return Err(at.error(line, "spec.objectives[0].op".into(), "`op`/`value` only apply to a thresholdMetric SLI"))
+            return Err(at.error(
+                line,
+                "spec.objectives[0].op".into(),
+                "`op`/`value` only apply to a thresholdMetric SLI",
+            ))
         }
         (SliSpec::Threshold { line, .. }, None) => {
-            return Err(at.error(*line, "spec.objectives[0].value".into(), "a thresholdMetric SLI needs an objective with `op: lte` and `value` (seconds)"))
+            return Err(at.error(
+                *line,
+                "spec.objectives[0].value".into(),
+                "a thresholdMetric SLI needs an objective with `op: lte` and `value` (seconds)",
+            ))
         }
         (SliSpec::Threshold { bucket, .. }, Some((op, value, line))) => {
             if op != "lte" && op != "lt" {
-                return Err(at.error(line, "spec.objectives[0].op".into(), format!("`{op}` is not supported for latency; use lte")));
+                return Err(at.error(
+                    line,
+                    "spec.objectives[0].op".into(),
+                    format!("`{op}` is not supported for latency; use lte"),
+                ));
             }
             if !value.is_finite() || value <= 0.0 {
-                return Err(at.error(line, "spec.objectives[0].value".into(), "must be a positive number of seconds"));
+                return Err(at.error(
+                    line,
+                    "spec.objectives[0].value".into(),
+                    "must be a positive number of seconds",
+                ));
             }
             let good = promql::with_matcher(bucket, &format!("le=\"{value}\""));
             let name_end = bucket.find('{').unwrap_or(bucket.len());
-            let count = format!("{}_count{}", bucket[..name_end].trim_end_matches("_bucket"), &bucket[name_end..]);
+            let count = format!(
+                "{}_count{}",
+                bucket[..name_end].trim_end_matches("_bucket"),
+                &bucket[name_end..]
+            );
             Sli::Events {
                 errors: ErrorEvents::Good(promql::rate_of(&good)),
                 total: promql::rate_of(&count),

@@ -72,9 +72,24 @@ impl Default for Policy {
         };
         Self {
             rules: vec![
-                rule(0.10, "freeze", &[ReleaseKind::Fix], "error budget below 10% or exhausted: releases frozen except fixes"),
-                rule(0.20, "reliability-first", &[ReleaseKind::Fix], "error budget below 20%: reliability work first, features wait"),
-                rule(0.50, "caution", &[ReleaseKind::Feature, ReleaseKind::Fix], "error budget below 50%: ship with care"),
+                rule(
+                    0.10,
+                    "freeze",
+                    &[ReleaseKind::Fix],
+                    "error budget below 10% or exhausted: releases frozen except fixes",
+                ),
+                rule(
+                    0.20,
+                    "reliability-first",
+                    &[ReleaseKind::Fix],
+                    "error budget below 20%: reliability work first, features wait",
+                ),
+                rule(
+                    0.50,
+                    "caution",
+                    &[ReleaseKind::Feature, ReleaseKind::Fix],
+                    "error budget below 50%: ship with care",
+                ),
             ],
         }
     }
@@ -95,7 +110,8 @@ impl Policy {
     }
 
     pub fn parse(file: &str, text: &str) -> Result<Self, SpecError> {
-        let docs = yaml::parse_documents(text).map_err(|e| At::root(file).error(e.line, String::new(), e.message))?;
+        let docs = yaml::parse_documents(text)
+            .map_err(|e| At::root(file).error(e.line, String::new(), e.message))?;
         let [doc] = docs.as_slice() else {
             return Err(At::root(file).here(0, "a policy file holds exactly one YAML document"));
         };
@@ -106,7 +122,9 @@ impl Policy {
         }
         let (kind, line) = f.required_string("kind")?;
         if kind != "ErrorBudgetPolicy" {
-            return Err(f.at.error(line, "kind".into(), "expected `ErrorBudgetPolicy`"));
+            return Err(f
+                .at
+                .error(line, "kind".into(), "expected `ErrorBudgetPolicy`"));
         }
         let node = f.required("rules")?;
         let at = f.at.child("rules");
@@ -114,24 +132,40 @@ impl Policy {
         for (i, item) in seq(&at, node)?.iter().enumerate() {
             let mut r = Fields::new(at.index(i), item)?;
             let (below_text, line) = r.required_string("below")?;
-            let below = parse_share(&below_text).map_err(|m| r.at.error(line, r.at.field("below"), m))?;
+            let below =
+                parse_share(&below_text).map_err(|m| r.at.error(line, r.at.field("below"), m))?;
             let (decision, _) = r.required_string("decision")?;
-            let reason = r.string("reason")?.map_or_else(|| decision.clone(), |r| r.0);
+            let reason = r
+                .string("reason")?
+                .map_or_else(|| decision.clone(), |r| r.0);
             let allow = match r.take("allow") {
                 None => vec![ReleaseKind::Feature, ReleaseKind::Fix],
                 Some(list) => {
                     let at = r.at.child("allow");
                     seq(&at, list)?
                         .iter()
-                        .map(|n| scalar(&at, n).and_then(|t| ReleaseKind::parse(&t).map_err(|m| at.here(n.line, m))))
+                        .map(|n| {
+                            scalar(&at, n).and_then(|t| {
+                                ReleaseKind::parse(&t).map_err(|m| at.here(n.line, m))
+                            })
+                        })
                         .collect::<Result<_, _>>()?
                 }
             };
             r.finish()?;
             if rules.iter().any(|x: &PolicyRule| x.below == below) {
-                return Err(r.at.error(line, r.at.field("below"), "two rules with the same threshold"));
+                return Err(r.at.error(
+                    line,
+                    r.at.field("below"),
+                    "two rules with the same threshold",
+                ));
             }
-            rules.push(PolicyRule { below, decision, allow, reason });
+            rules.push(PolicyRule {
+                below,
+                decision,
+                allow,
+                reason,
+            });
         }
         f.finish()?;
         rules.sort_by(|a, b| a.below.total_cmp(&b.below));
@@ -164,13 +198,22 @@ impl Policy {
             }
         }
         match worst {
-            None => Verdict { allowed: true, decision: "ship".into(), reason: "every SLO has enough error budget left".into() },
+            None => Verdict {
+                allowed: true,
+                decision: "ship".into(),
+                reason: "every SLO has enough error budget left".into(),
+            },
             Some((i, s, remaining)) => {
                 let rule = &self.rules[i];
                 Verdict {
                     allowed: rule.allow.contains(&kind),
                     decision: rule.decision.clone(),
-                    reason: format!("{}: {:.1}% of the error budget left: {}", s.id, remaining * 100.0, rule.reason),
+                    reason: format!(
+                        "{}: {:.1}% of the error budget left: {}",
+                        s.id,
+                        remaining * 100.0,
+                        rule.reason
+                    ),
                 }
             }
         }

@@ -26,7 +26,11 @@ fn default_table() {
     let v = verdict(0.15, ReleaseKind::Feature);
     assert!(!v.allowed);
     assert_eq!(v.decision, "reliability-first");
-    assert!(v.reason.starts_with("a: 15.0% of the error budget left"), "{}", v.reason);
+    assert!(
+        v.reason.starts_with("a: 15.0% of the error budget left"),
+        "{}",
+        v.reason
+    );
     assert!(verdict(0.15, ReleaseKind::Fix).allowed);
     assert_eq!(verdict(0.05, ReleaseKind::Feature).decision, "freeze");
     assert_eq!(verdict(-0.5, ReleaseKind::Feature).decision, "freeze");
@@ -36,13 +40,32 @@ fn default_table() {
 #[test]
 fn the_worst_slo_decides_and_missing_data_blocks() {
     let p = Policy::default();
-    let v = p.decide(&[slo("a", Some(0.9)), slo("b", Some(0.05)), slo("c", Some(0.15))], ReleaseKind::Feature, false);
+    let v = p.decide(
+        &[
+            slo("a", Some(0.9)),
+            slo("b", Some(0.05)),
+            slo("c", Some(0.15)),
+        ],
+        ReleaseKind::Feature,
+        false,
+    );
     assert_eq!(v.decision, "freeze");
     assert!(v.reason.starts_with("b:"));
-    let v = p.decide(&[slo("a", Some(0.9)), slo("d", None)], ReleaseKind::Fix, false);
+    let v = p.decide(
+        &[slo("a", Some(0.9)), slo("d", None)],
+        ReleaseKind::Fix,
+        false,
+    );
     assert!(!v.allowed);
     assert!(v.reason.contains("no SLI data"));
-    assert!(p.decide(&[slo("a", Some(0.9)), slo("d", None)], ReleaseKind::Fix, true).allowed);
+    assert!(
+        p.decide(
+            &[slo("a", Some(0.9)), slo("d", None)],
+            ReleaseKind::Fix,
+            true
+        )
+        .allowed
+    );
 }
 
 #[test]
@@ -52,13 +75,24 @@ fn parses_a_policy_file() {
     assert_eq!(p.rules()[0].decision, "stop");
     let v = p.decide(&[slo("a", Some(0.01))], ReleaseKind::Fix, false);
     assert!(!v.allowed);
-    assert_eq!(p.decide(&[slo("a", Some(0.2))], ReleaseKind::Feature, false).decision, "slow-down");
+    assert_eq!(
+        p.decide(&[slo("a", Some(0.2))], ReleaseKind::Feature, false)
+            .decision,
+        "slow-down"
+    );
 }
 
 #[test]
 fn bad_policies_name_the_line() {
-    let e = Policy::parse("p.yaml", "version: reliable/v1\nkind: ErrorBudgetPolicy\nrules:\n  - below: 120%\n    decision: x\n").expect_err("bad");
-    assert_eq!(e.to_string(), "p.yaml:4: field `rules[0].below`: `120%` must be above 0% and at most 100%");
+    let e = Policy::parse(
+        "p.yaml",
+        "version: reliable/v1\nkind: ErrorBudgetPolicy\nrules:\n  - below: 120%\n    decision: x\n",
+    )
+    .expect_err("bad");
+    assert_eq!(
+        e.to_string(),
+        "p.yaml:4: field `rules[0].below`: `120%` must be above 0% and at most 100%"
+    );
     let e = Policy::parse("p.yaml", "version: reliable/v1\nkind: ErrorBudgetPolicy\nrules:\n  - below: 10%\n    decision: x\n    allow: [deploy]\n").expect_err("bad");
     assert!(e.message.contains("not a release kind"), "{e}");
     assert_eq!(e.line, 6);

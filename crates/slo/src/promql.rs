@@ -30,8 +30,12 @@ pub fn template(
         ));
     }
     let rendered = text.replace(WINDOW_PLACEHOLDER, "5m");
-    parser::parse(&rendered)
-        .map_err(|e| at.here(line, format!("query does not parse as PromQL: {}", one_line(&e))))?;
+    parser::parse(&rendered).map_err(|e| {
+        at.here(
+            line,
+            format!("query does not parse as PromQL: {}", one_line(&e)),
+        )
+    })?;
     Ok(QueryTemplate::new_checked(text.to_string()))
 }
 
@@ -91,7 +95,8 @@ impl CounterSeries {
             }
         };
         let all = |ms: &[Matcher]| ms.iter().all(|m| m.is_match(get(&m.name)));
-        all(&self.matchers) && (self.or_matchers.is_empty() || self.or_matchers.iter().any(|ms| all(ms)))
+        all(&self.matchers)
+            && (self.or_matchers.is_empty() || self.or_matchers.iter().any(|ms| all(ms)))
     }
 }
 
@@ -160,7 +165,10 @@ mod tests {
         let e = template(&at(), 3, "sum(rate(x[{{.window}}])", true).expect_err("bad");
         assert!(e.message.contains("does not parse"), "{e}");
         assert_eq!(e.line, 3);
-        assert!(template(&at(), 1, "   ", true).expect_err("empty").message.contains("empty"));
+        assert!(template(&at(), 1, "   ", true)
+            .expect_err("empty")
+            .message
+            .contains("empty"));
         assert!(template(&at(), 1, "sum(rate(x[5m]))", true).is_err());
     }
 
@@ -169,7 +177,10 @@ mod tests {
         assert!(counter_selector(&at(), 1, "http_requests_total{code=~\"5..\"}").is_ok());
         assert!(counter_selector(&at(), 1, "rate(x[5m])").is_err());
         assert!(counter_selector(&at(), 1, "{__name__=\"x\"}").is_err());
-        assert_eq!(with_matcher("x{a=\"b\"}", "le=\"0.3\""), "x{a=\"b\",le=\"0.3\"}");
+        assert_eq!(
+            with_matcher("x{a=\"b\"}", "le=\"0.3\""),
+            "x{a=\"b\",le=\"0.3\"}"
+        );
         assert_eq!(with_matcher("x", "le=\"0.3\""), "x{le=\"0.3\"}");
         assert_eq!(with_matcher("x{}", "le=\"0.3\""), "x{le=\"0.3\"}");
     }
@@ -180,10 +191,12 @@ mod tests {
             "sum(rate(http_total{service=\"a\",code=~\"5..\"}[{{.window}}]))".into(),
         );
         let c = summed_counter(&q).expect("simple");
-        let labels = |code: &'static str| move |l: &str| match l {
-            "service" => Some("a"),
-            "code" => Some(code),
-            _ => None,
+        let labels = |code: &'static str| {
+            move |l: &str| match l {
+                "service" => Some("a"),
+                "code" => Some(code),
+                _ => None,
+            }
         };
         assert!(c.matches("http_total", labels("503")));
         assert!(!c.matches("http_total", labels("200")));

@@ -150,7 +150,10 @@ pub fn groups(slo: &Slo) -> Vec<RuleGroup> {
         ),
     };
     let meta = vec![
-        record(OBJECTIVE, format!("vector({})", number(slo.objective.ratio()))),
+        record(
+            OBJECTIVE,
+            format!("vector({})", number(slo.objective.ratio())),
+        ),
         record(ERROR_BUDGET, format!("vector({budget})")),
         record(PERIOD_SECONDS, format!("vector({})", period.as_secs())),
         record(PERIOD_ERROR_RATIO, period_ratio),
@@ -158,7 +161,10 @@ pub fn groups(slo: &Slo) -> Vec<RuleGroup> {
             CURRENT_BURN_RATE,
             format!("{}{sel} / {budget}", ratio_metric(Window::minutes(5))),
         ),
-        record(PERIOD_BURN_RATE, format!("{PERIOD_ERROR_RATIO}{sel} / {budget}")),
+        record(
+            PERIOD_BURN_RATE,
+            format!("{PERIOD_ERROR_RATIO}{sel} / {budget}"),
+        ),
         record(BUDGET_REMAINING, format!("1 - {PERIOD_BURN_RATE}{sel}")),
     ];
 
@@ -209,9 +215,18 @@ pub fn groups(slo: &Slo) -> Vec<RuleGroup> {
     });
 
     vec![
-        RuleGroup { name: format!("slo-{id}-sli"), rules: sli },
-        RuleGroup { name: format!("slo-{id}-meta"), rules: meta },
-        RuleGroup { name: format!("slo-{id}-alerts"), rules: alerts },
+        RuleGroup {
+            name: format!("slo-{id}-sli"),
+            rules: sli,
+        },
+        RuleGroup {
+            name: format!("slo-{id}-meta"),
+            rules: meta,
+        },
+        RuleGroup {
+            name: format!("slo-{id}-alerts"),
+            rules: alerts,
+        },
     ]
 }
 

@@ -21,7 +21,9 @@
 //! Beyond Sloth we accept `for` in `page_alert`/`ticket_alert`.
 
 use crate::fields::{scalar, seq, At, Fields};
-use crate::model::{valid_label_name, valid_name, AlertTier, Alerting, ErrorEvents, Sli, Slo, Source};
+use crate::model::{
+    valid_label_name, valid_name, AlertTier, Alerting, ErrorEvents, Sli, Slo, Source,
+};
 use crate::objective::Objective;
 use crate::window::Window;
 use crate::yaml::Node;
@@ -36,11 +38,17 @@ pub fn parse(file: &str, doc: &Node) -> Result<Vec<Slo>, SpecError> {
     let mut top = Fields::new(At::root(file), doc)?;
     let (version, line) = top.required_string("version")?;
     if version != VERSION {
-        return Err(top.at.error(line, "version".into(), format!("expected `{VERSION}`, found `{version}`")));
+        return Err(top.at.error(
+            line,
+            "version".into(),
+            format!("expected `{VERSION}`, found `{version}`"),
+        ));
     }
     let (service, line) = top.required_string("service")?;
     if !valid_name(&service) {
-        return Err(top.at.error(line, "service".into(), "must match [A-Za-z0-9_.-]{1,128}"));
+        return Err(top
+            .at
+            .error(line, "service".into(), "must match [A-Za-z0-9_.-]{1,128}"));
     }
     let labels = labels(&mut top, "labels")?;
     let slos_node = top.required("slos")?;
@@ -66,7 +74,9 @@ fn parse_slo(
     let mut f = Fields::new(at, node)?;
     let (name, line) = f.required_string("name")?;
     if !valid_name(&name) {
-        return Err(f.at.error(line, f.at.field("name"), "must match [A-Za-z0-9_.-]{1,128}"));
+        return Err(f
+            .at
+            .error(line, f.at.field("name"), "must match [A-Za-z0-9_.-]{1,128}"));
     }
     let objective_node = f.required("objective")?;
     let text = scalar(&f.at.child("objective"), objective_node)?;
@@ -111,13 +121,26 @@ fn parse_sli(at: At<'_>, node: &Node) -> Result<Sli, SpecError> {
     let events = f.take("events");
     let raw = f.take("raw");
     if f.take("plugin").is_some() {
-        return Err(f.at.error(f.line, f.at.field("plugin"), "Sloth SLI plugins are not supported; use events or raw"));
+        return Err(f.at.error(
+            f.line,
+            f.at.field("plugin"),
+            "Sloth SLI plugins are not supported; use events or raw",
+        ));
     }
     let sli = match (events, raw) {
         (Some(_), Some(_)) => {
-            return Err(f.at.error(f.key_line("raw"), f.at.field("raw"), "contradicts `events`: an SLI is either events or raw"))
+            return Err(f.at.error(
+                f.key_line("raw"),
+                f.at.field("raw"),
+                "contradicts `events`: an SLI is either events or raw",
+            ))
         }
-        (None, None) => return Err(f.at.here(f.line, "needs `events` (error_query, total_query) or `raw` (error_ratio_query)")),
+        (None, None) => {
+            return Err(f.at.here(
+                f.line,
+                "needs `events` (error_query, total_query) or `raw` (error_ratio_query)",
+            ))
+        }
         (Some(events), None) => {
             let mut e = Fields::new(f.at.child("events"), events)?;
             let (error, error_line) = e.required_string("error_query")?;
@@ -134,7 +157,8 @@ fn parse_sli(at: At<'_>, node: &Node) -> Result<Sli, SpecError> {
         (None, Some(raw)) => {
             let mut r = Fields::new(f.at.child("raw"), raw)?;
             let (query, line) = r.required_string("error_ratio_query")?;
-            let error_ratio = promql::template(&r.at.child("error_ratio_query"), line, &query, true)?;
+            let error_ratio =
+                promql::template(&r.at.child("error_ratio_query"), line, &query, true)?;
             r.finish()?;
             Sli::Raw { error_ratio }
         }
@@ -147,7 +171,11 @@ fn parse_alerting(at: At<'_>, node: &Node) -> Result<Alerting, SpecError> {
     let mut f = Fields::new(at, node)?;
     let name = match f.string("name")? {
         Some((name, line)) if !valid_label_name(&name) => {
-            return Err(f.at.error(line, f.at.field("name"), "an alert name must match [a-zA-Z_][a-zA-Z0-9_]*"))
+            return Err(f.at.error(
+                line,
+                f.at.field("name"),
+                "an alert name must match [a-zA-Z_][a-zA-Z0-9_]*",
+            ))
         }
         Some((name, _)) => name,
         None => String::new(),
@@ -176,7 +204,9 @@ fn tier(parent: &mut Fields<'_, '_>, key: &str) -> Result<Option<AlertTier>, Spe
     let annotations = f.string_map("annotations")?;
     let for_ = match f.string("for")? {
         None => None,
-        Some((text, line)) => Some(Window::parse(&text).map_err(|m| f.at.error(line, f.at.field("for"), m))?),
+        Some((text, line)) => {
+            Some(Window::parse(&text).map_err(|m| f.at.error(line, f.at.field("for"), m))?)
+        }
     };
     f.finish()?;
     Ok((!disabled).then_some(AlertTier {
@@ -194,7 +224,11 @@ pub(crate) fn labels(
     let line = f.line;
     let map = f.string_map(key)?;
     if let Some(bad) = map.keys().find(|k| !valid_label_name(k)) {
-        return Err(f.at.error(line, f.at.field(key), format!("`{bad}` is not a valid label name")));
+        return Err(f.at.error(
+            line,
+            f.at.field(key),
+            format!("`{bad}` is not a valid label name"),
+        ));
     }
     Ok(map)
 }

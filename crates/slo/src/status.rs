@@ -47,7 +47,10 @@ impl SloStatus {
 }
 
 fn percent(x: Option<f64>, digits: usize) -> String {
-    x.map_or_else(|| "no data".to_string(), |v| format!("{:.*}%", digits, v * 100.0))
+    x.map_or_else(
+        || "no data".to_string(),
+        |v| format!("{:.*}%", digits, v * 100.0),
+    )
 }
 
 /// `3d 4h`, `12m 5s`: the two largest units.
@@ -86,12 +89,22 @@ impl fmt::Display for StatusReport {
                 human_duration(s.period_seconds as f64),
                 percent(s.sli, 3),
                 percent(s.budget_remaining, 1),
-                s.budget_remaining_seconds.map_or("no data".into(), human_duration),
+                s.budget_remaining_seconds
+                    .map_or("no data".into(), human_duration),
             );
             for b in &s.burn_rates {
-                let _ = write!(line, " {}={}", b.window, b.burn_rate.map_or("-".into(), |b| format!("{b:.2}")));
+                let _ = write!(
+                    line,
+                    " {}={}",
+                    b.window,
+                    b.burn_rate.map_or("-".into(), |b| format!("{b:.2}"))
+                );
             }
-            let firing = if s.firing.is_empty() { "none".to_string() } else { s.firing.join(", ") };
+            let firing = if s.firing.is_empty() {
+                "none".to_string()
+            } else {
+                s.firing.join(", ")
+            };
             let _ = write!(line, "\n  firing: {firing}");
             writeln!(f, "{line}")?;
         }

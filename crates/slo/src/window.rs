@@ -118,7 +118,9 @@ mod tests {
 
     #[test]
     fn refuses_zero_and_garbage() {
-        for bad in ["0", "0d", "0m0s", "", "d", "5", "5x", "1m1h", "5ms", "-1d", "1.5h"] {
+        for bad in [
+            "0", "0d", "0m0s", "", "d", "5", "5x", "1m1h", "5ms", "-1d", "1.5h",
+        ] {
             assert!(Window::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(Window::parse("99999999999999999999y").is_err());

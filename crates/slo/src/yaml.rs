@@ -30,7 +30,10 @@ pub struct Node {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// A scalar; `quoted` tells `"30"` (a string) from `30`.
-    Scalar { text: String, quoted: bool },
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
     Seq(Vec<Node>),
     /// Entries in file order; keys are unique.
     Map(Vec<Entry>),

@@ -5,7 +5,10 @@ use slo::catalog::{load_paths, load_texts};
 use slo::SpecError;
 
 fn errors(files: &[(&str, &str)]) -> Vec<SpecError> {
-    let sources: Vec<(String, String)> = files.iter().map(|(f, t)| (f.to_string(), t.to_string())).collect();
+    let sources: Vec<(String, String)> = files
+        .iter()
+        .map(|(f, t)| (f.to_string(), t.to_string()))
+        .collect();
     match load_texts(&sources) {
         Ok(slos) => panic!("accepted {} SLOs", slos.len()),
         Err(e) => e.0,
@@ -45,7 +48,10 @@ const GOOD_TOTAL: &str = "        good:\n          metricSource: {type: Promethe
 fn valid_specs_load() {
     let slos = load_texts(&[
         ("a.yaml".into(), sloth("99.9", EVENTS)),
-        ("b.yaml".into(), openslo("0.99", "28d", GOOD_TOTAL).replace("name: availability", "name: other")),
+        (
+            "b.yaml".into(),
+            openslo("0.99", "28d", GOOD_TOTAL).replace("name: availability", "name: other"),
+        ),
     ])
     .expect("valid");
     assert_eq!(slos.len(), 2);
@@ -54,78 +60,183 @@ fn valid_specs_load() {
 #[test]
 fn objective_zero_hundred_and_above() {
     for bad in ["0", "100", "100.1", "-5"] {
-        assert_at(&error(&sloth(bad, EVENTS)), 5, "slos[0].objective", "percentage above 0 and below 100");
+        assert_at(
+            &error(&sloth(bad, EVENTS)),
+            5,
+            "slos[0].objective",
+            "percentage above 0 and below 100",
+        );
     }
     for bad in ["0", "1", "1.5"] {
-        assert_at(&error(&openslo(bad, "30d", GOOD_TOTAL)), 20, "spec.objectives[0].target", "above 0 and below 1");
+        assert_at(
+            &error(&openslo(bad, "30d", GOOD_TOTAL)),
+            20,
+            "spec.objectives[0].target",
+            "above 0 and below 1",
+        );
     }
-    assert_at(&error(&sloth("high", EVENTS)), 5, "slos[0].objective", "not a number");
+    assert_at(
+        &error(&sloth("high", EVENTS)),
+        5,
+        "slos[0].objective",
+        "not a number",
+    );
 }
 
 #[test]
 fn window_zero_or_unparseable() {
-    assert_at(&error(&openslo("0.99", "0d", GOOD_TOTAL)), 16, "spec.timeWindow[0].duration", "longer than zero");
-    assert_at(&error(&openslo("0.99", "a month", GOOD_TOTAL)), 16, "spec.timeWindow[0].duration", "not a duration");
-    let with_for = sloth("99", EVENTS) + "    alerting:\n      page_alert:\n        for: 5 minutes\n";
-    assert_at(&error(&with_for), 12, "slos[0].alerting.page_alert.for", "not a duration");
+    assert_at(
+        &error(&openslo("0.99", "0d", GOOD_TOTAL)),
+        16,
+        "spec.timeWindow[0].duration",
+        "longer than zero",
+    );
+    assert_at(
+        &error(&openslo("0.99", "a month", GOOD_TOTAL)),
+        16,
+        "spec.timeWindow[0].duration",
+        "not a duration",
+    );
+    let with_for =
+        sloth("99", EVENTS) + "    alerting:\n      page_alert:\n        for: 5 minutes\n";
+    assert_at(
+        &error(&with_for),
+        12,
+        "slos[0].alerting.page_alert.for",
+        "not a duration",
+    );
 }
 
 #[test]
 fn ratio_with_neither_good_nor_bad() {
     let only_total = "        total:\n          metricSource: {type: Prometheus, spec: {query: requests_total}}\n";
-    assert_at(&error(&openslo("0.99", "30d", only_total)), 10, "spec.indicator.spec.ratioMetric", "neither".replace("neither", "a `good` or a `bad`").as_str());
+    assert_at(
+        &error(&openslo("0.99", "30d", only_total)),
+        10,
+        "spec.indicator.spec.ratioMetric",
+        "neither".replace("neither", "a `good` or a `bad`").as_str(),
+    );
     let both = format!("{GOOD_TOTAL}        bad:\n          metricSource: {{type: Prometheus, spec: {{query: bad_total}}}}\n");
-    assert_at(&error(&openslo("0.99", "30d", &both)), 10, "spec.indicator.spec.ratioMetric", "contradicts");
+    assert_at(
+        &error(&openslo("0.99", "30d", &both)),
+        10,
+        "spec.indicator.spec.ratioMetric",
+        "contradicts",
+    );
 }
 
 #[test]
 fn empty_query() {
     let empty = "      events:\n        error_query: \"\"\n        total_query: sum(rate(requests_total[{{.window}}]))\n";
-    assert_at(&error(&sloth("99", empty)), 8, "slos[0].sli.events.error_query", "must not be empty");
+    assert_at(
+        &error(&sloth("99", empty)),
+        8,
+        "slos[0].sli.events.error_query",
+        "must not be empty",
+    );
     let blank = GOOD_TOTAL.replace("query: good_total", "query: '  '");
-    assert_at(&error(&openslo("0.99", "30d", &blank)), 12, "spec.indicator.spec.ratioMetric.good.metricSource.spec.query", "must not be empty");
+    assert_at(
+        &error(&openslo("0.99", "30d", &blank)),
+        12,
+        "spec.indicator.spec.ratioMetric.good.metricSource.spec.query",
+        "must not be empty",
+    );
 }
 
 #[test]
 fn query_that_does_not_parse() {
-    let bad = EVENTS.replace("sum(rate(errors_total[{{.window}}]))", "sum(rate(errors_total{code=~\"5..\"[{{.window}}]))");
-    assert_at(&error(&sloth("99", &bad)), 8, "slos[0].sli.events.error_query", "does not parse as PromQL");
+    let bad = EVENTS.replace(
+        "sum(rate(errors_total[{{.window}}]))",
+        "sum(rate(errors_total{code=~\"5..\"[{{.window}}]))",
+    );
+    assert_at(
+        &error(&sloth("99", &bad)),
+        8,
+        "slos[0].sli.events.error_query",
+        "does not parse as PromQL",
+    );
     let no_window = EVENTS.replace("[{{.window}}]", "[5m]");
-    assert_at(&error(&sloth("99", &no_window)), 8, "slos[0].sli.events.error_query", "{{.window}}");
+    assert_at(
+        &error(&sloth("99", &no_window)),
+        8,
+        "slos[0].sli.events.error_query",
+        "{{.window}}",
+    );
     let not_selector = GOOD_TOTAL.replace("query: good_total", "query: 'rate(good_total[5m])'");
-    assert_at(&error(&openslo("0.99", "30d", &not_selector)), 12, "spec.indicator.spec.ratioMetric.good.metricSource.spec.query", "plain series selector");
+    assert_at(
+        &error(&openslo("0.99", "30d", &not_selector)),
+        12,
+        "spec.indicator.spec.ratioMetric.good.metricSource.spec.query",
+        "plain series selector",
+    );
 }
 
 #[test]
 fn two_slos_with_the_same_name() {
-    let two = sloth("99", EVENTS) + "  - name: availability\n    objective: 99.5\n    sli:\n" + EVENTS;
+    let two =
+        sloth("99", EVENTS) + "  - name: availability\n    objective: 99.5\n    sli:\n" + EVENTS;
     assert_at(&error(&two), 10, "name", "a second SLO `availability`");
-    let across = errors(&[("slo/t.yaml", &sloth("99", EVENTS)), ("slo/u.yaml", &openslo("0.99", "30d", GOOD_TOTAL))]);
+    let across = errors(&[
+        ("slo/t.yaml", &sloth("99", EVENTS)),
+        ("slo/u.yaml", &openslo("0.99", "30d", GOOD_TOTAL)),
+    ]);
     assert_eq!(across.len(), 1);
-    assert!(across[0].to_string().starts_with("slo/u.yaml:4: field `name`: a second SLO"), "{}", across[0]);
+    assert!(
+        across[0]
+            .to_string()
+            .starts_with("slo/u.yaml:4: field `name`: a second SLO"),
+        "{}",
+        across[0]
+    );
     assert!(across[0].message.contains("slo/t.yaml:4"), "{}", across[0]);
 }
 
 #[test]
 fn unknown_and_contradictory_fields() {
-    let typo = sloth("99", EVENTS).replace("    objective: 99\n", "    objective: 99\n    objetive: 99\n");
+    let typo = sloth("99", EVENTS).replace(
+        "    objective: 99\n",
+        "    objective: 99\n    objetive: 99\n",
+    );
     assert_at(&error(&typo), 6, "slos[0].objetive", "unknown field");
     let both = sloth("99", EVENTS) + "      raw:\n        error_ratio_query: x[{{.window}}]\n";
     assert_at(&error(&both), 10, "slos[0].sli.raw", "contradicts `events`");
-    let calendar = openslo("0.99", "30d", GOOD_TOTAL).replace("isRolling: true", "isRolling: false");
-    assert_at(&error(&calendar), 16, "spec.timeWindow[0].isRolling", "rolling");
+    let calendar =
+        openslo("0.99", "30d", GOOD_TOTAL).replace("isRolling: true", "isRolling: false");
+    assert_at(
+        &error(&calendar),
+        16,
+        "spec.timeWindow[0].isRolling",
+        "rolling",
+    );
     let timeslices = openslo("0.99", "30d", GOOD_TOTAL).replace("Occurrences", "Timeslices");
-    assert_at(&error(&timeslices), 18, "spec.budgetingMethod", "Occurrences");
-    let refs = openslo("0.99", "30d", GOOD_TOTAL).replace("  budgetingMethod", "  indicatorRef: other\n  budgetingMethod");
-    assert_at(&error(&refs), 18, "spec.indicatorRef", "contradicts `indicator`");
+    assert_at(
+        &error(&timeslices),
+        18,
+        "spec.budgetingMethod",
+        "Occurrences",
+    );
+    let refs = openslo("0.99", "30d", GOOD_TOTAL).replace(
+        "  budgetingMethod",
+        "  indicatorRef: other\n  budgetingMethod",
+    );
+    assert_at(
+        &error(&refs),
+        18,
+        "spec.indicatorRef",
+        "contradicts `indicator`",
+    );
 }
 
 #[test]
 fn anchor_bomb() {
-    let mut text = String::from("version: prometheus/v1\nservice: gateway\nl0: &l0 [a, a, a, a, a, a, a, a, a, a]\n");
+    let mut text = String::from(
+        "version: prometheus/v1\nservice: gateway\nl0: &l0 [a, a, a, a, a, a, a, a, a, a]\n",
+    );
     for i in 1..12 {
         let p = i - 1;
-        text.push_str(&format!("l{i}: &l{i} [*l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}]\n"));
+        text.push_str(&format!(
+            "l{i}: &l{i} [*l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}]\n"
+        ));
     }
     let e = error(&text);
     assert!(e.message.contains("alias bomb"), "{e}");
