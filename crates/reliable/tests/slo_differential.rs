@@ -258,6 +258,16 @@ async fn live_evaluator_agrees_with_prometheus_on_the_same_traffic() {
         (prometheus_value(&client, &prom, alerts).await == Some(2.0)).then_some(())
     })
     .await;
+    // The meta group (period SLI, budget) evaluates on its own schedule.
+    for id in ["difftest-redirect-found", "difftest-redirect-under-1s"] {
+        let query = format!("slo:period_error_budget_remaining:ratio{{slo_id=\"{id}\"}} < 1 or slo:period_error_budget_remaining:ratio{{slo_id=\"{id}\"}} == 1 and on() slo:period_error_budget_remaining:ratio{{slo_id=\"difftest-redirect-found\"}} < 0");
+        eventually(
+            "Prometheus's budget recording rules",
+            Duration::from_secs(30),
+            async || prometheus_value(&client, &prom, &query).await.map(|_| ()),
+        )
+        .await;
+    }
     let url = ["--url", base.as_str()];
     let local = eventually(
         "the live evaluator to see the burst",
