@@ -62,16 +62,18 @@ pub struct GateArgs {
 pub fn status(args: StatusArgs) -> ExitCode {
     match fetch(&args.source) {
         Ok(report) => {
-            match args.format {
-                Format::Text => print!("{report}"),
+            let text = match args.format {
+                Format::Text => report.to_string(),
                 Format::Json => match serde_json::to_string_pretty(&report) {
-                    Ok(json) => println!("{json}"),
+                    Ok(json) => json + "\n",
                     Err(e) => {
                         eprintln!("error: {e}");
                         return ExitCode::FAILURE;
                     }
                 },
-            }
+            };
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -88,6 +88,8 @@ pub fn load_texts(sources: &[(String, String)]) -> Result<Vec<Slo>, SpecErrors> 
             Err(e) => errors.push(e),
         }
     }
+    // Spec order: by file, then by line, whichever format each SLO is in.
+    slos.sort_by(|a, b| (&a.source.file, a.source.line).cmp(&(&b.source.file, b.source.line)));
     let mut seen: BTreeMap<String, (String, usize)> = BTreeMap::new();
     for slo in &slos {
         if let Some((file, line)) = seen.get(&slo.id()) {
