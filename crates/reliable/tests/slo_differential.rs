@@ -329,6 +329,36 @@ async fn live_evaluator_agrees_with_prometheus_on_the_same_traffic() {
         serde_json::json!([])
     );
 
+    // The gate reads the same numbers: 25% errors against a 1% budget is
+    // an exhausted budget, so features are frozen and fixes still ship.
+    for (source, kind, code) in [
+        (["--prometheus", prom.as_str()], "feature", 1),
+        (["--url", base.as_str()], "feature", 1),
+        (["--url", base.as_str()], "fix", 0),
+    ] {
+        let out = reliable()
+            .args([
+                "slo",
+                "gate",
+                "--slo",
+                "difftest-redirect-found",
+                "--kind",
+                kind,
+            ])
+            .args(source)
+            .output()
+            .expect("gate");
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if code == 1 {
+            assert!(String::from_utf8_lossy(&out.stderr).contains("blocked (freeze)"));
+        }
+    }
+
     let text = reliable()
         .args(["slo", "status", "--url", &base])
         .output()
