@@ -144,6 +144,44 @@ mod tests {
         assert!((h.ratio(2 * MIN).expect("data") - 0.5).abs() < 1e-9);
     }
 
+    proptest::proptest! {
+        /// Within the fine tier the ratio is exact: the counters' increases
+        /// over the last `window` minutes, a drop counted as a restart from
+        /// zero (as `rate()` does; a restart that climbs past the old value
+        /// within one sample cannot be seen by anyone).
+        #[test]
+        fn ratio_matches_a_direct_count(
+            minutes in proptest::collection::vec((0u32..50, 0u32..50, proptest::bool::weighted(0.05)), 2..300),
+            window in 1i64..300,
+        ) {
+            let mut h = History::new(86_400_000);
+            let (mut raw_e, mut raw_n) = (0.0f64, 0.0f64);
+            let mut per_minute = Vec::new();
+            let increase = |now: f64, before: f64| if now < before { now } else { now - before };
+            for (m, &(a, b, restart)) in minutes.iter().enumerate() {
+                let (before_e, before_n) = (raw_e, raw_n);
+                if restart && m > 0 {
+                    (raw_e, raw_n) = (0.0, 0.0);
+                }
+                raw_e += a.min(b) as f64;
+                raw_n += a.max(b) as f64;
+                // The first snapshot is the baseline: its counts are not an increase.
+                per_minute.push(if m == 0 {
+                    (0.0, 0.0)
+                } else {
+                    (increase(raw_e, before_e), increase(raw_n, before_n))
+                });
+                h.record(m as i64 * MIN, raw_e, raw_n);
+            }
+            let last = per_minute.len() as i64 - 1;
+            let from = (last - window).max(0);
+            let (e, n) = per_minute[(from + 1) as usize..].iter().fold((0.0, 0.0), |acc, x| (acc.0 + x.0, acc.1 + x.1));
+            let expected = if n > 0.0 { (e / n).clamp(0.0, 1.0) } else { 0.0 };
+            let got = h.ratio(window * MIN).expect("two snapshots");
+            proptest::prop_assert!((got - expected).abs() < 1e-9, "got {got}, expected {expected}");
+        }
+    }
+
     #[test]
     fn no_traffic_is_zero_and_no_history_is_none() {
         let mut h = History::new(86_400_000);
