@@ -115,6 +115,9 @@ pub struct Sampler {
     by_name: HashMap<String, ByName>,
     selectors: Vec<CounterSeries>,
     good_based: Vec<bool>,
+    /// Latency SLIs: a missing bucket is no data, not 100% slow (see
+    /// `rules::error_events`).
+    needs_good: Vec<bool>,
     slos: usize,
 }
 
@@ -141,6 +144,13 @@ impl Sampler {
                 Sli::Raw { .. } => (None, false, None),
             };
             sampler.good_based.push(good_based);
+            sampler.needs_good.push(matches!(
+                slo.sli,
+                Sli::Events {
+                    latency_threshold: Some(_),
+                    ..
+                }
+            ));
             let (Some(errors), Some(total)) = (errors, total) else {
                 skipped.push(slo.id());
                 continue;
@@ -179,8 +189,8 @@ impl Sampler {
     /// Sums each SLO's counters in `text`; `None` where its total counter
     /// has no series (no data, which is not zero traffic).
     pub fn sample(&self, text: &str) -> Vec<Option<EventCounts>> {
-        // (errors-or-good sum, total sum, total seen)
-        let mut acc = vec![(0.0, 0.0, false); self.slos];
+        // (errors-or-good sum, total sum, total seen, errors-or-good seen)
+        let mut acc = vec![(0.0, 0.0, false, false); self.slos];
         for line in text.lines() {
             let name_end = line.find(['{', ' ']).unwrap_or(line.len());
             let Some(group) = self.by_name.get(&line[..name_end]) else {
@@ -212,7 +222,10 @@ impl Sampler {
                 }
                 let a = &mut acc[slo];
                 match role {
-                    Role::Bad | Role::Good => a.0 += sample.value,
+                    Role::Bad | Role::Good => {
+                        a.0 += sample.value;
+                        a.3 = true;
+                    }
                     Role::Total => {
                         a.1 += sample.value;
                         a.2 = true;
@@ -221,9 +234,9 @@ impl Sampler {
             }
         }
         acc.iter()
-            .zip(&self.good_based)
-            .map(|(&(e, total, seen), &good_based)| {
-                seen.then(|| EventCounts {
+            .zip(self.good_based.iter().zip(&self.needs_good))
+            .map(|(&(e, total, seen, e_seen), (&good_based, &needs_good))| {
+                (seen && (e_seen || !needs_good)).then(|| EventCounts {
                     errors: if good_based { (total - e).max(0.0) } else { e },
                     total,
                 })
@@ -257,6 +270,24 @@ mod tests {
         );
         assert!(parse_line("# TYPE x counter").is_none());
         assert!(parse_line("broken{a=\"b\" 1").is_none());
+    }
+
+    #[test]
+    fn a_latency_threshold_without_its_bucket_is_no_data() {
+        let text = "apiVersion: openslo/v1\nkind: SLO\nmetadata: {name: fast}\nspec:\n  service: s\n  indicator:\n    spec:\n      thresholdMetric:\n        metricSource: {type: Prometheus, spec: {query: 'd_bucket{service=\"s\"}'}}\n  timeWindow: [{duration: 30d, isRolling: true}]\n  budgetingMethod: Occurrences\n  objectives: [{target: 0.99, op: lte, value: 0.3}]\n";
+        let slos = crate::catalog::load_texts(&[("t.yaml".into(), text.into())]).expect("valid");
+        let (sampler, skipped) = Sampler::new(&slos);
+        assert!(skipped.is_empty());
+        let with = "d_bucket{service=\"s\",le=\"0.3\"} 90\nd_bucket{service=\"s\",le=\"+Inf\"} 100\nd_count{service=\"s\"} 100\n";
+        assert_eq!(
+            sampler.sample(with)[0],
+            Some(EventCounts {
+                errors: 10.0,
+                total: 100.0
+            })
+        );
+        let without = "d_bucket{service=\"s\",le=\"0.25\"} 90\nd_count{service=\"s\"} 100\n";
+        assert_eq!(sampler.sample(without)[0], None);
     }
 
     #[test]

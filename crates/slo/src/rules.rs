@@ -89,15 +89,23 @@ fn selector(slo: &Slo) -> String {
     format!("{{slo_id=\"{}\"}}", slo.id())
 }
 
-/// `(errors / (total > 0)) or (total * 0)`: zero, not NaN, without traffic.
+/// `(errors / (total > 0)) or (errors * 0)`: zero, not NaN, without
+/// traffic; empty (so the absent alert speaks) when the errors are.
 fn guarded_ratio(errors: &str, total: &str) -> String {
-    format!("({errors}) / (({total}) > 0) or ({total}) * 0")
+    format!("({errors}) / (({total}) > 0) or ({errors}) * 0")
 }
 
-/// The error-event rate over `window`, never missing while total exists.
-fn error_events(errors: &ErrorEvents, total: &str, window: Window) -> String {
+/// The error-event rate over `window`. A missing bad or good counter
+/// means no such events yet (0 bad, or every event bad), except for a
+/// latency SLI: a histogram exports every bucket, so a missing bucket
+/// means the threshold is not one of its bounds, and the SLI stays empty
+/// (the absent alert fires) instead of reading as 100% slow.
+fn error_events(errors: &ErrorEvents, total: &str, window: Window, latency: bool) -> String {
     match errors {
         ErrorEvents::Bad(bad) => format!("({}) or ({total}) * 0", bad.render(window)),
+        ErrorEvents::Good(good) if latency => {
+            format!("clamp_min(({total}) - ({}), 0)", good.render(window))
+        }
         ErrorEvents::Good(good) => format!(
             "clamp_min(({total}) - (({}) or ({total}) * 0), 0)",
             good.render(window)
@@ -108,9 +116,14 @@ fn error_events(errors: &ErrorEvents, total: &str, window: Window) -> String {
 /// The error ratio expression over `window`.
 pub fn ratio_expr(sli: &Sli, window: Window) -> String {
     match sli {
-        Sli::Events { errors, total, .. } => {
+        Sli::Events {
+            errors,
+            total,
+            latency_threshold,
+        } => {
             let total = total.render(window);
-            guarded_ratio(&error_events(errors, &total, window), &total)
+            let errors = error_events(errors, &total, window, latency_threshold.is_some());
+            guarded_ratio(&errors, &total)
         }
         // A NaN from the query's own 0/0 is dropped (NaN >= 0 is false).
         Sli::Raw { error_ratio } => format!("({}) >= 0", error_ratio.render(window)),
@@ -126,10 +139,16 @@ pub fn groups(slo: &Slo) -> Vec<RuleGroup> {
         labels: labels.clone(),
     };
     let mut sli = Vec::new();
-    if let Sli::Events { errors, total, .. } = &slo.sli {
+    if let Sli::Events {
+        errors,
+        total,
+        latency_threshold,
+    } = &slo.sli
+    {
         let five = Window::minutes(5);
         let total = total.render(five);
-        sli.push(record(ERROR_EVENTS_5M, error_events(errors, &total, five)));
+        let errors = error_events(errors, &total, five, latency_threshold.is_some());
+        sli.push(record(ERROR_EVENTS_5M, errors));
         sli.push(record(TOTAL_EVENTS_5M, total));
     }
     for window in ALERT_WINDOWS {
