@@ -3,10 +3,11 @@ use crate::catalog::load_texts;
 
 const MIN: i64 = 60_000;
 
+const SPEC: &str = "version: prometheus/v1\nservice: api\nslos:\n  - name: availability\n    objective: 99\n    sli:\n      events:\n        error_query: sum(rate(req_total{code=\"500\"}[{{.window}}]))\n        total_query: sum(rate(req_total[{{.window}}]))\n";
+
 /// A 99% SLO (budget 1%) with page and ticket alerts, no `for`.
 fn evaluator() -> Evaluator {
-    let text = "version: prometheus/v1\nservice: api\nslos:\n  - name: availability\n    objective: 99\n    sli:\n      events:\n        error_query: sum(rate(req_total{code=\"500\"}[{{.window}}]))\n        total_query: sum(rate(req_total[{{.window}}]))\n";
-    Evaluator::new(&load_texts(&[("t.yaml".into(), text.into())]).expect("valid"))
+    Evaluator::new(&load_texts(&[("t.yaml".into(), SPEC.into())]).expect("valid"))
 }
 
 /// Runs minute ticks; `traffic(m)` gives (errors, requests) in minute m,
@@ -125,4 +126,20 @@ fn samples_the_exposition_text() {
     let s = &e.report("t").slos[0];
     assert!((s.burn_rates[0].burn_rate.expect("5m") - 10.0).abs() < 1e-9);
     assert!(e.not_evaluable().is_empty());
+}
+
+#[test]
+fn for_delays_firing_until_the_condition_has_held_that_long() {
+    let text = format!("{SPEC}    alerting:\n      page_alert:\n        for: 5m\n      ticket_alert:\n        disable: true\n");
+    let mut e = Evaluator::new(&load_texts(&[("t.yaml".into(), text)]).expect("valid"));
+    let firing = run(&mut e, 1440 + 30, |m| {
+        Some(if m < 1440 {
+            (0.0, 100.0)
+        } else {
+            (100.0, 100.0)
+        })
+    });
+    // Without `for` it pages at 1448 (see above); with it, five minutes on.
+    assert_eq!(first(&firing, "page"), Some(1440 + 8 + 5));
+    assert_eq!(first(&firing, "ticket"), None, "the ticket tier is off");
 }

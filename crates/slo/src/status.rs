@@ -83,14 +83,15 @@ impl fmt::Display for StatusReport {
             let mut line = String::new();
             let _ = write!(
                 line,
-                "\n{}  target {}  over {}\n  SLI {}  budget left {} ({})\n  burn",
+                "\n{}  target {}  over {}\n  SLI {}  budget left {}\n  burn",
                 s.id,
                 percent(Some(s.objective), 3),
                 human_duration(s.period_seconds as f64),
                 percent(s.sli, 3),
-                percent(s.budget_remaining, 1),
-                s.budget_remaining_seconds
-                    .map_or("no data".into(), human_duration),
+                match (s.budget_remaining, s.budget_remaining_seconds) {
+                    (Some(r), Some(t)) => format!("{:.1}% ({})", r * 100.0, human_duration(t)),
+                    _ => "no data".to_string(),
+                },
             );
             for b in &s.burn_rates {
                 let _ = write!(
