@@ -136,11 +136,24 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
         startup_ms = started.elapsed().as_secs_f64() * 1e3,
         "ready"
     );
+    // Poll the signal future once before announcing the address, so the
+    // SIGTERM handler is installed by the time anyone can act on the line
+    // (a SIGTERM in between would otherwise kill the process unhandled).
+    let mut signal = std::pin::pin!(kit::shutdown::signal());
+    let signalled = tokio::select! {
+        biased;
+        () = &mut signal => true,
+        () = std::future::ready(()) => false,
+    };
     println!("listening on http://{addr}");
 
-    let early_exit = tokio::select! {
-        () = kit::shutdown::signal() => None,
-        result = &mut server_task => Some(result),
+    let early_exit = if signalled {
+        None
+    } else {
+        tokio::select! {
+            () = &mut signal => None,
+            result = &mut server_task => Some(result),
+        }
     };
     let server_result = match early_exit {
         Some(result) => result,
