@@ -272,3 +272,26 @@ fn not_a_spec_at_all() {
     let e = error("version: prometheus/v2\nservice: a\nslos: []\n");
     assert_at(&e, 1, "version", "prometheus/v1");
 }
+
+#[test]
+fn openslo_alerting_annotations() {
+    let with = |annotations: &str| {
+        openslo("0.99", "30d", GOOD_TOTAL).replace(
+            "  name: availability\n",
+            &format!("  name: availability\n  annotations:\n{annotations}"),
+        )
+    };
+    let ok = load_texts(&[(
+        "t.yaml".into(),
+        with("    reliable.dev/page-for: 2m\n    reliable.dev/ticket: \"false\"\n"),
+    )])
+    .expect("valid");
+    let page = ok[0].alerting.page.as_ref().expect("page on");
+    assert_eq!(page.for_, Some(slo::Window::minutes(2)));
+    assert!(ok[0].alerting.ticket.is_none());
+    let e = error(&with("    reliable.dev/page-for: soon\n"));
+    assert_eq!(e.field, "metadata.annotations.reliable.dev/page-for", "{e}");
+    assert!(e.message.contains("not a duration"), "{e}");
+    let e = error(&with("    reliable.dev/paging: \"false\"\n"));
+    assert!(e.message.contains("unknown annotation"), "{e}");
+}

@@ -33,6 +33,8 @@ pub const ANNOTATIONS: &[&str] = &[
     "reliable.dev/alert-name",
     "reliable.dev/page",
     "reliable.dev/ticket",
+    "reliable.dev/page-for",
+    "reliable.dev/ticket-for",
     "reliable.dev/summary",
     "reliable.dev/runbook",
 ];
@@ -329,6 +331,15 @@ fn alerting(
         ticket: switch("reliable.dev/ticket")?,
         ..Alerting::default()
     };
+    for (tier, key) in [
+        (&mut out.page, "reliable.dev/page-for"),
+        (&mut out.ticket, "reliable.dev/ticket-for"),
+    ] {
+        if let (Some(tier), Some(text)) = (tier.as_mut(), annotations.get(key)) {
+            let window = Window::parse(text).map_err(|m| at.error(line, at.field(key), m))?;
+            tier.for_ = Some(window);
+        }
+    }
     if let Some(name) = annotations.get("reliable.dev/alert-name") {
         if !valid_label_name(name) {
             return Err(at.error(
