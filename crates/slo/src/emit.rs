@@ -1,116 +1,148 @@
 //! Writing rule groups as Prometheus rule files and as `PrometheusRule`
-//! custom resources (Prometheus Operator), through yaml-rust2's emitter so
-//! quoting of PromQL (braces, quotes, colons) is never hand-rolled.
+//! custom resources (Prometheus Operator).
+//!
+//! Hand-written for one fixed shape so the committed files read well in a
+//! review: PromQL goes in single quotes (only `'` needs escaping there, as
+//! `''`), so `{service="gateway"}` stays as written instead of becoming
+//! `{service=\"gateway\"}`. A value with a control character (which single
+//! quotes cannot hold) goes through yaml-rust2's double-quoted emitter.
 
 use crate::rules::{self, Rule, RuleGroup};
 use crate::Slo;
 use std::collections::BTreeMap;
-use yaml_rust2::yaml::Hash;
+use std::fmt::Write;
 use yaml_rust2::{Yaml, YamlEmitter};
 
-fn s(text: &str) -> Yaml {
-    Yaml::String(text.to_string())
+/// A YAML scalar for `text`: plain when unambiguous, else quoted.
+fn scalar(text: &str) -> String {
+    const RESERVED: &[&str] = &["true", "false", "null", "yes", "no", "on", "off", "y", "n"];
+    let plain = text.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:".contains(c))
+        && !text.ends_with(':')
+        && !RESERVED.contains(&text.to_ascii_lowercase().as_str());
+    if plain {
+        text.to_string()
+    } else if text.chars().any(char::is_control) {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = YamlEmitter::new(&mut out).dump(&Yaml::String(text.to_string()));
+        out.trim_start_matches("---").trim().to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "''"))
+    }
 }
 
-fn map(entries: Vec<(&str, Yaml)>) -> Yaml {
-    let mut hash = Hash::new();
+fn map(out: &mut String, indent: usize, entries: &BTreeMap<String, String>) {
     for (k, v) in entries {
-        hash.insert(s(k), v);
+        let _ = writeln!(out, "{:indent$}{}: {}", "", scalar(k), scalar(v));
     }
-    Yaml::Hash(hash)
 }
 
-fn string_map(m: &BTreeMap<String, String>) -> Yaml {
-    let mut hash = Hash::new();
-    for (k, v) in m {
-        hash.insert(s(k), s(v));
-    }
-    Yaml::Hash(hash)
-}
-
-fn rule(rule: &Rule) -> Yaml {
-    match rule {
-        Rule::Record {
-            record,
-            expr,
-            labels,
-        } => map(vec![
-            ("record", s(record)),
-            ("expr", s(expr)),
-            ("labels", string_map(labels)),
-        ]),
-        Rule::Alert {
-            alert,
-            expr,
-            for_,
-            labels,
-            annotations,
-        } => {
-            let mut entries = vec![("alert", s(alert)), ("expr", s(expr))];
-            if let Some(w) = for_ {
-                entries.push(("for", s(&w.to_string())));
+fn groups(out: &mut String, indent: usize, groups: &[RuleGroup]) {
+    let pad = " ".repeat(indent);
+    let _ = writeln!(out, "{pad}groups:");
+    for g in groups {
+        let _ = writeln!(out, "{pad}  - name: {}", scalar(&g.name));
+        let _ = writeln!(out, "{pad}    rules:");
+        for rule in &g.rules {
+            match rule {
+                Rule::Record {
+                    record,
+                    expr,
+                    labels,
+                } => {
+                    let _ = writeln!(out, "{pad}      - record: {}", scalar(record));
+                    let _ = writeln!(out, "{pad}        expr: {}", scalar(expr));
+                    let _ = writeln!(out, "{pad}        labels:");
+                    map(out, indent + 10, labels);
+                }
+                Rule::Alert {
+                    alert,
+                    expr,
+                    for_,
+                    labels,
+                    annotations,
+                } => {
+                    let _ = writeln!(out, "{pad}      - alert: {}", scalar(alert));
+                    let _ = writeln!(out, "{pad}        expr: {}", scalar(expr));
+                    if let Some(w) = for_ {
+                        let _ = writeln!(out, "{pad}        for: {w}");
+                    }
+                    let _ = writeln!(out, "{pad}        labels:");
+                    map(out, indent + 10, labels);
+                    let _ = writeln!(out, "{pad}        annotations:");
+                    map(out, indent + 10, annotations);
+                }
             }
-            entries.push(("labels", string_map(labels)));
-            entries.push(("annotations", string_map(annotations)));
-            map(entries)
         }
     }
 }
 
-fn groups_yaml(groups: &[RuleGroup]) -> Yaml {
-    Yaml::Array(
-        groups
-            .iter()
-            .map(|g| {
-                map(vec![
-                    ("name", s(&g.name)),
-                    ("rules", Yaml::Array(g.rules.iter().map(rule).collect())),
-                ])
-            })
-            .collect(),
-    )
+fn header(source: &str) -> String {
+    format!("# Generated by `reliable slo generate` from {source}; do not edit: edit the spec.\n")
 }
 
-fn dump(doc: &Yaml, header: &str) -> String {
-    let mut out = String::new();
-    let mut emitter = YamlEmitter::new(&mut out);
-    // Writing into a String cannot fail.
-    let _ = emitter.dump(doc);
-    let body = out.strip_prefix("---\n").unwrap_or(&out);
-    format!("{header}{body}\n")
+fn all_groups(slos: &[&Slo]) -> Vec<RuleGroup> {
+    slos.iter().flat_map(|slo| rules::groups(slo)).collect()
 }
-
-const HEADER: &str =
-    "# Generated by `reliable slo generate`; do not edit. Edit the spec instead.\n";
 
 /// All groups of these SLOs, one Prometheus rule file.
 pub fn rule_file(slos: &[&Slo], source: &str) -> String {
-    let groups: Vec<RuleGroup> = slos.iter().flat_map(|slo| rules::groups(slo)).collect();
-    let header = format!("{HEADER}# Source: {source}\n");
-    dump(&map(vec![("groups", groups_yaml(&groups))]), &header)
+    let mut out = header(source);
+    groups(&mut out, 0, &all_groups(slos));
+    out
 }
 
 /// The same groups as a `monitoring.coreos.com/v1` `PrometheusRule`.
 pub fn prometheus_rule(name: &str, slos: &[&Slo], source: &str) -> String {
-    let groups: Vec<RuleGroup> = slos.iter().flat_map(|slo| rules::groups(slo)).collect();
-    let header = format!("{HEADER}# Source: {source}\n");
-    let doc = map(vec![
-        ("apiVersion", s("monitoring.coreos.com/v1")),
-        ("kind", s("PrometheusRule")),
-        (
-            "metadata",
-            map(vec![
-                ("name", s(name)),
-                (
-                    "labels",
-                    map(vec![
-                        ("app.kubernetes.io/part-of", s("reliable")),
-                        ("app.kubernetes.io/managed-by", s("reliable-slo")),
-                    ]),
-                ),
-            ]),
-        ),
-        ("spec", map(vec![("groups", groups_yaml(&groups))])),
-    ]);
-    dump(&doc, &header)
+    let mut out = header(source);
+    out.push_str("apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n");
+    let _ = writeln!(out, "  name: {}", scalar(name));
+    out.push_str("  labels:\n    app.kubernetes.io/part-of: reliable\n    app.kubernetes.io/managed-by: reliable-slo\nspec:\n");
+    groups(&mut out, 2, &all_groups(slos));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml::{parse_documents, Value};
+
+    fn parsed(text: &str) -> String {
+        let docs = parse_documents(&format!("k: {text}\n")).expect("valid YAML");
+        let Value::Map(entries) = &docs[0].value else {
+            panic!("map")
+        };
+        match &entries[0].value.value {
+            Value::Scalar { text, .. } => text.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn scalars_round_trip() {
+        for s in [
+            "slo-gateway-availability-sli",
+            "slo:sli_error:ratio_rate5m",
+            "sum(rate(x{a=\"b\",c=~\"5..\"}[5m])) or vector(0)",
+            "it's",
+            "true",
+            "30",
+            "",
+            "- dash",
+            "# hash",
+            "tab\there",
+            "line\nbreak",
+            "a: b",
+            "ends:",
+        ] {
+            assert_eq!(parsed(&scalar(s)), s, "{s:?} as {}", scalar(s));
+        }
+        assert_eq!(scalar("gateway"), "gateway");
+        assert_eq!(scalar("slo:objective:ratio"), "slo:objective:ratio");
+        assert_eq!(scalar("true"), "'true'");
+        assert_eq!(scalar("x{a=\"b\"}"), "'x{a=\"b\"}'");
+    }
 }
