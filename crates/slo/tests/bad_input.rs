@@ -289,8 +289,11 @@ fn openslo_alerting_annotations() {
     let page = ok[0].alerting.page.as_ref().expect("page on");
     assert_eq!(page.for_, Some(slo::Window::minutes(2)));
     assert!(ok[0].alerting.ticket.is_none());
-    let e = error(&with("    reliable.dev/page-for: soon\n"));
+    let e = error(&with(
+        "    reliable.dev/ticket: \"false\"\n    reliable.dev/page-for: soon\n",
+    ));
     assert_eq!(e.field, "metadata.annotations.reliable.dev/page-for", "{e}");
+    assert_eq!(e.line, 7, "{e}");
     assert!(e.message.contains("not a duration"), "{e}");
     let e = error(&with("    reliable.dev/paging: \"false\"\n"));
     assert!(e.message.contains("unknown annotation"), "{e}");

@@ -98,7 +98,7 @@ pub fn parse(file: &str, doc: &Node) -> Result<Document, SpecError> {
     match kind.as_str() {
         "SLO" => parse_slo(file, meta, spec).map(|p| Document::Slo(Box::new(p))),
         "SLI" => {
-            let (name, _, _, _) = metadata(At::root(file).child("metadata"), meta)?;
+            let name = metadata(At::root(file).child("metadata"), meta)?.name;
             let spec = parse_sli_spec(At::root(file).child("spec"), spec)?;
             Ok(Document::Sli {
                 name,
@@ -115,12 +115,14 @@ pub fn parse(file: &str, doc: &Node) -> Result<Document, SpecError> {
     }
 }
 
-type Metadata = (
-    String,
-    BTreeMap<String, String>,
-    BTreeMap<String, String>,
-    usize,
-);
+struct Metadata {
+    name: String,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    /// The line of each annotation key, for errors about one of them.
+    annotation_lines: BTreeMap<String, usize>,
+    line: usize,
+}
 
 fn metadata(at: At<'_>, node: &Node) -> Result<Metadata, SpecError> {
     let mut m = Fields::new(at, node)?;
@@ -132,15 +134,33 @@ fn metadata(at: At<'_>, node: &Node) -> Result<Metadata, SpecError> {
     }
     let _ = m.string("displayName")?;
     let labels = crate::sloth::labels(&mut m, "labels")?;
+    let annotation_lines = match m.take("annotations").map(|n| &n.value) {
+        Some(crate::yaml::Value::Map(entries)) => {
+            entries.iter().map(|e| (e.key.clone(), e.line)).collect()
+        }
+        _ => BTreeMap::new(),
+    };
     let annotations = m.string_map("annotations")?;
     let _ = m.take("namespace");
     m.finish()?;
-    Ok((name, labels, annotations, node.line))
+    Ok(Metadata {
+        name,
+        labels,
+        annotations,
+        annotation_lines,
+        line: node.line,
+    })
 }
 
 fn parse_slo(file: &str, meta: &Node, spec: &Node) -> Result<PendingSlo, SpecError> {
     let root = At::root(file);
-    let (name, labels, annotations, meta_line) = metadata(root.child("metadata"), meta)?;
+    let Metadata {
+        name,
+        labels,
+        annotations,
+        annotation_lines,
+        line: meta_line,
+    } = metadata(root.child("metadata"), meta)?;
     let mut s = Fields::new(root.child("spec"), spec)?;
     let description = s.string("description")?.map(|d| d.0).unwrap_or_default();
     let (service, line) = s.required_string("service")?;
@@ -187,7 +207,7 @@ fn parse_slo(file: &str, meta: &Node, spec: &Node) -> Result<PendingSlo, SpecErr
     s.finish()?;
     let alerting = alerting(
         &root.child("metadata").child("annotations"),
-        meta_line,
+        &annotation_lines,
         &annotations,
     )?;
     Ok(PendingSlo {
@@ -304,15 +324,16 @@ fn objectives(s: &mut Fields<'_, '_>) -> Result<(Objective, Option<Threshold>), 
 
 fn alerting(
     at: &At<'_>,
-    line: usize,
+    lines: &BTreeMap<String, usize>,
     annotations: &BTreeMap<String, String>,
 ) -> Result<Alerting, SpecError> {
+    let line = |key: &str| lines.get(key).copied().unwrap_or(0);
     if let Some(bad) = annotations
         .keys()
         .find(|k| k.starts_with("reliable.dev/") && !ANNOTATIONS.contains(&k.as_str()))
     {
         return Err(at.error(
-            line,
+            line(bad),
             at.field(bad),
             format!("unknown annotation; known: {}", ANNOTATIONS.join(", ")),
         ));
@@ -321,7 +342,7 @@ fn alerting(
         None | Some("true") => Ok(Some(AlertTier::default())),
         Some("false") => Ok(None),
         Some(other) => Err(at.error(
-            line,
+            line(key),
             at.field(key),
             format!("expected \"true\" or \"false\", found `{other}`"),
         )),
@@ -336,14 +357,14 @@ fn alerting(
         (&mut out.ticket, "reliable.dev/ticket-for"),
     ] {
         if let (Some(tier), Some(text)) = (tier.as_mut(), annotations.get(key)) {
-            let window = Window::parse(text).map_err(|m| at.error(line, at.field(key), m))?;
+            let window = Window::parse(text).map_err(|m| at.error(line(key), at.field(key), m))?;
             tier.for_ = Some(window);
         }
     }
     if let Some(name) = annotations.get("reliable.dev/alert-name") {
         if !valid_label_name(name) {
             return Err(at.error(
-                line,
+                line("reliable.dev/alert-name"),
                 at.field("reliable.dev/alert-name"),
                 "an alert name must match [a-zA-Z_][a-zA-Z0-9_]*",
             ));
