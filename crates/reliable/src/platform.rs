@@ -13,6 +13,8 @@ use kit::health::Readiness;
 use kit::server::HttpServer;
 use kit::{CancellationToken, SystemClock};
 use shortener::Shortener;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -72,6 +74,8 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
     let started = Instant::now();
     let telemetry = kit::telemetry::init("reliable", &config.log)?;
     kit::metrics::install();
+    // Handlers first: from here on SIGTERM means "drain", never "die".
+    let stop_signal = kit::shutdown::signal();
 
     let targets = match &mode {
         Mode::Up => Target::ALL.to_vec(),
@@ -118,6 +122,7 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
             }
         }
     }
+    let stop_signal = installed(stop_signal);
     let slo_stop = CancellationToken::new();
     let live_slos =
         crate::slo_live::LiveSlos::start(&config.slo, Arc::new(SystemClock), slo_stop.clone())?;
@@ -136,24 +141,11 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
         startup_ms = started.elapsed().as_secs_f64() * 1e3,
         "ready"
     );
-    // Poll the signal future once before announcing the address, so the
-    // SIGTERM handler is installed by the time anyone can act on the line
-    // (a SIGTERM in between would otherwise kill the process unhandled).
-    let mut signal = std::pin::pin!(kit::shutdown::signal());
-    let signalled = tokio::select! {
-        biased;
-        () = &mut signal => true,
-        () = std::future::ready(()) => false,
-    };
     println!("listening on http://{addr}");
 
-    let early_exit = if signalled {
-        None
-    } else {
-        tokio::select! {
-            () = &mut signal => None,
-            result = &mut server_task => Some(result),
-        }
+    let early_exit = tokio::select! {
+        () = stop_signal => None,
+        result = &mut server_task => Some(result),
     };
     let server_result = match early_exit {
         Some(result) => result,
@@ -176,5 +168,21 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(anyhow::Error::new(e).context("HTTP server failed")),
         Err(e) => Err(anyhow::Error::new(e).context("HTTP server task panicked")),
+    }
+}
+
+/// Polls the shutdown-signal future once, now, so its handlers are
+/// installed before the `listening on` line even where the future installs
+/// them on first poll: a SIGTERM in that window would kill the process
+/// unhandled (seen as a flaky `exit status signal: 15` in the CLI tests
+/// once the SLO evaluator's first tick competed for the CPU at start).
+fn installed(
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    let mut signal = Box::pin(signal);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match signal.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(()) => Box::pin(std::future::ready(())),
+        std::task::Poll::Pending => signal,
     }
 }
