@@ -7,6 +7,9 @@
 mod load_command;
 mod platform;
 mod settings;
+mod slo_command;
+mod slo_live;
+mod slo_status;
 
 /// mimalloc: the request path allocates many small, short-lived objects
 /// across threads, where glibc malloc's arena locking and consolidation
@@ -52,12 +55,15 @@ enum Command {
     /// Generate HTTP load: fixed rate (open model, latency from the
     /// schedule) with --rate, else as fast as possible (closed model).
     Load(load_command::LoadArgs),
+    /// SLOs as code: generate Prometheus rules, show status, gate releases.
+    Slo(slo_command::SloArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (mode, config_file, overrides) = match cli.command {
         Command::Load(args) => return load_command::run(args),
+        Command::Slo(args) => return slo_command::run(args),
         Command::Up { common } => (
             platform::Mode::Up,
             common.config.clone(),

@@ -120,7 +120,11 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
             }
         }
     }
+    let slo_stop = CancellationToken::new();
+    let live_slos =
+        crate::slo_live::LiveSlos::start(&config.slo, Arc::new(SystemClock), slo_stop.clone())?;
     let router = router
+        .merge(live_slos.routes())
         .merge(readiness.routes())
         .merge(kit::metrics::routes());
     let router = kit::http::stack(router, shortener::SERVICE, &config.http);
@@ -151,6 +155,7 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
             server_task.await
         }
     };
+    slo_stop.cancel();
     if let Some(module) = shortener {
         module.shutdown().await;
     }

@@ -31,6 +31,7 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub http: HttpConfig,
     pub shortener: ShortenerConfig,
+    pub slo: crate::slo_live::SloConfig,
 }
 
 impl Default for Config {
@@ -46,6 +47,7 @@ impl Default for Config {
             shutdown_grace: Duration::ZERO,
             http: HttpConfig::default(),
             shortener: ShortenerConfig::default(),
+            slo: crate::slo_live::SloConfig::default(),
         }
     }
 }
@@ -95,6 +97,7 @@ pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Con
     let config: Config = kit::config::load(file, overrides)?;
     config.http.validate()?;
     config.shortener.validate()?;
+    config.slo.validate()?;
     if config.log.trim().is_empty() {
         return Err(ConfigError::invalid("log", "must not be empty"));
     }

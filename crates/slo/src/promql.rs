@@ -1,0 +1,207 @@
+//! PromQL checks with the `promql-parser` crate.
+//!
+//! A query that Prometheus would reject must fail at `reliable slo
+//! generate`, naming the spec line, not hours later when the rule group
+//! stops evaluating. The same parser lets the live evaluator read the
+//! counter selectors out of simple `sum(rate(selector[w]))` queries.
+
+use crate::fields::At;
+use crate::model::{QueryTemplate, WINDOW_PLACEHOLDER};
+use crate::window::Window;
+use crate::SpecError;
+use promql_parser::label::Matcher;
+use promql_parser::parser::{self, Expr, VectorSelector};
+
+/// Checks a query; `window` says whether it must contain `{{.window}}`.
+pub fn template(
+    at: &At<'_>,
+    line: usize,
+    text: &str,
+    needs_window: bool,
+) -> Result<QueryTemplate, SpecError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(at.here(line, "query must not be empty"));
+    }
+    if needs_window && !text.contains(WINDOW_PLACEHOLDER) {
+        return Err(at.here(
+            line,
+            format!("query must use {WINDOW_PLACEHOLDER} as its range, e.g. rate(x[{WINDOW_PLACEHOLDER}])"),
+        ));
+    }
+    let rendered = text.replace(WINDOW_PLACEHOLDER, "5m");
+    parser::parse(&rendered).map_err(|e| {
+        at.here(
+            line,
+            format!("query does not parse as PromQL: {}", one_line(&e)),
+        )
+    })?;
+    Ok(QueryTemplate::new_checked(text.to_string()))
+}
+
+/// A raw counter selector (OpenSLO `counter: true`): `name{matchers}`.
+pub fn counter_selector(at: &At<'_>, line: usize, text: &str) -> Result<String, SpecError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(at.here(line, "query must not be empty"));
+    }
+    match parser::parse(text) {
+        Err(e) => Err(at.here(line, format!("query does not parse as PromQL: {}", one_line(&e)))),
+        Ok(Expr::VectorSelector(vs)) if vs.offset.is_none() && vs.at.is_none() => {
+            if vs.name.is_none() || !text.starts_with(vs.name.as_deref().unwrap_or_default()) {
+                return Err(at.here(line, "write the metric name before the braces, e.g. http_requests_total{job=\"api\"}"));
+            }
+            Ok(text.to_string())
+        }
+        Ok(_) => Err(at.here(
+            line,
+            "a counter query must be a plain series selector such as http_requests_total{code=~\"5..\"}: the rate and sum are added for each window",
+        )),
+    }
+}
+
+/// `sum(rate(selector[{{.window}}]))` for a checked counter selector.
+pub fn rate_of(selector: &str) -> QueryTemplate {
+    QueryTemplate::new_checked(format!("sum(rate({selector}[{WINDOW_PLACEHOLDER}]))"))
+}
+
+/// Adds a matcher to a checked selector: `x{a="b"}` + `le="0.3"`.
+pub fn with_matcher(selector: &str, matcher: &str) -> String {
+    match selector.strip_suffix('}') {
+        Some(open) if open.trim_end().ends_with('{') => format!("{open}{matcher}}}"),
+        Some(open) => format!("{open},{matcher}}}"),
+        None => format!("{selector}{{{matcher}}}"),
+    }
+}
+
+/// The series one SLI counter sums: a name and matchers.
+#[derive(Debug, Clone)]
+pub struct CounterSeries {
+    pub name: Option<String>,
+    pub matchers: Vec<Matcher>,
+    pub or_matchers: Vec<Vec<Matcher>>,
+}
+
+impl CounterSeries {
+    pub fn matches<'l>(&self, name: &str, labels: impl Fn(&str) -> Option<&'l str>) -> bool {
+        if self.name.as_deref().is_some_and(|n| n != name) {
+            return false;
+        }
+        let get = |label: &str| -> &str {
+            if label == "__name__" {
+                name
+            } else {
+                labels(label).unwrap_or("")
+            }
+        };
+        let all = |ms: &[Matcher]| ms.iter().all(|m| m.is_match(get(&m.name)));
+        all(&self.matchers)
+            && (self.or_matchers.is_empty() || self.or_matchers.iter().any(|ms| all(ms)))
+    }
+}
+
+/// The counter behind `sum(rate(selector[w]))` or `sum(increase(...))`, if
+/// the query has that shape; the live evaluator can follow only those.
+pub fn summed_counter(query: &QueryTemplate) -> Option<CounterSeries> {
+    let expr = parser::parse(&query.render(Window::minutes(5))).ok()?;
+    let Expr::Aggregate(agg) = unparen(&expr) else {
+        return None;
+    };
+    if agg.op.to_string() != "sum" || agg.modifier.is_some() || agg.param.is_some() {
+        return None;
+    }
+    let Expr::Call(call) = unparen(&agg.expr) else {
+        return None;
+    };
+    if !matches!(call.func.name, "rate" | "increase") || call.args.args.len() != 1 {
+        return None;
+    }
+    let Expr::MatrixSelector(ms) = unparen(&call.args.args[0]) else {
+        return None;
+    };
+    let VectorSelector {
+        name,
+        matchers,
+        offset,
+        at,
+    } = &ms.vs;
+    if offset.is_some() || at.is_some() {
+        return None;
+    }
+    Some(CounterSeries {
+        name: name.clone(),
+        matchers: matchers.matchers.clone(),
+        or_matchers: matchers.or_matchers.clone(),
+    })
+}
+
+fn unparen(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Paren(p) => unparen(&p.expr),
+        other => other,
+    }
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Whether a generated expression parses (used by tests of the generator).
+pub fn parses(expr: &str) -> Result<(), String> {
+    parser::parse(expr).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at() -> At<'static> {
+        At::root("t.yaml").child("q")
+    }
+
+    #[test]
+    fn checks_templates() {
+        assert!(template(&at(), 1, "sum(rate(x{a=\"b\"}[{{.window}}]))", true).is_ok());
+        let e = template(&at(), 3, "sum(rate(x[{{.window}}])", true).expect_err("bad");
+        assert!(e.message.contains("does not parse"), "{e}");
+        assert_eq!(e.line, 3);
+        assert!(template(&at(), 1, "   ", true)
+            .expect_err("empty")
+            .message
+            .contains("empty"));
+        assert!(template(&at(), 1, "sum(rate(x[5m]))", true).is_err());
+    }
+
+    #[test]
+    fn counter_selectors() {
+        assert!(counter_selector(&at(), 1, "http_requests_total{code=~\"5..\"}").is_ok());
+        assert!(counter_selector(&at(), 1, "rate(x[5m])").is_err());
+        assert!(counter_selector(&at(), 1, "{__name__=\"x\"}").is_err());
+        assert_eq!(
+            with_matcher("x{a=\"b\"}", "le=\"0.3\""),
+            "x{a=\"b\",le=\"0.3\"}"
+        );
+        assert_eq!(with_matcher("x", "le=\"0.3\""), "x{le=\"0.3\"}");
+        assert_eq!(with_matcher("x{}", "le=\"0.3\""), "x{le=\"0.3\"}");
+    }
+
+    #[test]
+    fn finds_the_counter_of_a_rate_sum() {
+        let q = QueryTemplate::new_checked(
+            "sum(rate(http_total{service=\"a\",code=~\"5..\"}[{{.window}}]))".into(),
+        );
+        let c = summed_counter(&q).expect("simple");
+        let labels = |code: &'static str| {
+            move |l: &str| match l {
+                "service" => Some("a"),
+                "code" => Some(code),
+                _ => None,
+            }
+        };
+        assert!(c.matches("http_total", labels("503")));
+        assert!(!c.matches("http_total", labels("200")));
+        assert!(!c.matches("other", labels("503")));
+        let complex = QueryTemplate::new_checked("sum by (x) (rate(a[{{.window}}]))".into());
+        assert!(summed_counter(&complex).is_none());
+    }
+}
