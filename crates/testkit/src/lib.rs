@@ -12,6 +12,9 @@
 //! tests run in parallel without seeing each other's rows.
 #![forbid(unsafe_code)]
 
+mod nats;
+pub use nats::NatsServer;
+
 use std::io;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -25,6 +28,9 @@ pub struct PgServer {
     port: u16,
     user: String,
     bin_dir: PathBuf,
+    /// The data directory, for [`PgServer::restart`]; `None` for a server
+    /// given by URL.
+    data_dir: Option<PathBuf>,
     /// Keeps the supervisor's stdin open; dropped (closed) at process exit.
     _supervisor: Option<Mutex<Child>>,
 }
@@ -117,6 +123,7 @@ impl PgServer {
                 parsed.username().into()
             },
             bin_dir: bin_dir(),
+            data_dir: None,
             _supervisor: None,
         }
     }
@@ -188,12 +195,34 @@ impl PgServer {
             port,
             user: "postgres".into(),
             bin_dir: bin,
+            data_dir: Some(data),
             _supervisor: Some(Mutex::new(supervisor)),
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Stops the server abruptly (`-m immediate`: no clean shutdown, like
+    /// a crash) and starts it again on the same port and data. Only for a
+    /// server this process started (fault tests start their own with
+    /// [`PgServer::start`]).
+    pub fn restart(&self) -> io::Result<()> {
+        let data = self
+            .data_dir
+            .as_ref()
+            .ok_or_else(|| io::Error::other("not a server this process started"))?;
+        check(
+            as_db_user(&self.bin_dir.join("pg_ctl"))
+                .arg("-D")
+                .arg(data)
+                .arg("-l")
+                .arg(data.with_file_name("log"))
+                .args(["-m", "immediate", "-w", "-t", "60", "restart"])
+                .output(),
+            "pg_ctl restart",
+        )
     }
 
     /// Creates an empty database and returns its URL.
