@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod nats;
+pub mod webhook;
 pub use nats::NatsServer;
 
 use std::io;
