@@ -84,6 +84,20 @@ pub fn stack(router: Router, service: &'static str, config: &HttpConfig) -> Rout
         .layer(observe)
 }
 
+/// Labels the request metrics of `router`'s routes with `service` instead
+/// of the stack's default, so modules sharing one listener (`reliable up`)
+/// keep their own series. Apply to a module's router before merging it.
+pub fn service_label(router: Router, service: &'static str) -> Router {
+    router.route_layer(axum::middleware::map_response(
+        move |mut response: Response| async move {
+            response
+                .extensions_mut()
+                .insert(observe::ServiceLabel(service));
+            response
+        },
+    ))
+}
+
 async fn not_found() -> Problem {
     Problem::not_found("no resource at this path")
 }
