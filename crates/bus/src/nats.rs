@@ -57,6 +57,9 @@ impl JetStreamBus {
     /// the client's job after the first connection) and creates the stream
     /// if it does not exist.
     pub async fn connect(config: JetStreamConfig) -> Result<Self, BusError> {
+        // A `tls://` URL needs a process-wide rustls provider; this build
+        // links two (ring here, aws-lc-rs for the webhook client).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = async_nats::ConnectOptions::new()
             .name("reliable")
             .connection_timeout(Duration::from_secs(5))

@@ -61,8 +61,9 @@ impl WebhookChannel {
         timeout: Duration,
         events: Vec<String>,
     ) -> Result<Self, reqwest::Error> {
-        // TLS through rustls with the ring provider (shared with the NATS
-        // client); installing twice is harmless.
+        // rustls has two providers in this build (ring for the NATS client,
+        // aws-lc-rs for reqwest): name the process default so neither has
+        // to guess. Installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = reqwest::Client::builder()
             .timeout(timeout)

@@ -31,6 +31,10 @@ pub struct NotifierConfig {
     pub webhook_events: Vec<String>,
     /// Also write each notification as a log line.
     pub log_channel: bool,
+    /// JetStream only: a delivery not acked this long (the worker died)
+    /// is delivered again. Applies when the durable consumer is created.
+    #[serde(with = "humantime_serde")]
+    pub ack_wait: Duration,
 }
 
 impl Default for NotifierConfig {
@@ -44,6 +48,7 @@ impl Default for NotifierConfig {
             webhook_timeout: Duration::from_secs(5),
             webhook_events: Vec::new(),
             log_channel: true,
+            ack_wait: Duration::from_secs(30),
         }
     }
 }
@@ -72,6 +77,7 @@ impl NotifierConfig {
             ("notifier.backoff_base", self.backoff_base),
             ("notifier.backoff_max", self.backoff_max),
             ("notifier.webhook_timeout", self.webhook_timeout),
+            ("notifier.ack_wait", self.ack_wait),
         ] {
             if value.is_zero() {
                 return Err(ConfigError::invalid(key, "must be above zero"));

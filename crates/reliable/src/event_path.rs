@@ -55,7 +55,11 @@ impl EventPath {
                     let Some(url) = &config.nats_url else {
                         bail!("orders and notifier need NATS JetStream: set RELIABLE_NATS_URL=nats://...");
                     };
-                    let bus = JetStreamBus::connect(JetStreamConfig::new(url.as_str()))
+                    let bus_config = JetStreamConfig {
+                        ack_wait: config.notifier.ack_wait,
+                        ..JetStreamConfig::new(url.as_str())
+                    };
+                    let bus = JetStreamBus::connect(bus_config)
                         .await
                         .context("connecting to NATS JetStream")?;
                     (Arc::new(bus.clone()), Arc::new(bus), None)

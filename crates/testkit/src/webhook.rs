@@ -16,11 +16,19 @@ use std::time::Duration;
 #[derive(Default)]
 struct Inner {
     secret: String,
-    accepted: Mutex<Vec<String>>,
+    accepted: Mutex<Vec<Accepted>>,
     bad_signatures: Mutex<usize>,
     requests: Mutex<usize>,
     /// Answer this status to the next `n` requests.
     failing: Mutex<Option<(u16, usize)>>,
+}
+
+/// One POST the receiver accepted.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub event_id: String,
+    pub event_type: String,
+    pub body: Bytes,
 }
 
 #[derive(Clone)]
@@ -65,6 +73,11 @@ impl Receiver {
 
     /// Event ids accepted, in order, duplicates included.
     pub fn accepted(&self) -> Vec<String> {
+        self.deliveries().into_iter().map(|a| a.event_id).collect()
+    }
+
+    /// Every accepted POST, in order, duplicates included.
+    pub fn deliveries(&self) -> Vec<Accepted> {
         self.inner
             .accepted
             .lock()
@@ -129,6 +142,10 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
         .accepted
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push(header("reliable-event-id").to_string());
+        .push(Accepted {
+            event_id: header("reliable-event-id").to_string(),
+            event_type: header("reliable-event-type").to_string(),
+            body,
+        });
     StatusCode::NO_CONTENT
 }
