@@ -75,8 +75,25 @@ pub async fn connect(url: &str) -> Result<Arc<dyn NotificationStore>, StoreError
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(Arc::new(SqliteNotificationStore(pool)))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        // Own schema: its migration history must not mix with other
+        // modules' on a shared database.
         let options = sqlx::postgres::PgConnectOptions::from_str(url)?
             .application_name("reliable-notifier");
+        {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+            let created = sqlx::query("CREATE SCHEMA IF NOT EXISTS notifier")
+                .execute(&mut conn)
+                .await;
+            let _ = conn.close().await;
+            if let Err(e) = created {
+                // A replica starting at the same time may win the race.
+                if !matches!(&e, sqlx::Error::Database(db) if db.is_unique_violation()) {
+                    return Err(e.into());
+                }
+            }
+        }
+        let options = options.options([("search_path", "notifier")]);
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))

@@ -36,7 +36,9 @@ struct Cluster {
 
 impl Cluster {
     async fn start() -> Self {
-        let pg = PgServer::start().expect("private PostgreSQL");
+        // Durable commits: test (b) crashes the server, and a 201 must
+        // survive that.
+        let pg = PgServer::start_durable().expect("private PostgreSQL");
         let database_url = pg.create_database();
         Self {
             pg,
@@ -151,7 +153,8 @@ async fn verify(fault: &str, receiver: &Receiver, acked: &[String]) -> (usize, u
             .filter_map(|b| b["order"]["id"].as_str().map(str::to_string))
             .collect()
     };
-    let deadline = Instant::now() + DEADLINE;
+    let started = Instant::now();
+    let deadline = started + DEADLINE;
     loop {
         let delivered = created_orders(receiver);
         let missing = acked.iter().filter(|id| !delivered.contains(*id)).count();
@@ -162,10 +165,11 @@ async fn verify(fault: &str, receiver: &Receiver, acked: &[String]) -> (usize, u
             }
             let duplicates: usize = per_event.values().map(|n| n - 1).sum();
             println!(
-                "fault test [{fault}]: acknowledged={} delivered={} missing={missing} duplicates={duplicates} bad_signatures={}",
+                "fault test [{fault}]: acknowledged={} delivered={} missing={missing} duplicates={duplicates} bad_signatures={} (caught up {:.1} s after the last 201)",
                 acked.len(),
                 delivered.len(),
-                receiver.bad_signatures()
+                receiver.bad_signatures(),
+                started.elapsed().as_secs_f64()
             );
             return (missing, duplicates);
         }

@@ -130,7 +130,21 @@ impl PgServer {
     }
 
     /// initdb + pg_ctl start in a temp dir on a free port, supervised.
+    /// Tuned for speed: `synchronous_commit=off`, so a crash (an immediate
+    /// restart) may lose the last acknowledged commits.
     pub fn start() -> io::Result<Self> {
+        Self::start_with("-c synchronous_commit=off")
+    }
+
+    /// Like [`PgServer::start`] but every acknowledged commit survives a
+    /// crash of the server process (`synchronous_commit=on`; `fsync` stays
+    /// off since the machine itself does not crash in tests). For fault
+    /// tests that restart PostgreSQL with [`PgServer::restart`].
+    pub fn start_durable() -> io::Result<Self> {
+        Self::start_with("-c synchronous_commit=on")
+    }
+
+    fn start_with(commit_option: &str) -> io::Result<Self> {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("reliable-pg-")
@@ -164,7 +178,7 @@ impl PgServer {
         )?;
         let port = free_port();
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off {commit_option} -c full_page_writes=off -c max_connections=300",
             dir.display()
         );
         check(

@@ -24,8 +24,24 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
+const SCHEMA: &str = "orders";
+
 pub struct PostgresStore {
     pool: PgPool,
+}
+
+/// `CREATE SCHEMA IF NOT EXISTS`, tolerating a replica that won the race.
+async fn create_schema(options: &PgConnectOptions, schema: &str) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect_with(options).await?;
+    let created = sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .execute(&mut conn)
+        .await;
+    let _ = conn.close().await;
+    match created {
+        Err(e) if !is_unique_violation(&e) => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 fn order_of(row: &PgRow) -> Result<(i64, Order), StoreError> {
@@ -39,8 +55,13 @@ fn event_of(row: &PgRow) -> Result<Event, StoreError> {
 impl PostgresStore {
     /// Connects to `url` and applies migrations (the migrator takes an
     /// advisory lock, so replicas starting together migrate once).
+    ///
+    /// Tables (and sqlx's migration history) live in schema `orders`, so
+    /// modules sharing one database never see each other's migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?.application_name("reliable-orders");
+        create_schema(&options, SCHEMA).await?;
+        let options = options.options([("search_path", SCHEMA)]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
