@@ -29,6 +29,7 @@ pub struct Accepted {
     pub event_id: String,
     pub event_type: String,
     pub body: Bytes,
+    pub received_at: std::time::SystemTime,
 }
 
 #[derive(Clone)]
@@ -146,6 +147,7 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
             event_id: header("reliable-event-id").to_string(),
             event_type: header("reliable-event-type").to_string(),
             body,
+            received_at: std::time::SystemTime::now(),
         });
     StatusCode::NO_CONTENT
 }
