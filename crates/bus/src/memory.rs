@@ -183,7 +183,13 @@ impl Subscription for MemorySubscription {
 
     async fn pending(&mut self) -> Option<u64> {
         let ready = lock(&self.consumer.ready).len() as u64;
-        Some(ready + self.consumer.in_flight.load(std::sync::atomic::Ordering::Relaxed))
+        Some(
+            ready
+                + self
+                    .consumer
+                    .in_flight
+                    .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 }
 

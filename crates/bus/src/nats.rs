@@ -101,7 +101,10 @@ fn headers_of(event: &Event) -> HeaderMap {
     let mut map = HeaderMap::new();
     map.insert(headers::MSG_ID, event.id.as_str());
     map.insert(headers::KEY, event.key.as_str());
-    map.insert(headers::OCCURRED_AT, event.occurred_at.to_rfc3339().as_str());
+    map.insert(
+        headers::OCCURRED_AT,
+        event.occurred_at.to_rfc3339().as_str(),
+    );
     if let Some(tp) = &event.traceparent {
         map.insert(headers::TRACEPARENT, tp.as_str());
     }

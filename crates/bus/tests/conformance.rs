@@ -139,8 +139,15 @@ async fn a_durable_consumer_resumes_after_the_last_ack(bus: Bus) {
         assert_eq!(d.event.id, "r1");
         d.ack().await.expect("ack");
     }
-    bus.publisher.publish(&[event("r3")]).await.expect("publish");
-    let mut sub = bus.subscriber.subscribe("worker").await.expect("resubscribe");
+    bus.publisher
+        .publish(&[event("r3")])
+        .await
+        .expect("publish");
+    let mut sub = bus
+        .subscriber
+        .subscribe("worker")
+        .await
+        .expect("resubscribe");
     let mut ids = Vec::new();
     for _ in 0..2 {
         let d = next(&mut sub).await;
@@ -229,7 +236,10 @@ async fn jetstream_survives_a_broker_restart() {
     // Publishing retries until the client has reconnected.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while let Err(e) = bus.publish(&[event("after")]).await {
-        assert!(tokio::time::Instant::now() < deadline, "never reconnected: {e}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never reconnected: {e}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut sub = bus.subscribe("worker").await.expect("subscribe");

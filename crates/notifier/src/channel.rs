@@ -98,7 +98,10 @@ impl Channel for WebhookChannel {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(EVENT_ID_HEADER, &event.id)
             .header(EVENT_TYPE_HEADER, &event.subject)
-            .header(SIGNATURE_HEADER, signature(&self.config.secret, &event.payload))
+            .header(
+                SIGNATURE_HEADER,
+                signature(&self.config.secret, &event.payload),
+            )
             .body(event.payload.clone());
         if let Some(tp) = &event.traceparent {
             request = request.header("traceparent", tp);

@@ -68,10 +68,16 @@ impl NotifierConfig {
             ));
         }
         if !(1..=1024).contains(&self.concurrency) {
-            return Err(ConfigError::invalid("notifier.concurrency", "must be 1..=1024"));
+            return Err(ConfigError::invalid(
+                "notifier.concurrency",
+                "must be 1..=1024",
+            ));
         }
         if self.max_attempts == 0 {
-            return Err(ConfigError::invalid("notifier.max_attempts", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "notifier.max_attempts",
+                "must be at least 1",
+            ));
         }
         for (key, value) in [
             ("notifier.backoff_base", self.backoff_base),
@@ -155,29 +161,38 @@ mod tests {
     fn secrets_never_print() {
         let secret = Secret::new("hunter2");
         assert_eq!(format!("{secret:?}"), "[redacted]");
-        let config = WebhookConfig::from_settings(Some("https://example.com/h"), Some(&secret), false)
-            .expect("valid")
-            .expect("configured");
+        let config =
+            WebhookConfig::from_settings(Some("https://example.com/h"), Some(&secret), false)
+                .expect("valid")
+                .expect("configured");
         assert!(!format!("{config:?}").contains("hunter2"));
     }
 
     #[test]
     fn webhook_settings_are_checked() {
         let secret = Secret::new("s");
-        assert!(WebhookConfig::from_settings(None, None, false).expect("ok").is_none());
+        assert!(WebhookConfig::from_settings(None, None, false)
+            .expect("ok")
+            .is_none());
         assert!(WebhookConfig::from_settings(Some("https://example.com"), None, false).is_err());
-        let err = WebhookConfig::from_settings(Some("http://169.254.169.254/"), Some(&secret), false)
-            .expect_err("metadata address");
+        let err =
+            WebhookConfig::from_settings(Some("http://169.254.169.254/"), Some(&secret), false)
+                .expect_err("metadata address");
         assert!(err.to_string().contains("notify_webhook_url"), "{err}");
-        assert!(WebhookConfig::from_settings(Some("http://127.0.0.1:9/"), Some(&secret), true)
-            .expect("allowed")
-            .is_some());
+        assert!(
+            WebhookConfig::from_settings(Some("http://127.0.0.1:9/"), Some(&secret), true)
+                .expect("allowed")
+                .is_some()
+        );
     }
 
     #[test]
     fn defaults_are_valid() {
         assert!(NotifierConfig::default().validate().is_ok());
-        let bad = NotifierConfig { consumer: "a b".into(), ..Default::default() };
+        let bad = NotifierConfig {
+            consumer: "a b".into(),
+            ..Default::default()
+        };
         assert!(bad.validate().is_err());
     }
 }

@@ -26,11 +26,14 @@ pub(crate) fn routes(worker: Arc<Worker>) -> Router {
 }
 
 fn store_failure(error: StoreError) -> Problem {
-    tracing::error!(error = &error as &dyn std::error::Error, "notification store failed");
+    tracing::error!(
+        error = &error as &dyn std::error::Error,
+        "notification store failed"
+    );
     match error {
-        StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
-            Problem::unavailable("the notification database is unavailable").with_retry_after(1)
-        }
+        StoreError::Database(
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
+        ) => Problem::unavailable("the notification database is unavailable").with_retry_after(1),
         _ => Problem::internal(),
     }
 }
@@ -64,10 +67,17 @@ async fn list_dead(
 ) -> Result<Json<Value>, Problem> {
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(Problem::invalid_query("limit", format!("must be 1..={MAX_PAGE}")));
+        return Err(Problem::invalid_query(
+            "limit",
+            format!("must be 1..={MAX_PAGE}"),
+        ));
     }
     let after = params.after.unwrap_or(0);
-    let page = worker.store.list_dead(after, limit).await.map_err(store_failure)?;
+    let page = worker
+        .store
+        .list_dead(after, limit)
+        .await
+        .map_err(store_failure)?;
     let next = (page.len() == limit as usize)
         .then(|| page.last().map(|d| d.id))
         .flatten();
@@ -79,7 +89,12 @@ async fn replay(
     State(worker): State<Arc<Worker>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    let not_found = || Problem::not_found(format!("no dead letter `{}`", id.chars().take(32).collect::<String>()));
+    let not_found = || {
+        Problem::not_found(format!(
+            "no dead letter `{}`",
+            id.chars().take(32).collect::<String>()
+        ))
+    };
     let id: i64 = id.parse().map_err(|_| not_found())?;
     let dead = worker
         .store
@@ -92,7 +107,9 @@ async fn replay(
             worker.store.resolve_dead(id).await.map_err(store_failure)?;
             worker.metrics.dead_letters.decrement(1.0);
             tracing::info!(event_id = %dead.event.id, "dead letter replayed");
-            Ok(Json(json!({ "status": "delivered", "event_id": dead.event.id })))
+            Ok(Json(
+                json!({ "status": "delivered", "event_id": dead.event.id }),
+            ))
         }
         Err(e) => {
             let message = e.to_string();
@@ -101,8 +118,12 @@ async fn replay(
                 .replay_failed(id, &message, worker.clock.now())
                 .await
                 .map_err(store_failure)?;
-            Err(Problem::new(StatusCode::BAD_GATEWAY, "delivery-failed", "The notification could not be delivered")
-                .with_detail(message))
+            Err(Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "delivery-failed",
+                "The notification could not be delivered",
+            )
+            .with_detail(message))
         }
     }
 }

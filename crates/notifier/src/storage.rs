@@ -51,8 +51,12 @@ pub trait NotificationStore: Send + Sync + 'static {
     /// Removes a dead letter whose replay was delivered.
     async fn resolve_dead(&self, id: i64) -> Result<bool, StoreError>;
     /// Counts a failed replay.
-    async fn replay_failed(&self, id: i64, error: &str, now: DateTime<Utc>)
-        -> Result<(), StoreError>;
+    async fn replay_failed(
+        &self,
+        id: i64,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     async fn dead_count(&self) -> Result<i64, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
 }
@@ -77,8 +81,8 @@ pub async fn connect(url: &str) -> Result<Arc<dyn NotificationStore>, StoreError
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         // Own schema: its migration history must not mix with other
         // modules' on a shared database.
-        let options = sqlx::postgres::PgConnectOptions::from_str(url)?
-            .application_name("reliable-notifier");
+        let options =
+            sqlx::postgres::PgConnectOptions::from_str(url)?.application_name("reliable-notifier");
         {
             use sqlx::Connection;
             let mut conn = sqlx::PgConnection::connect_with(&options).await?;

@@ -23,7 +23,9 @@ pub enum TargetError {
     NoHost,
     #[error("must not carry a user name or password")]
     Credentials,
-    #[error("points at a non-public address ({0}); set RELIABLE_NOTIFY_ALLOW_PRIVATE=true to allow it")]
+    #[error(
+        "points at a non-public address ({0}); set RELIABLE_NOTIFY_ALLOW_PRIVATE=true to allow it"
+    )]
     PrivateAddress(String),
 }
 
@@ -154,22 +156,37 @@ mod tests {
             "http://api.localhost/",
         ] {
             assert!(
-                matches!(WebhookTarget::parse(bad, false), Err(TargetError::PrivateAddress(_))),
+                matches!(
+                    WebhookTarget::parse(bad, false),
+                    Err(TargetError::PrivateAddress(_))
+                ),
                 "{bad}"
             );
-            assert!(WebhookTarget::parse(bad, true).is_ok(), "{bad} allowed when configured");
+            assert!(
+                WebhookTarget::parse(bad, true).is_ok(),
+                "{bad} allowed when configured"
+            );
         }
     }
 
     #[test]
     fn other_schemes_credentials_and_garbage_are_refused() {
-        assert_eq!(WebhookTarget::parse("ftp://example.com/", false), Err(TargetError::NotHttp));
-        assert_eq!(WebhookTarget::parse("file:///etc/passwd", true), Err(TargetError::NotHttp));
+        assert_eq!(
+            WebhookTarget::parse("ftp://example.com/", false),
+            Err(TargetError::NotHttp)
+        );
+        assert_eq!(
+            WebhookTarget::parse("file:///etc/passwd", true),
+            Err(TargetError::NotHttp)
+        );
         assert_eq!(
             WebhookTarget::parse("https://user:pw@example.com/", false),
             Err(TargetError::Credentials)
         );
-        assert_eq!(WebhookTarget::parse("not a url", false), Err(TargetError::Unparsable));
+        assert_eq!(
+            WebhookTarget::parse("not a url", false),
+            Err(TargetError::Unparsable)
+        );
     }
 
     #[tokio::test]

@@ -202,20 +202,28 @@ impl Worker {
         match self.send(&event).await {
             Ok(()) => {
                 let recorded = self
-                    .until_stored(stop, || self.store.mark_processed(&event.id, self.clock.now()))
+                    .until_stored(stop, || {
+                        self.store.mark_processed(&event.id, self.clock.now())
+                    })
                     .await;
                 if recorded {
-                    let latency = (self.clock.now() - event.occurred_at).to_std().unwrap_or_default();
+                    let latency = (self.clock.now() - event.occurred_at)
+                        .to_std()
+                        .unwrap_or_default();
                     self.metrics.end_to_end.record(latency.as_secs_f64());
                     settle(delivery.ack().await);
                 }
             }
-            Err(e) if matches!(e, DeliveryError::Permanent(_)) || attempt >= self.policy.max_attempts => {
+            Err(e)
+                if matches!(e, DeliveryError::Permanent(_))
+                    || attempt >= self.policy.max_attempts =>
+            {
                 tracing::warn!(error = %e, attempt, "notification failed for good; dead-lettered");
                 let message = e.to_string();
                 let stored = self
                     .until_stored(stop, || {
-                        self.store.dead_letter(&event, attempt, &message, self.clock.now())
+                        self.store
+                            .dead_letter(&event, attempt, &message, self.clock.now())
                     })
                     .await;
                 if stored {

@@ -61,7 +61,9 @@ async fn spawn_on(
         Arc::new(SystemClock),
     )
     .expect("notifier");
-    let server = HttpServer::bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
+    let server = HttpServer::bind("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind");
     let base = format!("http://{}", server.local_addr());
     let router = kit::http::stack(notifier.router(), notifier::SERVICE, &Default::default());
     let shutdown = CancellationToken::new();
@@ -110,8 +112,13 @@ fn event(id: &str) -> Event {
 #[tokio::test]
 async fn each_event_reaches_the_webhook_signed_and_redeliveries_are_no_ops() {
     let mut app = spawn(NotifierConfig::default()).await;
-    app.bus.publish(&[event("e1"), event("e2")]).await.expect("publish");
-    app.receiver.wait_until(WAIT, "2 events", |r| r.accepted().len() == 2).await;
+    app.bus
+        .publish(&[event("e1"), event("e2")])
+        .await
+        .expect("publish");
+    app.receiver
+        .wait_until(WAIT, "2 events", |r| r.accepted().len() == 2)
+        .await;
     assert_eq!(app.receiver.bad_signatures(), 0);
     assert!(app.store.is_processed("e1").await.expect("lookup"));
     app.stop().await;
@@ -119,9 +126,23 @@ async fn each_event_reaches_the_webhook_signed_and_redeliveries_are_no_ops() {
     // A new process (fresh in-process bus) receives e1 again: the
     // processed-events table makes it a no-op.
     let (store, receiver, dir) = (app.store.clone(), app.receiver.clone(), app._dir.clone());
-    let mut again = spawn_on(NotifierConfig::default(), store, receiver, InProcessBus::new(), dir).await;
-    again.bus.publish(&[event("e1"), event("e3")]).await.expect("publish");
-    again.receiver.wait_until(WAIT, "e3", |r| r.accepted().contains(&"e3".to_string())).await;
+    let mut again = spawn_on(
+        NotifierConfig::default(),
+        store,
+        receiver,
+        InProcessBus::new(),
+        dir,
+    )
+    .await;
+    again
+        .bus
+        .publish(&[event("e1"), event("e3")])
+        .await
+        .expect("publish");
+    again
+        .receiver
+        .wait_until(WAIT, "e3", |r| r.accepted().contains(&"e3".to_string()))
+        .await;
     assert_eq!(again.receiver.counts()["e1"], 1);
     again.stop().await;
 }
@@ -131,7 +152,9 @@ async fn failures_are_retried_with_backoff_until_delivered() {
     let mut app = spawn(fast_retries()).await;
     app.receiver.fail_next(503, 2);
     app.bus.publish(&[event("retry")]).await.expect("publish");
-    app.receiver.wait_until(WAIT, "delivery", |r| r.accepted().len() == 1).await;
+    app.receiver
+        .wait_until(WAIT, "delivery", |r| r.accepted().len() == 1)
+        .await;
     assert_eq!(app.receiver.requests(), 3);
     assert!(app.dead().await.is_empty());
     app.stop().await;
@@ -148,7 +171,10 @@ async fn exhausted_events_are_dead_lettered_and_can_be_replayed() {
         if !dead.is_empty() {
             break dead;
         }
-        assert!(tokio::time::Instant::now() < deadline, "never dead-lettered");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never dead-lettered"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(dead[0]["event_id"], "doomed");
@@ -158,7 +184,10 @@ async fn exhausted_events_are_dead_lettered_and_can_be_replayed() {
     assert_eq!(app.receiver.requests(), 3);
 
     let client = reqwest::Client::new();
-    let replay_url = format!("{}/api/v1/notifications/dead/{}/replay", app.base, dead[0]["id"]);
+    let replay_url = format!(
+        "{}/api/v1/notifications/dead/{}/replay",
+        app.base, dead[0]["id"]
+    );
     let failed = client.post(&replay_url).send().await.expect("replay");
     assert_eq!(failed.status(), 502);
     assert_eq!(app.dead().await[0]["attempts"], 4);
@@ -175,10 +204,16 @@ async fn exhausted_events_are_dead_lettered_and_can_be_replayed() {
 async fn a_permanent_rejection_is_dead_lettered_at_once() {
     let mut app = spawn(fast_retries()).await;
     app.receiver.fail_next(400, 1);
-    app.bus.publish(&[event("rejected")]).await.expect("publish");
+    app.bus
+        .publish(&[event("rejected")])
+        .await
+        .expect("publish");
     let deadline = tokio::time::Instant::now() + WAIT;
     while app.dead().await.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "never dead-lettered");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never dead-lettered"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(app.dead().await[0]["attempts"], 1);
@@ -204,7 +239,10 @@ async fn the_dead_letter_api_answers_bad_input_with_problems() {
         }
         .expect("request");
         assert_eq!(response.status(), status, "{method} {path}");
-        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
     }
     app.stop().await;
 }

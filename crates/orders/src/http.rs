@@ -2,8 +2,8 @@
 //! state transitions `confirm`, `ship`, `cancel`.
 
 use crate::domain::{
-    order_json, Action, Currency, CustomerId, IdempotencyKey, LineItem, NewOrder,
-    OrderError, OrderEvent, OrderId, Quantity, Sku, MAX_ITEMS,
+    order_json, Action, Currency, CustomerId, IdempotencyKey, LineItem, NewOrder, OrderError,
+    OrderEvent, OrderId, Quantity, Sku, MAX_ITEMS,
 };
 use crate::state::AppState;
 use crate::storage::{CreateOutcome, IdempotentCreate, StoreError, TransitionOutcome};
@@ -71,8 +71,9 @@ impl CreateOrder {
             .into_iter()
             .enumerate()
             .map(|(i, item)| {
-                let sku = Sku::parse(&item.sku)
-                    .map_err(|e| Problem::invalid_field(&format!("items[{i}].sku"), e.to_string()))?;
+                let sku = Sku::parse(&item.sku).map_err(|e| {
+                    Problem::invalid_field(&format!("items[{i}].sku"), e.to_string())
+                })?;
                 let quantity = Quantity::parse(item.quantity)
                     .map_err(|e| order_problem(&format!("items[{i}].quantity"), e))?;
                 LineItem::new(sku, quantity, item.unit_price_minor)
@@ -110,10 +111,16 @@ fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, Problem> {
 /// reaches the client).
 fn store_failure(error: StoreError) -> Problem {
     if error.is_unavailable() {
-        tracing::error!(error = &error as &dyn std::error::Error, "order database unavailable");
+        tracing::error!(
+            error = &error as &dyn std::error::Error,
+            "order database unavailable"
+        );
         return Problem::unavailable("the order database is unavailable").with_retry_after(1);
     }
-    tracing::error!(error = &error as &dyn std::error::Error, "order storage failed");
+    tracing::error!(
+        error = &error as &dyn std::error::Error,
+        "order storage failed"
+    );
     Problem::internal()
 }
 
@@ -171,7 +178,12 @@ async fn create_order(
         CreateOutcome::Created => {
             state.wake_relay.notify_one();
             state.metrics.created.increment(1);
-            Ok(json_response(StatusCode::CREATED, order.id.as_str(), body, false))
+            Ok(json_response(
+                StatusCode::CREATED,
+                order.id.as_str(),
+                body,
+                false,
+            ))
         }
         CreateOutcome::Replayed { status, body } => {
             state.metrics.replayed.increment(1);
@@ -225,7 +237,11 @@ fn encode_cursor(seq: i64) -> String {
 
 fn decode_cursor(cursor: &str) -> Option<i64> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    std::str::from_utf8(&bytes).ok()?.parse().ok().filter(|s| *s >= 0)
+    std::str::from_utf8(&bytes)
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|s| *s >= 0)
 }
 
 async fn list_orders(
@@ -246,7 +262,10 @@ async fn list_orders(
     };
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(Problem::invalid_query("limit", format!("must be 1..={MAX_PAGE}")));
+        return Err(Problem::invalid_query(
+            "limit",
+            format!("must be 1..={MAX_PAGE}"),
+        ));
     }
     let page = state
         .store
@@ -257,7 +276,9 @@ async fn list_orders(
         .then(|| page.last().map(|(seq, _)| encode_cursor(*seq)))
         .flatten();
     let items: Vec<_> = page.iter().map(|(_, o)| order_json(o)).collect();
-    Ok(Json(serde_json::json!({ "items": items, "next_cursor": next_cursor })))
+    Ok(Json(
+        serde_json::json!({ "items": items, "next_cursor": next_cursor }),
+    ))
 }
 
 async fn transition(

@@ -71,9 +71,18 @@ impl Orders {
         if let Some(acked) = target.acked {
             let requeued = store.requeue_undelivered().await?;
             if requeued > 0 {
-                tracing::info!(requeued, "re-publishing events never delivered before restart");
+                tracing::info!(
+                    requeued,
+                    "re-publishing events never delivered before restart"
+                );
             }
-            relay::spawn_delivery_recorder(store.clone(), clock.clone(), acked, &tasks, stop.clone());
+            relay::spawn_delivery_recorder(
+                store.clone(),
+                clock.clone(),
+                acked,
+                &tasks,
+                stop.clone(),
+            );
         }
         if config.relay {
             OutboxRelay {

@@ -27,9 +27,7 @@ pub(crate) struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let transition = |action: &'static str| {
-            metrics::counter!("orders_transitions_total", "action" => action)
-        };
+        let transition = |action: &'static str| metrics::counter!("orders_transitions_total", "action" => action);
         Self {
             created: metrics::counter!("orders_created_total"),
             replayed: metrics::counter!("orders_idempotent_replays_total"),

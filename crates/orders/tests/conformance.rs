@@ -16,7 +16,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 fn at(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(s)
+        .expect("time")
+        .with_timezone(&Utc)
 }
 
 fn now() -> DateTime<Utc> {
@@ -57,7 +59,10 @@ async fn create(
         response_body: &body,
         expires_at: when + Duration::hours(24),
     };
-    let outcome = store.create(&order, &event, &record, when).await.expect("create");
+    let outcome = store
+        .create(&order, &event, &record, when)
+        .await
+        .expect("create");
     (order, outcome)
 }
 
@@ -79,7 +84,11 @@ async fn create_then_find_round_trips(store: Arc<dyn OrderStore>) {
     assert_eq!(found, order);
     assert_eq!(found.total_minor, 750);
     assert_eq!(found.status, OrderStatus::Pending);
-    assert!(store.find(&OrderId::generate()).await.expect("find").is_none());
+    assert!(store
+        .find(&OrderId::generate())
+        .await
+        .expect("find")
+        .is_none());
     assert_eq!(store.backlog().await.expect("backlog").unpublished, 1);
 }
 
@@ -114,7 +123,9 @@ async fn concurrent_requests_with_one_key_create_one_order(store: Arc<dyn OrderS
         .map(|_| {
             let store = store.clone();
             tokio::spawn(async move {
-                create(store.as_ref(), "race", new_order("c1", 1), now()).await.1
+                create(store.as_ref(), "race", new_order("c1", 1), now())
+                    .await
+                    .1
             })
         })
         .collect();
@@ -137,21 +148,40 @@ async fn transitions_follow_the_state_machine_and_write_events(store: Arc<dyn Or
         .transition(&order.id, Action::Confirm, None, later)
         .await
         .expect("confirm");
-    let TransitionOutcome::Done(confirmed) = confirmed else { panic!("{confirmed:?}") };
-    assert_eq!((confirmed.status, confirmed.version), (OrderStatus::Confirmed, 2));
+    let TransitionOutcome::Done(confirmed) = confirmed else {
+        panic!("{confirmed:?}")
+    };
+    assert_eq!(
+        (confirmed.status, confirmed.version),
+        (OrderStatus::Confirmed, 2)
+    );
     assert_eq!(confirmed.updated_at, later);
-    let shipped = store.transition(&order.id, Action::Ship, None, later).await.expect("ship");
+    let shipped = store
+        .transition(&order.id, Action::Ship, None, later)
+        .await
+        .expect("ship");
     assert!(matches!(shipped, TransitionOutcome::Done(ref o) if o.status == OrderStatus::Shipped));
-    let refused = store.transition(&order.id, Action::Cancel, None, later).await.expect("cancel");
+    let refused = store
+        .transition(&order.id, Action::Cancel, None, later)
+        .await
+        .expect("cancel");
     assert!(matches!(refused, TransitionOutcome::Illegal(i) if i.from == OrderStatus::Shipped));
-    let missing = store.transition(&OrderId::generate(), Action::Cancel, None, later).await;
+    let missing = store
+        .transition(&OrderId::generate(), Action::Cancel, None, later)
+        .await;
     assert_eq!(missing.expect("missing"), TransitionOutcome::NotFound);
     assert_eq!(store.backlog().await.expect("backlog").unpublished, 3);
 }
 
 async fn lists_page_by_customer(store: Arc<dyn OrderStore>) {
     for i in 0..5 {
-        create(store.as_ref(), &format!("p{i}"), new_order("pager", 1), now()).await;
+        create(
+            store.as_ref(),
+            &format!("p{i}"),
+            new_order("pager", 1),
+            now(),
+        )
+        .await;
     }
     create(store.as_ref(), "other", new_order("someone-else", 1), now()).await;
     let customer = CustomerId::parse("pager").expect("customer");
@@ -175,7 +205,10 @@ impl Publisher for Recorder {
             return Err(BusError::Unavailable("test".into()));
         }
         tokio::task::yield_now().await;
-        self.published.lock().expect("lock").extend_from_slice(events);
+        self.published
+            .lock()
+            .expect("lock")
+            .extend_from_slice(events);
         Ok(())
     }
 }
@@ -189,8 +222,14 @@ async fn the_relay_publishes_each_order_in_order_and_keeps_failed_events(
 ) {
     let (a, _) = create(store.as_ref(), "a", new_order("c1", 1), now()).await;
     let (b, _) = create(store.as_ref(), "b", new_order("c1", 1), now()).await;
-    store.transition(&a.id, Action::Confirm, None, now()).await.expect("confirm");
-    store.transition(&a.id, Action::Cancel, None, now()).await.expect("cancel");
+    store
+        .transition(&a.id, Action::Confirm, None, now())
+        .await
+        .expect("confirm");
+    store
+        .transition(&a.id, Action::Cancel, None, now())
+        .await
+        .expect("cancel");
     let recorder = Recorder::default();
     *recorder.failing.lock().expect("lock") = true;
     assert!(store.relay_batch(10, &recorder, now()).await.is_err());
@@ -199,9 +238,16 @@ async fn the_relay_publishes_each_order_in_order_and_keeps_failed_events(
     drain(store.as_ref(), &recorder).await;
     let published = recorder.published.lock().expect("lock").clone();
     let of = |id: &OrderId| -> Vec<String> {
-        published.iter().filter(|e| e.key == id.as_str()).map(|e| e.subject.clone()).collect()
+        published
+            .iter()
+            .filter(|e| e.key == id.as_str())
+            .map(|e| e.subject.clone())
+            .collect()
     };
-    assert_eq!(of(&a.id), ["orders.created", "orders.confirmed", "orders.cancelled"]);
+    assert_eq!(
+        of(&a.id),
+        ["orders.created", "orders.confirmed", "orders.cancelled"]
+    );
     assert_eq!(of(&b.id), ["orders.created"]);
     let backlog = store.backlog().await.expect("backlog");
     assert_eq!((backlog.unpublished, backlog.oldest), (0, None));
@@ -214,11 +260,17 @@ async fn undelivered_events_are_requeued_for_the_in_process_bus(store: Arc<dyn O
     drain(store.as_ref(), &bus).await;
     let mut sub = bus.subscribe("worker").await.expect("subscribe");
     let delivered = sub.next().await.expect("delivery").event.id;
-    store.mark_delivered(&[delivered], now()).await.expect("delivered");
+    store
+        .mark_delivered(&[delivered], now())
+        .await
+        .expect("delivered");
     assert_eq!(store.requeue_undelivered().await.expect("requeue"), 1);
     assert_eq!(store.backlog().await.expect("backlog").unpublished, 1);
     // Purge keeps unexpired keys and unpublished rows.
-    store.purge(now() + Duration::days(1), now()).await.expect("purge");
+    store
+        .purge(now() + Duration::days(1), now())
+        .await
+        .expect("purge");
     assert_eq!(store.backlog().await.expect("backlog").unpublished, 1);
 }
 
@@ -273,7 +325,12 @@ async fn postgres_relay_replicas_never_publish_an_event_twice() {
         .map(|_| {
             let (store, recorder) = (store.clone(), recorder.clone());
             tokio::spawn(async move {
-                while store.relay_batch(7, recorder.as_ref(), now()).await.expect("relay") > 0 {}
+                while store
+                    .relay_batch(7, recorder.as_ref(), now())
+                    .await
+                    .expect("relay")
+                    > 0
+                {}
             })
         })
         .collect();
@@ -285,5 +342,8 @@ async fn postgres_relay_replicas_never_publish_an_event_twice() {
         *counts.entry(event.id.clone()).or_default() += 1;
     }
     assert_eq!(counts.len(), 120);
-    assert!(counts.values().all(|&n| n == 1), "an event was published twice");
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "an event was published twice"
+    );
 }

@@ -66,8 +66,13 @@ async fn run_once(base: &str, receiver: &Receiver, rate: u64, seconds: u64, tag:
     for i in 0..total {
         let scheduled = start + interval.mul_f64(i as f64);
         tokio::time::sleep_until(scheduled).await;
-        let (http, base, latencies, ids, errors) =
-            (http.clone(), base.to_string(), latencies.clone(), ids.clone(), errors.clone());
+        let (http, base, latencies, ids, errors) = (
+            http.clone(),
+            base.to_string(),
+            latencies.clone(),
+            ids.clone(),
+            errors.clone(),
+        );
         let key = format!("{tag}-{i}");
         tasks.spawn(async move {
             let sent = http
@@ -97,11 +102,21 @@ async fn run_once(base: &str, receiver: &Receiver, rate: u64, seconds: u64, tag:
     let by_order = loop {
         let mut by_order: HashMap<String, f64> = HashMap::new();
         for d in receiver.deliveries() {
-            let Ok(body) = serde_json::from_slice::<Value>(&d.body) else { continue };
-            let (Some(id), Some(at)) = (body["order"]["id"].as_str(), body["occurred_at"].as_str()) else { continue };
-            let Ok(at) = DateTime::parse_from_rfc3339(at) else { continue };
+            let Ok(body) = serde_json::from_slice::<Value>(&d.body) else {
+                continue;
+            };
+            let (Some(id), Some(at)) = (body["order"]["id"].as_str(), body["occurred_at"].as_str())
+            else {
+                continue;
+            };
+            let Ok(at) = DateTime::parse_from_rfc3339(at) else {
+                continue;
+            };
             let received: DateTime<Utc> = d.received_at.into();
-            let e2e = (received - at.with_timezone(&Utc)).num_microseconds().unwrap_or(0) as f64 / 1e6;
+            let e2e = (received - at.with_timezone(&Utc))
+                .num_microseconds()
+                .unwrap_or(0) as f64
+                / 1e6;
             by_order.entry(id.to_string()).or_insert(e2e);
         }
         if ids.iter().all(|id| by_order.contains_key(id)) || Instant::now() > deadline {
@@ -111,7 +126,10 @@ async fn run_once(base: &str, receiver: &Receiver, rate: u64, seconds: u64, tag:
     };
     let mut create: Vec<f64> = latencies.lock().expect("lock").clone();
     create.sort_by(f64::total_cmp);
-    let mut e2e: Vec<f64> = ids.iter().filter_map(|id| by_order.get(id).copied()).collect();
+    let mut e2e: Vec<f64> = ids
+        .iter()
+        .filter_map(|id| by_order.get(id).copied())
+        .collect();
     e2e.sort_by(f64::total_cmp);
     let errors = *errors.lock().expect("lock");
     Outcome {
@@ -131,7 +149,10 @@ async fn run_once(base: &str, receiver: &Receiver, rate: u64, seconds: u64, tag:
 #[ignore = "benchmark: run with scripts/bench-orders"]
 async fn orders_benchmark() {
     let rates = env_list("BENCH_RATES", "500,1000,1500,2000");
-    let seconds = env_list("BENCH_SECONDS", "10").first().copied().unwrap_or(10);
+    let seconds = env_list("BENCH_SECONDS", "10")
+        .first()
+        .copied()
+        .unwrap_or(10);
     let runs = env_list("BENCH_RUNS", "3").first().copied().unwrap_or(3);
     let pg = PgServer::start_durable().expect("PostgreSQL");
     let database_url = pg.create_database();

@@ -39,9 +39,15 @@ async fn up_sends_every_order_event_to_the_signed_webhook() {
         .expect("confirm");
     assert_eq!(confirm.status(), 200);
     receiver
-        .wait_until(Duration::from_secs(30), "2 events", |r| r.accepted().len() == 2)
+        .wait_until(Duration::from_secs(30), "2 events", |r| {
+            r.accepted().len() == 2
+        })
         .await;
-    let types: Vec<String> = receiver.deliveries().into_iter().map(|d| d.event_type).collect();
+    let types: Vec<String> = receiver
+        .deliveries()
+        .into_iter()
+        .map(|d| d.event_type)
+        .collect();
     assert_eq!(types, ["orders.created", "orders.confirmed"]);
     assert_eq!(receiver.bad_signatures(), 0);
     let body: Value = serde_json::from_slice(&receiver.deliveries()[0].body).expect("json");
@@ -68,7 +74,11 @@ async fn up_sends_every_order_event_to_the_signed_webhook() {
 
 #[test]
 fn private_and_metadata_webhook_targets_are_refused_at_start() {
-    for url in ["http://127.0.0.1:9/hook", "http://169.254.169.254/latest/meta-data", "ftp://example.com/"] {
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "ftp://example.com/",
+    ] {
         let dir = tempfile::tempdir().expect("dir");
         let mut cmd = reliable();
         cmd.arg("up")

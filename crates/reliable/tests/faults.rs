@@ -107,7 +107,11 @@ impl Load {
     async fn wait_for(&self, count: usize) {
         let deadline = Instant::now() + DEADLINE;
         while self.acked.load(Ordering::SeqCst) < count {
-            assert!(Instant::now() < deadline, "only {} orders acknowledged", self.acked.load(Ordering::SeqCst));
+            assert!(
+                Instant::now() < deadline,
+                "only {} orders acknowledged",
+                self.acked.load(Ordering::SeqCst)
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

@@ -80,7 +80,14 @@ impl NatsServer {
             return Ok(());
         }
         let child = Command::new(binary())
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
             .arg(self.dir.join("store"))
             .arg("-P")
             .arg(self.dir.join("nats.pid"))

@@ -87,11 +87,19 @@ impl Receiver {
     }
 
     pub fn requests(&self) -> usize {
-        *self.inner.requests.lock().unwrap_or_else(|e| e.into_inner())
+        *self
+            .inner
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn bad_signatures(&self) -> usize {
-        *self.inner.bad_signatures.lock().unwrap_or_else(|e| e.into_inner())
+        *self
+            .inner
+            .bad_signatures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// How many times each accepted id arrived.
@@ -129,14 +137,22 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
             }
         }
     }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(inner.secret.as_bytes()) else {
         return StatusCode::INTERNAL_SERVER_ERROR;
     };
     mac.update(&body);
     let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
     if header("reliable-signature") != expected {
-        *inner.bad_signatures.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        *inner
+            .bad_signatures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) += 1;
         return StatusCode::UNAUTHORIZED;
     }
     inner

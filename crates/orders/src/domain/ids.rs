@@ -24,7 +24,9 @@ fn parse_token(value: &str, max: usize) -> Result<String, IdError> {
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
     {
-        return Err(IdError::InvalidCharacter("letters, digits, '_', '.', ':' and '-'"));
+        return Err(IdError::InvalidCharacter(
+            "letters, digits, '_', '.', ':' and '-'",
+        ));
     }
     Ok(value.to_string())
 }
@@ -142,8 +144,14 @@ mod tests {
         let id = OrderId::generate();
         assert_eq!(OrderId::parse(id.as_str()), Ok(id.clone()));
         assert_ne!(OrderId::generate(), id);
-        for bad in ["", "ord_", "ord_123", "xyz_00000000000000000000000000000000",
-                    "ord_0000000000000000000000000000000G", "ord_0000000000000000000000000000000A"] {
+        for bad in [
+            "",
+            "ord_",
+            "ord_123",
+            "xyz_00000000000000000000000000000000",
+            "ord_0000000000000000000000000000000G",
+            "ord_0000000000000000000000000000000A",
+        ] {
             assert!(OrderId::parse(bad).is_err(), "{bad}");
         }
     }
@@ -152,7 +160,10 @@ mod tests {
     fn idempotency_keys_are_bounded_visible_ascii() {
         assert!(IdempotencyKey::parse("4f0c2c1e-0b8a-4b0e-9f51-1a2b3c4d5e6f").is_ok());
         assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
-        assert_eq!(IdempotencyKey::parse(&"k".repeat(256)), Err(IdError::TooLong(255)));
+        assert_eq!(
+            IdempotencyKey::parse(&"k".repeat(256)),
+            Err(IdError::TooLong(255))
+        );
         assert_eq!(IdempotencyKey::parse(""), Err(IdError::Empty));
         assert!(IdempotencyKey::parse("a b").is_err());
     }

@@ -184,9 +184,14 @@ impl OrderStatus {
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        [Self::Pending, Self::Confirmed, Self::Shipped, Self::Cancelled]
-            .into_iter()
-            .find(|s| s.as_str() == value)
+        [
+            Self::Pending,
+            Self::Confirmed,
+            Self::Shipped,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == value)
     }
 
     /// The state machine: the status after `action`, or why not.
@@ -221,7 +226,11 @@ mod tests {
     use super::*;
 
     fn item(qty: i64, price: i64) -> Result<LineItem, OrderError> {
-        LineItem::new(Sku::parse("sku-1").expect("sku"), Quantity::parse(qty)?, price)
+        LineItem::new(
+            Sku::parse("sku-1").expect("sku"),
+            Quantity::parse(qty)?,
+            price,
+        )
     }
 
     fn order(items: Vec<LineItem>) -> Result<NewOrder, OrderError> {
@@ -234,8 +243,11 @@ mod tests {
 
     #[test]
     fn totals_are_computed_by_the_server() {
-        let o = order(vec![item(2, 1250).expect("item"), item(1, 99).expect("item")])
-            .expect("order");
+        let o = order(vec![
+            item(2, 1250).expect("item"),
+            item(1, 99).expect("item"),
+        ])
+        .expect("order");
         assert_eq!(o.total_minor, 2599);
         assert_eq!(o.items[0].line_total_minor, 2500);
     }

@@ -84,7 +84,10 @@ pub struct IdempotentCreate<'a> {
 pub enum CreateOutcome {
     Created,
     /// The key was used before with the same request: the original response.
-    Replayed { status: u16, body: String },
+    Replayed {
+        status: u16,
+        body: String,
+    },
     /// The key was used before with a different request.
     KeyReused,
 }
@@ -125,8 +128,12 @@ pub trait OrderStore: Send + Sync + 'static {
     ) -> Result<Vec<(i64, Order)>, StoreError>;
     /// Replaces `before` by `after` if nobody changed it meanwhile (same
     /// `version`), storing `event` with it. False on a lost race.
-    async fn replace(&self, before: &Order, after: &Order, event: &Event)
-        -> Result<bool, StoreError>;
+    async fn replace(
+        &self,
+        before: &Order,
+        after: &Order,
+        event: &Event,
+    ) -> Result<bool, StoreError>;
     /// Publishes up to `limit` events (the oldest unpublished one of each
     /// order) and marks them published at `now`. Returns how many.
     async fn relay_batch(

@@ -71,7 +71,10 @@ impl PostgresStore {
         Ok(Self { pool })
     }
 
-    async fn insert_event(tx: &mut Transaction<'_, Postgres>, event: &Event) -> Result<(), StoreError> {
+    async fn insert_event(
+        tx: &mut Transaction<'_, Postgres>,
+        event: &Event,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO outbox (id, order_id, subject, payload, traceparent, occurred_us)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -194,7 +197,12 @@ impl OrderStore for PostgresStore {
         rows.iter().map(order_of).collect()
     }
 
-    async fn replace(&self, before: &Order, after: &Order, event: &Event) -> Result<bool, StoreError> {
+    async fn replace(
+        &self,
+        before: &Order,
+        after: &Order,
+        event: &Event,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE orders SET status = $1, version = $2, updated_us = $3 WHERE id = $4 AND version = $5",
@@ -284,7 +292,11 @@ impl OrderStore for PostgresStore {
         })
     }
 
-    async fn purge(&self, published_before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn purge(
+        &self,
+        published_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         let events = sqlx::query("DELETE FROM outbox WHERE published_us < $1")
             .bind(micros(published_before))
             .execute(&self.pool)

@@ -52,7 +52,10 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
-    async fn insert_event(tx: &mut Transaction<'_, Sqlite>, event: &Event) -> Result<(), StoreError> {
+    async fn insert_event(
+        tx: &mut Transaction<'_, Sqlite>,
+        event: &Event,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO outbox (id, order_id, subject, payload, traceparent, occurred_us)
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -69,7 +72,12 @@ impl SqliteStore {
     }
 
     /// `UPDATE outbox SET <column> = now WHERE id IN (ids)`.
-    async fn stamp(&self, column: &str, ids: &[String], now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn stamp(
+        &self,
+        column: &str,
+        ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -193,7 +201,12 @@ impl OrderStore for SqliteStore {
         rows.iter().map(order_of).collect()
     }
 
-    async fn replace(&self, before: &Order, after: &Order, event: &Event) -> Result<bool, StoreError> {
+    async fn replace(
+        &self,
+        before: &Order,
+        after: &Order,
+        event: &Event,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE orders SET status = ?, version = ?, updated_us = ? WHERE id = ? AND version = ?",
@@ -269,7 +282,11 @@ impl OrderStore for SqliteStore {
         })
     }
 
-    async fn purge(&self, published_before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn purge(
+        &self,
+        published_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         let events = sqlx::query("DELETE FROM outbox WHERE published_us < ?")
             .bind(micros(published_before))
             .execute(&self.pool)

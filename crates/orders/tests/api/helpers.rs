@@ -49,7 +49,10 @@ pub async fn spawn_app() -> TestApp {
     let base = format!("http://{}", server.local_addr());
     let readiness = Readiness::new();
     readiness.add_check(module.readiness_check());
-    let router = module.router().merge(readiness.routes()).merge(kit::metrics::routes());
+    let router = module
+        .router()
+        .merge(readiness.routes())
+        .merge(kit::metrics::routes());
     let router = kit::http::stack(router, orders::SERVICE, &kit::http::HttpConfig::default());
     let shutdown = CancellationToken::new();
     tokio::spawn(server.serve(router, shutdown.clone()));
@@ -95,11 +98,19 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str) -> Response {
-        self.client.post(self.url(path)).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.client.get(self.url(path)).send().await.expect("request")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
     }
 
     /// The next event the relay published, acked.
@@ -135,7 +146,10 @@ impl TestApp {
 pub async fn assert_problem(response: Response, status: u16, kind: &str) -> Value {
     assert_eq!(response.status(), status);
     assert_eq!(
-        response.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
         Some("application/problem+json")
     );
     let body: Value = response.json().await.expect("problem json");
