@@ -88,7 +88,7 @@ impl Channel for WebhookChannel {
     }
 
     fn wants(&self, event: &Event) -> bool {
-        self.events.is_empty() || self.events.iter().any(|s| *s == event.subject)
+        self.events.is_empty() || self.events.contains(&event.subject)
     }
 
     async fn send(&self, event: &Event) -> Result<(), DeliveryError> {

@@ -15,6 +15,7 @@
 //!   locked (`FOR UPDATE SKIP LOCKED`) until marked, so relay replicas
 //!   never publish the same event concurrently.
 
+mod common;
 mod postgres;
 mod rows;
 mod sqlite;
