@@ -5,7 +5,7 @@ mod support;
 
 use serde_json::Value;
 use std::time::Duration;
-use support::{order_body, reliable, run_to_end, start, terminate, SECRET};
+use support::{kill, order_body, reliable, run_to_end, start, terminate, SECRET};
 use testkit::webhook::Receiver;
 
 #[tokio::test]
@@ -68,6 +68,63 @@ async fn up_sends_every_order_event_to_the_signed_webhook() {
         "notifier_end_to_end_duration_seconds_bucket",
     ] {
         assert!(metrics.contains(needle), "missing {needle}");
+    }
+    assert!(terminate(app).await.success());
+}
+
+/// The in-process bus keeps nothing across a crash: `up` re-publishes what
+/// was published but never acked, from the outbox.
+#[tokio::test]
+async fn up_redelivers_after_sigkill_what_the_worker_had_not_acked() {
+    let receiver = Receiver::start(SECRET).await;
+    receiver.fail_next(503, usize::MAX);
+    let dir = tempfile::tempdir().expect("dir");
+    let command = || {
+        let mut cmd = reliable();
+        cmd.arg("up")
+            .env("RELIABLE_LISTEN", "127.0.0.1:0")
+            .env("RELIABLE_DATA_DIR", dir.path())
+            .env("RELIABLE_NOTIFY_WEBHOOK_URL", receiver.url())
+            .env("RELIABLE_NOTIFY_WEBHOOK_SECRET", SECRET)
+            .env("RELIABLE_NOTIFY_ALLOW_PRIVATE", "true")
+            .env("RELIABLE_NOTIFIER__BACKOFF_BASE", "10s");
+        cmd
+    };
+    let mut app = start(command());
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let created = http
+            .post(format!("http://{}/api/v1/orders", app.addr))
+            .header("idempotency-key", format!("crash-{i}"))
+            .json(&order_body("c1"))
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(created.status(), 201);
+        let order: Value = created.json().await.expect("json");
+        ids.push(order["id"].as_str().expect("id").to_string());
+    }
+    // Every event reached the worker (and failed) before the kill.
+    receiver
+        .wait_until(Duration::from_secs(30), "5 attempts", |r| r.requests() >= 5)
+        .await;
+    kill(&mut app);
+    receiver.fail_next(503, 0);
+    let app = start(command());
+    receiver
+        .wait_until(Duration::from_secs(30), "5 deliveries", |r| {
+            r.accepted().len() >= 5
+        })
+        .await;
+    let delivered: Vec<String> = receiver
+        .deliveries()
+        .iter()
+        .filter_map(|d| serde_json::from_slice::<Value>(&d.body).ok())
+        .filter_map(|b| b["order"]["id"].as_str().map(str::to_string))
+        .collect();
+    for id in &ids {
+        assert!(delivered.contains(id), "{id} was lost in the crash");
     }
     assert!(terminate(app).await.success());
 }
