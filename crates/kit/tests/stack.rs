@@ -189,3 +189,42 @@ async fn readiness_reports_failing_checks_and_draining() {
         "check errors stay in the logs"
     );
 }
+
+#[tokio::test]
+async fn a_module_router_can_carry_its_own_service_label() {
+    kit::metrics::install();
+    let labelled = kit::http::service_label(
+        Router::new().route("/labelled/{id}", get(|| async { "x" })),
+        "other-module",
+    );
+    let router = stack(
+        Router::new()
+            .route("/unlabelled-route", get(|| async { "y" }))
+            .merge(labelled)
+            .merge(kit::metrics::routes()),
+        "default-module",
+        &HttpConfig::default(),
+    );
+    call(&router, get_req("/labelled/7")).await;
+    call(&router, get_req("/unlabelled-route")).await;
+    let response = router
+        .clone()
+        .oneshot(get_req("/metrics"))
+        .await
+        .expect("infallible");
+    let text = String::from_utf8(
+        axum::body::to_bytes(response.into_body(), 1 << 22)
+            .await
+            .expect("body")
+            .to_vec(),
+    )
+    .expect("utf8");
+    assert!(
+        text.contains(r#"service="other-module",http_route="/labelled/{id}""#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"service="default-module",http_route="/unlabelled-route""#),
+        "{text}"
+    );
+}

@@ -4,6 +4,7 @@
 //! lives in [`platform`], configuration in [`settings`].
 #![forbid(unsafe_code)]
 
+mod event_path;
 mod load_command;
 mod platform;
 mod settings;
@@ -42,7 +43,8 @@ enum Command {
     /// Run chosen modules on real backends (PostgreSQL via
     /// RELIABLE_DATABASE_URL), as a Kubernetes pod does.
     Serve {
-        /// Modules to run, comma-separated: shortener, or `all`.
+        /// Modules to run, comma-separated: shortener, orders, notifier,
+        /// or `all`.
         #[arg(long, value_delimiter = ',', required = true)]
         target: Vec<String>,
         /// PostgreSQL URL (prefer the RELIABLE_DATABASE_URL environment

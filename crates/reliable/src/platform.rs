@@ -4,8 +4,10 @@
 //! listener; the `listening on` line is printed once requests can be
 //! served. Stop order is the reverse: readiness false, grace period, stop
 //! accepting and drain in-flight requests, flush module background work
-//! (buffered visits), flush telemetry.
+//! (buffered visits; the notifier's in-flight deliveries, then the outbox
+//! relay), flush telemetry. The event path is wired in [`crate::event_path`].
 
+use crate::event_path::{EventPath, Plan};
 use crate::settings::Config;
 use anyhow::{bail, Context};
 use axum::Router;
@@ -20,14 +22,18 @@ use std::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     Shortener,
+    Orders,
+    Notifier,
 }
 
 impl Target {
-    const ALL: &'static [Target] = &[Target::Shortener];
+    const ALL: &'static [Target] = &[Target::Shortener, Target::Orders, Target::Notifier];
 
     fn name(self) -> &'static str {
         match self {
             Target::Shortener => "shortener",
+            Target::Orders => "orders",
+            Target::Notifier => "notifier",
         }
     }
 
@@ -118,8 +124,19 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
                 router = router.merge(module.router());
                 shortener = Some(module);
             }
+            Target::Orders | Target::Notifier => {}
         }
     }
+    let plan = Plan {
+        orders: targets.contains(&Target::Orders),
+        notifier: targets.contains(&Target::Notifier),
+        database_url: match &mode {
+            Mode::Up => None,
+            Mode::Serve(_) => Some(database_url.as_str()),
+        },
+    };
+    let (event_path, event_routes) = EventPath::start(plan, &config, &readiness).await?;
+    router = router.merge(event_routes);
     let slo_stop = CancellationToken::new();
     let live_slos =
         crate::slo_live::LiveSlos::start(&config.slo, Arc::new(SystemClock), slo_stop.clone())?;
@@ -127,7 +144,10 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
         .merge(live_slos.routes())
         .merge(readiness.routes())
         .merge(kit::metrics::routes());
-    let router = kit::http::stack(router, shortener::SERVICE, &config.http);
+    // Routes of modules without their own label (the shortener, health,
+    // metrics) carry the first target's name.
+    let default_service = targets.first().map_or("reliable", |t| t.name());
+    let router = kit::http::stack(router, default_service, &config.http);
 
     let shutdown = CancellationToken::new();
     let mut server_task = tokio::spawn(server.serve(router, shutdown.clone()));
@@ -159,6 +179,7 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
     if let Some(module) = shortener {
         module.shutdown().await;
     }
+    event_path.shutdown().await;
     tracing::info!("stopped");
     telemetry.shutdown();
     match server_result {

@@ -4,6 +4,8 @@
 use clap::Args;
 use kit::config::ConfigError;
 use kit::http::HttpConfig;
+use notifier::{NotifierConfig, Secret, WebhookConfig};
+use orders::OrdersConfig;
 use serde::{Deserialize, Serialize};
 use shortener::ShortenerConfig;
 use std::net::SocketAddr;
@@ -21,8 +23,15 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// PostgreSQL URL for `serve`; a secret, never logged.
     pub database_url: Option<String>,
+    /// NATS server with JetStream for `serve --target orders,notifier`.
     pub nats_url: Option<String>,
     pub redis_url: Option<String>,
+    /// The one webhook every order event is sent to (none by default).
+    pub notify_webhook_url: Option<String>,
+    /// HMAC-SHA256 key of the webhook signature; a secret, never logged.
+    pub notify_webhook_secret: Option<Secret>,
+    /// Let the webhook reach loopback and private addresses (off: SSRF guard).
+    pub notify_allow_private: bool,
     /// Log filter, e.g. `info` or `info,shortener=debug`.
     pub log: String,
     /// Time between readiness turning false and the listener closing, so
@@ -32,6 +41,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub shortener: ShortenerConfig,
     pub slo: crate::slo_live::SloConfig,
+    pub orders: OrdersConfig,
+    pub notifier: NotifierConfig,
 }
 
 impl Default for Config {
@@ -43,11 +54,16 @@ impl Default for Config {
             database_url: None,
             nats_url: None,
             redis_url: None,
+            notify_webhook_url: None,
+            notify_webhook_secret: None,
+            notify_allow_private: false,
             log: "info".to_string(),
             shutdown_grace: Duration::ZERO,
             http: HttpConfig::default(),
             shortener: ShortenerConfig::default(),
             slo: crate::slo_live::SloConfig::default(),
+            orders: OrdersConfig::default(),
+            notifier: NotifierConfig::default(),
         }
     }
 }
@@ -98,8 +114,22 @@ pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Con
     config.http.validate()?;
     config.shortener.validate()?;
     config.slo.validate()?;
+    config.orders.validate()?;
+    config.notifier.validate()?;
+    config.webhook()?;
     if config.log.trim().is_empty() {
         return Err(ConfigError::invalid("log", "must not be empty"));
     }
     Ok(config)
+}
+
+impl Config {
+    /// The webhook channel from the `notify_*` keys, SSRF-checked.
+    pub fn webhook(&self) -> Result<Option<WebhookConfig>, ConfigError> {
+        WebhookConfig::from_settings(
+            self.notify_webhook_url.as_deref(),
+            self.notify_webhook_secret.as_ref(),
+            self.notify_allow_private,
+        )
+    }
 }

@@ -12,8 +12,11 @@
 //! tests run in parallel without seeing each other's rows.
 #![forbid(unsafe_code)]
 
+mod nats;
 pub mod redis;
 mod supervised;
+pub mod webhook;
+pub use nats::NatsServer;
 
 use std::io;
 use std::net::TcpListener;
@@ -28,6 +31,9 @@ pub struct PgServer {
     port: u16,
     user: String,
     bin_dir: PathBuf,
+    /// The data directory, for [`PgServer::restart`]; `None` for a server
+    /// given by URL.
+    data_dir: Option<PathBuf>,
     /// Keeps the supervisor's stdin open; dropped (closed) at process exit.
     _supervisor: Option<Mutex<Child>>,
 }
@@ -120,12 +126,27 @@ impl PgServer {
                 parsed.username().into()
             },
             bin_dir: bin_dir(),
+            data_dir: None,
             _supervisor: None,
         }
     }
 
     /// initdb + pg_ctl start in a temp dir on a free port, supervised.
+    /// Tuned for speed: `synchronous_commit=off`, so a crash (an immediate
+    /// restart) may lose the last acknowledged commits.
     pub fn start() -> io::Result<Self> {
+        Self::start_with("-c synchronous_commit=off")
+    }
+
+    /// Like [`PgServer::start`] but every acknowledged commit survives a
+    /// crash of the server process (`synchronous_commit=on`; `fsync` stays
+    /// off since the machine itself does not crash in tests). For fault
+    /// tests that restart PostgreSQL with [`PgServer::restart`].
+    pub fn start_durable() -> io::Result<Self> {
+        Self::start_with("-c synchronous_commit=on")
+    }
+
+    fn start_with(commit_option: &str) -> io::Result<Self> {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("reliable-pg-")
@@ -159,7 +180,7 @@ impl PgServer {
         )?;
         let port = free_port();
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off {commit_option} -c full_page_writes=off -c max_connections=300",
             dir.display()
         );
         check(
@@ -191,12 +212,34 @@ impl PgServer {
             port,
             user: "postgres".into(),
             bin_dir: bin,
+            data_dir: Some(data),
             _supervisor: Some(Mutex::new(supervisor)),
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Stops the server abruptly (`-m immediate`: no clean shutdown, like
+    /// a crash) and starts it again on the same port and data. Only for a
+    /// server this process started (fault tests start their own with
+    /// [`PgServer::start`]).
+    pub fn restart(&self) -> io::Result<()> {
+        let data = self
+            .data_dir
+            .as_ref()
+            .ok_or_else(|| io::Error::other("not a server this process started"))?;
+        check(
+            as_db_user(&self.bin_dir.join("pg_ctl"))
+                .arg("-D")
+                .arg(data)
+                .arg("-l")
+                .arg(data.with_file_name("log"))
+                .args(["-m", "immediate", "-w", "-t", "60", "restart"])
+                .output(),
+            "pg_ctl restart",
+        )
     }
 
     /// Creates an empty database and returns its URL.

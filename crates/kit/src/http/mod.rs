@@ -21,7 +21,7 @@ pub use extract::{parse_json, ApiJson, ApiQuery};
 use crate::problem::Problem;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use observe::{Observe, ObserveLayer};
 use serde::{Deserialize, Serialize};
@@ -88,6 +88,20 @@ pub fn stack(router: Router, service: &'static str, config: &HttpConfig) -> Rout
     router
         .fallback_service(fallback)
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+}
+
+/// Labels the request metrics of `router`'s routes with `service` instead
+/// of the stack's default, so modules sharing one listener (`reliable up`)
+/// keep their own series. Apply to a module's router before merging it.
+pub fn service_label(router: Router, service: &'static str) -> Router {
+    router.route_layer(axum::middleware::map_response(
+        move |mut response: Response| async move {
+            response
+                .extensions_mut()
+                .insert(observe::ServiceLabel(service));
+            response
+        },
+    ))
 }
 
 async fn not_found() -> Problem {

@@ -37,7 +37,6 @@ pub(super) struct Observe {
 /// measurable share of a microsecond-scale request. Cardinality is bounded
 /// by the route templates, the known methods and the status codes.
 struct RequestDurations {
-    service: &'static str,
     by_route: RwLock<HashMap<String, SeriesOfRoute>>,
 }
 
@@ -45,14 +44,22 @@ struct RequestDurations {
 type SeriesOfRoute = HashMap<(&'static str, u16), metrics::Histogram>;
 
 impl RequestDurations {
-    fn new(service: &'static str) -> Self {
+    fn new() -> Self {
         Self {
-            service,
             by_route: RwLock::new(HashMap::new()),
         }
     }
 
-    fn record(&self, route: &str, method: &'static str, status: u16, seconds: f64) {
+    /// `service` is only read when a series is first seen: a route
+    /// template belongs to one module, so it never changes for a route.
+    fn record(
+        &self,
+        service: &'static str,
+        route: &str,
+        method: &'static str,
+        status: u16,
+        seconds: f64,
+    ) {
         {
             let routes = self.by_route.read().unwrap_or_else(|e| e.into_inner());
             if let Some(histogram) = routes.get(route).and_then(|m| m.get(&(method, status))) {
@@ -62,7 +69,7 @@ impl RequestDurations {
         }
         let histogram = metrics::histogram!(
             HTTP_SERVER_REQUEST_DURATION,
-            "service" => self.service,
+            "service" => service,
             "http_route" => route.to_string(),
             "http_request_method" => method,
             "http_response_status_code" => status.to_string(),
@@ -77,12 +84,17 @@ impl RequestDurations {
     }
 }
 
+/// The `service` label of a module's routes when several modules share one
+/// listener (set by [`super::service_label`]).
+#[derive(Clone, Copy)]
+pub(super) struct ServiceLabel(pub(super) &'static str);
+
 impl Observe {
     pub(super) fn new(service: &'static str, timeout: Duration) -> Self {
         Self {
             service,
             timeout,
-            durations: RequestDurations::new(service),
+            durations: RequestDurations::new(),
         }
     }
 }
@@ -221,10 +233,18 @@ where
             };
             let status = response.status();
             let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            let service = response
+                .extensions_mut()
+                .remove::<ServiceLabel>()
+                .map_or(observe.service, |s| s.0);
             let elapsed = start.elapsed();
-            observe
-                .durations
-                .record(route, method, status.as_u16(), elapsed.as_secs_f64());
+            observe.durations.record(
+                service,
+                route,
+                method,
+                status.as_u16(),
+                elapsed.as_secs_f64(),
+            );
             if status.is_server_error() || tracing::enabled!(tracing::Level::DEBUG) {
                 telemetry::with_request(context, || {
                     let elapsed_ms = elapsed.as_secs_f64() * 1e3;

@@ -1,0 +1,163 @@
+//! Where notifications go: a signed HTTP webhook and the log.
+//!
+//! Webhook contract: `POST` of the event's JSON body with
+//! `Content-Type: application/json`, `Reliable-Event-Id` (receivers
+//! de-duplicate on it), `Reliable-Event-Type` (the subject),
+//! `Reliable-Signature: sha256=<hex HMAC-SHA256 of the body with the shared
+//! secret>` and the event's `traceparent`. Any 2xx is success; 408, 429 and
+//! 5xx (and timeouts, connection errors) are retried; other 4xx are
+//! permanent and go straight to the dead-letter store.
+
+use crate::config::{Secret, WebhookConfig};
+use crate::target::PublicOnlyResolver;
+use async_trait::async_trait;
+use bus::Event;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const EVENT_ID_HEADER: &str = "reliable-event-id";
+pub const EVENT_TYPE_HEADER: &str = "reliable-event-type";
+pub const SIGNATURE_HEADER: &str = "reliable-signature";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth another attempt later.
+    #[error("{0}")]
+    Retryable(String),
+    /// Will fail the same way every time.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+#[async_trait]
+pub trait Channel: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn wants(&self, event: &Event) -> bool;
+    async fn send(&self, event: &Event) -> Result<(), DeliveryError>;
+}
+
+/// `sha256=` and the hex HMAC-SHA256 of `body` under `secret`.
+pub fn signature(secret: &Secret, body: &[u8]) -> String {
+    // HMAC accepts keys of any length; the error branch cannot happen.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()) {
+        Ok(mac) => mac,
+        Err(_) => return String::new(),
+    };
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+pub struct WebhookChannel {
+    client: reqwest::Client,
+    config: WebhookConfig,
+    events: Vec<String>,
+}
+
+impl WebhookChannel {
+    pub fn new(
+        config: WebhookConfig,
+        timeout: Duration,
+        events: Vec<String>,
+    ) -> Result<Self, reqwest::Error> {
+        // rustls has two providers in this build (ring for the NATS client,
+        // aws-lc-rs for reqwest): name the process default so neither has
+        // to guess. Installing twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy();
+        if !config.allow_private {
+            builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
+        }
+        Ok(Self {
+            client: builder.build()?,
+            config,
+            events,
+        })
+    }
+}
+
+#[async_trait]
+impl Channel for WebhookChannel {
+    fn name(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn wants(&self, event: &Event) -> bool {
+        self.events.is_empty() || self.events.contains(&event.subject)
+    }
+
+    async fn send(&self, event: &Event) -> Result<(), DeliveryError> {
+        let mut request = self
+            .client
+            .post(self.config.target.url().clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(EVENT_ID_HEADER, &event.id)
+            .header(EVENT_TYPE_HEADER, &event.subject)
+            .header(
+                SIGNATURE_HEADER,
+                signature(&self.config.secret, &event.payload),
+            )
+            .body(event.payload.clone());
+        if let Some(tp) = &event.traceparent {
+            request = request.header("traceparent", tp);
+        }
+        let response = request.send().await.map_err(|e| {
+            // Without the URL: it may carry a token in its path or query.
+            DeliveryError::Retryable(format!("webhook request failed: {}", e.without_url()))
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let message = format!("webhook answered {}", status.as_u16());
+        if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
+            Err(DeliveryError::Retryable(message))
+        } else {
+            Err(DeliveryError::Permanent(message))
+        }
+    }
+}
+
+/// Writes each notification as a structured log line.
+pub struct LogChannel;
+
+#[async_trait]
+impl Channel for LogChannel {
+    fn name(&self) -> &'static str {
+        "log"
+    }
+
+    fn wants(&self, _: &Event) -> bool {
+        true
+    }
+
+    async fn send(&self, event: &Event) -> Result<(), DeliveryError> {
+        tracing::info!(
+            event_id = %event.id,
+            subject = %event.subject,
+            order_id = %event.key,
+            traceparent = event.traceparent.as_deref().unwrap_or(""),
+            "notification"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_matches_rfc4231_test_case_2() {
+        let secret = Secret::new("Jefe");
+        assert_eq!(
+            signature(&secret, b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

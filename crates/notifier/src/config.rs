@@ -1,0 +1,198 @@
+//! Options of the notifier (the `[notifier]` table of the config file,
+//! `RELIABLE_NOTIFIER__*` in the environment) and its webhook channel
+//! (`RELIABLE_NOTIFY_WEBHOOK_URL`, `RELIABLE_NOTIFY_WEBHOOK_SECRET`,
+//! `RELIABLE_NOTIFY_ALLOW_PRIVATE`).
+
+use crate::target::WebhookTarget;
+use kit::config::ConfigError;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifierConfig {
+    /// Name of the durable consumer; replicas with one name share the work.
+    pub consumer: String,
+    /// Events handled at once by one process.
+    pub concurrency: usize,
+    /// Deliveries of one event before it goes to the dead-letter store.
+    pub max_attempts: u32,
+    /// Delay before the second attempt; doubles per attempt, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    /// Longest delay between attempts.
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// One webhook POST, connection included.
+    #[serde(with = "humantime_serde")]
+    pub webhook_timeout: Duration,
+    /// Subjects sent to the webhook (e.g. `orders.created`); empty: all.
+    pub webhook_events: Vec<String>,
+    /// Also write each notification as a log line.
+    pub log_channel: bool,
+    /// JetStream only: a delivery not acked this long (the worker died)
+    /// is delivered again. Applies when the durable consumer is created.
+    #[serde(with = "humantime_serde")]
+    pub ack_wait: Duration,
+}
+
+impl Default for NotifierConfig {
+    fn default() -> Self {
+        Self {
+            consumer: "notifier".into(),
+            concurrency: 32,
+            max_attempts: 8,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(60),
+            webhook_timeout: Duration::from_secs(5),
+            webhook_events: Vec::new(),
+            log_channel: true,
+            ack_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+impl NotifierConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let consumer_ok = !self.consumer.is_empty()
+            && self.consumer.len() <= 64
+            && self
+                .consumer
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !consumer_ok {
+            return Err(ConfigError::invalid(
+                "notifier.consumer",
+                "must be 1 to 64 letters, digits, '_' or '-'",
+            ));
+        }
+        if !(1..=1024).contains(&self.concurrency) {
+            return Err(ConfigError::invalid(
+                "notifier.concurrency",
+                "must be 1..=1024",
+            ));
+        }
+        if self.max_attempts == 0 {
+            return Err(ConfigError::invalid(
+                "notifier.max_attempts",
+                "must be at least 1",
+            ));
+        }
+        for (key, value) in [
+            ("notifier.backoff_base", self.backoff_base),
+            ("notifier.backoff_max", self.backoff_max),
+            ("notifier.webhook_timeout", self.webhook_timeout),
+            ("notifier.ack_wait", self.ack_wait),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::invalid(key, "must be above zero"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A secret string: shown as `[redacted]` by `Debug`, never logged.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The one webhook channel configured by environment.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub target: WebhookTarget,
+    pub secret: Secret,
+    /// Whether non-public addresses may be reached (tests, local setups).
+    pub allow_private: bool,
+}
+
+impl WebhookConfig {
+    /// From the `notify_webhook_*` keys: no URL means no webhook channel; a
+    /// URL needs a secret and must pass the SSRF check.
+    pub fn from_settings(
+        url: Option<&str>,
+        secret: Option<&Secret>,
+        allow_private: bool,
+    ) -> Result<Option<Self>, ConfigError> {
+        let Some(url) = url.filter(|u| !u.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let target = WebhookTarget::parse(url.trim(), allow_private)
+            .map_err(|e| ConfigError::invalid("notify_webhook_url", e.to_string()))?;
+        let secret = secret
+            .filter(|s| !s.expose().is_empty())
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "notify_webhook_secret",
+                    "is required with a webhook URL (RELIABLE_NOTIFY_WEBHOOK_SECRET)",
+                )
+            })?
+            .clone();
+        Ok(Some(Self {
+            target,
+            secret,
+            allow_private,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret:?}"), "[redacted]");
+        let config =
+            WebhookConfig::from_settings(Some("https://example.com/h"), Some(&secret), false)
+                .expect("valid")
+                .expect("configured");
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn webhook_settings_are_checked() {
+        let secret = Secret::new("s");
+        assert!(WebhookConfig::from_settings(None, None, false)
+            .expect("ok")
+            .is_none());
+        assert!(WebhookConfig::from_settings(Some("https://example.com"), None, false).is_err());
+        let err =
+            WebhookConfig::from_settings(Some("http://169.254.169.254/"), Some(&secret), false)
+                .expect_err("metadata address");
+        assert!(err.to_string().contains("notify_webhook_url"), "{err}");
+        assert!(
+            WebhookConfig::from_settings(Some("http://127.0.0.1:9/"), Some(&secret), true)
+                .expect("allowed")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(NotifierConfig::default().validate().is_ok());
+        let bad = NotifierConfig {
+            consumer: "a b".into(),
+            ..Default::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}

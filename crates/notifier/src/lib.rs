@@ -1,0 +1,126 @@
+//! The notifier module: turns order events into notifications.
+//!
+//! - `worker`: the durable-consumer loop, idempotency, retries with
+//!   backoff and jitter, dead-lettering;
+//! - `channel`: the signed webhook and the log channel;
+//! - [`target`]: webhook URL validation and the SSRF guard;
+//! - [`storage`]: processed events and dead letters, on SQLite or
+//!   PostgreSQL;
+//! - `http`: the dead-letter list and replay API.
+//!
+//! [`Notifier`] is the module as the binary sees it: build it with a bus
+//! subscriber and a store; call [`Notifier::shutdown`] after the HTTP
+//! server has drained: in-flight deliveries finish, unacked ones come back
+//! after restart.
+#![forbid(unsafe_code)]
+
+pub mod channel;
+pub mod config;
+mod http;
+pub mod storage;
+pub mod target;
+mod worker;
+
+pub use config::{NotifierConfig, Secret, WebhookConfig};
+pub use worker::RetryPolicy;
+
+use axum::Router;
+use bus::Subscriber;
+use channel::{Channel, LogChannel, WebhookChannel};
+use kit::health::ReadinessCheck;
+use kit::{CancellationToken, Clock, TaskTracker};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use storage::NotificationStore;
+use worker::{Metrics, Worker};
+
+pub const SERVICE: &str = "notifier";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifierError {
+    #[error("cannot build the webhook client")]
+    Client(#[from] reqwest::Error),
+}
+
+/// A running notifier module.
+pub struct Notifier {
+    worker: Arc<Worker>,
+    tasks: TaskTracker,
+    stop: CancellationToken,
+}
+
+impl Notifier {
+    /// Starts the worker on `subscriber`'s durable consumer.
+    pub fn build(
+        config: NotifierConfig,
+        webhook: Option<WebhookConfig>,
+        store: Arc<dyn NotificationStore>,
+        subscriber: Arc<dyn Subscriber>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, NotifierError> {
+        kit::metrics::install();
+        let mut channels: Vec<Arc<dyn Channel>> = Vec::new();
+        if let Some(webhook) = webhook {
+            channels.push(Arc::new(WebhookChannel::new(
+                webhook,
+                config.webhook_timeout,
+                config.webhook_events.clone(),
+            )?));
+        }
+        if config.log_channel {
+            channels.push(Arc::new(LogChannel));
+        }
+        let worker = Arc::new(Worker {
+            store,
+            channels,
+            clock,
+            policy: RetryPolicy {
+                max_attempts: config.max_attempts,
+                base: config.backoff_base,
+                max: config.backoff_max,
+            },
+            metrics: Metrics::new(),
+        });
+        let tasks = TaskTracker::new();
+        let stop = CancellationToken::new();
+        tasks.spawn(worker.clone().run(
+            subscriber,
+            config.consumer.clone(),
+            config.concurrency,
+            stop.clone(),
+        ));
+        Ok(Self {
+            worker,
+            tasks,
+            stop,
+        })
+    }
+
+    pub fn router(&self) -> Router {
+        http::routes(self.worker.clone())
+    }
+
+    pub fn readiness_check(&self) -> Arc<dyn ReadinessCheck> {
+        Arc::new(StoreReady(self.worker.store.clone()))
+    }
+
+    /// Stops taking deliveries and waits for those in flight.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+struct StoreReady(Arc<dyn NotificationStore>);
+
+impl ReadinessCheck for StoreReady {
+    fn name(&self) -> &str {
+        "notifier-database"
+    }
+
+    fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move { self.0.ping().await.map_err(|e| e.to_string()) })
+    }
+}

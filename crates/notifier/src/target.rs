@@ -1,0 +1,197 @@
+//! Webhook targets and the SSRF guard.
+//!
+//! A webhook URL comes from configuration, but the platform makes the
+//! request from inside the network, so a target must not reach what an
+//! outsider could not: only `http`/`https`, no credentials in the URL, and
+//! no private, loopback, link-local (cloud metadata at 169.254.169.254),
+//! shared, multicast or unspecified addresses unless `allow_private` is
+//! set. Literal addresses are checked when the URL is parsed; host names
+//! are checked on every connection by [`PublicOnlyResolver`], so a name
+//! that later resolves to a private address (DNS rebinding) is refused too.
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use url::{Host, Url};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("is not a valid absolute URL")]
+    Unparsable,
+    #[error("must be http or https")]
+    NotHttp,
+    #[error("must name a host")]
+    NoHost,
+    #[error("must not carry a user name or password")]
+    Credentials,
+    #[error(
+        "points at a non-public address ({0}); set RELIABLE_NOTIFY_ALLOW_PRIVATE=true to allow it"
+    )]
+    PrivateAddress(String),
+}
+
+/// A validated webhook URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookTarget(Url);
+
+impl WebhookTarget {
+    pub fn parse(value: &str, allow_private: bool) -> Result<Self, TargetError> {
+        let url = Url::parse(value).map_err(|_| TargetError::Unparsable)?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(TargetError::NotHttp);
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(TargetError::Credentials);
+        }
+        let host = url.host().ok_or(TargetError::NoHost)?;
+        if !allow_private {
+            let refused = match host {
+                Host::Ipv4(ip) => !is_public(IpAddr::V4(ip)),
+                Host::Ipv6(ip) => !is_public(IpAddr::V6(ip)),
+                Host::Domain(name) => {
+                    let name = name.trim_end_matches('.').to_ascii_lowercase();
+                    name == "localhost" || name.ends_with(".localhost")
+                }
+            };
+            if refused {
+                return Err(TargetError::PrivateAddress(host.to_string()));
+            }
+        }
+        Ok(Self(url))
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.0
+    }
+}
+
+/// True for addresses reachable on the public internet.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public_v4(v4),
+            None => is_public_v6(v6),
+        },
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || a >= 240)
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    !(ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || (first & 0xfe00) == 0xfc00 // unique local
+        || (first & 0xffc0) == 0xfe80 // link-local
+        || first == 0x2001 && ip.segments()[1] == 0x0db8 // documentation
+        || ip.to_ipv4().is_some_and(|v4| !is_public_v4(v4)))
+}
+
+/// Resolves names with the system resolver and drops non-public addresses;
+/// a name with only non-public addresses fails to resolve.
+pub struct PublicOnlyResolver;
+
+impl Resolve for PublicOnlyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| is_public(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!("{host} resolves to no public address").into());
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_http_targets_pass() {
+        for ok in [
+            "https://hooks.example.com/orders",
+            "http://203.0.114.7:8080/x",
+            "https://[2a00:1450::1]/",
+        ] {
+            assert!(WebhookTarget::parse(ok, false).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn private_loopback_and_metadata_addresses_are_refused() {
+        for bad in [
+            "http://127.0.0.1/hook",
+            "http://127.1.2.3/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://10.0.0.5/",
+            "http://172.16.0.1/",
+            "http://192.168.1.1/",
+            "http://100.64.0.1/",
+            "http://0.0.0.0/",
+            "http://[::1]/",
+            "http://[fe80::1]/",
+            "http://[fd00::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://localhost:8080/",
+            "http://api.localhost/",
+        ] {
+            assert!(
+                matches!(
+                    WebhookTarget::parse(bad, false),
+                    Err(TargetError::PrivateAddress(_))
+                ),
+                "{bad}"
+            );
+            assert!(
+                WebhookTarget::parse(bad, true).is_ok(),
+                "{bad} allowed when configured"
+            );
+        }
+    }
+
+    #[test]
+    fn other_schemes_credentials_and_garbage_are_refused() {
+        assert_eq!(
+            WebhookTarget::parse("ftp://example.com/", false),
+            Err(TargetError::NotHttp)
+        );
+        assert_eq!(
+            WebhookTarget::parse("file:///etc/passwd", true),
+            Err(TargetError::NotHttp)
+        );
+        assert_eq!(
+            WebhookTarget::parse("https://user:pw@example.com/", false),
+            Err(TargetError::Credentials)
+        );
+        assert_eq!(
+            WebhookTarget::parse("not a url", false),
+            Err(TargetError::Unparsable)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_resolver_refuses_names_of_private_addresses() {
+        let name: Name = "localhost".parse().expect("name");
+        assert!(PublicOnlyResolver.resolve(name).await.is_err());
+    }
+}

@@ -1,0 +1,296 @@
+//! The notification worker: reads events from the durable consumer and
+//! sends each to its channels, with exactly-once effect as far as the
+//! processed-events table can give it.
+//!
+//! Per delivery: skip (ack) if the event is already processed; otherwise
+//! send to every channel that wants it; on success record the event as
+//! processed, retrying the record until it is durable, and only then ack.
+//! A failure is nak'ed with exponential backoff and jitter, so the bus
+//! redelivers it; after `max_attempts` deliveries (or a permanent failure)
+//! the event goes to the dead-letter store, which also marks it processed.
+//! A crash between a webhook POST and its record is the one way a receiver
+//! sees an event twice: it de-duplicates on `Reliable-Event-Id`.
+
+use crate::channel::{Channel, DeliveryError};
+use crate::storage::NotificationStore;
+use bus::{Delivery, Event, Subscriber, Subscription};
+use kit::{CancellationToken, Clock, TaskTracker};
+use rand::Rng;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+const LAG_INTERVAL: Duration = Duration::from_secs(1);
+const STORE_RETRY_MAX: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl RetryPolicy {
+    /// Delay after the `attempt`-th failure: `base * 2^(attempt-1)` capped at
+    /// `max`, then a uniformly random share of it between 50% and 100%
+    /// ("equal jitter"), so retries of many events spread out.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(30)));
+        let capped = exp.min(self.max);
+        let half = capped / 2;
+        half + half.mul_f64(rand::rng().random_range(0.0..=1.0))
+    }
+}
+
+pub(crate) struct Worker {
+    pub store: Arc<dyn NotificationStore>,
+    pub channels: Vec<Arc<dyn Channel>>,
+    pub clock: Arc<dyn Clock>,
+    pub policy: RetryPolicy,
+    pub metrics: Metrics,
+}
+
+pub(crate) struct Metrics {
+    pub end_to_end: metrics::Histogram,
+    pub duplicates: metrics::Counter,
+    pub dead_letters: metrics::Gauge,
+    pub lag: metrics::Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self {
+            end_to_end: metrics::histogram!("notifier_end_to_end_duration_seconds"),
+            duplicates: metrics::counter!("notifier_duplicates_skipped_total"),
+            dead_letters: metrics::gauge!("notifier_dead_letters"),
+            lag: metrics::gauge!("notifier_consumer_lag_messages"),
+        }
+    }
+}
+
+fn attempt_counter(channel: &'static str, outcome: &'static str) -> metrics::Counter {
+    metrics::counter!("notifier_delivery_attempts_total", "channel" => channel, "outcome" => outcome)
+}
+
+impl Worker {
+    /// Sends `event` to every channel that wants it. Used for deliveries
+    /// and for operator replays of dead letters.
+    pub async fn send(&self, event: &Event) -> Result<(), DeliveryError> {
+        for channel in &self.channels {
+            if !channel.wants(event) {
+                continue;
+            }
+            match channel.send(event).await {
+                Ok(()) => attempt_counter(channel.name(), "success").increment(1),
+                Err(e) => {
+                    let outcome = match e {
+                        DeliveryError::Retryable(_) => "retryable_error",
+                        DeliveryError::Permanent(_) => "permanent_error",
+                    };
+                    attempt_counter(channel.name(), outcome).increment(1);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs until `stop`, then waits for in-flight deliveries.
+    pub async fn run(
+        self: Arc<Self>,
+        subscriber: Arc<dyn Subscriber>,
+        consumer: String,
+        concurrency: usize,
+        stop: CancellationToken,
+    ) {
+        if let Ok(n) = self.store.dead_count().await {
+            self.metrics.dead_letters.set(n as f64);
+        }
+        let in_flight = TaskTracker::new();
+        let permits = Arc::new(Semaphore::new(concurrency));
+        let mut backoff = Duration::from_millis(50);
+        'subscribe: while !stop.is_cancelled() {
+            let mut subscription = match subscriber.subscribe(&consumer).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot subscribe; retrying");
+                    self.pause(&mut backoff, &stop).await;
+                    continue;
+                }
+            };
+            let mut lag_tick = tokio::time::interval(LAG_INTERVAL);
+            loop {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break 'subscribe;
+                };
+                let next = tokio::select! {
+                    next = subscription.next() => next,
+                    _ = lag_tick.tick() => {
+                        self.observe_lag(subscription.as_mut()).await;
+                        continue;
+                    }
+                    () = stop.cancelled() => break 'subscribe,
+                };
+                match next {
+                    Ok(delivery) => {
+                        backoff = Duration::from_millis(50);
+                        let worker = self.clone();
+                        let stop = stop.clone();
+                        in_flight.spawn(async move {
+                            worker.handle(delivery, &stop).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "receiving from the bus failed; retrying");
+                        self.pause(&mut backoff, &stop).await;
+                        if matches!(e, bus::BusError::Closed) {
+                            continue 'subscribe;
+                        }
+                    }
+                }
+            }
+        }
+        in_flight.close();
+        in_flight.wait().await;
+    }
+
+    async fn observe_lag(&self, subscription: &mut dyn Subscription) {
+        if let Some(pending) = subscription.pending().await {
+            self.metrics.lag.set(pending as f64);
+        }
+    }
+
+    async fn pause(&self, backoff: &mut Duration, stop: &CancellationToken) {
+        tokio::select! {
+            () = tokio::time::sleep(*backoff) => {}
+            () = stop.cancelled() => {}
+        }
+        *backoff = (*backoff * 2).min(STORE_RETRY_MAX);
+    }
+
+    async fn handle(&self, delivery: Delivery, stop: &CancellationToken) {
+        use tracing::Instrument;
+        // Log lines of this delivery carry the trace of the request that
+        // caused the event.
+        let span = tracing::info_span!(
+            "notify",
+            event_id = %delivery.event.id,
+            trace_id = delivery.event.traceparent.as_deref().and_then(|t| t.split('-').nth(1)).unwrap_or(""),
+        );
+        self.handle_in_span(delivery, stop).instrument(span).await;
+    }
+
+    async fn handle_in_span(&self, delivery: Delivery, stop: &CancellationToken) {
+        let event = delivery.event.clone();
+        match self.store.is_processed(&event.id).await {
+            Ok(true) => {
+                self.metrics.duplicates.increment(1);
+                settle(delivery.ack().await);
+                return;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "processed-events lookup failed; will retry");
+                settle(delivery.nak(self.policy.base).await);
+                return;
+            }
+        }
+        let attempt = delivery.attempt.max(1);
+        match self.send(&event).await {
+            Ok(()) => {
+                let recorded = self
+                    .until_stored(stop, || {
+                        self.store.mark_processed(&event.id, self.clock.now())
+                    })
+                    .await;
+                if recorded {
+                    let latency = (self.clock.now() - event.occurred_at)
+                        .to_std()
+                        .unwrap_or_default();
+                    self.metrics.end_to_end.record(latency.as_secs_f64());
+                    settle(delivery.ack().await);
+                }
+            }
+            Err(e)
+                if matches!(e, DeliveryError::Permanent(_))
+                    || attempt >= self.policy.max_attempts =>
+            {
+                tracing::warn!(error = %e, attempt, "notification failed for good; dead-lettered");
+                let message = e.to_string();
+                let stored = self
+                    .until_stored(stop, || {
+                        self.store
+                            .dead_letter(&event, attempt, &message, self.clock.now())
+                    })
+                    .await;
+                if stored {
+                    self.metrics.dead_letters.increment(1.0);
+                    settle(delivery.ack().await);
+                }
+            }
+            Err(e) => {
+                let delay = self.policy.backoff(attempt);
+                tracing::info!(error = %e, attempt, retry_in = ?delay, "notification failed; will retry");
+                settle(delivery.nak(delay).await);
+            }
+        }
+    }
+
+    /// Retries a store write until it succeeds (a database restart must not
+    /// turn a delivered notification into a duplicate) or the process
+    /// stops; false if it gave up.
+    async fn until_stored<F, Fut>(&self, stop: &CancellationToken, mut write: F) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), crate::storage::StoreError>>,
+    {
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            match write().await {
+                Ok(()) => return true,
+                Err(e) if !stop.is_cancelled() => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "notification store write failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(STORE_RETRY_MAX);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "stopping before the notification was recorded; it will be redelivered");
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// An ack or nak that fails (broker gone) is harmless: the message comes
+/// back and the processed-events table turns it into a no-op.
+fn settle(result: Result<(), bus::BusError>) {
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "settling a delivery failed; it will be redelivered");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let policy = RetryPolicy {
+            max_attempts: 5,
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
+        for _ in 0..100 {
+            let first = policy.backoff(1);
+            assert!((Duration::from_millis(50)..=Duration::from_millis(100)).contains(&first));
+            let third = policy.backoff(3);
+            assert!((Duration::from_millis(200)..=Duration::from_millis(400)).contains(&third));
+            let late = policy.backoff(40);
+            assert!((Duration::from_millis(500)..=Duration::from_secs(1)).contains(&late));
+        }
+    }
+}

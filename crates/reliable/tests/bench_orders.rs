@@ -1,0 +1,206 @@
+//! The orders benchmark (ignored in the normal suite; run it with
+//! `scripts/bench-orders`): `reliable serve --target orders,notifier` on a
+//! private PostgreSQL and NATS JetStream, orders created at a fixed rate
+//! (open model: latency counts from each order's scheduled start, so
+//! queueing is not hidden), every order's `orders.created` delivered to a
+//! webhook receiver on loopback. Reports order-create p50/p99 and
+//! commit-to-delivered p50/p99 (the event's `occurred_at`, taken in the
+//! creating transaction, to the receiver's arrival time).
+//!
+//! `BENCH_RATES` (default `500,1000,1500,2000`), `BENCH_SECONDS` (default
+//! 10), `BENCH_RUNS` (default 3) set the schedule.
+
+mod support;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::{order_body, reliable, start, SECRET};
+use testkit::webhook::Receiver;
+use testkit::{NatsServer, PgServer};
+use tokio::time::Instant;
+
+fn env_list(name: &str, default: &str) -> Vec<u64> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_string())
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+struct Outcome {
+    rate: u64,
+    achieved: f64,
+    errors: usize,
+    create_p50: f64,
+    create_p99: f64,
+    e2e_p50: f64,
+    e2e_p99: f64,
+    delivered: usize,
+    created: usize,
+}
+
+async fn run_once(base: &str, receiver: &Receiver, rate: u64, seconds: u64, tag: &str) -> Outcome {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let total = rate * seconds;
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
+    let ids = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
+    let errors = Arc::new(Mutex::new(0usize));
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        let scheduled = start + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(scheduled).await;
+        let (http, base, latencies, ids, errors) = (
+            http.clone(),
+            base.to_string(),
+            latencies.clone(),
+            ids.clone(),
+            errors.clone(),
+        );
+        let key = format!("{tag}-{i}");
+        tasks.spawn(async move {
+            let sent = http
+                .post(format!("{base}/api/v1/orders"))
+                .header("idempotency-key", key)
+                .json(&order_body("bench"))
+                .send()
+                .await;
+            let elapsed = scheduled.elapsed().as_secs_f64();
+            match sent {
+                Ok(r) if r.status() == 201 => {
+                    let body: Value = r.json().await.unwrap_or_default();
+                    latencies.lock().expect("lock").push(elapsed);
+                    if let Some(id) = body["id"].as_str() {
+                        ids.lock().expect("lock").push(id.to_string());
+                    }
+                }
+                _ => *errors.lock().expect("lock") += 1,
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let achieved = total as f64 / start.elapsed().as_secs_f64();
+    let ids: Vec<String> = ids.lock().expect("lock").clone();
+    // Wait (bounded) for the deliveries of this run.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let by_order = loop {
+        let mut by_order: HashMap<String, f64> = HashMap::new();
+        for d in receiver.deliveries() {
+            let Ok(body) = serde_json::from_slice::<Value>(&d.body) else {
+                continue;
+            };
+            let (Some(id), Some(at)) = (body["order"]["id"].as_str(), body["occurred_at"].as_str())
+            else {
+                continue;
+            };
+            let Ok(at) = DateTime::parse_from_rfc3339(at) else {
+                continue;
+            };
+            let received: DateTime<Utc> = d.received_at.into();
+            let e2e = (received - at.with_timezone(&Utc))
+                .num_microseconds()
+                .unwrap_or(0) as f64
+                / 1e6;
+            by_order.entry(id.to_string()).or_insert(e2e);
+        }
+        if ids.iter().all(|id| by_order.contains_key(id)) || Instant::now() > deadline {
+            break by_order;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut create: Vec<f64> = latencies.lock().expect("lock").clone();
+    create.sort_by(f64::total_cmp);
+    let mut e2e: Vec<f64> = ids
+        .iter()
+        .filter_map(|id| by_order.get(id).copied())
+        .collect();
+    e2e.sort_by(f64::total_cmp);
+    let errors = *errors.lock().expect("lock");
+    Outcome {
+        rate,
+        achieved,
+        errors,
+        create_p50: percentile(&create, 50.0),
+        create_p99: percentile(&create, 99.0),
+        e2e_p50: percentile(&e2e, 50.0),
+        e2e_p99: percentile(&e2e, 99.0),
+        delivered: e2e.len(),
+        created: ids.len(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with scripts/bench-orders"]
+async fn orders_benchmark() {
+    let rates = env_list("BENCH_RATES", "500,1000,1500,2000");
+    let seconds = env_list("BENCH_SECONDS", "10")
+        .first()
+        .copied()
+        .unwrap_or(10);
+    let runs = env_list("BENCH_RUNS", "3").first().copied().unwrap_or(3);
+    let pg = PgServer::start_durable().expect("PostgreSQL");
+    let database_url = pg.create_database();
+    let nats = NatsServer::start();
+    let receiver = Receiver::start(SECRET).await;
+    let mut cmd = reliable();
+    cmd.args(["serve", "--target", "orders,notifier"])
+        .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_DATABASE_URL", &database_url)
+        .env("RELIABLE_NATS_URL", nats.url())
+        .env("RELIABLE_NOTIFY_WEBHOOK_URL", receiver.url())
+        .env("RELIABLE_NOTIFY_WEBHOOK_SECRET", SECRET)
+        .env("RELIABLE_NOTIFY_ALLOW_PRIVATE", "true")
+        .env("RELIABLE_NOTIFIER__LOG_CHANNEL", "false")
+        .env("RELIABLE_LOG", "error");
+    let app = start(cmd);
+    let base = format!("http://{}", app.addr);
+    // Warm-up: connections, prepared statements, consumer.
+    run_once(&base, &receiver, 100, 2, "warmup").await;
+    println!("| target rate /s | achieved /s | errors | create p50 | create p99 | commit-to-delivered p50 | p99 | delivered/created |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for rate in rates {
+        let mut outcomes = Vec::new();
+        for run in 0..runs {
+            let o = run_once(&base, &receiver, rate, seconds, &format!("r{rate}-{run}")).await;
+            println!(
+                "run rate={rate} #{run}: achieved={:.0}/s errors={} create p50={:.2}ms p99={:.2}ms e2e p50={:.2}ms p99={:.2}ms delivered={}/{}",
+                o.achieved, o.errors, o.create_p50 * 1e3, o.create_p99 * 1e3, o.e2e_p50 * 1e3, o.e2e_p99 * 1e3, o.delivered, o.created
+            );
+            outcomes.push(o);
+        }
+        let median = |f: fn(&Outcome) -> f64| {
+            let mut v: Vec<f64> = outcomes.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "| {} | {:.0} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {}/{} |",
+            outcomes[0].rate,
+            median(|o| o.achieved),
+            outcomes.iter().map(|o| o.errors).sum::<usize>(),
+            median(|o| o.create_p50) * 1e3,
+            median(|o| o.create_p99) * 1e3,
+            median(|o| o.e2e_p50) * 1e3,
+            median(|o| o.e2e_p99) * 1e3,
+            outcomes.iter().map(|o| o.delivered).sum::<usize>(),
+            outcomes.iter().map(|o| o.created).sum::<usize>(),
+        );
+    }
+    drop(app);
+}

@@ -1,0 +1,93 @@
+//! Starting and stopping the `reliable` binary for the event-path tests.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const SECRET: &str = "fault-test-secret";
+
+pub struct Running {
+    pub child: Child,
+    pub addr: String,
+}
+
+pub fn reliable() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reliable"));
+    cmd.env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env("RELIABLE_LOG", "warn");
+    cmd
+}
+
+/// Starts `cmd` and waits (bounded) for its `listening on` line; later
+/// stdout lines are discarded.
+pub fn start(mut cmd: Command) -> Running {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn reliable");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if !sent {
+                if let Some(addr) = line.strip_prefix("listening on http://") {
+                    let _ = tx.send(addr.to_string());
+                    sent = true;
+                }
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("reliable printed no `listening on` line");
+    Running { child, addr }
+}
+
+/// A test that fails must not leave its server running.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// SIGKILL: no shutdown path runs.
+pub fn kill(running: &mut Running) {
+    let _ = running.child.kill();
+    let _ = running.child.wait();
+}
+
+/// SIGTERM and the exit status.
+pub async fn terminate(mut running: Running) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &running.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    tokio::task::spawn_blocking(move || running.child.wait())
+        .await
+        .expect("join")
+        .expect("wait")
+}
+
+/// Runs `cmd` to its end; returns the exit code and stderr.
+pub fn run_to_end(mut cmd: Command) -> (i32, String) {
+    let out = cmd.output().expect("run reliable");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn order_body(customer: &str) -> serde_json::Value {
+    serde_json::json!({
+        "customer_id": customer,
+        "currency": "EUR",
+        "items": [{"sku": "sku-1", "quantity": 2, "unit_price_minor": 500}]
+    })
+}
