@@ -194,14 +194,14 @@ impl Gateway {
 }
 
 /// The limiter the gateway should use: Redis (with per-replica failover)
-/// when `redis_url` is set, else in-process.
+/// when `redis` is set, else in-process.
 pub async fn limiter(
-    redis_url: Option<&str>,
+    redis: Option<ratelimit::RedisSettings>,
     when_down: &str,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn RateLimiter>, ratelimit::LimiterError> {
     let local = ratelimit::LocalLimiter::new(clock.clone());
-    let Some(url) = redis_url else {
+    let Some(settings) = redis else {
         return Ok(Arc::new(local));
     };
     let when_down = match when_down {
@@ -213,7 +213,7 @@ pub async fn limiter(
             )))
         }
     };
-    let redis = ratelimit::RedisLimiter::connect(ratelimit::RedisSettings::new(url), clock).await?;
+    let redis = ratelimit::RedisLimiter::connect(settings, clock).await?;
     Ok(Arc::new(ratelimit::GlobalLimiter::new(
         redis, local, when_down,
     )))
