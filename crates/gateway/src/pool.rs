@@ -138,9 +138,7 @@ impl Pool {
     /// (the endpoint a retry just failed on) when there is another; `None`
     /// when every endpoint is ejected or its breaker open.
     pub fn pick(&self, avoid: Option<&Arc<Endpoint>>) -> Option<InFlight> {
-        let Some(now) = self.endpoints.first().map(|e| e.clock.now()) else {
-            return None;
-        };
+        let now = self.endpoints.first().map(|e| e.clock.now())?;
         let mut candidates: Vec<&Arc<Endpoint>> =
             self.endpoints.iter().filter(|e| e.available(now)).collect();
         if candidates.len() > 1 {

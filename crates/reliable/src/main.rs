@@ -4,6 +4,8 @@
 //! lives in [`platform`], configuration in [`settings`].
 #![forbid(unsafe_code)]
 
+mod gateway_front;
+mod keys_command;
 mod load_command;
 mod platform;
 mod settings;
@@ -39,7 +41,7 @@ enum Command {
     /// Run chosen modules on real backends (PostgreSQL via
     /// RELIABLE_DATABASE_URL), as a Kubernetes pod does.
     Serve {
-        /// Modules to run, comma-separated: shortener, or `all`.
+        /// Modules to run, comma-separated: shortener, gateway, or `all`.
         #[arg(long, value_delimiter = ',', required = true)]
         target: Vec<String>,
         /// PostgreSQL URL (prefer the RELIABLE_DATABASE_URL environment
@@ -52,12 +54,15 @@ enum Command {
     /// Generate HTTP load: fixed rate (open model, latency from the
     /// schedule) with --rate, else as fast as possible (closed model).
     Load(load_command::LoadArgs),
+    /// Manage the gateway's API keys (create prints the key once).
+    Keys(keys_command::KeysArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (mode, config_file, overrides) = match cli.command {
         Command::Load(args) => return load_command::run(args),
+        Command::Keys(args) => return keys_command::run(args),
         Command::Up { common } => (
             platform::Mode::Up,
             common.config.clone(),

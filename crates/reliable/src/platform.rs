@@ -20,14 +20,20 @@ use std::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     Shortener,
+    /// The API gateway; in front of the co-located modules (gateway_front.rs).
+    Gateway,
 }
 
 impl Target {
-    const ALL: &'static [Target] = &[Target::Shortener];
+    const ALL: &'static [Target] = &[Target::Shortener, Target::Gateway];
+    /// `up` serves the modules directly for now: the gateway hop would
+    /// change the measured redirect path (README "Performance").
+    const UP: &'static [Target] = &[Target::Shortener];
 
     fn name(self) -> &'static str {
         match self {
             Target::Shortener => "shortener",
+            Target::Gateway => "gateway",
         }
     }
 
@@ -76,7 +82,7 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
     let stop_signal = kit::shutdown::signal();
 
     let targets = match &mode {
-        Mode::Up => Target::ALL.to_vec(),
+        Mode::Up => Target::UP.to_vec(),
         Mode::Serve(targets) => targets.clone(),
     };
     let database_url = match &mode {
@@ -118,6 +124,7 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
                 router = router.merge(module.router());
                 shortener = Some(module);
             }
+            Target::Gateway => {}
         }
     }
     let router = router
@@ -126,6 +133,31 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
     let router = kit::http::stack(router, shortener::SERVICE, &config.http);
 
     let shutdown = CancellationToken::new();
+    let mut front = None;
+    let router = if targets.contains(&Target::Gateway) {
+        let keys_url = crate::gateway_front::keys_url(
+            matches!(mode, Mode::Serve(_)).then_some(database_url.as_str()),
+            &config.data_dir,
+        );
+        let started = crate::gateway_front::Front::start(
+            &config,
+            shortener.is_some().then_some(router),
+            &keys_url,
+        )
+        .await?;
+        let checks = started.gateway.clone();
+        let token = shutdown.clone();
+        tokio::spawn(async move { checks.health_checks(token).await });
+        let public = started
+            .router
+            .clone()
+            .merge(readiness.routes())
+            .merge(kit::metrics::routes());
+        front = Some(started);
+        kit::http::stack(public, gateway::SERVICE, &config.http)
+    } else {
+        router
+    };
     let mut server_task = tokio::spawn(server.serve(router, shutdown.clone()));
     let names: Vec<_> = targets.iter().map(|t| t.name()).collect();
     tracing::info!(
@@ -151,6 +183,9 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
             server_task.await
         }
     };
+    if let Some(front) = front {
+        front.stop().await;
+    }
     if let Some(module) = shortener {
         module.shutdown().await;
     }

@@ -2,6 +2,7 @@
 //! `RELIABLE_*` environment < flags. See README "Configuration".
 
 use clap::Args;
+use gateway::GatewayConfig;
 use kit::config::ConfigError;
 use kit::http::HttpConfig;
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub http: HttpConfig,
     pub shortener: ShortenerConfig,
+    /// Routes, pools, limits of the API gateway (`[gateway]`).
+    pub gateway: GatewayConfig,
 }
 
 impl Default for Config {
@@ -46,6 +49,7 @@ impl Default for Config {
             shutdown_grace: Duration::ZERO,
             http: HttpConfig::default(),
             shortener: ShortenerConfig::default(),
+            gateway: GatewayConfig::default(),
         }
     }
 }
@@ -92,7 +96,19 @@ impl CommonFlags {
 }
 
 pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
-    let config: Config = kit::config::load(file, overrides)?;
+    let mut config: Config = kit::config::load(file, overrides)?;
+    // The scripts' short name for `gateway.anon_rate`.
+    if let Ok(rate) = std::env::var("RELIABLE_RATE_LIMIT_ANON") {
+        config.gateway.anon_rate = Some(rate);
+    }
+    if let Some(rate) = &config.gateway.anon_rate {
+        rate.parse::<ratelimit::Quota>().map_err(|e| {
+            ConfigError::invalid(
+                "gateway.anon_rate (RELIABLE_RATE_LIMIT_ANON)",
+                e.to_string(),
+            )
+        })?;
+    }
     config.http.validate()?;
     config.shortener.validate()?;
     if config.log.trim().is_empty() {
