@@ -94,8 +94,15 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
                 config.data_dir.join("shortener.db").display()
             )
         }
-        Mode::Serve(_) => match &config.database_url {
+        Mode::Serve(targets) => match &config.database_url {
             Some(url) => url.clone(),
+            // A lone gateway keeps its keys in SQLite under the data dir
+            // (one replica; several need the shared PostgreSQL).
+            None if targets == &[Target::Gateway] => {
+                std::fs::create_dir_all(&config.data_dir)
+                    .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+                crate::gateway_front::keys_url(None, &config.data_dir)
+            }
             None => bail!("`serve` needs a database: set RELIABLE_DATABASE_URL=postgres://..."),
         },
     };
