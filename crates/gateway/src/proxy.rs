@@ -306,8 +306,8 @@ async fn once(shared: &Shared, route: &Route, slot: &InFlight, outgoing: &Outgoi
                 (GatewayError::Unreachable, idempotent)
             }
         })?;
+        // Content-Length stays: the whole body is here (and HEAD needs it).
         strip_hop_by_hop(&mut parts.headers);
-        parts.headers.remove(CONTENT_LENGTH);
         Ok::<_, (GatewayError, bool)>(Response::from_parts(parts, Body::from(body.to_bytes())))
     };
     let outcome = match tokio::time::timeout(route.timeout, exchange).await {
@@ -341,18 +341,20 @@ async fn once(shared: &Shared, route: &Route, slot: &InFlight, outgoing: &Outgoi
             Attempt::failed(GatewayError::Timeout, false)
         }
     };
-    let status = match &outcome {
+    // Status code of an answer, or the error kind (OTel `error.type`).
+    let (status, error_type) = match &outcome {
         Attempt::Answered(r)
         | Attempt::Failed {
             answer: Some(r), ..
-        } => r.status().as_str().to_string(),
-        Attempt::Failed { error, .. } => error.kind().to_string(),
+        } => (r.status().as_str().to_string(), ""),
+        Attempt::Failed { error, .. } => (String::new(), error.kind()),
     };
     metrics::histogram!(
         "http_client_request_duration_seconds",
         "gateway_pool" => endpoint.pool,
         "server_address" => endpoint.label.clone(),
         "http_response_status_code" => status,
+        "error_type" => error_type,
     )
     .record(started.elapsed().as_secs_f64());
     outcome

@@ -197,3 +197,33 @@ async fn canary_split_by_weight_and_pinned_by_header() {
         assert_eq!(never.headers()["x-gateway-pool"], "stable");
     }
 }
+
+#[tokio::test]
+async fn head_keeps_the_upstream_content_length() {
+    let a = Upstream::start("a").await;
+    let gw = spawn_gateway(config(&[("a", &[&a])], vec![RouteConfig::new("/", "a")])).await;
+    let http = client();
+    let get = http
+        .get(gw.url("/same"))
+        .header("x-request-id", "r1")
+        .send()
+        .await
+        .unwrap();
+    let length: usize = get.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let head = http
+        .head(gw.url("/same"))
+        .header("x-request-id", "r1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    // The echo names the method: "HEAD" is one byte longer than "GET".
+    assert_eq!(
+        head.headers()["content-length"],
+        (length + 1).to_string().as_str()
+    );
+}
