@@ -55,14 +55,7 @@ async fn losing_redis_fails_open_with_the_degraded_metric_then_recovers() {
     redis.stop();
     send(50).await;
     assert!(global.is_degraded());
-    let metrics = http
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains("ratelimit_degraded 1"),
         "degraded metric on"
@@ -77,14 +70,7 @@ async fn losing_redis_fails_open_with_the_degraded_metric_then_recovers() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     send(10).await;
-    let metrics = http
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains("ratelimit_degraded 0"),
         "degraded metric off"

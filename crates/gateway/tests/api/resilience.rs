@@ -110,14 +110,7 @@ async fn refused_connections_are_retried_for_any_method() {
         // A refused connection sent nothing: even a POST may go elsewhere.
         assert_eq!(http.post(gw.url("/")).send().await.unwrap().status(), 200);
     }
-    let metrics = http
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains("gateway_retries_total"),
         "retries are counted"
@@ -169,14 +162,7 @@ async fn the_retry_budget_caps_retries() {
             "/problems/upstream-unreachable"
         );
     }
-    let metrics = http
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     let retries = metric_value(
         &metrics,
         "gateway_retries_total{gateway_route=\"budget-test\"}",
