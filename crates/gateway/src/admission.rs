@@ -10,7 +10,7 @@
 //! go on every response, 429 with `Retry-After` when refused.
 
 use crate::error::GatewayError;
-use crate::keys::{ApiKey, StoredKey};
+use crate::keys::{ApiKey, StoredKey, KEY_PREFIX};
 use crate::routes::Route;
 use crate::Shared;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
@@ -20,23 +20,22 @@ use std::net::IpAddr;
 
 pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
-/// The key presented, if any; `Err` if one is there but malformed.
+/// The key presented, if any; `Err` if one is there but malformed. In
+/// `Authorization`, only a `Bearer rlk_...` token is ours: other bearer
+/// tokens (an upstream's own JWTs) pass through untouched.
 fn presented(headers: &HeaderMap) -> Result<Option<ApiKey>, GatewayError> {
-    let raw = if let Some(v) = headers.get(&X_API_KEY) {
-        v
-    } else if let Some(v) = headers.get(AUTHORIZATION) {
-        let Some(token) = v.as_bytes().strip_prefix(b"Bearer ") else {
-            // Another scheme (Basic, ...) is the upstream's business.
-            return Ok(None);
-        };
-        let token = std::str::from_utf8(token).map_err(|_| GatewayError::KeyMalformed)?;
-        return ApiKey::parse(token.trim())
-            .map(Some)
-            .map_err(|_| GatewayError::KeyMalformed);
+    let value = if let Some(v) = headers.get(&X_API_KEY) {
+        v.as_bytes()
+    } else if let Some(token) = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .filter(|t| t.trim_ascii_start().starts_with(KEY_PREFIX.as_bytes()))
+    {
+        token
     } else {
         return Ok(None);
     };
-    let value = raw.to_str().map_err(|_| GatewayError::KeyMalformed)?;
+    let value = std::str::from_utf8(value).map_err(|_| GatewayError::KeyMalformed)?;
     ApiKey::parse(value.trim())
         .map(Some)
         .map_err(|_| GatewayError::KeyMalformed)
@@ -114,7 +113,12 @@ mod tests {
             HeaderValue::from_str(&format!("Bearer {good}")).unwrap(),
         );
         assert!(presented(&h).unwrap().is_some());
-        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer nope"));
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_static("Bearer eyJhbGciOi.jwt"),
+        );
+        assert!(presented(&h).unwrap().is_none(), "not our token");
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer rlk_short"));
         assert!(matches!(presented(&h), Err(GatewayError::KeyMalformed)));
         h.insert(X_API_KEY, HeaderValue::from_str(&good).unwrap());
         assert!(presented(&h).unwrap().is_some());

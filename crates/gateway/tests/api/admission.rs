@@ -86,7 +86,7 @@ async fn keys_and_scopes_are_enforced_as_problems() {
     );
     let bearer_garbage = http
         .get(gw.url("/links"))
-        .bearer_auth("not a key")
+        .bearer_auth("rlk_not-a-key")
         .send()
         .await
         .unwrap();
@@ -134,6 +134,17 @@ async fn keys_and_scopes_are_enforced_as_problems() {
         public.status(),
         200,
         "anonymous is fine where no scope is asked"
+    );
+    // An upstream's own bearer token is not ours: passed through.
+    let jwt = http
+        .get(gw.url("/public"))
+        .bearer_auth("eyJ.upstream.jwt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json(jwt).await["headers"]["authorization"],
+        "Bearer eyJ.upstream.jwt"
     );
 
     assert!(store
