@@ -168,6 +168,8 @@ async fn forward(
 fn prepare_headers(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, host: Option<&str>) {
     strip_hop_by_hop(headers);
     headers.remove(admission::X_API_KEY);
+    // Only the gateway says who called: a client's own claim is dropped.
+    headers.remove(X_API_KEY_NAME);
     if headers
         .get(AUTHORIZATION)
         .is_some_and(|v| v.as_bytes().starts_with(b"Bearer rlk_"))

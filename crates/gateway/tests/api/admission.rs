@@ -135,6 +135,18 @@ async fn keys_and_scopes_are_enforced_as_problems() {
         200,
         "anonymous is fine where no scope is asked"
     );
+    let spoofed = http
+        .get(gw.url("/public"))
+        .header("x-api-key-name", "admin")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        json(spoofed).await["headers"]
+            .get("x-api-key-name")
+            .is_none(),
+        "a client cannot claim a key name"
+    );
     // An upstream's own bearer token is not ours: passed through.
     let jwt = http
         .get(gw.url("/public"))
