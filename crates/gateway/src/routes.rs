@@ -93,8 +93,8 @@ impl Route {
         if config.timeout.is_zero() {
             return Err(invalid("timeout", "must be above zero"));
         }
-        if config.max_concurrency == 0 {
-            return Err(invalid("max_concurrency", "must be above zero"));
+        if config.max_concurrency == 0 || config.max_concurrency > 1_000_000 {
+            return Err(invalid("max_concurrency", "must be from 1 to 1000000"));
         }
         let name = config.name.clone().unwrap_or_else(|| {
             if prefix.is_empty() {
