@@ -200,10 +200,6 @@ pub async fn limiter(
     when_down: &str,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn RateLimiter>, ratelimit::LimiterError> {
-    let local = ratelimit::LocalLimiter::new(clock.clone());
-    let Some(settings) = redis else {
-        return Ok(Arc::new(local));
-    };
     let when_down = match when_down {
         "closed" => ratelimit::WhenDown::FailClosed,
         "open" => ratelimit::WhenDown::FailOpen,
@@ -212,6 +208,10 @@ pub async fn limiter(
                 "gateway.rate_limit_when_down must be `open` or `closed`, got `{other}`"
             )))
         }
+    };
+    let local = ratelimit::LocalLimiter::new(clock.clone());
+    let Some(settings) = redis else {
+        return Ok(Arc::new(local));
     };
     let redis = ratelimit::RedisLimiter::connect(settings, clock).await?;
     Ok(Arc::new(ratelimit::GlobalLimiter::new(

@@ -227,3 +227,36 @@ async fn head_keeps_the_upstream_content_length() {
         (length + 1).to_string().as_str()
     );
 }
+
+#[tokio::test]
+async fn configuration_errors_name_the_key() {
+    let a = Upstream::start("a").await;
+    let limiter = gateway::limiter(None, "open", std::sync::Arc::new(clock()))
+        .await
+        .unwrap();
+    let build = |cfg: gateway::GatewayConfig| {
+        gateway::Gateway::build(cfg, None, limiter.clone(), std::sync::Arc::new(clock()))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let unknown_pool = config(&[("a", &[&a])], vec![RouteConfig::new("/", "nope")]);
+    assert!(build(unknown_pool).contains("gateway.routes[0].pool"));
+    let mut bad_percent = RouteConfig::new("/", "a");
+    bad_percent.canary_percent = 101;
+    assert!(build(config(&[("a", &[&a])], vec![bad_percent])).contains("canary_percent"));
+    let mut bad_cidr = config(&[("a", &[&a])], vec![RouteConfig::new("/", "a")]);
+    bad_cidr.trusted_proxies = vec!["10.0.0.0/33".into()];
+    assert!(build(bad_cidr).contains("trusted_proxies"));
+    let mut bad_rate = config(&[("a", &[&a])], vec![RouteConfig::new("/", "a")]);
+    bad_rate.anon_rate = Some("10/fortnight".into());
+    assert!(build(bad_rate).contains("gateway.anon_rate"));
+    let mut https = config(&[("a", &[&a])], vec![RouteConfig::new("/", "a")]);
+    https.pools.get_mut("a").unwrap().endpoints = vec!["https://example.com".into()];
+    assert!(build(https).contains("gateway.pools.a"));
+    assert!(
+        gateway::limiter(None, "sideways", std::sync::Arc::new(clock()))
+            .await
+            .is_ok()
+    );
+}
