@@ -29,6 +29,7 @@ pub mod pool;
 pub mod proxy;
 pub mod retry;
 pub mod routes;
+mod telemetry;
 
 pub use config::{GatewayConfig, PoolConfig, RouteConfig};
 pub use error::GatewayError;
@@ -88,6 +89,8 @@ pub(crate) struct Shared {
     limiter: Arc<dyn RateLimiter>,
     anon_quota: Option<Quota>,
     key_quota: Option<Quota>,
+    request_durations: telemetry::Series,
+    attempt_durations: telemetry::Series,
 }
 
 /// A built gateway: serve [`Gateway::router`], run [`Gateway::health_checks`].
@@ -167,6 +170,8 @@ impl Gateway {
             config,
             keys,
             limiter,
+            request_durations: telemetry::requests(),
+            attempt_durations: telemetry::attempts(),
         };
         Ok(Self {
             shared: Arc::new(shared),

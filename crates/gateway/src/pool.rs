@@ -21,7 +21,7 @@ pub struct BadEndpoint(pub String);
 pub struct Endpoint {
     pub authority: Authority,
     /// `host:port` as configured: a bounded metric label.
-    pub label: String,
+    pub label: &'static str,
     /// The pool's name (a metric label).
     pub pool: &'static str,
     clock: Arc<dyn Clock>,
@@ -45,7 +45,8 @@ impl Endpoint {
         }
         let authority = uri.authority().cloned().ok_or_else(bad)?;
         Ok(Self {
-            label: authority.to_string(),
+            // Endpoints live as long as the process (like route names).
+            label: Box::leak(authority.to_string().into_boxed_str()),
             authority,
             pool,
             clock,
@@ -70,7 +71,7 @@ impl Endpoint {
     pub fn set_healthy(&self, healthy: bool) {
         if self.healthy.swap(healthy, Ordering::AcqRel) != healthy {
             tracing::warn!(pool = self.pool, endpoint = %self.label, healthy, "endpoint health changed");
-            metrics::gauge!("gateway_endpoint_healthy", "gateway_pool" => self.pool, "server_address" => self.label.clone())
+            metrics::gauge!("gateway_endpoint_healthy", "gateway_pool" => self.pool, "server_address" => self.label)
                 .set(if healthy { 1.0 } else { 0.0 });
         }
     }
@@ -93,7 +94,7 @@ impl Endpoint {
         drop(breaker);
         if before != after {
             tracing::warn!(pool = self.pool, endpoint = %self.label, state = ?after, "circuit breaker changed state");
-            metrics::gauge!("gateway_circuit_breaker_state", "gateway_pool" => self.pool, "server_address" => self.label.clone())
+            metrics::gauge!("gateway_circuit_breaker_state", "gateway_pool" => self.pool, "server_address" => self.label)
                 .set(after.as_gauge());
         }
     }

@@ -49,13 +49,10 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     for (name, value) in rate_headers {
         response.headers_mut().insert(name, value);
     }
-    metrics::histogram!(
-        "gateway_request_duration_seconds",
-        "gateway_route" => labels.0,
-        "gateway_pool" => labels.1,
-        "http_response_status_code" => response.status().as_str().to_string(),
-    )
-    .record(started.elapsed().as_secs_f64());
+    shared.request_durations.record(
+        (labels.0, labels.1, response.status().as_u16(), ""),
+        started.elapsed().as_secs_f64(),
+    );
     response
 }
 
@@ -348,16 +345,12 @@ async fn once(shared: &Shared, route: &Route, slot: &InFlight, outgoing: &Outgoi
         Attempt::Answered(r)
         | Attempt::Failed {
             answer: Some(r), ..
-        } => (r.status().as_str().to_string(), ""),
-        Attempt::Failed { error, .. } => (String::new(), error.kind()),
+        } => (r.status().as_u16(), ""),
+        Attempt::Failed { error, .. } => (0, error.kind()),
     };
-    metrics::histogram!(
-        "http_client_request_duration_seconds",
-        "gateway_pool" => endpoint.pool,
-        "server_address" => endpoint.label.clone(),
-        "http_response_status_code" => status,
-        "error_type" => error_type,
-    )
-    .record(started.elapsed().as_secs_f64());
+    shared.attempt_durations.record(
+        (endpoint.pool, endpoint.label, status, error_type),
+        started.elapsed().as_secs_f64(),
+    );
     outcome
 }
