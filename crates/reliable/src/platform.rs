@@ -152,6 +152,9 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
             &keys_url,
         )
         .await?;
+        if let Some(check) = started.gateway.readiness_check() {
+            readiness.add_check(check);
+        }
         let checks = started.gateway.clone();
         let token = shutdown.clone();
         tokio::spawn(async move { checks.health_checks(token).await });
