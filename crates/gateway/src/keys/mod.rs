@@ -121,3 +121,13 @@ impl TryFrom<RawKey> for StoredKey {
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
+
+/// An insert's error: a taken name (the only unique column a caller
+/// chooses; hashes of 256-bit keys do not collide) or the database's.
+fn insert_error(e: sqlx::Error, name: &KeyName) -> KeyStoreError {
+    if is_unique_violation(&e) {
+        KeyStoreError::NameTaken(name.as_str().to_string())
+    } else {
+        e.into()
+    }
+}

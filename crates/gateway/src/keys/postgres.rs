@@ -4,8 +4,8 @@
 //! histories colliding.
 
 use super::{
-    is_unique_violation, ApiKey, KeyHash, KeyName, KeyStore, KeyStoreError, NewKey, RawKey,
-    StoredKey,
+    insert_error, is_unique_violation, ApiKey, KeyHash, KeyName, KeyStore, KeyStoreError, NewKey,
+    RawKey, StoredKey,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -80,13 +80,7 @@ impl KeyStore for PostgresKeyStore {
         .bind(now)
         .fetch_one(&self.pool)
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                KeyStoreError::NameTaken(new.name.as_str().to_string())
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(|e| insert_error(e, &new.name))?;
         stored(&row)
     }
 

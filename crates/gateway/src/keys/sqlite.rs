@@ -3,8 +3,7 @@
 //! module's). Times are Unix milliseconds.
 
 use super::{
-    is_unique_violation, ApiKey, KeyHash, KeyName, KeyStore, KeyStoreError, NewKey, RawKey,
-    StoredKey,
+    insert_error, ApiKey, KeyHash, KeyName, KeyStore, KeyStoreError, NewKey, RawKey, StoredKey,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -77,13 +76,7 @@ impl KeyStore for SqliteKeyStore {
         .bind(now.timestamp_millis())
         .fetch_one(&self.pool)
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                KeyStoreError::NameTaken(new.name.as_str().to_string())
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(|e| insert_error(e, &new.name))?;
         stored(&row)
     }
 
