@@ -5,6 +5,8 @@
 #![forbid(unsafe_code)]
 
 mod event_path;
+mod gateway_front;
+mod keys_command;
 mod load_command;
 mod platform;
 mod settings;
@@ -44,7 +46,7 @@ enum Command {
     /// RELIABLE_DATABASE_URL), as a Kubernetes pod does.
     Serve {
         /// Modules to run, comma-separated: shortener, orders, notifier,
-        /// or `all`.
+        /// gateway, or `all`.
         #[arg(long, value_delimiter = ',', required = true)]
         target: Vec<String>,
         /// PostgreSQL URL (prefer the RELIABLE_DATABASE_URL environment
@@ -59,6 +61,8 @@ enum Command {
     Load(load_command::LoadArgs),
     /// SLOs as code: generate Prometheus rules, show status, gate releases.
     Slo(slo_command::SloArgs),
+    /// Manage the gateway's API keys (create prints the key once).
+    Keys(keys_command::KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
     let (mode, config_file, overrides) = match cli.command {
         Command::Load(args) => return load_command::run(args),
         Command::Slo(args) => return slo_command::run(args),
+        Command::Keys(args) => return keys_command::run(args),
         Command::Up { common } => (
             platform::Mode::Up,
             common.config.clone(),

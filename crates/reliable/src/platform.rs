@@ -24,16 +24,27 @@ pub enum Target {
     Shortener,
     Orders,
     Notifier,
+    /// The API gateway; in front of the co-located modules (gateway_front.rs).
+    Gateway,
 }
 
 impl Target {
-    const ALL: &'static [Target] = &[Target::Shortener, Target::Orders, Target::Notifier];
+    const ALL: &'static [Target] = &[
+        Target::Shortener,
+        Target::Orders,
+        Target::Notifier,
+        Target::Gateway,
+    ];
+    /// `up` serves the modules directly for now: the gateway hop would
+    /// change the measured redirect path (README "Performance").
+    const UP: &'static [Target] = &[Target::Shortener, Target::Orders, Target::Notifier];
 
     fn name(self) -> &'static str {
         match self {
             Target::Shortener => "shortener",
             Target::Orders => "orders",
             Target::Notifier => "notifier",
+            Target::Gateway => "gateway",
         }
     }
 
@@ -82,7 +93,7 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
     let stop_signal = kit::shutdown::signal();
 
     let targets = match &mode {
-        Mode::Up => Target::ALL.to_vec(),
+        Mode::Up => Target::UP.to_vec(),
         Mode::Serve(targets) => targets.clone(),
     };
     let database_url = match &mode {
@@ -94,8 +105,15 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
                 config.data_dir.join("shortener.db").display()
             )
         }
-        Mode::Serve(_) => match &config.database_url {
+        Mode::Serve(targets) => match &config.database_url {
             Some(url) => url.clone(),
+            // A lone gateway keeps its keys in SQLite under the data dir
+            // (one replica; several need the shared PostgreSQL).
+            None if targets == &[Target::Gateway] => {
+                std::fs::create_dir_all(&config.data_dir)
+                    .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+                crate::gateway_front::keys_url(None, &config.data_dir)
+            }
             None => bail!("`serve` needs a database: set RELIABLE_DATABASE_URL=postgres://..."),
         },
     };
@@ -124,7 +142,7 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
                 router = router.merge(module.router());
                 shortener = Some(module);
             }
-            Target::Orders | Target::Notifier => {}
+            Target::Orders | Target::Notifier | Target::Gateway => {}
         }
     }
     let plan = Plan {
@@ -150,6 +168,37 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
     let router = kit::http::stack(router, default_service, &config.http);
 
     let shutdown = CancellationToken::new();
+    let mut front = None;
+    let router = if targets.contains(&Target::Gateway) {
+        let keys_url = crate::gateway_front::keys_url(
+            matches!(mode, Mode::Serve(_)).then_some(database_url.as_str()),
+            &config.data_dir,
+        );
+        let started = crate::gateway_front::Front::start(
+            &config,
+            targets
+                .iter()
+                .any(|t| *t != Target::Gateway)
+                .then_some(router),
+            &keys_url,
+        )
+        .await?;
+        if let Some(check) = started.gateway.readiness_check() {
+            readiness.add_check(check);
+        }
+        let checks = started.gateway.clone();
+        let token = shutdown.clone();
+        tokio::spawn(async move { checks.health_checks(token).await });
+        let public = started
+            .router
+            .clone()
+            .merge(readiness.routes())
+            .merge(kit::metrics::routes());
+        front = Some(started);
+        kit::http::stack(public, gateway::SERVICE, &config.http)
+    } else {
+        router
+    };
     let mut server_task = tokio::spawn(server.serve(router, shutdown.clone()));
     let names: Vec<_> = targets.iter().map(|t| t.name()).collect();
     tracing::info!(
@@ -176,6 +225,9 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
         }
     };
     slo_stop.cancel();
+    if let Some(front) = front {
+        front.stop().await;
+    }
     if let Some(module) = shortener {
         module.shutdown().await;
     }

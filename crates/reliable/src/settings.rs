@@ -2,6 +2,7 @@
 //! `RELIABLE_*` environment < flags. See README "Configuration".
 
 use clap::Args;
+use gateway::GatewayConfig;
 use kit::config::ConfigError;
 use kit::http::HttpConfig;
 use notifier::{NotifierConfig, Secret, WebhookConfig};
@@ -43,6 +44,8 @@ pub struct Config {
     pub slo: crate::slo_live::SloConfig,
     pub orders: OrdersConfig,
     pub notifier: NotifierConfig,
+    /// Routes, pools, limits of the API gateway (`[gateway]`).
+    pub gateway: GatewayConfig,
 }
 
 impl Default for Config {
@@ -64,6 +67,7 @@ impl Default for Config {
             slo: crate::slo_live::SloConfig::default(),
             orders: OrdersConfig::default(),
             notifier: NotifierConfig::default(),
+            gateway: GatewayConfig::default(),
         }
     }
 }
@@ -110,7 +114,19 @@ impl CommonFlags {
 }
 
 pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
-    let config: Config = kit::config::load(file, overrides)?;
+    let mut config: Config = kit::config::load(file, overrides)?;
+    // The scripts' short name for `gateway.anon_rate`.
+    if let Ok(rate) = std::env::var("RELIABLE_RATE_LIMIT_ANON") {
+        config.gateway.anon_rate = Some(rate);
+    }
+    if let Some(rate) = &config.gateway.anon_rate {
+        rate.parse::<ratelimit::Quota>().map_err(|e| {
+            ConfigError::invalid(
+                "gateway.anon_rate (RELIABLE_RATE_LIMIT_ANON)",
+                e.to_string(),
+            )
+        })?;
+    }
     config.http.validate()?;
     config.shortener.validate()?;
     config.slo.validate()?;

@@ -53,21 +53,33 @@ async fn up_sends_every_order_event_to_the_signed_webhook() {
     let body: Value = serde_json::from_slice(&receiver.deliveries()[0].body).expect("json");
     assert_eq!(body["order"]["id"], id);
 
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    for needle in [
+    // The receiver sees a delivery before the notifier records it as done,
+    // so wait (bounded) for the counters to catch up.
+    let needles = [
         r#"http_server_request_duration_seconds_count{service="orders",http_route="/api/v1/orders""#,
         "orders_outbox_published_total",
         r#"notifier_delivery_attempts_total{channel="webhook",outcome="success"} 2"#,
         "notifier_end_to_end_duration_seconds_bucket",
-    ] {
-        assert!(metrics.contains(needle), "missing {needle}");
+    ];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        let missing: Vec<_> = needles.iter().filter(|n| !metrics.contains(**n)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "missing after 30 s: {missing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(terminate(app).await.success());
 }

@@ -1,0 +1,207 @@
+//! The gateway's configuration, as operators write it (TOML under
+//! `[gateway]`, or built in code by tests and `reliable serve`).
+//!
+//! Everything here is plain data; [`crate::Gateway::build`] parses it once
+//! into the types the request path uses (quotas, CIDRs, URLs), so a typo
+//! fails start-up with the key that is wrong instead of failing requests.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The whole gateway.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Routes, matched by longest path prefix (then method and host).
+    pub routes: Vec<RouteConfig>,
+    /// Upstream pools by name.
+    pub pools: BTreeMap<String, PoolConfig>,
+    /// Peers (CIDRs, e.g. `10.0.0.0/8`) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+    /// Largest request body forwarded, in bytes (413 beyond).
+    pub max_request_body_bytes: usize,
+    /// Largest upstream response body relayed, in bytes (502 beyond).
+    pub max_response_body_bytes: usize,
+    /// Largest total size of the request headers, in bytes (431 beyond).
+    pub max_header_bytes: usize,
+    /// Anonymous (no API key) limit per client IP, `RATE/UNIT[,burst=N]`;
+    /// none means anonymous traffic is not limited.
+    pub anon_rate: Option<String>,
+    /// Limit of a key that carries no rate of its own.
+    pub key_rate: Option<String>,
+    /// When the shared (Redis) limiter is unreachable: `open` decides per
+    /// replica, `closed` answers 503.
+    pub rate_limit_when_down: String,
+    pub breaker: BreakerConfig,
+    pub retry: RetryConfig,
+    pub health: HealthConfig,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            routes: Vec::new(),
+            pools: BTreeMap::new(),
+            trusted_proxies: Vec::new(),
+            max_request_body_bytes: 1024 * 1024,
+            max_response_body_bytes: 8 * 1024 * 1024,
+            max_header_bytes: 16 * 1024,
+            anon_rate: None,
+            key_rate: None,
+            rate_limit_when_down: "open".to_string(),
+            breaker: BreakerConfig::default(),
+            retry: RetryConfig::default(),
+            health: HealthConfig::default(),
+        }
+    }
+}
+
+/// One route: which requests (prefix, method, host) go to which pool(s).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Bounded metric label and log field; defaults to the prefix.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Path prefix, matched on whole segments (`/api` matches `/api/x`,
+    /// not `/apix`).
+    pub prefix: String,
+    /// Only this method, if set.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Only this `Host` (without port), if set.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// The pool that takes the traffic.
+    pub pool: String,
+    /// A second pool taking `canary_percent` of the traffic.
+    #[serde(default)]
+    pub canary_pool: Option<String>,
+    #[serde(default)]
+    pub canary_percent: u8,
+    /// Header pinning a request to the canary pool when its value is
+    /// `always` (and to the primary when `never`).
+    #[serde(default = "default_pin_header")]
+    pub canary_header: String,
+    /// Scope an API key must carry; none means anonymous is fine.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Longest time one upstream attempt may take (504 beyond).
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Requests in flight on this route beyond which 503 + Retry-After.
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: usize,
+    /// Prefix removed before forwarding (e.g. `/api/links` upstream as
+    /// `/links` with `strip_prefix = "/api"`).
+    #[serde(default)]
+    pub strip_prefix: Option<String>,
+}
+
+fn default_pin_header() -> String {
+    "x-canary".to_string()
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_concurrency() -> usize {
+    1024
+}
+
+impl RouteConfig {
+    /// A route with defaults: `prefix` to `pool`, anonymous, 5 s timeout.
+    pub fn new(prefix: &str, pool: &str) -> Self {
+        Self {
+            name: None,
+            prefix: prefix.to_string(),
+            method: None,
+            host: None,
+            pool: pool.to_string(),
+            canary_pool: None,
+            canary_percent: 0,
+            canary_header: default_pin_header(),
+            scope: None,
+            timeout: default_timeout(),
+            max_concurrency: default_concurrency(),
+            strip_prefix: None,
+        }
+    }
+}
+
+/// An upstream pool: interchangeable endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Base URLs, `http://host:port` (HTTPS upstreams are not supported).
+    pub endpoints: Vec<String>,
+}
+
+/// Per-endpoint circuit breaker (also the passive ejection of an endpoint).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    /// Consecutive failures (connect errors, 5xx, timeouts) that open it.
+    pub failures_to_open: u32,
+    /// How long it stays open before one probe is let through (half-open).
+    #[serde(with = "humantime_serde")]
+    pub open_for: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            failures_to_open: 5,
+            open_for: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Retries of idempotent requests.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Attempts after the first.
+    pub max_retries: u32,
+    /// Retries may be at most this fraction of requests (e.g. 0.2).
+    pub budget_ratio: f64,
+    /// Retries always allowed regardless of the ratio (a floor for low
+    /// traffic), as a reserve refilled by requests.
+    pub budget_min_reserve: u32,
+    /// Base of the jittered exponential backoff.
+    #[serde(with = "humantime_serde")]
+    pub backoff: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_retries: 2,
+            budget_ratio: 0.2,
+            budget_min_reserve: 10,
+            backoff: Duration::from_millis(10),
+        }
+    }
+}
+
+/// Active health checks: `GET <endpoint>/readyz`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Zero turns active checks off.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub path: String,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(1),
+            path: "/readyz".to_string(),
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! The request path, in order: header size, path, route, client IP,
+//! admission (key, scope, rate), the route's concurrency limit, the body
+//! (size-limited, buffered so an idempotent request can be retried), then
+//! attempts against the chosen pool: pick an endpoint (power of two
+//! choices), forward with the route's timeout, record the outcome in the
+//! endpoint's breaker, and retry within the budget when that is safe.
+//!
+//! Safe to retry: a connect failure (nothing was sent) for any method; a
+//! 502/503/504 answer or a broken connection for idempotent methods only.
+//! A timeout is never retried: the upstream may still be working on it and
+//! the client has already waited the route's whole timeout.
+
+use crate::error::GatewayError;
+use crate::forwarding::{strip_hop_by_hop, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
+use crate::path::CleanPath;
+use crate::pool::{InFlight, Pool};
+use crate::retry::backoff;
+use crate::routes::Route;
+use crate::{admission, Shared};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, HOST};
+use http::{HeaderMap, Method, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use kit::trace_context::TraceParent;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub const X_GATEWAY_POOL: HeaderName = HeaderName::from_static("x-gateway-pool");
+pub const X_API_KEY_NAME: HeaderName = HeaderName::from_static("x-api-key-name");
+
+/// The axum handler behind every path.
+pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let started = Instant::now();
+    let mut rate_headers = Vec::new();
+    let mut labels = ("unmatched", "none");
+    let result = forward(&shared, request, &mut rate_headers, &mut labels).await;
+    let mut response = match result {
+        Ok(response) => response,
+        Err(e) => {
+            metrics::counter!("gateway_errors_total", "gateway_route" => labels.0, "error_type" => e.kind())
+                .increment(1);
+            e.into_response()
+        }
+    };
+    for (name, value) in rate_headers {
+        response.headers_mut().insert(name, value);
+    }
+    shared.request_durations.record(
+        (labels.0, labels.1, response.status().as_u16(), ""),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+fn header_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum()
+}
+
+fn host_of(request: &Request) -> Option<String> {
+    let host = request
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().host())?;
+    let host = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    Some(host.to_ascii_lowercase())
+}
+
+async fn forward(
+    shared: &Shared,
+    request: Request,
+    rate_headers: &mut Vec<(HeaderName, HeaderValue)>,
+    labels: &mut (&'static str, &'static str),
+) -> Result<Response, GatewayError> {
+    let limits = &shared.config;
+    if header_bytes(request.headers()) > limits.max_header_bytes {
+        return Err(GatewayError::HeadersTooLarge);
+    }
+    let path = CleanPath::parse(request.uri().path())?;
+    let host = host_of(&request);
+    let route = shared
+        .routes
+        .find(&path, request.method(), host.as_deref())
+        .ok_or(GatewayError::NoRoute)?;
+    labels.0 = route.name;
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let client_ip = shared.trusted.client_ip(peer, request.headers());
+    let key = admission::admit(shared, route, request.headers(), client_ip, rate_headers).await?;
+    let _permit = route
+        .concurrency
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| GatewayError::Shed)?;
+
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limits.max_request_body_bytes) {
+        return Err(GatewayError::BodyTooLarge);
+    }
+    let body = Limited::new(body, limits.max_request_body_bytes)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                GatewayError::BodyTooLarge
+            } else {
+                GatewayError::BodyRead
+            }
+        })?
+        .to_bytes();
+
+    let pool = route.choose_pool(&parts.headers);
+    labels.1 = pool.name;
+    let mut headers = parts.headers;
+    prepare_headers(&mut headers, peer, client_ip, host.as_deref());
+    if let Some(key) = &key {
+        if let Ok(name) = HeaderValue::from_str(key.name.as_str()) {
+            headers.insert(X_API_KEY_NAME, name);
+        }
+    }
+    let trace = parts
+        .extensions
+        .get::<TraceParent>()
+        .copied()
+        .unwrap_or_else(TraceParent::new_root);
+    if let Ok(tp) = HeaderValue::from_str(&trace.to_string()) {
+        headers.insert(kit::http::TRACEPARENT, tp);
+    }
+    let mut target = route.upstream_path(&path);
+    if let Some(query) = parts.uri.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    let outgoing = Outgoing {
+        method: parts.method,
+        target,
+        headers,
+        body,
+    };
+    let mut response = attempts(shared, route, pool, &outgoing).await?;
+    if let Ok(name) = HeaderValue::from_str(pool.name) {
+        response.headers_mut().insert(X_GATEWAY_POOL, name);
+    }
+    Ok(response)
+}
+
+/// Hop-by-hop out, forwarding headers in, the key never passed on.
+fn prepare_headers(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, host: Option<&str>) {
+    strip_hop_by_hop(headers);
+    headers.remove(admission::X_API_KEY);
+    // Only the gateway says who called: a client's own claim is dropped.
+    headers.remove(X_API_KEY_NAME);
+    if headers
+        .get(AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes().starts_with(b"Bearer rlk_"))
+    {
+        headers.remove(AUTHORIZATION);
+    }
+    // A chain from an untrusted peer is dropped, not extended: upstreams
+    // that read it must not see the spoofed part.
+    let chain = if peer == client {
+        peer.to_string()
+    } else {
+        let previous = headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("{previous}, {peer}")
+    };
+    if let Ok(chain) = HeaderValue::from_str(&chain) {
+        headers.insert(X_FORWARDED_FOR, chain);
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    if let Some(host) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+    headers.remove(HOST);
+}
+
+struct Outgoing {
+    method: Method,
+    target: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// How one attempt ended.
+enum Attempt {
+    Answered(Response),
+    /// Failed; `retryable` says whether another endpoint may be tried, and
+    /// `answer` is the upstream's own response (a 502/503/504) to relay if
+    /// no retry happens.
+    Failed {
+        error: GatewayError,
+        retryable: bool,
+        answer: Option<Response>,
+    },
+}
+
+impl Attempt {
+    fn failed(error: GatewayError, retryable: bool) -> Self {
+        Attempt::Failed {
+            error,
+            retryable,
+            answer: None,
+        }
+    }
+}
+
+async fn attempts(
+    shared: &Shared,
+    route: &Route,
+    pool: &Pool,
+    outgoing: &Outgoing,
+) -> Result<Response, GatewayError> {
+    route.retry_budget.deposit();
+    let retry = &shared.config.retry;
+    let mut last_endpoint = None;
+    let mut attempt = 0u32;
+    loop {
+        let Some(slot) = pool.pick(last_endpoint.as_ref()) else {
+            return Err(GatewayError::NoEndpoint);
+        };
+        let outcome = once(shared, route, &slot, outgoing).await;
+        let endpoint = slot.endpoint().clone();
+        drop(slot);
+        match outcome {
+            Attempt::Answered(response) => return Ok(response),
+            Attempt::Failed {
+                error,
+                retryable,
+                answer,
+            } => {
+                attempt += 1;
+                let give_up = |answer: Option<Response>| answer.ok_or(error);
+                if !retryable || attempt > retry.max_retries {
+                    return give_up(answer);
+                }
+                if !route.retry_budget.try_withdraw() {
+                    metrics::counter!("gateway_retries_denied_total", "gateway_route" => route.name)
+                        .increment(1);
+                    return give_up(answer);
+                }
+                metrics::counter!("gateway_retries_total", "gateway_route" => route.name)
+                    .increment(1);
+                tokio::time::sleep(backoff(retry.backoff, attempt)).await;
+                last_endpoint = Some(endpoint);
+            }
+        }
+    }
+}
+
+async fn once(shared: &Shared, route: &Route, slot: &InFlight, outgoing: &Outgoing) -> Attempt {
+    let endpoint = slot.endpoint();
+    let idempotent = is_idempotent(&outgoing.method);
+    let uri = format!("http://{}{}", endpoint.authority, outgoing.target);
+    let mut builder = http::Request::builder()
+        .method(outgoing.method.clone())
+        .uri(uri);
+    if let Some(headers) = builder.headers_mut() {
+        headers.clone_from(&outgoing.headers);
+    }
+    let Ok(request) = builder.body(Full::new(outgoing.body.clone())) else {
+        return Attempt::failed(GatewayError::Unreachable, false);
+    };
+    let started = Instant::now();
+    let max = shared.config.max_response_body_bytes;
+    let exchange = async {
+        let response = shared.client.request(request).await.map_err(|e| {
+            let retryable = e.is_connect() || idempotent;
+            tracing::debug!(error = &e as &dyn std::error::Error, endpoint = %endpoint.label, "upstream request failed");
+            (GatewayError::Unreachable, retryable)
+        })?;
+        let (mut parts, body) = response.into_parts();
+        let body = Limited::new(body, max).collect().await.map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                (GatewayError::ResponseTooLarge, false)
+            } else {
+                (GatewayError::Unreachable, idempotent)
+            }
+        })?;
+        // Content-Length stays: the whole body is here (and HEAD needs it).
+        strip_hop_by_hop(&mut parts.headers);
+        Ok::<_, (GatewayError, bool)>(Response::from_parts(parts, Body::from(body.to_bytes())))
+    };
+    let outcome = match tokio::time::timeout(route.timeout, exchange).await {
+        Ok(Ok(response)) => {
+            let status = response.status();
+            let failed = status.is_server_error();
+            endpoint.record(!failed);
+            let retryable = idempotent
+                && matches!(
+                    status,
+                    StatusCode::BAD_GATEWAY
+                        | StatusCode::SERVICE_UNAVAILABLE
+                        | StatusCode::GATEWAY_TIMEOUT
+                );
+            if retryable {
+                Attempt::Failed {
+                    error: GatewayError::Unreachable,
+                    retryable,
+                    answer: Some(response),
+                }
+            } else {
+                Attempt::Answered(response)
+            }
+        }
+        Ok(Err((error, retryable))) => {
+            endpoint.record(matches!(error, GatewayError::ResponseTooLarge));
+            Attempt::failed(error, retryable)
+        }
+        Err(_) => {
+            endpoint.record(false);
+            Attempt::failed(GatewayError::Timeout, false)
+        }
+    };
+    // Status code of an answer, or the error kind (OTel `error.type`).
+    let (status, error_type) = match &outcome {
+        Attempt::Answered(r)
+        | Attempt::Failed {
+            answer: Some(r), ..
+        } => (r.status().as_u16(), ""),
+        Attempt::Failed { error, .. } => (0, error.kind()),
+    };
+    shared.attempt_durations.record(
+        (endpoint.pool, endpoint.label, status, error_type),
+        started.elapsed().as_secs_f64(),
+    );
+    outcome
+}

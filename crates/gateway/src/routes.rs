@@ -1,0 +1,177 @@
+//! The route table, compiled once from [`crate::config`].
+//!
+//! A request goes to the route with the longest matching prefix; among
+//! equal prefixes a route naming the method or host wins over one that
+//! does not. The pool is chosen per request: pinned by the route's
+//! canary header (`always` / `never`), else at random by `canary_percent`.
+
+use crate::config::RouteConfig;
+use crate::keys::Scope;
+use crate::path::CleanPath;
+use crate::pool::Pool;
+use crate::retry::RetryBudget;
+use http::{HeaderMap, HeaderName, Method};
+use rand::Rng;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error("gateway.routes[{index}].{field}: {reason}")]
+    Invalid {
+        index: usize,
+        field: &'static str,
+        reason: String,
+    },
+}
+
+pub struct Route {
+    /// Bounded metric label.
+    pub name: &'static str,
+    prefix: String,
+    method: Option<Method>,
+    host: Option<String>,
+    primary: Arc<Pool>,
+    canary: Option<Arc<Pool>>,
+    canary_percent: u8,
+    pin_header: HeaderName,
+    pub scope: Option<Scope>,
+    pub timeout: Duration,
+    pub concurrency: Arc<Semaphore>,
+    pub retry_budget: RetryBudget,
+    strip_prefix: Option<String>,
+}
+
+impl Route {
+    pub fn compile(
+        index: usize,
+        config: &RouteConfig,
+        pools: &BTreeMap<String, Arc<Pool>>,
+        retry_budget: RetryBudget,
+    ) -> Result<Self, RouteError> {
+        let invalid = |field, reason: &str| RouteError::Invalid {
+            index,
+            field,
+            reason: reason.to_string(),
+        };
+        let prefix = CleanPath::parse(&config.prefix)
+            .map_err(|e| invalid("prefix", &e.to_string()))?
+            .as_str()
+            .trim_end_matches('/')
+            .to_string();
+        let pool = |name: &str, field| {
+            pools
+                .get(name)
+                .cloned()
+                .ok_or_else(|| invalid(field, &format!("no pool named `{name}`")))
+        };
+        let primary = pool(&config.pool, "pool")?;
+        let canary = config
+            .canary_pool
+            .as_deref()
+            .map(|name| pool(name, "canary_pool"))
+            .transpose()?;
+        if config.canary_percent > 100 {
+            return Err(invalid("canary_percent", "must be 0 to 100"));
+        }
+        let method = config
+            .method
+            .as_deref()
+            .map(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()))
+            .transpose()
+            .map_err(|_| invalid("method", "not an HTTP method"))?;
+        let scope = config
+            .scope
+            .as_deref()
+            .map(Scope::parse)
+            .transpose()
+            .map_err(|e| invalid("scope", &e.to_string()))?;
+        let pin_header = HeaderName::from_bytes(config.canary_header.as_bytes())
+            .map_err(|_| invalid("canary_header", "not a header name"))?;
+        if config.timeout.is_zero() {
+            return Err(invalid("timeout", "must be above zero"));
+        }
+        if config.max_concurrency == 0 || config.max_concurrency > 1_000_000 {
+            return Err(invalid("max_concurrency", "must be from 1 to 1000000"));
+        }
+        let name = config.name.clone().unwrap_or_else(|| {
+            if prefix.is_empty() {
+                "/".to_string()
+            } else {
+                prefix.clone()
+            }
+        });
+        Ok(Self {
+            // Routes live as long as the process; a leaked name is a
+            // `&'static str` label without a per-request allocation.
+            name: Box::leak(name.into_boxed_str()),
+            prefix,
+            method,
+            host: config.host.as_ref().map(|h| h.to_ascii_lowercase()),
+            primary,
+            canary,
+            canary_percent: config.canary_percent,
+            pin_header,
+            scope,
+            timeout: config.timeout,
+            concurrency: Arc::new(Semaphore::new(config.max_concurrency)),
+            retry_budget,
+            strip_prefix: config.strip_prefix.clone(),
+        })
+    }
+
+    fn matches(&self, path: &CleanPath, method: &Method, host: Option<&str>) -> bool {
+        path.has_prefix(&self.prefix)
+            && self.method.as_ref().is_none_or(|m| m == method)
+            && self.host.as_deref().is_none_or(|h| Some(h) == host)
+    }
+
+    fn specificity(&self) -> (usize, bool, bool) {
+        (
+            self.prefix.len(),
+            self.method.is_some(),
+            self.host.is_some(),
+        )
+    }
+
+    /// The pool for this request: pinned by header, else weighted at random.
+    pub fn choose_pool(&self, headers: &HeaderMap) -> &Arc<Pool> {
+        let Some(canary) = &self.canary else {
+            return &self.primary;
+        };
+        match headers.get(&self.pin_header).map(|v| v.as_bytes()) {
+            Some(b"always") => return canary,
+            Some(b"never") => return &self.primary,
+            _ => {}
+        }
+        if rand::rng().random_range(0..100u8) < self.canary_percent {
+            canary
+        } else {
+            &self.primary
+        }
+    }
+
+    /// The upstream path for `path`, with `strip_prefix` applied.
+    pub fn upstream_path(&self, path: &CleanPath) -> String {
+        match &self.strip_prefix {
+            Some(prefix) => path.without_prefix(prefix),
+            None => path.as_str().to_string(),
+        }
+    }
+}
+
+/// All routes, most specific first.
+pub struct RouteTable(Vec<Route>);
+
+impl RouteTable {
+    pub fn new(mut routes: Vec<Route>) -> Self {
+        routes.sort_by_key(|r| std::cmp::Reverse(r.specificity()));
+        Self(routes)
+    }
+
+    pub fn find(&self, path: &CleanPath, method: &Method, host: Option<&str>) -> Option<&Route> {
+        self.0.iter().find(|r| r.matches(path, method, host))
+    }
+}

@@ -1,0 +1,220 @@
+//! API keys at the door: 401 missing/malformed/unknown/revoked, 403 wrong
+//! scope, the key's own rate, and the key never passed upstream.
+
+use crate::helpers::*;
+use gateway::keys::{ApiKey, KeyName, KeyStore, NewKey, Scopes, SqliteKeyStore};
+use gateway::RouteConfig;
+use std::sync::Arc;
+
+async fn store() -> (Arc<dyn KeyStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("gateway.db").display());
+    (Arc::new(SqliteKeyStore::connect(&url).await.unwrap()), dir)
+}
+
+async fn new_key(
+    store: &Arc<dyn KeyStore>,
+    name: &str,
+    scopes: &str,
+    rate: Option<&str>,
+) -> ApiKey {
+    let key = ApiKey::generate();
+    let new = NewKey {
+        name: KeyName::parse(name).unwrap(),
+        scopes: Scopes::parse(scopes).unwrap(),
+        rate: rate.map(|r| r.parse().unwrap()),
+    };
+    store.create(&key, &new, chrono::Utc::now()).await.unwrap();
+    key
+}
+
+async fn gateway_with_keys(a: &Upstream, store: &Arc<dyn KeyStore>) -> TestGateway {
+    let mut write = RouteConfig::new("/links", "a");
+    write.scope = Some("links:write".into());
+    let cfg = config(
+        &[("a", &[a])],
+        vec![write, RouteConfig::new("/public", "a")],
+    );
+    spawn_gateway_with(
+        cfg,
+        Deps {
+            keys: Some(store.clone()),
+            ..Deps::default()
+        },
+    )
+    .await
+}
+
+async fn problem_type(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    (
+        status,
+        json(response).await["type"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+#[tokio::test]
+async fn keys_and_scopes_are_enforced_as_problems() {
+    let a = Upstream::start("a").await;
+    let (store, _dir) = store().await;
+    let writer = new_key(&store, "writer", "links:write", None).await;
+    let reader = new_key(&store, "reader", "links:read", None).await;
+    let gw = gateway_with_keys(&a, &store).await;
+    let http = client();
+
+    let missing = http.get(gw.url("/links")).send().await.unwrap();
+    assert_eq!(
+        problem_type(missing).await,
+        (401, "/problems/api-key-missing".into())
+    );
+    let malformed = http
+        .get(gw.url("/links"))
+        .header("x-api-key", "rlk_123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem_type(malformed).await,
+        (401, "/problems/api-key-malformed".into())
+    );
+    let bearer_garbage = http
+        .get(gw.url("/links"))
+        .bearer_auth("rlk_not-a-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem_type(bearer_garbage).await,
+        (401, "/problems/api-key-malformed".into())
+    );
+    let unknown = http
+        .get(gw.url("/links"))
+        .header("x-api-key", ApiKey::generate().reveal())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem_type(unknown).await,
+        (401, "/problems/api-key-rejected".into())
+    );
+    let wrong_scope = http
+        .get(gw.url("/links"))
+        .bearer_auth(reader.reveal())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem_type(wrong_scope).await,
+        (403, "/problems/api-key-scope".into())
+    );
+    assert_eq!(a.hits(), 0);
+
+    let ok = http
+        .get(gw.url("/links"))
+        .bearer_auth(writer.reveal())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let echo = json(ok).await;
+    assert_eq!(echo["headers"]["x-api-key-name"], "writer");
+    assert!(
+        echo["headers"].get("authorization").is_none(),
+        "the key stays at the gateway"
+    );
+    let public = http.get(gw.url("/public")).send().await.unwrap();
+    assert_eq!(
+        public.status(),
+        200,
+        "anonymous is fine where no scope is asked"
+    );
+    let spoofed = http
+        .get(gw.url("/public"))
+        .header("x-api-key-name", "admin")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        json(spoofed).await["headers"]
+            .get("x-api-key-name")
+            .is_none(),
+        "a client cannot claim a key name"
+    );
+    // An upstream's own bearer token is not ours: passed through.
+    let jwt = http
+        .get(gw.url("/public"))
+        .bearer_auth("eyJ.upstream.jwt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json(jwt).await["headers"]["authorization"],
+        "Bearer eyJ.upstream.jwt"
+    );
+
+    assert!(store
+        .revoke(&KeyName::parse("writer").unwrap(), chrono::Utc::now())
+        .await
+        .unwrap());
+    let revoked = http
+        .get(gw.url("/links"))
+        .bearer_auth(writer.reveal())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem_type(revoked).await,
+        (401, "/problems/api-key-rejected".into())
+    );
+}
+
+#[tokio::test]
+async fn a_key_has_its_own_rate_and_headers() {
+    let a = Upstream::start("a").await;
+    let (store, _dir) = store().await;
+    let key = new_key(&store, "ci", "links:write", Some("2/min")).await;
+    let gw = gateway_with_keys(&a, &store).await;
+    let http = client();
+    for remaining in [1, 0] {
+        let response = http
+            .get(gw.url("/links"))
+            .bearer_auth(key.reveal())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["ratelimit-policy"], "\"key\";q=2;w=60");
+        let state = response.headers()["ratelimit"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            state.starts_with(&format!("\"key\";r={remaining};")),
+            "{state}"
+        );
+    }
+    let refused = http
+        .get(gw.url("/links"))
+        .bearer_auth(key.reveal())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "30");
+    assert_eq!(
+        problem_type(refused).await,
+        (429, "/problems/rate-limited".into())
+    );
+    // Anonymous traffic from the same address has its own (here: no) limit.
+    assert_eq!(
+        http.get(gw.url("/public")).send().await.unwrap().status(),
+        200
+    );
+}

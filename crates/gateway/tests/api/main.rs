@@ -1,0 +1,9 @@
+//! Black-box tests of the gateway: real sockets, upstreams and gateways
+//! on port 0, one binary (zero2prod's `tests/api` layout).
+
+mod admission;
+mod bad_input;
+mod helpers;
+mod rate_limits;
+mod resilience;
+mod routing;

@@ -1,0 +1,262 @@
+//! Routing and forwarding: prefixes, methods, hosts, headers both ways.
+
+use crate::helpers::*;
+use gateway::RouteConfig;
+
+#[tokio::test]
+async fn routes_by_longest_prefix_method_and_host() {
+    let (a, b, c) = (
+        Upstream::start("a").await,
+        Upstream::start("b").await,
+        Upstream::start("c").await,
+    );
+    let mut post_only = RouteConfig::new("/api", "c");
+    post_only.method = Some("POST".into());
+    let mut by_host = RouteConfig::new("/", "c");
+    by_host.host = Some("admin.example".into());
+    let gw = spawn_gateway(config(
+        &[("a", &[&a]), ("b", &[&b]), ("c", &[&c])],
+        vec![
+            RouteConfig::new("/", "a"),
+            RouteConfig::new("/api", "b"),
+            post_only,
+            by_host,
+        ],
+    ))
+    .await;
+    let http = client();
+    let who = |r: serde_json::Value| r["upstream"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        who(json(http.get(gw.url("/x")).send().await.unwrap()).await),
+        "a"
+    );
+    assert_eq!(
+        who(json(http.get(gw.url("/api/x")).send().await.unwrap()).await),
+        "b"
+    );
+    assert_eq!(
+        who(json(http.get(gw.url("/apix")).send().await.unwrap()).await),
+        "a"
+    );
+    assert_eq!(
+        who(json(http.post(gw.url("/api/x")).send().await.unwrap()).await),
+        "c"
+    );
+    let admin = http
+        .get(gw.url("/x"))
+        .header("host", "admin.example:8080")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(who(json(admin).await), "c");
+}
+
+#[tokio::test]
+async fn unknown_paths_are_a_404_problem() {
+    let a = Upstream::start("a").await;
+    let gw = spawn_gateway(config(&[("a", &[&a])], vec![RouteConfig::new("/api", "a")])).await;
+    let response = client().get(gw.url("/other")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert_eq!(json(response).await["type"], "/problems/no-route");
+    assert_eq!(a.hits(), 0);
+}
+
+#[tokio::test]
+async fn forwards_path_query_body_and_proxy_headers() {
+    let a = Upstream::start("a").await;
+    let mut route = RouteConfig::new("/api", "a");
+    route.strip_prefix = Some("/api".into());
+    let gw = spawn_gateway(config(&[("a", &[&a])], vec![route])).await;
+    let response = client()
+        .post(gw.url("/api/links?x=1&y=2"))
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .header("connection", "x-private-hop")
+        .header("x-private-hop", "secret")
+        .header("x-custom", "kept")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-gateway-pool"], "a");
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let echo = json(response).await;
+    assert_eq!(echo["path"], "/links");
+    assert_eq!(echo["query"], "x=1&y=2");
+    assert_eq!(echo["body_len"], 5);
+    let headers = &echo["headers"];
+    assert_eq!(headers["x-custom"], "kept");
+    assert!(
+        headers.get("x-private-hop").is_none(),
+        "hop-by-hop named by Connection"
+    );
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(
+        headers["x-request-id"],
+        request_id.as_str(),
+        "generated and passed on"
+    );
+    assert_eq!(request_id.len(), 32);
+    let traceparent = headers["traceparent"].as_str().unwrap();
+    assert!(
+        traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{traceparent}"
+    );
+    assert!(
+        !traceparent.contains("00f067aa0ba902b7"),
+        "a new span for the hop"
+    );
+}
+
+#[tokio::test]
+async fn a_client_request_id_is_kept() {
+    let a = Upstream::start("a").await;
+    let gw = spawn_gateway(config(&[("a", &[&a])], vec![RouteConfig::new("/", "a")])).await;
+    let response = client()
+        .get(gw.url("/"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "abc-123");
+    assert_eq!(json(response).await["headers"]["x-request-id"], "abc-123");
+}
+
+#[tokio::test]
+async fn trusted_proxies_pass_the_client_ip_on() {
+    let a = Upstream::start("a").await;
+    let mut cfg = config(&[("a", &[&a])], vec![RouteConfig::new("/", "a")]);
+    cfg.trusted_proxies = vec!["127.0.0.1/32".into()];
+    let gw = spawn_gateway(cfg).await;
+    let echo = json(
+        client()
+            .get(gw.url("/"))
+            .header("x-forwarded-for", "198.51.100.7")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        echo["headers"]["x-forwarded-for"],
+        "198.51.100.7, 127.0.0.1"
+    );
+}
+
+#[tokio::test]
+async fn canary_split_by_weight_and_pinned_by_header() {
+    let (stable, canary) = (
+        Upstream::start("stable").await,
+        Upstream::start("canary").await,
+    );
+    let mut route = RouteConfig::new("/", "stable");
+    route.canary_pool = Some("canary".into());
+    route.canary_percent = 20;
+    let gw = spawn_gateway(config(
+        &[("stable", &[&stable]), ("canary", &[&canary])],
+        vec![route],
+    ))
+    .await;
+    let http = client();
+    let mut to_canary = 0;
+    for _ in 0..200 {
+        let response = http.get(gw.url("/")).send().await.unwrap();
+        let pool = response.headers()["x-gateway-pool"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(json(response).await["upstream"], pool.as_str());
+        to_canary += u32::from(pool == "canary");
+    }
+    println!("canary share at 20%: {to_canary}/200");
+    assert!((15..=70).contains(&to_canary), "{to_canary} of 200 at 20%");
+    for _ in 0..20 {
+        let pinned = http
+            .get(gw.url("/"))
+            .header("x-canary", "always")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(pinned.headers()["x-gateway-pool"], "canary");
+        let never = http
+            .get(gw.url("/"))
+            .header("x-canary", "never")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(never.headers()["x-gateway-pool"], "stable");
+    }
+}
+
+#[tokio::test]
+async fn head_keeps_the_upstream_content_length() {
+    let a = Upstream::start("a").await;
+    let gw = spawn_gateway(config(&[("a", &[&a])], vec![RouteConfig::new("/", "a")])).await;
+    let http = client();
+    let get = http
+        .get(gw.url("/same"))
+        .header("x-request-id", "r1")
+        .send()
+        .await
+        .unwrap();
+    let length: usize = get.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let head = http
+        .head(gw.url("/same"))
+        .header("x-request-id", "r1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    // The echo names the method: "HEAD" is one byte longer than "GET".
+    assert_eq!(
+        head.headers()["content-length"],
+        (length + 1).to_string().as_str()
+    );
+}
+
+#[tokio::test]
+async fn configuration_errors_name_the_key() {
+    let a = Upstream::start("a").await;
+    let limiter = gateway::limiter(None, "open", std::sync::Arc::new(clock()))
+        .await
+        .unwrap();
+    let build = |cfg: gateway::GatewayConfig| {
+        gateway::Gateway::build(cfg, None, limiter.clone(), std::sync::Arc::new(clock()))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let unknown_pool = config(&[("a", &[&a])], vec![RouteConfig::new("/", "nope")]);
+    assert!(build(unknown_pool).contains("gateway.routes[0].pool"));
+    let mut bad_percent = RouteConfig::new("/", "a");
+    bad_percent.canary_percent = 101;
+    assert!(build(config(&[("a", &[&a])], vec![bad_percent])).contains("canary_percent"));
+    let mut bad_cidr = config(&[("a", &[&a])], vec![RouteConfig::new("/", "a")]);
+    bad_cidr.trusted_proxies = vec!["10.0.0.0/33".into()];
+    assert!(build(bad_cidr).contains("trusted_proxies"));
+    let mut bad_rate = config(&[("a", &[&a])], vec![RouteConfig::new("/", "a")]);
+    bad_rate.anon_rate = Some("10/fortnight".into());
+    assert!(build(bad_rate).contains("gateway.anon_rate"));
+    let mut https = config(&[("a", &[&a])], vec![RouteConfig::new("/", "a")]);
+    https.pools.get_mut("a").unwrap().endpoints = vec!["https://example.com".into()];
+    assert!(build(https).contains("gateway.pools.a"));
+    assert!(
+        gateway::limiter(None, "sideways", std::sync::Arc::new(clock()))
+            .await
+            .is_err()
+    );
+}

@@ -1,0 +1,182 @@
+//! `reliable keys create|list|revoke`: the gateway's API keys.
+//!
+//! Keys go to the same database the gateway reads: `--database-url` /
+//! `RELIABLE_DATABASE_URL` (PostgreSQL, as `serve` uses), else the SQLite
+//! file under the data dir (as `up` uses). `create` prints the key once,
+//! on stdout alone so scripts can capture it; only its hash is stored.
+
+use crate::gateway_front::keys_url;
+use clap::{Args, Subcommand};
+use gateway::keys::{ApiKey, KeyName, KeyStore, NewKey, Scopes};
+use ratelimit::Quota;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    action: Action,
+    /// TOML configuration file (for `data_dir` and `database_url`).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Embedded state directory (key `data_dir`).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (prefer RELIABLE_DATABASE_URL: flags show in `ps`).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// Create a key and print it once.
+    Create {
+        /// Unique name: a-z, 0-9, `-`, `_`, `.`.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes, e.g. links:write,orders:write.
+        #[arg(long, default_value = "")]
+        scopes: String,
+        /// The key's own rate, RATE/UNIT (e.g. 100/s); else the gateway's key_rate.
+        #[arg(long)]
+        rate: Option<String>,
+        /// Burst for --rate (default: the rate).
+        #[arg(long, requires = "rate")]
+        burst: Option<u64>,
+    },
+    /// List keys (names, prefixes, scopes, rates; never the keys).
+    List,
+    /// Revoke a key by name; requests with it get 401 from then on.
+    Revoke { name: String },
+}
+
+fn rate_of(rate: Option<&str>, burst: Option<u64>) -> Result<Option<Quota>, String> {
+    let Some(rate) = rate else {
+        return Ok(None);
+    };
+    let quota: Quota = rate.parse().map_err(|e| format!("--rate: {e}"))?;
+    match burst {
+        None => Ok(Some(quota)),
+        Some(burst) => Quota::new(quota.rate(), quota.period(), Some(burst))
+            .map(Some)
+            .map_err(|e| format!("--burst: {e}")),
+    }
+}
+
+pub fn run(args: KeysArgs) -> ExitCode {
+    let overrides = crate::settings::CommonFlags {
+        config: None,
+        listen: None,
+        data_dir: args.data_dir.clone(),
+        log: None,
+    }
+    .into_overrides(args.database_url.clone());
+    let config = match crate::settings::load(args.config.as_deref(), &overrides) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(runtime) = crate::runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let url = keys_url(config.database_url.as_deref(), &config.data_dir);
+    match runtime.block_on(act(args.action, &url, &config.data_dir)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Store(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Failure {
+    Usage(String),
+    Store(anyhow::Error),
+}
+
+impl From<gateway::keys::KeyStoreError> for Failure {
+    fn from(e: gateway::keys::KeyStoreError) -> Self {
+        match e {
+            gateway::keys::KeyStoreError::NameTaken(_) => Failure::Usage(e.to_string()),
+            other => Failure::Store(anyhow::Error::new(other)),
+        }
+    }
+}
+
+async fn act(action: Action, url: &str, data_dir: &std::path::Path) -> Result<(), Failure> {
+    // Usage errors first: a typo must not create a database.
+    let new = match &action {
+        Action::Create {
+            name,
+            scopes,
+            rate,
+            burst,
+        } => Some(NewKey {
+            name: KeyName::parse(name).map_err(|e| Failure::Usage(format!("--name: {e}")))?,
+            scopes: Scopes::parse(scopes).map_err(|e| Failure::Usage(format!("--scopes: {e}")))?,
+            rate: rate_of(rate.as_deref(), *burst).map_err(Failure::Usage)?,
+        }),
+        Action::Revoke { name } => {
+            KeyName::parse(name).map_err(|e| Failure::Usage(format!("name: {e}")))?;
+            None
+        }
+        Action::List => None,
+    };
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| Failure::Store(anyhow::Error::new(e).context("creating the data dir")))?;
+    }
+    let store: Arc<dyn KeyStore> = gateway::keys::connect(url).await?;
+    let now = chrono::Utc::now();
+    match action {
+        Action::Create { .. } => {
+            let Some(new) = new else { return Ok(()) };
+            let key = ApiKey::generate();
+            let stored = store.create(&key, &new, now).await?;
+            eprintln!(
+                "created key `{}` ({}…), scopes [{}]; it is shown once, store it now:",
+                stored.name.as_str(),
+                stored.display_prefix,
+                stored.scopes.to_stored()
+            );
+            println!("{}", key.reveal());
+        }
+        Action::List => {
+            println!(
+                "{:<24} {:<14} {:<32} {:<20} {:<25} revoked",
+                "name", "prefix", "scopes", "rate", "created"
+            );
+            for k in store.list().await? {
+                println!(
+                    "{:<24} {:<14} {:<32} {:<20} {:<25} {}",
+                    k.name.as_str(),
+                    k.display_prefix,
+                    k.scopes.to_stored(),
+                    k.rate.map_or("-".to_string(), |q| q.to_string()),
+                    k.created_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    k.revoked_at.map_or("-".to_string(), |t| t
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                );
+            }
+        }
+        Action::Revoke { name } => {
+            let name = KeyName::parse(&name).map_err(|e| Failure::Usage(e.to_string()))?;
+            if !store.revoke(&name, now).await? {
+                return Err(Failure::Usage(format!(
+                    "no active key named `{}`",
+                    name.as_str()
+                )));
+            }
+            eprintln!("revoked key `{}`", name.as_str());
+        }
+    }
+    Ok(())
+}
