@@ -13,9 +13,12 @@ use std::sync::OnceLock;
 pub const HTTP_SERVER_REQUEST_DURATION: &str = "http_server_request_duration_seconds";
 
 /// Latency buckets in seconds: fine-grained below 10 ms (redirects answer in
-/// microseconds) and up to the default 30 s request timeout.
+/// microseconds), 0.3 s for the gateway's latency SLO, and 60 s for the
+/// "notification delivered within 60 s" SLO: an SLO threshold must be a
+/// bucket bound, or its SLI has no data.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0,
+    30.0, 60.0,
 ];
 
 struct Recorder {
