@@ -55,6 +55,18 @@ async fn call(
     (status, headers, json)
 }
 
+async fn metrics_text(router: &Router) -> String {
+    let response = router
+        .clone()
+        .oneshot(get_req("/metrics"))
+        .await
+        .expect("infallible");
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
+        .await
+        .expect("body");
+    String::from_utf8(bytes.to_vec()).expect("utf8")
+}
+
 fn get_req(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).expect("request")
 }
@@ -123,18 +135,7 @@ async fn metrics_use_route_templates_not_raw_paths() {
         call(&router, get_req(&format!("/items/{id}"))).await;
     }
     call(&router, get_req("/no/such/path/42")).await;
-    let response = router
-        .clone()
-        .oneshot(get_req("/metrics"))
-        .await
-        .expect("infallible");
-    let text = String::from_utf8(
-        axum::body::to_bytes(response.into_body(), 1 << 22)
-            .await
-            .expect("body")
-            .to_vec(),
-    )
-    .expect("utf8");
+    let text = metrics_text(&router).await;
     assert!(text.contains(
         r#"http_server_request_duration_seconds_count{service="kit-test",http_route="/items/{id}",http_request_method="GET",http_response_status_code="200"} 3"#
     ), "{text}");
@@ -207,18 +208,7 @@ async fn a_module_router_can_carry_its_own_service_label() {
     );
     call(&router, get_req("/labelled/7")).await;
     call(&router, get_req("/unlabelled-route")).await;
-    let response = router
-        .clone()
-        .oneshot(get_req("/metrics"))
-        .await
-        .expect("infallible");
-    let text = String::from_utf8(
-        axum::body::to_bytes(response.into_body(), 1 << 22)
-            .await
-            .expect("body")
-            .to_vec(),
-    )
-    .expect("utf8");
+    let text = metrics_text(&router).await;
     assert!(
         text.contains(r#"service="other-module",http_route="/labelled/{id}""#),
         "{text}"
