@@ -209,6 +209,11 @@ async fn delete_removes_link_tags_and_visits(store: Arc<dyn LinkStore>) {
         .expect("visits");
     assert!(store.delete(&slug("del")).await.expect("delete"));
     assert!(!store.delete(&slug("del")).await.expect("delete"));
+    let orphans = store
+        .visit_summary(created.id, at("2000-01-01T00:00:00Z"), 10)
+        .await
+        .expect("summary");
+    assert_eq!(orphans.total, 0, "the deleted link's visits are gone");
     assert!(store.find(&slug("del")).await.expect("find").is_none());
 
     // The same slug again is a new link with no history.

@@ -1,0 +1,52 @@
+//! The floor under the shortener's redirect: the same HTTP stack with none
+//! of the platform's work.
+//!
+//! kit's server (hyper's HTTP/1.1 builder, header read timeout, graceful
+//! shutdown) and an axum router shaped like the shortener's (`/{slug}`
+//! beside two fixed routes), whose handler answers every slug with a 302
+//! to a fixed URL: no cache, no visit, no metrics, no request id, no trace
+//! context. `scripts/bench-redirect` measures it beside nginx and
+//! `reliable`, which splits the gap to nginx into what the stack costs and
+//! what the platform adds.
+//!
+//! ```text
+//! cargo run --release -p reliable-kit --example reference_redirect -- 127.0.0.1:8090
+//! ```
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use std::net::SocketAddr;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const LOCATION: HeaderValue = HeaderValue::from_static("https://example.com/landing");
+
+async fn redirect() -> impl IntoResponse {
+    (StatusCode::FOUND, [(header::LOCATION, LOCATION)])
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let Some(listen) = std::env::args().nth(1) else {
+        return Err("usage: reference_redirect LISTEN_ADDR".into());
+    };
+    let listen: SocketAddr = listen.parse()?;
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/v1/links", get(|| async { "[]" }))
+        .route("/{slug}", get(redirect));
+    let server = kit::server::HttpServer::bind(listen).await?;
+    eprintln!("reference_redirect on http://{}", server.local_addr());
+    let shutdown = kit::CancellationToken::new();
+    let signal = kit::shutdown::signal();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        signal.await;
+        stop.cancel();
+    });
+    server.serve(router, shutdown).await?;
+    Ok(())
+}
