@@ -235,10 +235,16 @@ async fn configuration_errors_name_the_key() {
         .await
         .unwrap();
     let build = |cfg: gateway::GatewayConfig| {
-        gateway::Gateway::build(cfg, None, limiter.clone(), std::sync::Arc::new(clock()))
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default()
+        gateway::Gateway::build(
+            cfg,
+            Default::default(),
+            None,
+            limiter.clone(),
+            std::sync::Arc::new(clock()),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
     };
     let unknown_pool = config(&[("a", &[&a])], vec![RouteConfig::new("/", "nope")]);
     assert!(build(unknown_pool).contains("gateway.routes[0].pool"));
