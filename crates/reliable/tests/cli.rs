@@ -76,6 +76,23 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// Creates a link to https://example.com/ and returns the 201 response.
+async fn create_link(http: &reqwest::Client, base: &str, slug: &str) -> reqwest::Response {
+    let created = http
+        .post(format!("{base}/api/v1/links"))
+        .json(&serde_json::json!({"url": "https://example.com/", "slug": slug}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    created
+}
+
+async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    let response = http.get(url).send().await.expect(url);
+    response.text().await.expect("text")
+}
+
 fn up_command(data_dir: &Path) -> Command {
     let mut cmd = reliable();
     cmd.arg("up")
@@ -99,13 +116,7 @@ async fn up_serves_links_and_sigterm_drains_every_visit_then_exits_zero() {
     let app = start(cmd);
     let base = format!("http://{}", app.addr);
     let http = client();
-    let created = http
-        .post(format!("{base}/api/v1/links"))
-        .json(&serde_json::json!({"url": "https://example.com/", "slug": "cli"}))
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(created.status(), 201);
+    create_link(&http, &base, "cli").await;
     for _ in 0..100 {
         let response = http
             .get(format!("{base}/cli"))
@@ -170,13 +181,7 @@ async fn up_puts_the_gateway_in_front_of_every_module() {
     let app = start(cmd);
     let base = format!("http://{}", app.addr);
     let http = client();
-    let created = http
-        .post(format!("{base}/api/v1/links"))
-        .json(&serde_json::json!({"url": "https://example.com/", "slug": "gw"}))
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(created.status(), 201);
+    let created = create_link(&http, &base, "gw").await;
     assert_eq!(created.headers()["x-gateway-pool"], "local");
     let redirect = http
         .get(format!("{base}/gw"))
@@ -204,14 +209,7 @@ async fn up_puts_the_gateway_in_front_of_every_module() {
             "{path} is the front's own"
         );
     }
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = get_text(&http, &format!("{base}/metrics")).await;
     for series in [
         r#"http_server_request_duration_seconds_count{service="gateway",http_route="/{*path}",http_request_method="GET",http_response_status_code="302"} 1"#,
         r#"http_server_request_duration_seconds_count{service="shortener",http_route="/{slug}",http_request_method="GET",http_response_status_code="302"} 1"#,
@@ -266,14 +264,7 @@ async fn serve_runs_the_shortener_on_postgres_and_applies_migrations() {
         .expect("redirect");
     assert_eq!(redirect.status(), 302);
     assert_eq!(redirect.headers()["location"], "https://example.com/pg");
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = get_text(&http, &format!("{base}/metrics")).await;
     assert!(metrics.contains(
         r#"http_server_request_duration_seconds_count{service="shortener",http_route="/{slug}",http_request_method="GET",http_response_status_code="302"} 1"#
     ), "{metrics}");

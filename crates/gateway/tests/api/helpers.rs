@@ -292,6 +292,17 @@ pub async fn json(response: reqwest::Response) -> Value {
     response.json().await.expect("json body")
 }
 
+/// The echo of a GET of `/` sent with `X-Forwarded-For: chain`.
+pub async fn echo_forwarded_for(gw: &TestGateway, chain: &str) -> Value {
+    let response = client()
+        .get(gw.url("/"))
+        .header("x-forwarded-for", chain)
+        .send()
+        .await
+        .expect("request");
+    json(response).await
+}
+
 /// Sends raw bytes (for requests reqwest would refuse or normalise) and
 /// returns the status code and the whole response text.
 pub async fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String) {

@@ -75,15 +75,7 @@ async fn the_module_sees_the_client_a_trusted_proxy_forwarded() {
         cfg.trusted_proxies = vec!["127.0.0.1".into()];
     })
     .await;
-    let echo = json(
-        client()
-            .get(gw.url("/"))
-            .header("x-forwarded-for", "198.51.100.7")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let echo = echo_forwarded_for(&gw, "198.51.100.7").await;
     assert_eq!(echo["peer"], "198.51.100.7");
     assert_eq!(
         echo["headers"]["x-forwarded-for"],
