@@ -177,13 +177,14 @@ impl Gateway {
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(256)
             .build(connector);
-        let keys = match keys {
-            Some(store) if !config.key_cache_ttl.is_zero() => Some(Arc::new(
-                keys::CachedKeyStore::new(store, config.key_cache_ttl, clock.clone()),
-            )
-                as Arc<dyn KeyStore>),
-            keys => keys,
-        };
+        let ttl = config.key_cache_ttl;
+        let keys = keys.map(|store| -> Arc<dyn KeyStore> {
+            if ttl.is_zero() {
+                store
+            } else {
+                Arc::new(keys::CachedKeyStore::new(store, ttl, clock.clone()))
+            }
+        });
         let shared = Shared {
             routes: RouteTable::new(routes),
             pools: pools.into_values().collect(),
