@@ -33,6 +33,11 @@ pub struct GatewayConfig {
     /// When the shared (Redis) limiter is unreachable: `open` decides per
     /// replica, `closed` answers 503.
     pub rate_limit_when_down: String,
+    /// How long a key found in the store is trusted without asking it
+    /// again; a revocation takes effect within this time. `0s` asks the
+    /// store on every request.
+    #[serde(with = "humantime_serde")]
+    pub key_cache_ttl: Duration,
     pub breaker: BreakerConfig,
     pub retry: RetryConfig,
     pub health: HealthConfig,
@@ -50,6 +55,7 @@ impl Default for GatewayConfig {
             anon_rate: None,
             key_rate: None,
             rate_limit_when_down: "open".to_string(),
+            key_cache_ttl: Duration::from_secs(5),
             breaker: BreakerConfig::default(),
             retry: RetryConfig::default(),
             health: HealthConfig::default(),

@@ -1,5 +1,5 @@
 //! Active health checks: every `interval`, `GET <endpoint><path>` on each
-//! endpoint of each pool; a non-2xx answer, an error or no answer within
+//! endpoint of each pool (an in-process endpoint is called in-process); a non-2xx answer, an error or no answer within
 //! `timeout` takes the endpoint out of the pool until a check passes.
 //! Complements the breaker (passive): the breaker reacts to live traffic,
 //! the check finds a dead endpoint before traffic does and brings an
@@ -9,6 +9,7 @@ use crate::pool::Endpoint;
 use crate::Shared;
 use bytes::Bytes;
 use http_body_util::Full;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 pub(crate) async fn run(shared: &Arc<Shared>, shutdown: kit::CancellationToken) {
@@ -35,12 +36,16 @@ pub(crate) async fn run(shared: &Arc<Shared>, shutdown: kit::CancellationToken) 
 
 async fn check(shared: &Shared, endpoint: &Arc<Endpoint>) {
     let config = &shared.config.health;
-    let uri = format!("http://{}{}", endpoint.authority, config.path);
+    let uri = endpoint.upstream.uri(&config.path);
     let Ok(request) = http::Request::get(uri).body(Full::new(Bytes::new())) else {
         return;
     };
+    // The gateway itself asks: an in-process module sees a loopback peer.
+    let probe = endpoint
+        .upstream
+        .send(&shared.client, request, Ipv4Addr::LOCALHOST.into());
     let healthy = matches!(
-        tokio::time::timeout(config.timeout, shared.client.request(request)).await,
+        tokio::time::timeout(config.timeout, probe).await,
         Ok(Ok(response)) if response.status().is_success()
     );
     endpoint.set_healthy(healthy);

@@ -6,8 +6,11 @@
 //! - [`routes`]: the compiled route table and the canary split;
 //! - [`pool`] and [`breaker`]: endpoints, power-of-two-choices, passive
 //!   ejection by a breaker per endpoint; [`health`]: active `/readyz` checks;
+//! - [`upstream`]: an endpoint is an HTTP base URL or an in-process router
+//!   (co-located modules, no TCP hop);
 //! - [`retry`]: the retry budget and jittered backoff;
-//! - [`keys`]: API keys (domain, storage port, SQLite/PostgreSQL adapters);
+//! - [`keys`]: API keys (domain, storage port, SQLite/PostgreSQL adapters,
+//!   a short-lived cache of found keys);
 //! - [`admission`]: key check, scopes and rate limits before a request
 //!   costs an upstream anything;
 //! - [`proxy`]: the request path itself; [`error`]: problem+json for all.
@@ -30,6 +33,7 @@ pub mod proxy;
 pub mod retry;
 pub mod routes;
 mod telemetry;
+pub mod upstream;
 
 pub use config::{GatewayConfig, PoolConfig, RouteConfig};
 pub use error::GatewayError;
@@ -65,6 +69,8 @@ pub enum BuildError {
     },
     #[error("gateway.pools.{0}: a pool needs at least one endpoint")]
     EmptyPool(String),
+    #[error("gateway.pools.{0}: the name is taken by the co-located modules")]
+    PoolNameTaken(String),
     #[error("gateway.trusted_proxies: {0}")]
     TrustedProxies(#[from] forwarding::BadCidr),
     #[error("gateway.{key}: {source}")]
@@ -108,10 +114,13 @@ fn quota(key: &'static str, value: &Option<String>) -> Result<Option<Quota>, Bui
 }
 
 impl Gateway {
-    /// Parses `config` once; `keys` may be absent when no route needs a
-    /// scope (then any presented key is refused as unknown).
+    /// Parses `config` once. `in_process` adds pools (by name) whose one
+    /// endpoint is a router in this process, next to the config's HTTP
+    /// pools. `keys` may be absent when no route needs a scope (then any
+    /// presented key is refused as unknown).
     pub fn build(
         config: GatewayConfig,
+        in_process: BTreeMap<String, Router>,
         keys: Option<Arc<dyn KeyStore>>,
         limiter: Arc<dyn RateLimiter>,
         clock: Arc<dyn Clock>,
@@ -125,21 +134,29 @@ impl Gateway {
                 return Err(BuildError::Zero(key));
             }
         }
-        let breaker = &config.breaker;
+        let breaker =
+            || breaker::Breaker::new(config.breaker.failures_to_open, config.breaker.open_for);
+        // Pool names are metric labels and live as long as the process.
+        let label = |name: &str| -> &'static str { Box::leak(name.to_string().into_boxed_str()) };
         let mut pools = BTreeMap::new();
         for (name, pool) in &config.pools {
             if pool.endpoints.is_empty() {
                 return Err(BuildError::EmptyPool(name.clone()));
             }
-            let label: &'static str = Box::leak(name.clone().into_boxed_str());
-            let built = Pool::new(label, &pool.endpoints, clock.clone(), || {
-                breaker::Breaker::new(breaker.failures_to_open, breaker.open_for)
-            })
-            .map_err(|source| BuildError::Pool {
-                pool: name.clone(),
-                source,
-            })?;
+            let built = Pool::new(label(name), &pool.endpoints, clock.clone(), breaker).map_err(
+                |source| BuildError::Pool {
+                    pool: name.clone(),
+                    source,
+                },
+            )?;
             pools.insert(name.clone(), Arc::new(built));
+        }
+        for (name, router) in in_process {
+            if pools.contains_key(&name) {
+                return Err(BuildError::PoolNameTaken(name));
+            }
+            let built = Pool::in_process(label(&name), router, clock.clone(), breaker());
+            pools.insert(name, Arc::new(built));
         }
         let routes = config
             .routes
@@ -160,6 +177,14 @@ impl Gateway {
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(256)
             .build(connector);
+        let ttl = config.key_cache_ttl;
+        let keys = keys.map(|store| -> Arc<dyn KeyStore> {
+            if ttl.is_zero() {
+                store
+            } else {
+                Arc::new(keys::CachedKeyStore::new(store, ttl, clock.clone()))
+            }
+        });
         let shared = Shared {
             routes: RouteTable::new(routes),
             pools: pools.into_values().collect(),

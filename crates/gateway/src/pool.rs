@@ -7,7 +7,9 @@
 //! once, and needs no shared state but one counter per endpoint.
 
 use crate::breaker::{Breaker, BreakerState};
-use http::uri::{Authority, Scheme};
+use crate::upstream::{Upstream, IN_PROCESS};
+use axum::Router;
+use http::uri::Scheme;
 use kit::Clock;
 use rand::Rng;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,10 +19,10 @@ use std::sync::{Arc, Mutex};
 #[error("`{0}` is not an http://host:port base URL")]
 pub struct BadEndpoint(pub String);
 
-/// One upstream address.
+/// One upstream: an HTTP address or an in-process router.
 pub struct Endpoint {
-    pub authority: Authority,
-    /// `host:port` as configured: a bounded metric label.
+    pub upstream: Upstream,
+    /// `host:port` as configured, or `in-process`: a bounded metric label.
     pub label: &'static str,
     /// The pool's name (a metric label).
     pub pool: &'static str,
@@ -32,6 +34,24 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    fn new(
+        upstream: Upstream,
+        label: &'static str,
+        pool: &'static str,
+        clock: Arc<dyn Clock>,
+        breaker: Breaker,
+    ) -> Self {
+        Self {
+            upstream,
+            label,
+            pool,
+            clock,
+            in_flight: AtomicUsize::new(0),
+            healthy: AtomicBool::new(true),
+            breaker: Mutex::new(breaker),
+        }
+    }
+
     fn parse(
         url: &str,
         pool: &'static str,
@@ -44,16 +64,15 @@ impl Endpoint {
             return Err(bad());
         }
         let authority = uri.authority().cloned().ok_or_else(bad)?;
-        Ok(Self {
-            // Endpoints live as long as the process (like route names).
-            label: Box::leak(authority.to_string().into_boxed_str()),
-            authority,
+        // Endpoints live as long as the process (like route names).
+        let label = Box::leak(authority.to_string().into_boxed_str());
+        Ok(Self::new(
+            Upstream::Http(authority),
+            label,
             pool,
             clock,
-            in_flight: AtomicUsize::new(0),
-            healthy: AtomicBool::new(true),
-            breaker: Mutex::new(breaker),
-        })
+            breaker,
+        ))
     }
 
     fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
@@ -133,6 +152,27 @@ impl Pool {
             .map(|u| Endpoint::parse(u, name, clock.clone(), breaker()).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { name, endpoints })
+    }
+
+    /// A pool of one in-process endpoint: `router` (the co-located
+    /// modules, already wrapped in kit's stack) called without a TCP hop.
+    pub fn in_process(
+        name: &'static str,
+        router: Router,
+        clock: Arc<dyn Clock>,
+        breaker: Breaker,
+    ) -> Self {
+        let endpoint = Endpoint::new(
+            Upstream::InProcess(router),
+            IN_PROCESS,
+            name,
+            clock,
+            breaker,
+        );
+        Self {
+            name,
+            endpoints: vec![Arc::new(endpoint)],
+        }
     }
 
     /// Power of two choices among available endpoints, skipping `avoid`

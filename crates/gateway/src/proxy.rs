@@ -9,6 +9,10 @@
 //! 502/503/504 answer or a broken connection for idempotent methods only.
 //! A timeout is never retried: the upstream may still be working on it and
 //! the client has already waited the route's whole timeout.
+//!
+//! An endpoint may be an HTTP address or an in-process router
+//! ([`crate::upstream`]); nothing on this path depends on which, except
+//! the one call that sends the request.
 
 use crate::error::GatewayError;
 use crate::forwarding::{strip_hop_by_hop, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
@@ -153,6 +157,7 @@ async fn forward(
         target,
         headers,
         body,
+        client_ip,
     };
     let mut response = attempts(shared, route, pool, &outgoing).await?;
     if let Ok(name) = HeaderValue::from_str(pool.name) {
@@ -201,6 +206,8 @@ struct Outgoing {
     target: String,
     headers: HeaderMap,
     body: Bytes,
+    /// What an in-process module sees as its peer.
+    client_ip: IpAddr,
 }
 
 fn is_idempotent(method: &Method) -> bool {
@@ -279,10 +286,9 @@ async fn attempts(
 async fn once(shared: &Shared, route: &Route, slot: &InFlight, outgoing: &Outgoing) -> Attempt {
     let endpoint = slot.endpoint();
     let idempotent = is_idempotent(&outgoing.method);
-    let uri = format!("http://{}{}", endpoint.authority, outgoing.target);
     let mut builder = http::Request::builder()
         .method(outgoing.method.clone())
-        .uri(uri);
+        .uri(endpoint.upstream.uri(&outgoing.target));
     if let Some(headers) = builder.headers_mut() {
         headers.clone_from(&outgoing.headers);
     }
@@ -292,7 +298,11 @@ async fn once(shared: &Shared, route: &Route, slot: &InFlight, outgoing: &Outgoi
     let started = Instant::now();
     let max = shared.config.max_response_body_bytes;
     let exchange = async {
-        let response = shared.client.request(request).await.map_err(|e| {
+        let response = endpoint
+            .upstream
+            .send(&shared.client, request, outgoing.client_ip)
+            .await
+            .map_err(|e| {
             let retryable = e.is_connect() || idempotent;
             tracing::debug!(error = &e as &dyn std::error::Error, endpoint = %endpoint.label, "upstream request failed");
             (GatewayError::Unreachable, retryable)

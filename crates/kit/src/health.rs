@@ -54,6 +54,20 @@ impl Readiness {
             .push(check);
     }
 
+    /// Adds every check of `other` (a front that answers for modules
+    /// whose own readiness must not drain with it).
+    pub fn add_checks_of(&self, other: &Readiness) {
+        let checks = other
+            .inner
+            .checks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for check in checks {
+            self.add_check(check);
+        }
+    }
+
     /// Marks the process as draining: `/readyz` answers 503 from now on.
     pub fn start_draining(&self) {
         self.inner.draining.store(true, Ordering::SeqCst);

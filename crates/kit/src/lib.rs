@@ -11,6 +11,7 @@
 //! - [`metrics`]: the Prometheus recorder, `/metrics` rendering, process metrics;
 //! - [`http`]: the middleware stack (request id, tracing, RED metrics,
 //!   timeout, body limit, panic to 500) and the problem+json JSON extractor;
+//! - [`forwarded`]: the client's address behind trusted proxies (`X-Forwarded-For`);
 //! - [`problem`]: RFC 9457 `application/problem+json` errors;
 //! - [`health`]: `/healthz`, `/readyz` (dependency checks, draining);
 //! - [`server`]: binding (port 0 for tests) and graceful serving;
@@ -20,6 +21,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod forwarded;
 pub mod health;
 pub mod http;
 pub mod metrics;

@@ -6,6 +6,14 @@
 //! accepting and drain in-flight requests, flush module background work
 //! (buffered visits; the notifier's in-flight deliveries, then the outbox
 //! relay), flush telemetry. The event path is wired in [`crate::event_path`].
+//!
+//! With the gateway among the targets (always in `up`), it takes the
+//! public address and the other modules become its in-process pool
+//! ([`crate::gateway_front`]). Two readiness states then exist: the
+//! modules' own (what the gateway's health check of the pool asks) and the
+//! front's (the modules' checks plus the key database), and only the
+//! front's drains on shutdown, so the pool keeps serving the requests that
+//! still arrive during `shutdown_grace`.
 
 use crate::event_path::{EventPath, Plan};
 use crate::settings::Config;
@@ -35,9 +43,8 @@ impl Target {
         Target::Notifier,
         Target::Gateway,
     ];
-    /// `up` serves the modules directly for now: the gateway hop would
-    /// change the measured redirect path (README "Performance").
-    const UP: &'static [Target] = &[Target::Shortener, Target::Orders, Target::Notifier];
+    /// `up`: every module, behind the gateway (in-process, no TCP hop).
+    const UP: &'static [Target] = Self::ALL;
 
     fn name(self) -> &'static str {
         match self {
@@ -122,7 +129,7 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = server.local_addr();
-    let readiness = Readiness::new();
+    let modules_ready = Readiness::new();
     let mut router = Router::new();
     let mut shortener = None;
     for target in &targets {
@@ -138,7 +145,7 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
                     &format!("http://{addr}"),
                 )
                 .await;
-                readiness.add_check(module.readiness_check());
+                modules_ready.add_check(module.readiness_check());
                 router = router.merge(module.router());
                 shortener = Some(module);
             }
@@ -153,14 +160,14 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
             Mode::Serve(_) => Some(database_url.as_str()),
         },
     };
-    let (event_path, event_routes) = EventPath::start(plan, &config, &readiness).await?;
+    let (event_path, event_routes) = EventPath::start(plan, &config, &modules_ready).await?;
     router = router.merge(event_routes);
     let slo_stop = CancellationToken::new();
     let live_slos =
         crate::slo_live::LiveSlos::start(&config.slo, Arc::new(SystemClock), slo_stop.clone())?;
     let router = router
         .merge(live_slos.routes())
-        .merge(readiness.routes())
+        .merge(modules_ready.routes())
         .merge(kit::metrics::routes());
     // Routes of modules without their own label (the shortener, health,
     // metrics) carry the first target's name.
@@ -168,36 +175,34 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
     let router = kit::http::stack(router, default_service, &config.http);
 
     let shutdown = CancellationToken::new();
-    let mut front = None;
-    let router = if targets.contains(&Target::Gateway) {
+    let (router, readiness) = if targets.contains(&Target::Gateway) {
         let keys_url = crate::gateway_front::keys_url(
             matches!(mode, Mode::Serve(_)).then_some(database_url.as_str()),
             &config.data_dir,
         );
-        let started = crate::gateway_front::Front::start(
-            &config,
-            targets
-                .iter()
-                .any(|t| *t != Target::Gateway)
-                .then_some(router),
-            &keys_url,
-        )
-        .await?;
-        if let Some(check) = started.gateway.readiness_check() {
+        let modules = targets
+            .iter()
+            .any(|t| *t != Target::Gateway)
+            .then_some(router);
+        let gateway = crate::gateway_front::build(&config, modules, &keys_url).await?;
+        let readiness = Readiness::new();
+        readiness.add_checks_of(&modules_ready);
+        if let Some(check) = gateway.readiness_check() {
             readiness.add_check(check);
         }
-        let checks = started.gateway.clone();
+        let checks = gateway.clone();
         let token = shutdown.clone();
         tokio::spawn(async move { checks.health_checks(token).await });
-        let public = started
-            .router
-            .clone()
+        let public = gateway
+            .router()
             .merge(readiness.routes())
             .merge(kit::metrics::routes());
-        front = Some(started);
-        kit::http::stack(public, gateway::SERVICE, &config.http)
+        (
+            kit::http::stack(public, gateway::SERVICE, &config.http),
+            readiness,
+        )
     } else {
-        router
+        (router, modules_ready)
     };
     let mut server_task = tokio::spawn(server.serve(router, shutdown.clone()));
     let names: Vec<_> = targets.iter().map(|t| t.name()).collect();
@@ -225,9 +230,6 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
         }
     };
     slo_stop.cancel();
-    if let Some(front) = front {
-        front.stop().await;
-    }
     if let Some(module) = shortener {
         module.shutdown().await;
     }

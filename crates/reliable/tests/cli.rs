@@ -76,6 +76,23 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// Creates a link to https://example.com/ and returns the 201 response.
+async fn create_link(http: &reqwest::Client, base: &str, slug: &str) -> reqwest::Response {
+    let created = http
+        .post(format!("{base}/api/v1/links"))
+        .json(&serde_json::json!({"url": "https://example.com/", "slug": slug}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    created
+}
+
+async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    let response = http.get(url).send().await.expect(url);
+    response.text().await.expect("text")
+}
+
 fn up_command(data_dir: &Path) -> Command {
     let mut cmd = reliable();
     cmd.arg("up")
@@ -99,13 +116,7 @@ async fn up_serves_links_and_sigterm_drains_every_visit_then_exits_zero() {
     let app = start(cmd);
     let base = format!("http://{}", app.addr);
     let http = client();
-    let created = http
-        .post(format!("{base}/api/v1/links"))
-        .json(&serde_json::json!({"url": "https://example.com/", "slug": "cli"}))
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(created.status(), 201);
+    create_link(&http, &base, "cli").await;
     for _ in 0..100 {
         let response = http
             .get(format!("{base}/cli"))
@@ -160,6 +171,68 @@ async fn up_serves_links_and_sigterm_drains_every_visit_then_exits_zero() {
 }
 
 #[tokio::test]
+async fn up_puts_the_gateway_in_front_of_every_module() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("reliable.toml");
+    // The test client stands in for a trusted load balancer on loopback.
+    std::fs::write(&file, "[gateway]\ntrusted_proxies = [\"127.0.0.1\"]\n").expect("write");
+    let mut cmd = up_command(dir.path());
+    cmd.arg("--config").arg(&file);
+    let app = start(cmd);
+    let base = format!("http://{}", app.addr);
+    let http = client();
+    let created = create_link(&http, &base, "gw").await;
+    assert_eq!(created.headers()["x-gateway-pool"], "local");
+    let redirect = http
+        .get(format!("{base}/gw"))
+        .header("x-forwarded-for", "198.51.100.7")
+        .send()
+        .await
+        .expect("redirect");
+    assert_eq!(redirect.status(), 302);
+    assert_eq!(redirect.headers()["x-gateway-pool"], "local");
+    let order = http
+        .post(format!("{base}/api/v1/orders"))
+        .header("idempotency-key", "gw-1")
+        .json(&serde_json::json!({"customer_id": "c1", "currency": "EUR",
+            "items": [{"sku": "s", "quantity": 1, "unit_price_minor": 100}]}))
+        .send()
+        .await
+        .expect("order");
+    assert_eq!(order.status(), 201);
+    assert_eq!(order.headers()["x-gateway-pool"], "local");
+    for path in ["/healthz", "/readyz"] {
+        let response = http.get(format!("{base}{path}")).send().await.expect(path);
+        assert_eq!(response.status(), 200, "{path}");
+        assert!(
+            !response.headers().contains_key("x-gateway-pool"),
+            "{path} is the front's own"
+        );
+    }
+    let metrics = get_text(&http, &format!("{base}/metrics")).await;
+    for series in [
+        r#"http_server_request_duration_seconds_count{service="gateway",http_route="/{*path}",http_request_method="GET",http_response_status_code="302"} 1"#,
+        r#"http_server_request_duration_seconds_count{service="shortener",http_route="/{slug}",http_request_method="GET",http_response_status_code="302"} 1"#,
+        r#"http_client_request_duration_seconds_count{gateway_pool="local",server_address="in-process",http_response_status_code="302",error_type=""} 1"#,
+    ] {
+        assert!(metrics.contains(series), "{series} missing:\n{metrics}");
+    }
+    assert!(
+        dir.path().join("gateway.db").exists(),
+        "keys under the data dir"
+    );
+    stop(app).await;
+
+    let url = format!("sqlite://{}", dir.path().join("shortener.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("sqlite");
+    let ips: Vec<String> = sqlx::query_scalar("SELECT client_ip FROM visits")
+        .fetch_all(&pool)
+        .await
+        .expect("visits");
+    assert_eq!(ips, ["198.51.100.0"], "the forwarded client, anonymized");
+}
+
+#[tokio::test]
 async fn serve_runs_the_shortener_on_postgres_and_applies_migrations() {
     let database_url = testkit::postgres().create_database();
     let mut cmd = reliable();
@@ -191,14 +264,7 @@ async fn serve_runs_the_shortener_on_postgres_and_applies_migrations() {
         .expect("redirect");
     assert_eq!(redirect.status(), 302);
     assert_eq!(redirect.headers()["location"], "https://example.com/pg");
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = get_text(&http, &format!("{base}/metrics")).await;
     assert!(metrics.contains(
         r#"http_server_request_duration_seconds_count{service="shortener",http_route="/{slug}",http_request_method="GET",http_response_status_code="302"} 1"#
     ), "{metrics}");

@@ -1,6 +1,7 @@
 //! `reliable serve --target gateway,shortener` and `reliable keys`,
-//! black-box: the gateway in front of the co-located shortener, with
-//! rate limits from the environment and API keys from the CLI.
+//! black-box: the gateway in front of the co-located shortener (an
+//! in-process pool), with rate limits from the environment and API keys
+//! from the CLI.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -150,9 +151,14 @@ async fn keys_from_the_cli_open_scoped_routes_until_revoked() {
 
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("reliable.toml");
+    // Without the key cache, so the revocation below applies at once
+    // (its TTL is tested on a manual clock in crates/gateway).
     std::fs::write(
         &file,
         r#"
+[gateway]
+key_cache_ttl = "0s"
+
 [[gateway.routes]]
 prefix = "/api"
 pool = "local"

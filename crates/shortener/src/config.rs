@@ -27,6 +27,10 @@ pub struct ShortenerConfig {
     pub redirect_max_age: Duration,
     /// Store client addresses with the host part zeroed (default true).
     pub anonymize_ips: bool,
+    /// Peers (CIDRs, e.g. `10.0.0.0/8`) whose `X-Forwarded-For` names the
+    /// visitor: the gateway's addresses when it runs in other pods. Empty
+    /// (the default) believes no one and records the TCP peer.
+    pub trusted_proxies: Vec<String>,
     /// Visits written per database transaction.
     pub visit_batch_size: usize,
     /// Longest time a visit waits in memory before it is written.
@@ -48,6 +52,7 @@ impl Default for ShortenerConfig {
             cache_ttl: Duration::from_secs(300),
             redirect_max_age: Duration::ZERO,
             anonymize_ips: true,
+            trusted_proxies: Vec::new(),
             visit_batch_size: 500,
             visit_flush_interval: Duration::from_secs(1),
             visit_buffer: 65_536,
@@ -93,6 +98,8 @@ impl ShortenerConfig {
                 "must be above zero",
             ));
         }
+        kit::forwarded::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| ConfigError::invalid("shortener.trusted_proxies", e.to_string()))?;
         if self.cache_ttl.is_zero() {
             return Err(ConfigError::invalid(
                 "shortener.cache_ttl",

@@ -2,6 +2,7 @@ use crate::cache::LinkCache;
 use crate::config::ShortenerConfig;
 use crate::storage::LinkStore;
 use crate::visits::VisitRecorder;
+use kit::forwarded::TrustedProxies;
 use kit::Clock;
 use std::sync::Arc;
 
@@ -12,6 +13,8 @@ pub(crate) struct AppState {
     pub recorder: VisitRecorder,
     pub clock: Arc<dyn Clock>,
     pub config: ShortenerConfig,
+    /// `config.trusted_proxies`, parsed.
+    pub trusted: TrustedProxies,
     /// Base of short URLs, without a trailing slash.
     pub base_url: String,
     pub metrics: Metrics,

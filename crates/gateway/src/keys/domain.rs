@@ -68,7 +68,7 @@ impl fmt::Debug for ApiKey {
 }
 
 /// Hex SHA-256 of a key: what storage holds and looks up by.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeyHash(String);
 
 impl KeyHash {

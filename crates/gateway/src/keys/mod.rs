@@ -4,11 +4,14 @@
 //! backs `reliable up`, PostgreSQL `reliable serve`. Both carry their own
 //! migrations and pass one conformance suite (`tests/keys_conformance.rs`).
 //! Only hashes are stored; a key is shown once, by `reliable keys create`.
+//! [`CachedKeyStore`] keeps found keys for `gateway.key_cache_ttl`.
 
+mod cache;
 mod domain;
 mod postgres;
 mod sqlite;
 
+pub use cache::CachedKeyStore;
 pub use domain::{ApiKey, KeyError, KeyHash, KeyName, Scope, Scopes, KEY_PREFIX};
 pub use postgres::PostgresKeyStore;
 pub use sqlite::SqliteKeyStore;

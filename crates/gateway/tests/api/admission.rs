@@ -2,9 +2,13 @@
 //! scope, the key's own rate, and the key never passed upstream.
 
 use crate::helpers::*;
-use gateway::keys::{ApiKey, KeyName, KeyStore, NewKey, Scopes, SqliteKeyStore};
+use gateway::keys::{
+    ApiKey, KeyHash, KeyName, KeyStore, KeyStoreError, NewKey, Scopes, SqliteKeyStore, StoredKey,
+};
 use gateway::RouteConfig;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 async fn store() -> (Arc<dyn KeyStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -29,12 +33,21 @@ async fn new_key(
 }
 
 async fn gateway_with_keys(a: &Upstream, store: &Arc<dyn KeyStore>) -> TestGateway {
+    gateway_with_key_cache(a, store, Duration::from_secs(5)).await
+}
+
+async fn gateway_with_key_cache(
+    a: &Upstream,
+    store: &Arc<dyn KeyStore>,
+    ttl: Duration,
+) -> TestGateway {
     let mut write = RouteConfig::new("/links", "a");
     write.scope = Some("links:write".into());
-    let cfg = config(
+    let mut cfg = config(
         &[("a", &[a])],
         vec![write, RouteConfig::new("/public", "a")],
     );
+    cfg.key_cache_ttl = ttl;
     spawn_gateway_with(
         cfg,
         Deps {
@@ -163,6 +176,8 @@ async fn keys_and_scopes_are_enforced_as_problems() {
         .revoke(&KeyName::parse("writer").unwrap(), chrono::Utc::now())
         .await
         .unwrap());
+    // The gateway trusts a found key for `key_cache_ttl` (5 s).
+    gw.clock.advance(chrono::Duration::seconds(5));
     let revoked = http
         .get(gw.url("/links"))
         .bearer_auth(writer.reveal())
@@ -217,4 +232,119 @@ async fn a_key_has_its_own_rate_and_headers() {
         http.get(gw.url("/public")).send().await.unwrap().status(),
         200
     );
+}
+
+/// A key store that counts lookups, to see what the gateway's cache saves.
+struct CountingStore {
+    inner: Arc<dyn KeyStore>,
+    finds: AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl KeyStore for CountingStore {
+    async fn create(
+        &self,
+        key: &ApiKey,
+        new: &NewKey,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<StoredKey, KeyStoreError> {
+        self.inner.create(key, new, now).await
+    }
+    async fn find(&self, hash: &KeyHash) -> Result<Option<StoredKey>, KeyStoreError> {
+        self.finds.fetch_add(1, Ordering::AcqRel);
+        self.inner.find(hash).await
+    }
+    async fn list(&self) -> Result<Vec<StoredKey>, KeyStoreError> {
+        self.inner.list().await
+    }
+    async fn revoke(
+        &self,
+        name: &KeyName,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, KeyStoreError> {
+        self.inner.revoke(name, now).await
+    }
+    async fn ping(&self) -> Result<(), KeyStoreError> {
+        self.inner.ping().await
+    }
+}
+
+async fn counting_store() -> (Arc<CountingStore>, tempfile::TempDir) {
+    let (inner, dir) = store().await;
+    let counting = CountingStore {
+        inner,
+        finds: AtomicU64::new(0),
+    };
+    (Arc::new(counting), dir)
+}
+
+async fn status_with_key(gw: &TestGateway, key: &ApiKey) -> (u16, String) {
+    let response = client()
+        .get(gw.url("/links"))
+        .bearer_auth(key.reveal())
+        .send()
+        .await
+        .unwrap();
+    if response.status() == 200 {
+        return (200, String::new());
+    }
+    problem_type(response).await
+}
+
+#[tokio::test]
+async fn a_hot_key_is_looked_up_once_per_ttl_and_revocation_lands_within_it() {
+    let a = Upstream::start("a").await;
+    let (counting, _dir) = counting_store().await;
+    let store: Arc<dyn KeyStore> = counting.clone();
+    let key = new_key(&store, "hot", "links:write", None).await;
+    let gw = gateway_with_keys(&a, &store).await;
+    for _ in 0..10 {
+        assert_eq!(status_with_key(&gw, &key).await.0, 200);
+    }
+    assert_eq!(counting.finds.load(Ordering::Acquire), 1, "one lookup");
+
+    // Unknown keys are asked for every time and never take a cache slot.
+    let unknown = ApiKey::generate();
+    for _ in 0..10 {
+        assert_eq!(
+            status_with_key(&gw, &unknown).await,
+            (401, "/problems/api-key-rejected".into())
+        );
+    }
+    assert_eq!(counting.finds.load(Ordering::Acquire), 11);
+
+    assert!(store
+        .revoke(&KeyName::parse("hot").unwrap(), chrono::Utc::now())
+        .await
+        .unwrap());
+    gw.clock.advance(chrono::Duration::milliseconds(4_999));
+    assert_eq!(
+        status_with_key(&gw, &key).await.0,
+        200,
+        "still trusted within the TTL"
+    );
+    gw.clock.advance(chrono::Duration::milliseconds(1));
+    assert_eq!(
+        status_with_key(&gw, &key).await,
+        (401, "/problems/api-key-rejected".into()),
+        "revoked once the TTL has passed"
+    );
+}
+
+#[tokio::test]
+async fn a_zero_key_cache_ttl_asks_the_store_every_time() {
+    let a = Upstream::start("a").await;
+    let (counting, _dir) = counting_store().await;
+    let store: Arc<dyn KeyStore> = counting.clone();
+    let key = new_key(&store, "cold", "links:write", None).await;
+    let gw = gateway_with_key_cache(&a, &store, Duration::ZERO).await;
+    for _ in 0..3 {
+        assert_eq!(status_with_key(&gw, &key).await.0, 200);
+    }
+    assert_eq!(counting.finds.load(Ordering::Acquire), 3);
+    assert!(store
+        .revoke(&KeyName::parse("cold").unwrap(), chrono::Utc::now())
+        .await
+        .unwrap());
+    assert_eq!(status_with_key(&gw, &key).await.0, 401, "at once");
 }

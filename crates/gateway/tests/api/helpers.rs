@@ -1,12 +1,13 @@
 //! Test harness: upstreams and gateways on port 0, real sockets.
 //!
 //! An [`Upstream`] answers every path with a JSON echo of what it
-//! received (path, query, headers, body size), or fails as told (500s,
-//! hangs), counts its hits, and can be stopped and started again on the
-//! same port. [`spawn_gateway`] builds a gateway from a config and serves
+//! received (path, query, headers, body size, peer address), or fails as
+//! told (500s, hangs), counts its hits, and can be stopped and started
+//! again on the same port. [`echo_router`] is the same upstream as a
+//! router, for in-process pools. [`spawn_gateway`] builds a gateway from a config and serves
 //! it through kit's stack like the binary does.
 
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use chrono::{TimeZone, Utc};
@@ -46,6 +47,23 @@ pub struct Upstream {
     >,
 }
 
+impl UpstreamState {
+    pub fn new(name: &str) -> Arc<Self> {
+        Arc::new(UpstreamState {
+            mode: AtomicU8::new(OK),
+            hits: AtomicU64::new(0),
+            ready: std::sync::atomic::AtomicBool::new(true),
+            name: name.to_string(),
+        })
+    }
+}
+
+/// The echo upstream as a router (served over TCP by [`Upstream`], or
+/// called in-process by the gateway).
+pub fn echo_router(state: Arc<UpstreamState>) -> Router {
+    Router::new().fallback(move |request: Request| answer(state.clone(), request))
+}
+
 async fn answer(state: Arc<UpstreamState>, request: Request) -> Response {
     if request.uri().path() == "/readyz" {
         return if state.ready.load(Ordering::Acquire) {
@@ -61,6 +79,10 @@ async fn answer(state: Arc<UpstreamState>, request: Request) -> Response {
         HANG => std::future::pending::<()>().await,
         _ => {}
     }
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, usize::MAX)
         .await
@@ -82,18 +104,14 @@ async fn answer(state: Arc<UpstreamState>, request: Request) -> Response {
         "query": parts.uri.query(),
         "headers": headers,
         "body_len": body.len(),
+        "peer": peer,
     }))
     .into_response()
 }
 
 impl Upstream {
     pub async fn start(name: &str) -> Self {
-        let state = Arc::new(UpstreamState {
-            mode: AtomicU8::new(OK),
-            hits: AtomicU64::new(0),
-            ready: std::sync::atomic::AtomicBool::new(true),
-            name: name.to_string(),
-        });
+        let state = UpstreamState::new(name);
         let upstream = Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             state,
@@ -111,8 +129,7 @@ impl Upstream {
     }
 
     fn spawn(&self, server: HttpServer) {
-        let state = self.state.clone();
-        let router = Router::new().fallback(move |request: Request| answer(state.clone(), request));
+        let router = echo_router(self.state.clone());
         let token = CancellationToken::new();
         let task = tokio::spawn(server.serve(router, token.clone()));
         *self.shutdown.lock().expect("lock") = Some((token, task));
@@ -206,6 +223,8 @@ impl Drop for TestGateway {
 }
 
 pub struct Deps {
+    /// In-process pools by name.
+    pub in_process: BTreeMap<String, Router>,
     pub keys: Option<Arc<dyn KeyStore>>,
     pub limiter: Option<Arc<dyn RateLimiter>>,
     pub clock: ManualClock,
@@ -214,6 +233,7 @@ pub struct Deps {
 impl Default for Deps {
     fn default() -> Self {
         Self {
+            in_process: BTreeMap::new(),
             keys: None,
             limiter: None,
             clock: clock(),
@@ -234,8 +254,14 @@ pub async fn spawn_gateway_with(config: GatewayConfig, deps: Deps) -> TestGatewa
             .await
             .expect("limiter"),
     };
-    let gateway =
-        Gateway::build(config, deps.keys, limiter, Arc::new(clock.clone())).expect("build");
+    let gateway = Gateway::build(
+        config,
+        deps.in_process,
+        deps.keys,
+        limiter,
+        Arc::new(clock.clone()),
+    )
+    .expect("build");
     let router = gateway.router().merge(kit::metrics::routes());
     let router = kit::http::stack(router, gateway::SERVICE, &kit::http::HttpConfig::default());
     let server = HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -264,6 +290,17 @@ pub fn client() -> reqwest::Client {
 
 pub async fn json(response: reqwest::Response) -> Value {
     response.json().await.expect("json body")
+}
+
+/// The echo of a GET of `/` sent with `X-Forwarded-For: chain`.
+pub async fn echo_forwarded_for(gw: &TestGateway, chain: &str) -> Value {
+    let response = client()
+        .get(gw.url("/"))
+        .header("x-forwarded-for", chain)
+        .send()
+        .await
+        .expect("request");
+    json(response).await
 }
 
 /// Sends raw bytes (for requests reqwest would refuse or normalise) and

@@ -4,6 +4,7 @@
 mod admission;
 mod bad_input;
 mod helpers;
+mod in_process;
 mod rate_limits;
 mod resilience;
 mod routing;

@@ -138,15 +138,7 @@ async fn trusted_proxies_pass_the_client_ip_on() {
     let mut cfg = config(&[("a", &[&a])], vec![RouteConfig::new("/", "a")]);
     cfg.trusted_proxies = vec!["127.0.0.1/32".into()];
     let gw = spawn_gateway(cfg).await;
-    let echo = json(
-        client()
-            .get(gw.url("/"))
-            .header("x-forwarded-for", "198.51.100.7")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let echo = echo_forwarded_for(&gw, "198.51.100.7").await;
     assert_eq!(
         echo["headers"]["x-forwarded-for"],
         "198.51.100.7, 127.0.0.1"
@@ -235,10 +227,16 @@ async fn configuration_errors_name_the_key() {
         .await
         .unwrap();
     let build = |cfg: gateway::GatewayConfig| {
-        gateway::Gateway::build(cfg, None, limiter.clone(), std::sync::Arc::new(clock()))
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default()
+        gateway::Gateway::build(
+            cfg,
+            Default::default(),
+            None,
+            limiter.clone(),
+            std::sync::Arc::new(clock()),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
     };
     let unknown_pool = config(&[("a", &[&a])], vec![RouteConfig::new("/", "nope")]);
     assert!(build(unknown_pool).contains("gateway.routes[0].pool"));

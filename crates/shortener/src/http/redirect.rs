@@ -1,6 +1,10 @@
 //! `/{slug}`: the hot path. A cache hit costs one map lookup, one clock
 //! read and a channel send; links with `max_visits` add one conditional
 //! `UPDATE` so the limit holds exactly across concurrent requests.
+//!
+//! The visitor's address is the peer's (behind an in-process gateway, the
+//! client the gateway resolved), or the `X-Forwarded-For` client when the
+//! peer is one of `shortener.trusted_proxies` (a gateway in other pods).
 
 use super::store_failure;
 use crate::cache::CachedLink;
@@ -135,7 +139,7 @@ pub(crate) async fn redirect(
             .record(PendingVisit {
                 link_id: link.id,
                 at: now,
-                client_ip: Some(peer.ip()),
+                client_ip: Some(state.trusted.client_ip(peer.ip(), headers)),
                 user_agent: header_string(headers, header::USER_AGENT),
                 referer: header_string(headers, header::REFERER),
                 counted,

@@ -1,6 +1,7 @@
-use crate::helpers::{assert_problem, spawn_app};
+use crate::helpers::{assert_problem, spawn_app, spawn_app_with};
 use chrono::Duration;
 use serde_json::{json, Value};
+use shortener::ShortenerConfig;
 
 const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
 
@@ -70,21 +71,78 @@ async fn summary_counts_days_referrers_and_bots() {
     assert_eq!(today["visit_count"], 6);
 }
 
+async fn stored_client_ips(app: &crate::helpers::TestApp) -> Vec<String> {
+    app.flush_visits().await;
+    let pool = sqlx::SqlitePool::connect(&app.db_url)
+        .await
+        .expect("sqlite");
+    sqlx::query_scalar("SELECT client_ip FROM visits ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .expect("query")
+}
+
+async fn visit_forwarded_for(app: &crate::helpers::TestApp, path: &str, chain: &str) {
+    let response = app
+        .client
+        .get(app.url(path))
+        .header("x-forwarded-for", chain)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 302);
+}
+
 #[tokio::test]
 async fn client_addresses_are_stored_anonymized() {
     let app = spawn_app().await;
     app.create(json!({"url": "https://e.x/", "slug": "anon"}))
         .await;
     visit(&app, "/anon", BROWSER, None).await;
-    app.flush_visits().await;
-    let pool = sqlx::SqlitePool::connect(&app.db_url)
-        .await
-        .expect("sqlite");
-    let ips: Vec<String> = sqlx::query_scalar("SELECT client_ip FROM visits")
-        .fetch_all(&pool)
-        .await
-        .expect("query");
-    assert_eq!(ips, ["127.0.0.0"]);
+    assert_eq!(stored_client_ips(&app).await, ["127.0.0.0"]);
+}
+
+#[tokio::test]
+async fn a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
+    // The peer (loopback) is not a trusted proxy: its claim is not believed.
+    let app = spawn_app_with(ShortenerConfig {
+        trusted_proxies: vec!["10.0.0.0/8".into()],
+        ..ShortenerConfig::default()
+    })
+    .await;
+    app.create(json!({"url": "https://e.x/", "slug": "xff"}))
+        .await;
+    visit_forwarded_for(&app, "/xff", "198.51.100.7").await;
+    assert_eq!(stored_client_ips(&app).await, ["127.0.0.0"]);
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_names_the_visitor() {
+    // The peer is the gateway (trusted); the client is the rightmost
+    // untrusted hop, anonymized like any address.
+    let app = spawn_app_with(ShortenerConfig {
+        trusted_proxies: vec!["127.0.0.1".into(), "10.0.0.0/8".into()],
+        ..ShortenerConfig::default()
+    })
+    .await;
+    app.create(json!({"url": "https://e.x/", "slug": "gw"}))
+        .await;
+    visit_forwarded_for(&app, "/gw", "6.6.6.6, 198.51.100.7, 10.1.2.3").await;
+    visit_forwarded_for(&app, "/gw", "2001:db8::1234").await;
+    assert_eq!(
+        stored_client_ips(&app).await,
+        ["198.51.100.0", "2001:db8::"]
+    );
+}
+
+#[test]
+fn bad_trusted_proxies_are_refused_by_name() {
+    let config = ShortenerConfig {
+        trusted_proxies: vec!["10.0.0.0/99".into()],
+        ..ShortenerConfig::default()
+    };
+    let error = config.validate().expect_err("invalid").to_string();
+    assert!(error.contains("shortener.trusted_proxies"), "{error}");
 }
 
 #[tokio::test]
