@@ -144,9 +144,7 @@ async fn forward(
         .get::<TraceParent>()
         .copied()
         .unwrap_or_else(TraceParent::new_root);
-    if let Ok(tp) = HeaderValue::from_str(&trace.to_string()) {
-        headers.insert(kit::http::TRACEPARENT, tp);
-    }
+    headers.insert(kit::http::TRACEPARENT, trace.header_value());
     let mut target = route.upstream_path(&path);
     if let Some(query) = parts.uri.query() {
         target.push('?');

@@ -76,7 +76,7 @@ async fn stored_client_ips(app: &crate::helpers::TestApp) -> Vec<String> {
     let pool = sqlx::SqlitePool::connect(&app.db_url)
         .await
         .expect("sqlite");
-    sqlx::query_scalar("SELECT client_ip FROM visits ORDER BY id")
+    sqlx::query_scalar("SELECT client_ip FROM visits ORDER BY client_ip")
         .fetch_all(&pool)
         .await
         .expect("query")
