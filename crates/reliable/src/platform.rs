@@ -160,8 +160,22 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
             Mode::Serve(_) => Some(database_url.as_str()),
         },
     };
+    let has_events = plan.orders || plan.notifier;
     let (event_path, event_routes) = EventPath::start(plan, &config, &modules_ready).await?;
-    router = router.merge(event_routes);
+    let fronted = targets.contains(&Target::Gateway);
+    // Behind a co-located gateway the event modules are a pool of their
+    // own (gateway_front.rs); without one, everything shares the router.
+    let events = if fronted && has_events {
+        let events = event_routes.merge(modules_ready.routes());
+        Some(kit::http::stack(
+            events,
+            Target::Orders.name(),
+            &config.http,
+        ))
+    } else {
+        router = router.merge(event_routes);
+        None
+    };
     let slo_stop = CancellationToken::new();
     let live_slos =
         crate::slo_live::LiveSlos::start(&config.slo, Arc::new(SystemClock), slo_stop.clone())?;
@@ -175,15 +189,17 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
     let router = kit::http::stack(router, default_service, &config.http);
 
     let shutdown = CancellationToken::new();
-    let (router, readiness) = if targets.contains(&Target::Gateway) {
+    let (router, readiness) = if fronted {
         let keys_url = crate::gateway_front::keys_url(
             matches!(mode, Mode::Serve(_)).then_some(database_url.as_str()),
             &config.data_dir,
         );
-        let modules = targets
-            .iter()
-            .any(|t| *t != Target::Gateway)
-            .then_some(router);
+        let modules = targets.iter().any(|t| *t != Target::Gateway).then_some(
+            crate::gateway_front::Colocated {
+                local: router,
+                events,
+            },
+        );
         let gateway = crate::gateway_front::build(&config, modules, &keys_url).await?;
         let readiness = Readiness::new();
         readiness.add_checks_of(&modules_ready);

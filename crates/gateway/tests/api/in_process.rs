@@ -146,3 +146,42 @@ async fn active_health_checks_call_the_in_process_readyz() {
     eventually("readmitted", || pool.pick(None).is_some()).await;
     assert_eq!(endpoint.label, "in-process");
 }
+
+#[tokio::test]
+async fn a_failing_in_process_pool_leaves_the_other_pools_alone() {
+    // `reliable up` puts the shortener and the event modules in pools of
+    // their own, so one's open breaker does not fail the other fast.
+    let links = UpstreamState::new("local");
+    let orders = UpstreamState::new("events");
+    let mut cfg = config(
+        &[],
+        vec![
+            RouteConfig::new("/", "local"),
+            RouteConfig::new("/api/v1/orders", "events"),
+        ],
+    );
+    cfg.breaker.failures_to_open = 2;
+    cfg.breaker.open_for = Duration::from_secs(30);
+    let deps = Deps {
+        in_process: BTreeMap::from([
+            ("local".to_string(), echo_router(links.clone())),
+            ("events".to_string(), echo_router(orders.clone())),
+        ]),
+        ..Deps::default()
+    };
+    let gw = spawn_gateway_with(cfg, deps).await;
+    let http = client();
+
+    orders.mode.store(FAIL_500, Ordering::Release);
+    for _ in 0..2 {
+        let response = http.post(gw.url("/api/v1/orders")).send().await.unwrap();
+        assert_eq!(response.status(), 500);
+    }
+    let response = http.post(gw.url("/api/v1/orders")).send().await.unwrap();
+    assert_eq!(json(response).await["type"], "/problems/circuit-open");
+    assert_eq!(orders.hits.load(Ordering::Acquire), 2, "failed fast");
+
+    let response = http.get(gw.url("/some-slug")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-gateway-pool"], "local");
+}
