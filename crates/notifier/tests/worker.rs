@@ -165,18 +165,10 @@ async fn exhausted_events_are_dead_lettered_and_can_be_replayed() {
     let mut app = spawn(fast_retries()).await;
     app.receiver.fail_next(500, 1000);
     app.bus.publish(&[event("doomed")]).await.expect("publish");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let dead = loop {
-        let dead = app.dead().await;
-        if !dead.is_empty() {
-            break dead;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never dead-lettered"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let dead = testkit::eventually("the dead letter", WAIT, async || {
+        Some(app.dead().await).filter(|dead| !dead.is_empty())
+    })
+    .await;
     assert_eq!(dead[0]["event_id"], "doomed");
     assert_eq!(dead[0]["attempts"], 3);
     assert_eq!(dead[0]["last_error"], "webhook answered 500");
@@ -208,14 +200,10 @@ async fn a_permanent_rejection_is_dead_lettered_at_once() {
         .publish(&[event("rejected")])
         .await
         .expect("publish");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while app.dead().await.is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never dead-lettered"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    testkit::eventually("the dead letter", WAIT, async || {
+        (!app.dead().await.is_empty()).then_some(())
+    })
+    .await;
     assert_eq!(app.dead().await[0]["attempts"], 1);
     assert_eq!(app.receiver.requests(), 1);
     app.stop().await;

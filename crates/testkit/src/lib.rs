@@ -15,8 +15,10 @@
 mod nats;
 pub mod redis;
 mod supervised;
+pub mod wait;
 pub mod webhook;
 pub use nats::NatsServer;
+pub use wait::eventually;
 
 use std::io;
 use std::net::TcpListener;

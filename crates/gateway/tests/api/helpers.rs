@@ -320,14 +320,10 @@ pub async fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String) {
     (status, text)
 }
 
-/// Polls `condition` every 10 ms until it holds or 10 s pass.
+/// Waits (bounded, 10 s) until `condition` holds.
 pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    testkit::eventually(what, Duration::from_secs(10), async || {
+        condition().then_some(())
+    })
+    .await;
 }
