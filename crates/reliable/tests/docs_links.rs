@@ -362,7 +362,10 @@ fn every_link_in_the_docs_resolves_inside_the_repository() {
 fn the_docs_index_reaches_every_page_under_docs() {
     let root = repo_root();
     let index = PathBuf::from("docs/README.md");
-    assert!(root.join(&index).exists(), "docs/README.md, the index, is missing");
+    assert!(
+        root.join(&index).exists(),
+        "docs/README.md, the index, is missing"
+    );
     let mut reached = BTreeSet::from([index.clone()]);
     let mut queue = VecDeque::from([index]);
     while let Some(page) = queue.pop_front() {
