@@ -27,6 +27,10 @@ use std::time::Duration;
 pub use memory::InProcessBus;
 pub use nats::{JetStreamBus, JetStreamConfig};
 
+/// The ids the in-process bus reports as acked
+/// ([`InProcessBus::with_ack_feed`]), handed to the outbox owner as a port.
+pub struct AckFeed(pub tokio::sync::mpsc::UnboundedReceiver<String>);
+
 /// Header names carried with every event, on every adapter.
 pub mod headers {
     /// JetStream's de-duplication header; set to the event id.

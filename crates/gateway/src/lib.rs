@@ -27,6 +27,7 @@ pub mod error;
 pub mod forwarding;
 pub mod health;
 pub mod keys;
+mod module;
 pub mod path;
 pub mod pool;
 pub mod proxy;
@@ -37,6 +38,7 @@ pub mod upstream;
 
 pub use config::{GatewayConfig, PoolConfig, RouteConfig};
 pub use error::GatewayError;
+pub use module::{Fronted, GatewayModule};
 
 use axum::routing::any;
 use axum::Router;

@@ -16,7 +16,9 @@
 //! - [`health`]: `/healthz`, `/readyz` (dependency checks, draining);
 //! - [`server`]: binding (port 0 for tests) and graceful serving;
 //! - [`shutdown`]: SIGTERM/SIGINT and the cancellation token passed everywhere;
-//! - [`clock`]: injected time, so windows and expiries are testable without sleeping.
+//! - [`clock`]: injected time, so windows and expiries are testable without sleeping;
+//! - [`module`]: the [`module::Module`] trait every service module implements;
+//! - [`tasks`]: supervised background tasks (a dead task fails readiness or the process).
 #![forbid(unsafe_code)]
 
 pub mod clock;
@@ -25,9 +27,11 @@ pub mod forwarded;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod module;
 pub mod problem;
 pub mod server;
 pub mod shutdown;
+pub mod tasks;
 pub mod telemetry;
 pub mod trace_context;
 

@@ -1,15 +1,16 @@
 //! Options of the notifier (the `[notifier]` table of the config file,
-//! `RELIABLE_NOTIFIER__*` in the environment) and its webhook channel
-//! (`RELIABLE_NOTIFY_WEBHOOK_URL`, `RELIABLE_NOTIFY_WEBHOOK_SECRET`,
-//! `RELIABLE_NOTIFY_ALLOW_PRIVATE`).
+//! `RELIABLE_NOTIFIER_*` in the environment), its webhook channel included
+//! (`notifier.webhook_url`, `notifier.webhook_secret`,
+//! `notifier.allow_private`; formerly the top-level `notify_*` keys).
 
 use crate::target::WebhookTarget;
 use kit::config::ConfigError;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub use kit::config::Secret;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotifierConfig {
     /// Name of the durable consumer; replicas with one name share the work.
@@ -19,12 +20,15 @@ pub struct NotifierConfig {
     /// Deliveries of one event before it goes to the dead-letter store.
     pub max_attempts: u32,
     /// Delay before the second attempt; doubles per attempt, with jitter.
+    #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub backoff_base: Duration,
     /// Longest delay between attempts.
+    #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub backoff_max: Duration,
     /// One webhook POST, connection included.
+    #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub webhook_timeout: Duration,
     /// Subjects sent to the webhook (e.g. `orders.created`); empty: all.
@@ -33,8 +37,17 @@ pub struct NotifierConfig {
     pub log_channel: bool,
     /// JetStream only: a delivery not acked this long (the worker died)
     /// is delivered again. Applies when the durable consumer is created.
+    #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub ack_wait: Duration,
+    /// The one webhook every order event is sent to (none by default).
+    pub webhook_url: Option<String>,
+    /// HMAC-SHA256 key of the webhook signature (`X-Reliable-Signature`);
+    /// a secret, never logged. Required with `webhook_url`.
+    pub webhook_secret: Option<Secret>,
+    /// Let the webhook reach loopback and private addresses (off: the SSRF
+    /// guard refuses them).
+    pub allow_private: bool,
 }
 
 impl Default for NotifierConfig {
@@ -49,6 +62,9 @@ impl Default for NotifierConfig {
             webhook_events: Vec::new(),
             log_channel: true,
             ack_wait: Duration::from_secs(30),
+            webhook_url: None,
+            webhook_secret: None,
+            allow_private: false,
         }
     }
 }
@@ -89,28 +105,17 @@ impl NotifierConfig {
                 return Err(ConfigError::invalid(key, "must be above zero"));
             }
         }
+        self.webhook()?;
         Ok(())
     }
-}
 
-/// A secret string: shown as `[redacted]` by `Debug`, never logged.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
+    /// The webhook channel from the `webhook_*` keys, SSRF-checked.
+    pub fn webhook(&self) -> Result<Option<WebhookConfig>, ConfigError> {
+        WebhookConfig::from_settings(
+            self.webhook_url.as_deref(),
+            self.webhook_secret.as_ref(),
+            self.allow_private,
+        )
     }
 }
 
@@ -124,7 +129,7 @@ pub struct WebhookConfig {
 }
 
 impl WebhookConfig {
-    /// From the `notify_webhook_*` keys: no URL means no webhook channel; a
+    /// From the `notifier.webhook_*` keys: no URL means no webhook channel; a
     /// URL needs a secret and must pass the SSRF check.
     pub fn from_settings(
         url: Option<&str>,
@@ -135,13 +140,13 @@ impl WebhookConfig {
             return Ok(None);
         };
         let target = WebhookTarget::parse(url.trim(), allow_private)
-            .map_err(|e| ConfigError::invalid("notify_webhook_url", e.to_string()))?;
+            .map_err(|e| ConfigError::invalid("notifier.webhook_url", e.to_string()))?;
         let secret = secret
             .filter(|s| !s.expose().is_empty())
             .ok_or_else(|| {
                 ConfigError::invalid(
-                    "notify_webhook_secret",
-                    "is required with a webhook URL (RELIABLE_NOTIFY_WEBHOOK_SECRET)",
+                    "notifier.webhook_secret",
+                    "is required with a webhook URL (RELIABLE_NOTIFIER_WEBHOOK_SECRET)",
                 )
             })?
             .clone();
@@ -178,7 +183,7 @@ mod tests {
         let err =
             WebhookConfig::from_settings(Some("http://169.254.169.254/"), Some(&secret), false)
                 .expect_err("metadata address");
-        assert!(err.to_string().contains("notify_webhook_url"), "{err}");
+        assert!(err.to_string().contains("notifier.webhook_url"), "{err}");
         assert!(
             WebhookConfig::from_settings(Some("http://127.0.0.1:9/"), Some(&secret), true)
                 .expect("allowed")

@@ -17,6 +17,7 @@
 pub mod channel;
 pub mod config;
 mod http;
+mod module;
 pub mod storage;
 pub mod target;
 mod worker;
@@ -28,7 +29,8 @@ use axum::Router;
 use bus::Subscriber;
 use channel::{Channel, LogChannel, WebhookChannel};
 use kit::health::ReadinessCheck;
-use kit::{CancellationToken, Clock, TaskTracker};
+use kit::tasks::{OnFailure, TaskSpawner};
+use kit::Clock;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -46,8 +48,7 @@ pub enum NotifierError {
 /// A running notifier module.
 pub struct Notifier {
     worker: Arc<Worker>,
-    tasks: TaskTracker,
-    stop: CancellationToken,
+    tasks: TaskSpawner,
 }
 
 impl Notifier {
@@ -58,6 +59,7 @@ impl Notifier {
         store: Arc<dyn NotificationStore>,
         subscriber: Arc<dyn Subscriber>,
         clock: Arc<dyn Clock>,
+        tasks: TaskSpawner,
     ) -> Result<Self, NotifierError> {
         kit::metrics::install();
         let mut channels: Vec<Arc<dyn Channel>> = Vec::new();
@@ -82,19 +84,18 @@ impl Notifier {
             },
             metrics: Metrics::new(),
         });
-        let tasks = TaskTracker::new();
-        let stop = CancellationToken::new();
-        tasks.spawn(worker.clone().run(
+        let consuming = worker.clone().run(
             subscriber,
             config.consumer.clone(),
             config.concurrency,
-            stop.clone(),
-        ));
-        Ok(Self {
-            worker,
-            tasks,
-            stop,
-        })
+            tasks.stop_token(),
+        );
+        // The worker is the notifier's whole job.
+        tasks.spawn("worker", OnFailure::Exit, async move {
+            consuming.await;
+            Ok::<(), std::convert::Infallible>(())
+        });
+        Ok(Self { worker, tasks })
     }
 
     pub fn router(&self) -> Router {
@@ -107,9 +108,7 @@ impl Notifier {
 
     /// Stops taking deliveries and waits for those in flight.
     pub async fn shutdown(self) {
-        self.stop.cancel();
-        self.tasks.close();
-        self.tasks.wait().await;
+        self.tasks.shutdown().await;
     }
 }
 

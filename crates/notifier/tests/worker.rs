@@ -59,6 +59,7 @@ async fn spawn_on(
         store.clone(),
         Arc::new(bus.clone()),
         Arc::new(SystemClock),
+        kit::tasks::Supervisor::new().for_module(notifier::SERVICE),
     )
     .expect("notifier");
     let server = HttpServer::bind("127.0.0.1:0".parse().expect("addr"))

@@ -5,11 +5,12 @@ use kit::config::ConfigError;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OrdersConfig {
     /// How long an `Idempotency-Key` is remembered; a replay after that
     /// creates a new order.
+    #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub idempotency_ttl: Duration,
     /// Run the outbox relay in this process (every replica may: rows are
@@ -19,9 +20,11 @@ pub struct OrdersConfig {
     pub relay_batch_size: u32,
     /// How often the relay looks for events committed by other replicas;
     /// events committed by this process wake it at once.
+    #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub relay_poll_interval: Duration,
     /// Published outbox rows are deleted after this long.
+    #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub outbox_retention: Duration,
 }

@@ -18,6 +18,7 @@
 pub mod config;
 pub mod domain;
 mod http;
+mod module;
 mod relay;
 mod state;
 pub mod storage;
@@ -27,7 +28,8 @@ pub use config::OrdersConfig;
 use axum::Router;
 use bus::Publisher;
 use kit::health::ReadinessCheck;
-use kit::{CancellationToken, Clock, TaskTracker};
+use kit::tasks::TaskSpawner;
+use kit::Clock;
 use relay::OutboxRelay;
 use state::{AppState, Metrics};
 use std::future::Future;
@@ -50,8 +52,7 @@ pub struct RelayTarget {
 /// A running orders module.
 pub struct Orders {
     state: Arc<AppState>,
-    tasks: TaskTracker,
-    stop: CancellationToken,
+    tasks: TaskSpawner,
 }
 
 impl Orders {
@@ -63,10 +64,9 @@ impl Orders {
         store: Arc<dyn OrderStore>,
         target: RelayTarget,
         clock: Arc<dyn Clock>,
+        tasks: TaskSpawner,
     ) -> Result<Self, StoreError> {
         kit::metrics::install();
-        let tasks = TaskTracker::new();
-        let stop = CancellationToken::new();
         let wake_relay = Arc::new(Notify::new());
         if let Some(acked) = target.acked {
             let requeued = store.requeue_undelivered().await?;
@@ -76,13 +76,7 @@ impl Orders {
                     "re-publishing events never delivered before restart"
                 );
             }
-            relay::spawn_delivery_recorder(
-                store.clone(),
-                clock.clone(),
-                acked,
-                &tasks,
-                stop.clone(),
-            );
+            relay::spawn_delivery_recorder(store.clone(), clock.clone(), acked, &tasks);
         }
         if config.relay {
             OutboxRelay {
@@ -94,7 +88,7 @@ impl Orders {
                 poll_interval: config.relay_poll_interval,
                 retention: config.outbox_retention,
             }
-            .spawn(&tasks, stop.clone());
+            .spawn(&tasks);
         }
         let state = Arc::new(AppState {
             store,
@@ -103,7 +97,7 @@ impl Orders {
             wake_relay,
             metrics: Metrics::new(),
         });
-        Ok(Self { state, tasks, stop })
+        Ok(Self { state, tasks })
     }
 
     /// The module's routes, without the platform middleware.
@@ -118,9 +112,7 @@ impl Orders {
     /// Stops the relay and the delivery recorder. Events not yet published
     /// stay in the outbox for the next start.
     pub async fn shutdown(self) {
-        self.stop.cancel();
-        self.tasks.close();
-        self.tasks.wait().await;
+        self.tasks.shutdown().await;
     }
 }
 

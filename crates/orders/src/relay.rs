@@ -9,7 +9,9 @@
 
 use crate::storage::OrderStore;
 use bus::Publisher;
-use kit::{CancellationToken, Clock, TaskTracker};
+use kit::tasks::{OnFailure, TaskSpawner};
+use kit::{CancellationToken, Clock};
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
@@ -29,10 +31,21 @@ pub(crate) struct OutboxRelay {
 }
 
 impl OutboxRelay {
-    pub fn spawn(self, tasks: &TaskTracker, stop: CancellationToken) {
+    /// Without the relay nothing leaves the outbox: its death stops the
+    /// process, so the orchestrator restarts it.
+    pub fn spawn(self, tasks: &TaskSpawner) {
         let relay = Arc::new(self);
-        tasks.spawn(relay.clone().publish_loop(stop.clone()));
-        tasks.spawn(relay.observe_loop(stop));
+        let stop = tasks.stop_token();
+        let publishing = relay.clone().publish_loop(stop.clone());
+        tasks.spawn("outbox-relay", OnFailure::Exit, async move {
+            publishing.await;
+            Ok::<(), Infallible>(())
+        });
+        let observing = relay.observe_loop(stop);
+        tasks.spawn("outbox-metrics", OnFailure::Unready, async move {
+            observing.await;
+            Ok::<(), Infallible>(())
+        });
     }
 
     async fn publish_loop(self: Arc<Self>, stop: CancellationToken) {
@@ -115,10 +128,10 @@ pub(crate) fn spawn_delivery_recorder(
     store: Arc<dyn OrderStore>,
     clock: Arc<dyn Clock>,
     mut acked: mpsc::UnboundedReceiver<String>,
-    tasks: &TaskTracker,
-    stop: CancellationToken,
+    tasks: &TaskSpawner,
 ) {
-    tasks.spawn(async move {
+    let stop = tasks.stop_token();
+    tasks.spawn("delivery-recorder", OnFailure::Unready, async move {
         let mut batch = Vec::new();
         loop {
             let stopping = tokio::select! {
@@ -137,13 +150,13 @@ pub(crate) fn spawn_delivery_recorder(
                 tokio::time::sleep(backoff).await;
                 if stopping && backoff >= MAX_BACKOFF {
                     // Unrecorded deliveries are delivered again after restart.
-                    return;
+                    return Ok::<(), Infallible>(());
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
             batch.clear();
             if stopping {
-                return;
+                return Ok::<(), Infallible>(());
             }
         }
     });

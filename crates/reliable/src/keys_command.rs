@@ -5,7 +5,6 @@
 //! file under the data dir (as `up` uses). `create` prints the key once,
 //! on stdout alone so scripts can capture it; only its hash is stored.
 
-use crate::gateway_front::keys_url;
 use clap::{Args, Subcommand};
 use gateway::keys::{ApiKey, KeyName, KeyStore, NewKey, Scopes};
 use ratelimit::Quota;
@@ -73,7 +72,7 @@ pub fn run(args: KeysArgs) -> ExitCode {
     }
     .into_overrides(args.database_url.clone());
     let config = match crate::settings::load(args.config.as_deref(), &overrides) {
-        Ok(config) => config,
+        Ok(loaded) => loaded.config,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
@@ -82,7 +81,10 @@ pub fn run(args: KeysArgs) -> ExitCode {
     let Some(runtime) = crate::runtime() else {
         return ExitCode::FAILURE;
     };
-    let url = keys_url(config.database_url.as_deref(), &config.data_dir);
+    let url = match config.database_url() {
+        Some(url) => url.to_string(),
+        None => format!("sqlite://{}", config.data_dir.join("gateway.db").display()),
+    };
     match runtime.block_on(act(args.action, &url, &config.data_dir)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(e)) => {

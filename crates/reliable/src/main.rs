@@ -4,12 +4,12 @@
 //! lives in [`platform`], configuration in [`settings`].
 #![forbid(unsafe_code)]
 
-mod event_path;
-mod gateway_front;
+mod config_command;
 mod keys_command;
 mod load_command;
 mod platform;
 mod settings;
+mod registry;
 mod slo_command;
 mod slo_live;
 mod slo_status;
@@ -63,6 +63,8 @@ enum Command {
     Slo(slo_command::SloArgs),
     /// Manage the gateway's API keys (create prints the key once).
     Keys(keys_command::KeysArgs),
+    /// Check a configuration (`check`) or list every key (`defaults`).
+    Config(config_command::ConfigArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Load(args) => return load_command::run(args),
         Command::Slo(args) => return slo_command::run(args),
         Command::Keys(args) => return keys_command::run(args),
+        Command::Config(args) => return config_command::run(args),
         Command::Up { common } => (
             platform::Mode::Up,
             common.config.clone(),
@@ -80,7 +83,7 @@ fn main() -> ExitCode {
             target,
             database_url,
             common,
-        } => match platform::Target::parse_all(&target) {
+        } => match platform::Targets::parse(&target) {
             Ok(targets) => (
                 platform::Mode::Serve(targets),
                 common.config.clone(),
@@ -92,8 +95,8 @@ fn main() -> ExitCode {
             }
         },
     };
-    let config = match settings::load(config_file.as_deref(), &overrides) {
-        Ok(config) => config,
+    let loaded = match settings::load(config_file.as_deref(), &overrides) {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
@@ -102,7 +105,7 @@ fn main() -> ExitCode {
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
-    match runtime.block_on(platform::run(mode, config)) {
+    match runtime.block_on(platform::run(mode, loaded)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "reliable stopped with an error");

@@ -1,75 +1,64 @@
-//! Module wiring: which modules run, on which adapters, in which order.
+//! Running modules: which ones, on which adapters, in which order.
 //!
-//! Start order: telemetry, storage (migrations), modules, then the
-//! listener; the `listening on` line is printed once requests can be
-//! served. Stop order is the reverse: readiness false, grace period, stop
-//! accepting and drain in-flight requests, flush module background work
-//! (buffered visits; the notifier's in-flight deliveries, then the outbox
-//! relay), flush telemetry. The event path is wired in [`crate::event_path`].
+//! Start order: telemetry, the ports the chosen modules declare (bus,
+//! limiter), the modules in dependency order (each opens its own storage
+//! and runs its migrations), then the listener; the `listening on` line is
+//! printed once requests can be served. Stop order is the reverse:
+//! readiness false, grace period, stop accepting and drain in-flight
+//! requests, then the modules in reverse start order (each flushes its
+//! buffered work and stops its supervised tasks), then telemetry.
 //!
-//! With the gateway among the targets (always in `up`), it takes the
-//! public address and the other modules become its in-process pool
-//! ([`crate::gateway_front`]). Two readiness states then exist: the
-//! modules' own (what the gateway's health check of the pool asks) and the
-//! front's (the modules' checks plus the key database), and only the
-//! front's drains on shutdown, so the pool keeps serving the requests that
+//! Every module's routes carry its own `service` label. With a fronting
+//! module among the targets (the gateway, always in `up`), it takes the
+//! public address and each other module becomes its in-process pool. Two
+//! readiness states then exist: each module's own (what the gateway's
+//! health check of its pool asks) and the front's (every check), and only
+//! the front's drains on shutdown, so pools keep serving the requests that
 //! still arrive during `shutdown_grace`.
+//!
+//! A supervised task that dies with [`OnFailure::Exit`](kit::tasks::OnFailure)
+//! stops the process with an error; with `Unready` it fails `/readyz`.
 
-use crate::event_path::{EventPath, Plan};
+use crate::registry::{self, Entry, Running};
 use crate::settings::Config;
-use anyhow::{bail, Context};
+use anyhow::{bail, Context as _};
 use axum::Router;
+use bus::{AckFeed, InProcessBus, JetStreamBus, JetStreamConfig, Publisher, Subscriber};
+use kit::config::Loaded;
 use kit::health::Readiness;
+use kit::module::{Colocated, Context, Port, Ports};
 use kit::server::HttpServer;
-use kit::{CancellationToken, SystemClock};
-use shortener::Shortener;
+use kit::tasks::{OnFailure, Supervisor, TaskSpawner};
+use kit::{CancellationToken, Clock, SystemClock};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// A module `serve --target` can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    Shortener,
-    Orders,
-    Notifier,
-    /// The API gateway; in front of the co-located modules (gateway_front.rs).
-    Gateway,
-}
+/// Which modules to run, parsed from `--target`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Targets(Vec<&'static str>);
 
-impl Target {
-    const ALL: &'static [Target] = &[
-        Target::Shortener,
-        Target::Orders,
-        Target::Notifier,
-        Target::Gateway,
-    ];
-    /// `up`: every module, behind the gateway (in-process, no TCP hop).
-    const UP: &'static [Target] = Self::ALL;
-
-    fn name(self) -> &'static str {
-        match self {
-            Target::Shortener => "shortener",
-            Target::Orders => "orders",
-            Target::Notifier => "notifier",
-            Target::Gateway => "gateway",
-        }
+impl Targets {
+    /// Every registered module (`up`, `--target all`).
+    pub fn all() -> Self {
+        Self(registry::names())
     }
 
-    pub fn parse_all(names: &[String]) -> Result<Vec<Target>, String> {
-        let mut targets = Vec::new();
+    pub fn parse(names: &[String]) -> Result<Self, String> {
+        let known = registry::names();
+        let mut targets: Vec<&'static str> = Vec::new();
         for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-            let found: Vec<Target> = match name {
-                "all" => Self::ALL.to_vec(),
-                _ => match Self::ALL.iter().find(|t| t.name() == name) {
-                    Some(t) => vec![*t],
+            let found = if name == "all" {
+                known.clone()
+            } else {
+                match known.iter().find(|k| **k == name) {
+                    Some(k) => vec![*k],
                     None => {
-                        let known: Vec<_> = Self::ALL.iter().map(|t| t.name()).collect();
                         return Err(format!(
                             "unknown target `{name}`; known targets: {}, all",
                             known.join(", ")
-                        ));
+                        ))
                     }
-                },
+                }
             };
             for t in found {
                 if !targets.contains(&t) {
@@ -80,7 +69,11 @@ impl Target {
         if targets.is_empty() {
             return Err("no target given".to_string());
         }
-        Ok(targets)
+        Ok(Self(targets))
+    }
+
+    fn entries(&self) -> Vec<&'static Entry> {
+        self.0.iter().filter_map(|n| registry::find(n)).collect()
     }
 }
 
@@ -89,172 +82,233 @@ pub enum Mode {
     /// Everything, embedded adapters.
     Up,
     /// Chosen modules, distributed adapters.
-    Serve(Vec<Target>),
+    Serve(Targets),
 }
 
-pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
-    let started = Instant::now();
+/// A module running in this process.
+struct Started {
+    name: &'static str,
+    fronts_others: bool,
+    module: Box<dyn Running>,
+    tasks: TaskSpawner,
+    /// Its own checks plus its tasks' liveness; never drains.
+    readiness: Readiness,
+}
+
+pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
+    let started_at = Instant::now();
+    let config = loaded.config;
     let telemetry = kit::telemetry::init("reliable", &config.log)?;
+    for warning in &loaded.warnings {
+        tracing::warn!(%warning, "deprecated configuration");
+    }
     kit::metrics::install();
     // Handlers first: from here on SIGTERM means "drain", never "die".
     let stop_signal = kit::shutdown::signal();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
     let targets = match &mode {
-        Mode::Up => Target::UP.to_vec(),
+        Mode::Up => Targets::all(),
         Mode::Serve(targets) => targets.clone(),
     };
-    let database_url = match &mode {
-        Mode::Up => {
-            std::fs::create_dir_all(&config.data_dir)
-                .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-            format!(
-                "sqlite://{}",
-                config.data_dir.join("shortener.db").display()
-            )
-        }
-        Mode::Serve(targets) => match &config.database_url {
-            Some(url) => url.clone(),
-            // A lone gateway keeps its keys in SQLite under the data dir
-            // (one replica; several need the shared PostgreSQL).
-            None if targets == &[Target::Gateway] => {
-                std::fs::create_dir_all(&config.data_dir)
-                    .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-                crate::gateway_front::keys_url(None, &config.data_dir)
-            }
-            None => bail!("`serve` needs a database: set RELIABLE_DATABASE_URL=postgres://..."),
-        },
-    };
+    let order = registry::start_order(&targets.entries());
+    let needs = |port: Port| order.iter().any(|e| e.declaration.needs.contains(&port));
+    let embedded = mode == Mode::Up;
+    if embedded || config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    }
+
+    let ports = Ports::new();
+    if needs(Port::Bus) {
+        wire_bus(&ports, &config, embedded).await?;
+    }
+    if needs(Port::Limiter) {
+        let limiter = gateway::limiter(
+            config.redis_url.as_ref().map(|url| ratelimit::RedisSettings::new(url.expose())),
+            &config.gateway.rate_limit_when_down,
+            clock.clone(),
+        )
+        .await
+        .context("setting up the rate limiter")?;
+        ports.insert(limiter);
+    }
 
     let server = HttpServer::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = server.local_addr();
-    let modules_ready = Readiness::new();
-    let mut router = Router::new();
-    let mut shortener = None;
-    for target in &targets {
-        match target {
-            Target::Shortener => {
-                let store = shortener::storage::connect(&database_url)
-                    .await
-                    .context("opening the link database")?;
-                let module = Shortener::build(
-                    config.shortener.clone(),
-                    store,
-                    Arc::new(SystemClock),
-                    &format!("http://{addr}"),
-                )
-                .await;
-                modules_ready.add_check(module.readiness_check());
-                router = router.merge(module.router());
-                shortener = Some(module);
-            }
-            Target::Orders | Target::Notifier | Target::Gateway => {}
+    let supervisor = Supervisor::new();
+    let platform_tasks = supervisor.for_module("platform");
+    let mut started: Vec<Started> = Vec::new();
+    let mut fronted = Vec::new();
+    for entry in &order {
+        let name = entry.declaration.name;
+        if entry.declaration.fronts_others {
+            ports.insert(gateway::Fronted(std::mem::take(&mut fronted)));
         }
-    }
-    let plan = Plan {
-        orders: targets.contains(&Target::Orders),
-        notifier: targets.contains(&Target::Notifier),
-        database_url: match &mode {
-            Mode::Up => None,
-            Mode::Serve(_) => Some(database_url.as_str()),
-        },
-    };
-    let has_events = plan.orders || plan.notifier;
-    let (event_path, event_routes) = EventPath::start(plan, &config, &modules_ready).await?;
-    let fronted = targets.contains(&Target::Gateway);
-    // Behind a co-located gateway the event modules are a pool of their
-    // own (gateway_front.rs); without one, everything shares the router.
-    let events = if fronted && has_events {
-        let events = event_routes.merge(modules_ready.routes());
-        Some(kit::http::stack(
-            events,
-            Target::Orders.name(),
-            &config.http,
-        ))
-    } else {
-        router = router.merge(event_routes);
-        None
-    };
-    let slo_stop = CancellationToken::new();
-    let live_slos =
-        crate::slo_live::LiveSlos::start(&config.slo, Arc::new(SystemClock), slo_stop.clone())?;
-    let router = router
-        .merge(live_slos.routes())
-        .merge(modules_ready.routes())
-        .merge(kit::metrics::routes());
-    // Routes of modules without their own label (the shortener, health,
-    // metrics) carry the first target's name.
-    let default_service = targets.first().map_or("reliable", |t| t.name());
-    let router = kit::http::stack(router, default_service, &config.http);
-
-    let shutdown = CancellationToken::new();
-    let (router, readiness) = if fronted {
-        let keys_url = crate::gateway_front::keys_url(
-            matches!(mode, Mode::Serve(_)).then_some(database_url.as_str()),
-            &config.data_dir,
-        );
-        let modules = targets.iter().any(|t| *t != Target::Gateway).then_some(
-            crate::gateway_front::Colocated {
-                local: router,
-                events,
-            },
-        );
-        let gateway = crate::gateway_front::build(&config, modules, &keys_url).await?;
+        let tasks = supervisor.for_module(name);
+        let context = Context {
+            tasks: tasks.clone(),
+            clock: clock.clone(),
+            database_url: database_url_of(&config, entry, embedded)?,
+            data_dir: config.data_dir.clone(),
+            public_url: format!("http://{addr}"),
+            ports: ports.clone(),
+        };
+        let module = (entry.start)(&config, context)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
+            .with_context(|| format!("starting the {name} module"))?;
         let readiness = Readiness::new();
-        readiness.add_checks_of(&modules_ready);
-        if let Some(check) = gateway.readiness_check() {
+        for check in module.readiness_checks() {
             readiness.add_check(check);
         }
-        let checks = gateway.clone();
-        let token = shutdown.clone();
-        tokio::spawn(async move { checks.health_checks(token).await });
-        let public = gateway
-            .router()
-            .merge(readiness.routes())
-            .merge(kit::metrics::routes());
-        (
-            kit::http::stack(public, gateway::SERVICE, &config.http),
+        readiness.add_check(supervisor.readiness_check(&[name]));
+        if !entry.declaration.fronts_others {
+            // Its pool behind a front: its own stack (metrics, traces,
+            // unmatched paths labelled with its name) and its own /readyz.
+            let pool = module.router().merge(readiness.routes());
+            fronted.push(Colocated {
+                name,
+                prefixes: entry.declaration.prefixes,
+                router: kit::http::stack(pool, name, &config.http),
+            });
+        }
+        started.push(Started {
+            name,
+            fronts_others: entry.declaration.fronts_others,
+            module,
+            tasks,
             readiness,
-        )
-    } else {
-        (router, modules_ready)
+        });
+    }
+
+    let live_slos = crate::slo_live::LiveSlos::start(&config.slo, clock.clone(), &platform_tasks)?;
+    let readiness = Readiness::new();
+    for module in &started {
+        readiness.add_checks_of(&module.readiness);
+    }
+    readiness.add_check(supervisor.readiness_check(&["platform"]));
+    let platform_routes = live_slos
+        .routes()
+        .merge(readiness.routes())
+        .merge(kit::metrics::routes());
+    let router = match started.iter().find(|m| m.fronts_others) {
+        // The front serves the platform's routes itself and everything
+        // else through its pools.
+        Some(front) => kit::http::stack(
+            front.module.router().merge(platform_routes),
+            front.name,
+            &config.http,
+        ),
+        None => {
+            let mut router = platform_routes;
+            for module in &started {
+                router = router.merge(kit::http::service_label(module.module.router(), module.name));
+            }
+            // Health, metrics and unmatched paths: the module's name when
+            // it runs alone, the platform's otherwise.
+            let label = match started.as_slice() {
+                [only] => only.name,
+                _ => "reliable",
+            };
+            kit::http::stack(router, label, &config.http)
+        }
     };
-    let mut server_task = tokio::spawn(server.serve(router, shutdown.clone()));
-    let names: Vec<_> = targets.iter().map(|t| t.name()).collect();
+
+    let shutdown = CancellationToken::new();
+    // Served from this task: its result is the process's.
+    let serving = server.serve(router, shutdown.clone());
+    tokio::pin!(serving);
+    let names: Vec<_> = started.iter().map(|m| m.name).collect();
     tracing::info!(
         listen = %addr,
         targets = ?names,
-        startup_ms = started.elapsed().as_secs_f64() * 1e3,
+        startup_ms = started_at.elapsed().as_secs_f64() * 1e3,
         "ready"
     );
     println!("listening on http://{addr}");
 
+    let mut fatal = None;
     let early_exit = tokio::select! {
         () = stop_signal => None,
-        result = &mut server_task => Some(result),
+        failure = supervisor.fatal() => {
+            fatal = Some(failure);
+            None
+        }
+        result = &mut serving => Some(result),
     };
     let server_result = match early_exit {
         Some(result) => result,
         None => {
             readiness.start_draining();
-            if !config.shutdown_grace.is_zero() {
+            if fatal.is_none() && !config.shutdown_grace.is_zero() {
                 tokio::time::sleep(config.shutdown_grace).await;
             }
             shutdown.cancel();
-            server_task.await
+            serving.await
         }
     };
-    slo_stop.cancel();
-    if let Some(module) = shortener {
-        module.shutdown().await;
+    for module in started.into_iter().rev() {
+        module.module.shutdown().await;
+        module.tasks.shutdown().await;
     }
-    event_path.shutdown().await;
+    platform_tasks.shutdown().await;
     tracing::info!("stopped");
     telemetry.shutdown();
-    match server_result {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(anyhow::Error::new(e).context("HTTP server failed")),
-        Err(e) => Err(anyhow::Error::new(e).context("HTTP server task panicked")),
+    if let Some(failure) = fatal {
+        bail!("{failure}");
     }
+    server_result.context("HTTP server failed")
+}
+
+/// Where a module's store lives: its own SQLite file in `up` (and for a
+/// lone gateway's keys without a database), else the shared PostgreSQL.
+fn database_url_of(config: &Config, entry: &Entry, embedded: bool) -> anyhow::Result<Option<String>> {
+    if !entry.declaration.needs.contains(&Port::Database) {
+        return Ok(None);
+    }
+    let name = entry.declaration.name;
+    let sqlite = || {
+        Some(format!(
+            "sqlite://{}",
+            config.data_dir.join(format!("{name}.db")).display()
+        ))
+    };
+    Ok(match (embedded, config.database_url()) {
+        (true, _) => sqlite(),
+        (false, Some(url)) => Some(url.to_string()),
+        // One replica keeps its keys in SQLite; several need PostgreSQL.
+        (false, None) if entry.declaration.fronts_others => sqlite(),
+        (false, None) => bail!(
+            "the {name} module needs a database: set RELIABLE_DATABASE_URL=postgres://..."
+        ),
+    })
+}
+
+/// The bus port: in-process in `up` (its acks recorded in the outbox, so
+/// a restart re-delivers what never reached the worker), NATS JetStream in
+/// `serve`.
+async fn wire_bus(ports: &Ports, config: &Config, embedded: bool) -> anyhow::Result<()> {
+    let (publisher, subscriber): (Arc<dyn Publisher>, Arc<dyn Subscriber>) = if embedded {
+        let (bus, acked) = InProcessBus::with_ack_feed();
+        ports.insert(AckFeed(acked));
+        (Arc::new(bus.clone()), Arc::new(bus))
+    } else {
+        let Some(url) = &config.nats_url else {
+            bail!("orders and notifier need NATS JetStream: set RELIABLE_NATS_URL=nats://...");
+        };
+        let bus_config = JetStreamConfig {
+            ack_wait: config.notifier.ack_wait,
+            ..JetStreamConfig::new(url.expose())
+        };
+        let bus = JetStreamBus::connect(bus_config)
+            .await
+            .context("connecting to NATS JetStream")?;
+        (Arc::new(bus.clone()), Arc::new(bus))
+    };
+    ports.insert(publisher);
+    ports.insert(subscriber);
+    Ok(())
 }

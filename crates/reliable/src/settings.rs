@@ -1,76 +1,124 @@
 //! The platform's configuration: defaults < TOML file (`--config`) <
-//! `RELIABLE_*` environment < flags. See README "Configuration".
+//! `RELIABLE_*` environment < flags. See docs/configuration.md.
+//!
+//! The settings every module shares are written here once; each module's
+//! section comes from its crate ([`kit::module::Module::Config`]) through
+//! the registry (`registry.rs`), which expands [`platform_config`] into the
+//! one [`Config`] struct. The `///` docs below are the user documentation:
+//! `reliable config defaults --markdown` turns them into the reference page.
 
 use clap::Args;
-use gateway::GatewayConfig;
-use kit::config::ConfigError;
-use kit::http::HttpConfig;
-use notifier::{NotifierConfig, Secret, WebhookConfig};
-use orders::OrdersConfig;
-use serde::{Deserialize, Serialize};
-use shortener::ShortenerConfig;
+use kit::config::{Alias, ConfigError, Loaded, Secret};
+use serde::Serialize;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct Config {
-    /// Public HTTP address.
-    pub listen: SocketAddr,
-    /// Operator console address (reserved for the console module).
-    pub console_listen: SocketAddr,
-    /// Where embedded state (SQLite files) lives.
-    pub data_dir: PathBuf,
-    /// PostgreSQL URL for `serve`; a secret, never logged.
-    pub database_url: Option<String>,
-    /// NATS server with JetStream for `serve --target orders,notifier`.
-    pub nats_url: Option<String>,
-    pub redis_url: Option<String>,
-    /// The one webhook every order event is sent to (none by default).
-    pub notify_webhook_url: Option<String>,
-    /// HMAC-SHA256 key of the webhook signature; a secret, never logged.
-    pub notify_webhook_secret: Option<Secret>,
-    /// Let the webhook reach loopback and private addresses (off: SSRF guard).
-    pub notify_allow_private: bool,
-    /// Log filter, e.g. `info` or `info,shortener=debug`.
-    pub log: String,
-    /// Time between readiness turning false and the listener closing, so
-    /// load balancers notice before connections are refused.
-    #[serde(with = "humantime_serde")]
-    pub shutdown_grace: Duration,
-    pub http: HttpConfig,
-    pub shortener: ShortenerConfig,
-    pub slo: crate::slo_live::SloConfig,
-    pub orders: OrdersConfig,
-    pub notifier: NotifierConfig,
-    /// Routes, pools, limits of the API gateway (`[gateway]`).
-    pub gateway: GatewayConfig,
-}
+/// Keys renamed since they were first published; still accepted, with a
+/// warning at start-up.
+pub const ALIASES: &[Alias] = &[
+    Alias {
+        old: "notify_webhook_url",
+        new: "notifier.webhook_url",
+    },
+    Alias {
+        old: "notify_webhook_secret",
+        new: "notifier.webhook_secret",
+    },
+    Alias {
+        old: "notify_allow_private",
+        new: "notifier.allow_private",
+    },
+    // The load scripts' short name for the anonymous limit.
+    Alias {
+        old: "rate_limit_anon",
+        new: "gateway.anon_rate",
+    },
+];
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            console_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
-            data_dir: PathBuf::from("./data"),
-            database_url: None,
-            nats_url: None,
-            redis_url: None,
-            notify_webhook_url: None,
-            notify_webhook_secret: None,
-            notify_allow_private: false,
-            log: "info".to_string(),
-            shutdown_grace: Duration::ZERO,
-            http: HttpConfig::default(),
-            shortener: ShortenerConfig::default(),
-            slo: crate::slo_live::SloConfig::default(),
-            orders: OrdersConfig::default(),
-            notifier: NotifierConfig::default(),
-            gateway: GatewayConfig::default(),
+/// Expands to the platform's [`Config`]: the shared settings below, then
+/// one section per registered module (`$name: $module`).
+macro_rules! platform_config {
+    ($($name:ident: $module:ty),* $(,)?) => {
+        /// The whole platform's configuration.
+        #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct Config {
+            /// Public HTTP address.
+            pub listen: std::net::SocketAddr,
+            /// Operator console address (reserved for the console module).
+            pub console_listen: std::net::SocketAddr,
+            /// Where embedded state lives: one SQLite file per module
+            /// (`<module>.db`) in `up`, and the gateway's keys when it runs
+            /// alone.
+            pub data_dir: std::path::PathBuf,
+            /// PostgreSQL for `serve` (`postgres://user:pass@host/db`); each
+            /// module keeps its tables in a schema named after it.
+            pub database_url: Option<kit::config::Secret>,
+            /// NATS server with JetStream, for `serve` with orders or the
+            /// notifier (`nats://host:4222`).
+            pub nats_url: Option<kit::config::Secret>,
+            /// Redis for the gateway's global rate limits (`redis://host:6379`);
+            /// without it each replica limits on its own.
+            pub redis_url: Option<kit::config::Secret>,
+            /// Log filter, e.g. `info` or `info,shortener=debug`.
+            pub log: String,
+            /// Time between readiness turning false and the listener closing,
+            /// so load balancers notice before connections are refused.
+            #[serde(with = "humantime_serde")]
+            #[schemars(with = "kit::config::reference::Duration")]
+            pub shutdown_grace: std::time::Duration,
+            /// HTTP settings of every module's server.
+            pub http: kit::http::HttpConfig,
+            /// Live SLO evaluation (`GET /api/v1/slo/status`).
+            pub slo: crate::slo_live::SloConfig,
+            $(
+                #[doc = concat!("The `", stringify!($name), "` module.")]
+                pub $name: <$module as kit::module::Module>::Config,
+            )*
         }
-    }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Self {
+                    listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+                    console_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8081)),
+                    data_dir: std::path::PathBuf::from("./data"),
+                    database_url: None,
+                    nats_url: None,
+                    redis_url: None,
+                    log: "info".to_string(),
+                    shutdown_grace: std::time::Duration::ZERO,
+                    http: Default::default(),
+                    slo: Default::default(),
+                    $( $name: Default::default(), )*
+                }
+            }
+        }
+
+        /// Every registered module, in registry order.
+        pub const MODULES: &[crate::registry::Entry] = &[
+            $(
+                crate::registry::Entry {
+                    declaration: <$module as kit::module::Module>::DECLARATION,
+                    start: |config, context| {
+                        crate::registry::start::<$module>(config.$name.clone(), context)
+                    },
+                },
+            )*
+        ];
+
+        impl Config {
+            /// Every module section's own checks, before anything opens.
+            fn validate_modules(&self) -> Result<(), kit::config::ConfigError> {
+                $( kit::module::ModuleConfig::validate(&self.$name)?; )*
+                Ok(())
+            }
+        }
+    };
 }
+pub(crate) use platform_config;
+
+pub use crate::registry::Config;
 
 /// Flags shared by `up` and `serve`; each overrides its config key.
 #[derive(Debug, Args)]
@@ -90,7 +138,7 @@ pub struct CommonFlags {
 }
 
 /// The flags as a config layer; unset flags are left out.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     listen: Option<SocketAddr>,
@@ -113,39 +161,42 @@ impl CommonFlags {
     }
 }
 
-pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
-    let mut config: Config = kit::config::load(file, overrides)?;
-    // The scripts' short name for `gateway.anon_rate`.
-    if let Ok(rate) = std::env::var("RELIABLE_RATE_LIMIT_ANON") {
-        config.gateway.anon_rate = Some(rate);
-    }
-    if let Some(rate) = &config.gateway.anon_rate {
-        rate.parse::<ratelimit::Quota>().map_err(|e| {
-            ConfigError::invalid(
-                "gateway.anon_rate (RELIABLE_RATE_LIMIT_ANON)",
-                e.to_string(),
-            )
-        })?;
-    }
-    config.http.validate()?;
-    config.shortener.validate()?;
-    config.slo.validate()?;
-    config.orders.validate()?;
-    config.notifier.validate()?;
-    config.webhook()?;
-    if config.log.trim().is_empty() {
-        return Err(ConfigError::invalid("log", "must not be empty"));
-    }
-    Ok(config)
+/// Loads and validates the configuration; nothing is opened yet.
+pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Loaded<Config>, ConfigError> {
+    let loaded: Loaded<Config> = kit::config::load(file, overrides, ALIASES)?;
+    loaded.config.validate()?;
+    Ok(loaded)
 }
 
 impl Config {
-    /// The webhook channel from the `notify_*` keys, SSRF-checked.
-    pub fn webhook(&self) -> Result<Option<WebhookConfig>, ConfigError> {
-        WebhookConfig::from_settings(
-            self.notify_webhook_url.as_deref(),
-            self.notify_webhook_secret.as_ref(),
-            self.notify_allow_private,
-        )
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.log.trim().is_empty() {
+            return Err(ConfigError::invalid("log", "must not be empty"));
+        }
+        if let Some(url) = &self.database_url {
+            check_url("database_url", url, &["postgres", "postgresql", "sqlite"])?;
+        }
+        self.http.validate()?;
+        self.slo.validate()?;
+        self.validate_modules()
     }
+
+    /// The database URL as given, for the adapters (never logged).
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_ref().map(Secret::expose)
+    }
+}
+
+/// A URL setting must parse and use one of `schemes`; the message never
+/// repeats the URL (it may hold a password).
+fn check_url(key: &str, url: &Secret, schemes: &[&str]) -> Result<(), ConfigError> {
+    let parsed = url::Url::parse(url.expose())
+        .map_err(|e| ConfigError::invalid(key, format!("not a URL: {e}")))?;
+    if !schemes.contains(&parsed.scheme()) {
+        return Err(ConfigError::invalid(
+            key,
+            format!("scheme `{}` is not one of {}", parsed.scheme(), schemes.join(", ")),
+        ));
+    }
+    Ok(())
 }

@@ -10,7 +10,8 @@
 use anyhow::Context;
 use axum::routing::get;
 use axum::{Json, Router};
-use kit::{CancellationToken, Clock};
+use kit::tasks::{OnFailure, TaskSpawner};
+use kit::Clock;
 use serde::{Deserialize, Serialize};
 use slo::eval::Evaluator;
 use std::path::PathBuf;
@@ -38,12 +39,13 @@ const PLATFORM_SPECS: &[(&str, &str)] = &[
 ];
 
 /// Configuration section `slo`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SloConfig {
     /// A spec file or directory to evaluate instead of the built-in specs.
     pub specs: Option<PathBuf>,
     /// How often counters are sampled.
+    #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub tick: Duration,
 }
@@ -64,6 +66,14 @@ impl SloConfig {
                 "slo.tick",
                 "must be at least 100ms",
             ));
+        }
+        if let Some(path) = &self.specs {
+            if !path.exists() {
+                return Err(kit::config::ConfigError::invalid(
+                    "slo.specs",
+                    format!("{} does not exist", path.display()),
+                ));
+            }
         }
         Ok(())
     }
@@ -92,8 +102,9 @@ impl LiveSlos {
     pub fn start(
         config: &SloConfig,
         clock: Arc<dyn Clock>,
-        stop: CancellationToken,
+        tasks: &TaskSpawner,
     ) -> anyhow::Result<Self> {
+        let stop = tasks.stop_token();
         let slos = load_specs(config)?;
         let evaluator = Evaluator::new(&slos);
         if !evaluator.not_evaluable().is_empty() {
@@ -102,12 +113,13 @@ impl LiveSlos {
         let evaluator = Arc::new(Mutex::new(evaluator));
         let ticking = evaluator.clone();
         let tick = config.tick;
-        tokio::spawn(async move {
+        // Without it the status page freezes: serve, but leave rotation.
+        tasks.spawn("slo-evaluator", OnFailure::Unready, async move {
             let mut interval = tokio::time::interval(tick);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    () = stop.cancelled() => break,
+                    () = stop.cancelled() => return Ok::<(), std::convert::Infallible>(()),
                     _ = interval.tick() => {
                         let text = kit::metrics::render();
                         let now = clock.now().timestamp_millis();

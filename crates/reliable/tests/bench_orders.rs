@@ -163,10 +163,10 @@ async fn orders_benchmark() {
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_DATABASE_URL", &database_url)
         .env("RELIABLE_NATS_URL", nats.url())
-        .env("RELIABLE_NOTIFY_WEBHOOK_URL", receiver.url())
-        .env("RELIABLE_NOTIFY_WEBHOOK_SECRET", SECRET)
-        .env("RELIABLE_NOTIFY_ALLOW_PRIVATE", "true")
-        .env("RELIABLE_NOTIFIER__LOG_CHANNEL", "false")
+        .env("RELIABLE_NOTIFIER_WEBHOOK_URL", receiver.url())
+        .env("RELIABLE_NOTIFIER_WEBHOOK_SECRET", SECRET)
+        .env("RELIABLE_NOTIFIER_ALLOW_PRIVATE", "true")
+        .env("RELIABLE_NOTIFIER_LOG_CHANNEL", "false")
         .env("RELIABLE_LOG", "error");
     let app = start(cmd);
     let base = format!("http://{}", app.addr);

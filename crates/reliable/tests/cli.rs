@@ -107,8 +107,8 @@ async fn up_serves_links_and_sigterm_drains_every_visit_then_exits_zero() {
     let dir = tempfile::tempdir().expect("dir");
     let mut cmd = up_command(dir.path());
     // Nested key from the environment; nothing is flushed before shutdown.
-    cmd.env("RELIABLE_SHORTENER__VISIT_FLUSH_INTERVAL", "1h")
-        .env("RELIABLE_SHORTENER__VISIT_BATCH_SIZE", "100000")
+    cmd.env("RELIABLE_SHORTENER_VISIT_FLUSH_INTERVAL", "1h")
+        .env("RELIABLE_SHORTENER_VISIT_BATCH_SIZE", "100000")
         .env(
             "RELIABLE_LOG",
             "debug,sqlx=warn,hyper=warn,h2=warn,tower=warn",
@@ -182,7 +182,7 @@ async fn up_puts_the_gateway_in_front_of_every_module() {
     let base = format!("http://{}", app.addr);
     let http = client();
     let created = create_link(&http, &base, "gw").await;
-    assert_eq!(created.headers()["x-gateway-pool"], "local");
+    assert_eq!(created.headers()["x-gateway-pool"], "shortener");
     let redirect = http
         .get(format!("{base}/gw"))
         .header("x-forwarded-for", "198.51.100.7")
@@ -190,7 +190,7 @@ async fn up_puts_the_gateway_in_front_of_every_module() {
         .await
         .expect("redirect");
     assert_eq!(redirect.status(), 302);
-    assert_eq!(redirect.headers()["x-gateway-pool"], "local");
+    assert_eq!(redirect.headers()["x-gateway-pool"], "shortener");
     let order = http
         .post(format!("{base}/api/v1/orders"))
         .header("idempotency-key", "gw-1")
@@ -200,8 +200,8 @@ async fn up_puts_the_gateway_in_front_of_every_module() {
         .await
         .expect("order");
     assert_eq!(order.status(), 201);
-    // Orders are a pool of their own: their breaker is not the shortener's.
-    assert_eq!(order.headers()["x-gateway-pool"], "events");
+    // Each module is a pool of its own: orders' breaker is not the shortener's.
+    assert_eq!(order.headers()["x-gateway-pool"], "orders");
     for path in ["/healthz", "/readyz"] {
         let response = http.get(format!("{base}{path}")).send().await.expect(path);
         assert_eq!(response.status(), 200, "{path}");
@@ -214,7 +214,7 @@ async fn up_puts_the_gateway_in_front_of_every_module() {
     for series in [
         r#"http_server_request_duration_seconds_count{service="gateway",http_route="/{*path}",http_request_method="GET",http_response_status_code="302"} 1"#,
         r#"http_server_request_duration_seconds_count{service="shortener",http_route="/{slug}",http_request_method="GET",http_response_status_code="302"} 1"#,
-        r#"http_client_request_duration_seconds_count{gateway_pool="local",server_address="in-process",http_response_status_code="302",error_type=""} 1"#,
+        r#"http_client_request_duration_seconds_count{gateway_pool="shortener",server_address="in-process",http_response_status_code="302",error_type=""} 1"#,
     ] {
         assert!(metrics.contains(series), "{series} missing:\n{metrics}");
     }

@@ -16,9 +16,9 @@ async fn up_sends_every_order_event_to_the_signed_webhook() {
     cmd.arg("up")
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_DATA_DIR", dir.path())
-        .env("RELIABLE_NOTIFY_WEBHOOK_URL", receiver.url())
-        .env("RELIABLE_NOTIFY_WEBHOOK_SECRET", SECRET)
-        .env("RELIABLE_NOTIFY_ALLOW_PRIVATE", "true");
+        .env("RELIABLE_NOTIFIER_WEBHOOK_URL", receiver.url())
+        .env("RELIABLE_NOTIFIER_WEBHOOK_SECRET", SECRET)
+        .env("RELIABLE_NOTIFIER_ALLOW_PRIVATE", "true");
     let app = start(cmd);
     let base = format!("http://{}", app.addr);
     let http = reqwest::Client::new();
@@ -101,10 +101,10 @@ async fn up_redelivers_after_sigkill_what_the_worker_had_not_acked() {
         cmd.arg("up")
             .env("RELIABLE_LISTEN", "127.0.0.1:0")
             .env("RELIABLE_DATA_DIR", dir.path())
-            .env("RELIABLE_NOTIFY_WEBHOOK_URL", receiver.url())
-            .env("RELIABLE_NOTIFY_WEBHOOK_SECRET", SECRET)
-            .env("RELIABLE_NOTIFY_ALLOW_PRIVATE", "true")
-            .env("RELIABLE_NOTIFIER__BACKOFF_BASE", "10s");
+            .env("RELIABLE_NOTIFIER_WEBHOOK_URL", receiver.url())
+            .env("RELIABLE_NOTIFIER_WEBHOOK_SECRET", SECRET)
+            .env("RELIABLE_NOTIFIER_ALLOW_PRIVATE", "true")
+            .env("RELIABLE_NOTIFIER_BACKOFF_BASE", "10s");
         cmd
     };
     let mut app = start(command());
@@ -158,11 +158,11 @@ fn private_and_metadata_webhook_targets_are_refused_at_start() {
         cmd.arg("up")
             .env("RELIABLE_LISTEN", "127.0.0.1:0")
             .env("RELIABLE_DATA_DIR", dir.path())
-            .env("RELIABLE_NOTIFY_WEBHOOK_URL", url)
-            .env("RELIABLE_NOTIFY_WEBHOOK_SECRET", SECRET);
+            .env("RELIABLE_NOTIFIER_WEBHOOK_URL", url)
+            .env("RELIABLE_NOTIFIER_WEBHOOK_SECRET", SECRET);
         let (code, stderr) = run_to_end(cmd);
         assert_eq!(code, 2, "{url}: {stderr}");
-        assert!(stderr.contains("notify_webhook_url"), "{stderr}");
+        assert!(stderr.contains("notifier.webhook_url"), "{stderr}");
         assert!(!stderr.contains(SECRET), "the secret leaked: {stderr}");
     }
 }
@@ -173,8 +173,8 @@ fn a_webhook_without_a_secret_is_refused() {
     let mut cmd = reliable();
     cmd.arg("up")
         .env("RELIABLE_DATA_DIR", dir.path())
-        .env("RELIABLE_NOTIFY_WEBHOOK_URL", "https://example.com/hook")
-        .env_remove("RELIABLE_NOTIFY_WEBHOOK_SECRET");
+        .env("RELIABLE_NOTIFIER_WEBHOOK_URL", "https://example.com/hook")
+        .env_remove("RELIABLE_NOTIFIER_WEBHOOK_SECRET");
     let (code, stderr) = run_to_end(cmd);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("notify_webhook_secret"), "{stderr}");

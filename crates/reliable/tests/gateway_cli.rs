@@ -78,7 +78,7 @@ async fn one_command_gives_a_rate_limited_public_shortener() {
         .await
         .expect("create");
     assert_eq!(created.status(), 201);
-    assert_eq!(created.headers()["x-gateway-pool"], "local");
+    assert_eq!(created.headers()["x-gateway-pool"], "shortener");
     assert_eq!(created.headers()["ratelimit-policy"], "\"anon\";q=4;w=60");
     let redirect = http
         .get(format!("{}/gw", app.base))
@@ -161,12 +161,12 @@ key_cache_ttl = "0s"
 
 [[gateway.routes]]
 prefix = "/api"
-pool = "local"
+pool = "shortener"
 scope = "links:write"
 
 [[gateway.routes]]
 prefix = "/"
-pool = "local"
+pool = "shortener"
 "#,
     )
     .expect("config");

@@ -89,8 +89,8 @@ fn start_platform(dir: &Path, spec: &Path) -> (Reaped, String) {
             "--data-dir",
         ])
         .arg(dir.join("data"))
-        .env("RELIABLE_SLO__SPECS", spec)
-        .env("RELIABLE_SLO__TICK", "1s")
+        .env("RELIABLE_SLO_SPECS", spec)
+        .env("RELIABLE_SLO_TICK", "1s")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

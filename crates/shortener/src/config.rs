@@ -5,7 +5,7 @@ use kit::config::ConfigError;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShortenerConfig {
     /// Public base URL of short links (e.g. `https://sho.rt`); defaults to
@@ -18,11 +18,13 @@ pub struct ShortenerConfig {
     /// Upper bound on how long a cached link lives; invalidation on change
     /// is immediate, this only bounds staleness if a change notification
     /// from another replica is lost.
+    #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub cache_ttl: Duration,
     /// `Cache-Control: max-age` sent with redirects of links that cannot
     /// run out of visits (capped at the time left before expiry); `0s`
     /// (the default) sends `no-store`, since any link can be edited.
+    #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub redirect_max_age: Duration,
     /// Store client addresses with the host part zeroed (default true).
@@ -34,11 +36,13 @@ pub struct ShortenerConfig {
     /// Visits written per database transaction.
     pub visit_batch_size: usize,
     /// Longest time a visit waits in memory before it is written.
+    #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub visit_flush_interval: Duration,
     /// Visits buffered in memory before redirects wait for the writer.
     pub visit_buffer: usize,
     /// How long the final flush may retry at shutdown.
+    #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub visit_shutdown_timeout: Duration,
 }

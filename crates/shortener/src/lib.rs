@@ -17,6 +17,7 @@ mod cache;
 pub mod config;
 pub mod domain;
 mod http;
+mod module;
 mod state;
 pub mod storage;
 mod visits;
@@ -26,7 +27,8 @@ pub use config::ShortenerConfig;
 use axum::Router;
 use kit::forwarded::TrustedProxies;
 use kit::health::ReadinessCheck;
-use kit::{CancellationToken, Clock, TaskTracker};
+use kit::tasks::{OnFailure, TaskSpawner};
+use kit::Clock;
 use state::{AppState, Metrics};
 use std::future::Future;
 use std::pin::Pin;
@@ -39,22 +41,21 @@ pub const SERVICE: &str = "shortener";
 /// A running shortener module.
 pub struct Shortener {
     state: Arc<AppState>,
-    tasks: TaskTracker,
-    stop: CancellationToken,
+    tasks: TaskSpawner,
 }
 
 impl Shortener {
-    /// Starts the module's background work (visit writer, change feed).
-    /// `default_base_url` is used when the config names no `base_url`.
+    /// Starts the module's background work (visit writer, change feed) on
+    /// `tasks`. `default_base_url` is used when the config names no
+    /// `base_url`.
     pub async fn build(
         config: ShortenerConfig,
         store: Arc<dyn LinkStore>,
         clock: Arc<dyn Clock>,
         default_base_url: &str,
+        tasks: TaskSpawner,
     ) -> Self {
         kit::metrics::install();
-        let tasks = TaskTracker::new();
-        let stop = CancellationToken::new();
         let recorder = VisitRecorder::spawn(
             store.clone(),
             RecorderSettings {
@@ -65,7 +66,6 @@ impl Shortener {
                 anonymize_ips: config.anonymize_ips,
             },
             &tasks,
-            stop.clone(),
         );
         let base_url = config
             .base_url
@@ -91,21 +91,23 @@ impl Shortener {
         });
         if let Some(mut changes) = store.watch_changes().await {
             let state = state.clone();
-            let stop = stop.clone();
-            tasks.spawn(async move {
+            let stop = tasks.stop_token();
+            // Without the feed, other replicas' edits go unseen until the
+            // cache TTL: serve, but leave the rotation.
+            tasks.spawn("cache-invalidation", OnFailure::Unready, async move {
                 loop {
                     tokio::select! {
                         change = changes.recv() => match change {
                             Some(LinkChange::Changed(slug)) => state.cache.invalidate(&slug),
                             Some(LinkChange::Reset) => state.cache.clear(),
-                            None => break,
+                            None => return Err("the change feed ended"),
                         },
-                        () = stop.cancelled() => break,
+                        () = stop.cancelled() => return Ok(()),
                     }
                 }
             });
         }
-        Self { state, tasks, stop }
+        Self { state, tasks }
     }
 
     /// The module's routes, without the platform middleware (the binary
@@ -127,9 +129,7 @@ impl Shortener {
     /// Writes every buffered visit and stops background work. Call after
     /// the HTTP server stopped accepting and drained in-flight requests.
     pub async fn shutdown(self) {
-        self.stop.cancel();
-        self.tasks.close();
-        self.tasks.wait().await;
+        self.tasks.shutdown().await;
     }
 }
 

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use kit::tasks::{OnFailure, TaskSpawner};
 
 /// A visit as the redirect saw it: raw header values, classified later by
 /// the writer task so the redirect path only copies two strings.
@@ -94,14 +94,10 @@ pub struct VisitRecorder {
 }
 
 impl VisitRecorder {
-    /// Starts the writer task on `tracker`; it writes what is left and exits
-    /// once `stop` is cancelled.
-    pub fn spawn(
-        store: Arc<dyn LinkStore>,
-        settings: RecorderSettings,
-        tracker: &TaskTracker,
-        stop: CancellationToken,
-    ) -> Self {
+    /// Starts the writer task on `tasks`; it writes what is left and exits
+    /// once the module is asked to stop.
+    pub fn spawn(store: Arc<dyn LinkStore>, settings: RecorderSettings, tasks: &TaskSpawner) -> Self {
+        let stop = tasks.stop_token();
         let shared = Arc::new(Shared {
             buffer: Mutex::new(Vec::with_capacity(settings.batch_size)),
             settings,
@@ -112,7 +108,12 @@ impl VisitRecorder {
             closed: AtomicBool::new(false),
             stop,
         });
-        tracker.spawn(write_batches(shared.clone()));
+        // Without the writer, redirects block once the buffer is full.
+        let writer = shared.clone();
+        tasks.spawn("visit-writer", OnFailure::Exit, async move {
+            write_batches(writer).await;
+            Ok::<(), std::convert::Infallible>(())
+        });
         Self { shared }
     }
 

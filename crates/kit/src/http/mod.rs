@@ -34,10 +34,11 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// HTTP settings shared by every module.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Longest time a request may take before it is answered 503.
+    #[schemars(with = "crate::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     /// Largest accepted request body, in bytes.

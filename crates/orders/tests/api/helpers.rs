@@ -40,6 +40,7 @@ pub async fn spawn_app() -> TestApp {
             acked: Some(acked),
         },
         Arc::new(clock.clone()),
+        kit::tasks::Supervisor::new().for_module(orders::SERVICE),
     )
     .await
     .expect("orders");

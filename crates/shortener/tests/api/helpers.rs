@@ -67,6 +67,7 @@ async fn spawn_app_on(
         store.clone(),
         Arc::new(clock.clone()),
         &format!("http://{addr}"),
+        kit::tasks::Supervisor::new().for_module(shortener::SERVICE),
     )
     .await;
     let readiness = Readiness::new();

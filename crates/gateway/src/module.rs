@@ -1,0 +1,103 @@
+//! The gateway as the platform's registry sees it.
+//!
+//! The gateway fronts the modules started in the same process: each one
+//! becomes an in-process pool named after it, and (unless the config has
+//! routes of its own) its declared prefixes become routes to that pool.
+//! Each module is its own pool, so each has its own breaker: a failing
+//! order path cannot fail redirects fast.
+
+use crate::{keys, Gateway, GatewayConfig, RouteConfig, SERVICE};
+use axum::Router;
+use kit::config::ConfigError;
+use kit::health::ReadinessCheck;
+use kit::module::{Colocated, Context, Declaration, Module, ModuleConfig, Port, StartError};
+use kit::tasks::{OnFailure, TaskSpawner};
+use ratelimit::RateLimiter;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+/// The co-located modules the gateway fronts, as a port.
+#[derive(Clone, Default)]
+pub struct Fronted(pub Vec<Colocated>);
+
+/// A started gateway and its active health checks.
+pub struct GatewayModule {
+    gateway: Gateway,
+    tasks: TaskSpawner,
+}
+
+impl GatewayModule {
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+}
+
+impl ModuleConfig for GatewayConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        GatewayConfig::validate(self)
+    }
+}
+
+impl Module for GatewayModule {
+    const DECLARATION: Declaration = Declaration {
+        name: SERVICE,
+        prefixes: &[],
+        needs: &[Port::Database, Port::Limiter],
+        after: &[],
+        fronts_others: true,
+    };
+    type Config = GatewayConfig;
+
+    async fn start(mut config: GatewayConfig, context: Context) -> Result<Self, StartError> {
+        let fronted = context.ports.get::<Fronted>().unwrap_or_default();
+        let default_routes = config.routes.is_empty();
+        let mut in_process: BTreeMap<String, Router> = BTreeMap::new();
+        for module in fronted.0 {
+            if default_routes {
+                for prefix in module.prefixes {
+                    config.routes.push(RouteConfig::new(prefix, module.name));
+                }
+            }
+            in_process.insert(module.name.to_string(), module.router);
+        }
+        if config.routes.is_empty() {
+            return Err("the gateway has no routes: add [[gateway.routes]] and [gateway.pools.NAME] to the config file, or co-locate a module (--target gateway,shortener)".into());
+        }
+        let keys = match &context.database_url {
+            Some(url) => Some(keys::connect(url).await?),
+            None => None,
+        };
+        let limiter = context.ports.get::<Arc<dyn RateLimiter>>()?;
+        let active_checks = !config.health.interval.is_zero();
+        let gateway = Gateway::build(config, in_process, keys, limiter, context.clock)?;
+        if active_checks {
+            let checks = gateway.clone();
+            let stop = context.tasks.stop_token();
+            // Without active checks, an endpoint ejected by its breaker is
+            // only tried again by live traffic: serve, but say so.
+            context
+                .tasks
+                .spawn("health-checks", OnFailure::Unready, async move {
+                    checks.health_checks(stop).await;
+                    Ok::<(), Infallible>(())
+                });
+        }
+        Ok(Self {
+            gateway,
+            tasks: context.tasks,
+        })
+    }
+
+    fn router(&self) -> Router {
+        self.gateway.router()
+    }
+
+    fn readiness_checks(&self) -> Vec<Arc<dyn ReadinessCheck>> {
+        self.gateway.readiness_check().into_iter().collect()
+    }
+
+    async fn shutdown(self) {
+        self.tasks.shutdown().await;
+    }
+}

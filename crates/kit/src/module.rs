@@ -1,0 +1,203 @@
+//! The one shape every module has.
+//!
+//! Loki and Mimir run many services from one binary by giving each a
+//! declaration (its name and the modules it depends on) and letting one
+//! registry start them in order. Reliable does the same. A module is a crate
+//! that implements [`Module`]:
+//!
+//! - [`Module::DECLARATION`] says what the binary must know before the
+//!   module exists: its name (its `service` metric label, its config section
+//!   `[name]` and its `RELIABLE_<NAME>_*` environment variables), the route
+//!   prefixes it serves (a co-located gateway builds its in-process pools
+//!   from them), the [`Port`]s it needs, and the modules it starts after;
+//! - [`Module::Config`] is its config section, validated before anything
+//!   opens ([`ModuleConfig::validate`]);
+//! - [`Module::start`] opens what it needs from a [`Context`] (the ports the
+//!   binary wired, a supervised [`TaskSpawner`], the clock);
+//! - the started module gives its router and readiness checks, and stops
+//!   with [`Module::shutdown`] after the HTTP server has drained.
+//!
+//! The binary's registry lists modules one line each; nothing else in the
+//! binary knows a module by name.
+
+use crate::config::ConfigError;
+use crate::health::ReadinessCheck;
+use crate::tasks::TaskSpawner;
+use crate::Clock;
+use axum::Router;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// A capability a module needs from outside; the binary wires an adapter
+/// to each (embedded in `up`, distributed in `serve`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Port {
+    /// Relational storage: a SQLite file of its own, or its own schema in
+    /// the shared PostgreSQL (`RELIABLE_DATABASE_URL`).
+    Database,
+    /// The event bus: in-process, or NATS JetStream (`RELIABLE_NATS_URL`).
+    Bus,
+    /// The rate limiter: in-process, or Redis (`RELIABLE_REDIS_URL`).
+    Limiter,
+}
+
+impl Port {
+    pub fn name(self) -> &'static str {
+        match self {
+            Port::Database => "database",
+            Port::Bus => "bus",
+            Port::Limiter => "limiter",
+        }
+    }
+}
+
+/// What the binary knows of a module before starting it.
+#[derive(Debug, Clone, Copy)]
+pub struct Declaration {
+    /// The `service` label, the config section and the env prefix.
+    pub name: &'static str,
+    /// Path prefixes of its routes (`/` for a catch-all such as the
+    /// shortener's `/{slug}`).
+    pub prefixes: &'static [&'static str],
+    /// Ports the binary must wire before starting it.
+    pub needs: &'static [Port],
+    /// Co-located modules that must start before it (and stop after it).
+    pub after: &'static [&'static str],
+    /// Fronts the co-located modules (the gateway): starts after all of
+    /// them and receives their routers as [`Colocated`].
+    pub fronts_others: bool,
+}
+
+/// A module's config section.
+pub trait ModuleConfig:
+    Default + Clone + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+    /// Refuses values that parse but cannot work, naming the key. Called
+    /// before anything opens.
+    fn validate(&self) -> Result<(), ConfigError>;
+}
+
+/// Why a module could not start.
+pub type StartError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A service module of the platform.
+pub trait Module: Sized + Send + Sync + 'static {
+    const DECLARATION: Declaration;
+    type Config: ModuleConfig;
+
+    /// Opens its storage, starts its background tasks on `context.tasks`,
+    /// and returns once it can serve.
+    fn start(
+        config: Self::Config,
+        context: Context,
+    ) -> impl Future<Output = Result<Self, StartError>> + Send;
+
+    /// Its routes, without the platform middleware (the binary labels and
+    /// wraps them).
+    fn router(&self) -> Router;
+
+    /// What must hold for it to serve (its database, typically).
+    fn readiness_checks(&self) -> Vec<Arc<dyn ReadinessCheck>>;
+
+    /// Flushes buffered work and stops its tasks; called after the HTTP
+    /// server has drained.
+    fn shutdown(self) -> impl Future<Output = ()> + Send;
+}
+
+/// What a module gets to start with.
+pub struct Context {
+    /// Supervised background tasks of this module.
+    pub tasks: TaskSpawner,
+    pub clock: Arc<dyn Clock>,
+    /// Where its store lives when it needs [`Port::Database`]: a
+    /// `sqlite://` file of its own under the data dir, or the shared
+    /// PostgreSQL URL (the module's own schema inside).
+    pub database_url: Option<String>,
+    /// Embedded state directory.
+    pub data_dir: PathBuf,
+    /// The public base URL of this process (`http://127.0.0.1:8080`).
+    pub public_url: String,
+    /// The adapters the binary wired, by type.
+    pub ports: Ports,
+}
+
+/// A module started in this process, as the fronting module sees it.
+#[derive(Clone)]
+pub struct Colocated {
+    pub name: &'static str,
+    pub prefixes: &'static [&'static str],
+    /// Its router inside the platform middleware, with its own `/readyz`.
+    pub router: Router,
+}
+
+/// The adapters wired for the modules, found by type (the binary puts an
+/// `Arc<dyn Publisher>` in, the orders module takes it out), so kit does
+/// not depend on every port's crate.
+#[derive(Clone, Default)]
+pub struct Ports {
+    shared: Arc<Mutex<HashMap<TypeId, Box<dyn Any + Send>>>>,
+}
+
+impl Ports {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) the adapter of type `T`.
+    pub fn insert<T: Any + Send>(&self, value: T) {
+        self.shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(TypeId::of::<T>(), Box::new(value));
+    }
+
+    /// A copy of the adapter of type `T` (adapters are `Arc`s).
+    pub fn get<T: Any + Send + Clone>(&self) -> Result<T, MissingPort> {
+        self.shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&TypeId::of::<T>())
+            .and_then(|b| b.downcast_ref::<T>())
+            .cloned()
+            .ok_or(MissingPort(std::any::type_name::<T>()))
+    }
+
+    /// Takes the adapter of type `T` out, for what only one module may own
+    /// (a receiver); `None` if it is not wired.
+    pub fn take<T: Any + Send>(&self) -> Option<T> {
+        self.shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&TypeId::of::<T>())
+            .and_then(|b| b.downcast::<T>().ok())
+            .map(|b| *b)
+    }
+}
+
+/// A module asked for an adapter the binary did not wire: a registry bug
+/// (the module's declaration misses the [`Port`]).
+#[derive(Debug, thiserror::Error)]
+#[error("no adapter of type {0} is wired; does the module declare the port?")]
+pub struct MissingPort(&'static str);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_give_copies_and_take_once() {
+        let ports = Ports::new();
+        ports.insert(Arc::new(5_u32));
+        ports.insert(String::from("receiver"));
+        assert_eq!(*ports.get::<Arc<u32>>().unwrap(), 5);
+        assert_eq!(*ports.get::<Arc<u32>>().unwrap(), 5);
+        assert_eq!(ports.take::<String>().as_deref(), Some("receiver"));
+        assert_eq!(ports.take::<String>(), None);
+        assert!(ports.get::<Arc<i64>>().is_err());
+    }
+}

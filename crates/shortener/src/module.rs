@@ -1,0 +1,53 @@
+//! The shortener as the platform's registry sees it.
+
+use crate::{storage, Shortener, ShortenerConfig, SERVICE};
+use axum::Router;
+use kit::config::ConfigError;
+use kit::health::ReadinessCheck;
+use kit::module::{Context, Declaration, Module, ModuleConfig, Port, StartError};
+use std::sync::Arc;
+
+impl ModuleConfig for ShortenerConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        ShortenerConfig::validate(self)
+    }
+}
+
+impl Module for Shortener {
+    const DECLARATION: Declaration = Declaration {
+        name: SERVICE,
+        // `/{slug}` takes every path the other modules do not.
+        prefixes: &["/"],
+        needs: &[Port::Database],
+        after: &[],
+        fronts_others: false,
+    };
+    type Config = ShortenerConfig;
+
+    async fn start(config: ShortenerConfig, context: Context) -> Result<Self, StartError> {
+        let url = context
+            .database_url
+            .ok_or("the shortener needs a database")?;
+        let store = storage::connect(&url).await?;
+        Ok(Shortener::build(
+            config,
+            store,
+            context.clock,
+            &context.public_url,
+            context.tasks,
+        )
+        .await)
+    }
+
+    fn router(&self) -> Router {
+        Shortener::router(self)
+    }
+
+    fn readiness_checks(&self) -> Vec<Arc<dyn ReadinessCheck>> {
+        vec![self.readiness_check()]
+    }
+
+    async fn shutdown(self) {
+        Shortener::shutdown(self).await;
+    }
+}
