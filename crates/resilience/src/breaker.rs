@@ -1,8 +1,9 @@
-//! A circuit breaker per endpoint: closed, open, half-open.
+//! A circuit breaker: closed, open, half-open.
 //!
 //! Closed counts consecutive failures; at `failures_to_open` it opens and
 //! the endpoint takes no traffic (requests fail fast or go elsewhere in the
-//! pool: this is also the pool's passive ejection). After `open_for` one
+//! pool: one breaker per [`crate::pool::Endpoint`] is also the pool's
+//! passive ejection). After `open_for` one
 //! probe request is let through (half-open); its success closes the
 //! breaker, its failure opens it again for another `open_for`. Time is
 //! kit's injected [`kit::Clock`], so tests move it instead of sleeping.
@@ -30,6 +31,8 @@ impl BreakerState {
     }
 }
 
+/// One endpoint's breaker; the caller holds it behind a lock and says
+/// what time it is (see [`crate::pool::Endpoint::record`]).
 #[derive(Debug)]
 pub struct Breaker {
     failures_to_open: u32,

@@ -1,0 +1,339 @@
+//! The HTTP client side: `http://` and `https://` base URLs, a pooled
+//! HTTP/1.1 client over rustls, and errors typed by what failed.
+//!
+//! TLS trusts the webpki roots (Mozilla's list, compiled in, so a slim
+//! container needs no CA package) plus, when configured, a PEM bundle of
+//! private CAs: an internal upstream signed by a company or mesh CA works
+//! without trusting that CA for every other caller. Bodies stream both
+//! ways ([`crate::body`]); a per-call timeout covers the wait for the
+//! response head, so a long stream (SSE) is not cut off by it.
+
+use crate::body::{is_over_limit, ClientBody};
+use crate::failure::{Classify, Retry};
+use http::uri::{Authority, Scheme};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use std::error::Error;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where a service is: `http://host:port` or `https://host[:port]`,
+/// parsed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    https: bool,
+    authority: Authority,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a base URL: expected http://host:port or https://host[:port], without a path")]
+pub struct BadBaseUrl(pub String);
+
+impl BaseUrl {
+    pub fn parse(url: &str) -> Result<Self, BadBaseUrl> {
+        let bad = || BadBaseUrl(url.to_string());
+        let uri: http::Uri = url.parse().map_err(|_| bad())?;
+        let https = match uri.scheme() {
+            Some(s) if *s == Scheme::HTTP => false,
+            Some(s) if *s == Scheme::HTTPS => true,
+            _ => return Err(bad()),
+        };
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+            return Err(bad());
+        }
+        let authority = uri.authority().cloned().ok_or_else(bad)?;
+        if authority.host().is_empty() || authority.as_str().contains('@') {
+            return Err(bad());
+        }
+        Ok(Self { https, authority })
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.https
+    }
+
+    /// `host:port` as written: a bounded label for metrics and logs.
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// The URI of `target` (a path and query starting with `/`) here.
+    pub fn uri(&self, target: &str) -> String {
+        format!("{self}{target}")
+    }
+}
+
+impl fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.https { "https" } else { "http" };
+        write!(f, "{scheme}://{}", self.authority)
+    }
+}
+
+/// How the client connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSettings {
+    pub connect_timeout: Duration,
+    /// How long an idle pooled connection is kept.
+    pub idle_timeout: Duration,
+    pub max_idle_per_host: usize,
+    /// PEM bundle of CAs trusted in addition to the webpki roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(30),
+            max_idle_per_host: 256,
+            ca_file: None,
+        }
+    }
+}
+
+/// Why the client's TLS trust could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read the CA bundle {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the CA bundle {path} holds no PEM certificate")]
+    NoCertificate { path: PathBuf },
+    #[error("the CA bundle {path} is not valid: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("TLS setup failed: {0}")]
+    Setup(#[from] rustls::Error),
+}
+
+/// The certificates of the PEM bundle at `path`; an error if there are
+/// none or one does not parse (config validation calls this too).
+pub fn read_ca_bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Invalid {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(certs)
+}
+
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        for cert in read_ca_bundle(path)? {
+            roots.add(cert).map_err(|e| TlsError::Invalid {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    // The provider is named, not taken from the process default: another
+    // dependency may build rustls with a second provider, and then there
+    // is no default to take.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// A pooled HTTP/1.1 client for `http://` and `https://`; cheap to clone.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Client<HttpsConnector<HttpConnector>, ClientBody>,
+}
+
+impl HttpClient {
+    pub fn new(settings: &ClientSettings) -> Result<Self, TlsError> {
+        let tls = tls_config(settings.ca_file.as_deref())?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(settings.connect_timeout));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let inner = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(settings.idle_timeout)
+            .pool_max_idle_per_host(settings.max_idle_per_host)
+            .build(connector);
+        Ok(Self { inner })
+    }
+
+    /// Sends `request` (an absolute URI, e.g. from [`BaseUrl::uri`]) and
+    /// returns once the response head is in; the body streams after.
+    pub async fn send(&self, request: Request<ClientBody>) -> Result<Response<Incoming>, ClientError> {
+        self.inner.request(request).await.map_err(ClientError::from)
+    }
+
+    /// [`HttpClient::send`], giving up when no response head came within
+    /// `timeout`.
+    pub async fn send_within(
+        &self,
+        request: Request<ClientBody>,
+        timeout: Duration,
+    ) -> Result<Response<Incoming>, ClientError> {
+        tokio::time::timeout(timeout, self.send(request))
+            .await
+            .unwrap_or(Err(ClientError::Timeout(timeout)))
+    }
+}
+
+type Source = hyper_util::client::legacy::Error;
+
+/// Why a call failed, by what failed (see [`Classify`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No connection: nothing was sent.
+    #[error("connecting to the server failed")]
+    Connect(#[source] Source),
+    /// The TLS handshake failed (most often: a certificate no trusted CA
+    /// signed).
+    #[error("TLS with the server failed")]
+    Tls(#[source] Source),
+    /// The request body went over its limit while streaming: the caller's
+    /// failure, not the server's.
+    #[error("the request body is over its limit")]
+    RequestBodyTooLarge(#[source] Source),
+    /// The connection broke after the request (or part of it) was sent.
+    #[error("the exchange with the server failed")]
+    Exchange(#[source] Source),
+    #[error("no response within {0:?}")]
+    Timeout(Duration),
+}
+
+fn is_tls(error: &(dyn Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error.is::<rustls::Error>() {
+            return true;
+        }
+        // `io::Error::source` skips the error it wraps: look inside.
+        if let Some(inner) = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if inner.is::<rustls::Error>() {
+                return true;
+            }
+        }
+        next = error.source();
+    }
+    false
+}
+
+impl From<Source> for ClientError {
+    fn from(error: Source) -> Self {
+        if is_over_limit(&error) {
+            ClientError::RequestBodyTooLarge(error)
+        } else if is_tls(&error) {
+            ClientError::Tls(error)
+        } else if error.is_connect() {
+            ClientError::Connect(error)
+        } else {
+            ClientError::Exchange(error)
+        }
+    }
+}
+
+impl Classify for ClientError {
+    fn retry(&self) -> Retry {
+        match self {
+            ClientError::Connect(_) => Retry::Safe,
+            ClientError::Exchange(_) => Retry::IfIdempotent,
+            // A certificate is not trusted on the next try either; a body
+            // over the limit stays over it; a timeout already cost the
+            // caller its whole wait.
+            ClientError::Tls(_) | ClientError::RequestBodyTooLarge(_) | ClientError::Timeout(_) => {
+                Retry::Never
+            }
+        }
+    }
+
+    fn blames_endpoint(&self) -> bool {
+        !matches!(self, ClientError::RequestBodyTooLarge(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_http_or_https_without_a_path() {
+        let url = BaseUrl::parse("https://api.example:8443").expect("https");
+        assert!(url.is_https());
+        assert_eq!(url.uri("/v1?x=1"), "https://api.example:8443/v1?x=1");
+        let url = BaseUrl::parse("http://127.0.0.1:9000/").expect("trailing slash");
+        assert_eq!(url.authority().as_str(), "127.0.0.1:9000");
+        for bad in [
+            "ftp://a:1",
+            "http://a:1/path",
+            "http://a:1?q",
+            "http://user@a:1",
+            "nonsense",
+            "a:1",
+            "",
+        ] {
+            assert!(BaseUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_ca_bundle_must_exist_and_hold_certificates() {
+        let missing = read_ca_bundle(Path::new("/nonexistent/ca.pem"));
+        assert!(matches!(missing, Err(TlsError::Read { .. })));
+        let dir = tempfile::tempdir().expect("dir");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").expect("write");
+        assert!(matches!(
+            read_ca_bundle(&empty),
+            Err(TlsError::NoCertificate { .. })
+        ));
+        let broken = dir.path().join("broken.pem");
+        std::fs::write(
+            &broken,
+            "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        assert!(read_ca_bundle(&broken).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_error_safe_to_retry() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let client = HttpClient::new(&ClientSettings::default()).expect("client");
+        let request = Request::get(format!("http://{addr}/"))
+            .body(crate::body::empty())
+            .expect("request");
+        let error = client.send(request).await.expect_err("refused");
+        assert!(matches!(error, ClientError::Connect(_)), "{error:?}");
+        assert_eq!(error.retry(), Retry::Safe);
+        assert!(error.blames_endpoint());
+    }
+}

@@ -1,0 +1,256 @@
+//! Endpoint pools: interchangeable endpoints, their health, and the
+//! choice between them.
+//!
+//! The choice is power of two choices on in-flight calls: pick two
+//! endpoints at random among those that can take traffic (breaker admits,
+//! last active health check passed) and take the less busy. It avoids
+//! herding onto one "least loaded" endpoint that every replica sees at
+//! once, and needs no shared state but one counter per endpoint.
+//!
+//! A pool does not know how to call its endpoints: `T` is whatever the
+//! caller needs to reach one (a [`crate::BaseUrl`], an in-process router,
+//! a gRPC channel). Any client picks an endpoint, makes its call while
+//! holding the [`InFlight`] slot, and records the outcome.
+
+use crate::breaker::{Breaker, BreakerState};
+use chrono::{DateTime, Utc};
+use kit::Clock;
+use rand::Rng;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The metric names a pool reports its endpoints' state under, so each
+/// caller keeps its own namespace (`gateway_circuit_breaker_state`,
+/// `llm_circuit_breaker_state`, ...). Both gauges carry the pool's name
+/// (under `pool_label`) and the endpoint's `server_address`.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolMetrics {
+    /// Gauge: 0 closed, 1 open, 2 half-open.
+    pub breaker_state: &'static str,
+    /// Gauge: 1 while the last active health check passed.
+    pub endpoint_healthy: &'static str,
+    /// Label key of the pool's name.
+    pub pool_label: &'static str,
+}
+
+/// One endpoint: how to reach it, its in-flight count, health and breaker.
+pub struct Endpoint<T> {
+    pub target: T,
+    /// A bounded metric label (`host:port` as configured, `in-process`).
+    pub label: &'static str,
+    /// The pool's name (a metric label).
+    pub pool: &'static str,
+    clock: Arc<dyn Clock>,
+    metrics: PoolMetrics,
+    in_flight: AtomicUsize,
+    /// Result of the last active health check (true until one fails).
+    healthy: AtomicBool,
+    breaker: Mutex<Breaker>,
+}
+
+impl<T> Endpoint<T> {
+    fn breaker(&self) -> MutexGuard<'_, Breaker> {
+        self.breaker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn available(&self, now: DateTime<Utc>) -> bool {
+        self.healthy.load(Ordering::Acquire) && self.breaker().would_admit(now)
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
+    }
+
+    /// Sets the result of an active health check.
+    pub fn set_healthy(&self, healthy: bool) {
+        if self.healthy.swap(healthy, Ordering::AcqRel) != healthy {
+            tracing::warn!(pool = self.pool, endpoint = %self.label, healthy, "endpoint health changed");
+            metrics::gauge!(self.metrics.endpoint_healthy, self.metrics.pool_label => self.pool, "server_address" => self.label)
+                .set(if healthy { 1.0 } else { 0.0 });
+        }
+    }
+
+    pub fn breaker_state(&self) -> BreakerState {
+        self.breaker().state(self.clock.now())
+    }
+
+    /// Records a call's outcome in the breaker.
+    pub fn record(&self, success: bool) {
+        let mut breaker = self.breaker();
+        let now = self.clock.now();
+        let before = breaker.state(now);
+        if success {
+            breaker.on_success();
+        } else {
+            breaker.on_failure(now);
+        }
+        let after = breaker.state(now);
+        drop(breaker);
+        if before != after {
+            tracing::warn!(pool = self.pool, endpoint = %self.label, state = ?after, "circuit breaker changed state");
+            metrics::gauge!(self.metrics.breaker_state, self.metrics.pool_label => self.pool, "server_address" => self.label)
+                .set(after.as_gauge());
+        }
+    }
+}
+
+/// Holds one in-flight slot of an endpoint until dropped. A streamed
+/// response keeps its slot until its body ends, so a long stream counts
+/// as load.
+pub struct InFlight<T>(Arc<Endpoint<T>>);
+
+impl<T> InFlight<T> {
+    pub fn endpoint(&self) -> &Arc<Endpoint<T>> {
+        &self.0
+    }
+}
+
+impl<T> Drop for InFlight<T> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Interchangeable endpoints behind one name.
+pub struct Pool<T> {
+    pub name: &'static str,
+    pub endpoints: Vec<Arc<Endpoint<T>>>,
+}
+
+impl<T> Pool<T> {
+    /// A pool of `(target, label)` endpoints, each with a breaker from
+    /// `breaker`. Names and labels are metric labels: `&'static` because
+    /// they live as long as the process and are used on every call.
+    pub fn new(
+        name: &'static str,
+        endpoints: impl IntoIterator<Item = (T, &'static str)>,
+        clock: Arc<dyn Clock>,
+        breaker: impl Fn() -> Breaker,
+        metrics: PoolMetrics,
+    ) -> Self {
+        let endpoints = endpoints
+            .into_iter()
+            .map(|(target, label)| {
+                Arc::new(Endpoint {
+                    target,
+                    label,
+                    pool: name,
+                    clock: clock.clone(),
+                    metrics,
+                    in_flight: AtomicUsize::new(0),
+                    healthy: AtomicBool::new(true),
+                    breaker: Mutex::new(breaker()),
+                })
+            })
+            .collect();
+        Self { name, endpoints }
+    }
+
+    /// Power of two choices among available endpoints, skipping `avoid`
+    /// (the endpoint a retry just failed on) when there is another; `None`
+    /// when every endpoint is ejected or its breaker open.
+    pub fn pick(&self, avoid: Option<&Arc<Endpoint<T>>>) -> Option<InFlight<T>> {
+        let now = self.endpoints.first().map(|e| e.clock.now())?;
+        let mut candidates: Vec<&Arc<Endpoint<T>>> =
+            self.endpoints.iter().filter(|e| e.available(now)).collect();
+        if candidates.len() > 1 {
+            if let Some(avoid) = avoid {
+                candidates.retain(|e| !Arc::ptr_eq(e, avoid));
+            }
+        }
+        // Try the two-choice pick; a lost half-open probe race falls back
+        // to the next candidate.
+        while !candidates.is_empty() {
+            let mut rng = rand::rng();
+            let chosen = if candidates.len() == 1 {
+                0
+            } else {
+                let a = rng.random_range(0..candidates.len());
+                let mut b = rng.random_range(0..candidates.len() - 1);
+                if b >= a {
+                    b += 1;
+                }
+                if candidates[a].in_flight() <= candidates[b].in_flight() {
+                    a
+                } else {
+                    b
+                }
+            };
+            let endpoint = candidates.swap_remove(chosen);
+            if endpoint.breaker().try_acquire(now) {
+                endpoint.in_flight.fetch_add(1, Ordering::AcqRel);
+                return Some(InFlight(endpoint.clone()));
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const METRICS: PoolMetrics = PoolMetrics {
+        breaker_state: "test_circuit_breaker_state",
+        endpoint_healthy: "test_endpoint_healthy",
+        pool_label: "test_pool",
+    };
+
+    fn pool(n: usize) -> Pool<usize> {
+        Pool::new(
+            "p",
+            (0..n).map(|i| (i, "e")),
+            Arc::new(kit::SystemClock),
+            || Breaker::new(1, Duration::from_secs(10)),
+            METRICS,
+        )
+    }
+
+    #[test]
+    fn prefers_the_less_busy_endpoint() {
+        let pool = pool(2);
+        let held: Vec<InFlight<usize>> = (0..3).filter_map(|_| pool.pick(None)).collect();
+        assert_eq!(held.len(), 3);
+        // With two endpoints p2c always compares both: loads stay within one.
+        let a = pool.endpoints[0].in_flight();
+        let b = pool.endpoints[1].in_flight();
+        assert!(a.abs_diff(b) <= 1, "{a} vs {b}");
+        drop(held);
+        assert_eq!(
+            pool.endpoints[0].in_flight() + pool.endpoints[1].in_flight(),
+            0
+        );
+    }
+
+    #[test]
+    fn skips_open_breakers_and_unhealthy_endpoints() {
+        let pool = pool(3);
+        pool.endpoints[0].record(false);
+        pool.endpoints[1].set_healthy(false);
+        for _ in 0..20 {
+            let chosen = pool.pick(None).map(|slot| slot.endpoint().target);
+            assert_eq!(chosen, Some(2));
+        }
+        pool.endpoints[2].record(false);
+        assert!(pool.pick(None).is_none());
+    }
+
+    #[test]
+    fn a_retry_avoids_the_endpoint_that_just_failed() {
+        let pool = pool(2);
+        for _ in 0..20 {
+            let chosen = pool.pick(Some(&pool.endpoints[0]));
+            assert_eq!(chosen.map(|slot| slot.endpoint().target), Some(1));
+        }
+    }
+
+    #[test]
+    fn an_empty_pool_picks_nothing() {
+        assert!(pool(0).pick(None).is_none());
+    }
+}
