@@ -84,7 +84,7 @@ pub async fn build(
         .map(ratelimit::RedisSettings::new);
     let limiter = gateway::limiter(
         redis,
-        &config.gateway.rate_limit_when_down,
+        config.gateway.rate_limit_when_down,
         Arc::new(SystemClock),
     )
     .await
