@@ -269,12 +269,19 @@ impl GatewayConfig {
     /// route's own fields. Which pools routes may name also depends on the
     /// in-process pools: see [`GatewayConfig::validate_pools`].
     pub fn validate(&self) -> Result<(), ConfigError> {
-        above_zero("gateway.max_request_body_bytes", self.max_request_body_bytes)?;
-        above_zero("gateway.max_response_body_bytes", self.max_response_body_bytes)?;
+        above_zero(
+            "gateway.max_request_body_bytes",
+            self.max_request_body_bytes,
+        )?;
+        above_zero(
+            "gateway.max_response_body_bytes",
+            self.max_response_body_bytes,
+        )?;
         above_zero("gateway.max_header_bytes", self.max_header_bytes)?;
         for (i, cidr) in self.trusted_proxies.iter().enumerate() {
-            kit::forwarded::TrustedProxies::parse(std::slice::from_ref(cidr))
-                .map_err(|e| ConfigError::invalid(&format!("gateway.trusted_proxies[{i}]"), e.to_string()))?;
+            kit::forwarded::TrustedProxies::parse(std::slice::from_ref(cidr)).map_err(|e| {
+                ConfigError::invalid(&format!("gateway.trusted_proxies[{i}]"), e.to_string())
+            })?;
         }
         crate::quota("gateway.anon_rate", &self.anon_rate)?;
         crate::quota("gateway.key_rate", &self.key_rate)?;
@@ -319,7 +326,10 @@ impl GatewayConfig {
         }
         let known = |name: &str| self.pools.contains_key(name) || in_process.contains(&name);
         for (i, route) in self.routes.iter().enumerate() {
-            let pools = [("pool", Some(&route.pool)), ("canary_pool", route.canary_pool.as_ref())];
+            let pools = [
+                ("pool", Some(&route.pool)),
+                ("canary_pool", route.canary_pool.as_ref()),
+            ];
             for (field, name) in pools {
                 if let Some(name) = name.filter(|n| !known(n)) {
                     return Err(ConfigError::invalid(
@@ -342,8 +352,9 @@ impl PoolConfig {
             ));
         }
         for (i, url) in self.endpoints.iter().enumerate() {
-            resilience::BaseUrl::parse(url)
-                .map_err(|e| ConfigError::invalid(&format!("{key}.endpoints[{i}]"), e.to_string()))?;
+            resilience::BaseUrl::parse(url).map_err(|e| {
+                ConfigError::invalid(&format!("{key}.endpoints[{i}]"), e.to_string())
+            })?;
         }
         if let Some(path) = &self.ca_file {
             resilience::read_ca_bundle(path)

@@ -144,7 +144,10 @@ impl Gateway {
             let mut endpoints = Vec::new();
             for (i, url) in pool.endpoints.iter().enumerate() {
                 let base = resilience::BaseUrl::parse(url).map_err(|e| {
-                    ConfigError::invalid(&format!("gateway.pools.{name}.endpoints[{i}]"), e.to_string())
+                    ConfigError::invalid(
+                        &format!("gateway.pools.{name}.endpoints[{i}]"),
+                        e.to_string(),
+                    )
                 })?;
                 let endpoint_label = label(base.authority().as_str());
                 let client = client.clone();
@@ -155,7 +158,13 @@ impl Gateway {
         }
         for (name, router) in in_process {
             let endpoint = (Upstream::InProcess(router), upstream::IN_PROCESS);
-            let built = Pool::new(label(&name), [endpoint], clock.clone(), breaker, POOL_METRICS);
+            let built = Pool::new(
+                label(&name),
+                [endpoint],
+                clock.clone(),
+                breaker,
+                POOL_METRICS,
+            );
             pools.insert(name, Arc::new(built));
         }
         let routes = config
@@ -215,10 +224,7 @@ impl Gateway {
             timeout: config.timeout,
         };
         let probe = |endpoint: Arc<Endpoint>| async move {
-            endpoint
-                .target
-                .is_ready(&config.path, config.timeout)
-                .await
+            endpoint.target.is_ready(&config.path, config.timeout).await
         };
         resilience::health::run(&self.shared.pools, schedule, probe, shutdown).await;
     }

@@ -28,7 +28,10 @@ pub const IN_PROCESS: &str = "in-process";
 pub enum Upstream {
     /// A remote endpoint and the client of its pool (which carries the
     /// pool's TLS trust).
-    Http { base: BaseUrl, client: HttpClient },
+    Http {
+        base: BaseUrl,
+        client: HttpClient,
+    },
     InProcess(Router),
 }
 
@@ -51,10 +54,9 @@ impl Upstream {
         timeout: Duration,
     ) -> Result<Response, ClientError> {
         match self {
-            Upstream::Http { client: http, .. } => Ok(http
-                .send_within(request, timeout)
-                .await?
-                .map(Body::new)),
+            Upstream::Http { client: http, .. } => {
+                Ok(http.send_within(request, timeout).await?.map(Body::new))
+            }
             Upstream::InProcess(router) => {
                 let mut request = request.map(Body::new);
                 request

@@ -13,7 +13,9 @@ fn invalid(config: &GatewayConfig) -> String {
 fn with_pool(endpoints: &[&str]) -> GatewayConfig {
     let mut config = GatewayConfig::default();
     let endpoints = endpoints.iter().map(|e| e.to_string()).collect();
-    config.pools.insert("api".into(), PoolConfig::new(endpoints));
+    config
+        .pools
+        .insert("api".into(), PoolConfig::new(endpoints));
     config.routes.push(RouteConfig::new("/", "api"));
     config
 }
@@ -29,26 +31,41 @@ fn the_defaults_and_a_plain_pool_are_valid() {
 #[test]
 fn each_mistake_names_its_key() {
     let cases: Vec<(&str, GatewayConfig)> = vec![
-        ("gateway.pools.api.endpoints[1]", with_pool(&["http://a:1", "ftp://b:2"])),
-        ("gateway.pools.api.endpoints[0]", with_pool(&["http://a:1/path"])),
+        (
+            "gateway.pools.api.endpoints[1]",
+            with_pool(&["http://a:1", "ftp://b:2"]),
+        ),
+        (
+            "gateway.pools.api.endpoints[0]",
+            with_pool(&["http://a:1/path"]),
+        ),
         ("gateway.pools.api.endpoints", with_pool(&[])),
         ("gateway.pools.api.ca_file", {
             let mut c = with_pool(&["https://a:1"]);
             c.pools.get_mut("api").expect("pool").ca_file = Some("/nonexistent/ca.pem".into());
             c
         }),
-        ("gateway.max_request_body_bytes", GatewayConfig {
-            max_request_body_bytes: 0,
-            ..GatewayConfig::default()
-        }),
-        ("gateway.anon_rate", GatewayConfig {
-            anon_rate: Some("lots".into()),
-            ..GatewayConfig::default()
-        }),
-        ("gateway.trusted_proxies[1]", GatewayConfig {
-            trusted_proxies: vec!["10.0.0.0/8".into(), "10.0.0.0/99".into()],
-            ..GatewayConfig::default()
-        }),
+        (
+            "gateway.max_request_body_bytes",
+            GatewayConfig {
+                max_request_body_bytes: 0,
+                ..GatewayConfig::default()
+            },
+        ),
+        (
+            "gateway.anon_rate",
+            GatewayConfig {
+                anon_rate: Some("lots".into()),
+                ..GatewayConfig::default()
+            },
+        ),
+        (
+            "gateway.trusted_proxies[1]",
+            GatewayConfig {
+                trusted_proxies: vec!["10.0.0.0/8".into(), "10.0.0.0/99".into()],
+                ..GatewayConfig::default()
+            },
+        ),
         ("gateway.routes[0].timeout", {
             let mut c = with_pool(&["http://a:1"]);
             c.routes[0].timeout = std::time::Duration::ZERO;
@@ -72,7 +89,10 @@ fn routes_must_name_a_configured_or_in_process_pool() {
     config.routes.push(RouteConfig::new("/local", "local"));
     config.validate().expect("fields are fine");
     let error = config.validate_pools(&[]).expect_err("unknown pool");
-    assert!(error.to_string().contains("`gateway.routes[1].pool`"), "{error}");
+    assert!(
+        error.to_string().contains("`gateway.routes[1].pool`"),
+        "{error}"
+    );
     config.validate_pools(&["local"]).expect("in-process pool");
     let error = config.validate_pools(&["api"]).expect_err("name taken");
     assert!(error.to_string().contains("`gateway.pools.api`"), "{error}");

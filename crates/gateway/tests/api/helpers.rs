@@ -251,9 +251,13 @@ pub async fn spawn_gateway_with(config: GatewayConfig, deps: Deps) -> TestGatewa
     let clock = deps.clock;
     let limiter = match deps.limiter {
         Some(l) => l,
-        None => gateway::limiter(None, gateway::RateLimitWhenDown::Open, Arc::new(clock.clone()))
-            .await
-            .expect("limiter"),
+        None => gateway::limiter(
+            None,
+            gateway::RateLimitWhenDown::Open,
+            Arc::new(clock.clone()),
+        )
+        .await
+        .expect("limiter"),
     };
     let gateway = Gateway::build(
         config,

@@ -118,7 +118,12 @@ async fn a_large_request_body_streams_and_the_limit_still_holds() {
     let gw = spawn_gateway(cfg).await;
     // Larger than what is kept for retries, within the limit: streamed.
     let within = vec![b'x'; 200 * 1024];
-    let response = client().post(gw.url("/")).body(within).send().await.unwrap();
+    let response = client()
+        .post(gw.url("/"))
+        .body(within)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(json(response).await["body_len"], 200 * 1024);
     // Chunked (no length declared) and over the limit: cut off, 413.

@@ -100,7 +100,10 @@ async fn an_https_upstream_of_an_unknown_ca_is_refused_with_a_clear_problem() {
     let problem = json(response).await;
     assert_eq!(problem["type"], "/problems/upstream-tls");
     assert!(
-        problem["detail"].as_str().unwrap_or_default().contains("ca_file"),
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ca_file"),
         "{problem}"
     );
 }
