@@ -1,12 +1,16 @@
 //! The gateway's configuration, as operators write it (TOML under
 //! `[gateway]`, or built in code by tests and `reliable serve`).
 //!
-//! Everything here is plain data; [`crate::Gateway::build`] parses it once
-//! into the types the request path uses (quotas, CIDRs, URLs), so a typo
-//! fails start-up with the key that is wrong instead of failing requests.
+//! Everything here is plain data. [`GatewayConfig::validate`] checks it
+//! before anything opens (the binary calls it first), naming the key that
+//! is wrong (`gateway.pools.api.endpoints[0]`); [`crate::Gateway::build`]
+//! then parses it once into the types the request path uses (quotas,
+//! CIDRs, URLs), so a typo fails start-up instead of failing requests.
 
+use kit::config::ConfigError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The whole gateway.
@@ -32,7 +36,7 @@ pub struct GatewayConfig {
     pub key_rate: Option<String>,
     /// When the shared (Redis) limiter is unreachable: `open` decides per
     /// replica, `closed` answers 503.
-    pub rate_limit_when_down: String,
+    pub rate_limit_when_down: RateLimitWhenDown,
     /// How long a key found in the store is trusted without asking it
     /// again; a revocation takes effect within this time. `0s` asks the
     /// store on every request.
@@ -54,11 +58,33 @@ impl Default for GatewayConfig {
             max_header_bytes: 16 * 1024,
             anon_rate: None,
             key_rate: None,
-            rate_limit_when_down: "open".to_string(),
+            rate_limit_when_down: RateLimitWhenDown::Open,
             key_cache_ttl: Duration::from_secs(5),
             breaker: BreakerConfig::default(),
             retry: RetryConfig::default(),
             health: HealthConfig::default(),
+        }
+    }
+}
+
+/// What admission does while the shared (Redis) rate limiter is
+/// unreachable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimitWhenDown {
+    /// Each replica decides with its own in-process limiter (a client may
+    /// get up to one allowance per replica meanwhile).
+    #[default]
+    Open,
+    /// Requests that need a rate decision are refused with 503.
+    Closed,
+}
+
+impl From<RateLimitWhenDown> for ratelimit::WhenDown {
+    fn from(when: RateLimitWhenDown) -> Self {
+        match when {
+            RateLimitWhenDown::Open => ratelimit::WhenDown::FailOpen,
+            RateLimitWhenDown::Closed => ratelimit::WhenDown::FailClosed,
         }
     }
 }
@@ -139,8 +165,26 @@ impl RouteConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
-    /// Base URLs, `http://host:port` (HTTPS upstreams are not supported).
+    /// Base URLs, `http://host:port` or `https://host[:port]`, without a
+    /// path. HTTPS upstreams are verified against the webpki roots (the
+    /// public CAs browsers trust) and this pool's `ca_file`.
     pub endpoints: Vec<String>,
+    /// A PEM file of CA certificates this pool's HTTPS upstreams may be
+    /// signed by, in addition to the public ones (a private or mesh CA).
+    /// Per pool, so a private CA is trusted only where it is needed. The
+    /// file is read at start-up; a missing or unreadable file stops it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl PoolConfig {
+    /// A pool of `endpoints` trusting only the public CAs.
+    pub fn new(endpoints: Vec<String>) -> Self {
+        Self {
+            endpoints,
+            ca_file: None,
+        }
+    }
 }
 
 /// Per-endpoint circuit breaker (also the passive ejection of an endpoint).
@@ -209,5 +253,113 @@ impl Default for HealthConfig {
             timeout: Duration::from_secs(1),
             path: "/readyz".to_string(),
         }
+    }
+}
+
+fn above_zero(key: &str, value: usize) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::invalid(key, "must be above zero"));
+    }
+    Ok(())
+}
+
+impl GatewayConfig {
+    /// Checks everything that needs nothing but the config: sizes, rates,
+    /// CIDRs, pools (endpoints parse, CA bundles readable) and each
+    /// route's own fields. Which pools routes may name also depends on the
+    /// in-process pools: see [`GatewayConfig::validate_pools`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        above_zero(
+            "gateway.max_request_body_bytes",
+            self.max_request_body_bytes,
+        )?;
+        above_zero(
+            "gateway.max_response_body_bytes",
+            self.max_response_body_bytes,
+        )?;
+        above_zero("gateway.max_header_bytes", self.max_header_bytes)?;
+        for (i, cidr) in self.trusted_proxies.iter().enumerate() {
+            kit::forwarded::TrustedProxies::parse(std::slice::from_ref(cidr)).map_err(|e| {
+                ConfigError::invalid(&format!("gateway.trusted_proxies[{i}]"), e.to_string())
+            })?;
+        }
+        crate::quota("gateway.anon_rate", &self.anon_rate)?;
+        crate::quota("gateway.key_rate", &self.key_rate)?;
+        for (name, pool) in &self.pools {
+            pool.validate(&format!("gateway.pools.{name}"))?;
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            crate::routes::RouteRules::parse(i, route)?;
+        }
+        if !(0.0..=1.0).contains(&self.retry.budget_ratio) {
+            return Err(ConfigError::invalid(
+                "gateway.retry.budget_ratio",
+                "must be from 0 to 1",
+            ));
+        }
+        if !self.health.interval.is_zero() && self.health.timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "gateway.health.timeout",
+                "must be above zero while health checks run",
+            ));
+        }
+        if !self.health.path.starts_with('/') {
+            return Err(ConfigError::invalid(
+                "gateway.health.path",
+                "must start with `/`",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that every route's pools exist, given the names of the
+    /// in-process pools the binary adds, and that no configured pool takes
+    /// one of those names.
+    pub fn validate_pools(&self, in_process: &[&str]) -> Result<(), ConfigError> {
+        for name in self.pools.keys() {
+            if in_process.contains(&name.as_str()) {
+                return Err(ConfigError::invalid(
+                    &format!("gateway.pools.{name}"),
+                    "the name is taken by the co-located modules",
+                ));
+            }
+        }
+        let known = |name: &str| self.pools.contains_key(name) || in_process.contains(&name);
+        for (i, route) in self.routes.iter().enumerate() {
+            let pools = [
+                ("pool", Some(&route.pool)),
+                ("canary_pool", route.canary_pool.as_ref()),
+            ];
+            for (field, name) in pools {
+                if let Some(name) = name.filter(|n| !known(n)) {
+                    return Err(ConfigError::invalid(
+                        &format!("gateway.routes[{i}].{field}"),
+                        format!("no pool named `{name}`"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PoolConfig {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        if self.endpoints.is_empty() {
+            return Err(ConfigError::invalid(
+                &format!("{key}.endpoints"),
+                "a pool needs at least one endpoint",
+            ));
+        }
+        for (i, url) in self.endpoints.iter().enumerate() {
+            resilience::BaseUrl::parse(url).map_err(|e| {
+                ConfigError::invalid(&format!("{key}.endpoints[{i}]"), e.to_string())
+            })?;
+        }
+        if let Some(path) = &self.ca_file {
+            resilience::read_ca_bundle(path)
+                .map_err(|e| ConfigError::invalid(&format!("{key}.ca_file"), e.to_string()))?;
+        }
+        Ok(())
     }
 }

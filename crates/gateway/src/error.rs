@@ -37,6 +37,8 @@ pub enum GatewayError {
     NoEndpoint,
     #[error("upstream unreachable")]
     Unreachable,
+    #[error("TLS with the upstream failed")]
+    UpstreamTls,
     #[error("upstream did not answer in time")]
     Timeout,
     #[error("upstream response too large")]
@@ -63,6 +65,7 @@ impl GatewayError {
             GatewayError::Shed => "overloaded",
             GatewayError::NoEndpoint => "circuit-open",
             GatewayError::Unreachable => "upstream-unreachable",
+            GatewayError::UpstreamTls => "upstream-tls",
             GatewayError::Timeout => "upstream-timeout",
             GatewayError::ResponseTooLarge => "upstream-response-too-large",
             GatewayError::KeyStore => "key-store-unavailable",
@@ -137,6 +140,13 @@ impl GatewayError {
                 S::BAD_GATEWAY,
                 "Bad gateway",
                 "the upstream could not be reached".into(),
+            ),
+            GatewayError::UpstreamTls => (
+                S::BAD_GATEWAY,
+                "Bad gateway",
+                "TLS with the upstream failed: its certificate is not signed by a trusted CA \
+                 (a private CA goes in the pool's `ca_file`) or the handshake was refused"
+                    .into(),
             ),
             GatewayError::Timeout => (
                 S::GATEWAY_TIMEOUT,

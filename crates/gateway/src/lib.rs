@@ -1,19 +1,22 @@
 //! The API gateway: every public request enters here.
 //!
-//! - [`config`]: routes, pools, limits, breaker/retry/health settings;
+//! - [`config`]: routes, pools, limits, breaker/retry/health settings,
+//!   and their validation;
 //! - [`path`]: the request path, refused when it tries to climb;
 //! - [`forwarding`]: hop-by-hop headers and the client IP behind proxies;
 //! - [`routes`]: the compiled route table and the canary split;
-//! - [`pool`] and [`breaker`]: endpoints, power-of-two-choices, passive
-//!   ejection by a breaker per endpoint; [`health`]: active `/readyz` checks;
-//! - [`upstream`]: an endpoint is an HTTP base URL or an in-process router
-//!   (co-located modules, no TCP hop);
-//! - [`retry`]: the retry budget and jittered backoff;
+//! - [`upstream`]: an endpoint is an `http://`/`https://` base URL or an
+//!   in-process router (co-located modules, no TCP hop);
 //! - [`keys`]: API keys (domain, storage port, SQLite/PostgreSQL adapters,
 //!   a short-lived cache of found keys);
 //! - [`admission`]: key check, scopes and rate limits before a request
 //!   costs an upstream anything;
 //! - [`proxy`]: the request path itself; [`error`]: problem+json for all.
+//!
+//! The mechanisms of calling an upstream (pools with power-of-two-choices
+//! and passive ejection, breakers, the retry budget, active health
+//! checks, the HTTP(S) client and streaming bodies) are the `resilience`
+//! crate's; the gateway keeps its routing, admission and header rules.
 //!
 //! The gateway is a fallback router: the platform merges its own
 //! `/healthz`, `/readyz` and `/metrics` in front and wraps it in kit's
@@ -21,76 +24,68 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
-pub mod breaker;
 pub mod config;
 pub mod error;
 pub mod forwarding;
-pub mod health;
 pub mod keys;
 mod module;
 pub mod path;
-pub mod pool;
 pub mod proxy;
-pub mod retry;
 pub mod routes;
 mod telemetry;
 pub mod upstream;
 
-pub use config::{GatewayConfig, PoolConfig, RouteConfig};
+pub use config::{GatewayConfig, PoolConfig, RateLimitWhenDown, RouteConfig};
 pub use error::GatewayError;
 pub use module::{Fronted, GatewayModule};
 
 use axum::routing::any;
 use axum::Router;
-use bytes::Bytes;
 use forwarding::TrustedProxies;
-use http_body_util::Full;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use keys::KeyStore;
+use kit::config::ConfigError;
 use kit::Clock;
-use pool::Pool;
 use ratelimit::{Quota, RateLimiter};
+use resilience::{Breaker, ClientSettings, HttpClient, PoolMetrics};
 use routes::{Route, RouteTable};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use upstream::Upstream;
 
 pub const SERVICE: &str = "gateway";
+
+/// An upstream pool of the gateway.
+pub type Pool = resilience::Pool<Upstream>;
+/// One endpoint of a [`Pool`].
+pub type Endpoint = resilience::Endpoint<Upstream>;
+
+/// The gateway's names for its endpoints' gauges.
+const POOL_METRICS: PoolMetrics = PoolMetrics {
+    breaker_state: "gateway_circuit_breaker_state",
+    endpoint_healthy: "gateway_endpoint_healthy",
+    pool_label: "gateway_pool",
+};
 
 /// Why a configuration cannot be built into a gateway.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// What [`GatewayConfig::validate`] and
+    /// [`GatewayConfig::validate_pools`] report.
     #[error(transparent)]
-    Route(#[from] routes::RouteError),
+    Config(#[from] ConfigError),
+    /// The pool's client could not be set up (its CA bundle changed
+    /// between validation and build).
     #[error("gateway.pools.{pool}: {source}")]
-    Pool {
+    Client {
         pool: String,
-        source: pool::BadEndpoint,
+        source: resilience::TlsError,
     },
-    #[error("gateway.pools.{0}: a pool needs at least one endpoint")]
-    EmptyPool(String),
-    #[error("gateway.pools.{0}: the name is taken by the co-located modules")]
-    PoolNameTaken(String),
-    #[error("gateway.trusted_proxies: {0}")]
-    TrustedProxies(#[from] forwarding::BadCidr),
-    #[error("gateway.{key}: {source}")]
-    Quota {
-        key: &'static str,
-        source: ratelimit::QuotaError,
-    },
-    #[error("gateway.{0}: must be above zero")]
-    Zero(&'static str),
 }
-
-pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// What the request path shares.
 pub(crate) struct Shared {
     routes: RouteTable,
     pools: Vec<Arc<Pool>>,
-    client: HttpClient,
     trusted: TrustedProxies,
     config: GatewayConfig,
     keys: Option<Arc<dyn KeyStore>>,
@@ -107,19 +102,26 @@ pub struct Gateway {
     shared: Arc<Shared>,
 }
 
-fn quota(key: &'static str, value: &Option<String>) -> Result<Option<Quota>, BuildError> {
+pub(crate) fn quota(key: &str, value: &Option<String>) -> Result<Option<Quota>, ConfigError> {
     value
         .as_deref()
         .map(str::parse)
         .transpose()
-        .map_err(|source| BuildError::Quota { key, source })
+        .map_err(|e: ratelimit::QuotaError| ConfigError::invalid(key, e.to_string()))
+}
+
+/// Metric labels live as long as the process.
+fn label(name: &str) -> &'static str {
+    Box::leak(name.to_string().into_boxed_str())
 }
 
 impl Gateway {
-    /// Parses `config` once. `in_process` adds pools (by name) whose one
-    /// endpoint is a router in this process, next to the config's HTTP
-    /// pools. `keys` may be absent when no route needs a scope (then any
-    /// presented key is refused as unknown).
+    /// Validates `config` (as [`GatewayConfig::validate`] and
+    /// [`GatewayConfig::validate_pools`] do) and parses it once.
+    /// `in_process` adds pools (by name) whose one endpoint is a router in
+    /// this process, next to the config's HTTP pools. `keys` may be absent
+    /// when no route needs a scope (then any presented key is refused as
+    /// unknown).
     pub fn build(
         config: GatewayConfig,
         in_process: BTreeMap<String, Router>,
@@ -127,37 +129,44 @@ impl Gateway {
         limiter: Arc<dyn RateLimiter>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, BuildError> {
-        for (key, value) in [
-            ("max_request_body_bytes", config.max_request_body_bytes),
-            ("max_response_body_bytes", config.max_response_body_bytes),
-            ("max_header_bytes", config.max_header_bytes),
-        ] {
-            if value == 0 {
-                return Err(BuildError::Zero(key));
-            }
-        }
-        let breaker =
-            || breaker::Breaker::new(config.breaker.failures_to_open, config.breaker.open_for);
-        // Pool names are metric labels and live as long as the process.
-        let label = |name: &str| -> &'static str { Box::leak(name.to_string().into_boxed_str()) };
+        config.validate()?;
+        let names: Vec<&str> = in_process.keys().map(String::as_str).collect();
+        config.validate_pools(&names)?;
+        let breaker = || Breaker::new(config.breaker.failures_to_open, config.breaker.open_for);
         let mut pools = BTreeMap::new();
         for (name, pool) in &config.pools {
-            if pool.endpoints.is_empty() {
-                return Err(BuildError::EmptyPool(name.clone()));
+            let settings = ClientSettings {
+                ca_file: pool.ca_file.clone(),
+                ..ClientSettings::default()
+            };
+            let client = HttpClient::new(&settings).map_err(|source| BuildError::Client {
+                pool: name.clone(),
+                source,
+            })?;
+            let mut endpoints = Vec::new();
+            for (i, url) in pool.endpoints.iter().enumerate() {
+                let base = resilience::BaseUrl::parse(url).map_err(|e| {
+                    ConfigError::invalid(
+                        &format!("gateway.pools.{name}.endpoints[{i}]"),
+                        e.to_string(),
+                    )
+                })?;
+                let endpoint_label = label(base.authority().as_str());
+                let client = client.clone();
+                endpoints.push((Upstream::Http { base, client }, endpoint_label));
             }
-            let built = Pool::new(label(name), &pool.endpoints, clock.clone(), breaker).map_err(
-                |source| BuildError::Pool {
-                    pool: name.clone(),
-                    source,
-                },
-            )?;
+            let built = Pool::new(label(name), endpoints, clock.clone(), breaker, POOL_METRICS);
             pools.insert(name.clone(), Arc::new(built));
         }
         for (name, router) in in_process {
-            if pools.contains_key(&name) {
-                return Err(BuildError::PoolNameTaken(name));
-            }
-            let built = Pool::in_process(label(&name), router, clock.clone(), breaker());
+            let endpoint = (Upstream::InProcess(router), upstream::IN_PROCESS);
+            let built = Pool::new(
+                label(&name),
+                [endpoint],
+                clock.clone(),
+                breaker,
+                POOL_METRICS,
+            );
             pools.insert(name, Arc::new(built));
         }
         let routes = config
@@ -165,20 +174,13 @@ impl Gateway {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                let budget = retry::RetryBudget::new(
+                let budget = resilience::RetryBudget::new(
                     config.retry.budget_ratio,
                     config.retry.budget_min_reserve,
                 );
                 Route::compile(i, r, &pools, budget)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(256)
-            .build(connector);
         let ttl = config.key_cache_ttl;
         let keys = keys.map(|store| -> Arc<dyn KeyStore> {
             if ttl.is_zero() {
@@ -187,13 +189,14 @@ impl Gateway {
                 Arc::new(keys::CachedKeyStore::new(store, ttl, clock.clone()))
             }
         });
+        let trusted = TrustedProxies::parse(&config.trusted_proxies)
+            .map_err(|e| ConfigError::invalid("gateway.trusted_proxies", e.to_string()))?;
         let shared = Shared {
             routes: RouteTable::new(routes),
             pools: pools.into_values().collect(),
-            client,
-            trusted: TrustedProxies::parse(&config.trusted_proxies)?,
-            anon_quota: quota("anon_rate", &config.anon_rate)?,
-            key_quota: quota("key_rate", &config.key_rate)?,
+            trusted,
+            anon_quota: quota("gateway.anon_rate", &config.anon_rate)?,
+            key_quota: quota("gateway.key_rate", &config.key_rate)?,
             config,
             keys,
             limiter,
@@ -214,9 +217,18 @@ impl Gateway {
             .with_state(self.shared.clone())
     }
 
-    /// Active health checks until `shutdown`; none if the interval is zero.
+    /// Active health checks (`GET <endpoint><health.path>`, 2xx within
+    /// `health.timeout`) until `shutdown`; none if the interval is zero.
     pub async fn health_checks(&self, shutdown: kit::CancellationToken) {
-        health::run(&self.shared, shutdown).await;
+        let config = &self.shared.config.health;
+        let schedule = resilience::HealthSchedule {
+            interval: config.interval,
+            timeout: config.timeout,
+        };
+        let probe = |endpoint: Arc<Endpoint>| async move {
+            endpoint.target.is_ready(&config.path, config.timeout).await
+        };
+        resilience::health::run(&self.shared.pools, schedule, probe, shutdown).await;
     }
 
     /// Ready while the API key database answers (no check without one).
@@ -235,25 +247,18 @@ impl Gateway {
 /// when `redis` is set, else in-process.
 pub async fn limiter(
     redis: Option<ratelimit::RedisSettings>,
-    when_down: &str,
+    when_down: RateLimitWhenDown,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn RateLimiter>, ratelimit::LimiterError> {
-    let when_down = match when_down {
-        "closed" => ratelimit::WhenDown::FailClosed,
-        "open" => ratelimit::WhenDown::FailOpen,
-        other => {
-            return Err(ratelimit::LimiterError::Config(format!(
-                "gateway.rate_limit_when_down must be `open` or `closed`, got `{other}`"
-            )))
-        }
-    };
     let local = ratelimit::LocalLimiter::new(clock.clone());
     let Some(settings) = redis else {
         return Ok(Arc::new(local));
     };
     let redis = ratelimit::RedisLimiter::connect(settings, clock).await?;
     Ok(Arc::new(ratelimit::GlobalLimiter::new(
-        redis, local, when_down,
+        redis,
+        local,
+        when_down.into(),
     )))
 }
 

@@ -1,14 +1,24 @@
 //! The request path, in order: header size, path, route, client IP,
-//! admission (key, scope, rate), the route's concurrency limit, the body
-//! (size-limited, buffered so an idempotent request can be retried), then
-//! attempts against the chosen pool: pick an endpoint (power of two
+//! admission (key, scope, rate), the route's concurrency limit, the body,
+//! then attempts against the chosen pool: pick an endpoint (power of two
 //! choices), forward with the route's timeout, record the outcome in the
 //! endpoint's breaker, and retry within the budget when that is safe.
 //!
-//! Safe to retry: a connect failure (nothing was sent) for any method; a
-//! 502/503/504 answer or a broken connection for idempotent methods only.
-//! A timeout is never retried: the upstream may still be working on it and
-//! the client has already waited the route's whole timeout.
+//! Bodies stream both ways. A request body up to [`REPLAY_BUFFER_BYTES`]
+//! is kept whole so it can be sent again; a longer one streams to one
+//! endpoint. A response streams to the client as the upstream sends it
+//! (server-sent events pass through event by event); the endpoint's
+//! in-flight slot is held until it ends. Size limits hold either way: a
+//! declared `Content-Length` over the limit is refused up front (413 for a
+//! request, 502 for a response), and a streamed body that passes it is
+//! cut off.
+//!
+//! Safe to retry, when the body was not consumed (empty or kept): a
+//! connect failure (nothing was sent) for any method; a 502/503/504 answer
+//! or a broken connection for idempotent methods only. A timeout is never
+//! retried: the upstream may still be working on it and the client has
+//! already waited the route's whole timeout. The route's timeout covers
+//! the wait for the response head, not a stream after it.
 //!
 //! An endpoint may be an HTTP address or an in-process router
 //! ([`crate::upstream`]); nothing on this path depends on which, except
@@ -17,24 +27,28 @@
 use crate::error::GatewayError;
 use crate::forwarding::{strip_hop_by_hop, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
 use crate::path::CleanPath;
-use crate::pool::{InFlight, Pool};
-use crate::retry::backoff;
 use crate::routes::Route;
-use crate::{admission, Shared};
+use crate::upstream::Upstream;
+use crate::{admission, Pool, Shared};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, HOST};
-use http::{HeaderMap, Method, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http::{HeaderMap, Method};
+use http_body_util::Limited;
 use kit::trace_context::TraceParent;
+use resilience::body::{Guarded, ReadAheadError, RequestBody};
+use resilience::{backoff, classify_status, is_idempotent, Classify, ClientError, Retry, Verdict};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 pub const X_GATEWAY_POOL: HeaderName = HeaderName::from_static("x-gateway-pool");
 pub const X_API_KEY_NAME: HeaderName = HeaderName::from_static("x-api-key-name");
+
+/// Request bodies up to this size are kept whole so that a failed attempt
+/// can be retried; longer ones stream and are sent once.
+pub const REPLAY_BUFFER_BYTES: usize = 64 * 1024;
 
 /// The axum handler behind every path.
 pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
@@ -110,25 +124,16 @@ async fn forward(
         .map_err(|_| GatewayError::Shed)?;
 
     let (parts, body) = request.into_parts();
-    let declared = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limits.max_request_body_bytes) {
+    if declared_length(&parts.headers).is_some_and(|n| n > limits.max_request_body_bytes) {
         return Err(GatewayError::BodyTooLarge);
     }
-    let body = Limited::new(body, limits.max_request_body_bytes)
-        .collect()
+    let limit = limits.max_request_body_bytes;
+    let body = RequestBody::read_ahead(body, REPLAY_BUFFER_BYTES.min(limit), limit)
         .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                GatewayError::BodyTooLarge
-            } else {
-                GatewayError::BodyRead
-            }
-        })?
-        .to_bytes();
+        .map_err(|e| match e {
+            ReadAheadError::TooLarge(_) => GatewayError::BodyTooLarge,
+            ReadAheadError::Read(_) => GatewayError::BodyRead,
+        })?;
 
     let pool = route.choose_pool(&parts.headers);
     labels.1 = pool.name;
@@ -150,18 +155,25 @@ async fn forward(
         target.push('?');
         target.push_str(query);
     }
-    let outgoing = Outgoing {
+    let mut outgoing = Outgoing {
         method: parts.method,
         target,
         headers,
         body,
         client_ip,
     };
-    let mut response = attempts(shared, route, pool, &outgoing).await?;
+    let mut response = attempts(shared, route, pool, &mut outgoing).await?;
     if let Ok(name) = HeaderValue::from_str(pool.name) {
         response.headers_mut().insert(X_GATEWAY_POOL, name);
     }
     Ok(response)
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
 }
 
 /// Hop-by-hop out, forwarding headers in, the key never passed on.
@@ -203,36 +215,37 @@ struct Outgoing {
     method: Method,
     target: String,
     headers: HeaderMap,
-    body: Bytes,
+    body: RequestBody,
     /// What an in-process module sees as its peer.
     client_ip: IpAddr,
 }
 
-fn is_idempotent(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    )
+impl Outgoing {
+    /// Whether a failure that allows `retry` may be followed by another
+    /// attempt: never once a streamed body was sent.
+    fn may_retry(&self, retry: Retry) -> bool {
+        self.body.is_replayable() && retry.allows(is_idempotent(&self.method))
+    }
 }
 
 /// How one attempt ended.
 enum Attempt {
     Answered(Response),
-    /// Failed; `retryable` says whether another endpoint may be tried, and
+    /// Failed; `retry` says whether another endpoint may be tried, and
     /// `answer` is the upstream's own response (a 502/503/504) to relay if
     /// no retry happens.
     Failed {
         error: GatewayError,
-        retryable: bool,
+        retry: Retry,
         answer: Option<Response>,
     },
 }
 
 impl Attempt {
-    fn failed(error: GatewayError, retryable: bool) -> Self {
+    fn failed(error: GatewayError, retry: Retry) -> Self {
         Attempt::Failed {
             error,
-            retryable,
+            retry,
             answer: None,
         }
     }
@@ -242,7 +255,7 @@ async fn attempts(
     shared: &Shared,
     route: &Route,
     pool: &Pool,
-    outgoing: &Outgoing,
+    outgoing: &mut Outgoing,
 ) -> Result<Response, GatewayError> {
     route.retry_budget.deposit();
     let retry = &shared.config.retry;
@@ -252,19 +265,17 @@ async fn attempts(
         let Some(slot) = pool.pick(last_endpoint.as_ref()) else {
             return Err(GatewayError::NoEndpoint);
         };
-        let outcome = once(shared, route, &slot, outgoing).await;
         let endpoint = slot.endpoint().clone();
-        drop(slot);
-        match outcome {
+        match once(shared, route, slot, outgoing).await {
             Attempt::Answered(response) => return Ok(response),
             Attempt::Failed {
                 error,
-                retryable,
+                retry: may,
                 answer,
             } => {
                 attempt += 1;
                 let give_up = |answer: Option<Response>| answer.ok_or(error);
-                if !retryable || attempt > retry.max_retries {
+                if !outgoing.may_retry(may) || attempt > retry.max_retries {
                     return give_up(answer);
                 }
                 if !route.retry_budget.try_withdraw() {
@@ -274,6 +285,7 @@ async fn attempts(
                 }
                 metrics::counter!("gateway_retries_total", "gateway_route" => route.name)
                     .increment(1);
+                drop(answer);
                 tokio::time::sleep(backoff(retry.backoff, attempt)).await;
                 last_endpoint = Some(endpoint);
             }
@@ -281,71 +293,73 @@ async fn attempts(
     }
 }
 
-async fn once(shared: &Shared, route: &Route, slot: &InFlight, outgoing: &Outgoing) -> Attempt {
-    let endpoint = slot.endpoint();
-    let idempotent = is_idempotent(&outgoing.method);
+fn gateway_error(error: &ClientError) -> GatewayError {
+    match error {
+        ClientError::Connect(_) | ClientError::Exchange(_) => GatewayError::Unreachable,
+        ClientError::Tls(_) => GatewayError::UpstreamTls,
+        ClientError::RequestBodyTooLarge(_) => GatewayError::BodyTooLarge,
+        ClientError::Timeout(_) => GatewayError::Timeout,
+    }
+}
+
+/// One attempt on the endpoint of `slot`; an answer's body holds the
+/// slot until it has streamed.
+async fn once(
+    shared: &Shared,
+    route: &Route,
+    slot: resilience::InFlight<Upstream>,
+    outgoing: &mut Outgoing,
+) -> Attempt {
+    let endpoint = slot.endpoint().clone();
+    let Some(body) = outgoing.body.next_attempt() else {
+        return Attempt::failed(GatewayError::Unreachable, Retry::Never);
+    };
     let mut builder = http::Request::builder()
         .method(outgoing.method.clone())
-        .uri(endpoint.upstream.uri(&outgoing.target));
+        .uri(endpoint.target.uri(&outgoing.target));
     if let Some(headers) = builder.headers_mut() {
         headers.clone_from(&outgoing.headers);
     }
-    let Ok(request) = builder.body(Full::new(outgoing.body.clone())) else {
-        return Attempt::failed(GatewayError::Unreachable, false);
+    let Ok(request) = builder.body(body) else {
+        return Attempt::failed(GatewayError::Unreachable, Retry::Never);
     };
     let started = Instant::now();
     let max = shared.config.max_response_body_bytes;
-    let exchange = async {
-        let response = endpoint
-            .upstream
-            .send(&shared.client, request, outgoing.client_ip)
-            .await
-            .map_err(|e| {
-            let retryable = e.is_connect() || idempotent;
-            tracing::debug!(error = &e as &dyn std::error::Error, endpoint = %endpoint.label, "upstream request failed");
-            (GatewayError::Unreachable, retryable)
-        })?;
-        let (mut parts, body) = response.into_parts();
-        let body = Limited::new(body, max).collect().await.map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                (GatewayError::ResponseTooLarge, false)
+    let sent = endpoint
+        .target
+        .send(request, outgoing.client_ip, route.timeout)
+        .await;
+    let outcome = match sent {
+        Ok(response) => {
+            let (mut parts, body) = response.into_parts();
+            if declared_length(&parts.headers).is_some_and(|n| n > max) {
+                // The endpoint answered; the answer is ours to refuse.
+                endpoint.record(true);
+                Attempt::failed(GatewayError::ResponseTooLarge, Retry::Never)
             } else {
-                (GatewayError::Unreachable, idempotent)
-            }
-        })?;
-        // Content-Length stays: the whole body is here (and HEAD needs it).
-        strip_hop_by_hop(&mut parts.headers);
-        Ok::<_, (GatewayError, bool)>(Response::from_parts(parts, Body::from(body.to_bytes())))
-    };
-    let outcome = match tokio::time::timeout(route.timeout, exchange).await {
-        Ok(Ok(response)) => {
-            let status = response.status();
-            let failed = status.is_server_error();
-            endpoint.record(!failed);
-            let retryable = idempotent
-                && matches!(
-                    status,
-                    StatusCode::BAD_GATEWAY
-                        | StatusCode::SERVICE_UNAVAILABLE
-                        | StatusCode::GATEWAY_TIMEOUT
-                );
-            if retryable {
-                Attempt::Failed {
-                    error: GatewayError::Unreachable,
-                    retryable,
-                    answer: Some(response),
+                let verdict = classify_status(parts.status);
+                endpoint.record(verdict == Verdict::Success);
+                strip_hop_by_hop(&mut parts.headers);
+                let body = Body::new(Guarded::new(Limited::new(body, max), slot));
+                let response = Response::from_parts(parts, body);
+                match verdict {
+                    Verdict::Failure(retry @ (Retry::Safe | Retry::IfIdempotent)) => {
+                        Attempt::Failed {
+                            error: GatewayError::Unreachable,
+                            retry,
+                            answer: Some(response),
+                        }
+                    }
+                    _ => Attempt::Answered(response),
                 }
-            } else {
-                Attempt::Answered(response)
             }
         }
-        Ok(Err((error, retryable))) => {
-            endpoint.record(matches!(error, GatewayError::ResponseTooLarge));
-            Attempt::failed(error, retryable)
-        }
-        Err(_) => {
-            endpoint.record(false);
-            Attempt::failed(GatewayError::Timeout, false)
+        Err(e) => {
+            tracing::debug!(error = &e as &dyn std::error::Error, endpoint = %endpoint.label, "upstream request failed");
+            if e.blames_endpoint() {
+                endpoint.record(false);
+            }
+            Attempt::failed(gateway_error(&e), e.retry())
         }
     };
     // Status code of an answer, or the error kind (OTel `error.type`).

@@ -8,71 +8,36 @@
 use crate::config::RouteConfig;
 use crate::keys::Scope;
 use crate::path::CleanPath;
-use crate::pool::Pool;
-use crate::retry::RetryBudget;
+use crate::Pool;
 use http::{HeaderMap, HeaderName, Method};
+use kit::config::ConfigError;
 use rand::Rng;
+use resilience::RetryBudget;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
-#[derive(Debug, thiserror::Error)]
-pub enum RouteError {
-    #[error("gateway.routes[{index}].{field}: {reason}")]
-    Invalid {
-        index: usize,
-        field: &'static str,
-        reason: String,
-    },
-}
-
-pub struct Route {
-    /// Bounded metric label.
-    pub name: &'static str,
+/// A route's own fields, parsed: what [`crate::GatewayConfig::validate`]
+/// checks and [`Route::compile`] uses, so both agree by construction.
+pub(crate) struct RouteRules {
+    name: String,
     prefix: String,
     method: Option<Method>,
-    host: Option<String>,
-    primary: Arc<Pool>,
-    canary: Option<Arc<Pool>>,
-    canary_percent: u8,
+    scope: Option<Scope>,
     pin_header: HeaderName,
-    pub scope: Option<Scope>,
-    pub timeout: Duration,
-    pub concurrency: Arc<Semaphore>,
-    pub retry_budget: RetryBudget,
-    strip_prefix: Option<String>,
 }
 
-impl Route {
-    pub fn compile(
-        index: usize,
-        config: &RouteConfig,
-        pools: &BTreeMap<String, Arc<Pool>>,
-        retry_budget: RetryBudget,
-    ) -> Result<Self, RouteError> {
-        let invalid = |field, reason: &str| RouteError::Invalid {
-            index,
-            field,
-            reason: reason.to_string(),
+impl RouteRules {
+    pub(crate) fn parse(index: usize, config: &RouteConfig) -> Result<Self, ConfigError> {
+        let invalid = |field: &str, reason: &str| {
+            ConfigError::invalid(&format!("gateway.routes[{index}].{field}"), reason)
         };
         let prefix = CleanPath::parse(&config.prefix)
             .map_err(|e| invalid("prefix", &e.to_string()))?
             .as_str()
             .trim_end_matches('/')
             .to_string();
-        let pool = |name: &str, field| {
-            pools
-                .get(name)
-                .cloned()
-                .ok_or_else(|| invalid(field, &format!("no pool named `{name}`")))
-        };
-        let primary = pool(&config.pool, "pool")?;
-        let canary = config
-            .canary_pool
-            .as_deref()
-            .map(|name| pool(name, "canary_pool"))
-            .transpose()?;
         if config.canary_percent > 100 {
             return Err(invalid("canary_percent", "must be 0 to 100"));
         }
@@ -104,17 +69,66 @@ impl Route {
             }
         });
         Ok(Self {
-            // Routes live as long as the process; a leaked name is a
-            // `&'static str` label without a per-request allocation.
-            name: Box::leak(name.into_boxed_str()),
+            name,
             prefix,
             method,
+            scope,
+            pin_header,
+        })
+    }
+}
+
+pub struct Route {
+    /// Bounded metric label.
+    pub name: &'static str,
+    prefix: String,
+    method: Option<Method>,
+    host: Option<String>,
+    primary: Arc<Pool>,
+    canary: Option<Arc<Pool>>,
+    canary_percent: u8,
+    pin_header: HeaderName,
+    pub scope: Option<Scope>,
+    pub timeout: Duration,
+    pub concurrency: Arc<Semaphore>,
+    pub retry_budget: RetryBudget,
+    strip_prefix: Option<String>,
+}
+
+impl Route {
+    pub fn compile(
+        index: usize,
+        config: &RouteConfig,
+        pools: &BTreeMap<String, Arc<Pool>>,
+        retry_budget: RetryBudget,
+    ) -> Result<Self, ConfigError> {
+        let rules = RouteRules::parse(index, config)?;
+        let pool = |name: &str, field: &str| {
+            pools.get(name).cloned().ok_or_else(|| {
+                ConfigError::invalid(
+                    &format!("gateway.routes[{index}].{field}"),
+                    format!("no pool named `{name}`"),
+                )
+            })
+        };
+        let primary = pool(&config.pool, "pool")?;
+        let canary = config
+            .canary_pool
+            .as_deref()
+            .map(|name| pool(name, "canary_pool"))
+            .transpose()?;
+        Ok(Self {
+            // Routes live as long as the process; a leaked name is a
+            // `&'static str` label without a per-request allocation.
+            name: Box::leak(rules.name.into_boxed_str()),
+            prefix: rules.prefix,
+            method: rules.method,
             host: config.host.as_ref().map(|h| h.to_ascii_lowercase()),
             primary,
             canary,
             canary_percent: config.canary_percent,
-            pin_header,
-            scope,
+            pin_header: rules.pin_header,
+            scope: rules.scope,
             timeout: config.timeout,
             concurrency: Arc::new(Semaphore::new(config.max_concurrency)),
             retry_budget,

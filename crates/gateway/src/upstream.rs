@@ -1,5 +1,6 @@
-//! Where an endpoint's requests go: to an HTTP base URL over the pooled
-//! client, or into an in-process [`Router`] called as a tower service.
+//! Where an endpoint's requests go: to an `http://` or `https://` base
+//! URL over the pool's client, or into an in-process [`Router`] called as
+//! a tower service.
 //!
 //! In-process endpoints are the modules that share the gateway's process
 //! (`reliable up`, `serve --target gateway,shortener`): calling their
@@ -11,22 +12,26 @@
 //! `ConnectInfo`, so modules that read their peer see the client and not
 //! the gateway.
 
-use crate::HttpClient;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::response::Response;
 use axum::Router;
-use bytes::Bytes;
-use http::uri::Authority;
-use http_body_util::Full;
-use std::net::{IpAddr, SocketAddr};
+use resilience::body::ClientBody;
+use resilience::{BaseUrl, ClientError, HttpClient};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
 use tower::ServiceExt;
 
 /// The `server_address` metric label of every in-process endpoint.
 pub const IN_PROCESS: &str = "in-process";
 
 pub enum Upstream {
-    Http(Authority),
+    /// A remote endpoint and the client of its pool (which carries the
+    /// pool's TLS trust).
+    Http {
+        base: BaseUrl,
+        client: HttpClient,
+    },
     InProcess(Router),
 }
 
@@ -34,33 +39,47 @@ impl Upstream {
     /// The URI to request `target` (path and query) of this upstream at.
     pub(crate) fn uri(&self, target: &str) -> String {
         match self {
-            Upstream::Http(authority) => format!("http://{authority}{target}"),
+            Upstream::Http { base, .. } => base.uri(target),
             Upstream::InProcess(_) => target.to_string(),
         }
     }
 
-    /// Sends `request` (its URI made by [`Upstream::uri`]); `client` is
-    /// the address an in-process module sees as its peer. An error is the
-    /// HTTP client's: an in-process router always answers.
+    /// Sends `request` (its URI made by [`Upstream::uri`]) and waits at
+    /// most `timeout` for the response head; the body streams after.
+    /// `client` is the address an in-process module sees as its peer.
     pub(crate) async fn send(
         &self,
-        http: &HttpClient,
-        request: http::Request<Full<Bytes>>,
+        request: http::Request<ClientBody>,
         client: IpAddr,
-    ) -> Result<Response, hyper_util::client::legacy::Error> {
+        timeout: Duration,
+    ) -> Result<Response, ClientError> {
         match self {
-            Upstream::Http(_) => Ok(http.request(request).await?.map(Body::new)),
+            Upstream::Http { client: http, .. } => {
+                Ok(http.send_within(request, timeout).await?.map(Body::new))
+            }
             Upstream::InProcess(router) => {
                 let mut request = request.map(Body::new);
                 request
                     .extensions_mut()
                     .insert(ConnectInfo(SocketAddr::new(client, 0)));
-                Ok(router
-                    .clone()
-                    .oneshot(request)
-                    .await
-                    .unwrap_or_else(|never| match never {}))
+                let call = router.clone().oneshot(request);
+                match tokio::time::timeout(timeout, call).await {
+                    Ok(answer) => Ok(answer.unwrap_or_else(|never| match never {})),
+                    Err(_) => Err(ClientError::Timeout(timeout)),
+                }
             }
         }
+    }
+
+    /// An active health check: `GET path` answers 2xx within `timeout`.
+    /// The gateway itself asks: an in-process module sees a loopback peer.
+    pub(crate) async fn is_ready(&self, path: &str, timeout: Duration) -> bool {
+        let Ok(request) = http::Request::get(self.uri(path)).body(resilience::body::empty()) else {
+            return false;
+        };
+        matches!(
+            self.send(request, Ipv4Addr::LOCALHOST.into(), timeout).await,
+            Ok(response) if response.status().is_success()
+        )
     }
 }

@@ -28,7 +28,9 @@ pub fn empty() -> ClientBody {
 }
 
 pub fn full(bytes: Bytes) -> ClientBody {
-    Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// Any body as a [`ClientBody`], streamed as it comes.
@@ -43,14 +45,7 @@ where
 /// Whether `error` (or any error it wraps) is a body that went over its
 /// size limit.
 pub fn is_over_limit(error: &(dyn Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(error) = next {
-        if error.is::<LengthLimitError>() {
-            return true;
-        }
-        next = error.source();
-    }
-    false
+    crate::failure::causes(error).any(|cause| cause.is::<LengthLimitError>())
 }
 
 /// Why a request body could not be read ahead.
@@ -77,7 +72,11 @@ impl RequestBody {
     /// kept whole; a longer one streams (what was read first, then the
     /// rest), cut off once the whole passes `limit` bytes. A body over
     /// `limit` found while reading ahead is refused here.
-    pub async fn read_ahead<B>(mut body: B, keep: usize, limit: usize) -> Result<Self, ReadAheadError>
+    pub async fn read_ahead<B>(
+        mut body: B,
+        keep: usize,
+        limit: usize,
+    ) -> Result<Self, ReadAheadError>
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
@@ -111,8 +110,8 @@ impl RequestBody {
         }
         let first = read.freeze();
         let rest = BodyStream::new(Limited::new(body, limit - first.len()));
-        let whole = futures::stream::once(async move { Ok::<_, BoxError>(Frame::data(first)) })
-            .chain(rest);
+        let whole =
+            futures::stream::once(async move { Ok::<_, BoxError>(Frame::data(first)) }).chain(rest);
         Ok(Self(Kept::Stream(StreamBody::new(whole).boxed_unsync())))
     }
 

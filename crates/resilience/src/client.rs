@@ -9,7 +9,7 @@
 //! response head, so a long stream (SSE) is not cut off by it.
 
 use crate::body::{is_over_limit, ClientBody};
-use crate::failure::{Classify, Retry};
+use crate::failure::{causes, Classify, Retry};
 use http::uri::{Authority, Scheme};
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -34,7 +34,9 @@ pub struct BaseUrl {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a base URL: expected http://host:port or https://host[:port], without a path")]
+#[error(
+    "`{0}` is not a base URL: expected http://host:port or https://host[:port], without a path"
+)]
 pub struct BadBaseUrl(pub String);
 
 impl BaseUrl {
@@ -185,7 +187,10 @@ impl HttpClient {
 
     /// Sends `request` (an absolute URI, e.g. from [`BaseUrl::uri`]) and
     /// returns once the response head is in; the body streams after.
-    pub async fn send(&self, request: Request<ClientBody>) -> Result<Response<Incoming>, ClientError> {
+    pub async fn send(
+        &self,
+        request: Request<ClientBody>,
+    ) -> Result<Response<Incoming>, ClientError> {
         self.inner.request(request).await.map_err(ClientError::from)
     }
 
@@ -226,23 +231,7 @@ pub enum ClientError {
 }
 
 fn is_tls(error: &(dyn Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(error) = next {
-        if error.is::<rustls::Error>() {
-            return true;
-        }
-        // `io::Error::source` skips the error it wraps: look inside.
-        if let Some(inner) = error
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            if inner.is::<rustls::Error>() {
-                return true;
-            }
-        }
-        next = error.source();
-    }
-    false
+    causes(error).any(|cause| cause.is::<rustls::Error>())
 }
 
 impl From<Source> for ClientError {

@@ -9,6 +9,7 @@
 //! error messages.
 
 use http::{Method, StatusCode};
+use std::error::Error;
 
 /// Whether another attempt may follow a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +76,20 @@ pub fn is_idempotent(method: &Method) -> bool {
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
     )
+}
+
+/// `error` and every error under it, outermost first. Steps *into* an
+/// `io::Error` (whose `source()` skips the error it wraps), so a typed
+/// cause inside one (a TLS alert, a body limit) is found.
+pub(crate) fn causes<'a>(
+    error: &'a (dyn Error + 'static),
+) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
+    std::iter::successors(Some(error), |&error| -> Option<&'a (dyn Error + 'static)> {
+        match error.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as &(dyn Error + 'static)),
+            None => error.source(),
+        }
+    })
 }
 
 #[cfg(test)]

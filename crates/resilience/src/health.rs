@@ -105,6 +105,7 @@ mod tests {
             shutdown.cancel();
         };
         // Returns only because the checks stop on shutdown.
-        tokio::join!(run(&[pool.clone()], schedule, probe, shutdown.clone()), observe);
+        let pools = [pool.clone()];
+        tokio::join!(run(&pools, schedule, probe, shutdown.clone()), observe);
     }
 }

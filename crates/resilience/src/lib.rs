@@ -33,8 +33,10 @@ pub mod pool;
 pub mod retry;
 
 pub use breaker::{Breaker, BreakerState};
-pub use client::{read_ca_bundle, BadBaseUrl, BaseUrl, ClientError, ClientSettings, HttpClient, TlsError};
-pub use health::HealthSchedule;
+pub use client::{
+    read_ca_bundle, BadBaseUrl, BaseUrl, ClientError, ClientSettings, HttpClient, TlsError,
+};
 pub use failure::{classify_status, is_idempotent, Classify, Retry, Verdict};
+pub use health::HealthSchedule;
 pub use pool::{Endpoint, InFlight, Pool, PoolMetrics};
 pub use retry::{backoff, RetryBudget};

@@ -166,6 +166,7 @@ impl Upstream {
 pub fn pool(endpoints: &[&Upstream]) -> PoolConfig {
     PoolConfig {
         endpoints: endpoints.iter().map(|u| u.url()).collect(),
+        ca_file: None,
     }
 }
 
@@ -250,9 +251,13 @@ pub async fn spawn_gateway_with(config: GatewayConfig, deps: Deps) -> TestGatewa
     let clock = deps.clock;
     let limiter = match deps.limiter {
         Some(l) => l,
-        None => gateway::limiter(None, "open", Arc::new(clock.clone()))
-            .await
-            .expect("limiter"),
+        None => gateway::limiter(
+            None,
+            gateway::RateLimitWhenDown::Open,
+            Arc::new(clock.clone()),
+        )
+        .await
+        .expect("limiter"),
     };
     let gateway = Gateway::build(
         config,

@@ -3,8 +3,11 @@
 
 mod admission;
 mod bad_input;
+mod config;
 mod helpers;
 mod in_process;
 mod rate_limits;
 mod resilience;
 mod routing;
+mod streaming;
+mod tls;

@@ -69,9 +69,13 @@ async fn three_replicas_on_one_redis_hold_the_global_limit() {
     let settings = redis_settings(&redis);
     let mut replicas = Vec::new();
     for _ in 0..3 {
-        let limiter = gateway::limiter(Some(settings.clone()), "closed", Arc::new(clock.clone()))
-            .await
-            .expect("limiter");
+        let limiter = gateway::limiter(
+            Some(settings.clone()),
+            gateway::RateLimitWhenDown::Closed,
+            Arc::new(clock.clone()),
+        )
+        .await
+        .expect("limiter");
         let deps = Deps {
             limiter: Some(limiter),
             clock: clock.clone(),
