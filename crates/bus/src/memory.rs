@@ -5,6 +5,13 @@
 //! consumer exists wait for the first one. A delivery that is nak'ed comes
 //! back after its delay, one dropped unsettled comes back at once.
 //!
+//! A nak'ed delivery waits in the consumer's own state with the instant it
+//! is due, not in a timer task: a task could die or be dropped and lose the
+//! redelivery unseen, and shutdown could not account for it. Receiving
+//! moves due deliveries to the ready queue (as does publishing, so a
+//! redelivery keeps its place among events published after it fell due),
+//! and a receiver with nothing ready sleeps until the earliest is due.
+//!
 //! Memory does not survive the process, so durability comes from the
 //! outbox: [`InProcessBus::with_ack_feed`] reports every acked event id,
 //! the relay records it (`delivered_at`), and on start the relay re-feeds
@@ -13,7 +20,7 @@
 
 use crate::{BusError, Delivery, Event, Publisher, Settle, Subscriber, Subscription};
 use async_trait::async_trait;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
@@ -22,6 +29,9 @@ use tokio::time::Instant;
 /// How long a published id is remembered for de-duplication (JetStream's
 /// default duplicate window).
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// Where a nak's delay is capped: about thirty years.
+const FOREVER: Duration = Duration::from_secs(86_400 * 365 * 30);
 
 #[derive(Clone, Default)]
 pub struct InProcessBus {
@@ -50,9 +60,36 @@ struct Queued {
 
 #[derive(Default)]
 struct Consumer {
-    ready: Mutex<VecDeque<Queued>>,
+    queues: Mutex<Queues>,
     in_flight: std::sync::atomic::AtomicU64,
     wake: Notify,
+}
+
+#[derive(Default)]
+struct Queues {
+    ready: VecDeque<Queued>,
+    /// Nak'ed deliveries by due instant; the sequence number keeps those
+    /// due at the same instant in nak order.
+    delayed: BTreeMap<(Instant, u64), Queued>,
+    next_sequence: u64,
+}
+
+impl Queues {
+    /// Moves every delayed delivery due at `now` to the ready queue,
+    /// earliest first.
+    fn release_due(&mut self, now: Instant) {
+        while let Some(entry) = self.delayed.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let queued = entry.remove();
+            self.ready.push_back(queued);
+        }
+    }
+
+    fn earliest_due(&self) -> Option<Instant> {
+        self.delayed.first_key_value().map(|((due, _), _)| *due)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -61,8 +98,30 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Consumer {
     fn push(&self, queued: Queued) {
-        lock(&self.ready).push_back(queued);
+        let mut queues = lock(&self.queues);
+        queues.release_due(Instant::now());
+        queues.ready.push_back(queued);
+        drop(queues);
         self.wake.notify_one();
+    }
+
+    /// Holds `queued` back until `due`.
+    fn push_delayed(&self, queued: Queued, due: Instant) {
+        let mut queues = lock(&self.queues);
+        let sequence = queues.next_sequence;
+        queues.next_sequence += 1;
+        queues.delayed.insert((due, sequence), queued);
+        drop(queues);
+        // A waiting receiver learns of the new (perhaps earlier) due time.
+        self.wake.notify_one();
+    }
+
+    /// The next ready delivery, and otherwise when the earliest delayed
+    /// one falls due.
+    fn pop(&self) -> (Option<Queued>, Option<Instant>) {
+        let mut queues = lock(&self.queues);
+        queues.release_due(Instant::now());
+        (queues.ready.pop_front(), queues.earliest_due())
     }
 }
 
@@ -161,7 +220,7 @@ impl Subscription for MemorySubscription {
     async fn next(&mut self) -> Result<Delivery, BusError> {
         loop {
             let wake = self.consumer.wake.notified();
-            let next = lock(&self.consumer.ready).pop_front();
+            let (next, earliest_due) = self.consumer.pop();
             if let Some(Queued { event, attempt }) = next {
                 self.consumer
                     .in_flight
@@ -177,12 +236,26 @@ impl Subscription for MemorySubscription {
                 };
                 return Ok(Delivery::new(event, attempt, Box::new(settle)));
             }
-            wake.await;
+            match earliest_due {
+                Some(due) => {
+                    tokio::select! {
+                        () = wake => {}
+                        () = tokio::time::sleep_until(due) => {}
+                    }
+                }
+                None => wake.await,
+            }
         }
     }
 
     async fn pending(&mut self) -> Option<u64> {
-        let ready = lock(&self.consumer.ready).len() as u64;
+        // Delayed deliveries count once due, as they did when a timer put
+        // them back in the queue.
+        let ready = {
+            let mut queues = lock(&self.consumer.queues);
+            queues.release_due(Instant::now());
+            queues.ready.len() as u64
+        };
         Some(
             ready
                 + self
@@ -225,11 +298,11 @@ impl Settle for MemorySettle {
 
     async fn nak(mut self: Box<Self>, delay: Duration) -> Result<(), BusError> {
         if let Some(queued) = self.take() {
-            let consumer = self.consumer.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                consumer.push(queued);
-            });
+            let now = Instant::now();
+            // A delay too long to represent is as good as forever (tokio's
+            // own sleep caps the same way).
+            let due = now.checked_add(delay).unwrap_or(now + FOREVER);
+            self.consumer.push_delayed(queued, due);
         }
         Ok(())
     }
@@ -242,3 +315,6 @@ impl Drop for MemorySettle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

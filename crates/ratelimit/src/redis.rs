@@ -11,15 +11,19 @@
 //! A dead Redis must not cost every request a connect timeout: a failed
 //! or slow decision (over `decision_timeout`) drops the connection and
 //! marks the adapter down; while down, decisions fail at once without
-//! touching the network, and one background task reconnects with backoff.
+//! touching the network. Reconnection happens on demand, not in a
+//! background task (which could die unseen and outlive shutdown): the
+//! first decision after the backoff has elapsed on the limiter's clock
+//! tries to reconnect once, while every other decision keeps failing at
+//! once; each failed attempt doubles the backoff, up to 5 s. That one
+//! decision may wait up to the connect timeout, once per backoff.
 
 use crate::gcra::{Decision, Step};
 use crate::local::now_us;
 use crate::{LimiterError, Quota, RateLimiter};
 use kit::Clock;
 use redis::aio::MultiplexedConnection;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 const SCRIPT: &str = r"
@@ -45,7 +49,8 @@ pub struct RedisSettings {
     pub key_prefix: String,
     /// Longest a decision may take before it counts as a failure.
     pub decision_timeout: Duration,
-    /// First wait between reconnect attempts; doubles up to 5 s.
+    /// First wait between reconnect attempts, on the limiter's clock;
+    /// doubles up to 5 s. The first decision after it makes the attempt.
     pub reconnect_backoff: Duration,
 }
 
@@ -61,106 +66,206 @@ impl RedisSettings {
 }
 
 pub struct RedisLimiter {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
     client: redis::Client,
     settings: RedisSettings,
     script: redis::Script,
     clock: Arc<dyn Clock>,
-    connection: Mutex<Option<MultiplexedConnection>>,
-    /// Set while the background task is reconnecting, so only one runs.
-    reconnecting: AtomicBool,
+    link: Mutex<Link>,
 }
+
+/// The state of the connection to Redis.
+enum Link {
+    /// Decisions go to Redis. `generation` tells this connection from a
+    /// later one, so that a decision failing late on a connection already
+    /// replaced does not drop the new one.
+    Up {
+        connection: MultiplexedConnection,
+        generation: u64,
+    },
+    /// Decisions fail at once until `backoff` has passed since the last
+    /// attempt (both on the limiter's clock).
+    Down {
+        last_attempt_us: i64,
+        backoff: Duration,
+        generation: u64,
+    },
+    /// One decision is reconnecting; the others fail at once meanwhile.
+    Reconnecting,
+}
+
+/// Longest wait between reconnect attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 impl RedisLimiter {
     /// Connects once (bounded by the decision timeout); if Redis is not
-    /// there yet the limiter starts down and keeps trying in the background.
+    /// there yet the limiter starts down and decisions reconnect it later.
     pub async fn connect(
         settings: RedisSettings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, LimiterError> {
         let client = redis::Client::open(settings.url.as_str())
             .map_err(|e| LimiterError::Config(e.to_string()))?;
-        let inner = Arc::new(Inner {
+        let limiter = Self {
             client,
             script: redis::Script::new(SCRIPT),
+            link: Mutex::new(Link::Down {
+                last_attempt_us: now_us(clock.as_ref()),
+                backoff: settings.reconnect_backoff,
+                generation: 0,
+            }),
             clock,
-            connection: Mutex::new(None),
-            reconnecting: AtomicBool::new(false),
             settings,
-        });
-        match inner.open().await {
-            Ok(connection) => inner.set_connection(Some(connection)),
+        };
+        match limiter.open().await {
+            Ok(connection) => {
+                *limiter.link() = Link::Up {
+                    connection,
+                    generation: 1,
+                }
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "rate-limit Redis unreachable at start; reconnecting in the background");
-                inner.clone().start_reconnecting();
+                tracing::warn!(error = %e, "rate-limit Redis unreachable at start; decisions will reconnect");
             }
         }
-        Ok(Self { inner })
+        Ok(limiter)
     }
 
     /// True while decisions go to Redis.
     pub fn is_up(&self) -> bool {
-        self.inner.current().is_some()
-    }
-}
-
-impl Inner {
-    fn current(&self) -> Option<MultiplexedConnection> {
-        self.connection
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        matches!(*self.link(), Link::Up { .. })
     }
 
-    fn set_connection(&self, connection: Option<MultiplexedConnection>) {
-        *self.connection.lock().unwrap_or_else(|e| e.into_inner()) = connection;
+    fn link(&self) -> MutexGuard<'_, Link> {
+        self.link.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Connects and loads the script, bounded as a whole: a server that
+    /// accepts connections but never answers must not hold the decision
+    /// that reconnects.
     async fn open(&self) -> Result<MultiplexedConnection, LimiterError> {
         let timeout = self
             .settings
             .decision_timeout
             .max(Duration::from_millis(500));
-        let mut connection =
-            tokio::time::timeout(timeout, self.client.get_multiplexed_async_connection())
+        let open = async {
+            let mut connection = self
+                .client
+                .get_multiplexed_async_connection()
                 .await
-                .map_err(|_| LimiterError::Timeout)?
                 .map_err(unavailable)?;
-        // Load the script now, so the first decision is one round trip.
-        self.script
-            .prepare_invoke()
-            .load_async(&mut connection)
+            // Load the script now, so the first decision is one round trip.
+            self.script
+                .prepare_invoke()
+                .load_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            Ok(connection)
+        };
+        tokio::time::timeout(timeout, open)
             .await
-            .map_err(unavailable)?;
-        Ok(connection)
+            .map_err(|_| LimiterError::Timeout)?
     }
 
-    fn start_reconnecting(self: Arc<Self>) {
-        if self.reconnecting.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        tokio::spawn(async move {
-            let mut backoff = self.settings.reconnect_backoff;
-            loop {
-                tokio::time::sleep(backoff).await;
-                match self.open().await {
-                    Ok(connection) => {
-                        self.set_connection(Some(connection));
-                        self.reconnecting.store(false, Ordering::Release);
-                        tracing::info!("rate-limit Redis reachable again");
-                        return;
+    /// The connection for one decision and its generation: the current
+    /// one, or a new one if this caller is the one to reconnect.
+    async fn connection(&self) -> Result<(MultiplexedConnection, u64), LimiterError> {
+        let attempt = {
+            let mut link = self.link();
+            match *link {
+                Link::Up {
+                    ref connection,
+                    generation,
+                } => return Ok((connection.clone(), generation)),
+                Link::Reconnecting => return Err(reconnecting()),
+                Link::Down {
+                    last_attempt_us,
+                    backoff,
+                    generation,
+                } => {
+                    let waited_us = now_us(self.clock.as_ref()).saturating_sub(last_attempt_us);
+                    // A clock that went back must not postpone the attempt.
+                    let due = waited_us < 0 || waited_us as u128 >= backoff.as_micros();
+                    if !due {
+                        return Err(reconnecting());
                     }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "rate-limit Redis still unreachable");
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    *link = Link::Reconnecting;
+                    Reconnect {
+                        limiter: self,
+                        backoff,
+                        generation,
+                        finished: false,
                     }
                 }
             }
-        });
+        };
+        attempt.run().await
     }
+
+    /// Marks the link down after a decision on connection `generation`
+    /// failed, unless a newer connection already replaced it.
+    fn mark_down(&self, generation: u64) {
+        let mut link = self.link();
+        if matches!(*link, Link::Up { generation: g, .. } if g == generation) {
+            *link = Link::Down {
+                last_attempt_us: now_us(self.clock.as_ref()),
+                backoff: self.settings.reconnect_backoff,
+                generation,
+            };
+        }
+    }
+}
+
+/// The one reconnect attempt in progress. Dropped unfinished (the decision
+/// that carried it was cancelled), it puts the link back down with the
+/// next backoff, so reconnection is never stuck waiting for it.
+struct Reconnect<'a> {
+    limiter: &'a RedisLimiter,
+    backoff: Duration,
+    generation: u64,
+    finished: bool,
+}
+
+impl Reconnect<'_> {
+    async fn run(mut self) -> Result<(MultiplexedConnection, u64), LimiterError> {
+        let outcome = self.limiter.open().await;
+        self.finished = true;
+        match outcome {
+            Ok(connection) => {
+                let generation = self.generation + 1;
+                *self.limiter.link() = Link::Up {
+                    connection: connection.clone(),
+                    generation,
+                };
+                tracing::info!("rate-limit Redis reachable again");
+                Ok((connection, generation))
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "rate-limit Redis still unreachable");
+                self.give_up();
+                Err(e)
+            }
+        }
+    }
+
+    fn give_up(&self) {
+        *self.limiter.link() = Link::Down {
+            last_attempt_us: now_us(self.limiter.clock.as_ref()),
+            backoff: self.backoff.saturating_mul(2).min(MAX_BACKOFF),
+            generation: self.generation,
+        };
+    }
+}
+
+impl Drop for Reconnect<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.give_up();
+        }
+    }
+}
+
+fn reconnecting() -> LimiterError {
+    LimiterError::Unavailable("reconnecting".into())
 }
 
 fn unavailable(e: redis::RedisError) -> LimiterError {
@@ -170,20 +275,17 @@ fn unavailable(e: redis::RedisError) -> LimiterError {
 #[async_trait::async_trait]
 impl RateLimiter for RedisLimiter {
     async fn check(&self, key: &str, quota: &Quota) -> Result<Decision, LimiterError> {
-        let Some(mut connection) = self.inner.current() else {
-            return Err(LimiterError::Unavailable("reconnecting".into()));
-        };
-        let now = now_us(self.inner.clock.as_ref());
+        let (mut connection, generation) = self.connection().await?;
+        let now = now_us(self.clock.as_ref());
         let mut invocation = self
-            .inner
             .script
-            .key(format!("{}{key}", self.inner.settings.key_prefix));
+            .key(format!("{}{key}", self.settings.key_prefix));
         invocation
             .arg(now)
             .arg(quota.emission_interval_us())
             .arg(quota.tolerance_us());
         let outcome = tokio::time::timeout(
-            self.inner.settings.decision_timeout,
+            self.settings.decision_timeout,
             invocation.invoke_async::<(i64, i64)>(&mut connection),
         )
         .await;
@@ -203,8 +305,7 @@ impl RateLimiter for RedisLimiter {
             Ok(Err(e)) => LimiterError::Unavailable(e.to_string()),
             Err(_) => LimiterError::Timeout,
         };
-        self.inner.set_connection(None);
-        self.inner.clone().start_reconnecting();
+        self.mark_down(generation);
         Err(failure)
     }
 }

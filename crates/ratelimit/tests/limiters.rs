@@ -219,20 +219,27 @@ async fn global(server: &RedisServer, clock: &ManualClock, when_down: WhenDown) 
     GlobalLimiter::new(redis, local, when_down)
 }
 
-/// Polls `condition` (each poll makes one decision) until it holds.
-async fn until(limiter: &GlobalLimiter, quota: &Quota, condition: impl Fn(&GlobalLimiter) -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !condition(limiter) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not reached in 30 s"
-        );
+/// Polls `condition` until it holds. Each poll makes one decision and
+/// moves the shared clock on 100 ms: reconnecting is driven by decisions
+/// once the backoff has passed on the limiter's clock.
+async fn until(
+    limiter: &GlobalLimiter,
+    clock: &ManualClock,
+    quota: &Quota,
+    condition: impl Fn(&GlobalLimiter) -> bool,
+) {
+    testkit::eventually("the condition", Duration::from_secs(30), async || {
+        if condition(limiter) {
+            return Some(());
+        }
         limiter
             .check("poll", quota)
             .await
             .expect("fail open never errs");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        clock.advance(ChronoDuration::milliseconds(100));
+        None
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -251,7 +258,7 @@ async fn fail_open_keeps_deciding_while_redis_is_down_and_recovers() {
     assert!(limiter.is_degraded());
 
     server.start_again().expect("restart");
-    until(&limiter, &quota, |l| !l.is_degraded()).await;
+    until(&limiter, &clock, &quota, |l| !l.is_degraded()).await;
     // Global again: the key's state in the new (empty) Redis starts fresh.
     clock.advance(ChronoDuration::seconds(1));
     assert_eq!(allowed(&limiter, "c3", &quota, 10).await, 5);
@@ -287,5 +294,5 @@ async fn a_limiter_started_without_redis_connects_when_it_appears() {
     assert!(limiter.check("c", &quota).await.expect("fail open").allowed);
     assert!(limiter.is_degraded());
     server.start_again().expect("start");
-    until(&limiter, &quota, |l| !l.is_degraded()).await;
+    until(&limiter, &clock, &quota, |l| !l.is_degraded()).await;
 }
