@@ -21,7 +21,7 @@ pub use extract::{parse_json, ApiJson, ApiQuery};
 use crate::problem::Problem;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::Router;
 use observe::{Observe, ObserveLayer};
 use serde::{Deserialize, Serialize};
@@ -92,16 +92,10 @@ pub fn stack(router: Router, service: &'static str, config: &HttpConfig) -> Rout
 
 /// Labels the request metrics of `router`'s routes with `service` instead
 /// of the stack's default, so modules sharing one listener (`reliable up`)
-/// keep their own series. Apply to a module's router before merging it.
+/// keep their own series and their spans their own `service.name`. Apply
+/// to a module's router before merging it.
 pub fn service_label(router: Router, service: &'static str) -> Router {
-    router.route_layer(axum::middleware::map_response(
-        move |mut response: Response| async move {
-            response
-                .extensions_mut()
-                .insert(observe::ServiceLabel(service));
-            response
-        },
-    ))
+    router.route_layer(observe::ModuleLabel(service))
 }
 
 async fn not_found() -> Problem {
