@@ -95,7 +95,10 @@ async fn an_order_is_one_trace_from_request_to_webhook_call() {
         publish.attribute("messaging.destination.name"),
         Some("orders.created")
     );
-    assert_eq!(publish.attribute("messaging.operation.type"), Some("publish"));
+    assert_eq!(
+        publish.attribute("messaging.operation.type"),
+        Some("publish")
+    );
     assert_eq!(
         publish.attribute("messaging.message.id"),
         Some(delivery.event_id.as_str())
@@ -106,7 +109,10 @@ async fn an_order_is_one_trace_from_request_to_webhook_call() {
     assert_eq!(process.parent_span_id, publish.span_id);
     assert_eq!(process.name, "process orders.created");
     assert_eq!(process.attribute("messaging.system"), Some("nats"));
-    assert_eq!(process.attribute("messaging.operation.type"), Some("process"));
+    assert_eq!(
+        process.attribute("messaging.operation.type"),
+        Some("process")
+    );
     assert_eq!(
         process.attribute("messaging.message.id"),
         Some(delivery.event_id.as_str())

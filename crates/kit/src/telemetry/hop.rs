@@ -200,7 +200,10 @@ pub(crate) async fn in_request<F: Future>(
     future: F,
 ) -> F::Output {
     match server {
-        Some(server) => HOP.scope(context, future.instrument(server.span.clone())).await,
+        Some(server) => {
+            HOP.scope(context, future.instrument(server.span.clone()))
+                .await
+        }
         None => HOP.scope(context, future).await,
     }
 }

@@ -8,9 +8,7 @@ use super::TelemetryError;
 use opentelemetry::trace::Span as _;
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::{
-    SdkTracerProvider, Span, SpanData, SpanExporter, SpanProcessor,
-};
+use opentelemetry_sdk::trace::{SdkTracerProvider, Span, SpanData, SpanExporter, SpanProcessor};
 use opentelemetry_sdk::Resource;
 use std::collections::HashMap;
 use std::fmt;

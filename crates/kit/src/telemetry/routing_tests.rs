@@ -121,25 +121,39 @@ fn producer_consumer_and_client_form_one_trace_each_under_its_module() {
     assert_eq!(service, "orders");
     assert_eq!(producer.span_kind, SpanKind::Producer);
     assert_eq!(producer.parent_span_id.to_string(), "00f067aa0ba902b7");
-    assert_eq!(producer.span_context.span_id().to_string(), published.span_id_hex());
+    assert_eq!(
+        producer.span_context.span_id().to_string(),
+        published.span_id_hex()
+    );
     let (service, consumer) = recorded.named("process");
     assert_eq!(service, "notifier");
     assert_eq!(consumer.span_kind, SpanKind::Consumer);
     assert_eq!(consumer.parent_span_id, producer.span_context.span_id());
-    assert_eq!(consumer.span_context.span_id().to_string(), processed.span_id_hex());
+    assert_eq!(
+        consumer.span_context.span_id().to_string(),
+        processed.span_id_hex()
+    );
     let (service, client) = recorded.named("webhook");
     assert_eq!(service, "notifier", "the client inherits its module");
     assert_eq!(client.span_kind, SpanKind::Client);
     assert_eq!(client.parent_span_id, consumer.span_context.span_id());
-    assert_eq!(client.span_context.span_id().to_string(), sent.span_id_hex());
-    assert!(matches!(client.status, opentelemetry::trace::Status::Error { .. }));
+    assert_eq!(
+        client.span_context.span_id().to_string(),
+        sent.span_id_hex()
+    );
+    assert!(matches!(
+        client.status,
+        opentelemetry::trace::Status::Error { .. }
+    ));
     for (_, span) in recorded.spans() {
         assert_eq!(
             span.span_context.trace_id().to_string(),
             "4bf92f3577b34da6a3ce929d0e0e4736"
         );
         assert!(
-            span.attributes.iter().all(|kv| kv.key.as_str() != MODULE_KEY),
+            span.attributes
+                .iter()
+                .all(|kv| kv.key.as_str() != MODULE_KEY),
             "the routing tag is not exported"
         );
     }
@@ -174,7 +188,11 @@ fn a_request_takes_the_module_its_route_names_and_passes_it_to_its_children() {
     );
     assert_eq!(attribute("error.type"), Some("503".into()));
     assert_eq!(recorded.named("lookup").0, "notifier");
-    assert_eq!(recorded.named("startup").0, "reliable", "outside any module");
+    assert_eq!(
+        recorded.named("startup").0,
+        "reliable",
+        "outside any module"
+    );
 }
 
 #[test]
