@@ -5,7 +5,9 @@
 //! 2. routing, then on every route and on the fallback `observe`: request
 //!    id (kept if the client sent a sane one, generated otherwise, echoed
 //!    in the response), W3C trace context (continued or started) so every
-//!    log line inside carries `trace_id`/`span_id`, the per-request timeout
+//!    log line inside carries `trace_id`/`span_id` (and, when traces are
+//!    exported, a SERVER span named after the route template with the HTTP
+//!    server attributes), the per-request timeout
 //!    (503 problem), panic catching (500 problem, not a dropped
 //!    connection), and the `http_server_request_duration_seconds`
 //!    histogram labelled by route template, never by raw path.
