@@ -84,13 +84,28 @@ pub trait Publisher: Send + Sync + 'static {
     /// On error some may have been stored: publishing them again is safe
     /// (de-duplicated by id).
     async fn publish(&self, events: &[Event]) -> Result<(), BusError>;
+
+    /// The `messaging.system` attribute of the spans around this bus
+    /// (OpenTelemetry messaging conventions); the in-process bus keeps
+    /// the default.
+    fn messaging_system(&self) -> &'static str {
+        IN_PROCESS_SYSTEM
+    }
 }
+
+/// `messaging.system` of the in-process bus.
+pub const IN_PROCESS_SYSTEM: &str = "in_process";
 
 /// The worker's side of the bus.
 #[async_trait]
 pub trait Subscriber: Send + Sync + 'static {
     /// Attaches to (creating if needed) the durable consumer `durable`.
     async fn subscribe(&self, durable: &str) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// As [`Publisher::messaging_system`].
+    fn messaging_system(&self) -> &'static str {
+        IN_PROCESS_SYSTEM
+    }
 }
 
 #[async_trait]

@@ -133,10 +133,22 @@ impl Publisher for JetStreamBus {
         }
         Ok(())
     }
+
+    fn messaging_system(&self) -> &'static str {
+        NATS_SYSTEM
+    }
 }
+
+/// `messaging.system` of JetStream (not in the conventions' list of
+/// well-known values, which allows others).
+const NATS_SYSTEM: &str = "nats";
 
 #[async_trait]
 impl Subscriber for JetStreamBus {
+    fn messaging_system(&self) -> &'static str {
+        NATS_SYSTEM
+    }
+
     async fn subscribe(&self, durable: &str) -> Result<Box<dyn Subscription>, BusError> {
         let stream = self.ensure_stream().await?;
         let consumer: consumer::PullConsumer = stream

@@ -6,7 +6,9 @@
 //!
 //! - [`config`]: layered configuration (defaults < TOML file < `RELIABLE_*`
 //!   environment < CLI flags), validated at start with errors that name the key;
-//! - [`telemetry`]: JSON logs with `trace_id`/`span_id`, optional OTLP export;
+//! - [`telemetry`]: JSON logs with `trace_id`/`span_id`, optional OTLP export
+//!   with span kinds across processes ([`telemetry::Hop`]) and each module's
+//!   own `service.name`;
 //! - [`trace_context`]: W3C `traceparent` parsing and generation;
 //! - [`metrics`]: the Prometheus recorder, `/metrics` rendering, process metrics;
 //! - [`http`]: the middleware stack (request id, tracing, RED metrics,

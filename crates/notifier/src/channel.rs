@@ -4,15 +4,22 @@
 //! `Content-Type: application/json`, `Reliable-Event-Id` (receivers
 //! de-duplicate on it), `Reliable-Event-Type` (the subject),
 //! `Reliable-Signature: sha256=<hex HMAC-SHA256 of the body with the shared
-//! secret>` and the event's `traceparent`. Any 2xx is success; 408, 429 and
-//! 5xx (and timeouts, connection errors) are retried; other 4xx are
-//! permanent and go straight to the dead-letter store.
+//! secret>` and a `traceparent`. Any 2xx is success; 408, 429 and 5xx (and
+//! timeouts, connection errors) are retried; other 4xx are permanent and go
+//! straight to the dead-letter store.
+//!
+//! Each webhook call is a CLIENT span (OpenTelemetry HTTP client
+//! conventions), a child of the delivery's span, and its `traceparent` is
+//! the one the receiver gets. The span's `url.full` hides query values,
+//! where webhook tokens often ride.
 
 use crate::config::{Secret, WebhookConfig};
 use crate::target::PublicOnlyResolver;
 use async_trait::async_trait;
 use bus::Event;
 use hmac::{Hmac, Mac};
+use kit::telemetry::Hop;
+use kit::trace_context::TraceParent;
 use sha2::Sha256;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +60,24 @@ pub struct WebhookChannel {
     client: reqwest::Client,
     config: WebhookConfig,
     events: Vec<String>,
+    /// `url.full` of the spans: the URL with its query values redacted.
+    traced_url: String,
+}
+
+/// `url` with the value of every query parameter replaced by `REDACTED`
+/// and without a fragment (never sent). Credentials cannot be there: the
+/// target refuses them.
+fn traced_url(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    shown.set_fragment(None);
+    if url.query().is_some() {
+        let keys: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        shown
+            .query_pairs_mut()
+            .clear()
+            .extend_pairs(keys.iter().map(|k| (k.as_str(), "REDACTED")));
+    }
+    shown.to_string()
 }
 
 impl WebhookChannel {
@@ -75,6 +100,7 @@ impl WebhookChannel {
         }
         Ok(Self {
             client: builder.build()?,
+            traced_url: traced_url(config.target.url()),
             config,
             events,
         })
@@ -103,17 +129,38 @@ impl Channel for WebhookChannel {
                 signature(&self.config.secret, &event.payload),
             )
             .body(event.payload.clone());
-        if let Some(tp) = &event.traceparent {
-            request = request.header("traceparent", tp);
-        }
-        let response = request.send().await.map_err(|e| {
+        let url = self.config.target.url();
+        let span = tracing::info_span!(
+            "webhook",
+            otel.name = "POST",
+            otel.kind = "client",
+            http.request.method = "POST",
+            server.address = url.host_str().unwrap_or_default(),
+            server.port = url.port_or_known_default(),
+            url.full = %self.traced_url,
+            http.response.status_code = tracing::field::Empty,
+        );
+        let published_by = event.traceparent.as_deref().and_then(TraceParent::parse);
+        let hop = Hop::outgoing(span, crate::SERVICE, published_by);
+        request = request.header("traceparent", hop.traceparent().header_value());
+        let response = hop.run(request.send()).await.map_err(|e| {
+            hop.fail(if e.is_timeout() {
+                "timeout"
+            } else if e.is_connect() {
+                "connect"
+            } else {
+                "request"
+            });
             // Without the URL: it may carry a token in its path or query.
             DeliveryError::Retryable(format!("webhook request failed: {}", e.without_url()))
         })?;
         let status = response.status();
+        hop.span()
+            .record("http.response.status_code", status.as_u16());
         if status.is_success() {
             return Ok(());
         }
+        hop.fail(status.as_u16().to_string());
         let message = format!("webhook answered {}", status.as_u16());
         if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
             Err(DeliveryError::Retryable(message))
@@ -151,6 +198,19 @@ impl Channel for LogChannel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn traced_urls_hide_query_values() {
+        let url = |s: &str| url::Url::parse(s).expect("url");
+        assert_eq!(
+            traced_url(&url("https://hooks.example.com/in?token=s3cret&v=2#frag")),
+            "https://hooks.example.com/in?token=REDACTED&v=REDACTED"
+        );
+        assert_eq!(
+            traced_url(&url("http://127.0.0.1:9000/hook")),
+            "http://127.0.0.1:9000/hook"
+        );
+    }
 
     #[test]
     fn signature_matches_rfc4231_test_case_2() {

@@ -14,6 +14,8 @@
 use crate::channel::{Channel, DeliveryError};
 use crate::storage::NotificationStore;
 use bus::{Delivery, Event, Subscriber, Subscription};
+use kit::telemetry::Hop;
+use kit::trace_context::TraceParent;
 use kit::{CancellationToken, Clock, TaskTracker};
 use rand::Rng;
 use std::sync::Arc;
@@ -108,6 +110,7 @@ impl Worker {
         if let Ok(n) = self.store.dead_count().await {
             self.metrics.dead_letters.set(n as f64);
         }
+        let system = subscriber.messaging_system();
         let in_flight = TaskTracker::new();
         let permits = Arc::new(Semaphore::new(concurrency));
         let mut backoff = Duration::from_millis(50);
@@ -139,7 +142,7 @@ impl Worker {
                         let worker = self.clone();
                         let stop = stop.clone();
                         in_flight.spawn(async move {
-                            worker.handle(delivery, &stop).await;
+                            worker.handle(delivery, system, &stop).await;
                             drop(permit);
                         });
                     }
@@ -171,16 +174,25 @@ impl Worker {
         *backoff = (*backoff * 2).min(STORE_RETRY_MAX);
     }
 
-    async fn handle(&self, delivery: Delivery, stop: &CancellationToken) {
-        use tracing::Instrument;
-        // Log lines of this delivery carry the trace of the request that
-        // caused the event.
+    /// Processes one delivery in a CONSUMER span (OpenTelemetry messaging
+    /// conventions) that continues the message's trace: its log lines and
+    /// webhook calls belong to the trace of the request that caused it.
+    async fn handle(&self, delivery: Delivery, system: &'static str, stop: &CancellationToken) {
+        let event = &delivery.event;
         let span = tracing::info_span!(
-            "notify",
-            event_id = %delivery.event.id,
-            trace_id = delivery.event.traceparent.as_deref().and_then(|t| t.split('-').nth(1)).unwrap_or(""),
+            "process",
+            otel.name = format!("process {}", event.subject),
+            otel.kind = "consumer",
+            messaging.system = system,
+            messaging.destination.name = %event.subject,
+            messaging.operation.type = "process",
+            messaging.operation.name = "process",
+            messaging.message.id = %event.id,
+            event_id = %event.id,
         );
-        self.handle_in_span(delivery, stop).instrument(span).await;
+        let published_by = event.traceparent.as_deref().and_then(TraceParent::parse);
+        let hop = Hop::continuing(span, crate::SERVICE, published_by);
+        hop.run(self.handle_in_span(delivery, stop)).await;
     }
 
     async fn handle_in_span(&self, delivery: Delivery, stop: &CancellationToken) {

@@ -124,9 +124,10 @@ fn store_failure(error: StoreError) -> Problem {
     Problem::internal()
 }
 
-/// The caller's trace continued for the event (a new span id, same trace).
+/// The request's own context, kept with the event: the relay's publish
+/// span is its child.
 fn event_traceparent(trace: Option<Extension<TraceParent>>) -> Option<String> {
-    trace.map(|Extension(t)| t.child().to_string())
+    trace.map(|Extension(t)| t.to_string())
 }
 
 fn json_response(status: StatusCode, order_id: &str, body: String, replayed: bool) -> Response {

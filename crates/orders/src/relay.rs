@@ -6,10 +6,18 @@
 //! committed by other replicas. A failed publish (broker or database down)
 //! is retried with capped exponential backoff; nothing is lost because the
 //! rows stay unpublished until the bus has acknowledged them.
+//!
+//! Each event is published in a PRODUCER span ([`TracedPublisher`]) that
+//! continues the trace of the request that committed it (the outbox row
+//! keeps the request's `traceparent`); the message carries the producer
+//! span's `traceparent`, so the consumer's span is its child.
 
 use crate::storage::OrderStore;
-use bus::Publisher;
+use async_trait::async_trait;
+use bus::{BusError, Event, Publisher};
 use kit::tasks::{OnFailure, TaskSpawner};
+use kit::telemetry::Hop;
+use kit::trace_context::TraceParent;
 use kit::{CancellationToken, Clock};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -33,7 +41,10 @@ pub(crate) struct OutboxRelay {
 impl OutboxRelay {
     /// Without the relay nothing leaves the outbox: its death stops the
     /// process, so the orchestrator restarts it.
-    pub fn spawn(self, tasks: &TaskSpawner) {
+    pub fn spawn(mut self, tasks: &TaskSpawner) {
+        self.publisher = Arc::new(TracedPublisher {
+            inner: self.publisher,
+        });
         let relay = Arc::new(self);
         let stop = tasks.stop_token();
         let publishing = relay.clone().publish_loop(stop.clone());
@@ -119,6 +130,61 @@ impl OutboxRelay {
                 () = stop.cancelled() => return,
             }
         }
+    }
+}
+
+/// Publishes through `inner`, each event in its own PRODUCER span
+/// (OpenTelemetry messaging conventions), and sends the events on with
+/// their span's `traceparent`.
+struct TracedPublisher {
+    inner: Arc<dyn Publisher>,
+}
+
+impl TracedPublisher {
+    fn hop_of(&self, event: &Event) -> Hop {
+        let span = tracing::info_span!(
+            "publish",
+            otel.name = format!("publish {}", event.subject),
+            otel.kind = "producer",
+            messaging.system = self.inner.messaging_system(),
+            messaging.destination.name = %event.subject,
+            messaging.operation.type = "publish",
+            messaging.operation.name = "publish",
+            messaging.message.id = %event.id,
+        );
+        let committed_by = event.traceparent.as_deref().and_then(TraceParent::parse);
+        Hop::continuing(span, crate::SERVICE, committed_by)
+    }
+}
+
+#[async_trait]
+impl Publisher for TracedPublisher {
+    async fn publish(&self, events: &[Event]) -> Result<(), BusError> {
+        let hops: Vec<Hop> = events.iter().map(|e| self.hop_of(e)).collect();
+        let traced: Vec<Event> = events
+            .iter()
+            .zip(&hops)
+            .map(|(event, hop)| Event {
+                traceparent: Some(hop.traceparent().to_string()),
+                ..event.clone()
+            })
+            .collect();
+        let published = self.inner.publish(&traced).await;
+        if let Err(e) = &published {
+            let error_type = match e {
+                BusError::Unavailable(_) => "unavailable",
+                BusError::Malformed(_) => "malformed",
+                BusError::Closed => "closed",
+            };
+            for hop in &hops {
+                hop.fail(error_type);
+            }
+        }
+        published
+    }
+
+    fn messaging_system(&self) -> &'static str {
+        self.inner.messaging_system()
     }
 }
 

@@ -29,6 +29,8 @@ pub struct Accepted {
     pub event_id: String,
     pub event_type: String,
     pub body: Bytes,
+    /// The request's `traceparent` header, if any.
+    pub traceparent: Option<String>,
     pub received_at: std::time::SystemTime,
 }
 
@@ -163,6 +165,10 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
             event_id: header("reliable-event-id").to_string(),
             event_type: header("reliable-event-type").to_string(),
             body,
+            traceparent: headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
             received_at: std::time::SystemTime::now(),
         });
     StatusCode::NO_CONTENT

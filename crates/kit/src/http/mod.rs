@@ -5,7 +5,9 @@
 //! 2. routing, then on every route and on the fallback `observe`: request
 //!    id (kept if the client sent a sane one, generated otherwise, echoed
 //!    in the response), W3C trace context (continued or started) so every
-//!    log line inside carries `trace_id`/`span_id`, the per-request timeout
+//!    log line inside carries `trace_id`/`span_id` (and, when traces are
+//!    exported, a SERVER span named after the route template with the HTTP
+//!    server attributes), the per-request timeout
 //!    (503 problem), panic catching (500 problem, not a dropped
 //!    connection), and the `http_server_request_duration_seconds`
 //!    histogram labelled by route template, never by raw path.
@@ -21,7 +23,7 @@ pub use extract::{parse_json, ApiJson, ApiQuery};
 use crate::problem::Problem;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::Router;
 use observe::{Observe, ObserveLayer};
 use serde::{Deserialize, Serialize};
@@ -93,16 +95,10 @@ pub fn stack(router: Router, service: &'static str, config: &HttpConfig) -> Rout
 
 /// Labels the request metrics of `router`'s routes with `service` instead
 /// of the stack's default, so modules sharing one listener (`reliable up`)
-/// keep their own series. Apply to a module's router before merging it.
+/// keep their own series and their spans their own `service.name`. Apply
+/// to a module's router before merging it.
 pub fn service_label(router: Router, service: &'static str) -> Router {
-    router.route_layer(axum::middleware::map_response(
-        move |mut response: Response| async move {
-            response
-                .extensions_mut()
-                .insert(observe::ServiceLabel(service));
-            response
-        },
-    ))
+    router.route_layer(observe::ModuleLabel(service))
 }
 
 async fn not_found() -> Problem {

@@ -85,9 +85,78 @@ impl RequestDurations {
 }
 
 /// The `service` label of a module's routes when several modules share one
-/// listener (set by [`super::service_label`]).
+/// listener (set by [`ModuleLabel`]).
 #[derive(Clone, Copy)]
 pub(super) struct ServiceLabel(pub(super) &'static str);
+
+/// The route layer of [`super::service_label`]: names the module in the
+/// request's trace context before the handler runs (so the handler's spans
+/// belong to it) and labels the response for the duration histogram.
+#[derive(Clone, Copy)]
+pub(super) struct ModuleLabel(pub(super) &'static str);
+
+impl<S> Layer<S> for ModuleLabel {
+    type Service = ModuleLabelService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ModuleLabelService {
+            inner,
+            module: self.0,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(super) struct ModuleLabelService<S> {
+    inner: S,
+    module: &'static str,
+}
+
+impl<S> Service<Request> for ModuleLabelService<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Labelled<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if let Some(slot) = request.extensions().get::<telemetry::ModuleSlot>() {
+            slot.name(self.module);
+        }
+        Labelled {
+            inner: self.inner.call(request),
+            module: self.module,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner response with its [`ServiceLabel`].
+    pub(super) struct Labelled<F> {
+        #[pin]
+        inner: F,
+        module: &'static str,
+    }
+}
+
+impl<F, E> Future for Labelled<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.inner.poll(cx))?;
+        response.extensions_mut().insert(ServiceLabel(*this.module));
+        Poll::Ready(Ok(response))
+    }
+}
 
 impl Observe {
     pub(super) fn new(service: &'static str, timeout: Duration) -> Self {
@@ -193,9 +262,18 @@ where
             .get(&TRACEPARENT)
             .and_then(|v| v.to_str().ok())
             .and_then(TraceParent::parse);
-        let (span, context) =
-            telemetry::begin_request(self.observe.service, method, &request_id, remote);
+        let (server, context) = telemetry::begin_request(
+            self.observe.service,
+            method,
+            route.as_ref().map(MatchedPath::as_str),
+            &request_id,
+            remote,
+        );
         request.extensions_mut().insert(context.trace);
+        if let Some(server) = &server {
+            // The module's route layer names the module in it (ModuleLabel).
+            request.extensions_mut().insert(server.module().clone());
+        }
         // A handler that panics is a bug, and the client still deserves an
         // answer (500 problem), not a dropped connection.
         let inner = std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(request)));
@@ -206,7 +284,7 @@ where
                     let guarded = AssertUnwindSafe(inner).catch_unwind();
                     telemetry::in_request(
                         context.clone(),
-                        span,
+                        server.as_ref(),
                         tokio::time::timeout(observe.timeout, guarded),
                     )
                     .await
@@ -254,6 +332,9 @@ where
                         tracing::debug!(http.route = %route, status = status.as_u16(), elapsed_ms, "request completed");
                     }
                 });
+            }
+            if let Some(server) = server {
+                server.finish(status.as_u16());
             }
             response.headers_mut().insert(X_REQUEST_ID, request_id);
             Ok(response)
