@@ -41,6 +41,8 @@ pub struct GatewayConfig {
     pub breaker: BreakerConfig,
     pub retry: RetryConfig,
     pub health: HealthConfig,
+    /// The API key database's connection pool (`[gateway.database]`).
+    pub database: kit::storage::PoolConfig,
 }
 
 impl Default for GatewayConfig {
@@ -59,7 +61,17 @@ impl Default for GatewayConfig {
             breaker: BreakerConfig::default(),
             retry: RetryConfig::default(),
             health: HealthConfig::default(),
+            database: kit::storage::PoolConfig::with_max_connections(8),
         }
+    }
+}
+
+impl GatewayConfig {
+    /// Checks what can be checked before anything opens. Today: the key
+    /// database's pool; routes, pools and rates are still checked by
+    /// `Gateway::build`.
+    pub fn validate(&self) -> Result<(), kit::config::ConfigError> {
+        self.database.validate("gateway.database")
     }
 }
 

@@ -15,6 +15,8 @@
 //! - [`problem`]: RFC 9457 `application/problem+json` errors;
 //! - [`health`]: `/healthz`, `/readyz` (dependency checks, draining);
 //! - [`server`]: binding (port 0 for tests) and graceful serving;
+//! - [`storage`]: pools, per-module schema or file, migrations, the one
+//!   `StoreError`, database readiness and the stored-time convention;
 //! - [`shutdown`]: SIGTERM/SIGINT and the cancellation token passed everywhere;
 //! - [`clock`]: injected time, so windows and expiries are testable without sleeping.
 #![forbid(unsafe_code)]
@@ -28,6 +30,7 @@ pub mod metrics;
 pub mod problem;
 pub mod server;
 pub mod shutdown;
+pub mod storage;
 pub mod telemetry;
 pub mod trace_context;
 

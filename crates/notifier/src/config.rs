@@ -5,6 +5,7 @@
 
 use crate::target::WebhookTarget;
 use kit::config::ConfigError;
+use kit::storage::PoolConfig;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
@@ -35,6 +36,8 @@ pub struct NotifierConfig {
     /// is delivered again. Applies when the durable consumer is created.
     #[serde(with = "humantime_serde")]
     pub ack_wait: Duration,
+    /// The notification database's connection pool (`[notifier.database]`).
+    pub database: PoolConfig,
 }
 
 impl Default for NotifierConfig {
@@ -49,6 +52,7 @@ impl Default for NotifierConfig {
             webhook_events: Vec::new(),
             log_channel: true,
             ack_wait: Duration::from_secs(30),
+            database: PoolConfig::with_max_connections(16),
         }
     }
 }
@@ -89,6 +93,7 @@ impl NotifierConfig {
                 return Err(ConfigError::invalid(key, "must be above zero"));
             }
         }
+        self.database.validate("notifier.database")?;
         Ok(())
     }
 }

@@ -28,9 +28,8 @@ use axum::Router;
 use bus::Subscriber;
 use channel::{Channel, LogChannel, WebhookChannel};
 use kit::health::ReadinessCheck;
+use kit::storage::DatabaseReady;
 use kit::{CancellationToken, Clock, TaskTracker};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use storage::NotificationStore;
 use worker::{Metrics, Worker};
@@ -101,8 +100,9 @@ impl Notifier {
         http::routes(self.worker.clone())
     }
 
+    /// `notifier-database`: ready while the notification database answers.
     pub fn readiness_check(&self) -> Arc<dyn ReadinessCheck> {
-        Arc::new(StoreReady(self.worker.store.clone()))
+        Arc::new(DatabaseReady::new(SERVICE, self.worker.store.pool()))
     }
 
     /// Stops taking deliveries and waits for those in flight.
@@ -110,17 +110,5 @@ impl Notifier {
         self.stop.cancel();
         self.tasks.close();
         self.tasks.wait().await;
-    }
-}
-
-struct StoreReady(Arc<dyn NotificationStore>);
-
-impl ReadinessCheck for StoreReady {
-    fn name(&self) -> &str {
-        "notifier-database"
-    }
-
-    fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
-        Box::pin(async move { self.0.ping().await.map_err(|e| e.to_string()) })
     }
 }

@@ -2,6 +2,7 @@
 //! `RELIABLE_ORDERS__*` in the environment).
 
 use kit::config::ConfigError;
+use kit::storage::PoolConfig;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ pub struct OrdersConfig {
     /// Published outbox rows are deleted after this long.
     #[serde(with = "humantime_serde")]
     pub outbox_retention: Duration,
+    /// The order database's connection pool (`[orders.database]`).
+    pub database: PoolConfig,
 }
 
 impl Default for OrdersConfig {
@@ -34,6 +37,7 @@ impl Default for OrdersConfig {
             relay_batch_size: 256,
             relay_poll_interval: Duration::from_millis(200),
             outbox_retention: Duration::from_secs(7 * 24 * 3600),
+            database: PoolConfig::with_max_connections(16),
         }
     }
 }
@@ -56,6 +60,7 @@ impl OrdersConfig {
                 "must be between 1 and 10000",
             ));
         }
+        self.database.validate("orders.database")?;
         Ok(())
     }
 }

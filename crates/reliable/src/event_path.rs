@@ -70,7 +70,7 @@ impl EventPath {
             None => format!("sqlite://{}", config.data_dir.join(file).display()),
         };
         if plan.orders {
-            let store = orders::storage::connect(&url_of("orders.db"))
+            let store = orders::storage::connect(&url_of("orders.db"), &config.orders.database)
                 .await
                 .context("opening the orders database")?;
             let module = Orders::build(
@@ -86,7 +86,7 @@ impl EventPath {
             path.orders = Some(module);
         }
         if plan.notifier {
-            let store = notifier::storage::connect(&url_of("notifier.db"))
+            let store = notifier::storage::connect(&url_of("notifier.db"), &config.notifier.database)
                 .await
                 .context("opening the notifier database")?;
             let module = Notifier::build(

@@ -75,7 +75,7 @@ pub async fn build(
     if gateway_config.routes.is_empty() {
         bail!("the gateway has no routes: add [[gateway.routes]] and [gateway.pools.NAME] to the config file, or co-locate a module (--target gateway,shortener)");
     }
-    let keys = gateway::keys::connect(keys_url)
+    let keys = gateway::keys::connect(keys_url, &config.gateway.database)
         .await
         .context("opening the API key database")?;
     let redis = config

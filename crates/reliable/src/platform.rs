@@ -135,7 +135,7 @@ pub async fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
     for target in &targets {
         match target {
             Target::Shortener => {
-                let store = shortener::storage::connect(&database_url)
+                let store = shortener::storage::connect(&database_url, &config.shortener.database)
                     .await
                     .context("opening the link database")?;
                 let module = Shortener::build(

@@ -132,6 +132,7 @@ pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Con
     config.slo.validate()?;
     config.orders.validate()?;
     config.notifier.validate()?;
+    config.gateway.validate()?;
     config.webhook()?;
     if config.log.trim().is_empty() {
         return Err(ConfigError::invalid("log", "must not be empty"));

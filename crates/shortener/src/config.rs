@@ -2,6 +2,7 @@
 //! file, `RELIABLE_SHORTENER__*` in the environment).
 
 use kit::config::ConfigError;
+use kit::storage::PoolConfig;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -41,6 +42,8 @@ pub struct ShortenerConfig {
     /// How long the final flush may retry at shutdown.
     #[serde(with = "humantime_serde")]
     pub visit_shutdown_timeout: Duration,
+    /// The link database's connection pool (`[shortener.database]`).
+    pub database: PoolConfig,
 }
 
 impl Default for ShortenerConfig {
@@ -57,6 +60,7 @@ impl Default for ShortenerConfig {
             visit_flush_interval: Duration::from_secs(1),
             visit_buffer: 65_536,
             visit_shutdown_timeout: Duration::from_secs(10),
+            database: PoolConfig::with_max_connections(16),
         }
     }
 }
@@ -106,6 +110,7 @@ impl ShortenerConfig {
                 "must be above zero",
             ));
         }
+        self.database.validate("shortener.database")?;
         Ok(())
     }
 }

@@ -26,12 +26,11 @@ pub use config::ShortenerConfig;
 use axum::Router;
 use kit::forwarded::TrustedProxies;
 use kit::health::ReadinessCheck;
+use kit::storage::DatabaseReady;
 use kit::{CancellationToken, Clock, TaskTracker};
 use state::{AppState, Metrics};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use storage::{LinkChange, LinkStore};
+use storage::{ChangeFeed, LinkChange, LinkStore};
 use visits::{RecorderSettings, VisitRecorder};
 
 pub const SERVICE: &str = "shortener";
@@ -89,7 +88,20 @@ impl Shortener {
             base_url,
             metrics: Metrics::new(),
         });
-        if let Some(mut changes) = store.watch_changes().await {
+        if let Some(ChangeFeed { mut changes, pump }) = store.watch_changes() {
+            // The store spawns nothing; its listener runs here, tracked and
+            // stopped with the module.
+            let pump_stop = stop.clone();
+            tasks.spawn(async move {
+                tokio::select! {
+                    ended = pump => {
+                        if let Err(e) = ended {
+                            tracing::error!(error = &e as &dyn std::error::Error, "link change feed stopped");
+                        }
+                    }
+                    () = pump_stop.cancelled() => {}
+                }
+            });
             let state = state.clone();
             let stop = stop.clone();
             tasks.spawn(async move {
@@ -114,8 +126,9 @@ impl Shortener {
         http::routes(self.state.clone())
     }
 
+    /// `shortener-database`: ready while the link database answers.
     pub fn readiness_check(&self) -> Arc<dyn ReadinessCheck> {
-        Arc::new(StoreReady(self.state.store.clone()))
+        Arc::new(DatabaseReady::new(SERVICE, self.state.store.pool()))
     }
 
     /// Writes every visit recorded so far (operators: before a backup;
@@ -130,17 +143,5 @@ impl Shortener {
         self.stop.cancel();
         self.tasks.close();
         self.tasks.wait().await;
-    }
-}
-
-struct StoreReady(Arc<dyn LinkStore>);
-
-impl ReadinessCheck for StoreReady {
-    fn name(&self) -> &str {
-        "shortener-database"
-    }
-
-    fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
-        Box::pin(async move { self.0.ping().await.map_err(|e| e.to_string()) })
     }
 }
