@@ -45,6 +45,8 @@ pub struct GatewayConfig {
     pub breaker: BreakerConfig,
     pub retry: RetryConfig,
     pub health: HealthConfig,
+    /// The API key database's connection pool (`[gateway.database]`).
+    pub database: kit::storage::PoolConfig,
 }
 
 impl Default for GatewayConfig {
@@ -63,6 +65,7 @@ impl Default for GatewayConfig {
             breaker: BreakerConfig::default(),
             retry: RetryConfig::default(),
             health: HealthConfig::default(),
+            database: kit::storage::PoolConfig::with_max_connections(8),
         }
     }
 }
@@ -278,6 +281,7 @@ impl GatewayConfig {
             self.max_response_body_bytes,
         )?;
         above_zero("gateway.max_header_bytes", self.max_header_bytes)?;
+        self.database.validate("gateway.database")?;
         for (i, cidr) in self.trusted_proxies.iter().enumerate() {
             kit::forwarded::TrustedProxies::parse(std::slice::from_ref(cidr)).map_err(|e| {
                 ConfigError::invalid(&format!("gateway.trusted_proxies[{i}]"), e.to_string())

@@ -231,10 +231,14 @@ impl Gateway {
         resilience::health::run(&self.shared.pools, schedule, probe, shutdown).await;
     }
 
-    /// Ready while the API key database answers (no check without one).
+    /// `gateway-database`: ready while the API key database answers (no
+    /// check without one).
     pub fn readiness_check(&self) -> Option<Arc<dyn kit::health::ReadinessCheck>> {
-        let keys = self.shared.keys.clone()?;
-        Some(Arc::new(KeysReady(keys)))
+        let keys = self.shared.keys.as_ref()?;
+        Some(Arc::new(kit::storage::DatabaseReady::new(
+            SERVICE,
+            keys.pool(),
+        )))
     }
 
     /// The pools, for tests and the console.
@@ -260,18 +264,4 @@ pub async fn limiter(
         local,
         when_down.into(),
     )))
-}
-
-struct KeysReady(Arc<dyn KeyStore>);
-
-impl kit::health::ReadinessCheck for KeysReady {
-    fn name(&self) -> &str {
-        "gateway-keys-db"
-    }
-
-    fn check(
-        &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
-        Box::pin(async move { self.0.ping().await.map_err(|e| e.to_string()) })
-    }
 }

@@ -65,7 +65,7 @@ impl Module for GatewayModule {
             return Err("the gateway has no routes: add [[gateway.routes]] and [gateway.pools.NAME] to the config file, or co-locate a module (--target gateway,shortener)".into());
         }
         let keys = match &context.database_url {
-            Some(url) => Some(keys::connect(url).await?),
+            Some(url) => Some(keys::connect(url, &config.database).await?),
             None => None,
         };
         let limiter = context.ports.get::<Arc<dyn RateLimiter>>()?;

@@ -17,6 +17,8 @@
 //! - [`problem`]: RFC 9457 `application/problem+json` errors;
 //! - [`health`]: `/healthz`, `/readyz` (dependency checks, draining);
 //! - [`server`]: binding (port 0 for tests) and graceful serving;
+//! - [`storage`]: pools, per-module schema or file, migrations, the one
+//!   `StoreError`, database readiness and the stored-time convention;
 //! - [`shutdown`]: SIGTERM/SIGINT and the cancellation token passed everywhere;
 //! - [`clock`]: injected time, so windows and expiries are testable without sleeping;
 //! - [`module`]: the [`module::Module`] trait every service module implements;
@@ -33,6 +35,7 @@ pub mod module;
 pub mod problem;
 pub mod server;
 pub mod shutdown;
+pub mod storage;
 pub mod tasks;
 pub mod telemetry;
 pub mod trace_context;

@@ -5,6 +5,7 @@
 
 use crate::target::WebhookTarget;
 use kit::config::ConfigError;
+use kit::storage::PoolConfig;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -48,6 +49,8 @@ pub struct NotifierConfig {
     /// Let the webhook reach loopback and private addresses (off: the SSRF
     /// guard refuses them).
     pub allow_private: bool,
+    /// The notification database's connection pool (`[notifier.database]`).
+    pub database: PoolConfig,
 }
 
 impl Default for NotifierConfig {
@@ -65,6 +68,7 @@ impl Default for NotifierConfig {
             webhook_url: None,
             webhook_secret: None,
             allow_private: false,
+            database: PoolConfig::with_max_connections(16),
         }
     }
 }
@@ -106,6 +110,7 @@ impl NotifierConfig {
             }
         }
         self.webhook()?;
+        self.database.validate("notifier.database")?;
         Ok(())
     }
 

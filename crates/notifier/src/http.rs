@@ -25,17 +25,10 @@ pub(crate) fn routes(worker: Arc<Worker>) -> Router {
         .with_state(worker)
 }
 
+/// `kit::storage`'s one mapping: 503 when the database is unavailable,
+/// 500 otherwise, cause logged.
 fn store_failure(error: StoreError) -> Problem {
-    tracing::error!(
-        error = &error as &dyn std::error::Error,
-        "notification store failed"
-    );
-    match error {
-        StoreError::Database(
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
-        ) => Problem::unavailable("the notification database is unavailable").with_retry_after(1),
-        _ => Problem::internal(),
-    }
+    error.to_problem("the notification database")
 }
 
 fn dead_json(dead: &DeadLetter) -> Value {

@@ -33,6 +33,7 @@ use kit::tasks::{OnFailure, TaskSpawner};
 use kit::Clock;
 use std::future::Future;
 use std::pin::Pin;
+use kit::storage::DatabaseReady;
 use std::sync::Arc;
 use storage::NotificationStore;
 use worker::{Metrics, Worker};
@@ -102,24 +103,13 @@ impl Notifier {
         http::routes(self.worker.clone())
     }
 
+    /// `notifier-database`: ready while the notification database answers.
     pub fn readiness_check(&self) -> Arc<dyn ReadinessCheck> {
-        Arc::new(StoreReady(self.worker.store.clone()))
+        Arc::new(DatabaseReady::new(SERVICE, self.worker.store.pool()))
     }
 
     /// Stops taking deliveries and waits for those in flight.
     pub async fn shutdown(self) {
         self.tasks.shutdown().await;
-    }
-}
-
-struct StoreReady(Arc<dyn NotificationStore>);
-
-impl ReadinessCheck for StoreReady {
-    fn name(&self) -> &str {
-        "notifier-database"
-    }
-
-    fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
-        Box::pin(async move { self.0.ping().await.map_err(|e| e.to_string()) })
     }
 }

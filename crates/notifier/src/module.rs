@@ -30,7 +30,7 @@ impl Module for Notifier {
         let url = context.database_url.ok_or("the notifier needs a database")?;
         let subscriber = context.ports.get::<Arc<dyn Subscriber>>()?;
         let webhook = config.webhook()?;
-        let store = storage::connect(&url).await?;
+        let store = storage::connect(&url, &config.database).await?;
         Ok(Notifier::build(
             config,
             webhook,

@@ -7,19 +7,20 @@
 use async_trait::async_trait;
 use bus::Event;
 use chrono::{DateTime, Utc};
+use kit::storage::time::{from_micros, to_micros};
+use kit::storage::{Pool, PoolConfig, Schema};
 use std::sync::Arc;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("unsupported database URL scheme (expected sqlite: or postgres:)")]
-    UnsupportedUrl,
-    #[error("database error")]
-    Database(#[from] sqlx::Error),
-    #[error("migration failed")]
-    Migration(#[from] sqlx::migrate::MigrateError),
-    #[error("stored data is invalid: {0}")]
-    Corrupt(String),
-}
+pub use kit::storage::StoreError;
+
+/// The notifier's tables (schema `notifier` on PostgreSQL, `notifier.db`
+/// on SQLite) and their migrations.
+static SCHEMA: Schema = Schema {
+    module: crate::SERVICE,
+    sqlite: &sqlx::migrate!("./migrations/sqlite"),
+    postgres: &sqlx::migrate!("./migrations/postgres"),
+    legacy_public_tables: &[],
+};
 
 /// An event whose notifications failed for good, kept for an operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,56 +59,20 @@ pub trait NotificationStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     async fn dead_count(&self) -> Result<i64, StoreError>;
-    async fn ping(&self) -> Result<(), StoreError>;
+    /// The pool, for readiness ([`kit::storage::DatabaseReady`]).
+    fn pool(&self) -> Pool;
 }
 
-/// Opens the store named by `url` (`sqlite:PATH` or `postgres://...`) and
-/// applies its migrations.
-pub async fn connect(url: &str) -> Result<Arc<dyn NotificationStore>, StoreError> {
-    use std::str::FromStr;
-    use std::time::Duration;
-    if url.starts_with("sqlite:") {
-        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Arc::new(SqliteNotificationStore(pool)))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        // Own schema: its migration history must not mix with other
-        // modules' on a shared database.
-        let options =
-            sqlx::postgres::PgConnectOptions::from_str(url)?.application_name("reliable-notifier");
-        {
-            use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect_with(&options).await?;
-            let created = sqlx::query("CREATE SCHEMA IF NOT EXISTS notifier")
-                .execute(&mut conn)
-                .await;
-            let _ = conn.close().await;
-            if let Err(e) = created {
-                // A replica starting at the same time may win the race.
-                if !matches!(&e, sqlx::Error::Database(db) if db.is_unique_violation()) {
-                    return Err(e.into());
-                }
-            }
-        }
-        let options = options.options([("search_path", "notifier")]);
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Arc::new(PostgresNotificationStore(pool)))
-    } else {
-        Err(StoreError::UnsupportedUrl)
-    }
+/// Opens the store named by `url` (`sqlite:PATH` or `postgres://...`),
+/// sized by `pool`, and applies its migrations.
+pub async fn connect(
+    url: &str,
+    pool: &PoolConfig,
+) -> Result<Arc<dyn NotificationStore>, StoreError> {
+    Ok(match kit::storage::open(url, pool, &SCHEMA).await? {
+        Pool::Sqlite(pool) => Arc::new(SqliteNotificationStore(pool)),
+        Pool::Postgres(pool) => Arc::new(PostgresNotificationStore(pool)),
+    })
 }
 
 pub struct SqliteNotificationStore(sqlx::SqlitePool);
@@ -115,10 +80,6 @@ pub struct PostgresNotificationStore(sqlx::PgPool);
 
 const DEAD_COLUMNS: &str =
     "id, event_id, subject, order_id, payload, traceparent, occurred_us, attempts, last_error, failed_us";
-
-fn at(us: i64) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_micros(us).ok_or_else(|| StoreError::Corrupt(format!("time {us}")))
-}
 
 fn payload_text(event: &Event) -> String {
     String::from_utf8_lossy(&event.payload).into_owned()
@@ -135,11 +96,11 @@ macro_rules! dead_letter_from {
                 key: row.try_get("order_id")?,
                 payload: row.try_get::<String, _>("payload")?.into(),
                 traceparent: row.try_get("traceparent")?,
-                occurred_at: at(row.try_get("occurred_us")?)?,
+                occurred_at: from_micros(row.try_get("occurred_us")?)?,
             },
             attempts: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0),
             last_error: row.try_get("last_error")?,
-            failed_at: at(row.try_get("failed_us")?)?,
+            failed_at: from_micros(row.try_get("failed_us")?)?,
         }
     }};
 }
@@ -162,7 +123,7 @@ macro_rules! notification_store {
                      ON CONFLICT (event_id) DO NOTHING",
                 )
                 .bind(event_id)
-                .bind(now.timestamp_micros())
+                .bind(to_micros(now))
                 .execute(&self.0)
                 .await?;
                 Ok(())
@@ -181,7 +142,7 @@ macro_rules! notification_store {
                      ON CONFLICT (event_id) DO NOTHING",
                 )
                 .bind(&event.id)
-                .bind(now.timestamp_micros())
+                .bind(to_micros(now))
                 .execute(&mut *tx)
                 .await?;
                 if first.rows_affected() == 1 {
@@ -195,10 +156,10 @@ macro_rules! notification_store {
                     .bind(&event.key)
                     .bind(payload_text(event))
                     .bind(&event.traceparent)
-                    .bind(event.occurred_at.timestamp_micros())
+                    .bind(to_micros(event.occurred_at))
                     .bind(i32::try_from(attempts).unwrap_or(i32::MAX))
                     .bind(error)
-                    .bind(now.timestamp_micros())
+                    .bind(to_micros(now))
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -238,7 +199,7 @@ macro_rules! notification_store {
                     "UPDATE dead_letters SET attempts = attempts + 1, last_error = $1, failed_us = $2 WHERE id = $3",
                 )
                 .bind(error)
-                .bind(now.timestamp_micros())
+                .bind(to_micros(now))
                 .bind(id)
                 .execute(&self.0)
                 .await?;
@@ -252,9 +213,8 @@ macro_rules! notification_store {
                 Ok(row.try_get("n")?)
             }
 
-            async fn ping(&self) -> Result<(), StoreError> {
-                sqlx::query("SELECT 1").execute(&self.0).await?;
-                Ok(())
+            fn pool(&self) -> Pool {
+                self.0.clone().into()
             }
         }
     };

@@ -79,7 +79,7 @@ macro_rules! conformance {
                 async fn $name() {
                     let dir = tempfile::tempdir().expect("dir");
                     let url = format!("sqlite://{}", dir.path().join("n.db").display());
-                    super::$name(notifier::storage::connect(&url).await.expect("sqlite")).await;
+                    super::$name(notifier::storage::connect(&url, &Default::default()).await.expect("sqlite")).await;
                 }
             )*
         }
@@ -88,7 +88,7 @@ macro_rules! conformance {
                 #[tokio::test]
                 async fn $name() {
                     let url = testkit::postgres().create_database();
-                    super::$name(notifier::storage::connect(&url).await.expect("postgres")).await;
+                    super::$name(notifier::storage::connect(&url, &Default::default()).await.expect("postgres")).await;
                 }
             )*
         }

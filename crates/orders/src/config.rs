@@ -2,6 +2,7 @@
 //! `RELIABLE_ORDERS__*` in the environment).
 
 use kit::config::ConfigError;
+use kit::storage::PoolConfig;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ pub struct OrdersConfig {
     #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub outbox_retention: Duration,
+    /// The order database's connection pool (`[orders.database]`).
+    pub database: PoolConfig,
 }
 
 impl Default for OrdersConfig {
@@ -37,6 +40,7 @@ impl Default for OrdersConfig {
             relay_batch_size: 256,
             relay_poll_interval: Duration::from_millis(200),
             outbox_retention: Duration::from_secs(7 * 24 * 3600),
+            database: PoolConfig::with_max_connections(16),
         }
     }
 }
@@ -59,6 +63,7 @@ impl OrdersConfig {
                 "must be between 1 and 10000",
             ));
         }
+        self.database.validate("orders.database")?;
         Ok(())
     }
 }

@@ -107,21 +107,10 @@ fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, Problem> {
     IdempotencyKey::parse(text).map_err(|e| invalid(e.to_string()))
 }
 
-/// Maps a storage failure to a response, logging the cause (which never
-/// reaches the client).
+/// Maps a storage failure to a response (`kit::storage`'s one mapping:
+/// 503 when the database is unavailable, 500 otherwise, cause logged).
 fn store_failure(error: StoreError) -> Problem {
-    if error.is_unavailable() {
-        tracing::error!(
-            error = &error as &dyn std::error::Error,
-            "order database unavailable"
-        );
-        return Problem::unavailable("the order database is unavailable").with_retry_after(1);
-    }
-    tracing::error!(
-        error = &error as &dyn std::error::Error,
-        "order storage failed"
-    );
-    Problem::internal()
+    error.to_problem("the order database")
 }
 
 /// The request's own context, kept with the event: the relay's publish

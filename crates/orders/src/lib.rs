@@ -30,10 +30,9 @@ use bus::Publisher;
 use kit::health::ReadinessCheck;
 use kit::tasks::TaskSpawner;
 use kit::Clock;
+use kit::storage::DatabaseReady;
 use relay::OutboxRelay;
 use state::{AppState, Metrics};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use storage::{OrderStore, StoreError};
 use tokio::sync::{mpsc, Notify};
@@ -105,25 +104,14 @@ impl Orders {
         http::routes(self.state.clone())
     }
 
+    /// `orders-database`: ready while the order database answers.
     pub fn readiness_check(&self) -> Arc<dyn ReadinessCheck> {
-        Arc::new(StoreReady(self.state.store.clone()))
+        Arc::new(DatabaseReady::new(SERVICE, self.state.store.pool()))
     }
 
     /// Stops the relay and the delivery recorder. Events not yet published
     /// stay in the outbox for the next start.
     pub async fn shutdown(self) {
         self.tasks.shutdown().await;
-    }
-}
-
-struct StoreReady(Arc<dyn OrderStore>);
-
-impl ReadinessCheck for StoreReady {
-    fn name(&self) -> &str {
-        "orders-database"
-    }
-
-    fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
-        Box::pin(async move { self.0.ping().await.map_err(|e| e.to_string()) })
     }
 }

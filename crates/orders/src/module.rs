@@ -30,7 +30,7 @@ impl Module for Orders {
         let url = context.database_url.ok_or("orders needs a database")?;
         let publisher = context.ports.get::<Arc<dyn Publisher>>()?;
         let acked = context.ports.take::<AckFeed>().map(|feed| feed.0);
-        let store = storage::connect(&url).await?;
+        let store = storage::connect(&url, &config.database).await?;
         let target = RelayTarget { publisher, acked };
         Ok(Orders::build(config, store, target, context.clock, context.tasks).await?)
     }

@@ -282,7 +282,7 @@ macro_rules! conformance {
                 async fn $name() {
                     let dir = tempfile::tempdir().expect("dir");
                     let url = format!("sqlite://{}", dir.path().join("orders.db").display());
-                    let store = std::sync::Arc::new(orders::storage::SqliteStore::connect(&url).await.expect("sqlite"));
+                    let store = std::sync::Arc::new(orders::storage::SqliteStore::connect(&url, &Default::default()).await.expect("sqlite"));
                     super::$name(store).await;
                 }
             )*
@@ -292,7 +292,7 @@ macro_rules! conformance {
                 #[tokio::test]
                 async fn $name() {
                     let url = testkit::postgres().create_database();
-                    let store = std::sync::Arc::new(orders::storage::PostgresStore::connect(&url).await.expect("postgres"));
+                    let store = std::sync::Arc::new(orders::storage::PostgresStore::connect(&url, &Default::default()).await.expect("postgres"));
                     super::$name(store).await;
                 }
             )*
@@ -316,7 +316,7 @@ conformance!(
 #[tokio::test]
 async fn postgres_relay_replicas_never_publish_an_event_twice() {
     let url = testkit::postgres().create_database();
-    let store: Arc<dyn OrderStore> = Arc::new(PostgresStore::connect(&url).await.expect("pg"));
+    let store: Arc<dyn OrderStore> = Arc::new(PostgresStore::connect(&url, &Default::default()).await.expect("pg"));
     for i in 0..120 {
         create(store.as_ref(), &format!("r{i}"), new_order("c1", 1), now()).await;
     }

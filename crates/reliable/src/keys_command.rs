@@ -85,7 +85,8 @@ pub fn run(args: KeysArgs) -> ExitCode {
         Some(url) => url.to_string(),
         None => format!("sqlite://{}", config.data_dir.join("gateway.db").display()),
     };
-    match runtime.block_on(act(args.action, &url, &config.data_dir)) {
+    let pool = &config.gateway.database;
+    match runtime.block_on(act(args.action, &url, &config.data_dir, pool)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(e)) => {
             eprintln!("error: {e}");
@@ -103,16 +104,21 @@ enum Failure {
     Store(anyhow::Error),
 }
 
-impl From<gateway::keys::KeyStoreError> for Failure {
-    fn from(e: gateway::keys::KeyStoreError) -> Self {
+impl From<gateway::keys::StoreError> for Failure {
+    fn from(e: gateway::keys::StoreError) -> Self {
         match e {
-            gateway::keys::KeyStoreError::NameTaken(_) => Failure::Usage(e.to_string()),
+            gateway::keys::StoreError::Conflict(_) => Failure::Usage(e.to_string()),
             other => Failure::Store(anyhow::Error::new(other)),
         }
     }
 }
 
-async fn act(action: Action, url: &str, data_dir: &std::path::Path) -> Result<(), Failure> {
+async fn act(
+    action: Action,
+    url: &str,
+    data_dir: &std::path::Path,
+    pool: &kit::storage::PoolConfig,
+) -> Result<(), Failure> {
     // Usage errors first: a typo must not create a database.
     let new = match &action {
         Action::Create {
@@ -135,7 +141,7 @@ async fn act(action: Action, url: &str, data_dir: &std::path::Path) -> Result<()
         std::fs::create_dir_all(data_dir)
             .map_err(|e| Failure::Store(anyhow::Error::new(e).context("creating the data dir")))?;
     }
-    let store: Arc<dyn KeyStore> = gateway::keys::connect(url).await?;
+    let store: Arc<dyn KeyStore> = gateway::keys::connect(url, pool).await?;
     let now = chrono::Utc::now();
     match action {
         Action::Create { .. } => {

@@ -126,7 +126,7 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
     if needs(Port::Limiter) {
         let limiter = gateway::limiter(
             config.redis_url.as_ref().map(|url| ratelimit::RedisSettings::new(url.expose())),
-            &config.gateway.rate_limit_when_down,
+            config.gateway.rate_limit_when_down,
             clock.clone(),
         )
         .await

@@ -2,6 +2,7 @@
 //! file, `RELIABLE_SHORTENER__*` in the environment).
 
 use kit::config::ConfigError;
+use kit::storage::PoolConfig;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -45,6 +46,8 @@ pub struct ShortenerConfig {
     #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub visit_shutdown_timeout: Duration,
+    /// The link database's connection pool (`[shortener.database]`).
+    pub database: PoolConfig,
 }
 
 impl Default for ShortenerConfig {
@@ -61,6 +64,7 @@ impl Default for ShortenerConfig {
             visit_flush_interval: Duration::from_secs(1),
             visit_buffer: 65_536,
             visit_shutdown_timeout: Duration::from_secs(10),
+            database: PoolConfig::with_max_connections(16),
         }
     }
 }
@@ -110,6 +114,7 @@ impl ShortenerConfig {
                 "must be above zero",
             ));
         }
+        self.database.validate("shortener.database")?;
         Ok(())
     }
 }

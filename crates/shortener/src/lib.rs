@@ -29,11 +29,10 @@ use kit::forwarded::TrustedProxies;
 use kit::health::ReadinessCheck;
 use kit::tasks::{OnFailure, TaskSpawner};
 use kit::Clock;
+use kit::storage::DatabaseReady;
 use state::{AppState, Metrics};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use storage::{LinkChange, LinkStore};
+use storage::{ChangeFeed, LinkChange, LinkStore};
 use visits::{RecorderSettings, VisitRecorder};
 
 pub const SERVICE: &str = "shortener";
@@ -89,7 +88,16 @@ impl Shortener {
             base_url,
             metrics: Metrics::new(),
         });
-        if let Some(mut changes) = store.watch_changes().await {
+        if let Some(ChangeFeed { mut changes, pump }) = store.watch_changes() {
+            // The store spawns nothing; its listener runs here, supervised
+            // and stopped with the module.
+            let pump_stop = tasks.stop_token();
+            tasks.spawn("change-feed", OnFailure::Unready, async move {
+                tokio::select! {
+                    ended = pump => ended,
+                    () = pump_stop.cancelled() => Ok(()),
+                }
+            });
             let state = state.clone();
             let stop = tasks.stop_token();
             // Without the feed, other replicas' edits go unseen until the
@@ -116,8 +124,9 @@ impl Shortener {
         http::routes(self.state.clone())
     }
 
+    /// `shortener-database`: ready while the link database answers.
     pub fn readiness_check(&self) -> Arc<dyn ReadinessCheck> {
-        Arc::new(StoreReady(self.state.store.clone()))
+        Arc::new(DatabaseReady::new(SERVICE, self.state.store.pool()))
     }
 
     /// Writes every visit recorded so far (operators: before a backup;
@@ -130,17 +139,5 @@ impl Shortener {
     /// the HTTP server stopped accepting and drained in-flight requests.
     pub async fn shutdown(self) {
         self.tasks.shutdown().await;
-    }
-}
-
-struct StoreReady(Arc<dyn LinkStore>);
-
-impl ReadinessCheck for StoreReady {
-    fn name(&self) -> &str {
-        "shortener-database"
-    }
-
-    fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
-        Box::pin(async move { self.0.ping().await.map_err(|e| e.to_string()) })
     }
 }

@@ -28,7 +28,7 @@ impl Module for Shortener {
         let url = context
             .database_url
             .ok_or("the shortener needs a database")?;
-        let store = storage::connect(&url).await?;
+        let store = storage::connect(&url, &config.database).await?;
         Ok(Shortener::build(
             config,
             store,

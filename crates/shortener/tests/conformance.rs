@@ -78,7 +78,7 @@ async fn duplicate_slugs_are_refused(store: Arc<dyn LinkStore>) {
         .await
         .expect_err("duplicate");
     assert!(
-        matches!(err, StoreError::SlugTaken(ref s) if s == "dup"),
+        matches!(err, StoreError::Conflict(ref what) if what == "slug `dup`"),
         "{err:?}"
     );
     let kept = store
@@ -354,7 +354,7 @@ async fn visits_are_counted_once_and_summarised(store: Arc<dyn LinkStore>) {
         .expect("summary");
     assert_eq!(since_second_day.total, 2);
     assert_eq!(since_second_day.top_referrers.len(), 1);
-    assert!(store.ping().await.is_ok());
+    assert!(store.pool().ping().await.is_ok());
 }
 
 async fn large_batches_are_written_whole(store: Arc<dyn LinkStore>) {
@@ -388,7 +388,7 @@ macro_rules! conformance {
                 async fn $case() {
                     let dir = tempfile::tempdir().expect("dir");
                     let url = format!("sqlite://{}", dir.path().join("t.db").display());
-                    let store = std::sync::Arc::new(super::SqliteStore::connect(&url).await.expect("sqlite"));
+                    let store = std::sync::Arc::new(super::SqliteStore::connect(&url, &Default::default()).await.expect("sqlite"));
                     super::$case(store).await;
                 }
             )*
@@ -398,7 +398,7 @@ macro_rules! conformance {
                 #[tokio::test]
                 async fn $case() {
                     let url = testkit::postgres().create_database();
-                    let store = std::sync::Arc::new(super::PostgresStore::connect(&url).await.expect("postgres"));
+                    let store = std::sync::Arc::new(super::PostgresStore::connect(&url, &Default::default()).await.expect("postgres"));
                     super::$case(store).await;
                 }
             )*

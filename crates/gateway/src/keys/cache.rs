@@ -10,7 +10,8 @@
 //! the number of entries is bounded besides. Expiry is judged on the
 //! injected clock, so tests move time instead of sleeping.
 
-use super::{ApiKey, KeyHash, KeyName, KeyStore, KeyStoreError, NewKey, StoredKey};
+use super::{ApiKey, KeyHash, KeyName, KeyStore, NewKey, StoreError, StoredKey};
+use kit::storage::Pool;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use kit::Clock;
@@ -46,11 +47,11 @@ impl KeyStore for CachedKeyStore {
         key: &ApiKey,
         new: &NewKey,
         now: DateTime<Utc>,
-    ) -> Result<StoredKey, KeyStoreError> {
+    ) -> Result<StoredKey, StoreError> {
         self.store.create(key, new, now).await
     }
 
-    async fn find(&self, hash: &KeyHash) -> Result<Option<StoredKey>, KeyStoreError> {
+    async fn find(&self, hash: &KeyHash) -> Result<Option<StoredKey>, StoreError> {
         let now = self.clock.now();
         if let Some(entry) = self.found.get(hash) {
             let (key, found_at) = &*entry;
@@ -68,18 +69,18 @@ impl KeyStore for CachedKeyStore {
         Ok(found)
     }
 
-    async fn list(&self) -> Result<Vec<StoredKey>, KeyStoreError> {
+    async fn list(&self) -> Result<Vec<StoredKey>, StoreError> {
         self.store.list().await
     }
 
-    async fn revoke(&self, name: &KeyName, now: DateTime<Utc>) -> Result<bool, KeyStoreError> {
+    async fn revoke(&self, name: &KeyName, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let revoked = self.store.revoke(name, now).await?;
         // Entries are by hash, not name; revocations are rare.
         self.found.invalidate_all();
         Ok(revoked)
     }
 
-    async fn ping(&self) -> Result<(), KeyStoreError> {
-        self.store.ping().await
+    fn pool(&self) -> Pool {
+        self.store.pool()
     }
 }

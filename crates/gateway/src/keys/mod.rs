@@ -1,39 +1,35 @@
 //! API keys: the domain types and the storage port with its two adapters.
 //!
 //! [`KeyStore`] is all the gateway knows about key persistence; SQLite
-//! backs `reliable up`, PostgreSQL `reliable serve`. Both carry their own
-//! migrations and pass one conformance suite (`tests/keys_conformance.rs`).
+//! backs `reliable up`, PostgreSQL `reliable serve`, with one SQL text
+//! (`store.rs`) and one conformance suite (`tests/keys_conformance.rs`).
 //! Only hashes are stored; a key is shown once, by `reliable keys create`.
 //! [`CachedKeyStore`] keeps found keys for `gateway.key_cache_ttl`.
 
 mod cache;
 mod domain;
-mod postgres;
-mod sqlite;
+mod store;
 
 pub use cache::CachedKeyStore;
 pub use domain::{ApiKey, KeyError, KeyHash, KeyName, Scope, Scopes, KEY_PREFIX};
-pub use postgres::PostgresKeyStore;
-pub use sqlite::SqliteKeyStore;
+pub use kit::storage::StoreError;
+pub use store::{PostgresKeyStore, SqliteKeyStore};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use kit::storage::time::from_micros;
+use kit::storage::{Pool, PoolConfig, Schema};
 use ratelimit::Quota;
 use std::sync::Arc;
 
-#[derive(Debug, thiserror::Error)]
-pub enum KeyStoreError {
-    #[error("a key named `{0}` already exists")]
-    NameTaken(String),
-    #[error("unsupported database URL scheme (expected sqlite: or postgres:)")]
-    UnsupportedUrl,
-    #[error("database error")]
-    Database(#[from] sqlx::Error),
-    #[error("migration failed")]
-    Migration(#[from] sqlx::migrate::MigrateError),
-    #[error("stored key is invalid: {0}")]
-    Corrupt(String),
-}
+/// The key tables (schema `gateway` on PostgreSQL, `gateway.db` on
+/// SQLite) and their migrations.
+static SCHEMA: Schema = Schema {
+    module: crate::SERVICE,
+    sqlite: &sqlx::migrate!("./migrations/sqlite"),
+    postgres: &sqlx::migrate!("./migrations/postgres"),
+    legacy_public_tables: &[],
+};
 
 /// What `keys create` asks for.
 #[derive(Debug, Clone)]
@@ -59,51 +55,49 @@ pub struct StoredKey {
 
 #[async_trait]
 pub trait KeyStore: Send + Sync + 'static {
-    /// Stores `key`'s hash under `new.name`; [`KeyStoreError::NameTaken`] if used.
+    /// Stores `key`'s hash under `new.name`; [`StoreError::Conflict`] if used.
     async fn create(
         &self,
         key: &ApiKey,
         new: &NewKey,
         now: DateTime<Utc>,
-    ) -> Result<StoredKey, KeyStoreError>;
+    ) -> Result<StoredKey, StoreError>;
     /// The key with this hash, revoked or not.
-    async fn find(&self, hash: &KeyHash) -> Result<Option<StoredKey>, KeyStoreError>;
+    async fn find(&self, hash: &KeyHash) -> Result<Option<StoredKey>, StoreError>;
     /// All keys, by id.
-    async fn list(&self) -> Result<Vec<StoredKey>, KeyStoreError>;
+    async fn list(&self) -> Result<Vec<StoredKey>, StoreError>;
     /// Revokes the named key; false if there is no such key (or it was
     /// already revoked).
-    async fn revoke(&self, name: &KeyName, now: DateTime<Utc>) -> Result<bool, KeyStoreError>;
-    async fn ping(&self) -> Result<(), KeyStoreError>;
+    async fn revoke(&self, name: &KeyName, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// The pool, for readiness ([`kit::storage::DatabaseReady`]).
+    fn pool(&self) -> Pool;
 }
 
-/// Opens the store named by `url` (`sqlite:PATH` or `postgres://...`)
-/// and applies its migrations.
-pub async fn connect(url: &str) -> Result<Arc<dyn KeyStore>, KeyStoreError> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteKeyStore::connect(url).await?))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresKeyStore::connect(url).await?))
-    } else {
-        Err(KeyStoreError::UnsupportedUrl)
-    }
+/// Opens the store named by `url` (`sqlite:PATH` or `postgres://...`),
+/// sized by `pool`, and applies its migrations.
+pub async fn connect(url: &str, pool: &PoolConfig) -> Result<Arc<dyn KeyStore>, StoreError> {
+    Ok(match kit::storage::open(url, pool, &SCHEMA).await? {
+        Pool::Sqlite(pool) => Arc::new(SqliteKeyStore::new(pool)),
+        Pool::Postgres(pool) => Arc::new(PostgresKeyStore::new(pool)),
+    })
 }
 
-/// A row with adapter-neutral types.
+/// A row with adapter-neutral types (times as stored, microseconds).
 pub(crate) struct RawKey {
     pub id: i64,
     pub name: String,
     pub display_prefix: String,
     pub scopes: String,
     pub rate: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
+    pub created_us: i64,
+    pub revoked_us: Option<i64>,
 }
 
 impl TryFrom<RawKey> for StoredKey {
-    type Error = KeyStoreError;
+    type Error = StoreError;
 
-    fn try_from(raw: RawKey) -> Result<Self, KeyStoreError> {
-        let corrupt = |what: &str| KeyStoreError::Corrupt(format!("{what} of key {}", raw.id));
+    fn try_from(raw: RawKey) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("{what} of key {}", raw.id));
         Ok(StoredKey {
             id: raw.id,
             name: KeyName::parse(&raw.name).map_err(|_| corrupt("name"))?,
@@ -115,22 +109,8 @@ impl TryFrom<RawKey> for StoredKey {
                 .map(str::parse::<Quota>)
                 .transpose()
                 .map_err(|_| corrupt("rate"))?,
-            created_at: raw.created_at,
-            revoked_at: raw.revoked_at,
+            created_at: from_micros(raw.created_us)?,
+            revoked_at: raw.revoked_us.map(from_micros).transpose()?,
         })
-    }
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-/// An insert's error: a taken name (the only unique column a caller
-/// chooses; hashes of 256-bit keys do not collide) or the database's.
-fn insert_error(e: sqlx::Error, name: &KeyName) -> KeyStoreError {
-    if is_unique_violation(&e) {
-        KeyStoreError::NameTaken(name.as_str().to_string())
-    } else {
-        e.into()
     }
 }

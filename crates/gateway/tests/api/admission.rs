@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use gateway::keys::{
-    ApiKey, KeyHash, KeyName, KeyStore, KeyStoreError, NewKey, Scopes, SqliteKeyStore, StoredKey,
+    ApiKey, KeyHash, KeyName, KeyStore, StoreError, NewKey, Scopes, SqliteKeyStore, StoredKey,
 };
 use gateway::RouteConfig;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +13,7 @@ use std::time::Duration;
 async fn store() -> (Arc<dyn KeyStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("gateway.db").display());
-    (Arc::new(SqliteKeyStore::connect(&url).await.unwrap()), dir)
+    (Arc::new(SqliteKeyStore::connect(&url, &Default::default()).await.unwrap()), dir)
 }
 
 async fn new_key(
@@ -247,25 +247,25 @@ impl KeyStore for CountingStore {
         key: &ApiKey,
         new: &NewKey,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<StoredKey, KeyStoreError> {
+    ) -> Result<StoredKey, StoreError> {
         self.inner.create(key, new, now).await
     }
-    async fn find(&self, hash: &KeyHash) -> Result<Option<StoredKey>, KeyStoreError> {
+    async fn find(&self, hash: &KeyHash) -> Result<Option<StoredKey>, StoreError> {
         self.finds.fetch_add(1, Ordering::AcqRel);
         self.inner.find(hash).await
     }
-    async fn list(&self) -> Result<Vec<StoredKey>, KeyStoreError> {
+    async fn list(&self) -> Result<Vec<StoredKey>, StoreError> {
         self.inner.list().await
     }
     async fn revoke(
         &self,
         name: &KeyName,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool, KeyStoreError> {
+    ) -> Result<bool, StoreError> {
         self.inner.revoke(name, now).await
     }
-    async fn ping(&self) -> Result<(), KeyStoreError> {
-        self.inner.ping().await
+    fn pool(&self) -> kit::storage::Pool {
+        self.inner.pool()
     }
 }
 

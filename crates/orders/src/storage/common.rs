@@ -196,11 +196,6 @@ macro_rules! shared_statements {
             .await?;
         Ok(events.rows_affected() + keys.rows_affected())
     }
-
-    async fn ping_db(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
         }
     };
 }

@@ -29,38 +29,19 @@ use crate::domain::{
 use async_trait::async_trait;
 use bus::{BusError, Event, Publisher};
 use chrono::{DateTime, Utc};
+use kit::storage::{Pool, PoolConfig, Schema};
 use std::sync::Arc;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("unsupported database URL scheme (expected sqlite: or postgres:)")]
-    UnsupportedUrl,
-    #[error("database error")]
-    Database(#[from] sqlx::Error),
-    #[error("migration failed")]
-    Migration(#[from] sqlx::migrate::MigrateError),
-    #[error("stored data is invalid: {0}")]
-    Corrupt(String),
-}
+pub use kit::storage::StoreError;
 
-impl StoreError {
-    /// The database could not be reached (as opposed to a bug or bad data):
-    /// callers answer 503 and retry.
-    pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            Self::Database(
-                sqlx::Error::PoolTimedOut
-                    | sqlx::Error::Io(_)
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::Tls(_)
-                    | sqlx::Error::Protocol(_)
-            )
-        ) || matches!(self, Self::Database(sqlx::Error::Database(db))
-            // PostgreSQL "admin shutdown", "cannot connect now", "crash shutdown".
-            if matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03")))
-    }
-}
+/// The orders module's tables (schema `orders` on PostgreSQL, `orders.db`
+/// on SQLite) and their migrations.
+static SCHEMA: Schema = Schema {
+    module: crate::SERVICE,
+    sqlite: &sqlx::migrate!("./migrations/sqlite"),
+    postgres: &sqlx::migrate!("./migrations/postgres"),
+    legacy_public_tables: &[],
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -156,7 +137,8 @@ pub trait OrderStore: Send + Sync + 'static {
         published_before: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
-    async fn ping(&self) -> Result<(), StoreError>;
+    /// The pool, for readiness ([`kit::storage::DatabaseReady`]).
+    fn pool(&self) -> Pool;
 
     /// Applies `action` through the state machine, retrying lost races.
     async fn transition(
@@ -188,20 +170,13 @@ pub trait OrderStore: Send + Sync + 'static {
     }
 }
 
-/// Opens the store named by `url` (`sqlite:PATH` or `postgres://...`) and
-/// applies its migrations.
-pub async fn connect(url: &str) -> Result<Arc<dyn OrderStore>, StoreError> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(url).await?))
-    } else {
-        Err(StoreError::UnsupportedUrl)
-    }
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+/// Opens the store named by `url` (`sqlite:PATH` or `postgres://...`),
+/// sized by `pool`, and applies its migrations.
+pub async fn connect(url: &str, pool: &PoolConfig) -> Result<Arc<dyn OrderStore>, StoreError> {
+    Ok(match kit::storage::open(url, pool, &SCHEMA).await? {
+        Pool::Sqlite(pool) => Arc::new(SqliteStore::new(pool)),
+        Pool::Postgres(pool) => Arc::new(PostgresStore::new(pool)),
+    })
 }
 
 /// The answer to a request whose key is already stored (and not expired).

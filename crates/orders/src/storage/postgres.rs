@@ -13,19 +13,16 @@ use super::rows::{
     ORDER_COLUMNS,
 };
 use super::{
-    is_unique_violation, Backlog, CreateOutcome, IdempotentCreate, OrderStore, RelayError,
+    Backlog, CreateOutcome, IdempotentCreate, OrderStore, RelayError,
     StoreError,
 };
 use crate::domain::{CustomerId, Order, OrderId};
 use async_trait::async_trait;
 use bus::{Event, Publisher};
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use kit::storage::{is_unique_violation, Pool, PoolConfig};
+use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, Row};
-use std::str::FromStr;
-use std::time::Duration;
-
-const SCHEMA: &str = "orders";
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -33,41 +30,25 @@ pub struct PostgresStore {
 
 shared_statements!(PostgresStore, Postgres);
 
-/// `CREATE SCHEMA IF NOT EXISTS`, tolerating a replica that won the race.
-async fn create_schema(options: &PgConnectOptions, schema: &str) -> Result<(), StoreError> {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect_with(options).await?;
-    let created = sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-        .execute(&mut conn)
-        .await;
-    let _ = conn.close().await;
-    match created {
-        Err(e) if !is_unique_violation(&e) => Err(e.into()),
-        _ => Ok(()),
-    }
-}
-
 fn event_of(row: &PgRow) -> Result<Event, StoreError> {
     raw_event_from!(row).into_event()
 }
 
 impl PostgresStore {
-    /// Connects to `url` and applies migrations (the migrator takes an
-    /// advisory lock, so replicas starting together migrate once).
+    /// Connects to `url` and applies migrations, safe with replicas
+    /// starting together (`kit::storage`).
     ///
     /// Tables (and sqlx's migration history) live in schema `orders`, so
     /// modules sharing one database never see each other's migrations.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)?.application_name("reliable-orders");
-        create_schema(&options, SCHEMA).await?;
-        let options = options.options([("search_path", SCHEMA)]);
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+    pub async fn connect(url: &str, config: &PoolConfig) -> Result<Self, StoreError> {
+        Ok(Self::new(
+            kit::storage::open_postgres(url, config, &super::SCHEMA).await?,
+        ))
+    }
+
+    /// A store on a pool opened by `kit::storage` (see [`super::connect`]).
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
     }
 }
 
@@ -170,7 +151,7 @@ impl OrderStore for PostgresStore {
         self.purge_rows(published_before, now).await
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.ping_db().await
+    fn pool(&self) -> Pool {
+        Pool::Postgres(self.pool.clone())
     }
 }

@@ -3,7 +3,6 @@
 use super::StoreError;
 use crate::domain::{Currency, CustomerId, LineItem, Order, OrderId, OrderStatus, Quantity, Sku};
 use bus::Event;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub(super) const ORDER_COLUMNS: &str =
@@ -11,13 +10,8 @@ pub(super) const ORDER_COLUMNS: &str =
 pub(super) const EVENT_COLUMNS: &str =
     "seq, id, order_id, subject, payload, traceparent, occurred_us";
 
-pub(super) fn micros(at: DateTime<Utc>) -> i64 {
-    at.timestamp_micros()
-}
-
-pub(super) fn from_micros(us: i64) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_micros(us).ok_or_else(|| StoreError::Corrupt(format!("time {us}")))
-}
+/// Times are stored as `kit::storage::time` says (Unix microseconds).
+pub(super) use kit::storage::time::{from_micros, to_micros as micros};
 
 #[derive(Serialize, Deserialize)]
 struct StoredItem {

@@ -10,19 +10,16 @@ use super::rows::{
     ORDER_COLUMNS,
 };
 use super::{
-    is_unique_violation, Backlog, CreateOutcome, IdempotentCreate, OrderStore, RelayError,
+    Backlog, CreateOutcome, IdempotentCreate, OrderStore, RelayError,
     StoreError,
 };
 use crate::domain::{CustomerId, Order, OrderId};
 use async_trait::async_trait;
 use bus::{Event, Publisher};
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use kit::storage::{is_unique_violation, Pool, PoolConfig};
+use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
-use std::str::FromStr;
-use std::time::Duration;
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -37,18 +34,15 @@ fn event_of(row: &SqliteRow) -> Result<Event, StoreError> {
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite:PATH`)
     /// and applies migrations.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+    pub async fn connect(url: &str, config: &PoolConfig) -> Result<Self, StoreError> {
+        Ok(Self::new(
+            kit::storage::open_sqlite(url, config, &super::SCHEMA).await?,
+        ))
+    }
+
+    /// A store on a pool opened by `kit::storage` (see [`super::connect`]).
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
     }
 
     /// `UPDATE outbox SET <column> = now WHERE id IN (ids)`.
@@ -154,7 +148,7 @@ impl OrderStore for SqliteStore {
         self.purge_rows(published_before, now).await
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.ping_db().await
+    fn pool(&self) -> Pool {
+        Pool::Sqlite(self.pool.clone())
     }
 }

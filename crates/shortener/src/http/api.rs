@@ -203,7 +203,7 @@ pub(crate) async fn create_link(
         let slug = Slug::generate(state.config.slug_length + attempt);
         match state.store.create(&slug, &new_link, now).await {
             Ok(link) => return Ok(created(&link, &state)),
-            Err(StoreError::SlugTaken(_)) => {
+            Err(StoreError::Conflict(_)) => {
                 metrics::counter!("shortener_slug_collisions_total").increment(1);
                 continue;
             }

@@ -24,32 +24,18 @@ pub(crate) fn routes(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Maps a storage failure to a response, logging the cause (which never
-/// reaches the client).
+/// Maps a storage failure to a response: a taken slug is the client's
+/// conflict; the rest is `kit::storage`'s one mapping (503 when the
+/// database is unavailable, 500 otherwise, cause logged).
 pub(crate) fn store_failure(error: crate::storage::StoreError) -> Problem {
     use crate::storage::StoreError;
     match &error {
-        StoreError::SlugTaken(slug) => Problem::new(
+        StoreError::Conflict(what) => Problem::new(
             axum::http::StatusCode::CONFLICT,
             "slug-taken",
             "The slug is already taken",
         )
-        .with_detail(format!("a link with slug `{slug}` exists")),
-        StoreError::Database(
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::Io(_)
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_),
-        ) => {
-            tracing::error!(
-                error = &error as &dyn std::error::Error,
-                "database unavailable"
-            );
-            Problem::unavailable("the link database is unavailable").with_retry_after(1)
-        }
-        _ => {
-            tracing::error!(error = &error as &dyn std::error::Error, "storage failed");
-            Problem::internal()
-        }
+        .with_detail(format!("a link with {what} exists")),
+        _ => error.to_problem("the link database"),
     }
 }

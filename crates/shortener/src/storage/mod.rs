@@ -16,24 +16,25 @@ mod sqlite;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+pub use kit::storage::StoreError;
+
 use crate::domain::{Link, LinkPatch, NewLink, Slug, Tag, Visit, VisitSummary};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use kit::storage::{Pool, PoolConfig, Schema};
 use std::sync::Arc;
+use tokio::sync::mpsc;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("slug `{0}` is already taken")]
-    SlugTaken(String),
-    #[error("unsupported database URL scheme (expected sqlite: or postgres:)")]
-    UnsupportedUrl,
-    #[error("database error")]
-    Database(#[from] sqlx::Error),
-    #[error("migration failed")]
-    Migration(#[from] sqlx::migrate::MigrateError),
-    #[error("stored data is invalid: {0}")]
-    Corrupt(String),
-}
+/// The shortener's tables and migrations. Releases before the shared
+/// `kit::storage` kept them in PostgreSQL's `public` schema; the first
+/// open by this release moves them into `shortener`.
+static SCHEMA: Schema = Schema {
+    module: crate::SERVICE,
+    sqlite: &sqlx::migrate!("./migrations/sqlite"),
+    postgres: &sqlx::migrate!("./migrations/postgres"),
+    legacy_public_tables: &["links", "link_tags", "visits"],
+};
 
 /// A page request for [`LinkStore::list`]: links with id above `after_id`,
 /// in id order (stable under inserts), optionally with a tag.
@@ -55,6 +56,15 @@ pub enum Claim {
     Gone,
 }
 
+/// Link changes from every replica: the receiver, and the future that
+/// listens and feeds it. The store spawns nothing: the caller runs `pump`
+/// as a tracked task. The pump reconnects by itself and ends with `Ok`
+/// once `changes` is dropped.
+pub struct ChangeFeed {
+    pub changes: mpsc::Receiver<LinkChange>,
+    pub pump: BoxFuture<'static, Result<(), StoreError>>,
+}
+
 /// A link changed on another replica (or this one): drop it from caches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkChange {
@@ -65,7 +75,7 @@ pub enum LinkChange {
 
 #[async_trait]
 pub trait LinkStore: Send + Sync + 'static {
-    /// Inserts a link with the given slug; [`StoreError::SlugTaken`] if it exists.
+    /// Inserts a link with the given slug; [`StoreError::Conflict`] if it exists.
     async fn create(
         &self,
         slug: &Slug,
@@ -94,29 +104,32 @@ pub trait LinkStore: Send + Sync + 'static {
         since: DateTime<Utc>,
         top: u32,
     ) -> Result<VisitSummary, StoreError>;
-    /// Cheap connectivity check for readiness.
-    async fn ping(&self) -> Result<(), StoreError>;
+    /// The pool, for readiness ([`kit::storage::DatabaseReady`]).
+    fn pool(&self) -> Pool;
     /// A feed of link changes made by any replica, when the backend has one.
-    async fn watch_changes(&self) -> Option<tokio::sync::mpsc::Receiver<LinkChange>> {
+    fn watch_changes(&self) -> Option<ChangeFeed> {
         None
     }
 }
 
-/// Opens the store named by `url` (`sqlite:PATH` or `postgres://...`) and
-/// applies its migrations.
-pub async fn connect(url: &str) -> Result<Arc<dyn LinkStore>, StoreError> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(url).await?))
-    } else {
-        Err(StoreError::UnsupportedUrl)
-    }
+/// Opens the store named by `url` (`sqlite:PATH` or `postgres://...`),
+/// sized by `pool`, and applies its migrations.
+pub async fn connect(url: &str, pool: &PoolConfig) -> Result<Arc<dyn LinkStore>, StoreError> {
+    Ok(match kit::storage::open(url, pool, &SCHEMA).await? {
+        Pool::Sqlite(pool) => Arc::new(SqliteStore::new(pool)),
+        Pool::Postgres(pool) => Arc::new(PostgresStore::new(pool)),
+    })
 }
 
-/// Converts a row's text columns back into domain types.
+/// The error of an insert into `links`: a taken slug, or the database's.
+fn insert_error(error: sqlx::Error, slug: &Slug) -> StoreError {
+    StoreError::conflict_if_unique(error, || format!("slug `{slug}`"))
+}
+
+/// Converts a row's columns back into domain types.
 pub(crate) fn link_from_parts(parts: RawLink, tags: Vec<String>) -> Result<Link, StoreError> {
     use crate::domain::{RedirectStatus, Tags, TargetUrl};
+    use kit::storage::time::from_micros;
     let slug = Slug::parse(&parts.slug)
         .map_err(|e| StoreError::Corrupt(format!("slug {}: {e}", parts.slug)))?;
     let url = TargetUrl::parse(&parts.url)
@@ -130,28 +143,25 @@ pub(crate) fn link_from_parts(parts: RawLink, tags: Vec<String>) -> Result<Link,
         slug,
         url,
         redirect_status,
-        created_at: parts.created_at,
-        updated_at: parts.updated_at,
-        expires_at: parts.expires_at,
+        created_at: from_micros(parts.created_at)?,
+        updated_at: from_micros(parts.updated_at)?,
+        expires_at: parts.expires_at.map(from_micros).transpose()?,
         max_visits: parts.max_visits,
         visit_count: parts.visit_count,
         tags: Tags::from_stored(tags),
     })
 }
 
-/// A `links` row with adapter-neutral types.
+/// A `links` row with adapter-neutral types (times in stored form,
+/// `kit::storage::time`).
 pub(crate) struct RawLink {
     pub id: i64,
     pub slug: String,
     pub url: String,
     pub redirect_status: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub expires_at: Option<i64>,
     pub max_visits: Option<i64>,
     pub visit_count: i64,
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }

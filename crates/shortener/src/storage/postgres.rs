@@ -1,4 +1,6 @@
 //! PostgreSQL adapter: what `reliable serve` runs on, several replicas at once.
+//! Tables live in schema `shortener` (`kit::storage`); times are Unix
+//! microseconds.
 //!
 //! Visit batches go in with one `INSERT ... SELECT FROM UNNEST(...)`, one
 //! round trip per batch. Updates and deletes `NOTIFY` on
@@ -6,7 +8,7 @@
 //! cache drops the link as soon as the change commits.
 
 use super::{
-    is_unique_violation, link_from_parts, Claim, LinkChange, LinkStore, ListQuery, RawLink,
+    insert_error, link_from_parts, ChangeFeed, Claim, LinkChange, LinkStore, ListQuery, RawLink,
     StoreError,
 };
 use crate::domain::{
@@ -14,10 +16,12 @@ use crate::domain::{
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
+use futures::FutureExt;
+use kit::storage::time::{to_micros, truncate};
+use kit::storage::{Pool, PoolConfig};
+use sqlx::postgres::{PgListener, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -31,6 +35,7 @@ pub struct PostgresStore {
 }
 
 fn raw_link(row: &PgRow) -> Result<RawLink, StoreError> {
+    // Times are read as stored (microseconds), converted in `link_from_parts`.
     Ok(RawLink {
         id: row.try_get("id")?,
         slug: row.try_get("slug")?,
@@ -44,24 +49,18 @@ fn raw_link(row: &PgRow) -> Result<RawLink, StoreError> {
     })
 }
 
-/// PostgreSQL keeps microseconds; round so what we return equals what a
-/// later read returns.
-fn to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
-}
-
 impl PostgresStore {
-    /// Connects to `url` and applies migrations (the migrator takes an
-    /// advisory lock, so replicas starting together migrate once).
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)?.application_name("reliable-shortener");
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+    /// Connects to `url`, prepares schema `shortener` (moving an older
+    /// release's tables out of `public`) and applies migrations.
+    pub async fn connect(url: &str, config: &PoolConfig) -> Result<Self, StoreError> {
+        Ok(Self::new(
+            kit::storage::open_postgres(url, config, &super::SCHEMA).await?,
+        ))
+    }
+
+    /// A store on a pool opened by `kit::storage` (see [`super::connect`]).
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
     }
 
     async fn insert_tags(
@@ -124,8 +123,8 @@ impl LinkStore for PostgresStore {
         link: &NewLink,
         now: DateTime<Utc>,
     ) -> Result<Link, StoreError> {
-        let now = to_micros(now);
-        let expires_at = link.expires_at.map(to_micros);
+        let now = truncate(now);
+        let expires_at = link.expires_at.map(truncate);
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO links (slug, url, redirect_status, created_at, updated_at, expires_at, max_visits)
@@ -134,18 +133,12 @@ impl LinkStore for PostgresStore {
         .bind(slug.as_str())
         .bind(link.url.as_str())
         .bind(link.redirect_status.code() as i16)
-        .bind(now)
-        .bind(expires_at)
+        .bind(to_micros(now))
+        .bind(expires_at.map(to_micros))
         .bind(link.max_visits)
         .fetch_one(&mut *tx)
         .await;
-        let id: i64 = match inserted {
-            Ok(row) => row.try_get("id")?,
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::SlugTaken(slug.to_string()))
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let id: i64 = inserted.map_err(|e| insert_error(e, slug))?.try_get("id")?;
         Self::insert_tags(&mut tx, id, &link.tags).await?;
         // A cached "not found" elsewhere must not outlive a create either.
         Self::notify(&mut tx, slug).await?;
@@ -283,7 +276,7 @@ impl LinkStore for PostgresStore {
             return Ok(());
         }
         let link_ids: Vec<i64> = visits.iter().map(|v| v.link_id).collect();
-        let at: Vec<DateTime<Utc>> = visits.iter().map(|v| v.at).collect();
+        let at: Vec<i64> = visits.iter().map(|v| to_micros(v.at)).collect();
         let referrers: Vec<Option<String>> =
             visits.iter().map(|v| v.referrer_host.clone()).collect();
         let ips: Vec<Option<String>> = visits
@@ -302,7 +295,7 @@ impl LinkStore for PostgresStore {
         sqlx::query(
             "INSERT INTO visits (link_id, visited_at, referrer_host, client_ip, user_agent, is_bot)
              SELECT v.link_id, v.visited_at, v.referrer_host, v.client_ip, v.user_agent, v.is_bot
-             FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::bool[])
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bool[])
                   AS v(link_id, visited_at, referrer_host, client_ip, user_agent, is_bot)
              WHERE EXISTS (SELECT 1 FROM links l WHERE l.id = v.link_id)",
         )
@@ -339,15 +332,15 @@ impl LinkStore for PostgresStore {
              FROM visits WHERE link_id = $1 AND visited_at >= $2",
         )
         .bind(link_id)
-        .bind(since)
+        .bind(to_micros(since))
         .fetch_one(&self.pool)
         .await?;
         let per_day = sqlx::query(
-            "SELECT (visited_at AT TIME ZONE 'UTC')::date AS day, COUNT(*) AS visits
+            "SELECT (to_timestamp(visited_at / 1000000.0) AT TIME ZONE 'UTC')::date AS day, COUNT(*) AS visits
              FROM visits WHERE link_id = $1 AND visited_at >= $2 GROUP BY day ORDER BY day",
         )
         .bind(link_id)
-        .bind(since)
+        .bind(to_micros(since))
         .fetch_all(&self.pool)
         .await?
         .iter()
@@ -364,7 +357,7 @@ impl LinkStore for PostgresStore {
              GROUP BY referrer_host ORDER BY visits DESC, referrer_host NULLS FIRST LIMIT $3",
         )
         .bind(link_id)
-        .bind(since)
+        .bind(to_micros(since))
         .bind(i64::from(top))
         .fetch_all(&self.pool)
         .await?
@@ -384,56 +377,57 @@ impl LinkStore for PostgresStore {
         ))
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+    fn pool(&self) -> Pool {
+        Pool::Postgres(self.pool.clone())
     }
 
-    async fn watch_changes(&self) -> Option<mpsc::Receiver<LinkChange>> {
-        let (tx, rx) = mpsc::channel(1024);
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            loop {
-                let mut listener = match PgListener::connect_with(&pool).await {
-                    Ok(listener) => listener,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "link change listener cannot connect; retrying");
-                        if tx.is_closed() {
-                            return;
-                        }
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                };
-                if let Err(e) = listener.listen(CHANNEL).await {
-                    tracing::warn!(error = %e, "LISTEN failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-                // Anything may have changed while we were not listening.
-                if tx.send(LinkChange::Reset).await.is_err() {
-                    return;
-                }
-                loop {
-                    let change = match listener.try_recv().await {
-                        Ok(Some(notification)) => match Slug::parse(notification.payload()) {
-                            Ok(slug) => LinkChange::Changed(slug),
-                            Err(_) => continue,
-                        },
-                        // Connection lost: the next call reconnects, but
-                        // notifications in between are gone.
-                        Ok(None) => LinkChange::Reset,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "link change listener failed; reconnecting");
-                            break;
-                        }
-                    };
-                    if tx.send(change).await.is_err() {
-                        return;
-                    }
-                }
+    fn watch_changes(&self) -> Option<ChangeFeed> {
+        let (tx, changes) = mpsc::channel(1024);
+        let pump = listen(self.pool.clone(), tx).map(Ok).boxed();
+        Some(ChangeFeed { changes, pump })
+    }
+}
+
+/// Forwards `NOTIFY`s to `tx` until it is closed, reconnecting (with a
+/// `Reset`, since notifications in between are lost) whenever the
+/// listening connection fails.
+async fn listen(pool: PgPool, tx: mpsc::Sender<LinkChange>) {
+    const RETRY: Duration = Duration::from_secs(1);
+    while !tx.is_closed() {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!(error = %e, "link change listener cannot connect; retrying");
+                tokio::time::sleep(RETRY).await;
+                continue;
             }
-        });
-        Some(rx)
+        };
+        if let Err(e) = listener.listen(CHANNEL).await {
+            tracing::warn!(error = %e, "LISTEN failed; retrying");
+            tokio::time::sleep(RETRY).await;
+            continue;
+        }
+        // Anything may have changed while we were not listening.
+        if tx.send(LinkChange::Reset).await.is_err() {
+            return;
+        }
+        loop {
+            let change = match listener.try_recv().await {
+                Ok(Some(notification)) => match Slug::parse(notification.payload()) {
+                    Ok(slug) => LinkChange::Changed(slug),
+                    Err(_) => continue,
+                },
+                // Connection lost: the next call reconnects, but
+                // notifications in between are gone.
+                Ok(None) => LinkChange::Reset,
+                Err(e) => {
+                    tracing::warn!(error = %e, "link change listener failed; reconnecting");
+                    break;
+                }
+            };
+            if tx.send(change).await.is_err() {
+                return;
+            }
+        }
     }
 }

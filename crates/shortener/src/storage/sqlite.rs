@@ -1,38 +1,24 @@
 //! SQLite adapter: the embedded default of `reliable up`.
 //!
-//! WAL journal so redirects (readers) never wait on the visit writer; times
-//! are stored as Unix milliseconds. Every write transaction starts with a
-//! write statement, so SQLite takes the write lock up front and concurrent
+//! WAL journal (`kit::storage`) so redirects (readers) never wait on the
+//! visit writer; times are Unix microseconds (`kit::storage::time`). Every
+//! write transaction starts with a write statement, so SQLite takes the write lock up front and concurrent
 //! writers queue on `busy_timeout` instead of failing with `SQLITE_BUSY`.
 
-use super::{
-    is_unique_violation, link_from_parts, Claim, LinkStore, ListQuery, RawLink, StoreError,
-};
+use super::{insert_error, link_from_parts, Claim, LinkStore, ListQuery, RawLink, StoreError};
 use crate::domain::{
     DayCount, Link, LinkPatch, NewLink, ReferrerCount, Slug, Tags, Visit, VisitSummary,
 };
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use chrono::{DateTime, NaiveDate, Utc};
+use kit::storage::time::{to_micros, truncate};
+use kit::storage::{Pool, PoolConfig};
+use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use std::collections::BTreeMap;
-use std::str::FromStr;
-use std::time::Duration;
 
 pub struct SqliteStore {
     pool: SqlitePool,
-}
-
-fn to_ms(at: DateTime<Utc>) -> i64 {
-    at.timestamp_millis()
-}
-
-fn from_ms(ms: i64) -> Result<DateTime<Utc>, StoreError> {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms}")))
 }
 
 /// Rows per multi-row INSERT: 6 bound values each stays far below SQLite's
@@ -48,12 +34,9 @@ fn raw_link(row: &SqliteRow) -> Result<RawLink, StoreError> {
         slug: row.try_get("slug")?,
         url: row.try_get("url")?,
         redirect_status: row.try_get("redirect_status")?,
-        created_at: from_ms(row.try_get("created_at")?)?,
-        updated_at: from_ms(row.try_get("updated_at")?)?,
-        expires_at: row
-            .try_get::<Option<i64>, _>("expires_at")?
-            .map(from_ms)
-            .transpose()?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        expires_at: row.try_get("expires_at")?,
         max_visits: row.try_get("max_visits")?,
         visit_count: row.try_get("visit_count")?,
     })
@@ -62,19 +45,15 @@ fn raw_link(row: &SqliteRow) -> Result<RawLink, StoreError> {
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite:PATH`)
     /// and applies migrations.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+    pub async fn connect(url: &str, config: &PoolConfig) -> Result<Self, StoreError> {
+        Ok(Self::new(
+            kit::storage::open_sqlite(url, config, &super::SCHEMA).await?,
+        ))
+    }
+
+    /// A store on a pool opened by `kit::storage` (see [`super::connect`]).
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
     }
 
     async fn insert_tags(
@@ -133,6 +112,8 @@ impl LinkStore for SqliteStore {
         link: &NewLink,
         now: DateTime<Utc>,
     ) -> Result<Link, StoreError> {
+        let now = truncate(now);
+        let expires_at = link.expires_at.map(truncate);
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO links (slug, url, redirect_status, created_at, updated_at, expires_at, max_visits)
@@ -141,22 +122,15 @@ impl LinkStore for SqliteStore {
         .bind(slug.as_str())
         .bind(link.url.as_str())
         .bind(i64::from(link.redirect_status.code()))
-        .bind(to_ms(now))
-        .bind(to_ms(now))
-        .bind(link.expires_at.map(to_ms))
+        .bind(to_micros(now))
+        .bind(to_micros(now))
+        .bind(expires_at.map(to_micros))
         .bind(link.max_visits)
         .fetch_one(&mut *tx)
         .await;
-        let id: i64 = match inserted {
-            Ok(row) => row.try_get("id")?,
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::SlugTaken(slug.to_string()))
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let id: i64 = inserted.map_err(|e| insert_error(e, slug))?.try_get("id")?;
         Self::insert_tags(&mut tx, id, &link.tags).await?;
         tx.commit().await?;
-        let now = from_ms(to_ms(now))?;
         Ok(Link {
             id,
             slug: slug.clone(),
@@ -164,7 +138,7 @@ impl LinkStore for SqliteStore {
             redirect_status: link.redirect_status,
             created_at: now,
             updated_at: now,
-            expires_at: link.expires_at.map(to_ms).map(from_ms).transpose()?,
+            expires_at,
             max_visits: link.max_visits,
             visit_count: 0,
             tags: link.tags.clone(),
@@ -229,10 +203,10 @@ impl LinkStore for SqliteStore {
         .bind(patch.url.as_ref().map(|u| u.as_str().to_string()))
         .bind(patch.redirect_status.map(|s| i64::from(s.code())))
         .bind(patch.expires_at.is_some())
-        .bind(patch.expires_at.flatten().map(to_ms))
+        .bind(patch.expires_at.flatten().map(to_micros))
         .bind(patch.max_visits.is_some())
         .bind(patch.max_visits.flatten())
-        .bind(to_ms(now))
+        .bind(to_micros(now))
         .bind(slug.as_str())
         .fetch_optional(&mut *tx)
         .await?;
@@ -292,7 +266,7 @@ impl LinkStore for SqliteStore {
         // One multi-row statement per chunk; visits of links deleted while
         // they were buffered are skipped. The nonce only makes the clustered
         // key unique; `OR IGNORE` keeps a 2^-64 collision on one link in one
-        // millisecond from failing the whole batch.
+        // microsecond from failing the whole batch.
         let mut tx = self.pool.begin().await?;
         for chunk in visits.chunks(VISIT_ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Sqlite>::new(
@@ -301,7 +275,7 @@ impl LinkStore for SqliteStore {
             );
             insert.push_values(chunk, |mut row, visit| {
                 row.push_bind(visit.link_id)
-                    .push_bind(to_ms(visit.at))
+                    .push_bind(to_micros(visit.at))
                     .push_bind(rand::random::<i64>())
                     .push_bind(visit.referrer_host.as_deref())
                     .push_bind(visit.client_ip.map(|ip| ip.to_string()))
@@ -328,7 +302,7 @@ impl LinkStore for SqliteStore {
         since: DateTime<Utc>,
         top: u32,
     ) -> Result<VisitSummary, StoreError> {
-        let since = to_ms(since);
+        let since = to_micros(since);
         let totals = sqlx::query(
             "SELECT COUNT(*) AS total, COALESCE(SUM(is_bot), 0) AS bots
              FROM visits WHERE link_id = ? AND visited_at >= ?",
@@ -338,7 +312,7 @@ impl LinkStore for SqliteStore {
         .fetch_one(&self.pool)
         .await?;
         let per_day = sqlx::query(
-            "SELECT date(visited_at / 1000, 'unixepoch') AS day, COUNT(*) AS visits
+            "SELECT date(visited_at / 1000000, 'unixepoch') AS day, COUNT(*) AS visits
              FROM visits WHERE link_id = ? AND visited_at >= ? GROUP BY day ORDER BY day",
         )
         .bind(link_id)
@@ -382,8 +356,7 @@ impl LinkStore for SqliteStore {
         ))
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+    fn pool(&self) -> Pool {
+        Pool::Sqlite(self.pool.clone())
     }
 }

@@ -36,14 +36,14 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(config: ShortenerConfig) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let db_url = format!("sqlite://{}", dir.path().join("shortener.db").display());
-    let store: Arc<dyn LinkStore> = Arc::new(SqliteStore::connect(&db_url).await.expect("sqlite"));
+    let store: Arc<dyn LinkStore> = Arc::new(SqliteStore::connect(&db_url, &Default::default()).await.expect("sqlite"));
     spawn_app_on(config, store, db_url, dir).await
 }
 
 /// A replica on a shared PostgreSQL database.
 pub async fn spawn_postgres_replica(db_url: &str) -> TestApp {
     let store: Arc<dyn LinkStore> = Arc::new(
-        shortener::storage::PostgresStore::connect(db_url)
+        shortener::storage::PostgresStore::connect(db_url, &Default::default())
             .await
             .expect("postgres"),
     );

@@ -1,0 +1,5 @@
+CREATE TABLE items (
+    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name       TEXT   NOT NULL UNIQUE,
+    created_us BIGINT NOT NULL
+);
