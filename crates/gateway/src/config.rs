@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The whole gateway.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewayConfig {
     /// Routes, matched by longest path prefix (then method and host).
@@ -40,6 +40,7 @@ pub struct GatewayConfig {
     /// How long a key found in the store is trusted without asking it
     /// again; a revocation takes effect within this time. `0s` asks the
     /// store on every request.
+    #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub key_cache_ttl: Duration,
     pub breaker: BreakerConfig,
@@ -72,7 +73,7 @@ impl Default for GatewayConfig {
 
 /// What admission does while the shared (Redis) rate limiter is
 /// unreachable.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RateLimitWhenDown {
     /// Each replica decides with its own in-process limiter (a client may
@@ -93,7 +94,7 @@ impl From<RateLimitWhenDown> for ratelimit::WhenDown {
 }
 
 /// One route: which requests (prefix, method, host) go to which pool(s).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Bounded metric label and log field; defaults to the prefix.
@@ -123,6 +124,7 @@ pub struct RouteConfig {
     #[serde(default)]
     pub scope: Option<String>,
     /// Longest time one upstream attempt may take (504 beyond).
+    #[schemars(with = "kit::config::reference::Duration")]
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
     /// Requests in flight on this route beyond which 503 + Retry-After.
@@ -165,7 +167,7 @@ impl RouteConfig {
 }
 
 /// An upstream pool: interchangeable endpoints.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
     /// Base URLs, `http://host:port` or `https://host[:port]`, without a
@@ -191,12 +193,13 @@ impl PoolConfig {
 }
 
 /// Per-endpoint circuit breaker (also the passive ejection of an endpoint).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BreakerConfig {
     /// Consecutive failures (connect errors, 5xx, timeouts) that open it.
     pub failures_to_open: u32,
     /// How long it stays open before one probe is let through (half-open).
+    #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub open_for: Duration,
 }
@@ -211,7 +214,7 @@ impl Default for BreakerConfig {
 }
 
 /// Retries of idempotent requests.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
     /// Attempts after the first.
@@ -222,6 +225,7 @@ pub struct RetryConfig {
     /// traffic), as a reserve refilled by requests.
     pub budget_min_reserve: u32,
     /// Base of the jittered exponential backoff.
+    #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub backoff: Duration,
 }
@@ -238,12 +242,14 @@ impl Default for RetryConfig {
 }
 
 /// Active health checks: `GET <endpoint>/readyz`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthConfig {
     /// Zero turns active checks off.
+    #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     pub path: String,

@@ -31,8 +31,6 @@ use channel::{Channel, LogChannel, WebhookChannel};
 use kit::health::ReadinessCheck;
 use kit::tasks::{OnFailure, TaskSpawner};
 use kit::Clock;
-use std::future::Future;
-use std::pin::Pin;
 use kit::storage::DatabaseReady;
 use std::sync::Arc;
 use storage::NotificationStore;

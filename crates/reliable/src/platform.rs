@@ -22,13 +22,12 @@
 use crate::registry::{self, Entry, Running};
 use crate::settings::Config;
 use anyhow::{bail, Context as _};
-use axum::Router;
 use bus::{AckFeed, InProcessBus, JetStreamBus, JetStreamConfig, Publisher, Subscriber};
 use kit::config::Loaded;
 use kit::health::Readiness;
 use kit::module::{Colocated, Context, Port, Ports};
 use kit::server::HttpServer;
-use kit::tasks::{OnFailure, Supervisor, TaskSpawner};
+use kit::tasks::{Supervisor, TaskSpawner};
 use kit::{CancellationToken, Clock, SystemClock};
 use std::sync::Arc;
 use std::time::Instant;

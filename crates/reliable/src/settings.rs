@@ -109,7 +109,7 @@ macro_rules! platform_config {
 
         impl Config {
             /// Every module section's own checks, before anything opens.
-            fn validate_modules(&self) -> Result<(), kit::config::ConfigError> {
+            pub(crate) fn validate_modules(&self) -> Result<(), kit::config::ConfigError> {
                 $( kit::module::ModuleConfig::validate(&self.$name)?; )*
                 Ok(())
             }

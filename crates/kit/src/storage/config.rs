@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Connection pool settings of one module's database.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolConfig {
     /// Most connections this module opens to PostgreSQL, per replica. The
@@ -22,10 +22,12 @@ pub struct PoolConfig {
     pub sqlite_max_connections: u32,
     /// How long a request waits for a free connection (or for a new one to
     /// open) before it fails with 503 "database unavailable", e.g. `5s`.
+    #[schemars(with = "crate::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub acquire_timeout: Duration,
     /// How long a SQLite write waits for another writer to finish before it
     /// fails, e.g. `5s`.
+    #[schemars(with = "crate::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub sqlite_busy_timeout: Duration,
 }
