@@ -59,6 +59,9 @@ pub fn entries<T: JsonSchema + Serialize + Default>() -> Vec<Entry> {
     let defaults = serde_json::to_value(T::default()).unwrap_or(Value::Null);
     let mut out = Vec::new();
     walk(&root, &defs, &defaults, "", &mut out);
+    // Shared keys first, then one block per section (stable: keys keep
+    // their order inside a section).
+    out.sort_by_key(|e| e.key.split_once('.').map(|(section, _)| section.to_string()));
     out
 }
 
@@ -111,9 +114,15 @@ fn walk(schema: &Value, defs: &Map<String, Value>, default: &Value, prefix: &str
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
+        let kind = kind(target, defs);
         out.push(Entry {
-            env: env_name(&key),
-            kind: kind(target, defs),
+            // Lists and tables are written in the file.
+            env: if kind == "list" || kind == "table" {
+                String::new()
+            } else {
+                env_name(&key)
+            },
+            kind,
             default: show(value),
             secret: is_secret(property, defs),
             doc,
@@ -132,6 +141,14 @@ fn kind(schema: &Value, defs: &Map<String, Value>) -> String {
     }
     for alternatives in ["anyOf", "oneOf"] {
         if let Some(list) = schema.get(alternatives).and_then(Value::as_array) {
+            let constants: Vec<String> = list
+                .iter()
+                .filter_map(|s| s.get("const"))
+                .map(show)
+                .collect();
+            if !constants.is_empty() && constants.len() == list.len() {
+                return format!("one of {}", constants.join(", "));
+            }
             let kinds: Vec<String> = list
                 .iter()
                 .map(|s| resolve(s, defs))
@@ -181,7 +198,8 @@ pub fn text(entries: &[Entry]) -> String {
     let mut out = String::new();
     for e in entries {
         let default = if e.default.is_empty() { "(none)" } else { &e.default };
-        out.push_str(&format!("{} = {default}    # {}, {}\n", e.key, e.kind, e.env));
+        let env = if e.env.is_empty() { "file only" } else { &e.env };
+        out.push_str(&format!("{} = {default}    # {}, {env}\n", e.key, e.kind));
         if !e.doc.is_empty() {
             out.push_str(&format!("    {}\n", e.doc));
         }
@@ -221,10 +239,15 @@ pub fn markdown(entries: &[Entry], aliases: &[Alias]) -> String {
         } else {
             e.doc.clone()
         };
+        let env = if e.env.is_empty() {
+            "file only".to_string()
+        } else {
+            format!("`{}`", e.env)
+        };
         out.push_str(&format!(
-            "| `{}` | `{}` | {} | {} | {} |\n",
+            "| `{}` | {} | {} | {} | {} |\n",
             e.key,
-            e.env,
+            env,
             e.kind,
             default,
             doc.replace('|', "\\|")
