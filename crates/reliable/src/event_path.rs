@@ -86,9 +86,10 @@ impl EventPath {
             path.orders = Some(module);
         }
         if plan.notifier {
-            let store = notifier::storage::connect(&url_of("notifier.db"), &config.notifier.database)
-                .await
-                .context("opening the notifier database")?;
+            let store =
+                notifier::storage::connect(&url_of("notifier.db"), &config.notifier.database)
+                    .await
+                    .context("opening the notifier database")?;
             let module = Notifier::build(
                 config.notifier.clone(),
                 config.webhook()?,
