@@ -4,8 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use gateway::keys::{
-    ApiKey, KeyName, KeyStore, NewKey, PostgresKeyStore, Scope, Scopes, SqliteKeyStore,
-    StoreError,
+    ApiKey, KeyName, KeyStore, NewKey, PostgresKeyStore, Scope, Scopes, SqliteKeyStore, StoreError,
 };
 use std::sync::Arc;
 
@@ -148,7 +147,9 @@ conformance!(
 #[tokio::test]
 async fn postgres_reconnects_to_a_migrated_schema() {
     let url = testkit::postgres().create_database();
-    PostgresKeyStore::connect(&url, &Default::default()).await.expect("first");
+    PostgresKeyStore::connect(&url, &Default::default())
+        .await
+        .expect("first");
     let again = PostgresKeyStore::connect(&url, &Default::default())
         .await
         .expect("second start migrates nothing");

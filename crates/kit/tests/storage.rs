@@ -80,20 +80,25 @@ async fn a_taken_unique_key_is_a_conflict_on_both_engines() {
         let pool = open(&url, &config, &ITEMS).await.expect("open");
         for attempt in 0..2 {
             let inserted = match &pool {
-                Pool::Sqlite(p) => sqlx::query("INSERT INTO items (name, created_us) VALUES ($1, $2)")
-                    .bind("a")
-                    .bind(time::to_micros(chrono::Utc::now()))
-                    .execute(p)
-                    .await
-                    .map(|_| ()),
-                Pool::Postgres(p) => sqlx::query("INSERT INTO items (name, created_us) VALUES ($1, $2)")
-                    .bind("a")
-                    .bind(time::to_micros(chrono::Utc::now()))
-                    .execute(p)
-                    .await
-                    .map(|_| ()),
+                Pool::Sqlite(p) => {
+                    sqlx::query("INSERT INTO items (name, created_us) VALUES ($1, $2)")
+                        .bind("a")
+                        .bind(time::to_micros(chrono::Utc::now()))
+                        .execute(p)
+                        .await
+                        .map(|_| ())
+                }
+                Pool::Postgres(p) => {
+                    sqlx::query("INSERT INTO items (name, created_us) VALUES ($1, $2)")
+                        .bind("a")
+                        .bind(time::to_micros(chrono::Utc::now()))
+                        .execute(p)
+                        .await
+                        .map(|_| ())
+                }
             };
-            let result = inserted.map_err(|e| StoreError::conflict_if_unique(e, || "item `a`".into()));
+            let result =
+                inserted.map_err(|e| StoreError::conflict_if_unique(e, || "item `a`".into()));
             match attempt {
                 0 => assert!(result.is_ok(), "{url}: {result:?}"),
                 _ => assert!(
@@ -109,7 +114,11 @@ async fn a_taken_unique_key_is_a_conflict_on_both_engines() {
 async fn readiness_fails_once_the_pool_is_closed_and_the_error_is_unavailable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("items.db").display());
-    let pool = Pool::from(open_sqlite(&url, &PoolConfig::default(), &ITEMS).await.expect("open"));
+    let pool = Pool::from(
+        open_sqlite(&url, &PoolConfig::default(), &ITEMS)
+            .await
+            .expect("open"),
+    );
     let ready = DatabaseReady::new("items", pool.clone());
     assert_eq!(ready.name(), "items-database");
     assert!(ready.check().await.is_ok());
@@ -136,8 +145,12 @@ async fn an_unreachable_postgres_is_unavailable() {
 async fn a_sqlite_open_migrates_a_fresh_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("items.db").display());
-    let pool = open_sqlite(&url, &PoolConfig::default(), &ITEMS).await.expect("open");
-    let again = open_sqlite(&url, &PoolConfig::default(), &ITEMS).await.expect("reopen");
+    let pool = open_sqlite(&url, &PoolConfig::default(), &ITEMS)
+        .await
+        .expect("open");
+    let again = open_sqlite(&url, &PoolConfig::default(), &ITEMS)
+        .await
+        .expect("reopen");
     let row = sqlx::query("SELECT COUNT(*) AS n FROM _sqlx_migrations")
         .fetch_one(&again)
         .await

@@ -38,7 +38,9 @@ fn fast_retries() -> NotifierConfig {
 async fn spawn(config: NotifierConfig) -> App {
     let dir = Arc::new(tempfile::tempdir().expect("dir"));
     let url = format!("sqlite://{}", dir.path().join("n.db").display());
-    let store = notifier::storage::connect(&url, &Default::default()).await.expect("store");
+    let store = notifier::storage::connect(&url, &Default::default())
+        .await
+        .expect("store");
     let receiver = Receiver::start(SECRET).await;
     spawn_on(config, store, receiver, InProcessBus::new(), dir).await
 }

@@ -316,7 +316,11 @@ conformance!(
 #[tokio::test]
 async fn postgres_relay_replicas_never_publish_an_event_twice() {
     let url = testkit::postgres().create_database();
-    let store: Arc<dyn OrderStore> = Arc::new(PostgresStore::connect(&url, &Default::default()).await.expect("pg"));
+    let store: Arc<dyn OrderStore> = Arc::new(
+        PostgresStore::connect(&url, &Default::default())
+            .await
+            .expect("pg"),
+    );
     for i in 0..120 {
         create(store.as_ref(), &format!("r{i}"), new_order("c1", 1), now()).await;
     }

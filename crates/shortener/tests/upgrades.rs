@@ -113,7 +113,9 @@ async fn an_upgraded_postgres_replica_finds_links_written_in_public() {
     let url = testkit::postgres().create_database();
     old_postgres_layout(&url).await;
 
-    let store = connect(&url, &PoolConfig::default()).await.expect("upgrade");
+    let store = connect(&url, &PoolConfig::default())
+        .await
+        .expect("upgrade");
     assert_old_link_is_read(&store).await;
 
     // The id sequence moved with its table: new links do not collide.
@@ -150,7 +152,8 @@ async fn an_upgraded_postgres_replica_finds_links_written_in_public() {
 async fn replicas_upgrading_one_postgres_database_at_once_all_succeed() {
     let url = testkit::postgres().create_database();
     old_postgres_layout(&url).await;
-    let opens = (0..4).map(|_| connect(&url, &PoolConfig::with_max_connections(2)));
+    let small = PoolConfig::with_max_connections(2);
+    let opens = (0..4).map(|_| connect(&url, &small));
     let stores = futures::future::join_all(opens).await;
     for store in stores {
         let store = store.expect("every replica opens");
@@ -161,7 +164,8 @@ async fn replicas_upgrading_one_postgres_database_at_once_all_succeed() {
 #[tokio::test]
 async fn replicas_opening_one_fresh_postgres_database_at_once_all_succeed() {
     let url = testkit::postgres().create_database();
-    let opens = (0..6).map(|_| connect(&url, &PoolConfig::with_max_connections(2)));
+    let small = PoolConfig::with_max_connections(2);
+    let opens = (0..6).map(|_| connect(&url, &small));
     let stores = futures::future::join_all(opens).await;
     let stores: Vec<_> = stores
         .into_iter()

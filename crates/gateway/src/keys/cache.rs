@@ -11,9 +11,9 @@
 //! injected clock, so tests move time instead of sleeping.
 
 use super::{ApiKey, KeyHash, KeyName, KeyStore, NewKey, StoreError, StoredKey};
-use kit::storage::Pool;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use kit::storage::Pool;
 use kit::Clock;
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use gateway::keys::{
-    ApiKey, KeyHash, KeyName, KeyStore, StoreError, NewKey, Scopes, SqliteKeyStore, StoredKey,
+    ApiKey, KeyHash, KeyName, KeyStore, NewKey, Scopes, SqliteKeyStore, StoreError, StoredKey,
 };
 use gateway::RouteConfig;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +13,14 @@ use std::time::Duration;
 async fn store() -> (Arc<dyn KeyStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("gateway.db").display());
-    (Arc::new(SqliteKeyStore::connect(&url, &Default::default()).await.unwrap()), dir)
+    (
+        Arc::new(
+            SqliteKeyStore::connect(&url, &Default::default())
+                .await
+                .unwrap(),
+        ),
+        dir,
+    )
 }
 
 async fn new_key(

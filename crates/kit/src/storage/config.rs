@@ -96,7 +96,9 @@ mod tests {
         };
         let error = zero.validate("orders.database").expect_err("zero");
         assert!(
-            error.to_string().contains("orders.database.max_connections"),
+            error
+                .to_string()
+                .contains("orders.database.max_connections"),
             "{error}"
         );
         let no_wait = PoolConfig {
@@ -104,7 +106,9 @@ mod tests {
             ..PoolConfig::default()
         };
         let error = no_wait.validate("gateway.database").expect_err("zero");
-        assert!(error.to_string().contains("gateway.database.acquire_timeout"));
+        assert!(error
+            .to_string()
+            .contains("gateway.database.acquire_timeout"));
     }
 
     #[test]

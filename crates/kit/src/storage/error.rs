@@ -58,7 +58,10 @@ impl StoreError {
     /// `database` names it for the client, e.g. "the link database".
     pub fn to_problem(&self, database: &str) -> Problem {
         if self.is_unavailable() {
-            tracing::error!(error = self as &dyn std::error::Error, "{database} unavailable");
+            tracing::error!(
+                error = self as &dyn std::error::Error,
+                "{database} unavailable"
+            );
             Problem::unavailable(format!("{database} is unavailable"))
                 .with_retry_after(RETRY_AFTER_SECS)
         } else {
@@ -105,8 +108,7 @@ fn postgres_unavailable(code: &str) -> bool {
 /// SQLite result codes (extended codes carry the primary in the low byte):
 /// `SQLITE_BUSY` (5) after the busy timeout, `SQLITE_LOCKED` (6).
 fn sqlite_unavailable(code: &str) -> bool {
-    code.parse::<i32>()
-        .is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+    code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
 }
 
 #[cfg(test)]

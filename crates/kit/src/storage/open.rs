@@ -87,8 +87,8 @@ pub async fn open_postgres(
     schema: &Schema,
 ) -> Result<PgPool, StoreError> {
     let name = schema_name(schema.module)?;
-    let options = PgConnectOptions::from_str(url)?
-        .application_name(&format!("reliable-{}", schema.module));
+    let options =
+        PgConnectOptions::from_str(url)?.application_name(&format!("reliable-{}", schema.module));
     prepare_schema(&options, name, schema.legacy_public_tables).await?;
     let pool = PgPoolOptions::new()
         .max_connections(config.max_connections)
@@ -124,9 +124,11 @@ async fn prepare_schema(
                 for table in legacy_tables.iter().chain(history.iter()) {
                     if exists(&mut tx, "public", table).await? {
                         tracing::info!(table, schema = name, "moving table out of public");
-                        sqlx::query(&format!("ALTER TABLE public.\"{table}\" SET SCHEMA \"{name}\""))
-                            .execute(&mut *tx)
-                            .await?;
+                        sqlx::query(&format!(
+                            "ALTER TABLE public.\"{table}\" SET SCHEMA \"{name}\""
+                        ))
+                        .execute(&mut *tx)
+                        .await?;
                     }
                 }
             }
@@ -180,8 +182,14 @@ mod tests {
     fn backends_from_urls() {
         assert_eq!(Backend::of("sqlite://x.db").ok(), Some(Backend::Sqlite));
         assert_eq!(Backend::of("postgres://h/db").ok(), Some(Backend::Postgres));
-        assert_eq!(Backend::of("postgresql://h/db").ok(), Some(Backend::Postgres));
-        assert!(matches!(Backend::of("mysql://h/db"), Err(StoreError::UnsupportedUrl)));
+        assert_eq!(
+            Backend::of("postgresql://h/db").ok(),
+            Some(Backend::Postgres)
+        );
+        assert!(matches!(
+            Backend::of("mysql://h/db"),
+            Err(StoreError::UnsupportedUrl)
+        ));
     }
 
     #[test]

@@ -12,10 +12,7 @@ use super::rows::{
     from_micros, items_json, micros, payload_text, raw_event_from, raw_order_from, EVENT_COLUMNS,
     ORDER_COLUMNS,
 };
-use super::{
-    Backlog, CreateOutcome, IdempotentCreate, OrderStore, RelayError,
-    StoreError,
-};
+use super::{Backlog, CreateOutcome, IdempotentCreate, OrderStore, RelayError, StoreError};
 use crate::domain::{CustomerId, Order, OrderId};
 use async_trait::async_trait;
 use bus::{Event, Publisher};

@@ -28,7 +28,11 @@ pub fn start_time() -> DateTime<Utc> {
 pub async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("orders.db").display());
-    let store: Arc<dyn OrderStore> = Arc::new(SqliteStore::connect(&url, &Default::default()).await.expect("sqlite"));
+    let store: Arc<dyn OrderStore> = Arc::new(
+        SqliteStore::connect(&url, &Default::default())
+            .await
+            .expect("sqlite"),
+    );
     let clock = ManualClock::new(start_time());
     let (bus, acked) = InProcessBus::with_ack_feed();
     let events = bus.subscribe("test").await.expect("subscribe");

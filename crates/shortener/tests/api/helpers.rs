@@ -36,7 +36,11 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(config: ShortenerConfig) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let db_url = format!("sqlite://{}", dir.path().join("shortener.db").display());
-    let store: Arc<dyn LinkStore> = Arc::new(SqliteStore::connect(&db_url, &Default::default()).await.expect("sqlite"));
+    let store: Arc<dyn LinkStore> = Arc::new(
+        SqliteStore::connect(&db_url, &Default::default())
+            .await
+            .expect("sqlite"),
+    );
     spawn_app_on(config, store, db_url, dir).await
 }
 
