@@ -153,7 +153,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = std::task::ready!(this.inner.poll(cx))?;
-        response.extensions_mut().insert(ServiceLabel(*this.module));
+        response.extensions_mut().insert(ServiceLabel(this.module));
         Poll::Ready(Ok(response))
     }
 }
