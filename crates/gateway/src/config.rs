@@ -73,7 +73,9 @@ impl Default for GatewayConfig {
 
 /// What admission does while the shared (Redis) rate limiter is
 /// unreachable.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RateLimitWhenDown {
     /// Each replica decides with its own in-process limiter (a client may

@@ -27,7 +27,9 @@ impl Module for Notifier {
     type Config = NotifierConfig;
 
     async fn start(config: NotifierConfig, context: Context) -> Result<Self, StartError> {
-        let url = context.database_url.ok_or("the notifier needs a database")?;
+        let url = context
+            .database_url
+            .ok_or("the notifier needs a database")?;
         let subscriber = context.ports.get::<Arc<dyn Subscriber>>()?;
         let webhook = config.webhook()?;
         let store = storage::connect(&url, &config.database).await?;

@@ -78,7 +78,10 @@ async fn dead_relay_is_fatal_and_dead_recorder_fails_readiness() {
 
     let fatal = supervisor.fatal().await;
     assert_eq!((fatal.module, fatal.task), ("orders", "outbox-relay"));
-    assert!(fatal.reason.contains("publisher invariant broken"), "{fatal}");
+    assert!(
+        fatal.reason.contains("publisher invariant broken"),
+        "{fatal}"
+    );
     assert_eq!(failure_count("orders", "outbox-relay"), Some(1));
 
     let failures = testkit::eventually(
@@ -90,7 +93,10 @@ async fn dead_relay_is_fatal_and_dead_recorder_fails_readiness() {
         },
     )
     .await;
-    assert!(failures[0].1.contains("orders/delivery-recorder"), "{failures:?}");
+    assert!(
+        failures[0].1.contains("orders/delivery-recorder"),
+        "{failures:?}"
+    );
     assert_eq!(failure_count("orders", "delivery-recorder"), Some(1));
 
     stop.cancel();

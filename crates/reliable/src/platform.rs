@@ -124,7 +124,10 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
     }
     if needs(Port::Limiter) {
         let limiter = gateway::limiter(
-            config.redis_url.as_ref().map(|url| ratelimit::RedisSettings::new(url.expose())),
+            config
+                .redis_url
+                .as_ref()
+                .map(|url| ratelimit::RedisSettings::new(url.expose())),
             config.gateway.rate_limit_when_down,
             clock.clone(),
         )
@@ -204,7 +207,10 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
         None => {
             let mut router = platform_routes;
             for module in &started {
-                router = router.merge(kit::http::service_label(module.module.router(), module.name));
+                router = router.merge(kit::http::service_label(
+                    module.module.router(),
+                    module.name,
+                ));
             }
             // Health, metrics and unmatched paths: the module's name when
             // it runs alone, the platform's otherwise.
@@ -264,7 +270,11 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
 
 /// Where a module's store lives: its own SQLite file in `up` (and for a
 /// lone gateway's keys without a database), else the shared PostgreSQL.
-fn database_url_of(config: &Config, entry: &Entry, embedded: bool) -> anyhow::Result<Option<String>> {
+fn database_url_of(
+    config: &Config,
+    entry: &Entry,
+    embedded: bool,
+) -> anyhow::Result<Option<String>> {
     if !entry.declaration.needs.contains(&Port::Database) {
         return Ok(None);
     }
@@ -280,9 +290,9 @@ fn database_url_of(config: &Config, entry: &Entry, embedded: bool) -> anyhow::Re
         (false, Some(url)) => Some(url.to_string()),
         // One replica keeps its keys in SQLite; several need PostgreSQL.
         (false, None) if entry.declaration.fronts_others => sqlite(),
-        (false, None) => bail!(
-            "the {name} module needs a database: set RELIABLE_DATABASE_URL=postgres://..."
-        ),
+        (false, None) => {
+            bail!("the {name} module needs a database: set RELIABLE_DATABASE_URL=postgres://...")
+        }
     })
 }
 

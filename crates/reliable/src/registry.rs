@@ -87,7 +87,12 @@ pub fn start_order(entries: &[&'static Entry]) -> Vec<&'static Entry> {
         let next = ready.unwrap_or(0);
         ordered.push(pending.remove(next));
     }
-    ordered.extend(entries.iter().copied().filter(|e| e.declaration.fronts_others));
+    ordered.extend(
+        entries
+            .iter()
+            .copied()
+            .filter(|e| e.declaration.fronts_others),
+    );
     ordered
 }
 
@@ -116,7 +121,13 @@ mod tests {
     fn every_module_has_a_distinct_name_and_known_dependencies() {
         let names = names();
         for entry in MODULES {
-            assert_eq!(names.iter().filter(|n| **n == entry.declaration.name).count(), 1);
+            assert_eq!(
+                names
+                    .iter()
+                    .filter(|n| **n == entry.declaration.name)
+                    .count(),
+                1
+            );
             for dep in entry.declaration.after {
                 assert!(names.contains(dep), "{dep}");
             }

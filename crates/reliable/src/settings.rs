@@ -195,7 +195,11 @@ fn check_url(key: &str, url: &Secret, schemes: &[&str]) -> Result<(), ConfigErro
     if !schemes.contains(&parsed.scheme()) {
         return Err(ConfigError::invalid(
             key,
-            format!("scheme `{}` is not one of {}", parsed.scheme(), schemes.join(", ")),
+            format!(
+                "scheme `{}` is not one of {}",
+                parsed.scheme(),
+                schemes.join(", ")
+            ),
         ));
     }
     Ok(())

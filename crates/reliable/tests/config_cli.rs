@@ -33,19 +33,46 @@ fn file_with(dir: &Path, text: &str) -> std::path::PathBuf {
 fn check_refuses_bad_input_naming_the_key_and_its_source() {
     let dir = tempfile::tempdir().expect("dir");
     let cases: &[(&str, &str, &[&str])] = &[
-        ("unknown key", "[shortener]\ncache_size = 10\n", &["cache_size", "reliable.toml"]),
-        ("wrong type", "[orders]\nrelay_batch_size = \"many\"\n", &["orders.relay_batch_size", "reliable.toml"]),
-        ("bad enum", "[gateway]\nrate_limit_when_down = \"sideways\"\n", &["gateway.rate_limit_when_down", "sideways"]),
-        ("bad duration", "[shortener]\ncache_ttl = \"soon\"\n", &["shortener.cache_ttl", "reliable.toml"]),
-        ("missing path", "[slo]\nspecs = \"/no/such/specs\"\n", &["slo.specs", "/no/such/specs"]),
-        ("range", "[shortener]\nslug_length = 2\n", &["shortener.slug_length"]),
+        (
+            "unknown key",
+            "[shortener]\ncache_size = 10\n",
+            &["cache_size", "reliable.toml"],
+        ),
+        (
+            "wrong type",
+            "[orders]\nrelay_batch_size = \"many\"\n",
+            &["orders.relay_batch_size", "reliable.toml"],
+        ),
+        (
+            "bad enum",
+            "[gateway]\nrate_limit_when_down = \"sideways\"\n",
+            &["gateway.rate_limit_when_down", "sideways"],
+        ),
+        (
+            "bad duration",
+            "[shortener]\ncache_ttl = \"soon\"\n",
+            &["shortener.cache_ttl", "reliable.toml"],
+        ),
+        (
+            "missing path",
+            "[slo]\nspecs = \"/no/such/specs\"\n",
+            &["slo.specs", "/no/such/specs"],
+        ),
+        (
+            "range",
+            "[shortener]\nslug_length = 2\n",
+            &["shortener.slug_length"],
+        ),
     ];
     for (what, text, needles) in cases {
         let file = file_with(dir.path(), text);
         let (code, _, stderr) = config_check(Some(&file), &[]);
         assert_eq!(code, 2, "{what}: {stderr}");
         for needle in *needles {
-            assert!(stderr.contains(needle), "{what}: `{needle}` not in: {stderr}");
+            assert!(
+                stderr.contains(needle),
+                "{what}: `{needle}` not in: {stderr}"
+            );
         }
     }
 
@@ -64,7 +91,8 @@ fn check_refuses_bad_input_naming_the_key_and_its_source() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("RELIABLE_ORDERS_RELAY_BATCH"), "{stderr}");
 
-    let (code, _, stderr) = config_check(None, &[("RELIABLE_DATABASE_URL_FILE", "/no/such/secret")]);
+    let (code, _, stderr) =
+        config_check(None, &[("RELIABLE_DATABASE_URL_FILE", "/no/such/secret")]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("RELIABLE_DATABASE_URL_FILE"), "{stderr}");
 }
@@ -78,19 +106,31 @@ fn check_prints_the_effective_config_with_secrets_redacted() {
     let (code, stdout, stderr) = config_check(
         Some(&file),
         &[
-            ("RELIABLE_DATABASE_URL_FILE", secret_file.to_str().expect("path")),
-            ("RELIABLE_NOTIFIER_WEBHOOK_URL", "https://hooks.example.com/orders"),
+            (
+                "RELIABLE_DATABASE_URL_FILE",
+                secret_file.to_str().expect("path"),
+            ),
+            (
+                "RELIABLE_NOTIFIER_WEBHOOK_URL",
+                "https://hooks.example.com/orders",
+            ),
             ("RELIABLE_NOTIFIER_WEBHOOK_SECRET", "hmac-key-123"),
             ("RELIABLE_SHORTENER_DATABASE_MAX_CONNECTIONS", "3"),
         ],
     );
     assert_eq!(code, 0, "{stderr}");
     for leaked in ["s3cret-pw", "hmac-key-123"] {
-        assert!(!stdout.contains(leaked) && !stderr.contains(leaked), "{leaked} leaked:\n{stdout}");
+        assert!(
+            !stdout.contains(leaked) && !stderr.contains(leaked),
+            "{leaked} leaked:\n{stdout}"
+        );
     }
     assert!(stdout.contains("database_url = \"[redacted]\""), "{stdout}");
     assert!(stdout.contains("cache_ttl = \"1m 30s\""), "{stdout}");
-    assert!(stdout.contains("webhook_url = \"https://hooks.example.com/orders\""), "{stdout}");
+    assert!(
+        stdout.contains("webhook_url = \"https://hooks.example.com/orders\""),
+        "{stdout}"
+    );
     assert!(stdout.contains("max_connections = 3"), "{stdout}");
 }
 
@@ -118,7 +158,10 @@ fn deprecated_names_still_work_with_a_warning() {
         assert!(stderr.contains(old), "no warning for {old}: {stderr}");
     }
     assert!(stdout.contains("allow_private = true"), "{stdout}");
-    assert!(stdout.contains("webhook_url = \"http://127.0.0.1:9/hook\""), "{stdout}");
+    assert!(
+        stdout.contains("webhook_url = \"http://127.0.0.1:9/hook\""),
+        "{stdout}"
+    );
     assert!(stdout.contains("cache_capacity = 77"), "{stdout}");
     assert!(stdout.contains("anon_rate = \"10/s\""), "{stdout}");
 }
@@ -138,7 +181,12 @@ fn the_configuration_reference_page_is_current() {
         generated == committed,
         "docs/reference/configuration.md is stale: run `cargo run -p reliable -- config defaults --markdown > docs/reference/configuration.md`"
     );
-    for key in ["shortener.cache_ttl", "notifier.webhook_secret", "gateway.rate_limit_when_down", "database_url"] {
+    for key in [
+        "shortener.cache_ttl",
+        "notifier.webhook_secret",
+        "gateway.rate_limit_when_down",
+        "database_url",
+    ] {
         assert!(generated.contains(&format!("`{key}`")), "{key} missing");
     }
     assert!(generated.contains("**Secret**"));

@@ -47,7 +47,10 @@ async fn check_pair(first: &str, second: &str) {
     let mut cmd = reliable();
     cmd.args(["serve", "--target", &format!("{first},{second}")])
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
-        .env("RELIABLE_DATABASE_URL", testkit::postgres().create_database())
+        .env(
+            "RELIABLE_DATABASE_URL",
+            testkit::postgres().create_database(),
+        )
         .env("RELIABLE_NATS_URL", nats.url())
         .env("RELIABLE_NOTIFIER_LOG_CHANNEL", "false");
     let app = start(cmd);
@@ -113,7 +116,10 @@ async fn check_pair(first: &str, second: &str) {
             "{first},{second}: the front's own series missing:\n{metrics}"
         );
     }
-    assert!(terminate(app).await.success(), "{first},{second}: exit status");
+    assert!(
+        terminate(app).await.success(),
+        "{first},{second}: exit status"
+    );
 }
 
 #[tokio::test]

@@ -12,13 +12,13 @@
 use crate::domain::{anonymize_ip, is_bot, referrer_host, Visit, MAX_USER_AGENT};
 use crate::storage::LinkStore;
 use chrono::{DateTime, Utc};
+use kit::tasks::{OnFailure, TaskSpawner};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use kit::tasks::{OnFailure, TaskSpawner};
 
 /// A visit as the redirect saw it: raw header values, classified later by
 /// the writer task so the redirect path only copies two strings.
@@ -96,7 +96,11 @@ pub struct VisitRecorder {
 impl VisitRecorder {
     /// Starts the writer task on `tasks`; it writes what is left and exits
     /// once the module is asked to stop.
-    pub fn spawn(store: Arc<dyn LinkStore>, settings: RecorderSettings, tasks: &TaskSpawner) -> Self {
+    pub fn spawn(
+        store: Arc<dyn LinkStore>,
+        settings: RecorderSettings,
+        tasks: &TaskSpawner,
+    ) -> Self {
         let stop = tasks.stop_token();
         let shared = Arc::new(Shared {
             buffer: Mutex::new(Vec::with_capacity(settings.batch_size)),

@@ -82,7 +82,8 @@ pub(super) fn resolve(
             continue;
         }
         if let Some(stripped) = name.strip_suffix(FILE_SUFFIX) {
-            let path = path_of(known, stripped).or_else(|| alias_of(aliases, stripped, &var, warnings));
+            let path =
+                path_of(known, stripped).or_else(|| alias_of(aliases, stripped, &var, warnings));
             if let Some(path) = path {
                 let contents =
                     std::fs::read_to_string(&raw).map_err(|e| ConfigError::Environment {
@@ -101,14 +102,22 @@ pub(super) fn resolve(
         if let Some(section) = section_of(known, &name) {
             return Err(ConfigError::Environment {
                 var,
-                reason: format!("no key `{}` in section `{section}`", &name[section.len() + 1..]),
+                reason: format!(
+                    "no key `{}` in section `{section}`",
+                    &name[section.len() + 1..]
+                ),
             });
         }
     }
     Ok(out)
 }
 
-fn alias_of(aliases: &[Alias], name: &str, var: &str, warnings: &mut Vec<String>) -> Option<String> {
+fn alias_of(
+    aliases: &[Alias],
+    name: &str,
+    var: &str,
+    warnings: &mut Vec<String>,
+) -> Option<String> {
     let alias = aliases.iter().find(|a| a.old.replace('.', "_") == name)?;
     warnings.push(format!(
         "environment variable {var} is deprecated; use {}",

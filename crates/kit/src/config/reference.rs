@@ -61,7 +61,11 @@ pub fn entries<T: JsonSchema + Serialize + Default>() -> Vec<Entry> {
     walk(&root, &defs, &defaults, "", &mut out);
     // Shared keys first, then one block per section (stable: keys keep
     // their order inside a section).
-    out.sort_by_key(|e| e.key.split_once('.').map(|(section, _)| section.to_string()));
+    out.sort_by_key(|e| {
+        e.key
+            .split_once('.')
+            .map(|(section, _)| section.to_string())
+    });
     out
 }
 
@@ -83,7 +87,13 @@ fn resolve<'a>(schema: &'a Value, defs: &'a Map<String, Value>) -> &'a Value {
     }
 }
 
-fn walk(schema: &Value, defs: &Map<String, Value>, default: &Value, prefix: &str, out: &mut Vec<Entry>) {
+fn walk(
+    schema: &Value,
+    defs: &Map<String, Value>,
+    default: &Value,
+    prefix: &str,
+    out: &mut Vec<Entry>,
+) {
     let object = resolve(schema, defs);
     let Some(properties) = object.get("properties").and_then(Value::as_object) else {
         return;
@@ -101,7 +111,9 @@ fn walk(schema: &Value, defs: &Map<String, Value>, default: &Value, prefix: &str
         let target = resolve(property, defs);
         let is_section = value.is_object()
             && target.get("properties").is_some()
-            && target.get("additionalProperties").is_none_or(|a| a == false);
+            && target
+                .get("additionalProperties")
+                .is_none_or(|a| a == false);
         if is_section {
             walk(property, defs, value, &key, out);
             continue;
@@ -197,8 +209,16 @@ fn show(value: &Value) -> String {
 pub fn text(entries: &[Entry]) -> String {
     let mut out = String::new();
     for e in entries {
-        let default = if e.default.is_empty() { "(none)" } else { &e.default };
-        let env = if e.env.is_empty() { "file only" } else { &e.env };
+        let default = if e.default.is_empty() {
+            "(none)"
+        } else {
+            &e.default
+        };
+        let env = if e.env.is_empty() {
+            "file only"
+        } else {
+            &e.env
+        };
         out.push_str(&format!("{} = {default}    # {}, {env}\n", e.key, e.kind));
         if !e.doc.is_empty() {
             out.push_str(&format!("    {}\n", e.doc));
