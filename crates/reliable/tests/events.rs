@@ -177,7 +177,7 @@ fn a_webhook_without_a_secret_is_refused() {
         .env_remove("RELIABLE_NOTIFIER_WEBHOOK_SECRET");
     let (code, stderr) = run_to_end(cmd);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("notify_webhook_secret"), "{stderr}");
+    assert!(stderr.contains("notifier.webhook_secret"), "{stderr}");
 }
 
 #[test]
