@@ -64,6 +64,10 @@ impl Module for GatewayModule {
         if config.routes.is_empty() {
             return Err("the gateway has no routes: add [[gateway.routes]] and [gateway.pools.NAME] to the config file, or co-locate a module (--target gateway,shortener)".into());
         }
+        // Routes may name the co-located pools: check them before opening
+        // the key database.
+        let pools: Vec<&str> = in_process.keys().map(String::as_str).collect();
+        config.validate_pools(&pools)?;
         let keys = match &context.database_url {
             Some(url) => Some(keys::connect(url, &config.database).await?),
             None => None,
