@@ -18,10 +18,13 @@ crate::settings::platform_config! {
     gateway: gateway::GatewayModule,
 }
 
+/// A module being started, whatever its type.
+pub type Starting = BoxFuture<'static, Result<Box<dyn Running>, StartError>>;
+
 /// A registered module: its declaration and how to start it.
 pub struct Entry {
     pub declaration: Declaration,
-    pub start: fn(&Config, Context) -> BoxFuture<'static, Result<Box<dyn Running>, StartError>>,
+    pub start: fn(&Config, Context) -> Starting,
 }
 
 /// A started module, whatever its type.
@@ -45,10 +48,7 @@ impl<M: Module> Running for M {
     }
 }
 
-pub fn start<M: Module>(
-    config: M::Config,
-    context: Context,
-) -> BoxFuture<'static, Result<Box<dyn Running>, StartError>> {
+pub fn start<M: Module>(config: M::Config, context: Context) -> Starting {
     Box::pin(async move {
         let module = M::start(config, context).await?;
         Ok(Box::new(module) as Box<dyn Running>)
