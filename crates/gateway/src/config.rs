@@ -21,9 +21,15 @@ pub struct GatewayConfig {
     pub routes: Vec<RouteConfig>,
     /// Upstream pools by name.
     pub pools: BTreeMap<String, PoolConfig>,
-    /// Peers (CIDRs, e.g. `10.0.0.0/8`) whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<String>,
-    /// Largest request body forwarded, in bytes (413 beyond).
+    /// Peers whose `X-Forwarded-For` is believed. Not a key of its own:
+    /// the module takes the shared `http.trusted_proxies` at start (tests
+    /// set it in code).
+    #[serde(skip)]
+    pub trusted_proxies: kit::forwarded::TrustedProxies,
+    /// Largest request body forwarded, in bytes (413 beyond), on routes
+    /// without a `max_body_bytes` of their own. Not a key of its own: the
+    /// module takes the shared `http.body_limit_bytes` at start.
+    #[serde(skip)]
     pub max_request_body_bytes: usize,
     /// Largest upstream response body relayed, in bytes (502 beyond).
     pub max_response_body_bytes: usize,
@@ -55,8 +61,8 @@ impl Default for GatewayConfig {
         Self {
             routes: Vec::new(),
             pools: BTreeMap::new(),
-            trusted_proxies: Vec::new(),
-            max_request_body_bytes: 1024 * 1024,
+            trusted_proxies: Default::default(),
+            max_request_body_bytes: kit::http::HttpConfig::default().body_limit_bytes,
             max_response_body_bytes: 8 * 1024 * 1024,
             max_header_bytes: 16 * 1024,
             anon_rate: None,
@@ -132,6 +138,10 @@ pub struct RouteConfig {
     /// Requests in flight on this route beyond which 503 + Retry-After.
     #[serde(default = "default_concurrency")]
     pub max_concurrency: usize,
+    /// Largest request body forwarded on this route, in bytes (413
+    /// beyond); none means `http.body_limit_bytes`. For upload routes.
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
     /// Prefix removed before forwarding (e.g. `/api/links` upstream as
     /// `/links` with `strip_prefix = "/api"`).
     #[serde(default)]
@@ -163,6 +173,7 @@ impl RouteConfig {
             scope: None,
             timeout: default_timeout(),
             max_concurrency: default_concurrency(),
+            max_body_bytes: None,
             strip_prefix: None,
         }
     }
@@ -281,20 +292,11 @@ impl GatewayConfig {
     /// in-process pools: see [`GatewayConfig::validate_pools`].
     pub fn validate(&self) -> Result<(), ConfigError> {
         above_zero(
-            "gateway.max_request_body_bytes",
-            self.max_request_body_bytes,
-        )?;
-        above_zero(
             "gateway.max_response_body_bytes",
             self.max_response_body_bytes,
         )?;
         above_zero("gateway.max_header_bytes", self.max_header_bytes)?;
         self.database.validate("gateway.database")?;
-        for (i, cidr) in self.trusted_proxies.iter().enumerate() {
-            kit::forwarded::TrustedProxies::parse(std::slice::from_ref(cidr)).map_err(|e| {
-                ConfigError::invalid(&format!("gateway.trusted_proxies[{i}]"), e.to_string())
-            })?;
-        }
         crate::quota("gateway.anon_rate", &self.anon_rate)?;
         crate::quota("gateway.key_rate", &self.key_rate)?;
         for (name, pool) in &self.pools {

@@ -178,7 +178,7 @@ impl Gateway {
                     config.retry.budget_ratio,
                     config.retry.budget_min_reserve,
                 );
-                Route::compile(i, r, &pools, budget)
+                Route::compile(i, r, &pools, budget, config.max_request_body_bytes)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let ttl = config.key_cache_ttl;
@@ -189,8 +189,7 @@ impl Gateway {
                 Arc::new(keys::CachedKeyStore::new(store, ttl, clock.clone()))
             }
         });
-        let trusted = TrustedProxies::parse(&config.trusted_proxies)
-            .map_err(|e| ConfigError::invalid("gateway.trusted_proxies", e.to_string()))?;
+        let trusted = config.trusted_proxies.clone();
         let shared = Shared {
             routes: RouteTable::new(routes),
             pools: pools.into_values().collect(),

@@ -50,6 +50,8 @@ impl Module for GatewayModule {
     type Config = GatewayConfig;
 
     async fn start(mut config: GatewayConfig, context: Context) -> Result<Self, StartError> {
+        config.trusted_proxies = context.http.trusted();
+        config.max_request_body_bytes = context.http.body_limit_bytes;
         let fronted = context.ports.get::<Fronted>().unwrap_or_default();
         let default_routes = config.routes.is_empty();
         let mut in_process: BTreeMap<String, Router> = BTreeMap::new();

@@ -124,10 +124,10 @@ async fn forward(
         .map_err(|_| GatewayError::Shed)?;
 
     let (parts, body) = request.into_parts();
-    if declared_length(&parts.headers).is_some_and(|n| n > limits.max_request_body_bytes) {
+    let limit = route.max_body_bytes;
+    if declared_length(&parts.headers).is_some_and(|n| n > limit) {
         return Err(GatewayError::BodyTooLarge);
     }
-    let limit = limits.max_request_body_bytes;
     let body = RequestBody::read_ahead(body, REPLAY_BUFFER_BYTES.min(limit), limit)
         .await
         .map_err(|e| match e {

@@ -61,6 +61,9 @@ impl RouteRules {
         if config.max_concurrency == 0 || config.max_concurrency > 1_000_000 {
             return Err(invalid("max_concurrency", "must be from 1 to 1000000"));
         }
+        if config.max_body_bytes == Some(0) {
+            return Err(invalid("max_body_bytes", "must be above zero"));
+        }
         let name = config.name.clone().unwrap_or_else(|| {
             if prefix.is_empty() {
                 "/".to_string()
@@ -91,6 +94,8 @@ pub struct Route {
     pub scope: Option<Scope>,
     pub timeout: Duration,
     pub concurrency: Arc<Semaphore>,
+    /// Largest request body forwarded (the route's own or the default).
+    pub max_body_bytes: usize,
     pub retry_budget: RetryBudget,
     strip_prefix: Option<String>,
 }
@@ -101,6 +106,7 @@ impl Route {
         config: &RouteConfig,
         pools: &BTreeMap<String, Arc<Pool>>,
         retry_budget: RetryBudget,
+        default_max_body_bytes: usize,
     ) -> Result<Self, ConfigError> {
         let rules = RouteRules::parse(index, config)?;
         let pool = |name: &str, field: &str| {
@@ -131,6 +137,7 @@ impl Route {
             scope: rules.scope,
             timeout: config.timeout,
             concurrency: Arc::new(Semaphore::new(config.max_concurrency)),
+            max_body_bytes: config.max_body_bytes.unwrap_or(default_max_body_bytes),
             retry_budget,
             strip_prefix: config.strip_prefix.clone(),
         })

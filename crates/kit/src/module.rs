@@ -122,6 +122,9 @@ pub struct Context {
     pub data_dir: PathBuf,
     /// The public base URL of this process (`http://127.0.0.1:8080`).
     pub public_url: String,
+    /// The HTTP settings every module shares (`[http]`): body limit,
+    /// trusted proxies.
+    pub http: crate::http::HttpConfig,
     /// The adapters the binary wired, by type.
     pub ports: Ports,
 }

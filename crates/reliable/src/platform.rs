@@ -156,6 +156,7 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
             database_url: database_url_of(&config, entry, embedded)?,
             data_dir: config.data_dir.clone(),
             public_url: format!("http://{addr}"),
+            http: config.http.clone(),
             ports: ports.clone(),
         };
         let module = (entry.start)(&config, context)

@@ -28,6 +28,19 @@ pub const ALIASES: &[Alias] = &[
         old: "notify_allow_private",
         new: "notifier.allow_private",
     },
+    // Settings several modules share, defined once under `[http]`.
+    Alias {
+        old: "shortener.trusted_proxies",
+        new: "http.trusted_proxies",
+    },
+    Alias {
+        old: "gateway.trusted_proxies",
+        new: "http.trusted_proxies",
+    },
+    Alias {
+        old: "gateway.max_request_body_bytes",
+        new: "http.body_limit_bytes",
+    },
     // The load scripts' short name for the anonymous limit.
     Alias {
         old: "rate_limit_anon",

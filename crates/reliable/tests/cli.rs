@@ -175,7 +175,7 @@ async fn up_puts_the_gateway_in_front_of_every_module() {
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("reliable.toml");
     // The test client stands in for a trusted load balancer on loopback.
-    std::fs::write(&file, "[gateway]\ntrusted_proxies = [\"127.0.0.1\"]\n").expect("write");
+    std::fs::write(&file, "[http]\ntrusted_proxies = [\"127.0.0.1\"]\n").expect("write");
     let mut cmd = up_command(dir.path());
     cmd.arg("--config").arg(&file);
     let app = start(cmd);

@@ -166,6 +166,74 @@ fn deprecated_names_still_work_with_a_warning() {
     assert!(stdout.contains("anon_rate = \"10/s\""), "{stdout}");
 }
 
+/// `trusted_proxies` and the body limit were once keys of the gateway and
+/// the shortener; they are now the shared `[http]` settings, and the old
+/// keys (file and environment) still set them.
+#[test]
+fn shared_http_settings_keep_their_old_module_keys() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = file_with(
+        dir.path(),
+        "[gateway]\ntrusted_proxies = [\"10.0.0.0/8\"]\nmax_request_body_bytes = 2048\n",
+    );
+    let (code, stdout, stderr) = config_check(Some(&file), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    for old in ["gateway.trusted_proxies", "gateway.max_request_body_bytes"] {
+        assert!(stderr.contains(old), "no warning for {old}: {stderr}");
+    }
+    let http = section(&stdout, "[http]");
+    assert!(
+        http.contains("trusted_proxies = [\"10.0.0.0/8\"]"),
+        "{stdout}"
+    );
+    assert!(http.contains("body_limit_bytes = 2048"), "{stdout}");
+    assert!(
+        !section(&stdout, "[gateway]").contains("trusted_proxies"),
+        "{stdout}"
+    );
+
+    let (code, stdout, stderr) = config_check(
+        None,
+        &[("RELIABLE_SHORTENER_TRUSTED_PROXIES", "[\"192.0.2.1\"]")],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("RELIABLE_SHORTENER_TRUSTED_PROXIES"),
+        "{stderr}"
+    );
+    assert!(
+        section(&stdout, "[http]").contains("trusted_proxies = [\"192.0.2.1\"]"),
+        "{stdout}"
+    );
+
+    // The new key wins over the old one when both are set.
+    let file = file_with(
+        dir.path(),
+        "[http]\ntrusted_proxies = [\"127.0.0.1\"]\n[shortener]\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
+    );
+    let (code, stdout, stderr) = config_check(Some(&file), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        section(&stdout, "[http]").contains("trusted_proxies = [\"127.0.0.1\"]"),
+        "{stdout}"
+    );
+
+    let file = file_with(dir.path(), "[http]\ntrusted_proxies = [\"10.0.0.0/99\"]\n");
+    let (code, _, stderr) = config_check(Some(&file), &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("http.trusted_proxies[0]"), "{stderr}");
+}
+
+/// The lines of a TOML table, from its header to the next one.
+fn section<'a>(toml: &'a str, header: &str) -> &'a str {
+    let Some(start) = toml.find(&format!("{header}\n")) else {
+        return "";
+    };
+    let rest = &toml[start + header.len()..];
+    let end = rest.find("\n[").map_or(rest.len(), |i| i + 1);
+    &rest[..end]
+}
+
 /// The committed reference page is what the code generates.
 #[test]
 fn the_configuration_reference_page_is_current() {

@@ -1,5 +1,5 @@
 //! Options of the shortener module (the `[shortener]` table of the config
-//! file, `RELIABLE_SHORTENER__*` in the environment).
+//! file, `RELIABLE_SHORTENER_*` in the environment).
 
 use kit::config::ConfigError;
 use kit::storage::PoolConfig;
@@ -30,10 +30,11 @@ pub struct ShortenerConfig {
     pub redirect_max_age: Duration,
     /// Store client addresses with the host part zeroed (default true).
     pub anonymize_ips: bool,
-    /// Peers (CIDRs, e.g. `10.0.0.0/8`) whose `X-Forwarded-For` names the
-    /// visitor: the gateway's addresses when it runs in other pods. Empty
-    /// (the default) believes no one and records the TCP peer.
-    pub trusted_proxies: Vec<String>,
+    /// Peers whose `X-Forwarded-For` names the visitor. Not a key of its
+    /// own: the module takes the shared `http.trusted_proxies` at start
+    /// (tests set it in code). Empty believes no one.
+    #[serde(skip)]
+    pub trusted_proxies: kit::forwarded::TrustedProxies,
     /// Visits written per database transaction.
     pub visit_batch_size: usize,
     /// Longest time a visit waits in memory before it is written.
@@ -59,7 +60,7 @@ impl Default for ShortenerConfig {
             cache_ttl: Duration::from_secs(300),
             redirect_max_age: Duration::ZERO,
             anonymize_ips: true,
-            trusted_proxies: Vec::new(),
+            trusted_proxies: Default::default(),
             visit_batch_size: 500,
             visit_flush_interval: Duration::from_secs(1),
             visit_buffer: 65_536,
@@ -106,8 +107,6 @@ impl ShortenerConfig {
                 "must be above zero",
             ));
         }
-        kit::forwarded::TrustedProxies::parse(&self.trusted_proxies)
-            .map_err(|e| ConfigError::invalid("shortener.trusted_proxies", e.to_string()))?;
         if self.cache_ttl.is_zero() {
             return Err(ConfigError::invalid(
                 "shortener.cache_ttl",

@@ -25,7 +25,6 @@ mod visits;
 pub use config::ShortenerConfig;
 
 use axum::Router;
-use kit::forwarded::TrustedProxies;
 use kit::health::ReadinessCheck;
 use kit::storage::DatabaseReady;
 use kit::tasks::{OnFailure, TaskSpawner};
@@ -72,12 +71,7 @@ impl Shortener {
             .unwrap_or_else(|| default_base_url.to_string())
             .trim_end_matches('/')
             .to_string();
-        // `validate` refuses a bad list at start; should one get here,
-        // trusting no one is the safe reading.
-        let trusted = TrustedProxies::parse(&config.trusted_proxies).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "shortener.trusted_proxies ignored");
-            TrustedProxies::default()
-        });
+        let trusted = config.trusted_proxies.clone();
         let state = Arc::new(AppState {
             cache: cache::LinkCache::new(config.cache_capacity, config.cache_ttl),
             store: store.clone(),

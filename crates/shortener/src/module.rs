@@ -24,7 +24,8 @@ impl Module for Shortener {
     };
     type Config = ShortenerConfig;
 
-    async fn start(config: ShortenerConfig, context: Context) -> Result<Self, StartError> {
+    async fn start(mut config: ShortenerConfig, context: Context) -> Result<Self, StartError> {
+        config.trusted_proxies = context.http.trusted();
         let url = context
             .database_url
             .ok_or("the shortener needs a database")?;

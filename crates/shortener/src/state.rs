@@ -13,7 +13,7 @@ pub(crate) struct AppState {
     pub recorder: VisitRecorder,
     pub clock: Arc<dyn Clock>,
     pub config: ShortenerConfig,
-    /// `config.trusted_proxies`, parsed.
+    /// `http.trusted_proxies`, as handed over at start.
     pub trusted: TrustedProxies,
     /// Base of short URLs, without a trailing slash.
     pub base_url: String,

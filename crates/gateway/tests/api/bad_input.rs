@@ -98,6 +98,23 @@ async fn oversized_bodies_are_a_413_problem() {
 }
 
 #[tokio::test]
+async fn a_route_may_take_larger_bodies_than_the_default() {
+    let a = Upstream::start("a").await;
+    let mut uploads = RouteConfig::new("/uploads", "a");
+    uploads.max_body_bytes = Some(4096);
+    let mut cfg = config(&[("a", &[&a])], vec![RouteConfig::new("/", "a"), uploads]);
+    cfg.max_request_body_bytes = 1024;
+    let gw = spawn_gateway(cfg).await;
+    let http = client();
+    let post =
+        |path: &'static str, size: usize| http.post(gw.url(path)).body(vec![b'x'; size]).send();
+    assert_eq!(post("/uploads/f", 3000).await.unwrap().status(), 200);
+    assert_eq!(post("/uploads/f", 5000).await.unwrap().status(), 413);
+    assert_eq!(post("/other", 3000).await.unwrap().status(), 413);
+    assert_eq!(a.hits(), 1);
+}
+
+#[tokio::test]
 async fn oversized_upstream_responses_are_a_502_problem() {
     let a = Upstream::start("a").await;
     let mut cfg = config(&[("a", &[&a])], vec![RouteConfig::new("/", "a")]);
@@ -119,7 +136,7 @@ async fn oversized_upstream_responses_are_a_502_problem() {
 async fn a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
     let a = Upstream::start("a").await;
     let mut cfg = config(&[("a", &[&a])], vec![RouteConfig::new("/", "a")]);
-    cfg.trusted_proxies = vec!["10.0.0.0/8".into()];
+    cfg.trusted_proxies = trusted(&["10.0.0.0/8"]);
     cfg.anon_rate = Some("2/min".into());
     let gw = spawn_gateway(cfg).await;
     let http = client();

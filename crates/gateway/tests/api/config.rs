@@ -45,24 +45,15 @@ fn each_mistake_names_its_key() {
             c.pools.get_mut("api").expect("pool").ca_file = Some("/nonexistent/ca.pem".into());
             c
         }),
-        (
-            "gateway.max_request_body_bytes",
-            GatewayConfig {
-                max_request_body_bytes: 0,
-                ..GatewayConfig::default()
-            },
-        ),
+        ("gateway.routes[0].max_body_bytes", {
+            let mut c = with_pool(&["http://a:1"]);
+            c.routes[0].max_body_bytes = Some(0);
+            c
+        }),
         (
             "gateway.anon_rate",
             GatewayConfig {
                 anon_rate: Some("lots".into()),
-                ..GatewayConfig::default()
-            },
-        ),
-        (
-            "gateway.trusted_proxies[1]",
-            GatewayConfig {
-                trusted_proxies: vec!["10.0.0.0/8".into(), "10.0.0.0/99".into()],
                 ..GatewayConfig::default()
             },
         ),

@@ -172,6 +172,13 @@ pub fn pool(endpoints: &[&Upstream]) -> PoolConfig {
 
 /// A config with one pool per `(name, upstreams)` and the given routes;
 /// active health checks off (tests that want them turn them on).
+/// Trusted proxies from CIDR strings (the platform parses
+/// `http.trusted_proxies` the same way).
+pub fn trusted(cidrs: &[&str]) -> kit::forwarded::TrustedProxies {
+    let cidrs: Vec<String> = cidrs.iter().map(|c| c.to_string()).collect();
+    kit::forwarded::TrustedProxies::parse(&cidrs).expect("valid CIDRs")
+}
+
 pub fn config(pools: &[(&str, &[&Upstream])], routes: Vec<RouteConfig>) -> GatewayConfig {
     let mut config = GatewayConfig {
         routes,

@@ -72,7 +72,7 @@ async fn an_in_process_pool_gets_the_same_headers_as_a_remote_one() {
 async fn the_module_sees_the_client_a_trusted_proxy_forwarded() {
     let state = UpstreamState::new("local");
     let gw = in_process_gateway(&state, |cfg| {
-        cfg.trusted_proxies = vec!["127.0.0.1".into()];
+        cfg.trusted_proxies = trusted(&["127.0.0.1"]);
     })
     .await;
     let echo = echo_forwarded_for(&gw, "198.51.100.7").await;

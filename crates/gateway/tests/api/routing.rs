@@ -136,7 +136,7 @@ async fn a_client_request_id_is_kept() {
 async fn trusted_proxies_pass_the_client_ip_on() {
     let a = Upstream::start("a").await;
     let mut cfg = config(&[("a", &[&a])], vec![RouteConfig::new("/", "a")]);
-    cfg.trusted_proxies = vec!["127.0.0.1/32".into()];
+    cfg.trusted_proxies = trusted(&["127.0.0.1/32"]);
     let gw = spawn_gateway(cfg).await;
     let echo = echo_forwarded_for(&gw, "198.51.100.7").await;
     assert_eq!(
@@ -247,9 +247,6 @@ async fn configuration_errors_name_the_key() {
     let mut bad_percent = RouteConfig::new("/", "a");
     bad_percent.canary_percent = 101;
     assert!(build(config(&[("a", &[&a])], vec![bad_percent])).contains("canary_percent"));
-    let mut bad_cidr = config(&[("a", &[&a])], vec![RouteConfig::new("/", "a")]);
-    bad_cidr.trusted_proxies = vec!["10.0.0.0/33".into()];
-    assert!(build(bad_cidr).contains("trusted_proxies"));
     let mut bad_rate = config(&[("a", &[&a])], vec![RouteConfig::new("/", "a")]);
     bad_rate.anon_rate = Some("10/fortnight".into());
     assert!(build(bad_rate).contains("gateway.anon_rate"));

@@ -78,7 +78,7 @@ pub(super) fn resolve(
             continue;
         }
         if let Some(path) = path_of(known, &name) {
-            put_path(&mut out, &path, parse(&raw));
+            put_path(&mut out, &path, parse_for(known, &path, &raw));
             continue;
         }
         if let Some(stripped) = name.strip_suffix(FILE_SUFFIX) {
@@ -96,7 +96,7 @@ pub(super) fn resolve(
             }
         }
         if let Some(path) = alias_of(aliases, &name, &var, warnings) {
-            put_path(&mut out, &path, parse(&raw));
+            put_path(&mut out, &path, parse_for(known, &path, &raw));
             continue;
         }
         if let Some(section) = section_of(known, &name) {
@@ -124,6 +124,32 @@ fn alias_of(
         super::env_name(alias.new)
     ));
     Some(alias.new.to_string())
+}
+
+/// A list key also takes `a,b` (no brackets), as a comma-separated
+/// environment value is usually written.
+fn parse_for(known: &Dict, path: &str, raw: &str) -> Value {
+    let is_list = matches!(value_at(known, path), Some(Value::Array(..)));
+    if is_list && !raw.trim_start().starts_with('[') {
+        let items = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(parse)
+            .collect::<Vec<_>>();
+        return Value::from(items);
+    }
+    parse(raw)
+}
+
+fn value_at<'a>(dict: &'a Dict, path: &str) -> Option<&'a Value> {
+    match path.split_once('.') {
+        None => dict.get(path),
+        Some((head, rest)) => match dict.get(head) {
+            Some(Value::Dict(_, inner)) => value_at(inner, rest),
+            _ => None,
+        },
+    }
 }
 
 /// Values are read as figment reads environment values: numbers, booleans

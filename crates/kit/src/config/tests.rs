@@ -16,6 +16,7 @@ struct Section {
     cache_capacity: u64,
     #[serde(with = "humantime_serde")]
     cache_ttl: Duration,
+    peers: Vec<String>,
     database: Pool,
 }
 
@@ -39,6 +40,7 @@ impl Default for Section {
         Self {
             cache_capacity: 10,
             cache_ttl: Duration::from_secs(1),
+            peers: Vec::new(),
             database: Pool::default(),
         }
     }
@@ -78,6 +80,24 @@ fn section_keys_and_nested_keys_come_from_single_underscore_names() {
     assert_eq!(loaded.config.shortener.database.max_connections, 32);
     assert_eq!(loaded.config.log, "debug");
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn a_list_key_takes_brackets_or_commas() {
+    for raw in [
+        "[10.0.0.0/8, 127.0.0.1]",
+        "10.0.0.0/8,127.0.0.1",
+        " 10.0.0.0/8 , 127.0.0.1 ,",
+    ] {
+        let loaded = load_env(&[("RELIABLE_SHORTENER_PEERS", raw)]).unwrap();
+        assert_eq!(
+            loaded.config.shortener.peers,
+            ["10.0.0.0/8", "127.0.0.1"],
+            "{raw}"
+        );
+    }
+    let loaded = load_env(&[("RELIABLE_SHORTENER_PEERS", "")]).unwrap();
+    assert!(loaded.config.shortener.peers.is_empty());
 }
 
 #[test]

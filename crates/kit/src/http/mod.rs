@@ -20,6 +20,7 @@ mod observe;
 
 pub use extract::{parse_json, ApiJson, ApiQuery};
 
+use crate::forwarded::TrustedProxies;
 use crate::problem::Problem;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
@@ -43,8 +44,15 @@ pub struct HttpConfig {
     #[schemars(with = "crate::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
-    /// Largest accepted request body, in bytes.
+    /// Largest accepted request body, in bytes (413 beyond): what a
+    /// module's API parses, and what the gateway forwards on routes that
+    /// set no `max_body_bytes` of their own.
     pub body_limit_bytes: usize,
+    /// Peers (CIDRs like `10.0.0.0/8`, or single addresses) whose
+    /// `X-Forwarded-For` is believed: the load balancer in front of the
+    /// gateway, and the gateway's addresses for modules that run in other
+    /// pods. Empty (the default) believes no one and uses the TCP peer.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -52,6 +60,7 @@ impl Default for HttpConfig {
         Self {
             request_timeout: Duration::from_secs(10),
             body_limit_bytes: 64 * 1024,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -71,7 +80,19 @@ impl HttpConfig {
                 "must be above zero",
             ));
         }
+        for (i, cidr) in self.trusted_proxies.iter().enumerate() {
+            TrustedProxies::parse(std::slice::from_ref(cidr)).map_err(|e| {
+                ConfigError::invalid(&format!("http.trusted_proxies[{i}]"), e.to_string())
+            })?;
+        }
         Ok(())
+    }
+
+    /// `trusted_proxies`, parsed; [`HttpConfig::validate`] refuses a bad
+    /// entry at start, and should one get here, trusting no one is the
+    /// safe reading.
+    pub fn trusted(&self) -> TrustedProxies {
+        TrustedProxies::parse(&self.trusted_proxies).unwrap_or_default()
     }
 }
 

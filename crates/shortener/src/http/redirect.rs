@@ -4,7 +4,7 @@
 //!
 //! The visitor's address is the peer's (behind an in-process gateway, the
 //! client the gateway resolved), or the `X-Forwarded-For` client when the
-//! peer is one of `shortener.trusted_proxies` (a gateway in other pods).
+//! peer is one of `http.trusted_proxies` (a gateway in other pods).
 
 use super::store_failure;
 use crate::cache::CachedLink;
