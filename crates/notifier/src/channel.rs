@@ -14,14 +14,13 @@
 //! where webhook tokens often ride.
 
 use crate::config::{Secret, WebhookConfig};
-use crate::target::PublicOnlyResolver;
 use async_trait::async_trait;
 use bus::Event;
 use hmac::{Hmac, Mac};
 use kit::telemetry::Hop;
 use kit::trace_context::TraceParent;
+use resilience::{ClientSettings, HttpClient};
 use sha2::Sha256;
-use std::sync::Arc;
 use std::time::Duration;
 
 pub const EVENT_ID_HEADER: &str = "reliable-event-id";
@@ -57,7 +56,8 @@ pub fn signature(secret: &Secret, body: &[u8]) -> String {
 }
 
 pub struct WebhookChannel {
-    client: reqwest::Client,
+    client: HttpClient,
+    timeout: Duration,
     config: WebhookConfig,
     events: Vec<String>,
     /// `url.full` of the spans: the URL with its query values redacted.
@@ -85,21 +85,20 @@ impl WebhookChannel {
         config: WebhookConfig,
         timeout: Duration,
         events: Vec<String>,
-    ) -> Result<Self, reqwest::Error> {
-        // rustls has two providers in this build (ring for the NATS client,
-        // aws-lc-rs for reqwest): name the process default so neither has
-        // to guess. Installing twice is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy();
-        if !config.allow_private {
-            builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
-        }
+    ) -> Result<Self, resilience::TlsError> {
+        // The shared client: rustls with the webpki roots, no proxy, no
+        // redirects followed (a redirect is a non-2xx answer). Names are
+        // checked on every connection, so one that later resolves to a
+        // private address (DNS rebinding) is refused too.
+        let client = HttpClient::new(&ClientSettings {
+            connect_timeout: timeout,
+            address_filter: (!config.allow_private)
+                .then_some(crate::target::is_public as fn(_) -> _),
+            ..ClientSettings::default()
+        })?;
         Ok(Self {
-            client: builder.build()?,
+            client,
+            timeout,
             traced_url: traced_url(config.target.url()),
             config,
             events,
@@ -118,17 +117,6 @@ impl Channel for WebhookChannel {
     }
 
     async fn send(&self, event: &Event) -> Result<(), DeliveryError> {
-        let mut request = self
-            .client
-            .post(self.config.target.url().clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(EVENT_ID_HEADER, &event.id)
-            .header(EVENT_TYPE_HEADER, &event.subject)
-            .header(
-                SIGNATURE_HEADER,
-                signature(&self.config.secret, &event.payload),
-            )
-            .body(event.payload.clone());
         let url = self.config.target.url();
         let span = tracing::info_span!(
             "webhook",
@@ -142,17 +130,31 @@ impl Channel for WebhookChannel {
         );
         let published_by = event.traceparent.as_deref().and_then(TraceParent::parse);
         let hop = Hop::outgoing(span, crate::SERVICE, published_by);
-        request = request.header("traceparent", hop.traceparent().header_value());
-        let response = hop.run(request.send()).await.map_err(|e| {
-            hop.fail(if e.is_timeout() {
-                "timeout"
-            } else if e.is_connect() {
-                "connect"
-            } else {
-                "request"
+        let request = http::Request::post(url.as_str())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(EVENT_ID_HEADER, &event.id)
+            .header(EVENT_TYPE_HEADER, &event.subject)
+            .header(
+                SIGNATURE_HEADER,
+                signature(&self.config.secret, &event.payload),
+            )
+            .header("traceparent", hop.traceparent().header_value())
+            .body(resilience::body::full(event.payload.clone()))
+            // Only an event id or subject that is no header value gets
+            // here; sending it again will not fix it.
+            .map_err(|e| DeliveryError::Permanent(format!("webhook request not built: {e}")))?;
+        let sent = self.client.send_within(request, self.timeout);
+        let response = hop.run(sent).await.map_err(|e| {
+            hop.fail(match e {
+                resilience::ClientError::Timeout(_) => "timeout",
+                resilience::ClientError::Connect(_) => "connect",
+                resilience::ClientError::Tls(_) => "tls",
+                _ => "request",
             });
-            // Without the URL: it may carry a token in its path or query.
-            DeliveryError::Retryable(format!("webhook request failed: {}", e.without_url()))
+            // The error names no URL: it may carry a token in its path or
+            // query. A certificate no trusted CA signed is retried too: the
+            // receiver may fix it before the attempts run out.
+            DeliveryError::Retryable(format!("webhook request failed: {}", error_chain(&e)))
         })?;
         let status = response.status();
         hop.span()
@@ -168,6 +170,18 @@ impl Channel for WebhookChannel {
             Err(DeliveryError::Permanent(message))
         }
     }
+}
+
+/// `error: cause: cause`, for the dead-letter record and the log.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Writes each notification as a structured log line.

@@ -41,7 +41,7 @@ pub const SERVICE: &str = "notifier";
 #[derive(Debug, thiserror::Error)]
 pub enum NotifierError {
     #[error("cannot build the webhook client")]
-    Client(#[from] reqwest::Error),
+    Client(#[from] resilience::TlsError),
 }
 
 /// A running notifier module.

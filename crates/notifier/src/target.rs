@@ -6,11 +6,12 @@
 //! no private, loopback, link-local (cloud metadata at 169.254.169.254),
 //! shared, multicast or unspecified addresses unless `allow_private` is
 //! set. Literal addresses are checked when the URL is parsed; host names
-//! are checked on every connection by [`PublicOnlyResolver`], so a name
-//! that later resolves to a private address (DNS rebinding) is refused too.
+//! are checked on every connection by the webhook client, whose resolver
+//! keeps only the addresses [`is_public`] allows (`resilience::resolve`),
+//! so a name that later resolves to a private address (DNS rebinding) is
+//! refused too.
 
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use url::{Host, Url};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -102,26 +103,6 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || ip.to_ipv4().is_some_and(|v4| !is_public_v4(v4)))
 }
 
-/// Resolves names with the system resolver and drops non-public addresses;
-/// a name with only non-public addresses fails to resolve.
-pub struct PublicOnlyResolver;
-
-impl Resolve for PublicOnlyResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let host = name.as_str().to_string();
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| is_public(a.ip()))
-                .collect();
-            if addrs.is_empty() {
-                return Err(format!("{host} resolves to no public address").into());
-            }
-            Ok(Box::new(addrs.into_iter()) as Addrs)
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,11 +168,5 @@ mod tests {
             WebhookTarget::parse("not a url", false),
             Err(TargetError::Unparsable)
         );
-    }
-
-    #[tokio::test]
-    async fn the_resolver_refuses_names_of_private_addresses() {
-        let name: Name = "localhost".parse().expect("name");
-        assert!(PublicOnlyResolver.resolve(name).await.is_err());
     }
 }

@@ -10,6 +10,7 @@
 
 use crate::body::{is_over_limit, ClientBody};
 use crate::failure::{causes, Classify, Retry};
+use crate::resolve::{AddressFilter, FilteredResolver};
 use http::uri::{Authority, Scheme};
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -81,7 +82,7 @@ impl fmt::Display for BaseUrl {
 }
 
 /// How the client connects.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ClientSettings {
     pub connect_timeout: Duration,
     /// How long an idle pooled connection is kept.
@@ -89,6 +90,9 @@ pub struct ClientSettings {
     pub max_idle_per_host: usize,
     /// PEM bundle of CAs trusted in addition to the webpki roots.
     pub ca_file: Option<PathBuf>,
+    /// Resolved addresses the client may connect to (none: any); see
+    /// [`crate::resolve`].
+    pub address_filter: Option<AddressFilter>,
 }
 
 impl Default for ClientSettings {
@@ -98,6 +102,7 @@ impl Default for ClientSettings {
             idle_timeout: Duration::from_secs(30),
             max_idle_per_host: 256,
             ca_file: None,
+            address_filter: None,
         }
     }
 }
@@ -163,13 +168,15 @@ fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, TlsError> 
 /// A pooled HTTP/1.1 client for `http://` and `https://`; cheap to clone.
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<HttpsConnector<HttpConnector>, ClientBody>,
+    inner: Client<HttpsConnector<HttpConnector<FilteredResolver>>, ClientBody>,
 }
 
 impl HttpClient {
     pub fn new(settings: &ClientSettings) -> Result<Self, TlsError> {
         let tls = tls_config(settings.ca_file.as_deref())?;
-        let mut http = HttpConnector::new();
+        let mut http = HttpConnector::new_with_resolver(FilteredResolver {
+            filter: settings.address_filter,
+        });
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(settings.connect_timeout));
@@ -324,5 +331,44 @@ mod tests {
         assert!(matches!(error, ClientError::Connect(_)), "{error:?}");
         assert_eq!(error.retry(), Retry::Safe);
         assert!(error.blames_endpoint());
+    }
+
+    /// `localhost` resolves to loopback: a client whose filter refuses
+    /// loopback cannot reach it (no request arrives), one without can.
+    #[tokio::test]
+    async fn the_address_filter_refuses_names_that_resolve_to_refused_addresses() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let accepted = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let mut buf = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await;
+            tokio::io::AsyncWriteExt::write_all(
+                &mut stream,
+                b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .expect("answer");
+        });
+        let request = || {
+            Request::get(format!("http://localhost:{port}/"))
+                .body(crate::body::empty())
+                .expect("request")
+        };
+        let guarded = HttpClient::new(&ClientSettings {
+            address_filter: Some(|ip| !ip.is_loopback()),
+            ..ClientSettings::default()
+        })
+        .expect("client");
+        let error = guarded.send(request()).await.expect_err("refused");
+        assert!(matches!(error, ClientError::Connect(_)), "{error:?}");
+        assert!(!accepted.is_finished());
+
+        let open = HttpClient::new(&ClientSettings::default()).expect("client");
+        let response = open.send(request()).await.expect("allowed");
+        assert_eq!(response.status(), 204);
+        accepted.await.expect("served");
     }
 }

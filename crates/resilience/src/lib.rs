@@ -17,7 +17,8 @@
 //!   and bring them back;
 //! - [`client`]: an HTTP/1.1 client for `http://` and `https://` (rustls,
 //!   webpki roots plus an optional CA bundle) with typed errors and
-//!   per-call timeouts; [`body`]: streaming bodies, size limits that hold
+//!   per-call timeouts, and an optional filter on the addresses names
+//!   resolve to ([`resolve`], the SSRF guard of user-given URLs); [`body`]: streaming bodies, size limits that hold
 //!   while streaming, and replayable request bodies for retries.
 //!
 //! What is *not* here: routing, admission, header rules. Those are the
@@ -30,6 +31,7 @@ pub mod client;
 pub mod failure;
 pub mod health;
 pub mod pool;
+pub mod resolve;
 pub mod retry;
 
 pub use breaker::{Breaker, BreakerState};
@@ -39,4 +41,5 @@ pub use client::{
 pub use failure::{classify_status, is_idempotent, Classify, Retry, Verdict};
 pub use health::HealthSchedule;
 pub use pool::{Endpoint, InFlight, Pool, PoolMetrics};
+pub use resolve::AddressFilter;
 pub use retry::{backoff, RetryBudget};
