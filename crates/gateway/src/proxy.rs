@@ -149,6 +149,8 @@ async fn forward(
         .get::<TraceParent>()
         .copied()
         .unwrap_or_else(TraceParent::new_root);
+    // Each attempt sends its own CLIENT span's context when traces are
+    // exported (see `once`); this one stands otherwise.
     headers.insert(kit::http::TRACEPARENT, trace.header_value());
     let mut target = route.upstream_path(&path);
     if let Some(query) = parts.uri.query() {
@@ -325,10 +327,20 @@ async fn once(
     };
     let started = Instant::now();
     let max = shared.config.max_response_body_bytes;
-    let sent = endpoint
+    let mut request = request;
+    let hop = kit::telemetry::exporting().then(|| client_span(route, &endpoint, &request));
+    if let Some(hop) = &hop {
+        request
+            .headers_mut()
+            .insert(kit::http::TRACEPARENT, hop.traceparent().header_value());
+    }
+    let send = endpoint
         .target
-        .send(request, outgoing.client_ip, route.timeout)
-        .await;
+        .send(request, outgoing.client_ip, route.timeout);
+    let sent = match &hop {
+        Some(hop) => hop.run(send).await,
+        None => send.await,
+    };
     let outcome = match sent {
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
@@ -374,5 +386,48 @@ async fn once(
         (endpoint.pool, endpoint.label, status, error_type),
         started.elapsed().as_secs_f64(),
     );
+    if let Some(hop) = hop {
+        if status != 0 {
+            hop.span().record("http.response.status_code", status);
+        }
+        if status >= 500 {
+            hop.fail(status.to_string());
+        } else if !error_type.is_empty() {
+            hop.fail(error_type);
+        }
+    }
     outcome
+}
+
+/// The CLIENT span of one upstream attempt (OpenTelemetry HTTP client
+/// conventions), a child of the request's SERVER span. It ends when the
+/// response head is in; the body streams after it. `url.full` is the
+/// endpoint and the route's prefix, never the client's own path or query,
+/// which may carry tokens.
+fn client_span(
+    route: &Route,
+    endpoint: &resilience::Endpoint<Upstream>,
+    request: &http::Request<resilience::body::ClientBody>,
+) -> kit::telemetry::Hop {
+    let uri = request.uri();
+    let method = request.method().as_str();
+    let span = tracing::info_span!(
+        "upstream",
+        otel.name = method,
+        otel.kind = "client",
+        http.request.method = method,
+        server.address = uri.host().unwrap_or(endpoint.label),
+        server.port = uri.port_u16(),
+        url.full = tracing::field::Empty,
+        gateway.route = route.name,
+        gateway.pool = endpoint.pool,
+        http.response.status_code = tracing::field::Empty,
+    );
+    if let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) {
+        span.record(
+            "url.full",
+            format!("{scheme}://{authority}{}", route.upstream_prefix()),
+        );
+    }
+    kit::telemetry::Hop::outgoing(span, crate::SERVICE, None)
 }

@@ -98,6 +98,9 @@ pub struct Route {
     pub max_body_bytes: usize,
     pub retry_budget: RetryBudget,
     strip_prefix: Option<String>,
+    /// The prefix as the upstream sees it (after `strip_prefix`): the path
+    /// the CLIENT spans show, which is configuration and never client data.
+    upstream_prefix: String,
 }
 
 impl Route {
@@ -140,6 +143,7 @@ impl Route {
             max_body_bytes: config.max_body_bytes.unwrap_or(default_max_body_bytes),
             retry_budget,
             strip_prefix: config.strip_prefix.clone(),
+            upstream_prefix: upstream_prefix(&config.prefix, config.strip_prefix.as_deref()),
         })
     }
 
@@ -175,11 +179,27 @@ impl Route {
     }
 
     /// The upstream path for `path`, with `strip_prefix` applied.
+    pub fn upstream_prefix(&self) -> &str {
+        &self.upstream_prefix
+    }
+
     pub fn upstream_path(&self, path: &CleanPath) -> String {
         match &self.strip_prefix {
             Some(prefix) => path.without_prefix(prefix),
             None => path.as_str().to_string(),
         }
+    }
+}
+
+fn upstream_prefix(prefix: &str, strip: Option<&str>) -> String {
+    let rest = strip
+        .map(|s| s.trim_end_matches('/'))
+        .and_then(|s| prefix.strip_prefix(s))
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'));
+    match rest {
+        Some("") => "/".to_string(),
+        Some(rest) => rest.to_string(),
+        None => prefix.to_string(),
     }
 }
 

@@ -10,8 +10,9 @@
 //!
 //! Each webhook call is a CLIENT span (OpenTelemetry HTTP client
 //! conventions), a child of the delivery's span, and its `traceparent` is
-//! the one the receiver gets. The span's `url.full` hides query values,
-//! where webhook tokens often ride.
+//! the one the receiver gets. The span's `url.full` hides the path and the
+//! query values: many webhook URLs are themselves the credential (Slack,
+//! Discord and Teams put the token in the path).
 
 use crate::config::{Secret, WebhookConfig};
 use async_trait::async_trait;
@@ -60,16 +61,20 @@ pub struct WebhookChannel {
     timeout: Duration,
     config: WebhookConfig,
     events: Vec<String>,
-    /// `url.full` of the spans: the URL with its query values redacted.
+    /// `url.full` of the spans: the URL with its path and query values
+    /// redacted.
     traced_url: String,
 }
 
-/// `url` with the value of every query parameter replaced by `REDACTED`
-/// and without a fragment (never sent). Credentials cannot be there: the
-/// target refuses them.
+/// `url` with its path and the value of every query parameter replaced by
+/// `REDACTED`, and without a fragment (never sent). Credentials cannot be
+/// there: the target refuses them.
 fn traced_url(url: &url::Url) -> String {
     let mut shown = url.clone();
     shown.set_fragment(None);
+    if url.path() != "/" {
+        shown.set_path("/REDACTED");
+    }
     if url.query().is_some() {
         let keys: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
         shown
@@ -214,15 +219,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn traced_urls_hide_query_values() {
+    fn traced_urls_hide_the_path_and_query_values() {
         let url = |s: &str| url::Url::parse(s).expect("url");
         assert_eq!(
             traced_url(&url("https://hooks.example.com/in?token=s3cret&v=2#frag")),
-            "https://hooks.example.com/in?token=REDACTED&v=REDACTED"
+            "https://hooks.example.com/REDACTED?token=REDACTED&v=REDACTED"
         );
         assert_eq!(
-            traced_url(&url("http://127.0.0.1:9000/hook")),
-            "http://127.0.0.1:9000/hook"
+            traced_url(&url("https://hooks.slack.com/services/T0/B0/s3cret")),
+            "https://hooks.slack.com/REDACTED"
+        );
+        assert_eq!(
+            traced_url(&url("http://127.0.0.1:9000/")),
+            "http://127.0.0.1:9000/"
         );
     }
 
