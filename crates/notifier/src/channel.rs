@@ -159,7 +159,10 @@ impl Channel for WebhookChannel {
             // The error names no URL: it may carry a token in its path or
             // query. A certificate no trusted CA signed is retried too: the
             // receiver may fix it before the attempts run out.
-            DeliveryError::Retryable(format!("webhook request failed: {}", error_chain(&e)))
+            DeliveryError::Retryable(format!(
+                "webhook request failed: {}",
+                kit::telemetry::error_chain(&e)
+            ))
         })?;
         let status = response.status();
         hop.span()
@@ -175,18 +178,6 @@ impl Channel for WebhookChannel {
             Err(DeliveryError::Permanent(message))
         }
     }
-}
-
-/// `error: cause: cause`, for the dead-letter record and the log.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Writes each notification as a structured log line.

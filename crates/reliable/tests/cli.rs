@@ -1,72 +1,13 @@
 //! The `reliable` binary, black-box: start it, talk HTTP, signal it.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+mod support;
 
-struct Running {
-    child: Child,
-    addr: String,
-    /// Every stdout line after the `listening on` line.
-    lines: mpsc::Receiver<String>,
-}
+use std::path::Path;
+use std::process::Command;
+use support::{get_text, run_to_end, sigterm, start, stop};
 
 fn reliable() -> Command {
     Command::new(env!("CARGO_BIN_EXE_reliable"))
-}
-
-/// Starts `cmd` and waits for its `listening on http://ADDR` line.
-fn start(mut cmd: Command) -> Running {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn reliable");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let addr = loop {
-        let line = rx
-            .recv_timeout(std::time::Duration::from_secs(30))
-            .expect("reliable printed no `listening on` line");
-        if let Some(addr) = line.strip_prefix("listening on http://") {
-            break addr.to_string();
-        }
-    };
-    Running {
-        child,
-        addr,
-        lines: rx,
-    }
-}
-
-fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-}
-
-/// Sends SIGTERM, asserts exit status 0, returns the stdout lines printed.
-async fn stop(app: Running) -> Vec<String> {
-    sigterm(&app.child);
-    let Running {
-        mut child, lines, ..
-    } = app;
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .expect("join")
-        .expect("wait");
-    assert!(status.success(), "exit status {status}");
-    lines.try_iter().collect()
 }
 
 fn client() -> reqwest::Client {
@@ -86,11 +27,6 @@ async fn create_link(http: &reqwest::Client, base: &str, slug: &str) -> reqwest:
         .expect("create");
     assert_eq!(created.status(), 201);
     created
-}
-
-async fn get_text(http: &reqwest::Client, url: &str) -> String {
-    let response = http.get(url).send().await.expect(url);
-    response.text().await.expect("text")
 }
 
 fn up_command(data_dir: &Path) -> Command {
@@ -276,14 +212,6 @@ async fn serve_runs_the_shortener_on_postgres_and_applies_migrations() {
     // The log never shows the database URL.
     let logs = stop(app).await;
     assert!(logs.iter().all(|l| !l.contains(&database_url)));
-}
-
-fn run_to_end(mut cmd: Command) -> (i32, String) {
-    let out = cmd.output().expect("run");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
 }
 
 #[test]

@@ -68,14 +68,7 @@ async fn up_sends_every_order_event_to_the_signed_webhook() {
     ];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let metrics = http
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+        let metrics = support::get_text(&http, &format!("{base}/metrics")).await;
         let missing: Vec<_> = needles.iter().filter(|n| !metrics.contains(**n)).collect();
         if missing.is_empty() {
             break;

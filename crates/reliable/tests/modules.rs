@@ -77,14 +77,7 @@ async fn check_pair(first: &str, second: &str) {
             response.status()
         );
     }
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = support::get_text(&http, &format!("{base}/metrics")).await;
     for module in &modules {
         let probe = probe(module);
         let series = format!(

@@ -112,13 +112,7 @@ impl Visit for JsonVisitor<'_> {
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         // The whole source chain: "what we were doing: why it failed: ...".
-        let mut text = value.to_string();
-        let mut source = value.source();
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
+        let text = super::error_chain(value);
         self.0.insert(field.name().into(), Value::from(text));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {

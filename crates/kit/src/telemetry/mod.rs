@@ -83,6 +83,19 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 static OTEL_ENABLED: AtomicBool = AtomicBool::new(false);
 
+/// `error: cause: cause ...`, the whole source chain on one line: what
+/// logs and stored failure reasons show ("what we were doing: why").
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Whether spans are exported. Server spans are only created then, and a
 /// caller on a hot path (the gateway's upstream calls) skips its client
 /// spans otherwise.

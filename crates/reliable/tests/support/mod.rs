@@ -1,8 +1,9 @@
-//! Starting and stopping the `reliable` binary for the event-path tests.
+//! Starting, signalling and stopping the `reliable` binary, black-box.
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
 
 pub const SECRET: &str = "fault-test-secret";
@@ -10,6 +11,8 @@ pub const SECRET: &str = "fault-test-secret";
 pub struct Running {
     pub child: Child,
     pub addr: String,
+    /// Every stdout line after the `listening on` line.
+    pub lines: mpsc::Receiver<String>,
 }
 
 pub fn reliable() -> Command {
@@ -19,8 +22,8 @@ pub fn reliable() -> Command {
     cmd
 }
 
-/// Starts `cmd` and waits (bounded) for its `listening on` line; later
-/// stdout lines are discarded.
+/// Starts `cmd` and waits (bounded) for its `listening on http://ADDR`
+/// line; later stdout lines are kept in [`Running::lines`].
 pub fn start(mut cmd: Command) -> Running {
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -28,22 +31,52 @@ pub fn start(mut cmd: Command) -> Running {
         .spawn()
         .expect("spawn reliable");
     let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut sent = false;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if !sent {
-                if let Some(addr) = line.strip_prefix("listening on http://") {
-                    let _ = tx.send(addr.to_string());
-                    sent = true;
-                }
+            if tx.send(line).is_err() {
+                break;
             }
         }
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("reliable printed no `listening on` line");
-    Running { child, addr }
+    let addr = loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("reliable printed no `listening on` line");
+        if let Some(addr) = line.strip_prefix("listening on http://") {
+            break addr.to_string();
+        }
+    };
+    Running { child, addr, lines }
+}
+
+pub fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// SIGTERM; asserts exit status 0 and returns the stdout lines printed
+/// since it started listening.
+pub async fn stop(running: Running) -> Vec<String> {
+    sigterm(&running.child);
+    let (status, running) = tokio::task::spawn_blocking(move || {
+        let mut running = running;
+        (running.child.wait(), running)
+    })
+    .await
+    .expect("join");
+    let status = status.expect("wait");
+    assert!(status.success(), "exit status {status}");
+    running.lines.try_iter().collect()
+}
+
+/// The body of a GET, as text (`/metrics`, `/readyz`).
+pub async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    let response = http.get(url).send().await.expect(url);
+    response.text().await.expect("text")
 }
 
 /// A test that fails must not leave its server running.
@@ -64,11 +97,7 @@ pub fn kill(running: &mut Running) {
 
 /// SIGTERM and the exit status.
 pub async fn terminate(mut running: Running) -> std::process::ExitStatus {
-    let status = Command::new("kill")
-        .args(["-TERM", &running.child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    sigterm(&running.child);
     tokio::task::spawn_blocking(move || running.child.wait())
         .await
         .expect("join")
