@@ -103,6 +103,30 @@ impl Module for GatewayModule {
         self.gateway.readiness_check().into_iter().collect()
     }
 
+    /// The gateway has no API of its own yet (keys are managed with
+    /// `reliable keys`).
+    fn openapi() -> utoipa::openapi::OpenApi {
+        utoipa::openapi::OpenApi::default()
+    }
+
+    /// What the gateway may answer on any route it fronts, before or
+    /// instead of the module behind it.
+    fn front_openapi(merged: &mut utoipa::openapi::OpenApi) {
+        use kit::openapi::any_operation as any;
+        let responses: &[(&str, fn(&utoipa::openapi::path::Operation) -> bool, &str, &[&str])] = &[
+            ("400", any, "The path climbs (`..`, encoded dots or slashes) or the body could not be read.", &["bad-path", "body-read"]),
+            ("401", any, "The route needs an API key, and none, a malformed or an unknown one was sent.", &["api-key-missing", "api-key-malformed", "api-key-rejected"]),
+            ("403", any, "The key lacks the route's scope.", &["api-key-scope"]),
+            ("413", any, "The body is over the route's limit.", &["body-too-large"]),
+            ("429", any, "Over the rate limit (`Retry-After` and `RateLimit-*` headers say when to retry).", &["rate-limited"]),
+            ("431", any, "The request headers are over the limit.", &["headers-too-large"]),
+            ("502", any, "The upstream failed, its TLS failed, or its response was too large.", &["upstream-unreachable", "upstream-tls", "upstream-response-too-large"]),
+            ("503", any, "Shed under load, every endpoint's breaker open, or the rate limiter or key store unavailable.", &["overloaded", "circuit-open", "rate-limiter-unavailable", "key-store-unavailable"]),
+            ("504", any, "The upstream did not answer in time.", &["upstream-timeout"]),
+        ];
+        kit::openapi::add_responses(merged, responses.iter().copied());
+    }
+
     async fn shutdown(self) {
         self.tasks.shutdown().await;
     }

@@ -107,10 +107,42 @@ impl Readiness {
     }
 }
 
+/// `{"status": "ok"}` or `{"status": "ready"}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct HealthStatus {
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+/// The OpenAPI document of `/healthz` and `/readyz`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(healthz, readyz))]
+pub struct HealthApi;
+
+/// Liveness: 200 while the process can serve HTTP.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "platform",
+    responses((status = 200, description = "Alive.", body = HealthStatus))
+)]
 async fn healthz() -> Response {
     Json(serde_json::json!({ "status": "ok" })).into_response()
 }
 
+/// Readiness: 200 when every dependency is ready and the process is not draining.
+///
+/// A 503 names the failed checks in `invalid_params`, never their errors.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "platform",
+    responses(
+        (status = 200, description = "Ready.", body = HealthStatus),
+        (status = 503, description = "Draining, or a dependency is not ready (`invalid_params` names the checks). Problem types: `/problems/unavailable`.",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn readyz(State(readiness): State<Readiness>) -> Response {
     if readiness.is_draining() {
         return Problem::unavailable("draining: shutting down").into_response();

@@ -22,6 +22,8 @@
 //! - [`shutdown`]: SIGTERM/SIGINT and the cancellation token passed everywhere;
 //! - [`clock`]: injected time, so windows and expiries are testable without sleeping;
 //! - [`module`]: the [`module::Module`] trait every service module implements;
+//! - [`openapi`]: OpenAPI documents from the handlers, and the responses every
+//!   operation may give;
 //! - [`tasks`]: supervised background tasks (a dead task fails readiness or the process).
 #![forbid(unsafe_code)]
 
@@ -32,6 +34,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod module;
+pub mod openapi;
 pub mod problem;
 pub mod server;
 pub mod shutdown;

@@ -88,17 +88,28 @@ const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `GET /metrics` in Prometheus text format.
 pub fn routes() -> axum::Router {
-    use axum::http::header;
-    axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(|| async {
-            (
-                [(
-                    header::CONTENT_TYPE,
-                    "text/plain; version=0.0.4; charset=utf-8",
-                )],
-                render(),
-            )
-        }),
+    axum::Router::new().route("/metrics", axum::routing::get(metrics))
+}
+
+/// The OpenAPI document of `/metrics`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(metrics))]
+pub struct MetricsApi;
+
+/// Prometheus metrics of the process and every module in it.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "platform",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4.",
+        body = String, content_type = "text/plain"))
+)]
+async fn metrics() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        render(),
     )
 }

@@ -104,6 +104,15 @@ pub trait Module: Sized + Send + Sync + 'static {
     /// What must hold for it to serve (its database, typically).
     fn readiness_checks(&self) -> Vec<Arc<dyn ReadinessCheck>>;
 
+    /// The OpenAPI document of its routes, generated from its handlers
+    /// (no instance needed: `reliable openapi` prints it without starting
+    /// anything). A module without an HTTP API returns an empty document.
+    fn openapi() -> utoipa::openapi::OpenApi;
+
+    /// A fronting module (the gateway) adds what it may answer on any
+    /// route it fronts (429, 502...) to the merged document.
+    fn front_openapi(_merged: &mut utoipa::openapi::OpenApi) {}
+
     /// Flushes buffered work and stops its tasks; called after the HTTP
     /// server has drained.
     fn shutdown(self) -> impl Future<Output = ()> + Send;

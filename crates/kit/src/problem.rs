@@ -13,21 +13,26 @@ use serde::Serialize;
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
 /// One field that failed validation.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct InvalidParam {
     pub name: String,
     pub reason: String,
 }
 
-/// An `application/problem+json` response.
-#[derive(Debug, Clone, Serialize)]
+/// An `application/problem+json` response (RFC 9457).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// Stable, relative URI of the kind of problem (`/problems/not-found`).
     #[serde(rename = "type")]
     kind: String,
+    /// Human summary of the kind.
     title: String,
+    /// The HTTP status code.
     status: u16,
+    /// What went wrong this time.
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<String>,
+    /// The fields that failed validation.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     invalid_params: Vec<InvalidParam>,
     #[serde(skip)]

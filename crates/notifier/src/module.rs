@@ -51,6 +51,10 @@ impl Module for Notifier {
         vec![self.readiness_check()]
     }
 
+    fn openapi() -> utoipa::openapi::OpenApi {
+        crate::http::openapi()
+    }
+
     async fn shutdown(self) {
         Notifier::shutdown(self).await;
     }

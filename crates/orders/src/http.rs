@@ -10,45 +10,119 @@ use crate::storage::{CreateOutcome, IdempotentCreate, StoreError, TransitionOutc
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use kit::http::{ApiJson, ApiQuery};
 use kit::trace_context::TraceParent;
 use kit::Problem;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
 
-pub(crate) fn routes(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/api/v1/orders", post(create_order).get(list_orders))
-        .route("/api/v1/orders/{id}", get(get_order))
-        .route("/api/v1/orders/{id}/confirm", post(confirm))
-        .route("/api/v1/orders/{id}/ship", post(ship))
-        .route("/api/v1/orders/{id}/cancel", post(cancel))
-        .with_state(state)
+/// The routes and their OpenAPI document, built together so they cannot
+/// drift.
+fn api() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(create_order, list_orders))
+        .routes(routes!(get_order))
+        .routes(routes!(confirm))
+        .routes(routes!(ship))
+        .routes(routes!(cancel))
 }
 
-#[derive(Debug, Deserialize)]
+pub(crate) fn routes(state: Arc<AppState>) -> Router {
+    let (router, _) = api().split_for_parts();
+    router.with_state(state)
+}
+
+/// The orders API's OpenAPI document, with the links from a created order
+/// to what can be done with it.
+pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = api().into_openapi();
+    for to in ["get_order", "confirm", "ship", "cancel"] {
+        kit::openapi::add_link(
+            &mut doc,
+            "create_order",
+            "201",
+            to,
+            &[("id", "$response.body#/id")],
+        );
+    }
+    for from in ["confirm", "ship", "cancel"] {
+        kit::openapi::add_link(
+            &mut doc,
+            from,
+            "200",
+            "get_order",
+            &[("id", "$response.body#/id")],
+        );
+    }
+    list_currencies(&mut doc);
+    doc
+}
+
+/// The currency of a new order is one of the listed codes: an enum in the
+/// document, from the same list the parser uses.
+fn list_currencies(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{RefOr, Schema};
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    let Some(RefOr::T(Schema::Object(order))) = components.schemas.get_mut("CreateOrder") else {
+        return;
+    };
+    if let Some(RefOr::T(Schema::Object(currency))) = order.properties.get_mut("currency") {
+        currency.pattern = None;
+        currency.enum_values = Some(
+            crate::domain::Currency::codes()
+                .iter()
+                .map(|c| serde_json::Value::from(*c))
+                .collect(),
+        );
+    }
+}
+
+/// An order to create.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateOrder {
+    #[schema(example = "cust-42", pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     customer_id: String,
+    /// 1 to 100 lines.
+    #[schema(min_items = 1, max_items = 100)]
     items: Vec<CreateItem>,
+    /// ISO 4217 code, upper case.
+    #[schema(example = "EUR", pattern = "^[A-Z]{3}$")]
     currency: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// One line of an order to create.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateItem {
+    #[schema(example = "sku-1", pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     sku: String,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     quantity: i64,
+    /// Unit price in minor units (cents), 0 or more.
+    #[schema(minimum = 0)]
     unit_price_minor: i64,
+}
+
+/// One page of a customer's orders, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct OrderPage {
+    items: Vec<crate::domain::OrderView>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    next_cursor: Option<String>,
 }
 
 fn order_problem(field: &str, e: OrderError) -> Problem {
@@ -137,6 +211,27 @@ fn json_response(status: StatusCode, order_id: &str, body: String, replayed: boo
     response
 }
 
+/// Create an order, idempotently.
+///
+/// The same `Idempotency-Key` with the same body answers the stored
+/// response again (with `Idempotent-Replayed: true`); with a different
+/// body, 422. The order's `orders.created` event is written in the same
+/// transaction (transactional outbox).
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders",
+    tag = "orders",
+    params(("idempotency-key" = String, Header, description = "A unique key per order (a UUID); retries reuse it. Up to 255 visible ASCII characters.", pattern = "^[!-~]{1,255}$")),
+    request_body = CreateOrder,
+    responses(
+        (status = 201, description = "Created (or replayed).", body = crate::domain::OrderView,
+            headers(("location" = String), ("idempotent-replayed" = String, description = "`true` on a replay"))),
+        (status = 400, description = "The Idempotency-Key header is missing or invalid. Problem types: `/problems/idempotency-key-missing`, `/problems/idempotency-key-invalid`.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The key was used with another body. Problem types: `/problems/idempotency-key-reused`.",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn create_order(
     State(state): State<Arc<AppState>>,
     trace: Option<Extension<TraceParent>>,
@@ -202,6 +297,18 @@ fn parse_order_id(value: &str) -> Result<OrderId, Problem> {
     })
 }
 
+/// Get an order.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{id}",
+    tag = "orders",
+    params(("id" = String, Path, description = "The order's id", pattern = "^ord_[0-9a-f]{32}$")),
+    responses(
+        (status = 200, description = "The order.", body = crate::domain::OrderView),
+        (status = 404, description = "No such order. Problem types: `/problems/not-found`.",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn get_order(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -213,11 +320,17 @@ async fn get_order(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
+    /// Whose orders (required).
+    #[param(required = true, pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     customer_id: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
@@ -234,10 +347,18 @@ fn decode_cursor(cursor: &str) -> Option<i64> {
         .filter(|s| *s >= 0)
 }
 
+/// List a customer's orders by pages.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders",
+    tag = "orders",
+    params(ListParams),
+    responses((status = 200, description = "A page of orders.", body = OrderPage))
+)]
 async fn list_orders(
     State(state): State<Arc<AppState>>,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<OrderPage>, Problem> {
     let customer = params
         .customer_id
         .as_deref()
@@ -265,10 +386,13 @@ async fn list_orders(
     let next_cursor = (page.len() == limit as usize)
         .then(|| page.last().map(|(seq, _)| encode_cursor(*seq)))
         .flatten();
-    let items: Vec<_> = page.iter().map(|(_, o)| order_json(o)).collect();
-    Ok(Json(
-        serde_json::json!({ "items": items, "next_cursor": next_cursor }),
-    ))
+    Ok(Json(OrderPage {
+        items: page
+            .iter()
+            .map(|(_, o)| crate::domain::OrderView::of(o))
+            .collect(),
+        next_cursor,
+    }))
 }
 
 async fn transition(
@@ -299,6 +423,20 @@ async fn transition(
     }
 }
 
+/// Confirm a pending order.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/confirm",
+    tag = "orders",
+    params(("id" = String, Path, description = "The order's id", pattern = "^ord_[0-9a-f]{32}$")),
+    responses(
+        (status = 200, description = "The order after the change.", body = crate::domain::OrderView),
+        (status = 404, description = "No such order. Problem types: `/problems/not-found`.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow it. Problem types: `/problems/illegal-transition`.",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn confirm(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -307,6 +445,20 @@ async fn confirm(
     transition(state, id, Action::Confirm, trace).await
 }
 
+/// Ship a confirmed order.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/ship",
+    tag = "orders",
+    params(("id" = String, Path, description = "The order's id", pattern = "^ord_[0-9a-f]{32}$")),
+    responses(
+        (status = 200, description = "The order after the change.", body = crate::domain::OrderView),
+        (status = 404, description = "No such order. Problem types: `/problems/not-found`.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow it. Problem types: `/problems/illegal-transition`.",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn ship(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -315,6 +467,20 @@ async fn ship(
     transition(state, id, Action::Ship, trace).await
 }
 
+/// Cancel a pending or confirmed order.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/cancel",
+    tag = "orders",
+    params(("id" = String, Path, description = "The order's id", pattern = "^ord_[0-9a-f]{32}$")),
+    responses(
+        (status = 200, description = "The order after the change.", body = crate::domain::OrderView),
+        (status = 404, description = "No such order. Problem types: `/problems/not-found`.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order's status does not allow it. Problem types: `/problems/illegal-transition`.",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn cancel(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,

@@ -43,6 +43,10 @@ impl Module for Orders {
         vec![self.readiness_check()]
     }
 
+    fn openapi() -> utoipa::openapi::OpenApi {
+        crate::http::openapi()
+    }
+
     async fn shutdown(self) {
         Orders::shutdown(self).await;
     }

@@ -7,6 +7,7 @@
 mod config_command;
 mod keys_command;
 mod load_command;
+mod openapi;
 mod platform;
 mod registry;
 mod settings;
@@ -65,6 +66,16 @@ enum Command {
     Keys(keys_command::KeysArgs),
     /// Check a configuration (`check`) or list every key (`defaults`).
     Config(config_command::ConfigArgs),
+    /// Print the OpenAPI 3.1 document that `up` (or `serve --target ...`)
+    /// serves at /openapi.json, without starting anything.
+    Openapi {
+        /// Modules whose APIs to include, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        target: Vec<String>,
+        /// A readable Markdown page instead of JSON (docs/api/README.md).
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -74,6 +85,28 @@ fn main() -> ExitCode {
         Command::Slo(args) => return slo_command::run(args),
         Command::Keys(args) => return keys_command::run(args),
         Command::Config(args) => return config_command::run(args),
+        Command::Openapi { target, markdown } => {
+            let targets = if target.is_empty() {
+                Ok(platform::Targets::all())
+            } else {
+                platform::Targets::parse(&target)
+            };
+            return match targets {
+                Ok(targets) => {
+                    let doc = openapi::document(&targets.entries());
+                    if markdown {
+                        print!("{}", openapi::markdown(&doc));
+                    } else {
+                        print!("{}", openapi::to_json(&doc));
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         Command::Up { common } => (
             platform::Mode::Up,
             common.config.clone(),

@@ -71,8 +71,12 @@ impl Targets {
         Ok(Self(targets))
     }
 
-    fn entries(&self) -> Vec<&'static Entry> {
-        self.0.iter().filter_map(|n| registry::find(n)).collect()
+    /// The chosen modules, in registry order.
+    pub fn entries(&self) -> Vec<&'static Entry> {
+        registry::MODULES
+            .iter()
+            .filter(|e| self.0.contains(&e.declaration.name))
+            .collect()
     }
 }
 
@@ -193,10 +197,12 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
         readiness.add_checks_of(&module.readiness);
     }
     readiness.add_check(supervisor.readiness_check(&["platform"]));
+    let document = crate::openapi::document(&targets.entries());
     let platform_routes = live_slos
         .routes()
         .merge(readiness.routes())
-        .merge(kit::metrics::routes());
+        .merge(kit::metrics::routes())
+        .merge(crate::openapi::routes(&document));
     let router = match started.iter().find(|m| m.fronts_others) {
         // The front serves the platform's routes itself and everything
         // else through its pools.

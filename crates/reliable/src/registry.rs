@@ -25,6 +25,10 @@ pub type Starting = BoxFuture<'static, Result<Box<dyn Running>, StartError>>;
 pub struct Entry {
     pub declaration: Declaration,
     pub start: fn(&Config, Context) -> Starting,
+    /// Its OpenAPI document.
+    pub openapi: fn() -> utoipa::openapi::OpenApi,
+    /// What it adds to the merged document when it fronts the others.
+    pub front_openapi: fn(&mut utoipa::openapi::OpenApi),
 }
 
 /// A started module, whatever its type.
@@ -53,11 +57,6 @@ pub fn start<M: Module>(config: M::Config, context: Context) -> Starting {
         let module = M::start(config, context).await?;
         Ok(Box::new(module) as Box<dyn Running>)
     })
-}
-
-/// The registered module called `name`.
-pub fn find(name: &str) -> Option<&'static Entry> {
-    MODULES.iter().find(|e| e.declaration.name == name)
 }
 
 /// Names accepted by `--target`: every module, and `all`.

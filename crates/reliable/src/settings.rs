@@ -116,6 +116,8 @@ macro_rules! platform_config {
                     start: |config, context| {
                         crate::registry::start::<$module>(config.$name.clone(), context)
                     },
+                    openapi: <$module as kit::module::Module>::openapi,
+                    front_openapi: <$module as kit::module::Module>::front_openapi,
                 },
             )*
         ];

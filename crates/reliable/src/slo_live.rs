@@ -8,6 +8,7 @@
 //! binary, or `slo.specs` to use others.
 
 use anyhow::Context;
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use kit::tasks::{OnFailure, TaskSpawner};
@@ -20,6 +21,8 @@ use std::time::Duration;
 
 /// The status endpoint's path.
 pub const STATUS_PATH: &str = "/api/v1/slo/status";
+
+type SharedEvaluator = Arc<Mutex<Evaluator>>;
 
 /// The platform's own specs, compiled in so `reliable up` needs no files.
 const PLATFORM_SPECS: &[(&str, &str)] = &[
@@ -95,7 +98,7 @@ pub fn load_specs(config: &SloConfig) -> anyhow::Result<Vec<slo::Slo>> {
 
 /// The running evaluator: its routes and its ticking task.
 pub struct LiveSlos {
-    evaluator: Arc<Mutex<Evaluator>>,
+    evaluator: SharedEvaluator,
 }
 
 impl LiveSlos {
@@ -132,21 +135,32 @@ impl LiveSlos {
     }
 
     pub fn routes(&self) -> Router {
-        let evaluator = self.evaluator.clone();
-        Router::new().route(
-            STATUS_PATH,
-            get(move || {
-                let evaluator = evaluator.clone();
-                async move {
-                    let report = evaluator
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .report("local");
-                    Json(report)
-                }
-            }),
-        )
+        Router::new()
+            .route(STATUS_PATH, get(slo_status))
+            .with_state(self.evaluator.clone())
     }
+}
+
+/// The OpenAPI document of the live SLO status.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(slo_status))]
+pub struct SloApi;
+
+/// Every SLO's SLI, error budget left and burn rates.
+///
+/// Evaluated in this process from its own metrics.
+#[utoipa::path(
+    get,
+    path = "/api/v1/slo/status",
+    tag = "platform",
+    responses((status = 200, description = "The live report.", body = slo::status::StatusReport))
+)]
+async fn slo_status(State(evaluator): State<SharedEvaluator>) -> Json<slo::status::StatusReport> {
+    let report = evaluator
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .report("local");
+    Json(report)
 }
 
 #[cfg(test)]

@@ -48,6 +48,10 @@ impl Module for Shortener {
         vec![self.readiness_check()]
     }
 
+    fn openapi() -> utoipa::openapi::OpenApi {
+        crate::http::openapi()
+    }
+
     async fn shutdown(self) {
         Shortener::shutdown(self).await;
     }

@@ -5,20 +5,21 @@
 use serde::{Deserialize, Serialize};
 use std::fmt::{self, Write};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+/// Every SLO's SLI, budget and burn rates, live.
 pub struct StatusReport {
     /// Where the numbers came from (`local` or a Prometheus URL).
     pub source: String,
     pub slos: Vec<SloStatus>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WindowBurn {
     pub window: String,
     pub burn_rate: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SloStatus {
     pub id: String,
     pub service: String,

@@ -22,6 +22,11 @@ const CODES: &[&str] = &[
 pub struct Currency(&'static str);
 
 impl Currency {
+    /// Every accepted code (the OpenAPI document lists them).
+    pub fn codes() -> &'static [&'static str] {
+        CODES
+    }
+
     /// Accepts exactly a listed upper-case code: `eur` is refused rather
     /// than guessed, so what is stored is what the client meant.
     pub fn parse(value: &str) -> Option<Self> {

@@ -10,7 +10,7 @@ mod ids;
 mod order;
 
 pub use currency::Currency;
-pub use event::{order_json, EventKind, OrderEvent};
+pub use event::{order_json, EventKind, LineItemView, OrderEvent, OrderView};
 pub use ids::{CustomerId, IdError, IdempotencyKey, OrderId, Sku};
 pub use order::{
     Action, IllegalTransition, LineItem, NewOrder, Order, OrderError, OrderStatus, Quantity,

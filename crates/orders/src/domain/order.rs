@@ -151,7 +151,8 @@ pub struct Order {
 }
 
 /// `pending -> confirmed -> shipped`; `cancelled` from pending or confirmed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum OrderStatus {
     Pending,
     Confirmed,

@@ -23,6 +23,8 @@ pub enum TargetUrlError {
     Scheme(String),
     #[error("must have a host")]
     NoHost,
+    #[error("host `{0}` is not a valid host name")]
+    BadHost(String),
     #[error("must not contain credentials")]
     Credentials,
 }
@@ -46,6 +48,13 @@ impl TargetUrl {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(TargetUrlError::Credentials);
         }
+        // The URL standard lets characters such as `*` or `!` into a host;
+        // DNS does not, and no browser could follow such a link.
+        if let Some(url::Host::Domain(name)) = url.host() {
+            if !is_host_name(name) {
+                return Err(TargetUrlError::BadHost(name.chars().take(64).collect()));
+            }
+        }
         // Percent-encoding during normalisation can grow the URL.
         if url.as_str().len() > MAX_URL_BYTES {
             return Err(TargetUrlError::TooLong);
@@ -58,6 +67,23 @@ impl TargetUrl {
     }
 }
 
+/// Labels of letters, digits, `-` and `_` (used in some service names),
+/// 1 to 63 characters, not starting or ending with `-`; an
+/// internationalised name arrives here in its `xn--` form.
+fn is_host_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
 impl fmt::Display for TargetUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0.as_str())
@@ -67,6 +93,23 @@ impl fmt::Display for TargetUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_must_be_host_names() {
+        for bad in [
+            "https://tht.xdmrkw*/",
+            "https://a!b.example/",
+            "https://-lead.example/",
+            "https://a..b/",
+        ] {
+            assert!(
+                matches!(TargetUrl::parse(bad), Err(TargetUrlError::BadHost(_))),
+                "{bad}"
+            );
+        }
+        assert!(TargetUrl::parse("https://my_service.internal/x").is_ok());
+        assert!(TargetUrl::parse("https://example.com./").is_ok());
+    }
 
     #[test]
     fn accepts_http_and_https() {

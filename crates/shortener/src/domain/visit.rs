@@ -90,21 +90,21 @@ pub fn referrer_host(referer: Option<&str>) -> Option<String> {
 }
 
 /// Visits to one link per UTC day.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DayCount {
     pub date: NaiveDate,
     pub visits: i64,
 }
 
 /// Visits to one link by referring host; `host: None` is direct traffic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReferrerCount {
     pub host: Option<String>,
     pub visits: i64,
 }
 
 /// Aggregated visits to one link since a point in time.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct VisitSummary {
     pub total: i64,
     pub bots: i64,

@@ -15,20 +15,40 @@ use kit::http::{ApiJson, ApiQuery};
 use kit::Problem;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
 
 /// Attempts at a free generated slug before giving up (each longer than the last).
 const GENERATE_ATTEMPTS: usize = 5;
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 1000;
 
-#[derive(Debug, Deserialize)]
+/// A link to create.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateLink {
+    /// Where the link goes: an absolute `http` or `https` URL.
+    #[schema(
+        example = "https://example.com/a/long/path",
+        format = "uri",
+        min_length = 1,
+        max_length = 2048
+    )]
     url: String,
+    /// The short path; generated when absent (letters, digits, `-`, `_`;
+    /// a few names the platform uses, such as `api` or `healthz`, are
+    /// reserved).
+    #[schema(example = "launch", pattern = "^[A-Za-z0-9_-]{1,64}$")]
     slug: Option<String>,
+    /// When the link stops redirecting (RFC 3339, in the future).
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
+    /// Visits after which the link stops redirecting (at least 1).
+    #[schema(minimum = 1)]
     max_visits: Option<i64>,
+    /// Labels to filter links by.
     tags: Option<Vec<String>>,
+    /// 301, 302 (default), 307 or 308.
+    #[schema(example = 302)]
     redirect_status: Option<u16>,
 }
 
@@ -39,24 +59,32 @@ fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
+/// Changes to a link: an absent field is left as is; `null` clears
+/// `expires_at` and `max_visits`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PatchLink {
+    #[schema(format = "uri", min_length = 1, max_length = 2048)]
     url: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
     max_visits: Option<Option<i64>>,
     tags: Option<Vec<String>>,
     redirect_status: Option<u16>,
 }
 
-#[derive(Debug, Serialize)]
+/// A link as stored, with its short URL and whether it redirects now.
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct LinkBody {
     slug: String,
     short_url: String,
     url: String,
     redirect_status: u16,
+    /// `active`, `expired` or `exhausted` (out of visits).
+    #[schema(value_type = LinkStatus)]
     status: &'static str,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -185,6 +213,19 @@ fn created(link: &Link, state: &AppState) -> Response {
         .into_response()
 }
 
+/// Create a link.
+#[utoipa::path(
+    post,
+    path = "/api/v1/links",
+    tag = "links",
+    request_body = CreateLink,
+    responses(
+        (status = 201, description = "Created.", body = LinkBody,
+            headers(("location" = String, description = "The link's API URL"))),
+        (status = 409, description = "The slug is taken. Problem types: `/problems/slug-taken`.",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn create_link(
     State(state): State<Arc<AppState>>,
     ApiJson(body): ApiJson<CreateLink>,
@@ -214,6 +255,18 @@ pub(crate) async fn create_link(
     Err(Problem::internal())
 }
 
+/// Get a link.
+#[utoipa::path(
+    get,
+    path = "/api/v1/links/{slug}",
+    tag = "links",
+    params(("slug" = String, Path, description = "The link's slug", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 200, description = "The link.", body = LinkBody),
+        (status = 404, description = "No such link. Problem types: `/problems/not-found`.",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn get_link(
     State(state): State<Arc<AppState>>,
     Path(slug): Path<String>,
@@ -225,14 +278,30 @@ pub(crate) async fn get_link(
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Whether a link redirects now.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // the schema of `LinkBody::status`, written as a string
+pub(crate) enum LinkStatus {
+    Active,
+    Expired,
+    Exhausted,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
+    /// Only links with this tag.
     tag: Option<String>,
+    /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// One page of links, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct LinkPage {
     items: Vec<LinkBody>,
     next_cursor: Option<String>,
@@ -249,6 +318,14 @@ fn decode_cursor(cursor: &str) -> Option<i64> {
     (id >= 0).then_some(id)
 }
 
+/// List links, oldest first, by pages.
+#[utoipa::path(
+    get,
+    path = "/api/v1/links",
+    tag = "links",
+    params(ListParams),
+    responses((status = 200, description = "A page of links.", body = LinkPage))
+)]
 pub(crate) async fn list_links(
     State(state): State<Arc<AppState>>,
     ApiQuery(params): ApiQuery<ListParams>,
@@ -294,6 +371,19 @@ pub(crate) async fn list_links(
     }))
 }
 
+/// Change a link.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/links/{slug}",
+    tag = "links",
+    params(("slug" = String, Path, description = "The link's slug", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    request_body = PatchLink,
+    responses(
+        (status = 200, description = "The changed link.", body = LinkBody),
+        (status = 404, description = "No such link. Problem types: `/problems/not-found`.",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn patch_link(
     State(state): State<Arc<AppState>>,
     Path(slug): Path<String>,
@@ -311,6 +401,18 @@ pub(crate) async fn patch_link(
     }
 }
 
+/// Delete a link and its visits.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/links/{slug}",
+    tag = "links",
+    params(("slug" = String, Path, description = "The link's slug", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such link. Problem types: `/problems/not-found`.",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn delete_link(
     State(state): State<Arc<AppState>>,
     Path(slug): Path<String>,
@@ -325,12 +427,16 @@ pub(crate) async fn delete_link(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct SummaryParams {
+    /// Days back from now, 1 to 366 (default 30).
+    #[param(minimum = 1, maximum = 366)]
     days: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+/// Visits to a link: all-time count, and a summary since `since`.
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct SummaryBody {
     slug: String,
     /// All-time visit count of the link.
@@ -340,6 +446,18 @@ pub(crate) struct SummaryBody {
     summary: crate::domain::VisitSummary,
 }
 
+/// Visits to a link: per day, bots and humans, top referrers.
+#[utoipa::path(
+    get,
+    path = "/api/v1/links/{slug}/visits",
+    tag = "links",
+    params(("slug" = String, Path, description = "The link's slug", pattern = "^[A-Za-z0-9_-]{1,64}$"), SummaryParams),
+    responses(
+        (status = 200, description = "The summary.", body = SummaryBody),
+        (status = 404, description = "No such link. Problem types: `/problems/not-found`.",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn visit_summary(
     State(state): State<Arc<AppState>>,
     Path(slug): Path<String>,

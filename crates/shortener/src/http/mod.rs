@@ -5,23 +5,55 @@ mod api;
 mod redirect;
 
 use crate::state::AppState;
-use axum::routing::{any, get};
+use axum::routing::any;
 use axum::Router;
 use kit::Problem;
 use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The redirect answers every method (307/308 links keep it), so its
+/// route is `any`; its document comes from its handler's annotation.
+#[derive(OpenApi)]
+#[openapi(paths(redirect::redirect))]
+struct RedirectDoc;
+
+/// The routes and their OpenAPI document, built together so they cannot
+/// drift.
+fn api() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(RedirectDoc::openapi())
+        .routes(routes!(api::list_links, api::create_link))
+        .routes(routes!(api::get_link, api::patch_link, api::delete_link))
+        .routes(routes!(api::visit_summary))
+        .route("/{slug}", any(redirect::redirect))
+}
 
 pub(crate) fn routes(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/api/v1/links", get(api::list_links).post(api::create_link))
-        .route(
-            "/api/v1/links/{slug}",
-            get(api::get_link)
-                .patch(api::patch_link)
-                .delete(api::delete_link),
-        )
-        .route("/api/v1/links/{slug}/visits", get(api::visit_summary))
-        .route("/{slug}", any(redirect::redirect))
-        .with_state(state)
+    let (router, _) = api().split_for_parts();
+    router.with_state(state)
+}
+
+/// The shortener's OpenAPI document, with the links a client (or a
+/// stateful API tester) follows from a created link.
+pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = api().into_openapi();
+    for to in [
+        "get_link",
+        "patch_link",
+        "delete_link",
+        "visit_summary",
+        "redirect",
+    ] {
+        kit::openapi::add_link(
+            &mut doc,
+            "create_link",
+            "201",
+            to,
+            &[("slug", "$response.body#/slug")],
+        );
+    }
+    doc
 }
 
 /// Maps a storage failure to a response: a taken slug is the client's

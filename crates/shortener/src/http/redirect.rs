@@ -77,6 +77,27 @@ fn header_string(headers: &HeaderMap, name: header::HeaderName) -> Option<String
         .map(|v| v.chars().take(1024).collect())
 }
 
+/// Follow a short link.
+///
+/// GET and HEAD redirect (HEAD neither counts nor uses up a visit). A link
+/// whose status is 307 or 308 also redirects other methods, keeping them.
+#[utoipa::path(
+    get,
+    path = "/{slug}",
+    tag = "redirect",
+    params(("slug" = String, Path, description = "The link's slug", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 301, description = "Moved permanently (the link's `redirect_status`).",
+            headers(("location" = String))),
+        (status = 302, description = "Found (the default).", headers(("location" = String))),
+        (status = 307, description = "Temporary redirect.", headers(("location" = String))),
+        (status = 308, description = "Permanent redirect.", headers(("location" = String))),
+        (status = 404, description = "No link at this path. Problem types: `/problems/not-found`.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The link expired or ran out of visits. Problem types: `/problems/link-gone`.",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn redirect(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
