@@ -113,7 +113,7 @@ impl Module for GatewayModule {
     /// instead of the module behind it.
     fn front_openapi(merged: &mut utoipa::openapi::OpenApi) {
         use kit::openapi::any_operation as any;
-        let responses: &[(&str, fn(&utoipa::openapi::path::Operation) -> bool, &str, &[&str])] = &[
+        let responses: &[kit::openapi::ResponseRule] = &[
             ("400", any, "The path climbs (`..`, encoded dots or slashes) or the body could not be read.", &["bad-path", "body-read"]),
             ("401", any, "The route needs an API key, and none, a malformed or an unknown one was sent.", &["api-key-missing", "api-key-malformed", "api-key-rejected"]),
             ("403", any, "The key lacks the route's scope.", &["api-key-scope"]),
@@ -124,7 +124,7 @@ impl Module for GatewayModule {
             ("503", any, "Shed under load, every endpoint's breaker open, or the rate limiter or key store unavailable.", &["overloaded", "circuit-open", "rate-limiter-unavailable", "key-store-unavailable"]),
             ("504", any, "The upstream did not answer in time.", &["upstream-timeout"]),
         ];
-        kit::openapi::add_responses(merged, responses.iter().copied());
+        kit::openapi::add_responses(merged, responses);
     }
 
     async fn shutdown(self) {

@@ -41,6 +41,15 @@ pub fn problem_response(summary: &str, kinds: &[&str]) -> Response {
         .build()
 }
 
+/// `(status, applies to, summary, problem kinds)`: a response to add to the
+/// operations it applies to.
+pub type ResponseRule = (
+    &'static str,
+    fn(&Operation) -> bool,
+    &'static str,
+    &'static [&'static str],
+);
+
 /// A standard response: its status, when it applies, what it says.
 struct Standard {
     status: &'static str,
@@ -115,12 +124,11 @@ const STACK: &[Standard] = &[
 /// (see [`add_responses`]), and the `Problem` schema they refer to. Call
 /// once, on the document a process serves.
 pub fn add_standard_responses(api: &mut OpenApi) {
-    add_responses(
-        api,
-        STACK
-            .iter()
-            .map(|s| (s.status, s.applies, s.summary, s.kinds)),
-    );
+    let rules: Vec<ResponseRule> = STACK
+        .iter()
+        .map(|s| (s.status, s.applies, s.summary, s.kinds))
+        .collect();
+    add_responses(api, &rules);
 }
 
 /// Adds `(status, applies, summary, problem kinds)` responses to every
@@ -128,14 +136,10 @@ pub fn add_standard_responses(api: &mut OpenApi) {
 /// documents the status already, the summary and kinds are appended to its
 /// description (its own body schema stays). A fronting module (the
 /// gateway) adds its own this way.
-pub fn add_responses<'a>(
-    api: &mut OpenApi,
-    responses: impl IntoIterator<Item = (&'a str, fn(&Operation) -> bool, &'a str, &'a [&'a str])>
-        + Clone,
-) {
+pub fn add_responses(api: &mut OpenApi, rules: &[ResponseRule]) {
     for item in api.paths.paths.values_mut() {
         for operation in operations_mut(item) {
-            for (status, applies, summary, kinds) in responses.clone() {
+            for &(status, applies, summary, kinds) in rules {
                 if !applies(operation) {
                     continue;
                 }

@@ -33,6 +33,18 @@ fn app() -> Router {
                 "unreachable"
             }),
         )
+        .route(
+            "/page",
+            get(|| async {
+                (
+                    [(
+                        axum::http::header::CONTENT_SECURITY_POLICY,
+                        "default-src 'self'",
+                    )],
+                    "<p>page</p>",
+                )
+            }),
+        )
         .merge(kit::metrics::routes());
     let config = HttpConfig {
         request_timeout: Duration::from_secs(5),
@@ -69,6 +81,40 @@ async fn metrics_text(router: &Router) -> String {
 
 fn get_req(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).expect("request")
+}
+
+/// Every answer, routed, unmatched or refused, carries the security
+/// headers; a handler's own policy is kept.
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let router = app();
+    for path in ["/ok", "/no-such-path", "/metrics"] {
+        let (_, headers, _) = call(&router, get_req(path)).await;
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(
+            headers["content-security-policy"], "default-src 'none'; frame-ancestors 'none'",
+            "{path}"
+        );
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+    }
+    let post = Request::post("/ok").body(Body::empty()).expect("request");
+    let (status, headers, _) = call(&router, post).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let (_, headers, _) = call(&router, get_req("/page")).await;
+    assert_eq!(headers["content-security-policy"], "default-src 'self'");
+
+    let off = HttpConfig {
+        security_headers: false,
+        ..HttpConfig::default()
+    };
+    let plain = stack(
+        Router::new().route("/ok", get(|| async { "ok" })),
+        "kit-test",
+        &off,
+    );
+    let (_, headers, _) = call(&plain, get_req("/ok")).await;
+    assert!(headers.get("content-security-policy").is_none());
 }
 
 #[tokio::test]

@@ -100,7 +100,10 @@ mod tests {
     use super::*;
 
     fn order_of(names: &[&str]) -> Vec<&'static str> {
-        let entries: Vec<_> = names.iter().filter_map(|n| find(n)).collect();
+        let entries: Vec<_> = names
+            .iter()
+            .filter_map(|n| MODULES.iter().find(|e| e.declaration.name == *n))
+            .collect();
         start_order(&entries)
             .iter()
             .map(|e| e.declaration.name)

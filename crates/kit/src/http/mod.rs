@@ -14,6 +14,12 @@
 //!
 //! Unknown paths and methods answer problem+json 404/405 too, observed
 //! like any route (`http_route="unmatched"` for unknown paths).
+//!
+//! Every response, outermost, gets the security headers a browser heeds
+//! (`http.security_headers`): `X-Content-Type-Options: nosniff`, a
+//! `Content-Security-Policy` that loads nothing and allows no framing, and
+//! `Referrer-Policy: no-referrer`. A handler that sets its own (a console
+//! page with its scripts) keeps its own.
 
 mod extract;
 mod observe;
@@ -23,7 +29,7 @@ pub use extract::{parse_json, ApiJson, ApiQuery};
 use crate::forwarded::TrustedProxies;
 use crate::problem::Problem;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Router;
 use observe::{Observe, ObserveLayer};
@@ -53,6 +59,9 @@ pub struct HttpConfig {
     /// gateway, and the gateway's addresses for modules that run in other
     /// pods. Empty (the default) believes no one and uses the TCP peer.
     pub trusted_proxies: Vec<String>,
+    /// Send `X-Content-Type-Options`, `Content-Security-Policy` and
+    /// `Referrer-Policy` on every response that does not set its own.
+    pub security_headers: bool,
 }
 
 impl Default for HttpConfig {
@@ -61,6 +70,7 @@ impl Default for HttpConfig {
             request_timeout: Duration::from_secs(10),
             body_limit_bytes: 64 * 1024,
             trusted_proxies: Vec::new(),
+            security_headers: true,
         }
     }
 }
@@ -109,9 +119,35 @@ pub fn stack(router: Router, service: &'static str, config: &HttpConfig) -> Rout
     } else {
         router
     };
-    router
+    let router = router
         .fallback_service(fallback)
-        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+        .layer(DefaultBodyLimit::max(config.body_limit_bytes));
+    if config.security_headers {
+        with_security_headers(router)
+    } else {
+        router
+    }
+}
+
+/// For API responses: load nothing, be framed by no one.
+const CONTENT_SECURITY_POLICY: HeaderValue =
+    HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'");
+
+fn with_security_headers(router: Router) -> Router {
+    use tower_http::set_header::SetResponseHeaderLayer;
+    router
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            CONTENT_SECURITY_POLICY,
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
 }
 
 /// Labels the request metrics of `router`'s routes with `service` instead

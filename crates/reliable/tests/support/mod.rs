@@ -24,10 +24,16 @@ pub fn reliable() -> Command {
 
 /// Starts `cmd` and waits (bounded) for its `listening on http://ADDR`
 /// line; later stdout lines are kept in [`Running::lines`].
-pub fn start(mut cmd: Command) -> Running {
+pub fn start(cmd: Command) -> Running {
+    start_with_stderr(cmd, Stdio::inherit())
+}
+
+/// [`start`], with the process's stderr sent to `stderr` (a file, to read
+/// what it wrote).
+pub fn start_with_stderr(mut cmd: Command, stderr: Stdio) -> Running {
     let mut child = cmd
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("spawn reliable");
     let stdout = child.stdout.take().expect("stdout");
