@@ -22,7 +22,9 @@
 //! - [`shutdown`]: SIGTERM/SIGINT and the cancellation token passed everywhere;
 //! - [`clock`]: injected time, so windows and expiries are testable without sleeping;
 //! - [`module`]: the [`module::Module`] trait every service module implements;
-//! - [`tasks`]: supervised background tasks (a dead task fails readiness or the process).
+//! - [`tasks`]: supervised background tasks (a dead task fails readiness or the process);
+//! - [`tls`]: the `[tls]` settings (identity, platform CA, client
+//!   certificates, allow-list by peer identity) over the `tls` crate.
 #![forbid(unsafe_code)]
 
 pub mod clock;
@@ -38,6 +40,7 @@ pub mod shutdown;
 pub mod storage;
 pub mod tasks;
 pub mod telemetry;
+pub mod tls;
 pub mod trace_context;
 
 pub use clock::{Clock, ManualClock, SystemClock};

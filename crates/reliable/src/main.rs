@@ -7,6 +7,8 @@
 mod config_command;
 mod keys_command;
 mod load_command;
+mod mtls;
+mod pki_command;
 mod platform;
 mod registry;
 mod settings;
@@ -65,6 +67,9 @@ enum Command {
     Keys(keys_command::KeysArgs),
     /// Check a configuration (`check`) or list every key (`defaults`).
     Config(config_command::ConfigArgs),
+    /// A development CA for mTLS between modules (`init`) and the
+    /// certificates it issues (`issue`).
+    Pki(pki_command::PkiArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
         Command::Slo(args) => return slo_command::run(args),
         Command::Keys(args) => return keys_command::run(args),
         Command::Config(args) => return config_command::run(args),
+        Command::Pki(args) => return pki_command::run(args),
         Command::Up { common } => (
             platform::Mode::Up,
             common.config.clone(),
