@@ -84,7 +84,7 @@ fn client_config(ca_file: &Path, identity: Option<(&Path, &Path)>) -> Arc<rustls
     .with_safe_default_protocol_versions()
     .expect("versions")
     .with_root_certificates(roots);
-    let config = match identity {
+    let mut config = match identity {
         None => builder.with_no_client_auth(),
         Some((cert, key)) => {
             let chain = CertificateDer::pem_file_iter(cert)
@@ -97,6 +97,9 @@ fn client_config(ca_file: &Path, identity: Option<(&Path, &Path)>) -> Arc<rustls
                 .expect("client cert")
         }
     };
+    // Every connection a full handshake: a resumed session carries the
+    // certificate of the session it resumes, not the one served now.
+    config.resumption = rustls::client::Resumption::disabled();
     Arc::new(config)
 }
 
@@ -236,7 +239,8 @@ fn pki_issue_before_init_names_the_missing_file_and_bad_names_are_refused() {
     assert_eq!(code, 2, "a second init must not replace the CA: {stderr}");
     assert!(stderr.contains("--force"), "{stderr}");
     for bad in ["Orders", "../etc", "a/b", "", "-x", "has space"] {
-        let (code, stderr) = run_to_end(pki_cmd(&dir, &["issue", "--service", bad]));
+        let service = format!("--service={bad}");
+        let (code, stderr) = run_to_end(pki_cmd(&dir, &["issue", &service]));
         assert_eq!(code, 2, "{bad}: {stderr}");
         assert!(stderr.contains("not a service name"), "{bad}: {stderr}");
     }
