@@ -466,6 +466,10 @@ fn bad_certificate_files_are_refused_at_start_naming_the_key() {
     let pki = Pki::init();
     let (cert, key) = pki.issue("shortener", "good");
     let (other_cert, _) = pki.issue("orders", "other");
+    let (expired, expired_key) = pki.issue_with("shortener", "expired", |r| {
+        r.not_before = time::OffsetDateTime::now_utc() - Duration::from_secs(7200);
+        r.not_after = time::OffsetDateTime::now_utc() - Duration::from_secs(3600);
+    });
     let not_pem = write_config(&pki.dir, "not.pem", "this is not a certificate\n");
     let missing = pki.dir.join("missing.pem");
     let check = |cert: &Path, key: &Path| {
@@ -495,6 +499,12 @@ fn bad_certificate_files_are_refused_at_start_naming_the_key() {
             cert.as_path(),
             not_pem.as_path(),
             ["tls.key_file", "not.pem"],
+        ),
+        (
+            "expired",
+            expired.as_path(),
+            expired_key.as_path(),
+            ["tls.cert_file", "not valid now"],
         ),
         (
             "key of another certificate",

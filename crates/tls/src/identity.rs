@@ -67,7 +67,9 @@ impl Contents {
 }
 
 /// The certificate chain in `pem` (read from `path`): at least one
-/// certificate, the first a parseable X.509 leaf that is not a CA.
+/// certificate, the first a parseable X.509 leaf that is valid now and is
+/// not a CA (an expired identity would fail every handshake: better
+/// refused at start, or kept out by a reload).
 pub fn parse_chain(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let chain = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
@@ -87,6 +89,13 @@ pub fn parse_chain(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static
     };
     let (_, parsed) = x509_parser::parse_x509_certificate(leaf)
         .map_err(|e| bad(format!("not an X.509 certificate: {e}")))?;
+    let validity = parsed.validity();
+    if !validity.is_valid() {
+        return Err(bad(format!(
+            "not valid now (valid from {} to {})",
+            validity.not_before, validity.not_after
+        )));
+    }
     if parsed.is_ca() {
         return Err(bad(
             "the first certificate is a CA; put the leaf first".to_string()

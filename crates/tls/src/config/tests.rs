@@ -110,12 +110,30 @@ async fn connect(
     Ok(leaf)
 }
 
+/// A client trusting `pki`, presenting `identity` as read from its files
+/// (not through [`Identity`], which refuses an expired certificate).
 fn client(pki: &Pki, identity: Option<IdentityFiles>) -> rustls::ClientConfig {
-    let identity = identity.map(|files| Identity::load(files).expect("client identity"));
-    ClientTls::new(Some(&pki.ca_file()), identity)
-        .expect("client tls")
-        .client_config(rustls::RootCertStore::empty())
-        .expect("client config")
+    let Some(files) = identity else {
+        return ClientTls::new(Some(&pki.ca_file()), None)
+            .expect("client tls")
+            .client_config(rustls::RootCertStore::empty())
+            .expect("client config");
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in read_ca_bundle(&pki.ca_file()).expect("ca") {
+        roots.add(cert).expect("root");
+    }
+    let chain = CertificateDer::pem_file_iter(&files.cert_file)
+        .expect("cert file")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("chain");
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&files.key_file).expect("key");
+    rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .expect("client cert")
 }
 
 async fn required_server(
@@ -175,6 +193,8 @@ async fn clients_without_a_good_certificate_are_refused_at_the_handshake() {
         r.not_before = time::OffsetDateTime::now_utc() - Duration::from_secs(7200);
         r.not_after = time::OffsetDateTime::now_utc() - Duration::from_secs(3600);
     });
+    let error = Identity::load(expired.clone()).expect_err("an expired identity");
+    assert!(error.to_string().contains("not valid now"), "{error}");
     let _ = connect(addr, client(&pki, Some(expired))).await;
     let refused = outcomes
         .recv()
