@@ -265,6 +265,11 @@ fn pki_init_and_issue_write_0600_keys_and_a_24h_spiffe_leaf() {
         kit::tls::PeerIdentity::of_certificate(&leaf).map(|p| p.to_string()),
         Some("spiffe://reliable/orders".to_string())
     );
+    let (_, parsed) = x509_parser::parse_x509_certificate(&leaf).expect("X.509");
+    let validity = parsed.validity();
+    let lifetime = validity.not_after.timestamp() - validity.not_before.timestamp();
+    // 24 hours from now, backdated a minute for peers whose clocks lag.
+    assert_eq!(lifetime, 24 * 3600 + 60);
     let chain = CertificateDer::pem_file_iter(&cert).expect("cert").count();
     assert_eq!(chain, 2, "leaf and intermediate");
 }
