@@ -114,6 +114,7 @@ impl HttpServer {
                     router: router.clone(),
                     http: http.clone(),
                     watcher: connections.watcher(),
+                    shutdown: shutdown.clone(),
                 };
                 tokio::spawn(connection.serve(tcp, peer));
                 continue;
@@ -149,12 +150,19 @@ struct TlsConnection {
     router: Router,
     http: hyper::server::conn::http1::Builder,
     watcher: hyper_util::server::graceful::Watcher,
+    /// A handshake still running at shutdown is dropped, not waited for.
+    shutdown: CancellationToken,
 }
 
 impl TlsConnection {
     async fn serve(self, tcp: tokio::net::TcpStream, peer: SocketAddr) {
         let acceptor = tokio_rustls::TlsAcceptor::from(self.tls.config);
-        let stream = match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(tcp)).await {
+        let handshake = tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(tcp));
+        let outcome = tokio::select! {
+            () = self.shutdown.cancelled() => return,
+            outcome = handshake => outcome,
+        };
+        let stream = match outcome {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
                 tracing::warn!(%peer, error = %e, "TLS handshake refused");

@@ -173,3 +173,47 @@ fn validation_names_the_key_at_fault() {
         .validate()
         .expect("good pair");
 }
+
+/// A client that opens a connection and never starts its handshake does
+/// not hold shutdown up for the handshake timeout (30 s): the wait below is
+/// bounded well under it.
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_stalled_handshake() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::generate().expect("ca");
+    ca.write(&dir.path().join("ca"), false).expect("write");
+    let ca_file = dir.path().join("ca").join(kit::tls::pki::CA_BUNDLE);
+    let files = issue(&ca, dir.path(), "orders");
+    let transport = TlsConfig {
+        cert_file: Some(files.cert_file),
+        key_file: Some(files.key_file),
+        ..TlsConfig::default()
+    }
+    .build()
+    .expect("build")
+    .expect("TLS on");
+    let server = HttpServer::bind("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind")
+        .with_tls(TlsListener {
+            config: transport.server,
+            allow: transport.allow,
+        });
+    let addr = server.local_addr();
+    let shutdown = CancellationToken::new();
+    let router = Router::new().route("/whoami", get(whoami));
+    let serving = tokio::spawn(server.serve(router, shutdown.clone()));
+    let _stalled = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    // Connections are accepted in order: once a later one is answered,
+    // the stalled one is in its handshake.
+    let answer = get_as(addr, &ca_file, None, "/whoami")
+        .await
+        .expect("a later connection");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    shutdown.cancel();
+    tokio::time::timeout(std::time::Duration::from_secs(10), serving)
+        .await
+        .expect("shutdown waited for the stalled handshake")
+        .expect("join")
+        .expect("serve");
+}
