@@ -24,7 +24,9 @@
 //! - [`module`]: the [`module::Module`] trait every service module implements;
 //! - [`openapi`]: OpenAPI documents from the handlers, and the responses every
 //!   operation may give;
-//! - [`tasks`]: supervised background tasks (a dead task fails readiness or the process).
+//! - [`tasks`]: supervised background tasks (a dead task fails readiness or the process);
+//! - [`tls`]: the `[tls]` settings (identity, platform CA, client
+//!   certificates, allow-list by peer identity) over the `tls` crate.
 #![forbid(unsafe_code)]
 
 pub mod clock;
@@ -41,6 +43,7 @@ pub mod shutdown;
 pub mod storage;
 pub mod tasks;
 pub mod telemetry;
+pub mod tls;
 pub mod trace_context;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -11,13 +11,26 @@
 //! connection gets a header read timeout, so a client that trickles its
 //! headers (slowloris) or idles on a keep-alive connection cannot hold it
 //! open for ever.
+//!
+//! With [`TlsListener`] the same loop serves HTTPS (rustls): the handshake
+//! runs in the connection's task under the same timeout, the peer's
+//! verified identity goes into every request's extensions
+//! ([`crate::tls::PeerIdentity`]), and the allow-list refuses a request on
+//! a listed prefix from any other identity with 403 before it reaches the
+//! router. Refused handshakes and requests are logged with the peer's
+//! address and the reason (never key material).
 
+use crate::problem::Problem;
+use crate::tls::{AllowList, PeerIdentity};
 use axum::extract::connect_info::ConnectInfo;
+use axum::response::IntoResponse;
 use axum::Router;
+use http::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +46,17 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct HttpServer {
     listener: TcpListener,
     local_addr: SocketAddr,
+    tls: Option<TlsListener>,
+}
+
+/// What makes a listener serve HTTPS.
+#[derive(Clone)]
+pub struct TlsListener {
+    /// Certificate (reloaded in place), client-certificate policy, ALPN,
+    /// resumption: see [`crate::tls::server_config`].
+    pub config: Arc<crate::tls::rustls::ServerConfig>,
+    /// Path prefixes reserved to some peer identities.
+    pub allow: Arc<AllowList>,
 }
 
 impl HttpServer {
@@ -42,11 +66,24 @@ impl HttpServer {
         Ok(Self {
             listener,
             local_addr,
+            tls: None,
         })
+    }
+
+    /// Serves HTTPS instead of HTTP.
+    pub fn with_tls(mut self, tls: TlsListener) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// `http://ADDR` or `https://ADDR`.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting, lets
@@ -71,6 +108,17 @@ impl HttpServer {
             };
             // Small responses (redirects) must not wait for Nagle.
             let _ = tcp.set_nodelay(true);
+            if let Some(tls) = &self.tls {
+                let connection = TlsConnection {
+                    tls: tls.clone(),
+                    router: router.clone(),
+                    http: http.clone(),
+                    watcher: connections.watcher(),
+                    shutdown: shutdown.clone(),
+                };
+                tokio::spawn(connection.serve(tcp, peer));
+                continue;
+            }
             let router = router.clone();
             let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
                 let mut request = request.map(axum::body::Body::new);
@@ -92,6 +140,91 @@ impl HttpServer {
         connections.shutdown().await;
         Ok(())
     }
+}
+
+/// One HTTPS connection: the handshake (bounded by the header read
+/// timeout, so a client that stalls it is dropped), then HTTP/1.1 with the
+/// peer's identity and the allow-list applied to each request.
+struct TlsConnection {
+    tls: TlsListener,
+    router: Router,
+    http: hyper::server::conn::http1::Builder,
+    watcher: hyper_util::server::graceful::Watcher,
+    /// A handshake still running at shutdown is dropped, not waited for.
+    shutdown: CancellationToken,
+}
+
+impl TlsConnection {
+    async fn serve(self, tcp: tokio::net::TcpStream, peer: SocketAddr) {
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.tls.config);
+        let handshake = tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(tcp));
+        let outcome = tokio::select! {
+            () = self.shutdown.cancelled() => return,
+            outcome = handshake => outcome,
+        };
+        let stream = match outcome {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::warn!(%peer, error = %e, "TLS handshake refused");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(%peer, "TLS handshake timed out");
+                return;
+            }
+        };
+        let identity = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(PeerIdentity::of_certificate);
+        let (allow, router) = (self.tls.allow, self.router);
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let mut request = request.map(axum::body::Body::new);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            if let Some(identity) = &identity {
+                request.extensions_mut().insert(identity.clone());
+            }
+            let refused = allow
+                .check(request.uri().path(), identity.as_ref())
+                .err()
+                .map(|refusal| {
+                    tracing::warn!(
+                        %peer,
+                        identity = identity.as_ref().map_or("none", PeerIdentity::as_str),
+                        prefix = %refusal.prefix,
+                        "request refused: peer identity not allowed on this prefix"
+                    );
+                    forbidden(&refusal.prefix)
+                });
+            let mut router = router.clone();
+            async move {
+                match refused {
+                    Some(response) => Ok(response),
+                    None => router.call(request).await,
+                }
+            }
+        });
+        let connection = self
+            .watcher
+            .watch(self.http.serve_connection(TokioIo::new(stream), service));
+        if let Err(e) = connection.await {
+            tracing::debug!(error = &e as &dyn std::error::Error, %peer, "connection ended with an error");
+        }
+    }
+}
+
+fn forbidden(prefix: &str) -> axum::response::Response {
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        "forbidden-identity",
+        "Your identity may not call this path",
+    )
+    .with_detail(format!(
+        "{prefix} is reserved to the identities listed for it in tls.allow"
+    ))
+    .into_response()
 }
 
 /// Accept errors on a healthy listener are per-connection (the peer reset

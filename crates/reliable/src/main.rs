@@ -8,6 +8,8 @@ mod config_command;
 mod keys_command;
 mod load_command;
 mod openapi;
+mod mtls;
+mod pki_command;
 mod platform;
 mod registry;
 mod settings;
@@ -76,6 +78,9 @@ enum Command {
         #[arg(long)]
         markdown: bool,
     },
+    /// A development CA for mTLS between modules (`init`) and the
+    /// certificates it issues (`issue`).
+    Pki(pki_command::PkiArgs),
 }
 
 fn main() -> ExitCode {
@@ -107,6 +112,7 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Command::Pki(args) => return pki_command::run(args),
         Command::Up { common } => (
             platform::Mode::Up,
             common.config.clone(),

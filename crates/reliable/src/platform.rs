@@ -146,6 +146,8 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
     let addr = server.local_addr();
     let supervisor = Supervisor::new();
     let platform_tasks = supervisor.for_module("platform");
+    let server = crate::mtls::secure(server, &config.tls, &platform_tasks)?;
+    let url = server.url();
     let mut started: Vec<Started> = Vec::new();
     let mut fronted = Vec::new();
     for entry in &order {
@@ -159,7 +161,7 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
             clock: clock.clone(),
             database_url: database_url_of(&config, entry, embedded)?,
             data_dir: config.data_dir.clone(),
-            public_url: format!("http://{addr}"),
+            public_url: url.clone(),
             http: config.http.clone(),
             ports: ports.clone(),
         };
@@ -240,7 +242,7 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
         startup_ms = started_at.elapsed().as_secs_f64() * 1e3,
         "ready"
     );
-    println!("listening on http://{addr}");
+    println!("listening on {url}");
 
     let mut fatal = None;
     let early_exit = tokio::select! {

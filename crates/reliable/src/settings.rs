@@ -82,6 +82,9 @@ macro_rules! platform_config {
             pub shutdown_grace: std::time::Duration,
             /// HTTP settings of every module's server.
             pub http: kit::http::HttpConfig,
+            /// TLS and mTLS of the listener and the shared HTTP client
+            /// (see docs/operations/tls.md).
+            pub tls: kit::tls::TlsConfig,
             /// Live SLO evaluation (`GET /api/v1/slo/status`).
             pub slo: crate::slo_live::SloConfig,
             $(
@@ -102,6 +105,7 @@ macro_rules! platform_config {
                     log: "info".to_string(),
                     shutdown_grace: std::time::Duration::ZERO,
                     http: Default::default(),
+                    tls: Default::default(),
                     slo: Default::default(),
                     $( $name: Default::default(), )*
                 }
@@ -192,6 +196,7 @@ impl Config {
             check_url("database_url", url, &["postgres", "postgresql", "sqlite"])?;
         }
         self.http.validate()?;
+        self.tls.validate()?;
         self.slo.validate()?;
         self.validate_modules()
     }

@@ -4,7 +4,14 @@
 //! TLS trusts the webpki roots (Mozilla's list, compiled in, so a slim
 //! container needs no CA package) plus, when configured, a PEM bundle of
 //! private CAs: an internal upstream signed by a company or mesh CA works
-//! without trusting that CA for every other caller. Bodies stream both
+//! without trusting that CA for every other caller. Inside the platform
+//! (mTLS between modules, `[tls]`) the binary registers the platform's
+//! TLS once with [`use_platform_tls`]: every client built afterwards
+//! trusts the platform CA and presents this process's certificate when a
+//! server asks for one, so the gateway's pools, the notifier's webhooks
+//! and any later caller get mTLS without code of their own; the identity
+//! is reloaded in place, so a rotated certificate is presented from the
+//! next handshake on. Bodies stream both
 //! ways ([`crate::body`]); a per-call timeout covers the wait for the
 //! response head, so a long stream (SSE) is not cut off by it.
 
@@ -23,8 +30,18 @@ use rustls_pki_types::CertificateDer;
 use std::error::Error;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+/// The platform's TLS, registered once by the binary.
+static PLATFORM_TLS: OnceLock<kit::tls::ClientTls> = OnceLock::new();
+
+/// Registers the platform CA and this process's identity for every client
+/// built from now on (one process, one identity). A second call is
+/// refused: clients built earlier would silently keep the first.
+pub fn use_platform_tls(tls: kit::tls::ClientTls) -> Result<(), kit::tls::ClientTls> {
+    PLATFORM_TLS.set(tls)
+}
 
 /// Where a service is: `http://host:port` or `https://host[:port]`,
 /// parsed once.
@@ -93,6 +110,9 @@ pub struct ClientSettings {
     /// Resolved addresses the client may connect to (none: any); see
     /// [`crate::resolve`].
     pub address_filter: Option<AddressFilter>,
+    /// Extra roots and a client certificate; `None` takes the platform's
+    /// (see [`use_platform_tls`]), if registered.
+    pub tls: Option<kit::tls::ClientTls>,
 }
 
 impl Default for ClientSettings {
@@ -103,6 +123,7 @@ impl Default for ClientSettings {
             max_idle_per_host: 256,
             ca_file: None,
             address_filter: None,
+            tls: None,
         }
     }
 }
@@ -121,6 +142,8 @@ pub enum TlsError {
     Invalid { path: PathBuf, reason: String },
     #[error("TLS setup failed: {0}")]
     Setup(#[from] rustls::Error),
+    #[error(transparent)]
+    Platform(#[from] kit::tls::TlsError),
 }
 
 /// The certificates of the PEM bundle at `path`; an error if there are
@@ -144,7 +167,10 @@ pub fn read_ca_bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsEr
     Ok(certs)
 }
 
-fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, TlsError> {
+fn tls_config(
+    ca_file: Option<&Path>,
+    platform: Option<&kit::tls::ClientTls>,
+) -> Result<rustls::ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca_file {
@@ -154,6 +180,9 @@ fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, TlsError> 
                 reason: e.to_string(),
             })?;
         }
+    }
+    if let Some(platform) = platform {
+        return Ok(platform.client_config(roots)?);
     }
     // The provider is named, not taken from the process default: another
     // dependency may build rustls with a second provider, and then there
@@ -173,7 +202,8 @@ pub struct HttpClient {
 
 impl HttpClient {
     pub fn new(settings: &ClientSettings) -> Result<Self, TlsError> {
-        let tls = tls_config(settings.ca_file.as_deref())?;
+        let platform = settings.tls.as_ref().or_else(|| PLATFORM_TLS.get());
+        let tls = tls_config(settings.ca_file.as_deref(), platform)?;
         let mut http = HttpConnector::new_with_resolver(FilteredResolver {
             filter: settings.address_filter,
         });

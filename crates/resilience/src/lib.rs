@@ -36,7 +36,8 @@ pub mod retry;
 
 pub use breaker::{Breaker, BreakerState};
 pub use client::{
-    read_ca_bundle, BadBaseUrl, BaseUrl, ClientError, ClientSettings, HttpClient, TlsError,
+    read_ca_bundle, use_platform_tls, BadBaseUrl, BaseUrl, ClientError, ClientSettings, HttpClient,
+    TlsError,
 };
 pub use failure::{classify_status, is_idempotent, Classify, Retry, Verdict};
 pub use health::HealthSchedule;

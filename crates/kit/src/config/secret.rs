@@ -2,25 +2,47 @@
 //!
 //! A [`Secret`] never leaves through `Debug` or `Serialize` (both give
 //! `[redacted]`), so neither a log line nor `reliable config check` can
-//! print it; code that needs the value calls [`Secret::expose`].
+//! print it; code that needs the value calls [`Secret::expose`]. The value
+//! lives in a `secrecy` box that zeroizes its memory when dropped, so a
+//! secret does not linger in freed heap pages (a core dump, a swapped-out
+//! page) after the config that held it is gone.
 
-use serde::{Deserialize, Serialize, Serializer};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 /// What `Debug` and `Serialize` show instead of the value.
 pub const REDACTED: &str = "[redacted]";
 
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
+pub struct Secret(SecretString);
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(SecretString::from(value.into()))
     }
 
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
+    }
+}
+
+impl Clone for Secret {
+    fn clone(&self) -> Self {
+        Self(SecretString::from(self.expose()))
+    }
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for Secret {}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::new)
     }
 }
 
@@ -52,7 +74,7 @@ impl schemars::JsonSchema for Secret {
 
 impl From<String> for Secret {
     fn from(value: String) -> Self {
-        Self(value)
+        Self::new(value)
     }
 }
 
@@ -67,5 +89,8 @@ mod tests {
         let json = serde_json::to_string(&secret).unwrap();
         assert!(!json.contains("hunter2"), "{json}");
         assert_eq!(secret.expose(), "hunter2");
+        let copy: Secret = serde_json::from_str("\"hunter2\"").unwrap();
+        assert_eq!(copy, secret.clone());
+        assert_ne!(copy, Secret::new("other"));
     }
 }

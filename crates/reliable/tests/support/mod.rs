@@ -22,7 +22,7 @@ pub fn reliable() -> Command {
     cmd
 }
 
-/// Starts `cmd` and waits (bounded) for its `listening on http://ADDR`
+/// Starts `cmd` and waits (bounded) for its `listening on http(s)://ADDR`
 /// line; later stdout lines are kept in [`Running::lines`].
 pub fn start(cmd: Command) -> Running {
     start_with_stderr(cmd, Stdio::inherit())
@@ -49,7 +49,10 @@ pub fn start_with_stderr(mut cmd: Command, stderr: Stdio) -> Running {
         let line = lines
             .recv_timeout(Duration::from_secs(60))
             .expect("reliable printed no `listening on` line");
-        if let Some(addr) = line.strip_prefix("listening on http://") {
+        let addr = line
+            .strip_prefix("listening on http://")
+            .or_else(|| line.strip_prefix("listening on https://"));
+        if let Some(addr) = addr {
             break addr.to_string();
         }
     };
