@@ -1,7 +1,8 @@
 //! Secrets never leak: a whole platform (`serve --target all` on
-//! PostgreSQL and NATS, logging at debug, exporting traces) is given
-//! secrets (a database password, the webhook's HMAC key, an API key a
-//! client sends) and driven through every module; then every log line,
+//! PostgreSQL and NATS, over TLS, logging at debug, exporting traces) is
+//! given secrets (a database password, the webhook's HMAC key, its TLS
+//! private key, an API key a client sends) and driven through every
+//! module; then every log line,
 //! stderr, `/metrics`, `/openapi.json`, `/readyz`, every exported span,
 //! every response body and `reliable config check`'s output are searched
 //! for them. Zero hits.
@@ -20,14 +21,31 @@ const WEBHOOK_SECRET: &str = "whsec-91c2b7d4";
 /// Well formed, unknown to the gateway: refused, and never written down.
 const API_KEY: &str = "rlk_3f1e9a7c5b2d4e6f8a0b1c3d5e7f9a2b4c6d8e0f1a3b5c7d9e2f4a6b8c0d1e3f";
 
-fn secrets() -> [&'static str; 3] {
-    [DB_PASSWORD, WEBHOOK_SECRET, API_KEY]
+/// The secrets: the constants and the lines of the TLS key's PEM body.
+struct Secrets(Vec<String>);
+
+impl Secrets {
+    fn assert_clean(&self, what: &str, text: &str) {
+        for secret in &self.0 {
+            assert!(!text.contains(secret.as_str()), "{what} holds a secret:\n{text}");
+        }
+    }
 }
 
-fn assert_clean(what: &str, text: &str) {
-    for secret in secrets() {
-        assert!(!text.contains(secret), "{what} holds a secret:\n{text}");
+/// `reliable pki init` and `issue --service gateway` in `dir`: the CA
+/// file, the certificate and the key.
+fn pki(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    for args in [&["init"][..], &["issue", "--service", "gateway"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_reliable"))
+            .arg("pki")
+            .args(args)
+            .arg("--dir")
+            .arg(dir)
+            .output()
+            .expect("reliable pki");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
+    (dir.join("ca.pem"), dir.join("gateway.pem"), dir.join("gateway-key.pem"))
 }
 
 #[tokio::test]
@@ -43,6 +61,19 @@ async fn no_secret_reaches_a_log_a_metric_a_document_or_a_span() {
         .expect("password");
     let dir = tempfile::tempdir().expect("dir");
     let stderr_path = dir.path().join("stderr.log");
+    let (ca_file, cert_file, key_file) = pki(&dir.path().join("pki"));
+    let key_pem = std::fs::read_to_string(&key_file).expect("key");
+    let mut secrets: Vec<String> = [DB_PASSWORD, WEBHOOK_SECRET, API_KEY]
+        .map(String::from)
+        .to_vec();
+    secrets.extend(
+        key_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+            .map(String::from),
+    );
+    assert!(secrets.len() > 3, "the key has a body");
+    let secrets = Secrets(secrets);
     let env = [
         ("RELIABLE_DATABASE_URL", database_url.to_string()),
         ("RELIABLE_NATS_URL", nats.url().to_string()),
@@ -53,6 +84,10 @@ async fn no_secret_reaches_a_log_a_metric_a_document_or_a_span() {
         ),
         ("RELIABLE_NOTIFIER_ALLOW_PRIVATE", "true".to_string()),
         ("RELIABLE_DATA_DIR", dir.path().display().to_string()),
+        ("RELIABLE_TLS_CERT_FILE", cert_file.display().to_string()),
+        ("RELIABLE_TLS_KEY_FILE", key_file.display().to_string()),
+        ("RELIABLE_TLS_CA_FILE", ca_file.display().to_string()),
+        ("RELIABLE_TLS_CLIENT_AUTH", "optional".to_string()),
     ];
 
     let mut check = Command::new(env!("CARGO_BIN_EXE_reliable"));
@@ -63,8 +98,8 @@ async fn no_secret_reaches_a_log_a_metric_a_document_or_a_span() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_clean("config check stdout", &String::from_utf8_lossy(&out.stdout));
-    assert_clean("config check stderr", &String::from_utf8_lossy(&out.stderr));
+    secrets.assert_clean("config check stdout", &String::from_utf8_lossy(&out.stdout));
+    secrets.assert_clean("config check stderr", &String::from_utf8_lossy(&out.stderr));
 
     let mut cmd = reliable();
     cmd.args(["serve", "--target", "all"])
@@ -75,9 +110,11 @@ async fn no_secret_reaches_a_log_a_metric_a_document_or_a_span() {
         .env("OTEL_BSP_SCHEDULE_DELAY", "100");
     let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
     let app = start_with_stderr(cmd, Stdio::from(stderr));
-    let base = format!("http://{}", app.addr);
+    let base = format!("https://{}", app.addr);
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca_file).expect("ca")).expect("pem");
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .add_root_certificate(ca)
         .build()
         .expect("client");
 
@@ -126,10 +163,10 @@ async fn no_secret_reaches_a_log_a_metric_a_document_or_a_span() {
         .await;
     for path in ["/metrics", "/openapi.json", "/readyz", "/api/v1/slo/status"] {
         let text = support::get_text(&http, &format!("{base}{path}")).await;
-        assert_clean(path, &text);
+        secrets.assert_clean(path, &text);
     }
     for body in &bodies {
-        assert_clean("a response body", body);
+        secrets.assert_clean("a response body", body);
     }
     testkit::eventually("spans exported", Duration::from_secs(30), async || {
         (collector.spans().len() >= 4).then_some(())
@@ -142,11 +179,11 @@ async fn no_secret_reaches_a_log_a_metric_a_document_or_a_span() {
         "too few log lines to mean anything: {lines:?}"
     );
     for line in &lines {
-        assert_clean("a log line", line);
+        secrets.assert_clean("a log line", line);
     }
     let stderr = std::fs::read_to_string(&stderr_path).expect("stderr");
-    assert_clean("stderr", &stderr);
+    secrets.assert_clean("stderr", &stderr);
     for span in collector.spans() {
-        assert_clean("a span", &format!("{span:?}"));
+        secrets.assert_clean("a span", &format!("{span:?}"));
     }
 }
