@@ -84,6 +84,13 @@ impl CreateOrder {
     }
 }
 
+/// A `POST /api/v1/orders` body as the handler reads it: the JSON shape
+/// (`kit::http::parse_json`, what `ApiJson` runs), then every field. Public
+/// so the fuzz target drives the same code; every failure is a 4xx.
+pub fn parse_create_body(body: &[u8]) -> Result<NewOrder, Problem> {
+    kit::http::parse_json::<CreateOrder>(body)?.parse()
+}
+
 fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, Problem> {
     let value = headers.get(&IDEMPOTENCY_KEY).ok_or_else(|| {
         Problem::new(

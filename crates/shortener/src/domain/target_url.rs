@@ -56,6 +56,10 @@ impl TargetUrl {
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
+
+    pub fn url(&self) -> &Url {
+        &self.0
+    }
 }
 
 impl fmt::Display for TargetUrl {

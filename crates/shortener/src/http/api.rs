@@ -1,7 +1,9 @@
 //! `/api/v1/links`: create, read, list, update, delete, visit summary.
 
 use super::store_failure;
-use crate::domain::{Link, LinkPatch, NewLink, RedirectStatus, Slug, Tags, TargetUrl};
+use crate::domain::{
+    Link, LinkPatch, NewLink, RedirectStatus, Slug, Tags, TargetRefusal, TargetUrl,
+};
 use crate::state::AppState;
 use crate::storage::{ListQuery, StoreError};
 use axum::extract::{Path, State};
@@ -86,6 +88,22 @@ impl LinkBody {
 
 fn parse_url(value: &str) -> Result<TargetUrl, Problem> {
     TargetUrl::parse(value).map_err(|e| Problem::invalid_field("url", e.to_string()))
+}
+
+/// 422 for a valid URL this shortener will not redirect to; the `type`
+/// tells a loop from a private target.
+fn refused_target(refusal: TargetRefusal) -> Problem {
+    let (kind, title) = match refusal {
+        TargetRefusal::RedirectLoop(_) => {
+            ("redirect-loop", "The target points back at this shortener")
+        }
+        TargetRefusal::PrivateAddress(_) => {
+            ("private-target", "The target is a non-public address")
+        }
+    };
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, kind, title)
+        .with_detail(format!("url {refusal}"))
+        .with_invalid_param("url", refusal.to_string())
 }
 
 fn parse_expiry(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Problem> {
@@ -191,6 +209,7 @@ pub(crate) async fn create_link(
 ) -> Result<Response, Problem> {
     let now = state.clock.now();
     let new_link = body.into_new_link(now)?;
+    state.targets.check(&new_link.url).map_err(refused_target)?;
     if let Some(slug) = &new_link.slug {
         let link = state
             .store
@@ -302,6 +321,9 @@ pub(crate) async fn patch_link(
     let slug = parse_slug_param(&slug)?;
     let now = state.clock.now();
     let patch = body.into_patch(now)?;
+    if let Some(url) = &patch.url {
+        state.targets.check(url).map_err(refused_target)?;
+    }
     let updated = state.store.update(&slug, &patch, now).await;
     // Invalidate even on error: the write may have committed.
     state.cache.invalidate(&slug);
