@@ -14,6 +14,7 @@
 //! - [`http`]: the middleware stack (request id, tracing, RED metrics,
 //!   timeout, body limit, panic to 500) and the problem+json JSON extractor;
 //! - [`forwarded`]: the client's address behind trusted proxies (`X-Forwarded-For`);
+//! - [`net`]: which addresses are public (the SSRF guards of every module);
 //! - [`problem`]: RFC 9457 `application/problem+json` errors;
 //! - [`health`]: `/healthz`, `/readyz` (dependency checks, draining);
 //! - [`server`]: binding (port 0 for tests) and graceful serving;
@@ -36,6 +37,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod module;
+pub mod net;
 pub mod openapi;
 pub mod problem;
 pub mod server;

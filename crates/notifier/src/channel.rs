@@ -45,15 +45,54 @@ pub trait Channel: Send + Sync + 'static {
     async fn send(&self, event: &Event) -> Result<(), DeliveryError>;
 }
 
+/// What a `Reliable-Signature` header starts with.
+pub const SIGNATURE_PREFIX: &str = "sha256=";
+
 /// `sha256=` and the hex HMAC-SHA256 of `body` under `secret`.
 pub fn signature(secret: &Secret, body: &[u8]) -> String {
-    // HMAC accepts keys of any length; the error branch cannot happen.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()) {
-        Ok(mac) => mac,
-        Err(_) => return String::new(),
-    };
+    match body_mac(secret.expose().as_bytes(), body) {
+        Some(mac) => format!(
+            "{SIGNATURE_PREFIX}{}",
+            hex::encode(mac.finalize().into_bytes())
+        ),
+        None => String::new(),
+    }
+}
+
+/// Why a `Reliable-Signature` header was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("the signature must start with `{SIGNATURE_PREFIX}`")]
+    Scheme,
+    #[error("the signature must be 64 hexadecimal digits after `{SIGNATURE_PREFIX}`")]
+    Encoding,
+    #[error("the signature does not match the body")]
+    Mismatch,
+}
+
+/// What a receiver runs on each delivery: checks that `header` (the
+/// `Reliable-Signature` value) is [`signature`] of `body` under `secret`.
+/// The comparison is constant-time (`hmac`'s `verify_slice`), so response
+/// timing tells an attacker nothing about how much of a forgery was right.
+/// Takes the secret as bytes: a receiver holds it however it likes.
+pub fn verify(secret: &[u8], body: &[u8], header: &str) -> Result<(), SignatureError> {
+    let digits = header
+        .strip_prefix(SIGNATURE_PREFIX)
+        .ok_or(SignatureError::Scheme)?;
+    let mut claimed = [0u8; 32];
+    hex::decode_to_slice(digits, &mut claimed).map_err(|_| SignatureError::Encoding)?;
+    body_mac(secret, body)
+        .ok_or(SignatureError::Mismatch)?
+        .verify_slice(&claimed)
+        .map_err(|_| SignatureError::Mismatch)
+}
+
+/// HMAC takes keys of any length (longer ones are hashed first), so this
+/// is never `None` in practice; the type just does not say so.
+fn body_mac(secret: &[u8], body: &[u8]) -> Option<Hmac<Sha256>> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).ok()?;
     mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    Some(mac)
 }
 
 pub struct WebhookChannel {
@@ -97,8 +136,7 @@ impl WebhookChannel {
         // private address (DNS rebinding) is refused too.
         let client = HttpClient::new(&ClientSettings {
             connect_timeout: timeout,
-            address_filter: (!config.allow_private)
-                .then_some(crate::target::is_public as fn(_) -> _),
+            address_filter: (!config.allow_private).then_some(kit::net::is_public as fn(_) -> _),
             ..ClientSettings::default()
         })?;
         Ok(Self {
@@ -233,5 +271,58 @@ mod tests {
             signature(&secret, b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn a_receiver_verifies_what_the_sender_signed() {
+        let secret = Secret::new("s3cret");
+        let body = br#"{"order_id":"o-1"}"#;
+        let header = signature(&secret, body);
+        assert_eq!(verify(b"s3cret", body, &header), Ok(()));
+        // Hex digits are case-insensitive.
+        let upper = format!("sha256={}", header["sha256=".len()..].to_ascii_uppercase());
+        assert_eq!(verify(b"s3cret", body, &upper), Ok(()));
+    }
+
+    #[test]
+    fn forgeries_and_malformed_signatures_are_refused() {
+        let body = b"{}";
+        let header = signature(&Secret::new("s3cret"), body);
+        assert_eq!(
+            verify(b"other", body, &header),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(b"s3cret", b"{ }", &header),
+            Err(SignatureError::Mismatch)
+        );
+        let mut flipped = header.clone().into_bytes();
+        let last = flipped.len() - 1;
+        flipped[last] = if flipped[last] == b'0' { b'1' } else { b'0' };
+        let flipped = String::from_utf8(flipped).expect("ascii");
+        assert_eq!(
+            verify(b"s3cret", body, &flipped),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(b"s3cret", body, &header["sha256=".len()..]),
+            Err(SignatureError::Scheme)
+        );
+        assert_eq!(
+            verify(b"s3cret", body, &header.replace("sha256=", "sha1=")),
+            Err(SignatureError::Scheme)
+        );
+        for bad in [
+            "sha256=",
+            "sha256=zz",
+            &header[..header.len() - 2],
+            &format!("{header}00"),
+        ] {
+            assert_eq!(
+                verify(b"s3cret", body, bad),
+                Err(SignatureError::Encoding),
+                "{bad}"
+            );
+        }
     }
 }

@@ -7,12 +7,11 @@
 //! shared, multicast or unspecified addresses unless `allow_private` is
 //! set. Literal addresses are checked when the URL is parsed; host names
 //! are checked on every connection by the webhook client, whose resolver
-//! keeps only the addresses [`is_public`] allows (`resilience::resolve`),
+//! keeps only the addresses [`kit::net::is_public`] allows (`resilience::resolve`),
 //! so a name that later resolves to a private address (DNS rebinding) is
 //! refused too.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use url::{Host, Url};
+use url::Url;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TargetError {
@@ -25,7 +24,7 @@ pub enum TargetError {
     #[error("must not carry a user name or password")]
     Credentials,
     #[error(
-        "points at a non-public address ({0}); set RELIABLE_NOTIFY_ALLOW_PRIVATE=true to allow it"
+        "points at a non-public address ({0}); set notifier.allow_private (RELIABLE_NOTIFIER_ALLOW_PRIVATE=true) to allow it"
     )]
     PrivateAddress(String),
 }
@@ -44,18 +43,8 @@ impl WebhookTarget {
             return Err(TargetError::Credentials);
         }
         let host = url.host().ok_or(TargetError::NoHost)?;
-        if !allow_private {
-            let refused = match host {
-                Host::Ipv4(ip) => !is_public(IpAddr::V4(ip)),
-                Host::Ipv6(ip) => !is_public(IpAddr::V6(ip)),
-                Host::Domain(name) => {
-                    let name = name.trim_end_matches('.').to_ascii_lowercase();
-                    name == "localhost" || name.ends_with(".localhost")
-                }
-            };
-            if refused {
-                return Err(TargetError::PrivateAddress(host.to_string()));
-            }
+        if !allow_private && kit::net::is_private_literal(&host) {
+            return Err(TargetError::PrivateAddress(host.to_string()));
         }
         Ok(Self(url))
     }
@@ -63,44 +52,6 @@ impl WebhookTarget {
     pub fn url(&self) -> &Url {
         &self.0
     }
-}
-
-/// True for addresses reachable on the public internet.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public_v4(v4),
-            None => is_public_v6(v6),
-        },
-    }
-}
-
-fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    !(ip.is_private()
-        || ip.is_loopback()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || ip.is_documentation()
-        || a == 0
-        || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
-        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
-        || (a == 198 && (b == 18 || b == 19)) // benchmarking
-        || a >= 240)
-}
-
-fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
-    !(ip.is_loopback()
-        || ip.is_unspecified()
-        || ip.is_multicast()
-        || (first & 0xfe00) == 0xfc00 // unique local
-        || (first & 0xffc0) == 0xfe80 // link-local
-        || first == 0x2001 && ip.segments()[1] == 0x0db8 // documentation
-        || ip.to_ipv4().is_some_and(|v4| !is_public_v4(v4)))
 }
 
 #[cfg(test)]

@@ -237,3 +237,37 @@ async fn the_dead_letter_api_answers_bad_input_with_problems() {
     }
     app.stop().await;
 }
+
+/// The receiver runs `notifier::channel::verify`, what a real receiver
+/// would: a forged or tampered POST is refused with 401 and counted, the
+/// sender's own signature is accepted.
+#[tokio::test]
+async fn the_receiver_refuses_forged_signatures() {
+    let receiver = Receiver::start(SECRET).await;
+    let client = reqwest::Client::new();
+    let body = r#"{"id":"evt-1"}"#;
+    let post = |signature: String, body: &'static str| {
+        client
+            .post(receiver.url())
+            .header("reliable-event-id", "evt-1")
+            .header(notifier::channel::SIGNATURE_HEADER, signature)
+            .body(body)
+            .send()
+    };
+    let genuine = notifier::channel::signature(&Secret::new(SECRET), body.as_bytes());
+    let forged = notifier::channel::signature(&Secret::new("guess"), body.as_bytes());
+    for (signature, sent) in [
+        (forged, body),
+        (genuine.clone(), r#"{"id":"evt-2"}"#),
+        (genuine.replace("sha256=", "sha1="), body),
+        (String::new(), body),
+    ] {
+        let status = post(signature, sent).await.expect("post").status();
+        assert_eq!(status, 401);
+    }
+    assert_eq!(receiver.bad_signatures(), 4);
+    assert!(receiver.accepted().is_empty());
+    let status = post(genuine, body).await.expect("post").status();
+    assert_eq!(status, 204);
+    assert_eq!(receiver.accepted(), ["evt-1"]);
+}

@@ -158,6 +158,13 @@ impl CreateOrder {
     }
 }
 
+/// A `POST /api/v1/orders` body as the handler reads it: the JSON shape
+/// (`kit::http::parse_json`, what `ApiJson` runs), then every field. Public
+/// so the fuzz target drives the same code; every failure is a 4xx.
+pub fn parse_create_body(body: &[u8]) -> Result<NewOrder, Problem> {
+    kit::http::parse_json::<CreateOrder>(body)?.parse()
+}
+
 fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, Problem> {
     let value = headers.get(&IDEMPOTENCY_KEY).ok_or_else(|| {
         Problem::new(
@@ -498,6 +505,28 @@ mod tests {
         assert_eq!(decode_cursor(&encode_cursor(42)), Some(42));
         for bad in ["", "!!", "bm90LWEtbnVtYmVy", "LTE"] {
             assert_eq!(decode_cursor(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn create_bodies_parse_as_the_handler_reads_them() {
+        let order = parse_create_body(
+            br#"{"customer_id":"c-1","currency":"EUR","items":[{"sku":"a","quantity":2,"unit_price_minor":150}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(order.total_minor, 300);
+        for (body, status, kind) in [
+            (&br#"{"customer_id":"#[..], 400, "/problems/malformed-json"),
+            (br#"{"customer_id":"c","currency":"EUR"}"#, 422, "/problems/invalid-body"),
+            (
+                br#"{"customer_id":"c","currency":"EUR","items":[{"sku":"a","quantity":1000000,"unit_price_minor":9223372036854775807}]}"#,
+                422,
+                "/problems/invalid-field",
+            ),
+        ] {
+            let problem = parse_create_body(body).expect_err("refused");
+            assert_eq!(problem.status().as_u16(), status);
+            assert_eq!(problem.kind(), kind);
         }
     }
 }

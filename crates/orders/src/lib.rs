@@ -24,6 +24,7 @@ mod state;
 pub mod storage;
 
 pub use config::OrdersConfig;
+pub use http::parse_create_body;
 
 use axum::Router;
 use bus::Publisher;

@@ -7,8 +7,8 @@
 mod config_command;
 mod keys_command;
 mod load_command;
-mod openapi;
 mod mtls;
+mod openapi;
 mod pki_command;
 mod platform;
 mod registry;

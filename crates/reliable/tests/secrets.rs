@@ -27,7 +27,10 @@ struct Secrets(Vec<String>);
 impl Secrets {
     fn assert_clean(&self, what: &str, text: &str) {
         for secret in &self.0 {
-            assert!(!text.contains(secret.as_str()), "{what} holds a secret:\n{text}");
+            assert!(
+                !text.contains(secret.as_str()),
+                "{what} holds a secret:\n{text}"
+            );
         }
     }
 }
@@ -43,9 +46,17 @@ fn pki(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::p
             .arg(dir)
             .output()
             .expect("reliable pki");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    (dir.join("ca.pem"), dir.join("gateway.pem"), dir.join("gateway-key.pem"))
+    (
+        dir.join("ca.pem"),
+        dir.join("gateway.pem"),
+        dir.join("gateway-key.pem"),
+    )
 }
 
 #[tokio::test]

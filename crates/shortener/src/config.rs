@@ -12,6 +12,13 @@ pub struct ShortenerConfig {
     /// Public base URL of short links (e.g. `https://sho.rt`); defaults to
     /// `http://` + the listen address.
     pub base_url: Option<String>,
+    /// Accept targets whose host is a literal loopback, private,
+    /// link-local or other non-public address, or `localhost` (default
+    /// true, so local use works). Turn it off on a public shortener, so no
+    /// one can send its visitors into their own network (routers, cloud
+    /// metadata, admin consoles on localhost). Host names are never
+    /// resolved: the browser fetches the target, not the shortener.
+    pub allow_private_targets: bool,
     /// Length of generated slugs (4 to 32).
     pub slug_length: usize,
     /// Links kept in the hot-slug cache.
@@ -55,6 +62,7 @@ impl Default for ShortenerConfig {
     fn default() -> Self {
         Self {
             base_url: None,
+            allow_private_targets: true,
             slug_length: 7,
             cache_capacity: 100_000,
             cache_ttl: Duration::from_secs(300),

@@ -25,6 +25,8 @@ mod visits;
 pub use config::ShortenerConfig;
 
 use axum::Router;
+use domain::TargetPolicy;
+use kit::config::ConfigError;
 use kit::health::ReadinessCheck;
 use kit::storage::DatabaseReady;
 use kit::tasks::{OnFailure, TaskSpawner};
@@ -45,14 +47,23 @@ pub struct Shortener {
 impl Shortener {
     /// Starts the module's background work (visit writer, change feed) on
     /// `tasks`. `default_base_url` is used when the config names no
-    /// `base_url`.
+    /// `base_url`; an error when the one used is not an http(s) URL with a
+    /// host (its host is the short domain no link may point back at).
     pub async fn build(
         config: ShortenerConfig,
         store: Arc<dyn LinkStore>,
         clock: Arc<dyn Clock>,
         default_base_url: &str,
         tasks: TaskSpawner,
-    ) -> Self {
+    ) -> Result<Self, ConfigError> {
+        let base_url = config
+            .base_url
+            .clone()
+            .unwrap_or_else(|| default_base_url.to_string())
+            .trim_end_matches('/')
+            .to_string();
+        let targets = TargetPolicy::new(&base_url, config.allow_private_targets)
+            .map_err(|e| ConfigError::invalid("shortener.base_url", e.to_string()))?;
         kit::metrics::install();
         let recorder = VisitRecorder::spawn(
             store.clone(),
@@ -65,12 +76,6 @@ impl Shortener {
             },
             &tasks,
         );
-        let base_url = config
-            .base_url
-            .clone()
-            .unwrap_or_else(|| default_base_url.to_string())
-            .trim_end_matches('/')
-            .to_string();
         let trusted = config.trusted_proxies.clone();
         let state = Arc::new(AppState {
             cache: cache::LinkCache::new(config.cache_capacity, config.cache_ttl),
@@ -80,6 +85,7 @@ impl Shortener {
             config,
             trusted,
             base_url,
+            targets,
             metrics: Metrics::new(),
         });
         if let Some(ChangeFeed { mut changes, pump }) = store.watch_changes() {
@@ -109,7 +115,7 @@ impl Shortener {
                 }
             });
         }
-        Self { state, tasks }
+        Ok(Self { state, tasks })
     }
 
     /// The module's routes, without the platform middleware (the binary

@@ -37,7 +37,7 @@ impl Module for Shortener {
             &context.public_url,
             context.tasks,
         )
-        .await)
+        .await?)
     }
 
     fn router(&self) -> Router {

@@ -1,5 +1,6 @@
 use crate::cache::LinkCache;
 use crate::config::ShortenerConfig;
+use crate::domain::TargetPolicy;
 use crate::storage::LinkStore;
 use crate::visits::VisitRecorder;
 use kit::forwarded::TrustedProxies;
@@ -17,6 +18,8 @@ pub(crate) struct AppState {
     pub trusted: TrustedProxies,
     /// Base of short URLs, without a trailing slash.
     pub base_url: String,
+    /// What targets are refused beyond malformed ones (loops, private).
+    pub targets: TargetPolicy,
     pub metrics: Metrics,
 }
 

@@ -1,14 +1,14 @@
 //! A webhook receiver for notifier tests: an HTTP server on a free
-//! loopback port that checks each POST's HMAC-SHA256 signature and records
-//! the event ids it accepted, in arrival order. It can be told to fail.
+//! loopback port that checks each POST's HMAC-SHA256 signature with the
+//! notifier's own receiver-side check (`notifier::channel::verify`, what a
+//! real receiver would run) and records the event ids it accepted, in
+//! arrival order. It can be told to fail.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -145,12 +145,8 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(inner.secret.as_bytes()) else {
-        return StatusCode::INTERNAL_SERVER_ERROR;
-    };
-    mac.update(&body);
-    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-    if header("reliable-signature") != expected {
+    let signature = header(notifier::channel::SIGNATURE_HEADER);
+    if notifier::channel::verify(inner.secret.as_bytes(), &body, signature).is_err() {
         *inner
             .bad_signatures
             .lock()

@@ -7,12 +7,14 @@
 mod link;
 mod slug;
 mod tags;
+mod target_policy;
 mod target_url;
 mod visit;
 
 pub use link::{Availability, Link, LinkPatch, NewLink, RedirectStatus};
 pub use slug::{Slug, SlugError};
 pub use tags::{Tag, TagError, Tags, MAX_TAGS};
+pub use target_policy::{BaseUrlError, TargetPolicy, TargetRefusal};
 pub use target_url::{TargetUrl, TargetUrlError, MAX_URL_BYTES};
 pub use visit::{
     anonymize_ip, is_bot, referrer_host, DayCount, ReferrerCount, Visit, VisitSummary,

@@ -65,6 +65,10 @@ impl TargetUrl {
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
+
+    pub fn url(&self) -> &Url {
+        &self.0
+    }
 }
 
 /// Labels of letters, digits, `-` and `_` (used in some service names),

@@ -1,7 +1,9 @@
 //! `/api/v1/links`: create, read, list, update, delete, visit summary.
 
 use super::store_failure;
-use crate::domain::{Link, LinkPatch, NewLink, RedirectStatus, Slug, Tags, TargetUrl};
+use crate::domain::{
+    Link, LinkPatch, NewLink, RedirectStatus, Slug, Tags, TargetRefusal, TargetUrl,
+};
 use crate::state::AppState;
 use crate::storage::{ListQuery, StoreError};
 use axum::extract::{Path, State};
@@ -116,6 +118,22 @@ fn parse_url(value: &str) -> Result<TargetUrl, Problem> {
     TargetUrl::parse(value).map_err(|e| Problem::invalid_field("url", e.to_string()))
 }
 
+/// 422 for a valid URL this shortener will not redirect to; the `type`
+/// tells a loop from a private target.
+fn refused_target(refusal: TargetRefusal) -> Problem {
+    let (kind, title) = match refusal {
+        TargetRefusal::RedirectLoop(_) => {
+            ("redirect-loop", "The target points back at this shortener")
+        }
+        TargetRefusal::PrivateAddress(_) => {
+            ("private-target", "The target is a non-public address")
+        }
+    };
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, kind, title)
+        .with_detail(format!("url {refusal}"))
+        .with_invalid_param("url", refusal.to_string())
+}
+
 fn parse_expiry(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Problem> {
     let at = DateTime::parse_from_rfc3339(value)
         .map_err(|_| {
@@ -224,6 +242,8 @@ fn created(link: &Link, state: &AppState) -> Response {
             headers(("location" = String, description = "The link's API URL"))),
         (status = 409, description = "The slug is taken. Problem types: `/problems/slug-taken`.",
             body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The target points back at this shortener, or is a private address while `shortener.allow_private_targets` is off. Problem types: `/problems/redirect-loop`, `/problems/private-target`.",
+            body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn create_link(
@@ -232,6 +252,7 @@ pub(crate) async fn create_link(
 ) -> Result<Response, Problem> {
     let now = state.clock.now();
     let new_link = body.into_new_link(now)?;
+    state.targets.check(&new_link.url).map_err(refused_target)?;
     if let Some(slug) = &new_link.slug {
         let link = state
             .store
@@ -382,6 +403,8 @@ pub(crate) async fn list_links(
         (status = 200, description = "The changed link.", body = LinkBody),
         (status = 404, description = "No such link. Problem types: `/problems/not-found`.",
             body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The new target points back at this shortener, or is a private address while `shortener.allow_private_targets` is off. Problem types: `/problems/redirect-loop`, `/problems/private-target`.",
+            body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn patch_link(
@@ -392,6 +415,9 @@ pub(crate) async fn patch_link(
     let slug = parse_slug_param(&slug)?;
     let now = state.clock.now();
     let patch = body.into_patch(now)?;
+    if let Some(url) = &patch.url {
+        state.targets.check(url).map_err(refused_target)?;
+    }
     let updated = state.store.update(&slug, &patch, now).await;
     // Invalidate even on error: the write may have committed.
     state.cache.invalidate(&slug);

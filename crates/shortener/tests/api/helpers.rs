@@ -73,7 +73,8 @@ async fn spawn_app_on(
         &format!("http://{addr}"),
         kit::tasks::Supervisor::new().for_module(shortener::SERVICE),
     )
-    .await;
+    .await
+    .expect("shortener starts");
     let readiness = Readiness::new();
     readiness.add_check(module.readiness_check());
     let router = module

@@ -6,4 +6,5 @@ mod links;
 mod redirects;
 mod replicas;
 mod shutdown;
+mod targets;
 mod visits;
