@@ -25,7 +25,6 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use std::error::Error;
 use std::fmt;
@@ -131,13 +130,6 @@ impl Default for ClientSettings {
 /// Why the client's TLS trust could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read the CA bundle {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("the CA bundle {path} holds no PEM certificate")]
-    NoCertificate { path: PathBuf },
     #[error("the CA bundle {path} is not valid: {reason}")]
     Invalid { path: PathBuf, reason: String },
     #[error("TLS setup failed: {0}")]
@@ -147,24 +139,11 @@ pub enum TlsError {
 }
 
 /// The certificates of the PEM bundle at `path`; an error if there are
-/// none or one does not parse (config validation calls this too).
+/// none or one does not parse (config validation calls this too). The one
+/// reader of CA bundles is the tls crate's; this names it for callers of
+/// the client.
 pub fn read_ca_bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = std::fs::read(path).map_err(|source| TlsError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Invalid {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-    if certs.is_empty() {
-        return Err(TlsError::NoCertificate {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(certs)
+    Ok(kit::tls::config::read_ca_bundle(path)?)
 }
 
 fn tls_config(
@@ -331,13 +310,16 @@ mod tests {
     #[test]
     fn a_ca_bundle_must_exist_and_hold_certificates() {
         let missing = read_ca_bundle(Path::new("/nonexistent/ca.pem"));
-        assert!(matches!(missing, Err(TlsError::Read { .. })));
+        assert!(matches!(
+            missing,
+            Err(TlsError::Platform(kit::tls::TlsError::Read { .. }))
+        ));
         let dir = tempfile::tempdir().expect("dir");
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").expect("write");
         assert!(matches!(
             read_ca_bundle(&empty),
-            Err(TlsError::NoCertificate { .. })
+            Err(TlsError::Platform(kit::tls::TlsError::NotPem { .. }))
         ));
         let broken = dir.path().join("broken.pem");
         std::fs::write(
