@@ -35,6 +35,11 @@ pub struct Problem {
     /// The fields that failed validation.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     invalid_params: Vec<InvalidParam>,
+    /// The detail again, under the name some protocols' clients read
+    /// (the Open Inference Protocol's `{"error": "..."}`); an RFC 9457
+    /// extension member, absent unless a module asks for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
     #[serde(skip)]
     retry_after_secs: Option<u64>,
 }
@@ -48,8 +53,16 @@ impl Problem {
             status: status.as_u16(),
             detail: None,
             invalid_params: Vec::new(),
+            error: None,
             retry_after_secs: None,
         }
+    }
+
+    /// Repeats the detail (or the title) as an `error` member, for
+    /// protocols whose clients read `{"error": "..."}`.
+    pub fn with_error_member(mut self) -> Self {
+        self.error = Some(self.detail.clone().unwrap_or_else(|| self.title.clone()));
+        self
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
