@@ -43,6 +43,7 @@ impl Module for GatewayModule {
     const DECLARATION: Declaration = Declaration {
         name: SERVICE,
         prefixes: &[],
+        scoped_prefixes: &[],
         needs: &[Port::Database, Port::Limiter],
         after: &[],
         fronts_others: true,
@@ -59,6 +60,11 @@ impl Module for GatewayModule {
             if default_routes {
                 for prefix in module.prefixes {
                     config.routes.push(RouteConfig::new(prefix, module.name));
+                }
+                for (prefix, scope) in module.scoped_prefixes {
+                    let mut route = RouteConfig::new(prefix, module.name);
+                    route.scope = Some(scope.to_string());
+                    config.routes.push(route);
                 }
             }
             in_process.insert(module.name.to_string(), module.router);

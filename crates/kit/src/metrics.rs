@@ -21,6 +21,9 @@ const LATENCY_BUCKETS: &[f64] = &[
     30.0, 60.0,
 ];
 
+/// Buckets of histograms named `*_batch_size` (rows per batch).
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
 struct Recorder {
     handle: PrometheusHandle,
     process: metrics_process::Collector,
@@ -33,6 +36,8 @@ fn recorder() -> Option<&'static Recorder> {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), LATENCY_BUCKETS)
+                .ok()?
+                .set_buckets_for_metric(Matcher::Suffix("_batch_size".to_string()), BATCH_BUCKETS)
                 .ok()?;
             let handle = builder.install_recorder().ok()?;
             let process = metrics_process::Collector::default();

@@ -64,6 +64,9 @@ pub struct Declaration {
     /// Path prefixes of its routes (`/` for a catch-all such as the
     /// shortener's `/{slug}`).
     pub prefixes: &'static [&'static str],
+    /// Prefixes (among or under `prefixes`) of admin routes: a fronting
+    /// gateway asks for an API key with the scope given. `(prefix, scope)`.
+    pub scoped_prefixes: &'static [(&'static str, &'static str)],
     /// Ports the binary must wire before starting it.
     pub needs: &'static [Port],
     /// Co-located modules that must start before it (and stop after it).
@@ -143,6 +146,8 @@ pub struct Context {
 pub struct Colocated {
     pub name: &'static str,
     pub prefixes: &'static [&'static str],
+    /// Its admin prefixes and the scope each needs.
+    pub scoped_prefixes: &'static [(&'static str, &'static str)],
     /// Its router inside the platform middleware, with its own `/readyz`.
     pub router: Router,
 }

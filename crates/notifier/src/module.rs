@@ -18,6 +18,7 @@ impl Module for Notifier {
     const DECLARATION: Declaration = Declaration {
         name: SERVICE,
         prefixes: &["/api/v1/notifications"],
+        scoped_prefixes: &[],
         needs: &[Port::Database, Port::Bus],
         // Co-located with orders on the in-process bus, the worker stops
         // first, so its last acks reach the outbox before the relay stops.

@@ -18,6 +18,7 @@ impl Module for Orders {
     const DECLARATION: Declaration = Declaration {
         name: SERVICE,
         prefixes: &["/api/v1/orders"],
+        scoped_prefixes: &[],
         needs: &[Port::Database, Port::Bus],
         after: &[],
         fronts_others: false,

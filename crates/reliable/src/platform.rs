@@ -181,6 +181,7 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
             fronted.push(Colocated {
                 name,
                 prefixes: entry.declaration.prefixes,
+                scoped_prefixes: entry.declaration.scoped_prefixes,
                 router: kit::http::stack(pool, name, &config.http),
             });
         }

@@ -18,6 +18,7 @@ impl Module for Shortener {
         name: SERVICE,
         // `/{slug}` takes every path the other modules do not.
         prefixes: &["/"],
+        scoped_prefixes: &[],
         needs: &[Port::Database],
         after: &[],
         fronts_others: false,
