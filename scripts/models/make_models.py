@@ -17,7 +17,7 @@ Outputs (relative to the repo root, or --out):
   models/*/*/reference.json             training-split histograms for drift
   models/reference/digits.json          32 test rows + onnxruntime outputs
 
-With --joblib DIR it also writes DIR/digits-2.joblib: the v2 MLP as a
+With --joblib DIR it writes only DIR/digits-2.joblib: the v2 MLP as a
 scikit-learn estimator taking raw pixels (the 1/16 scaling folded into the
 first layer's weights), for the MLServer peer benchmark. Not committed.
 """
@@ -317,25 +317,49 @@ def write_bytes(path: str, data: bytes):
         f.write(data)
 
 
+def write_joblib(out_dir: str, x_train, y_train, x_test):
+    """The v2 MLP as a scikit-learn estimator that takes raw pixels."""
+    import joblib
+
+    mlp, _ = train_mlp(64, x_train, y_train)
+    raw = copy.deepcopy(mlp)
+    # Fold the 1/16 input scaling into the first layer (exact: a power of
+    # two), so the estimator takes raw pixels like the ONNX model does.
+    raw.coefs_[0] = raw.coefs_[0] * SCALE
+    if (raw.predict(x_test) != mlp.predict(x_test * SCALE)).any():
+        sys.exit("folded MLP disagrees with the trained one")
+    if np.abs(raw.predict_proba(x_test) - mlp.predict_proba(x_test * SCALE)).max() > 1e-12:
+        sys.exit("folded MLP's probabilities differ from the trained one's")
+    os.makedirs(out_dir, exist_ok=True)
+    out = os.path.join(out_dir, "digits-2.joblib")
+    joblib.dump(raw, out)
+    print(f"wrote {out}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
     ap.add_argument("--out", default=os.path.join(root, "models"), help="models directory")
-    ap.add_argument("--joblib", metavar="DIR", help="also write DIR/digits-2.joblib (raw-pixel MLP)")
+    ap.add_argument(
+        "--joblib",
+        metavar="DIR",
+        help="write only DIR/digits-2.joblib (the v2 MLP taking raw pixels), not models/",
+    )
     args = ap.parse_args()
 
     x_train, x_test, y_train, y_test = load_split()
+    if args.joblib:
+        write_joblib(args.joblib, x_train, y_train, x_test)
+        return
     digest = hashlib.sha256(np.ascontiguousarray(x_train.astype(np.float32)).tobytes()).hexdigest()
     ref_in = x_test[:N_REFERENCE_ROWS].astype(np.float32)
     outputs = {}
     summary = []
 
     specs = [("digits", 1, 32), ("digits", 2, 64)]
-    mlps = {}
     for name, version, hidden in specs:
         key = f"{name}/{version}"
         mlp, params = train_mlp(hidden, x_train, y_train)
-        mlps[version] = mlp
         model = mlp_to_onnx(mlp, f"digits_mlp_{hidden}")
         check_against_sklearn(key, mlp, model, x_test * SCALE, x_test)
         mdir = os.path.join(args.out, name, str(version))
@@ -368,21 +392,6 @@ def main():
 
     for key, size, mets in summary:
         print(f"{key}: {size} bytes, " + ", ".join(f"{k}={v}" for k, v in mets.items()))
-
-    if args.joblib:
-        import joblib
-
-        raw = copy.deepcopy(mlps[2])
-        # Fold the 1/16 input scaling into the first layer (exact: a power of
-        # two), so the estimator takes raw pixels like the ONNX model does.
-        raw.coefs_[0] = raw.coefs_[0] * SCALE
-        if (raw.predict(x_test) != mlps[2].predict(x_test * SCALE)).any():
-            sys.exit("folded MLP disagrees with the trained one")
-        os.makedirs(args.joblib, exist_ok=True)
-        out = os.path.join(args.joblib, "digits-2.joblib")
-        joblib.dump(raw, out)
-        print(f"wrote {out}")
-
 
 if __name__ == "__main__":
     main()
