@@ -79,6 +79,54 @@ impl TensorData {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Appends `other`'s values (the next rows of a batch); false, and
+    /// nothing appended, when the datatypes differ.
+    pub fn extend(&mut self, other: TensorData) -> bool {
+        macro_rules! same {
+            ($($variant:ident),*) => {
+                match (self, other) {
+                    $((TensorData::$variant(a), TensorData::$variant(b)) => { a.extend(b); true })*
+                    _ => false,
+                }
+            };
+        }
+        same!(Bool, Int8, Int16, Int32, Int64, Uint8, Uint16, Uint32, Uint64, Fp16, Fp32, Fp64, Bytes)
+    }
+
+    /// Cuts the values into consecutive parts of `sizes` elements (the
+    /// rows of each request of a batch). `None` when the sizes do not add
+    /// up to the length.
+    pub fn split(self, sizes: &[usize]) -> Option<Vec<TensorData>> {
+        if sizes.iter().sum::<usize>() != self.len() {
+            return None;
+        }
+        fn cut<T>(mut values: Vec<T>, sizes: &[usize], wrap: fn(Vec<T>) -> TensorData) -> Vec<TensorData> {
+            let mut parts = Vec::with_capacity(sizes.len());
+            // From the back, so each split_off moves only its own part.
+            for &size in sizes.iter().rev() {
+                let rest = values.len() - size;
+                parts.push(wrap(values.split_off(rest)));
+            }
+            parts.reverse();
+            parts
+        }
+        Some(match self {
+            TensorData::Bool(v) => cut(v, sizes, TensorData::Bool),
+            TensorData::Int8(v) => cut(v, sizes, TensorData::Int8),
+            TensorData::Int16(v) => cut(v, sizes, TensorData::Int16),
+            TensorData::Int32(v) => cut(v, sizes, TensorData::Int32),
+            TensorData::Int64(v) => cut(v, sizes, TensorData::Int64),
+            TensorData::Uint8(v) => cut(v, sizes, TensorData::Uint8),
+            TensorData::Uint16(v) => cut(v, sizes, TensorData::Uint16),
+            TensorData::Uint32(v) => cut(v, sizes, TensorData::Uint32),
+            TensorData::Uint64(v) => cut(v, sizes, TensorData::Uint64),
+            TensorData::Fp16(v) => cut(v, sizes, TensorData::Fp16),
+            TensorData::Fp32(v) => cut(v, sizes, TensorData::Fp32),
+            TensorData::Fp64(v) => cut(v, sizes, TensorData::Fp64),
+            TensorData::Bytes(v) => cut(v, sizes, TensorData::Bytes),
+        })
+    }
 }
 
 impl Serialize for TensorData {
@@ -467,6 +515,23 @@ mod tests {
         );
         assert_eq!(element_count(&[]), Ok(1));
         assert_eq!(element_count(&[0, 64]), Ok(0));
+    }
+
+    #[test]
+    fn batches_join_and_split_in_order() {
+        let mut batch = TensorData::Fp32(vec![1.0, 2.0]);
+        assert!(batch.extend(TensorData::Fp32(vec![3.0, 4.0, 5.0, 6.0])));
+        assert!(!batch.extend(TensorData::Int64(vec![7])));
+        let parts = batch.split(&[2, 0, 4]).unwrap();
+        assert_eq!(
+            parts,
+            vec![
+                TensorData::Fp32(vec![1.0, 2.0]),
+                TensorData::Fp32(vec![]),
+                TensorData::Fp32(vec![3.0, 4.0, 5.0, 6.0])
+            ]
+        );
+        assert!(TensorData::Int8(vec![1]).split(&[2]).is_none());
     }
 
     #[test]

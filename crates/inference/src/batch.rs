@@ -1,0 +1,232 @@
+//! Dynamic batching, as Triton's dynamic batcher does it.
+//!
+//! Each loaded model version has one queue and one batcher task. The
+//! batcher takes the oldest request, then keeps taking requests until the
+//! batch holds `max_batch_size` rows or the oldest request has waited
+//! `max_batch_delay` (with no delay it takes only what is already queued:
+//! batching without adding latency). The batch's inputs are joined along
+//! the batch dimension in arrival order, run once on the compute pool, and
+//! the outputs are cut back into each request's rows in the same order.
+//! A queue belongs to one version, so batches never mix versions.
+//!
+//! The queue is bounded (`queue_capacity` requests): when it is full a
+//! request is refused at once (503 with `Retry-After`) rather than held in
+//! memory. Time is Tokio's, so tests drive the batching window with a
+//! paused clock.
+
+use crate::pool::ComputePool;
+use crate::request::Prepared;
+use crate::runtime::Runtime;
+use oip::TensorData;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// What a request gets back from its batch.
+#[derive(Debug)]
+pub struct Answer {
+    /// Every output of the model for this request's rows: shape and data.
+    pub outputs: Vec<(Vec<usize>, TensorData)>,
+    /// Time from queueing to the start of its batch's run.
+    pub queued: Duration,
+    /// Time its batch ran.
+    pub compute: Duration,
+    /// Rows in its batch.
+    pub batch_rows: usize,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BatchError {
+    #[error("the model's queue is full")]
+    QueueFull,
+    #[error("the model was unloaded")]
+    Stopped,
+    #[error("{0}")]
+    Run(String),
+}
+
+struct Job {
+    request: Prepared,
+    enqueued: Instant,
+    reply: oneshot::Sender<Result<Answer, BatchError>>,
+}
+
+/// Batching limits of one model version.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_batch_size: usize,
+    pub max_batch_delay: Duration,
+    pub queue_capacity: usize,
+}
+
+/// The way into one version's batcher. Dropping every handle ends the
+/// batcher once its queue is drained.
+#[derive(Clone)]
+pub struct BatchQueue {
+    sender: mpsc::Sender<Job>,
+}
+
+impl BatchQueue {
+    /// Starts the batcher of `runtime`; the returned future is the batcher
+    /// task, for the caller to spawn (and track).
+    pub fn start(
+        runtime: Arc<Runtime>,
+        pool: Arc<ComputePool>,
+        limits: Limits,
+        observe: Arc<dyn Fn(usize) + Send + Sync>,
+    ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
+        let (sender, receiver) = mpsc::channel(limits.queue_capacity.max(1));
+        let task = batcher(receiver, runtime, pool, limits, observe);
+        (Self { sender }, task)
+    }
+
+    /// Queues `request` and waits for its answer.
+    pub async fn infer(&self, request: Prepared) -> Result<Answer, BatchError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            request,
+            enqueued: Instant::now(),
+            reply,
+        };
+        self.sender.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => BatchError::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => BatchError::Stopped,
+        })?;
+        answer.await.map_err(|_| BatchError::Stopped)?
+    }
+
+    /// Requests waiting in the queue.
+    pub fn queued(&self) -> usize {
+        self.sender.max_capacity() - self.sender.capacity()
+    }
+}
+
+async fn batcher(
+    mut receiver: mpsc::Receiver<Job>,
+    runtime: Arc<Runtime>,
+    pool: Arc<ComputePool>,
+    limits: Limits,
+    observe: Arc<dyn Fn(usize) + Send + Sync>,
+) {
+    let max_rows = if runtime.batched() {
+        limits.max_batch_size.max(1)
+    } else {
+        1
+    };
+    let mut carried: Option<Job> = None;
+    loop {
+        let first = match carried.take() {
+            Some(job) => job,
+            None => match receiver.recv().await {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        let deadline = first.enqueued + limits.max_batch_delay;
+        let mut rows = first.request.rows;
+        let mut jobs = vec![first];
+        while rows < max_rows {
+            let next = if limits.max_batch_delay.is_zero() {
+                receiver.try_recv().ok()
+            } else {
+                match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => receiver.try_recv().ok(),
+                }
+            };
+            let Some(job) = next else { break };
+            if rows + job.request.rows > max_rows {
+                carried = Some(job);
+                break;
+            }
+            rows += job.request.rows;
+            jobs.push(job);
+        }
+        observe(rows);
+        let runtime = runtime.clone();
+        let waited: Vec<Duration> = jobs.iter().map(|j| j.enqueued.elapsed()).collect();
+        let dispatched = std::time::Instant::now();
+        let run = move || run_batch(&runtime, jobs, waited, rows, dispatched);
+        if pool.execute(run).await.is_err() {
+            // The pool stopped: the jobs were dropped with the closure, so
+            // their callers see `Stopped`.
+            return;
+        }
+    }
+}
+
+/// Joins the jobs' inputs, runs them once, cuts the outputs back.
+fn run_batch(
+    runtime: &Runtime,
+    jobs: Vec<Job>,
+    waited: Vec<Duration>,
+    rows: usize,
+    dispatched: std::time::Instant,
+) {
+    // The batcher's wait (Tokio's clock) plus the pool's (the wall clock).
+    let began = std::time::Instant::now();
+    let pool_wait = began.saturating_duration_since(dispatched);
+    let mut inputs: Vec<TensorData> = Vec::new();
+    let mut replies = Vec::with_capacity(jobs.len());
+    let mut row_counts = Vec::with_capacity(jobs.len());
+    for (job, waited) in jobs.into_iter().zip(waited) {
+        let queued = waited + pool_wait;
+        if inputs.is_empty() {
+            inputs = job.request.inputs;
+        } else {
+            for (joined, part) in inputs.iter_mut().zip(job.request.inputs) {
+                // Same signature, so the same datatypes.
+                joined.extend(part);
+            }
+        }
+        row_counts.push(job.request.rows);
+        replies.push((job.reply, queued));
+    }
+    let result = runtime.run(inputs, rows);
+    let compute = began.elapsed();
+    let outputs = match result {
+        Ok(outputs) => outputs,
+        Err(e) => {
+            for (reply, _) in replies {
+                let _ = reply.send(Err(BatchError::Run(e.to_string())));
+            }
+            return;
+        }
+    };
+    // Per output: each request's part (rows × elements per row).
+    let mut per_request: Vec<Vec<(Vec<usize>, TensorData)>> =
+        (0..replies.len()).map(|_| Vec::new()).collect();
+    for (shape, data) in outputs {
+        if replies.len() == 1 {
+            per_request[0].push((shape, data));
+            continue;
+        }
+        let per_row: usize = shape.iter().skip(1).product();
+        let sizes: Vec<usize> = row_counts.iter().map(|r| r * per_row).collect();
+        let Some(parts) = (shape.first() == Some(&rows))
+            .then(|| data.split(&sizes))
+            .flatten()
+        else {
+            for (reply, _) in replies {
+                let _ = reply.send(Err(BatchError::Run(format!(
+                    "an output of shape {shape:?} cannot be split into the batch's {rows} rows"
+                ))));
+            }
+            return;
+        };
+        for ((slot, part), &request_rows) in per_request.iter_mut().zip(parts).zip(&row_counts) {
+            let mut part_shape = shape.clone();
+            part_shape[0] = request_rows;
+            slot.push((part_shape, part));
+        }
+    }
+    for ((reply, queued), outputs) in replies.into_iter().zip(per_request) {
+        let _ = reply.send(Ok(Answer {
+            outputs,
+            queued,
+            compute,
+            batch_rows: rows,
+        }));
+    }
+}
