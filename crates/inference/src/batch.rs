@@ -32,8 +32,6 @@ pub struct Answer {
     pub queued: Duration,
     /// Time its batch ran.
     pub compute: Duration,
-    /// Rows in its batch.
-    pub batch_rows: usize,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -94,11 +92,6 @@ impl BatchQueue {
             mpsc::error::TrySendError::Closed(_) => BatchError::Stopped,
         })?;
         answer.await.map_err(|_| BatchError::Stopped)?
-    }
-
-    /// Requests waiting in the queue.
-    pub fn queued(&self) -> usize {
-        self.sender.max_capacity() - self.sender.capacity()
     }
 }
 
@@ -226,7 +219,6 @@ fn run_batch(
             outputs,
             queued,
             compute,
-            batch_rows: rows,
         }));
     }
 }

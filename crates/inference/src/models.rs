@@ -143,10 +143,6 @@ impl Models {
         self.loaded.load().values().cloned().collect()
     }
 
-    pub fn store(&self) -> &Arc<dyn ModelStore> {
-        &self.store
-    }
-
     /// Loads (or reloads) every version of `name` found in the store.
     /// Versions whose file did not change stay as they are. Returns the
     /// versions now loaded.

@@ -15,7 +15,6 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 pub struct ComputePool {
     sender: Mutex<Option<flume::Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    size: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,12 +44,7 @@ impl ComputePool {
         Ok(Self {
             sender: Mutex::new(Some(sender)),
             threads: Mutex::new(threads),
-            size,
         })
-    }
-
-    pub fn size(&self) -> usize {
-        self.size
     }
 
     /// Queues `job`, waiting while the queue is full.

@@ -49,7 +49,7 @@ enum Command {
     /// RELIABLE_DATABASE_URL), as a Kubernetes pod does.
     Serve {
         /// Modules to run, comma-separated: shortener, orders, notifier,
-        /// gateway, or `all`.
+        /// inference, gateway, or `all`.
         #[arg(long, value_delimiter = ',', required = true)]
         target: Vec<String>,
         /// PostgreSQL URL (prefer the RELIABLE_DATABASE_URL environment

@@ -15,6 +15,7 @@ crate::settings::platform_config! {
     shortener: shortener::Shortener,
     orders: orders::Orders,
     notifier: notifier::Notifier,
+    inference: inference::Inference,
     gateway: gateway::GatewayModule,
 }
 
