@@ -304,6 +304,15 @@ def write_reference_set(path, x_test, y_test, outputs: dict):
     text = "\n".join(parts) + "\n"
     json.loads(text)  # must be valid JSON
     write_text(path, text)
+    # The whole test split, for drift tests: a live window of a few hundred
+    # rows drawn from the training distribution must stay below the alert
+    # threshold (32 rows would not: PSI's sampling noise alone is ~(bins-1)/n).
+    split = {
+        "inputs": [[int(v) for v in r] for r in x_test],
+        "labels": [int(v) for v in y_test],
+    }
+    split_path = os.path.join(os.path.dirname(path), "digits-test-split.json")
+    write_text(split_path, json.dumps(split, separators=(",", ":")) + "\n")
 
 
 def write_text(path: str, text: str):
