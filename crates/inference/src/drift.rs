@@ -459,7 +459,7 @@ impl DriftMonitor {
     /// reference's classes is ignored.
     pub fn observe(&self, rows: &[f32], predictions: &[usize]) {
         let width = self.offsets.len();
-        let rows_ok = rows.len() % width == 0;
+        let rows_ok = rows.len().is_multiple_of(width);
         if !rows_ok {
             tracing::debug!(
                 model = %self.model,
