@@ -75,6 +75,13 @@ pub const DRIFT_SCORE: &str = "inference_drift_score";
 
 /// Gauge of the rows currently in the drift window: `{model, version}`.
 pub const DRIFT_WINDOW_ROWS: &str = "inference_drift_window_rows";
+/// Counter: drift checks (one per [`DriftMonitor::publish`] with a scored
+/// window) by `outcome` (`drifted`: some PSI above
+/// [`PSI_ALERT_THRESHOLD`]; `stable`). The ratio is the SLI of the drift
+/// SLO in `slo/inference.yaml`, so drift alerts are burn-rate alerts
+/// generated with the other SLO rules: a window that stays drifted burns
+/// the budget fast and pages, one noisy check does not.
+pub const DRIFT_CHECKS: &str = "inference_drift_checks_total";
 
 /// The most bins a histogram may have: bin indices are kept as `u16`.
 pub const MAX_BINS: usize = 1 << 16;
@@ -574,6 +581,16 @@ impl DriftMonitor {
             "version" => version.clone(),
         )
         .set(scores.rows as f64);
+        if scores.max_psi.is_some() {
+            let outcome = if scores.drifted() { "drifted" } else { "stable" };
+            metrics::counter!(
+                DRIFT_CHECKS,
+                "model" => self.model.clone(),
+                "version" => version,
+                "outcome" => outcome,
+            )
+            .increment(1);
+        }
     }
 }
 

@@ -122,12 +122,16 @@ fn parse_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) 
         ));
     }
     serde_json::from_slice(body).map_err(|e| {
-        problem(
-            StatusCode::BAD_REQUEST,
-            "invalid-body",
-            "The request body is not a valid request",
-            e.to_string(),
-        )
+        use serde_json::error::Category;
+        // 400 either way, as the protocol's clients expect; the kinds are
+        // the platform's usual ones.
+        let (kind, title) = match e.classify() {
+            Category::Data => ("invalid-body", "The request body has the wrong shape"),
+            Category::Syntax | Category::Eof | Category::Io => {
+                ("malformed-json", "The request body is not valid JSON")
+            }
+        };
+        problem(StatusCode::BAD_REQUEST, kind, title, e.to_string())
     })
 }
 
@@ -226,7 +230,7 @@ fn metadata(model: &Model, version: &LoadedVersion) -> ModelMetadata {
 
 /// Model metadata (of the default version).
 #[utoipa::path(get, path = "/v2/models/{name}", tag = "models",
-    params(("name" = String, Path, description = "Model name")),
+    params(("name" = String, Path, description = "Model name", example = "digits")),
     responses(
         (status = 200, description = "Platform, versions, inputs and outputs; `parameters` carries sha256, loaded_at and the training metrics.", body = ModelMetadata),
         (status = 400, description = "Invalid name. Problem types: `/problems/invalid-name`.", body = Problem, content_type = "application/problem+json"),
@@ -240,7 +244,7 @@ async fn model_metadata(State(service): State<Arc<Service>>, Path(name): Path<St
 
 /// Model metadata of one version.
 #[utoipa::path(get, path = "/v2/models/{name}/versions/{version}", tag = "models",
-    params(("name" = String, Path, description = "Model name"), ("version" = String, Path, description = "Version number")),
+    params(("name" = String, Path, description = "Model name", example = "digits"), ("version" = String, Path, description = "Version number", example = "2")),
     responses(
         (status = 200, description = "Platform, versions, inputs and outputs.", body = ModelMetadata),
         (status = 400, description = "Invalid name or version. Problem types: `/problems/invalid-name`.", body = Problem, content_type = "application/problem+json"),
@@ -254,7 +258,7 @@ async fn version_metadata(State(service): State<Arc<Service>>, Path((name, versi
 
 /// Whether the model is ready.
 #[utoipa::path(get, path = "/v2/models/{name}/ready", tag = "models",
-    params(("name" = String, Path, description = "Model name")),
+    params(("name" = String, Path, description = "Model name", example = "digits")),
     responses(
         (status = 200, description = "Ready."),
         (status = 400, description = "Invalid name. Problem types: `/problems/invalid-name`.", body = Problem, content_type = "application/problem+json"),
@@ -267,7 +271,7 @@ async fn model_ready(State(service): State<Arc<Service>>, Path(name): Path<Strin
 
 /// Whether one version is ready.
 #[utoipa::path(get, path = "/v2/models/{name}/versions/{version}/ready", tag = "models",
-    params(("name" = String, Path, description = "Model name"), ("version" = String, Path, description = "Version number")),
+    params(("name" = String, Path, description = "Model name", example = "digits"), ("version" = String, Path, description = "Version number", example = "2")),
     responses(
         (status = 200, description = "Ready."),
         (status = 400, description = "Invalid name or version. Problem types: `/problems/invalid-name`.", body = Problem, content_type = "application/problem+json"),
@@ -327,7 +331,7 @@ fn info(version: &LoadedVersion) -> ModelInfo {
 
 /// Model info (of the default version).
 #[utoipa::path(get, path = "/v2/models/{name}/info", tag = "models",
-    params(("name" = String, Path, description = "Model name")),
+    params(("name" = String, Path, description = "Model name", example = "digits")),
     responses(
         (status = 200, description = "Description, file digest, load time, batching, labels, signature and training run.", body = ModelInfo),
         (status = 400, description = "Invalid name. Problem types: `/problems/invalid-name`.", body = Problem, content_type = "application/problem+json"),
@@ -341,7 +345,7 @@ async fn model_info(State(service): State<Arc<Service>>, Path(name): Path<String
 
 /// Model info of one version.
 #[utoipa::path(get, path = "/v2/models/{name}/versions/{version}/info", tag = "models",
-    params(("name" = String, Path, description = "Model name"), ("version" = String, Path, description = "Version number")),
+    params(("name" = String, Path, description = "Model name", example = "digits"), ("version" = String, Path, description = "Version number", example = "2")),
     responses(
         (status = 200, description = "Description, file digest, load time, batching, labels, signature and training run.", body = ModelInfo),
         (status = 400, description = "Invalid name or version. Problem types: `/problems/invalid-name`.", body = Problem, content_type = "application/problem+json"),
@@ -395,7 +399,7 @@ async fn run_infer(service: Arc<Service>, name: &str, path_version: Option<&str>
     }
 }
 
-const INFER_ERRORS: &str = "Problem types: `/problems/invalid-body` (not JSON or not a request), `/problems/invalid-input` (wrong datatype, shape, data length, unknown or missing input, batch over the limit), `/problems/invalid-name` (a version that is not a number).";
+const INFER_ERRORS: &str = "Problem types: `/problems/malformed-json` (not JSON), `/problems/invalid-body` (not a request), `/problems/invalid-input` (wrong datatype, shape, data length, unknown or missing input, batch over the limit), `/problems/invalid-name` (a version that is not a number).";
 
 /// Run the model on the inputs.
 ///
@@ -405,7 +409,7 @@ const INFER_ERRORS: &str = "Problem types: `/problems/invalid-body` (not JSON or
 /// `id` (the request's, or a generated one) is the key for feedback.
 #[utoipa::path(post, path = "/v2/models/{name}/infer", tag = "inference",
     params(
-        ("name" = String, Path, description = "Model name"),
+        ("name" = String, Path, description = "Model name", example = "digits"),
         ("x-model-version" = Option<String>, Header, description = "Pin a version (a number)"),
     ),
     request_body(content = InferRequest, content_type = "application/json"),
@@ -423,7 +427,7 @@ async fn infer(State(service): State<Arc<Service>>, Path(name): Path<String>, he
 
 /// Run one version of the model on the inputs.
 #[utoipa::path(post, path = "/v2/models/{name}/versions/{version}/infer", tag = "inference",
-    params(("name" = String, Path, description = "Model name"), ("version" = String, Path, description = "Version number")),
+    params(("name" = String, Path, description = "Model name", example = "digits"), ("version" = String, Path, description = "Version number", example = "2")),
     request_body(content = InferRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The outputs.", body = oip::InferResponse,
@@ -464,7 +468,7 @@ pub(crate) struct FeedbackResult {
 /// accuracy SLI. Predictions are remembered for a bounded number of
 /// requests (`inference.prediction_memory`).
 #[utoipa::path(post, path = "/v2/models/{name}/feedback", tag = "inference",
-    params(("name" = String, Path, description = "Model name")),
+    params(("name" = String, Path, description = "Model name", example = "digits")),
     request_body(content = Feedback, content_type = "application/json"),
     responses(
         (status = 200, description = "Recorded.", body = FeedbackResult),
@@ -533,7 +537,7 @@ pub(crate) struct Loaded {
 /// Versions whose file did not change keep serving as they are; requests
 /// in flight are never failed by a load.
 #[utoipa::path(post, path = "/v2/repository/models/{name}/load", tag = "repository",
-    params(("name" = String, Path, description = "Model name")),
+    params(("name" = String, Path, description = "Model name", example = "digits")),
     responses(
         (status = 200, description = "Loaded; versions that failed are `FAILED` in the index.", body = Loaded),
         (status = 400, description = "Invalid name. Problem types: `/problems/invalid-name`.", body = Problem, content_type = "application/problem+json"),
@@ -560,7 +564,7 @@ async fn load(State(service): State<Arc<Service>>, Path(name): Path<String>) -> 
 
 /// Stop serving a model; requests in flight finish.
 #[utoipa::path(post, path = "/v2/repository/models/{name}/unload", tag = "repository",
-    params(("name" = String, Path, description = "Model name")),
+    params(("name" = String, Path, description = "Model name", example = "digits")),
     responses(
         (status = 200, description = "Unloaded."),
         (status = 400, description = "Invalid name. Problem types: `/problems/invalid-name`.", body = Problem, content_type = "application/problem+json"),
@@ -578,7 +582,7 @@ async fn unload(State(service): State<Arc<Service>>, Path(name): Path<String>) -
 
 /// A model's serving policy.
 #[utoipa::path(get, path = "/v2/repository/models/{name}/policy", tag = "repository",
-    params(("name" = String, Path, description = "Model name")),
+    params(("name" = String, Path, description = "Model name", example = "digits")),
     responses(
         (status = 200, description = "The policy (defaults when none was set).", body = ServingPolicy),
         (status = 400, description = "Invalid name. Problem types: `/problems/invalid-name`.", body = Problem, content_type = "application/problem+json"),
@@ -592,7 +596,7 @@ async fn get_policy(State(service): State<Arc<Service>>, Path(name): Path<String
 /// Change a model's serving policy: default version, canary split, sticky
 /// header, shadow. Logged and counted (`inference_policy_changes_total`).
 #[utoipa::path(put, path = "/v2/repository/models/{name}/policy", tag = "repository",
-    params(("name" = String, Path, description = "Model name")),
+    params(("name" = String, Path, description = "Model name", example = "digits")),
     request_body(content = ServingPolicy, content_type = "application/json"),
     responses(
         (status = 200, description = "The policy now in force.", body = ServingPolicy),

@@ -38,6 +38,13 @@ fn probe(module: &str) -> Probe {
             body: None,
             route: "/api/v1/notifications/dead",
         },
+        "inference" => Probe {
+            module: "inference",
+            method: reqwest::Method::GET,
+            path: "/v2/models/digits",
+            body: None,
+            route: "/v2/models/{name}",
+        },
         other => panic!("no probe for {other}"),
     }
 }
@@ -52,7 +59,11 @@ async fn check_pair(first: &str, second: &str) {
             testkit::postgres().create_database(),
         )
         .env("RELIABLE_NATS_URL", nats.url())
-        .env("RELIABLE_NOTIFIER_LOG_CHANNEL", "false");
+        .env("RELIABLE_NOTIFIER_LOG_CHANNEL", "false")
+        .env(
+            "RELIABLE_INFERENCE_REPOSITORY",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../models"),
+        );
     let app = start(cmd);
     let base = format!("http://{}", app.addr);
     let http = reqwest::Client::new();
@@ -88,7 +99,7 @@ async fn check_pair(first: &str, second: &str) {
             metrics.contains(&series),
             "{first},{second}: {series} missing:\n{metrics}"
         );
-        for other in ["shortener", "orders", "notifier", "reliable"]
+        for other in ["shortener", "orders", "notifier", "inference", "reliable"]
             .into_iter()
             .filter(|o| *o != probe.module)
         {
@@ -117,7 +128,7 @@ async fn check_pair(first: &str, second: &str) {
 
 #[tokio::test]
 async fn every_pair_of_modules_keeps_its_own_service_label() {
-    let modules = ["shortener", "orders", "notifier", "gateway"];
+    let modules = ["shortener", "orders", "notifier", "inference", "gateway"];
     for (i, first) in modules.iter().enumerate() {
         for second in &modules[i + 1..] {
             check_pair(first, second).await;

@@ -40,6 +40,7 @@ fn the_committed_documents_are_current() {
         ("shortener.json".into(), vec!["--target", "shortener"]),
         ("orders.json".into(), vec!["--target", "orders"]),
         ("notifier.json".into(), vec!["--target", "notifier"]),
+        ("inference.json".into(), vec!["--target", "inference"]),
         ("gateway.json".into(), vec!["--target", "gateway"]),
     ];
     for (file, args) in cases {
