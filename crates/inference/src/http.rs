@@ -197,12 +197,21 @@ async fn live() -> StatusCode {
 /// The protocol's readiness probe: ready when every model loaded at start
 /// is loaded (see also `/readyz`).
 #[utoipa::path(get, path = "/v2/health/ready", tag = "server",
-    responses((status = 200, description = "Ready."), (status = 503, description = "Not ready.")))]
-async fn ready(State(service): State<Arc<Service>>) -> StatusCode {
+    responses(
+        (status = 200, description = "Ready."),
+        (status = 503, description = "Not ready: stopping, or a model loaded at start is not loaded. Problem types: `/problems/not-ready`.", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn ready(State(service): State<Arc<Service>>) -> Result<StatusCode, Problem> {
     if service.ready() {
-        StatusCode::OK
+        Ok(StatusCode::OK)
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
+        let missing = service.missing_models();
+        let detail = if missing.is_empty() {
+            "the server is stopping".to_string()
+        } else {
+            format!("not loaded: {}", missing.join(", "))
+        };
+        Err(problem(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", detail))
     }
 }
 
