@@ -33,15 +33,19 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<String>,
     /// The fields that failed validation.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    invalid_params: Vec<InvalidParam>,
+    #[serde(skip_serializing_if = "<[InvalidParam]>::is_empty")]
+    #[schema(value_type = Vec<InvalidParam>)]
+    invalid_params: Box<[InvalidParam]>,
     /// The detail again, under the name some protocols' clients read
     /// (the Open Inference Protocol's `{"error": "..."}`); an RFC 9457
     /// extension member, absent unless a module asks for it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    #[schema(value_type = Option<String>)]
+    error: Option<Box<str>>,
+    /// Seconds; `u32` (136 years) keeps the whole error small enough to
+    /// return by value.
     #[serde(skip)]
-    retry_after_secs: Option<u64>,
+    retry_after_secs: Option<u32>,
 }
 
 impl Problem {
@@ -52,7 +56,7 @@ impl Problem {
             title: title.into(),
             status: status.as_u16(),
             detail: None,
-            invalid_params: Vec::new(),
+            invalid_params: Box::default(),
             error: None,
             retry_after_secs: None,
         }
@@ -61,7 +65,8 @@ impl Problem {
     /// Repeats the detail (or the title) as an `error` member, for
     /// protocols whose clients read `{"error": "..."}`.
     pub fn with_error_member(mut self) -> Self {
-        self.error = Some(self.detail.clone().unwrap_or_else(|| self.title.clone()));
+        let text = self.detail.as_deref().unwrap_or(&self.title);
+        self.error = Some(text.into());
         self
     }
 
@@ -75,15 +80,17 @@ impl Problem {
         name: impl Into<String>,
         reason: impl Into<String>,
     ) -> Self {
-        self.invalid_params.push(InvalidParam {
+        let mut params = std::mem::take(&mut self.invalid_params).into_vec();
+        params.push(InvalidParam {
             name: name.into(),
             reason: reason.into(),
         });
+        self.invalid_params = params.into_boxed_slice();
         self
     }
 
     pub fn with_retry_after(mut self, secs: u64) -> Self {
-        self.retry_after_secs = Some(secs);
+        self.retry_after_secs = Some(u32::try_from(secs).unwrap_or(u32::MAX));
         self
     }
 
