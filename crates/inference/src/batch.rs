@@ -222,3 +222,6 @@ fn run_batch(
         }));
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -98,7 +98,12 @@ impl TensorData {
     /// rows of each request of a batch). `None` when the sizes do not add
     /// up to the length.
     pub fn split(self, sizes: &[usize]) -> Option<Vec<TensorData>> {
-        if sizes.iter().sum::<usize>() != self.len() {
+        // Checked: sizes whose sum overflows add up to nothing (a wrapped
+        // sum could equal the length and the cut below would panic).
+        let total = sizes
+            .iter()
+            .try_fold(0usize, |sum, &size| sum.checked_add(size));
+        if total != Some(self.len()) {
             return None;
         }
         fn cut<T>(mut values: Vec<T>, sizes: &[usize], wrap: fn(Vec<T>) -> TensorData) -> Vec<TensorData> {
@@ -532,6 +537,19 @@ mod tests {
             ]
         );
         assert!(TensorData::Int8(vec![1]).split(&[2]).is_none());
+    }
+
+    #[test]
+    fn split_sizes_that_overflow_do_not_add_up() {
+        // Found while writing the oip_tensor fuzz target (a shape of
+        // `[0, i64::MAX, i64::MAX, 2]`, now in its corpus, split by its
+        // dims): the sum of the sizes overflowed, a panic with overflow
+        // checks; without them it wrapped to the length and the cut
+        // panicked out of bounds.
+        let half = usize::MAX / 2 + 1;
+        assert!(TensorData::Bool(vec![]).split(&[half, half]).is_none());
+        assert!(TensorData::Bool(vec![true]).split(&[usize::MAX, 2]).is_none());
+        assert!(TensorData::Int8(vec![1, 2]).split(&[2, usize::MAX]).is_none());
     }
 
     #[test]
