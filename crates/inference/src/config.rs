@@ -80,7 +80,10 @@ impl InferenceConfig {
         }
         let positive = [
             ("inference.queue_capacity", self.queue_capacity),
-            ("inference.default_max_batch_size", self.default_max_batch_size),
+            (
+                "inference.default_max_batch_size",
+                self.default_max_batch_size,
+            ),
             ("inference.prediction_memory", self.prediction_memory),
             ("inference.drift_window", self.drift_window),
         ];
@@ -90,10 +93,16 @@ impl InferenceConfig {
             }
         }
         if self.drift_interval.is_zero() {
-            return Err(ConfigError::invalid("inference.drift_interval", "must be above zero"));
+            return Err(ConfigError::invalid(
+                "inference.drift_interval",
+                "must be above zero",
+            ));
         }
         if self.max_model_bytes == 0 {
-            return Err(ConfigError::invalid("inference.max_model_bytes", "must be above zero"));
+            return Err(ConfigError::invalid(
+                "inference.max_model_bytes",
+                "must be above zero",
+            ));
         }
         Ok(())
     }

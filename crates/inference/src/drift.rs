@@ -582,7 +582,11 @@ impl DriftMonitor {
         )
         .set(scores.rows as f64);
         if scores.max_psi.is_some() {
-            let outcome = if scores.drifted() { "drifted" } else { "stable" };
+            let outcome = if scores.drifted() {
+                "drifted"
+            } else {
+                "stable"
+            };
             metrics::counter!(
                 DRIFT_CHECKS,
                 "model" => self.model.clone(),

@@ -84,12 +84,44 @@ fn problem(status: StatusCode, kind: &str, title: &str, detail: impl Into<String
 /// The problem for an infer failure; a runtime failure is logged, not sent.
 fn infer_problem(error: InferError) -> Problem {
     match &error {
-        InferError::BadName(_) => problem(StatusCode::BAD_REQUEST, "invalid-name", "Invalid model name or version", error.to_string()),
-        InferError::UnknownModel(_) => problem(StatusCode::NOT_FOUND, "model-not-found", "Model not found", error.to_string()),
-        InferError::UnknownVersion(..) => problem(StatusCode::NOT_FOUND, "version-not-found", "Model version not found", error.to_string()),
-        InferError::BadRequest(_) => problem(StatusCode::BAD_REQUEST, "invalid-input", "Invalid inference request", error.to_string()),
-        InferError::QueueFull(..) => problem(StatusCode::SERVICE_UNAVAILABLE, "queue-full", "Model busy", error.to_string()).with_retry_after(1),
-        InferError::NotReady(..) => problem(StatusCode::SERVICE_UNAVAILABLE, "model-not-ready", "Model not ready", error.to_string()).with_retry_after(1),
+        InferError::BadName(_) => problem(
+            StatusCode::BAD_REQUEST,
+            "invalid-name",
+            "Invalid model name or version",
+            error.to_string(),
+        ),
+        InferError::UnknownModel(_) => problem(
+            StatusCode::NOT_FOUND,
+            "model-not-found",
+            "Model not found",
+            error.to_string(),
+        ),
+        InferError::UnknownVersion(..) => problem(
+            StatusCode::NOT_FOUND,
+            "version-not-found",
+            "Model version not found",
+            error.to_string(),
+        ),
+        InferError::BadRequest(_) => problem(
+            StatusCode::BAD_REQUEST,
+            "invalid-input",
+            "Invalid inference request",
+            error.to_string(),
+        ),
+        InferError::QueueFull(..) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue-full",
+            "Model busy",
+            error.to_string(),
+        )
+        .with_retry_after(1),
+        InferError::NotReady(..) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "model-not-ready",
+            "Model not ready",
+            error.to_string(),
+        )
+        .with_retry_after(1),
         InferError::Runtime(..) => {
             tracing::error!(error = %error, "inference failed");
             Problem::internal().with_error_member()
@@ -99,7 +131,10 @@ fn infer_problem(error: InferError) -> Problem {
 
 /// A JSON body: `application/json` or no content type (curl's habit); any
 /// parse failure is a 400 with the parser's message.
-fn parse_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, Problem> {
+fn parse_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, Problem> {
     let json = headers
         .get(header::CONTENT_TYPE)
         .map(|v| {
@@ -108,7 +143,8 @@ fn parse_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) 
                 .and_then(|v| v.split(';').next())
                 .map(|m| {
                     let m = m.trim().to_ascii_lowercase();
-                    m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+                    m == "application/json"
+                        || (m.starts_with("application/") && m.ends_with("+json"))
                 })
                 .unwrap_or(false)
         })
@@ -157,7 +193,10 @@ fn version_of(model: &Model, raw: &str) -> Result<Arc<LoadedVersion>, Problem> {
             StatusCode::BAD_REQUEST,
             "invalid-name",
             "Invalid model name or version",
-            format!("version {:?} is not a positive integer", raw.chars().take(20).collect::<String>()),
+            format!(
+                "version {:?} is not a positive integer",
+                raw.chars().take(20).collect::<String>()
+            ),
         )
     })?;
     model.versions.get(&version).cloned().ok_or_else(|| {
@@ -211,7 +250,12 @@ async fn ready(State(service): State<Arc<Service>>) -> Result<StatusCode, Proble
         } else {
             format!("not loaded: {}", missing.join(", "))
         };
-        Err(problem(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", detail))
+        Err(problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            "Not ready",
+            detail,
+        ))
     }
 }
 
@@ -231,8 +275,18 @@ fn metadata(model: &Model, version: &LoadedVersion) -> ModelMetadata {
         name: model.name.to_string(),
         versions: model.versions.keys().map(|v| v.to_string()).collect(),
         platform: "onnx".to_string(),
-        inputs: version.runtime.inputs.iter().map(TensorMetadata::from).collect(),
-        outputs: version.runtime.outputs.iter().map(TensorMetadata::from).collect(),
+        inputs: version
+            .runtime
+            .inputs
+            .iter()
+            .map(TensorMetadata::from)
+            .collect(),
+        outputs: version
+            .runtime
+            .outputs
+            .iter()
+            .map(TensorMetadata::from)
+            .collect(),
         parameters: Some(parameters),
     }
 }
@@ -245,9 +299,13 @@ fn metadata(model: &Model, version: &LoadedVersion) -> ModelMetadata {
         (status = 400, description = "Invalid name. Problem types: `/problems/invalid-name`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not loaded. Problem types: `/problems/model-not-found`.", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn model_metadata(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Result<Json<ModelMetadata>, Problem> {
+async fn model_metadata(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+) -> Result<Json<ModelMetadata>, Problem> {
     let model = loaded(&service, &name)?;
-    let version = default_version(&service, &model).ok_or_else(|| infer_problem(InferError::UnknownModel(name)))?;
+    let version = default_version(&service, &model)
+        .ok_or_else(|| infer_problem(InferError::UnknownModel(name)))?;
     Ok(Json(metadata(&model, &version)))
 }
 
@@ -259,7 +317,10 @@ async fn model_metadata(State(service): State<Arc<Service>>, Path(name): Path<St
         (status = 400, description = "Invalid name or version. Problem types: `/problems/invalid-name`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not loaded. Problem types: `/problems/model-not-found`, `/problems/version-not-found`.", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn version_metadata(State(service): State<Arc<Service>>, Path((name, version)): Path<(String, String)>) -> Result<Json<ModelMetadata>, Problem> {
+async fn version_metadata(
+    State(service): State<Arc<Service>>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<ModelMetadata>, Problem> {
     let model = loaded(&service, &name)?;
     let version = version_of(&model, &version)?;
     Ok(Json(metadata(&model, &version)))
@@ -273,7 +334,10 @@ async fn version_metadata(State(service): State<Arc<Service>>, Path((name, versi
         (status = 400, description = "Invalid name. Problem types: `/problems/invalid-name`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not loaded. Problem types: `/problems/model-not-found`.", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn model_ready(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Result<StatusCode, Problem> {
+async fn model_ready(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, Problem> {
     loaded(&service, &name)?;
     Ok(StatusCode::OK)
 }
@@ -286,7 +350,10 @@ async fn model_ready(State(service): State<Arc<Service>>, Path(name): Path<Strin
         (status = 400, description = "Invalid name or version. Problem types: `/problems/invalid-name`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not loaded. Problem types: `/problems/model-not-found`, `/problems/version-not-found`.", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn version_ready(State(service): State<Arc<Service>>, Path((name, version)): Path<(String, String)>) -> Result<StatusCode, Problem> {
+async fn version_ready(
+    State(service): State<Arc<Service>>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<StatusCode, Problem> {
     let model = loaded(&service, &name)?;
     version_of(&model, &version)?;
     Ok(StatusCode::OK)
@@ -346,9 +413,13 @@ fn info(version: &LoadedVersion) -> ModelInfo {
         (status = 400, description = "Invalid name. Problem types: `/problems/invalid-name`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not loaded. Problem types: `/problems/model-not-found`.", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn model_info(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Result<Json<ModelInfo>, Problem> {
+async fn model_info(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+) -> Result<Json<ModelInfo>, Problem> {
     let model = loaded(&service, &name)?;
-    let version = default_version(&service, &model).ok_or_else(|| infer_problem(InferError::UnknownModel(name)))?;
+    let version = default_version(&service, &model)
+        .ok_or_else(|| infer_problem(InferError::UnknownModel(name)))?;
     Ok(Json(info(&version)))
 }
 
@@ -360,7 +431,10 @@ async fn model_info(State(service): State<Arc<Service>>, Path(name): Path<String
         (status = 400, description = "Invalid name or version. Problem types: `/problems/invalid-name`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not loaded. Problem types: `/problems/model-not-found`, `/problems/version-not-found`.", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn version_info(State(service): State<Arc<Service>>, Path((name, version)): Path<(String, String)>) -> Result<Json<ModelInfo>, Problem> {
+async fn version_info(
+    State(service): State<Arc<Service>>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<ModelInfo>, Problem> {
     let model = loaded(&service, &name)?;
     let version = version_of(&model, &version)?;
     Ok(Json(info(&version)))
@@ -372,12 +446,19 @@ fn answered(response: oip::InferResponse) -> Response {
     let version = HeaderValue::from_str(&response.model_version).ok();
     let mut http = Json(response).into_response();
     if let Some(version) = version {
-        http.headers_mut().insert(HeaderName::from_static(VERSION_HEADER), version);
+        http.headers_mut()
+            .insert(HeaderName::from_static(VERSION_HEADER), version);
     }
     http
 }
 
-async fn run_infer(service: Arc<Service>, name: &str, path_version: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Response {
+async fn run_infer(
+    service: Arc<Service>,
+    name: &str,
+    path_version: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
     let model = match loaded(&service, name) {
         Ok(model) => model,
         Err(p) => return err_response(p),
@@ -392,7 +473,9 @@ async fn run_infer(service: Arc<Service>, name: &str, path_version: Option<&str>
         .as_deref()
         .and_then(|h| headers.get(h))
         .map(|v| v.as_bytes());
-    let header_pin = headers.get(VERSION_HEADER).map(|v| v.to_str().unwrap_or("invalid"));
+    let header_pin = headers
+        .get(VERSION_HEADER)
+        .map(|v| v.to_str().unwrap_or("invalid"));
     let pin = match (path_version, header_pin) {
         (Some(v), _) => Pin::Path(v),
         (None, Some(v)) => Pin::Header(v),
@@ -430,7 +513,12 @@ const INFER_ERRORS: &str = "Problem types: `/problems/malformed-json` (not JSON)
         (status = 503, description = "The version's queue is full, or it was unloaded (retry). Problem types: `/problems/queue-full`, `/problems/model-not-ready`.", body = Problem, content_type = "application/problem+json",
             headers(("retry-after" = u32, description = "Seconds"))),
     ))]
-async fn infer(State(service): State<Arc<Service>>, Path(name): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn infer(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     run_infer(service, &name, None, &headers, &body).await
 }
 
@@ -446,7 +534,12 @@ async fn infer(State(service): State<Arc<Service>>, Path(name): Path<String>, he
         (status = 503, description = "The version's queue is full, or it was unloaded (retry). Problem types: `/problems/queue-full`, `/problems/model-not-ready`.", body = Problem, content_type = "application/problem+json",
             headers(("retry-after" = u32, description = "Seconds"))),
     ))]
-async fn infer_version(State(service): State<Arc<Service>>, Path((name, version)): Path<(String, String)>, headers: HeaderMap, body: Bytes) -> Response {
+async fn infer_version(
+    State(service): State<Arc<Service>>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     run_infer(service, &name, Some(&version), &headers, &body).await
 }
 
@@ -485,15 +578,26 @@ pub(crate) struct FeedbackResult {
         (status = 404, description = "No remembered prediction with this id for this model. Problem types: `/problems/prediction-not-found`.", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Feedback was already given for this id. Problem types: `/problems/feedback-given`.", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn feedback(State(service): State<Arc<Service>>, Path(name): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Json<FeedbackResult>, Problem> {
-    let name = ModelName::parse(&name).map_err(|e| infer_problem(InferError::BadName(e.to_string())))?;
+async fn feedback(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<FeedbackResult>, Problem> {
+    let name =
+        ModelName::parse(&name).map_err(|e| infer_problem(InferError::BadName(e.to_string())))?;
     let feedback: Feedback = parse_body(&headers, &body)?;
     let label = match &feedback.label {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Number(n) => n.to_string(),
         serde_json::Value::Bool(b) => b.to_string(),
         _ => {
-            return Err(problem(StatusCode::BAD_REQUEST, "invalid-body", "The request body is not a valid request", "label must be a string, a number or a boolean"))
+            return Err(problem(
+                StatusCode::BAD_REQUEST,
+                "invalid-body",
+                "The request body is not a valid request",
+                "label must be a string, a number or a boolean",
+            ))
         }
     };
     use crate::feedback::FeedbackError;
@@ -504,8 +608,18 @@ async fn feedback(State(service): State<Arc<Service>>, Path(name): Path<String>,
             predicted: evaluated.predicted,
             correct: evaluated.correct,
         })),
-        Err(FeedbackError::AlreadyEvaluated) => Err(problem(StatusCode::CONFLICT, "feedback-given", "Feedback already given", "feedback for this id was already recorded")),
-        Err(e) => Err(problem(StatusCode::NOT_FOUND, "prediction-not-found", "Prediction not found", format!("{e} (model {name})"))),
+        Err(FeedbackError::AlreadyEvaluated) => Err(problem(
+            StatusCode::CONFLICT,
+            "feedback-given",
+            "Feedback already given",
+            "feedback for this id was already recorded",
+        )),
+        Err(e) => Err(problem(
+            StatusCode::NOT_FOUND,
+            "prediction-not-found",
+            "Prediction not found",
+            format!("{e} (model {name})"),
+        )),
     }
 }
 
@@ -518,7 +632,11 @@ async fn feedback(State(service): State<Arc<Service>>, Path(name): Path<String>,
         (status = 200, description = "Versions with state `READY`, `UNAVAILABLE` or `FAILED` (with the load error in `reason`).", body = Vec<RepositoryModel>),
         (status = 400, description = "Not a valid body. Problem types: `/problems/invalid-body`.", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn repository_index(State(service): State<Arc<Service>>, headers: HeaderMap, body: Bytes) -> Result<Json<Vec<RepositoryModel>>, Problem> {
+async fn repository_index(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Vec<RepositoryModel>>, Problem> {
     let request: RepositoryIndexRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RepositoryIndexRequest::default()
     } else {
@@ -526,7 +644,12 @@ async fn repository_index(State(service): State<Arc<Service>>, headers: HeaderMa
     };
     let mut index = service.models.index().await.map_err(|e| {
         tracing::error!(error = %e, "the model repository cannot be listed");
-        problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", "the model repository cannot be listed")
+        problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            "the model repository cannot be listed",
+        )
     })?;
     if request.ready == Some(true) {
         index.retain(|m| m.state == "READY");
@@ -553,8 +676,12 @@ pub(crate) struct Loaded {
         (status = 404, description = "Not in the repository. Problem types: `/problems/model-not-found`.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No version could be loaded (corrupt file, bad model.toml...). Problem types: `/problems/load-failed`.", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn load(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Result<Json<Loaded>, Problem> {
-    let name = ModelName::parse(&name).map_err(|e| infer_problem(InferError::BadName(e.to_string())))?;
+async fn load(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+) -> Result<Json<Loaded>, Problem> {
+    let name =
+        ModelName::parse(&name).map_err(|e| infer_problem(InferError::BadName(e.to_string())))?;
     use crate::models::LoadError;
     use crate::store::StoreError;
     match service.models.load(&name).await {
@@ -562,11 +689,26 @@ async fn load(State(service): State<Arc<Service>>, Path(name): Path<String>) -> 
             name: name.to_string(),
             versions: versions.iter().map(u64::to_string).collect(),
         })),
-        Err(LoadError::Store(StoreError::NoSuchModel(_))) => Err(problem(StatusCode::NOT_FOUND, "model-not-found", "Model not found", format!("model {name} is not in the repository"))),
-        Err(e @ LoadError::Failed { .. }) => Err(problem(StatusCode::UNPROCESSABLE_ENTITY, "load-failed", "The model could not be loaded", e.to_string())),
+        Err(LoadError::Store(StoreError::NoSuchModel(_))) => Err(problem(
+            StatusCode::NOT_FOUND,
+            "model-not-found",
+            "Model not found",
+            format!("model {name} is not in the repository"),
+        )),
+        Err(e @ LoadError::Failed { .. }) => Err(problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "load-failed",
+            "The model could not be loaded",
+            e.to_string(),
+        )),
         Err(LoadError::Store(e)) => {
             tracing::error!(model = %name, error = %e, "the model repository cannot be read");
-            Err(problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", "the model repository cannot be read"))
+            Err(problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+                "the model repository cannot be read",
+            ))
         }
     }
 }
@@ -579,13 +721,20 @@ async fn load(State(service): State<Arc<Service>>, Path(name): Path<String>) -> 
         (status = 400, description = "Invalid name. Problem types: `/problems/invalid-name`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not loaded. Problem types: `/problems/model-not-found`.", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn unload(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Result<StatusCode, Problem> {
-    let name = ModelName::parse(&name).map_err(|e| infer_problem(InferError::BadName(e.to_string())))?;
-    service
-        .models
-        .unload(&name)
-        .await
-        .map_err(|e| problem(StatusCode::NOT_FOUND, "model-not-found", "Model not found", e.to_string()))?;
+async fn unload(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let name =
+        ModelName::parse(&name).map_err(|e| infer_problem(InferError::BadName(e.to_string())))?;
+    service.models.unload(&name).await.map_err(|e| {
+        problem(
+            StatusCode::NOT_FOUND,
+            "model-not-found",
+            "Model not found",
+            e.to_string(),
+        )
+    })?;
     Ok(StatusCode::OK)
 }
 
@@ -597,9 +746,14 @@ async fn unload(State(service): State<Arc<Service>>, Path(name): Path<String>) -
         (status = 400, description = "Invalid name. Problem types: `/problems/invalid-name`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not loaded. Problem types: `/problems/model-not-found`.", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn get_policy(State(service): State<Arc<Service>>, Path(name): Path<String>) -> Result<Json<ServingPolicy>, Problem> {
+async fn get_policy(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+) -> Result<Json<ServingPolicy>, Problem> {
     let model = loaded(&service, &name)?;
-    Ok(Json(ServingPolicy::clone(&service.policies.get(model.name.as_str()))))
+    Ok(Json(ServingPolicy::clone(
+        &service.policies.get(model.name.as_str()),
+    )))
 }
 
 /// Change a model's serving policy: default version, canary split, sticky
@@ -612,12 +766,28 @@ async fn get_policy(State(service): State<Arc<Service>>, Path(name): Path<String
         (status = 400, description = "Not a policy, or one that cannot work with the loaded versions. Problem types: `/problems/invalid-body`, `/problems/invalid-policy`, `/problems/invalid-name`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not loaded. Problem types: `/problems/model-not-found`.", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn put_policy(State(service): State<Arc<Service>>, Path(name): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Json<ServingPolicy>, Problem> {
+async fn put_policy(
+    State(service): State<Arc<Service>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<ServingPolicy>, Problem> {
     let model = loaded(&service, &name)?;
     let policy: ServingPolicy = parse_body(&headers, &body)?;
     service
         .policies
-        .set(model.name.as_str(), policy.clone(), &model.version_numbers())
-        .map_err(|e| problem(StatusCode::BAD_REQUEST, "invalid-policy", "The policy cannot work", e.to_string()))?;
+        .set(
+            model.name.as_str(),
+            policy.clone(),
+            &model.version_numbers(),
+        )
+        .map_err(|e| {
+            problem(
+                StatusCode::BAD_REQUEST,
+                "invalid-policy",
+                "The policy cannot work",
+                e.to_string(),
+            )
+        })?;
     Ok(Json(policy))
 }

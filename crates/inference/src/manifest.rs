@@ -94,7 +94,9 @@ impl Manifest {
 
     fn validate(&self) -> Result<(), ManifestError> {
         if self.max_batch_size == Some(0) {
-            return Err(ManifestError::Invalid("max_batch_size must be above zero".into()));
+            return Err(ManifestError::Invalid(
+                "max_batch_size must be above zero".into(),
+            ));
         }
         for (kind, specs) in [("inputs", &self.inputs), ("outputs", &self.outputs)] {
             let mut seen = std::collections::HashSet::new();

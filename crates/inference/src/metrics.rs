@@ -28,13 +28,29 @@ pub const MODEL_LOADS: &str = "inference_model_loads_total";
 pub const MAX_CLASS_LABELS: usize = 256;
 
 pub(crate) fn describe() {
-    metrics::describe_histogram!(REQUEST_DURATION, metrics::Unit::Seconds, "Infer requests, from decoded body to answer");
-    metrics::describe_histogram!(QUEUE_DURATION, metrics::Unit::Seconds, "Time an infer request waited for its batch");
-    metrics::describe_histogram!(COMPUTE_DURATION, metrics::Unit::Seconds, "Time the batch of an infer request ran");
+    metrics::describe_histogram!(
+        REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "Infer requests, from decoded body to answer"
+    );
+    metrics::describe_histogram!(
+        QUEUE_DURATION,
+        metrics::Unit::Seconds,
+        "Time an infer request waited for its batch"
+    );
+    metrics::describe_histogram!(
+        COMPUTE_DURATION,
+        metrics::Unit::Seconds,
+        "Time the batch of an infer request ran"
+    );
     metrics::describe_histogram!(BATCH_SIZE, "Rows per batch run");
     metrics::describe_counter!(ERRORS, "Failed infer requests by kind");
     metrics::describe_counter!(PREDICTIONS, "Predicted rows by class");
     metrics::describe_counter!(SHADOW, "Mirrored requests by outcome against the primary");
-    metrics::describe_histogram!(SHADOW_DURATION, metrics::Unit::Seconds, "Mirrored requests on the shadow version");
+    metrics::describe_histogram!(
+        SHADOW_DURATION,
+        metrics::Unit::Seconds,
+        "Mirrored requests on the shadow version"
+    );
     metrics::describe_counter!(MODEL_LOADS, "Model version loads by outcome");
 }

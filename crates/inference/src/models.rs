@@ -48,7 +48,10 @@ pub struct LoadedVersion {
 impl LoadedVersion {
     /// The predicted class of each row, from the class output of `outputs`
     /// (as a label when `labels` names it), and its index when numeric.
-    pub fn classes(&self, outputs: &[(Vec<usize>, oip::TensorData)]) -> Vec<(String, Option<usize>)> {
+    pub fn classes(
+        &self,
+        outputs: &[(Vec<usize>, oip::TensorData)],
+    ) -> Vec<(String, Option<usize>)> {
         let Some((_, data)) = self.class_output.and_then(|i| outputs.get(i)) else {
             return Vec::new();
         };
@@ -153,10 +156,14 @@ impl Models {
         let mut versions = BTreeMap::new();
         let mut reasons = Vec::new();
         for version in on_disk {
-            let kept = current.as_ref().and_then(|m| m.versions.get(&version)).cloned();
+            let kept = current
+                .as_ref()
+                .and_then(|m| m.versions.get(&version))
+                .cloned();
             match self.load_version(name, version, kept).await {
                 Ok(loaded) => {
-                    self.failures_mut().remove(&(name.to_string(), version.get()));
+                    self.failures_mut()
+                        .remove(&(name.to_string(), version.get()));
                     versions.insert(version, loaded);
                 }
                 Err(reason) => {
@@ -260,8 +267,8 @@ impl Models {
         };
         let reference = match &files.reference {
             Some(text) => {
-                let reference: Reference = serde_json::from_str(text)
-                    .map_err(|e| format!("reference.json: {e}"))?;
+                let reference: Reference =
+                    serde_json::from_str(text).map_err(|e| format!("reference.json: {e}"))?;
                 Some(reference)
             }
             None => None,
@@ -310,7 +317,8 @@ impl Models {
             "version" => version_label.clone()
         );
         let observe = Arc::new(move |rows: usize| batch_histogram.record(rows as f64));
-        let (queue, batcher) = BatchQueue::start(runtime.clone(), self.pool.clone(), limits, observe);
+        let (queue, batcher) =
+            BatchQueue::start(runtime.clone(), self.pool.clone(), limits, observe);
         self.tasks.spawn(batcher);
         ::metrics::counter!(metrics::MODEL_LOADS, "model" => name.to_string(), "outcome" => "loaded").increment(1);
         tracing::info!(model = %name, version = version.get(), sha256 = %sha256, "model version loaded");

@@ -124,7 +124,10 @@ impl Inference {
         }
         let policies = Policies::default();
         for (name, policy) in &config.policies {
-            let loaded = models.get(name).map(|m| m.version_numbers()).unwrap_or_default();
+            let loaded = models
+                .get(name)
+                .map(|m| m.version_numbers())
+                .unwrap_or_default();
             policies
                 .set(name, policy.clone(), &loaded)
                 .map_err(|e| ConfigError::invalid("inference.policies", format!("{name}: {e}")))?;

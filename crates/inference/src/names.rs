@@ -88,7 +88,17 @@ mod tests {
 
     #[test]
     fn names_cannot_walk_the_file_system() {
-        for bad in ["", "../etc", "..", ".hidden", "a/b", "a\\b", "a b", "é", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "../etc",
+            "..",
+            ".hidden",
+            "a/b",
+            "a\\b",
+            "a b",
+            "é",
+            &"x".repeat(65),
+        ] {
             assert_eq!(ModelName::parse(bad), Err(NameError::BadName), "{bad:?}");
         }
         for good in ["digits", "digits-logreg", "resnet_50.v2", "A1"] {
@@ -99,7 +109,16 @@ mod tests {
     #[test]
     fn versions_are_positive_integers() {
         assert_eq!("2".parse::<Version>().map(Version::get), Ok(2));
-        for bad in ["0", "-1", "+1", "1.0", "v1", "", " 1", "99999999999999999999"] {
+        for bad in [
+            "0",
+            "-1",
+            "+1",
+            "1.0",
+            "v1",
+            "",
+            " 1",
+            "99999999999999999999",
+        ] {
             assert!(bad.parse::<Version>().is_err(), "{bad:?}");
         }
     }

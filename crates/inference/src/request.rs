@@ -85,12 +85,14 @@ pub fn prepare(
             return Err(RequestError::DuplicateInput(input.name));
         }
         let spec = &inputs[index];
-        let datatype: Datatype = input.datatype.parse().map_err(|e: oip::UnknownDatatype| {
-            RequestError::Datatype {
-                input: input.name.clone(),
-                error: e.to_string(),
-            }
-        })?;
+        let datatype: Datatype =
+            input
+                .datatype
+                .parse()
+                .map_err(|e: oip::UnknownDatatype| RequestError::Datatype {
+                    input: input.name.clone(),
+                    error: e.to_string(),
+                })?;
         if datatype != spec.datatype {
             return Err(RequestError::WrongDatatype {
                 input: input.name,
@@ -99,11 +101,13 @@ pub fn prepare(
             });
         }
         let fits = input.shape.len() == spec.shape.len()
-            && input
-                .shape
-                .iter()
-                .zip(&spec.shape)
-                .all(|(&got, &want)| if want < 0 { got >= 0 } else { got == want });
+            && input.shape.iter().zip(&spec.shape).all(|(&got, &want)| {
+                if want < 0 {
+                    got >= 0
+                } else {
+                    got == want
+                }
+            });
         if !fits {
             return Err(RequestError::WrongShape {
                 input: input.name,
@@ -212,17 +216,50 @@ mod tests {
     fn every_mistake_names_the_input() {
         let cases = [
             (r#"{"inputs":[]}"#, "inputs is empty"),
-            (r#"{"inputs":[{"name":"pixel","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}"#, "\"pixel\" is not an input"),
-            (r#"{"inputs":[{"name":"pixels","shape":[1,4],"datatype":"INT64","data":[1,2,3,4]}]}"#, "datatype is INT64"),
-            (r#"{"inputs":[{"name":"pixels","shape":[1,4],"datatype":"FP33","data":[1,2,3,4]}]}"#, "unknown datatype"),
-            (r#"{"inputs":[{"name":"pixels","shape":[4],"datatype":"FP32","data":[1,2,3,4]}]}"#, "shape [4]"),
-            (r#"{"inputs":[{"name":"pixels","shape":[1,4],"datatype":"FP32","data":[1,2,3]}]}"#, "needs 4 elements"),
-            (r#"{"inputs":[{"name":"pixels","shape":[1,4],"datatype":"FP32","data":["a","b","c","d"]}]}"#, "is a string"),
-            (r#"{"inputs":[{"name":"pixels","shape":[9,4],"datatype":"FP32","data":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}]}"#, "over this model's limit of 8"),
-            (r#"{"inputs":[{"name":"pixels","shape":[0,4],"datatype":"FP32","data":[]}]}"#, "0 rows"),
-            (r#"{"inputs":[{"name":"pixels","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}],"outputs":[{"name":"logits"}]}"#, "\"logits\" is not an output"),
-            (r#"{"inputs":[{"name":"pixels","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]},{"name":"pixels","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}"#, "given twice"),
-            (r#"{"inputs":[{"name":"pixels","shape":[-1,4],"datatype":"FP32","data":[1,2,3,4]}]}"#, "shape [-1, 4]"),
+            (
+                r#"{"inputs":[{"name":"pixel","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}"#,
+                "\"pixel\" is not an input",
+            ),
+            (
+                r#"{"inputs":[{"name":"pixels","shape":[1,4],"datatype":"INT64","data":[1,2,3,4]}]}"#,
+                "datatype is INT64",
+            ),
+            (
+                r#"{"inputs":[{"name":"pixels","shape":[1,4],"datatype":"FP33","data":[1,2,3,4]}]}"#,
+                "unknown datatype",
+            ),
+            (
+                r#"{"inputs":[{"name":"pixels","shape":[4],"datatype":"FP32","data":[1,2,3,4]}]}"#,
+                "shape [4]",
+            ),
+            (
+                r#"{"inputs":[{"name":"pixels","shape":[1,4],"datatype":"FP32","data":[1,2,3]}]}"#,
+                "needs 4 elements",
+            ),
+            (
+                r#"{"inputs":[{"name":"pixels","shape":[1,4],"datatype":"FP32","data":["a","b","c","d"]}]}"#,
+                "is a string",
+            ),
+            (
+                r#"{"inputs":[{"name":"pixels","shape":[9,4],"datatype":"FP32","data":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}]}"#,
+                "over this model's limit of 8",
+            ),
+            (
+                r#"{"inputs":[{"name":"pixels","shape":[0,4],"datatype":"FP32","data":[]}]}"#,
+                "0 rows",
+            ),
+            (
+                r#"{"inputs":[{"name":"pixels","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}],"outputs":[{"name":"logits"}]}"#,
+                "\"logits\" is not an output",
+            ),
+            (
+                r#"{"inputs":[{"name":"pixels","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]},{"name":"pixels","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}"#,
+                "given twice",
+            ),
+            (
+                r#"{"inputs":[{"name":"pixels","shape":[-1,4],"datatype":"FP32","data":[1,2,3,4]}]}"#,
+                "shape [-1, 4]",
+            ),
         ];
         for (body, expected) in cases {
             let err = check(body).expect_err(body).to_string();

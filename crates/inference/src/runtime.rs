@@ -163,7 +163,11 @@ impl Runtime {
         let mut inputs = Vec::new();
         for (i, outlet) in typed.input_outlets().map_err(onnx_err)?.iter().enumerate() {
             let fact = typed.input_fact(i).map_err(onnx_err)?;
-            inputs.push(spec_of(typed.node(outlet.node).name.clone(), fact, "input")?);
+            inputs.push(spec_of(
+                typed.node(outlet.node).name.clone(),
+                fact,
+                "input",
+            )?);
         }
         let mut outputs = Vec::new();
         for (i, outlet) in typed.output_outlets().map_err(onnx_err)?.iter().enumerate() {
@@ -176,17 +180,20 @@ impl Runtime {
             outputs.push(spec);
         }
         for declared in &manifest.outputs {
-            let found = outputs.iter().find(|o| o.name == declared.name).ok_or_else(|| {
-                LoadError::Signature(format!(
-                    "model.toml output {:?} is not an output of the ONNX file ({})",
-                    declared.name,
-                    outputs
-                        .iter()
-                        .map(|o| o.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
+            let found = outputs
+                .iter()
+                .find(|o| o.name == declared.name)
+                .ok_or_else(|| {
+                    LoadError::Signature(format!(
+                        "model.toml output {:?} is not an output of the ONNX file ({})",
+                        declared.name,
+                        outputs
+                            .iter()
+                            .map(|o| o.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
             if found.datatype != declared.datatype {
                 return Err(LoadError::Signature(format!(
                     "model.toml output {:?} is {}, the ONNX file gives {}",
@@ -291,6 +298,10 @@ fn from_tensor(tensor: &Tensor) -> TractResult<TensorData> {
         DatumType::F32 => TensorData::Fp32(values(tensor)?),
         DatumType::F64 => TensorData::Fp64(values(tensor)?),
         DatumType::String => TensorData::Bytes(values(tensor)?),
-        other => return Err(TractError::msg(format!("output datatype {other:?} cannot be sent"))),
+        other => {
+            return Err(TractError::msg(format!(
+                "output datatype {other:?} cannot be sent"
+            )))
+        }
     })
 }

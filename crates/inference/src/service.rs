@@ -86,7 +86,8 @@ impl Service {
 
     /// The protocol's readiness: not stopping, every start model loaded.
     pub fn ready(&self) -> bool {
-        !self.stopping.load(std::sync::atomic::Ordering::Relaxed) && self.missing_models().is_empty()
+        !self.stopping.load(std::sync::atomic::Ordering::Relaxed)
+            && self.missing_models().is_empty()
     }
 
     /// The model named `raw`, if loaded.
@@ -101,10 +102,7 @@ impl Service {
     pub fn pick(&self, model: &Model, pin: Pin<'_>) -> Result<Arc<LoadedVersion>, InferError> {
         let pinned = |raw: &str| -> Result<Arc<LoadedVersion>, InferError> {
             let unknown = || {
-                InferError::UnknownVersion(
-                    model.name.to_string(),
-                    raw.chars().take(20).collect(),
-                )
+                InferError::UnknownVersion(model.name.to_string(), raw.chars().take(20).collect())
             };
             let version: Version = raw.parse().map_err(|_| {
                 InferError::BadName(format!(
@@ -192,8 +190,12 @@ impl Service {
             .and_then(|v| model.versions.get(&v).cloned())
             .map(|shadow| (shadow, prepared.clone()));
         let answer = version.queue.infer(prepared).await.map_err(|e| match e {
-            BatchError::QueueFull => InferError::QueueFull(model.name.to_string(), version.version.get()),
-            BatchError::Stopped => InferError::NotReady(model.name.to_string(), version.version.get()),
+            BatchError::QueueFull => {
+                InferError::QueueFull(model.name.to_string(), version.version.get())
+            }
+            BatchError::Stopped => {
+                InferError::NotReady(model.name.to_string(), version.version.get())
+            }
             BatchError::Run(reason) => {
                 InferError::Runtime(model.name.to_string(), version.version.get(), reason)
             }
@@ -203,7 +205,8 @@ impl Service {
             ("version", version.version_label.clone()),
         ];
         ::metrics::histogram!(metrics::QUEUE_DURATION, &labels).record(answer.queued.as_secs_f64());
-        ::metrics::histogram!(metrics::COMPUTE_DURATION, &labels).record(answer.compute.as_secs_f64());
+        ::metrics::histogram!(metrics::COMPUTE_DURATION, &labels)
+            .record(answer.compute.as_secs_f64());
         let classes = version.classes(&answer.outputs);
         for (label, index) in &classes {
             let class = if index.is_some_and(|i| i < metrics::MAX_CLASS_LABELS) {
@@ -228,7 +231,11 @@ impl Service {
                 .remember(&id, model.name.as_str(), version.version.get(), label);
         }
         if let Some((shadow, mirrored)) = shadow {
-            self.mirror(shadow, mirrored, classes.iter().map(|(l, _)| l.clone()).collect());
+            self.mirror(
+                shadow,
+                mirrored,
+                classes.iter().map(|(l, _)| l.clone()).collect(),
+            );
         }
         let mut outputs: Vec<Option<(Vec<usize>, TensorData)>> =
             answer.outputs.into_iter().map(Some).collect();
@@ -263,8 +270,11 @@ impl Service {
             let started = Instant::now();
             let outcome = match shadow.queue.infer(request).await {
                 Ok(answer) => {
-                    let mirrored: Vec<String> =
-                        shadow.classes(&answer.outputs).into_iter().map(|(l, _)| l).collect();
+                    let mirrored: Vec<String> = shadow
+                        .classes(&answer.outputs)
+                        .into_iter()
+                        .map(|(l, _)| l)
+                        .collect();
                     ::metrics::histogram!(
                         metrics::SHADOW_DURATION,
                         "model" => shadow.name.to_string(),

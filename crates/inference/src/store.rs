@@ -164,16 +164,29 @@ mod tests {
     #[tokio::test]
     async fn lists_only_the_layout() {
         let root = tempfile::tempdir().unwrap();
-        for dir in ["digits/1", "digits/2", "digits/latest", ".hidden/1", "empty"] {
+        for dir in [
+            "digits/1",
+            "digits/2",
+            "digits/latest",
+            ".hidden/1",
+            "empty",
+        ] {
             std::fs::create_dir_all(root.path().join(dir)).unwrap();
         }
         std::fs::write(root.path().join("digits/1/model.onnx"), b"onnx").unwrap();
-        std::fs::write(root.path().join("digits/1/model.toml"), b"description = 'x'").unwrap();
+        std::fs::write(
+            root.path().join("digits/1/model.toml"),
+            b"description = 'x'",
+        )
+        .unwrap();
         let store = LocalStore::new(root.path(), 1024);
         let listed = store.list().await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].0.as_str(), "digits");
-        assert_eq!(listed[0].1.iter().map(|v| v.get()).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            listed[0].1.iter().map(|v| v.get()).collect::<Vec<_>>(),
+            [1, 2]
+        );
         let name = ModelName::parse("digits").unwrap();
         let files = store.read(&name, Version::new(1).unwrap()).await.unwrap();
         assert_eq!(files.onnx, b"onnx");
@@ -183,7 +196,10 @@ mod tests {
             Err(StoreError::NoSuchVersion(..))
         ));
         let missing = ModelName::parse("nope").unwrap();
-        assert!(matches!(store.versions(&missing).await, Err(StoreError::NoSuchModel(_))));
+        assert!(matches!(
+            store.versions(&missing).await,
+            Err(StoreError::NoSuchModel(_))
+        ));
         std::fs::write(root.path().join("digits/2/model.onnx"), vec![0u8; 2048]).unwrap();
         assert!(matches!(
             store.read(&name, Version::new(2).unwrap()).await,

@@ -14,8 +14,9 @@ fn repository() -> PathBuf {
 fn load(name: &str, version: u64) -> Runtime {
     let dir = repository().join(name).join(version.to_string());
     let onnx = std::fs::read(dir.join("model.onnx")).expect("model.onnx");
-    let manifest = Manifest::parse(&std::fs::read_to_string(dir.join("model.toml")).expect("model.toml"))
-        .expect("valid model.toml");
+    let manifest =
+        Manifest::parse(&std::fs::read_to_string(dir.join("model.toml")).expect("model.toml"))
+            .expect("valid model.toml");
     Runtime::load(&onnx, &manifest).expect("loads")
 }
 
@@ -32,7 +33,8 @@ struct Reference {
 }
 
 fn reference() -> Reference {
-    let text = std::fs::read_to_string(repository().join("reference/digits.json")).expect("reference set");
+    let text =
+        std::fs::read_to_string(repository().join("reference/digits.json")).expect("reference set");
     serde_json::from_str(&text).expect("valid reference set")
 }
 
@@ -46,12 +48,24 @@ fn every_example_model_matches_onnxruntime() {
         assert!(runtime.batched(), "{key} takes a batch");
         let rows = reference.inputs.len();
         let flat: Vec<f32> = reference.inputs.iter().flatten().copied().collect();
-        let outputs = runtime.run(vec![TensorData::Fp32(flat)], rows).expect("runs");
+        let outputs = runtime
+            .run(vec![TensorData::Fp32(flat)], rows)
+            .expect("runs");
         let names: Vec<&str> = runtime.outputs.iter().map(|o| o.name.as_str()).collect();
-        let label = names.iter().position(|n| *n == "label").expect("label output");
-        let probabilities = names.iter().position(|n| *n == "probabilities").expect("probabilities output");
+        let label = names
+            .iter()
+            .position(|n| *n == "label")
+            .expect("label output");
+        let probabilities = names
+            .iter()
+            .position(|n| *n == "probabilities")
+            .expect("probabilities output");
         assert_eq!(outputs[label].0, vec![rows]);
-        assert_eq!(outputs[label].1, TensorData::Int64(expected.label.clone()), "{key} labels");
+        assert_eq!(
+            outputs[label].1,
+            TensorData::Int64(expected.label.clone()),
+            "{key} labels"
+        );
         assert_eq!(outputs[probabilities].0, vec![rows, 10]);
         let TensorData::Fp32(got) = &outputs[probabilities].1 else {
             panic!("{key}: probabilities are not FP32");
@@ -73,8 +87,12 @@ fn one_row_and_a_batch_agree() {
     let all: Vec<f32> = reference.inputs.iter().take(4).flatten().copied().collect();
     let batch = runtime.run(vec![TensorData::Fp32(all)], 4).expect("runs");
     for (i, row) in reference.inputs.iter().take(4).enumerate() {
-        let one = runtime.run(vec![TensorData::Fp32(row.clone())], 1).expect("runs");
-        let TensorData::Int64(labels) = &batch[0].1 else { panic!("label is INT64") };
+        let one = runtime
+            .run(vec![TensorData::Fp32(row.clone())], 1)
+            .expect("runs");
+        let TensorData::Int64(labels) = &batch[0].1 else {
+            panic!("label is INT64")
+        };
         assert_eq!(one[0].1, TensorData::Int64(vec![labels[i]]));
     }
 }
@@ -88,7 +106,8 @@ fn a_corrupt_file_is_a_clear_error() {
     assert!(err.contains("not a loadable ONNX model"), "{err}");
     // A signature that names an input the file does not have.
     let onnx = std::fs::read(repository().join("digits/1/model.onnx")).unwrap();
-    let manifest = Manifest::parse("[[inputs]]\nname = 'image'\ndatatype = 'FP32'\nshape = [-1, 64]").unwrap();
+    let manifest =
+        Manifest::parse("[[inputs]]\nname = 'image'\ndatatype = 'FP32'\nshape = [-1, 64]").unwrap();
     let err = match Runtime::load(&onnx, &manifest) {
         Ok(_) => panic!("wrong signature loaded"),
         Err(e) => e.to_string(),

@@ -5,9 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A tensor element type (`"FP32"`, `"INT64"`, `"BYTES"`...).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Datatype {
     Bool,

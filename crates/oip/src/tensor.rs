@@ -91,7 +91,9 @@ impl TensorData {
                 }
             };
         }
-        same!(Bool, Int8, Int16, Int32, Int64, Uint8, Uint16, Uint32, Uint64, Fp16, Fp32, Fp64, Bytes)
+        same!(
+            Bool, Int8, Int16, Int32, Int64, Uint8, Uint16, Uint32, Uint64, Fp16, Fp32, Fp64, Bytes
+        )
     }
 
     /// Cuts the values into consecutive parts of `sizes` elements (the
@@ -106,7 +108,11 @@ impl TensorData {
         if total != Some(self.len()) {
             return None;
         }
-        fn cut<T>(mut values: Vec<T>, sizes: &[usize], wrap: fn(Vec<T>) -> TensorData) -> Vec<TensorData> {
+        fn cut<T>(
+            mut values: Vec<T>,
+            sizes: &[usize],
+            wrap: fn(Vec<T>) -> TensorData,
+        ) -> Vec<TensorData> {
             let mut parts = Vec::with_capacity(sizes.len());
             // From the back, so each split_off moves only its own part.
             for &size in sizes.iter().rev() {
@@ -468,15 +474,28 @@ mod tests {
     #[test]
     fn length_must_match_the_shape() {
         let err = decode(Datatype::Fp32, &[1, 3], raw("[1, 2]")).unwrap_err();
-        assert!(matches!(err, DecodeError::LengthMismatch { expected: 3, got: 2, .. }));
+        assert!(matches!(
+            err,
+            DecodeError::LengthMismatch {
+                expected: 3,
+                got: 2,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn elements_must_be_of_the_datatype() {
         let err = decode(Datatype::Fp32, &[2], raw(r#"[1, "x"]"#)).unwrap_err();
-        assert!(matches!(err, DecodeError::WrongElement { index: 1, .. }), "{err}");
+        assert!(
+            matches!(err, DecodeError::WrongElement { index: 1, .. }),
+            "{err}"
+        );
         let err = decode(Datatype::Int64, &[1], raw("[1.5]")).unwrap_err();
-        assert!(matches!(err, DecodeError::WrongElement { index: 0, .. }), "{err}");
+        assert!(
+            matches!(err, DecodeError::WrongElement { index: 0, .. }),
+            "{err}"
+        );
         let err = decode(Datatype::Bool, &[1], raw("[1]")).unwrap_err();
         assert!(matches!(err, DecodeError::WrongElement { .. }), "{err}");
         let err = decode(Datatype::Bytes, &[1], raw("[1]")).unwrap_err();
@@ -548,8 +567,12 @@ mod tests {
         // panicked out of bounds.
         let half = usize::MAX / 2 + 1;
         assert!(TensorData::Bool(vec![]).split(&[half, half]).is_none());
-        assert!(TensorData::Bool(vec![true]).split(&[usize::MAX, 2]).is_none());
-        assert!(TensorData::Int8(vec![1, 2]).split(&[2, usize::MAX]).is_none());
+        assert!(TensorData::Bool(vec![true])
+            .split(&[usize::MAX, 2])
+            .is_none());
+        assert!(TensorData::Int8(vec![1, 2])
+            .split(&[2, usize::MAX])
+            .is_none());
     }
 
     #[test]
