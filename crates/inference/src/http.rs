@@ -683,13 +683,13 @@ async fn load(
     let name =
         ModelName::parse(&name).map_err(|e| infer_problem(InferError::BadName(e.to_string())))?;
     use crate::models::LoadError;
-    use crate::store::StoreError;
+    use crate::store::RepositoryError;
     match service.models.load(&name).await {
         Ok(versions) => Ok(Json(Loaded {
             name: name.to_string(),
             versions: versions.iter().map(u64::to_string).collect(),
         })),
-        Err(LoadError::Store(StoreError::NoSuchModel(_))) => Err(problem(
+        Err(LoadError::Store(RepositoryError::NoSuchModel(_))) => Err(problem(
             StatusCode::NOT_FOUND,
             "model-not-found",
             "Model not found",

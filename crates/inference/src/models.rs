@@ -15,7 +15,7 @@ use crate::metrics;
 use crate::names::{ModelName, Version};
 use crate::pool::ComputePool;
 use crate::runtime::Runtime;
-use crate::store::{ModelStore, StoreError};
+use crate::store::{ModelStore, RepositoryError};
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use oip::{Datatype, RepositoryModel};
@@ -99,7 +99,7 @@ pub struct LoadSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] RepositoryError),
     #[error("no version of model {name} could be loaded: {reasons}")]
     Failed { name: String, reasons: String },
 }
@@ -215,7 +215,7 @@ impl Models {
 
     /// Every version in the store with its state: `READY`, `UNAVAILABLE`
     /// (not loaded) or `FAILED` (with the load error).
-    pub async fn index(&self) -> Result<Vec<RepositoryModel>, StoreError> {
+    pub async fn index(&self) -> Result<Vec<RepositoryModel>, RepositoryError> {
         let listed = self.store.list().await?;
         let loaded = self.loaded.load();
         let failures = self.failures_mut().clone();

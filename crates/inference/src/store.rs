@@ -20,7 +20,7 @@ pub struct ModelFiles {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum RepositoryError {
     #[error("model {0} is not in the repository")]
     NoSuchModel(String),
     #[error("model {0} version {1} is not in the repository")]
@@ -35,11 +35,12 @@ pub enum StoreError {
 #[async_trait]
 pub trait ModelStore: Send + Sync {
     /// Every model and its versions, ascending.
-    async fn list(&self) -> Result<Vec<(ModelName, Vec<Version>)>, StoreError>;
+    async fn list(&self) -> Result<Vec<(ModelName, Vec<Version>)>, RepositoryError>;
     /// The versions of one model, ascending.
-    async fn versions(&self, name: &ModelName) -> Result<Vec<Version>, StoreError>;
+    async fn versions(&self, name: &ModelName) -> Result<Vec<Version>, RepositoryError>;
     /// One version's files.
-    async fn read(&self, name: &ModelName, version: Version) -> Result<ModelFiles, StoreError>;
+    async fn read(&self, name: &ModelName, version: Version)
+        -> Result<ModelFiles, RepositoryError>;
 }
 
 /// A repository on the local file system.
@@ -56,16 +57,16 @@ impl LocalStore {
         }
     }
 
-    fn io(&self, path: &std::path::Path, error: std::io::Error) -> StoreError {
-        StoreError::Io {
+    fn io(&self, path: &std::path::Path, error: std::io::Error) -> RepositoryError {
+        RepositoryError::Io {
             file: path.display().to_string(),
             error,
         }
     }
 
-    async fn read_file(&self, path: PathBuf) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn read_file(&self, path: PathBuf) -> Result<Option<Vec<u8>>, RepositoryError> {
         match tokio::fs::metadata(&path).await {
-            Ok(meta) if meta.len() > self.max_file_bytes => Err(StoreError::TooLarge {
+            Ok(meta) if meta.len() > self.max_file_bytes => Err(RepositoryError::TooLarge {
                 file: path.display().to_string(),
                 limit: self.max_file_bytes,
             }),
@@ -94,7 +95,7 @@ impl LocalStore {
 
 #[async_trait]
 impl ModelStore for LocalStore {
-    async fn list(&self) -> Result<Vec<(ModelName, Vec<Version>)>, StoreError> {
+    async fn list(&self) -> Result<Vec<(ModelName, Vec<Version>)>, RepositoryError> {
         let names = self
             .subdirectories(&self.root)
             .await
@@ -114,12 +115,12 @@ impl ModelStore for LocalStore {
         Ok(listed)
     }
 
-    async fn versions(&self, name: &ModelName) -> Result<Vec<Version>, StoreError> {
+    async fn versions(&self, name: &ModelName) -> Result<Vec<Version>, RepositoryError> {
         let dir = self.root.join(name.as_str());
         let names = match self.subdirectories(&dir).await {
             Ok(names) => names,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::NoSuchModel(name.to_string()))
+                return Err(RepositoryError::NoSuchModel(name.to_string()))
             }
             Err(e) => return Err(self.io(&dir, e)),
         };
@@ -128,16 +129,22 @@ impl ModelStore for LocalStore {
         Ok(versions)
     }
 
-    async fn read(&self, name: &ModelName, version: Version) -> Result<ModelFiles, StoreError> {
+    async fn read(
+        &self,
+        name: &ModelName,
+        version: Version,
+    ) -> Result<ModelFiles, RepositoryError> {
         let dir = self.root.join(name.as_str()).join(version.to_string());
         let onnx = self
             .read_file(dir.join("model.onnx"))
             .await?
-            .ok_or_else(|| StoreError::NoSuchVersion(name.to_string(), version.get()))?;
-        let text = |bytes: Option<Vec<u8>>, file: &str| -> Result<Option<String>, StoreError> {
+            .ok_or_else(|| RepositoryError::NoSuchVersion(name.to_string(), version.get()))?;
+        let text = |bytes: Option<Vec<u8>>,
+                    file: &str|
+         -> Result<Option<String>, RepositoryError> {
             bytes
                 .map(|b| {
-                    String::from_utf8(b).map_err(|_| StoreError::Io {
+                    String::from_utf8(b).map_err(|_| RepositoryError::Io {
                         file: dir.join(file).display().to_string(),
                         error: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"),
                     })
@@ -193,17 +200,17 @@ mod tests {
         assert!(files.manifest.is_some() && files.reference.is_none());
         assert!(matches!(
             store.read(&name, Version::new(2).unwrap()).await,
-            Err(StoreError::NoSuchVersion(..))
+            Err(RepositoryError::NoSuchVersion(..))
         ));
         let missing = ModelName::parse("nope").unwrap();
         assert!(matches!(
             store.versions(&missing).await,
-            Err(StoreError::NoSuchModel(_))
+            Err(RepositoryError::NoSuchModel(_))
         ));
         std::fs::write(root.path().join("digits/2/model.onnx"), vec![0u8; 2048]).unwrap();
         assert!(matches!(
             store.read(&name, Version::new(2).unwrap()).await,
-            Err(StoreError::TooLarge { .. })
+            Err(RepositoryError::TooLarge { .. })
         ));
     }
 }
