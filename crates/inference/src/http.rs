@@ -9,7 +9,7 @@
 
 use crate::manifest::{Manifest, TensorSpec, Training};
 use crate::models::{LoadedVersion, Model};
-use crate::names::ModelName;
+use crate::names::{ModelName, Version};
 use crate::policy::ServingPolicy;
 use crate::service::{InferError, Pin, Service};
 use axum::body::Bytes;
@@ -179,34 +179,18 @@ fn err_response(p: Problem) -> Response {
 /// policy's default, else the highest loaded.
 fn default_version(service: &Service, model: &Model) -> Option<Arc<LoadedVersion>> {
     let policy = service.policies.get(model.name.as_str());
-    policy
-        .default_version
-        .and_then(|v| crate::names::Version::new(v).ok())
-        .and_then(|v| model.versions.get(&v))
-        .or_else(|| model.versions.values().next_back())
-        .cloned()
+    let version = policy.resolve_default(&model.version_numbers())?;
+    model.versions.get(&Version::new(version).ok()?).cloned()
 }
 
-fn version_of(model: &Model, raw: &str) -> Result<Arc<LoadedVersion>, Problem> {
-    let version: crate::names::Version = raw.parse().map_err(|_| {
-        problem(
-            StatusCode::BAD_REQUEST,
-            "invalid-name",
-            "Invalid model name or version",
-            format!(
-                "version {:?} is not a positive integer",
-                raw.chars().take(20).collect::<String>()
-            ),
-        )
-    })?;
-    model.versions.get(&version).cloned().ok_or_else(|| {
-        problem(
-            StatusCode::NOT_FOUND,
-            "version-not-found",
-            "Model version not found",
-            format!("model {} has no loaded version {version}", model.name),
-        )
-    })
+/// A version pinned in the path: 400 when not a number, 404 when not loaded.
+fn version_of(service: &Service, model: &Model, raw: &str) -> Result<Arc<LoadedVersion>, Problem> {
+    service.pick(model, Pin::Path(raw)).map_err(infer_problem)
+}
+
+/// A model name from the path, for operations that need not find it loaded.
+fn model_name(raw: &str) -> Result<ModelName, Problem> {
+    ModelName::parse(raw).map_err(|e| infer_problem(InferError::BadName(e.to_string())))
 }
 
 fn loaded(service: &Service, name: &str) -> Result<Arc<Model>, Problem> {
@@ -322,7 +306,7 @@ async fn version_metadata(
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<ModelMetadata>, Problem> {
     let model = loaded(&service, &name)?;
-    let version = version_of(&model, &version)?;
+    let version = version_of(&service, &model, &version)?;
     Ok(Json(metadata(&model, &version)))
 }
 
@@ -355,7 +339,7 @@ async fn version_ready(
     Path((name, version)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
     let model = loaded(&service, &name)?;
-    version_of(&model, &version)?;
+    version_of(&service, &model, &version)?;
     Ok(StatusCode::OK)
 }
 
@@ -436,7 +420,7 @@ async fn version_info(
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<ModelInfo>, Problem> {
     let model = loaded(&service, &name)?;
-    let version = version_of(&model, &version)?;
+    let version = version_of(&service, &model, &version)?;
     Ok(Json(info(&version)))
 }
 
@@ -584,8 +568,7 @@ async fn feedback(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<FeedbackResult>, Problem> {
-    let name =
-        ModelName::parse(&name).map_err(|e| infer_problem(InferError::BadName(e.to_string())))?;
+    let name = model_name(&name)?;
     let feedback: Feedback = parse_body(&headers, &body)?;
     let label = match &feedback.label {
         serde_json::Value::String(s) => s.clone(),
@@ -680,8 +663,7 @@ async fn load(
     State(service): State<Arc<Service>>,
     Path(name): Path<String>,
 ) -> Result<Json<Loaded>, Problem> {
-    let name =
-        ModelName::parse(&name).map_err(|e| infer_problem(InferError::BadName(e.to_string())))?;
+    let name = model_name(&name)?;
     use crate::models::LoadError;
     use crate::store::RepositoryError;
     match service.models.load(&name).await {
@@ -725,8 +707,7 @@ async fn unload(
     State(service): State<Arc<Service>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    let name =
-        ModelName::parse(&name).map_err(|e| infer_problem(InferError::BadName(e.to_string())))?;
+    let name = model_name(&name)?;
     service.models.unload(&name).await.map_err(|e| {
         problem(
             StatusCode::NOT_FOUND,
