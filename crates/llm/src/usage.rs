@@ -1,0 +1,1 @@
+//! placeholder: the usage ledger (being written)
