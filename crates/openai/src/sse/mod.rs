@@ -234,7 +234,9 @@ impl SseParser {
         }
     }
 
-    /// Bytes the parser holds: unread input and the event being read.
+    /// Bytes the parser holds: unread input and the event being read. Once
+    /// drained (`next_event` gave `None`), at most `max_event_bytes`, or 2
+    /// when those are the start of what may be a byte order mark.
     pub fn buffered_bytes(&self) -> usize {
         (self.buf.len() - self.pos) + self.event.held()
     }
