@@ -26,6 +26,6 @@ pub mod response;
 pub mod sse;
 
 pub use error::ApiError;
-pub use request::{parse, Endpoint, Request, RequestError};
+pub use request::{parse, Endpoint, PromptSize, Request, RequestError};
 pub use response::{chunk_usage, response_usage, ChunkInfo, ResponseError, Usage};
 pub use sse::{SseError, SseEvent, SseParser};
