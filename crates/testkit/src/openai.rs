@@ -18,28 +18,56 @@
 //! each by a hand-written accept loop (not `axum::serve`) so that
 //! [`ScriptedBackend::stop`] and [`Failure::DisconnectAfter`] can cut a
 //! connection at once, as a crashed server would.
+//!
+//! ```no_run
+//! # async fn example() -> std::io::Result<()> {
+//! use std::time::Duration;
+//! use testkit::openai::{Pacing, Script, ScriptedBackend};
+//!
+//! let backend = ScriptedBackend::start(Script {
+//!     tokens: 3,
+//!     pacing: Pacing::Manual,
+//!     ..Script::default()
+//! })
+//! .await?;
+//! // Configure the gateway with `backend.base_url()`, stream through it,
+//! // read chunk 0, then `backend.release(1)` for chunk 1...
+//! // After the client goes away:
+//! let stats = tokio::time::timeout(
+//!     Duration::from_secs(10),
+//!     backend.wait_until(|s| s.active == 0 && s.cancelled == 1),
+//! )
+//! .await
+//! .expect("the backend saw the client leave");
+//! assert_eq!(stats.completion_tokens_served, 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Under `tokio::time::pause()` (a current-thread runtime, the backend on
+//! it) the scripted delays cost no real time, and a `timeout` fires only
+//! once no task can progress: `timeout(an_hour, next_chunk)` failing proves
+//! deterministically that a chunk is being held.
 
 mod generation;
 mod handlers;
 mod script;
+mod server;
 mod wire;
 
 pub use script::{Failure, Pacing, Script};
 pub use wire::{prompt_tokens, token_text};
 
 use axum::http::HeaderMap;
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
+use server::Server;
 use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// How many requests [`ScriptedBackend::recorded`] keeps (the latest).
 pub const RECORDED_REQUESTS: usize = 64;
@@ -175,16 +203,6 @@ impl Drop for Exchange {
     fn drop(&mut self) {
         self.end(|s| s.cancelled += 1);
     }
-}
-
-/// Cuts the connection a request arrived on, from inside its handler.
-#[derive(Clone)]
-struct ConnectionKill(CancellationToken);
-
-/// The listener and connections of one run (between start and stop).
-struct Server {
-    cancel: CancellationToken,
-    tracker: TaskTracker,
 }
 
 /// A scripted OpenAI-compatible backend; see the module docs. Stopped (its
@@ -327,69 +345,5 @@ impl Drop for ScriptedBackend {
             server.cancel.cancel();
             server.tracker.close();
         }
-    }
-}
-
-impl Server {
-    fn spawn(listener: TcpListener, shared: Arc<Shared>) -> Self {
-        let cancel = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        tracker.spawn(accept_loop(
-            listener,
-            shared,
-            cancel.clone(),
-            tracker.clone(),
-        ));
-        Self { cancel, tracker }
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    cancel: CancellationToken,
-    tracker: TaskTracker,
-) {
-    let app = handlers::router(shared.clone());
-    loop {
-        let stream = tokio::select! {
-            _ = cancel.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                // Out of file descriptors and the like: try again shortly
-                // rather than spin.
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-        };
-        // Nagle off: a chunk leaves when it is written, so chunk timing
-        // seen by the client is the script's.
-        let _ = stream.set_nodelay(true);
-        shared.count(|s| s.connections += 1);
-        tracker.spawn(serve_connection(stream, app.clone(), cancel.child_token()));
-    }
-}
-
-/// Serves one connection until it ends, the backend stops, or a handler
-/// cuts it ([`ConnectionKill`]). Dropping the connection future closes the
-/// socket and drops the in-flight handler or body, which counts the
-/// request cancelled.
-async fn serve_connection(stream: TcpStream, app: axum::Router, kill: CancellationToken) {
-    let for_requests = ConnectionKill(kill.clone());
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
-        request.extensions_mut().insert(for_requests.clone());
-        tower::ServiceExt::oneshot(app.clone(), request)
-    });
-    let connection =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(connection);
-    tokio::select! {
-        // The connection first: after a handler asks for the cut, the
-        // connection gets one more turn to flush what was already written.
-        biased;
-        _ = connection.as_mut() => {}
-        _ = kill.cancelled() => {}
     }
 }

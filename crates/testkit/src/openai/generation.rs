@@ -2,8 +2,9 @@
 //! a stream of server-sent events that owns the request's [`Exchange`], so
 //! a client going away mid-stream counts as cancelled.
 
+use super::server::ConnectionKill;
 use super::wire::{self, Endpoint, Reply, Usage};
-use super::{ConnectionKill, Exchange, Failure, Pacing, Script, Shared};
+use super::{Exchange, Failure, Pacing, Script, Shared};
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};

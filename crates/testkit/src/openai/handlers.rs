@@ -3,8 +3,9 @@
 //! here, generations in [`super::generation`].
 
 use super::generation::{self, cut, malformed};
+use super::server::ConnectionKill;
 use super::wire::{self, Endpoint};
-use super::{ConnectionKill, Exchange, Failure, RecordedRequest, Script, Shared};
+use super::{Exchange, Failure, RecordedRequest, Script, Shared};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
