@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod nats;
+pub mod openai;
 pub mod otlp;
 pub mod redis;
 mod supervised;
