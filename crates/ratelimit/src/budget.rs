@@ -19,7 +19,7 @@
 //! doubles compare them exactly.
 
 use crate::LimiterError;
-use chrono::{DateTime, Datelike, Months, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, Months, NaiveTime};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -178,9 +178,9 @@ pub(crate) fn settle(used: u64, delta: i64) -> u64 {
 /// The window holding `now_us`, or an error for a clock outside the
 /// calendar.
 pub(crate) fn current_span(window: BudgetWindow, now_us: i64) -> Result<Span, LimiterError> {
-    window
-        .span_at(seconds(now_us))
-        .ok_or_else(|| LimiterError::Config(format!("the clock ({now_us} us) is outside the calendar")))
+    window.span_at(seconds(now_us)).ok_or_else(|| {
+        LimiterError::Config(format!("the clock ({now_us} us) is outside the calendar"))
+    })
 }
 
 /// Unix seconds of an instant in microseconds (floored).
@@ -191,7 +191,7 @@ pub(crate) fn seconds(now_us: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
 
     fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> i64 {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, s)
@@ -274,7 +274,10 @@ mod tests {
         let d = BudgetDecision::of(true, 40, 100, span, now_us);
         assert_eq!((d.used, d.limit, d.remaining), (40, 100, 60));
         assert_eq!(d.window_id, at(2026, 1, 1, 0, 0, 0));
-        assert_eq!(d.reset_after, Duration::from_micros(6 * 3_600_000_000 - 250_000));
+        assert_eq!(
+            d.reset_after,
+            Duration::from_micros(6 * 3_600_000_000 - 250_000)
+        );
         let over = BudgetDecision::of(false, 130, u64::MAX, span, now_us);
         assert_eq!((over.limit, over.remaining), (MAX_BUDGET, MAX_BUDGET - 130));
         let spent = BudgetDecision::of(false, 130, 100, span, now_us);

@@ -5,9 +5,9 @@
 //! A key's whole state is its theoretical arrival time (TAT): the moment
 //! at which it will have "paid back" every cell spent so far. A request
 //! costing `cost` cells at `now` is allowed when, after it, the TAT would
-//! run at most a full burst ahead of now (`max(TAT, now) + cost x interval
-//! - now <= burst x interval`), and then moves the TAT on by `cost`
-//! emission intervals. With `cost` = 1 this is the classic
+//! run at most a full burst ahead of now
+//! (`max(TAT, now) + cost x interval <= now + burst x interval`), and then
+//! moves the TAT on by `cost` emission intervals. With `cost` = 1 this is the classic
 //! `max(TAT, now) - now <= tolerance`. State older than `now` is the same
 //! as no state, so keys can expire at their TAT.
 //!
@@ -199,18 +199,42 @@ mod tests {
         // 1000 tokens a minute: one token every 60 ms, burst 1000.
         let q = quota(1000, Duration::from_secs(60), 1000);
         let s = step_n(None, 0, &q, 600);
-        assert_eq!(s, Step { allowed: true, tat_us: 600 * 60_000 });
+        assert_eq!(
+            s,
+            Step {
+                allowed: true,
+                tat_us: 600 * 60_000
+            }
+        );
         let d = Decision::of_n(s, 0, &q, 600);
-        assert_eq!((d.remaining, d.reset_us, d.retry_after_us), (400, 36_000_000, 0));
+        assert_eq!(
+            (d.remaining, d.reset_us, d.retry_after_us),
+            (400, 36_000_000, 0)
+        );
         // 500 more do not fit: they will once 100 tokens have come back.
         let refused = step_n(Some(s.tat_us), 0, &q, 500);
-        assert_eq!(refused, Step { allowed: false, tat_us: s.tat_us });
+        assert_eq!(
+            refused,
+            Step {
+                allowed: false,
+                tat_us: s.tat_us
+            }
+        );
         let d = Decision::of_n(refused, 0, &q, 500);
-        assert_eq!((d.allowed, d.remaining, d.retry_after_us), (false, 400, 6_000_000));
+        assert_eq!(
+            (d.allowed, d.remaining, d.retry_after_us),
+            (false, 400, 6_000_000)
+        );
         assert!(!d.exceeds_burst());
         assert!(!step_n(Some(s.tat_us), 5_999_999, &q, 500).allowed);
         let later = step_n(Some(s.tat_us), 6_000_000, &q, 500);
-        assert_eq!(later, Step { allowed: true, tat_us: 6_000_000 + 1000 * 60_000 });
+        assert_eq!(
+            later,
+            Step {
+                allowed: true,
+                tat_us: 6_000_000 + 1000 * 60_000
+            }
+        );
         // Exactly the burst fits a fresh key; cost 1 is the classic step.
         assert!(step_n(None, 0, &q, 1000).allowed);
         assert_eq!(step_n(Some(77), 5, &q, 1), step(Some(77), 5, &q));
@@ -221,7 +245,14 @@ mod tests {
         let q = quota(10, Duration::from_secs(1), 5);
         for cost in [6, 1_000, u64::MAX] {
             let s = step_n(None, 0, &q, cost);
-            assert_eq!(s, Step { allowed: false, tat_us: 0 }, "{cost}");
+            assert_eq!(
+                s,
+                Step {
+                    allowed: false,
+                    tat_us: 0
+                },
+                "{cost}"
+            );
             let d = Decision::of_n(s, 0, &q, cost);
             assert!(d.exceeds_burst());
             assert_eq!((d.remaining, d.retry_after_us), (5, u64::MAX));
@@ -236,10 +267,22 @@ mod tests {
     #[test]
     fn cost_zero_is_allowed_and_changes_nothing() {
         let q = quota(10, Duration::from_secs(1), 2);
-        assert_eq!(step_n(None, 7, &q, 0), Step { allowed: true, tat_us: 7 });
+        assert_eq!(
+            step_n(None, 7, &q, 0),
+            Step {
+                allowed: true,
+                tat_us: 7
+            }
+        );
         // Even on a key whose TAT is further ahead than this quota allows.
         let s = step_n(Some(10_000_000), 0, &q, 0);
-        assert_eq!(s, Step { allowed: true, tat_us: 10_000_000 });
+        assert_eq!(
+            s,
+            Step {
+                allowed: true,
+                tat_us: 10_000_000
+            }
+        );
         assert_eq!(Decision::of_n(s, 0, &q, 0).retry_after_us, 0);
     }
 

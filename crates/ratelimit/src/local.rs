@@ -136,9 +136,7 @@ impl LocalLimiter {
 
     fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
         let index = (self.hasher.hash_one(key) as usize) % SHARDS;
-        self.shards[index]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.shards[index].lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn counters(&self) -> MutexGuard<'_, Counters> {
@@ -217,10 +215,14 @@ mod tests {
     fn ended_windows_are_forgotten_once_their_grace_has_passed() {
         // The insert that reaches SWEEP_AT sweeps.
         let within_grace = full_day_then(59);
-        within_grace.reserve_now("new", BudgetWindow::Day, 10, 1).expect("reserve");
+        within_grace
+            .reserve_now("new", BudgetWindow::Day, 10, 1)
+            .expect("reserve");
         assert_eq!(within_grace.counters().used.len(), SWEEP_AT);
         let after_grace = full_day_then(60);
-        after_grace.reserve_now("new", BudgetWindow::Day, 10, 1).expect("reserve");
+        after_grace
+            .reserve_now("new", BudgetWindow::Day, 10, 1)
+            .expect("reserve");
         assert_eq!(after_grace.counters().used.len(), 1);
     }
 }

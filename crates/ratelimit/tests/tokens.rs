@@ -34,7 +34,10 @@ async fn weighted_requests_spend_their_cost_and_wait_exactly(
     let refused = limiter.check_n("w", &quota, 500).await.expect("decision");
     assert!(!refused.allowed && !refused.exceeds_burst());
     // 100 tokens short: 100 x 60 ms.
-    assert_eq!((refused.remaining, refused.retry_after_us), (400, 6_000_000));
+    assert_eq!(
+        (refused.remaining, refused.retry_after_us),
+        (400, 6_000_000)
+    );
     let rest = limiter.check_n("w", &quota, 400).await.expect("decision");
     assert_eq!((rest.allowed, rest.remaining), (true, 0));
     // `check` is a cost of 1: one token, 60 ms away.
@@ -56,8 +59,17 @@ async fn a_cost_above_the_burst_is_refused_and_cost_zero_is_free(limiter: &dyn R
     assert_eq!((refused.remaining, refused.retry_after_us), (100, u64::MAX));
     // Nothing was spent by the refusal, nor by a cost of 0.
     let zero = limiter.check_n("big", &quota, 0).await.expect("decision");
-    assert_eq!((zero.allowed, zero.remaining, zero.reset_us), (true, 100, 0));
-    assert!(limiter.check_n("big", &quota, 100).await.expect("d").allowed);
+    assert_eq!(
+        (zero.allowed, zero.remaining, zero.reset_us),
+        (true, 100, 0)
+    );
+    assert!(
+        limiter
+            .check_n("big", &quota, 100)
+            .await
+            .expect("d")
+            .allowed
+    );
     let spent = limiter.check_n("big", &quota, 0).await.expect("decision");
     assert_eq!((spent.allowed, spent.remaining), (true, 0));
     assert!(!limiter.check("big", &quota).await.expect("d").allowed);
@@ -80,7 +92,13 @@ async fn a_refund_restores_exactly_and_never_beyond_the_burst(limiter: &dyn Rate
     assert!(!limiter.check("r", &quota).await.expect("d").allowed);
     // A refund to a key without state changes nothing.
     limiter.refund("unknown", &quota, 5).await.expect("refund");
-    assert!(limiter.check_n("unknown", &quota, 10).await.expect("d").allowed);
+    assert!(
+        limiter
+            .check_n("unknown", &quota, 10)
+            .await
+            .expect("d")
+            .allowed
+    );
     assert!(!limiter.check("unknown", &quota).await.expect("d").allowed);
 }
 
@@ -91,11 +109,17 @@ async fn budgets_refuse_at_the_limit_and_reset_at_midnight_utc(
     clock.set(utc(2026, 1, 31, 23, 0, 0));
     let day = BudgetWindow::Day;
     let d = limiter.reserve("b", day, 100, 60).await.expect("reserve");
-    assert_eq!((d.allowed, d.used, d.limit, d.remaining), (true, 60, 100, 40));
+    assert_eq!(
+        (d.allowed, d.used, d.limit, d.remaining),
+        (true, 60, 100, 40)
+    );
     assert_eq!(d.window_id, utc(2026, 1, 31, 0, 0, 0).timestamp());
     assert_eq!(d.reset_after, Duration::from_secs(3600));
     let refused = limiter.reserve("b", day, 100, 41).await.expect("reserve");
-    assert_eq!((refused.allowed, refused.used, refused.remaining), (false, 60, 40));
+    assert_eq!(
+        (refused.allowed, refused.used, refused.remaining),
+        (false, 60, 40)
+    );
     let rest = limiter.reserve("b", day, 100, 40).await.expect("reserve");
     assert_eq!((rest.allowed, rest.used, rest.remaining), (true, 100, 0));
     assert!(!limiter.reserve("b", day, 100, 1).await.expect("r").allowed);
@@ -110,7 +134,13 @@ async fn budgets_refuse_at_the_limit_and_reset_at_midnight_utc(
 
     clock.set(utc(2026, 2, 1, 0, 0, 0) - us(1));
     assert!(!limiter.reserve("b", day, 100, 1).await.expect("r").allowed);
-    assert!(!limiter.reserve("b", BudgetWindow::Month, 150, 51).await.expect("r").allowed);
+    assert!(
+        !limiter
+            .reserve("b", BudgetWindow::Month, 150, 51)
+            .await
+            .expect("r")
+            .allowed
+    );
     clock.advance(us(1));
     let next = limiter.reserve("b", day, 100, 100).await.expect("reserve");
     assert_eq!((next.allowed, next.used), (true, 100));
@@ -132,7 +162,10 @@ async fn settling_releases_and_charges_the_reservation_window(
     let reserved = limiter.reserve("s", day, 1000, 800).await.expect("reserve");
     let window = reserved.window_id;
     // Used 300 of the 800 reserved: release 500.
-    limiter.settle("s", day, window, -500).await.expect("settle");
+    limiter
+        .settle("s", day, window, -500)
+        .await
+        .expect("settle");
     let d = limiter.reserve("s", day, 1000, 700).await.expect("reserve");
     assert_eq!((d.allowed, d.used), (true, 1000));
     // Used more than reserved: charged even beyond the limit.
@@ -140,23 +173,38 @@ async fn settling_releases_and_charges_the_reservation_window(
     let over = limiter.reserve("s", day, 1000, 1).await.expect("reserve");
     assert_eq!((over.allowed, over.used, over.remaining), (false, 1200, 0));
     // Never below 0.
-    limiter.settle("s", day, window, -5_000).await.expect("settle");
-    let d = limiter.reserve("s", day, 1000, 1000).await.expect("reserve");
+    limiter
+        .settle("s", day, window, -5_000)
+        .await
+        .expect("settle");
+    let d = limiter
+        .reserve("s", day, 1000, 1000)
+        .await
+        .expect("reserve");
     assert_eq!((d.allowed, d.used), (true, 1000));
 
     // A request admitted before midnight settles against its own day, for
     // an hour after that day ends; the new day is not touched.
     clock.set(utc(2026, 3, 11, 0, 30, 0));
-    limiter.settle("s", day, window, -400).await.expect("settle");
+    limiter
+        .settle("s", day, window, -400)
+        .await
+        .expect("settle");
     let today = limiter.reserve("s", day, 1000, 0).await.expect("reserve");
     assert_eq!(today.used, 0);
     clock.set(utc(2026, 3, 11, 1, 0, 0));
-    limiter.settle("s", day, window, -400).await.expect("too late");
+    limiter
+        .settle("s", day, window, -400)
+        .await
+        .expect("too late");
     clock.set(utc(2026, 3, 10, 23, 30, 0));
     let yesterday = limiter.reserve("s", day, 1000, 0).await.expect("reserve");
     assert_eq!(yesterday.used, 600);
     // Any instant inside the window names it.
-    limiter.settle("s", day, window + 3_600, -100).await.expect("s");
+    limiter
+        .settle("s", day, window + 3_600, -100)
+        .await
+        .expect("s");
     let named = limiter.reserve("s", day, 1000, 0).await.expect("reserve");
     assert_eq!(named.used, 500);
 }
@@ -226,7 +274,10 @@ async fn two_replicas_share_one_budget_and_one_token_quota() {
     let quota: Quota = "1000/min".parse().expect("quota");
     assert!(a.check_n("key-1", &quota, 600).await.expect("d").allowed);
     let refused = b.check_n("key-1", &quota, 500).await.expect("decision");
-    assert_eq!((refused.allowed, refused.retry_after_us), (false, 6_000_000));
+    assert_eq!(
+        (refused.allowed, refused.retry_after_us),
+        (false, 6_000_000)
+    );
     a.refund("key-1", &quota, 100).await.expect("refund");
     assert!(b.check_n("key-1", &quota, 500).await.expect("d").allowed);
 }

@@ -8,7 +8,9 @@ mod common;
 use chrono::Duration as ChronoDuration;
 use common::{clock, redis_limiter, settings};
 use kit::ManualClock;
-use ratelimit::{BudgetWindow, GlobalLimiter, LimiterError, LocalLimiter, Quota, RateLimiter, WhenDown};
+use ratelimit::{
+    BudgetWindow, GlobalLimiter, LimiterError, LocalLimiter, Quota, RateLimiter, WhenDown,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::redis::RedisServer;
@@ -22,14 +24,21 @@ async fn global(server: &RedisServer, clock: &ManualClock, when_down: WhenDown) 
 /// again: reconnecting is driven by decisions once the backoff has passed.
 async fn until_global_again(limiter: &GlobalLimiter, clock: &ManualClock) {
     let quota: Quota = "100/s".parse().expect("quota");
-    testkit::eventually("Redis to decide again", Duration::from_secs(30), async || {
-        if !limiter.is_degraded() {
-            return Some(());
-        }
-        limiter.check("poll", &quota).await.expect("fail open never errs");
-        clock.advance(ChronoDuration::milliseconds(100));
-        None
-    })
+    testkit::eventually(
+        "Redis to decide again",
+        Duration::from_secs(30),
+        async || {
+            if !limiter.is_degraded() {
+                return Some(());
+            }
+            limiter
+                .check("poll", &quota)
+                .await
+                .expect("fail open never errs");
+            clock.advance(ChronoDuration::milliseconds(100));
+            None
+        },
+    )
     .await;
 }
 
@@ -46,10 +55,19 @@ async fn failing_open_decides_tokens_and_budgets_locally_until_redis_returns() {
 
     server.stop();
     // This replica's view starts empty, and then limits on its own.
-    let local = limiter.reserve("k", day, 100, 100).await.expect("fail open");
+    let local = limiter
+        .reserve("k", day, 100, 100)
+        .await
+        .expect("fail open");
     assert_eq!((local.allowed, local.used), (true, 100));
     assert!(limiter.is_degraded());
-    assert!(!limiter.reserve("k", day, 100, 1).await.expect("open").allowed);
+    assert!(
+        !limiter
+            .reserve("k", day, 100, 1)
+            .await
+            .expect("open")
+            .allowed
+    );
     limiter
         .settle("k", day, local.window_id, -50)
         .await
@@ -57,11 +75,26 @@ async fn failing_open_decides_tokens_and_budgets_locally_until_redis_returns() {
     let d = limiter.reserve("k", day, 100, 50).await.expect("fail open");
     assert_eq!((d.allowed, d.used), (true, 100));
 
-    assert!(limiter.check_n("t", &quota, 600).await.expect("open").allowed);
+    assert!(
+        limiter
+            .check_n("t", &quota, 600)
+            .await
+            .expect("open")
+            .allowed
+    );
     let refused = limiter.check_n("t", &quota, 500).await.expect("fail open");
-    assert_eq!((refused.allowed, refused.retry_after_us), (false, 6_000_000));
+    assert_eq!(
+        (refused.allowed, refused.retry_after_us),
+        (false, 6_000_000)
+    );
     limiter.refund("t", &quota, 100).await.expect("fail open");
-    assert!(limiter.check_n("t", &quota, 500).await.expect("open").allowed);
+    assert!(
+        limiter
+            .check_n("t", &quota, 500)
+            .await
+            .expect("open")
+            .allowed
+    );
     let too_big = limiter.check_n("t", &quota, 1001).await.expect("fail open");
     assert!(too_big.exceeds_burst());
 
