@@ -2,7 +2,8 @@
 //! (draft-ietf-httpapi-ratelimit-headers): `RateLimit-Policy` names the
 //! quota (`q` requests per `w` seconds), `RateLimit` the state after this
 //! request (`r` remaining, `t` seconds until the quota is whole again), and
-//! `Retry-After` on a refusal.
+//! `Retry-After` on a refusal that waiting cures (not on one whose cost is
+//! above the burst).
 
 use crate::gcra::Decision;
 use crate::Quota;
@@ -56,7 +57,7 @@ pub fn headers(
             ceil_secs(decision.reset_us)
         ),
     );
-    if !decision.allowed {
+    if !decision.allowed && !decision.exceeds_burst() {
         push(
             RETRY_AFTER,
             ceil_secs(decision.retry_after_us).max(1).to_string(),
@@ -101,5 +102,10 @@ mod tests {
         let h = headers(&policy, &quota, &refused);
         assert_eq!(h[2], (RETRY_AFTER, HeaderValue::from_static("1")));
         assert_eq!(h[1].1, "\"anon\";r=0;t=60");
+        let never = Decision {
+            retry_after_us: u64::MAX,
+            ..refused
+        };
+        assert_eq!(headers(&policy, &quota, &never).len(), 2);
     }
 }

@@ -1,12 +1,14 @@
 //! The Redis adapter: one limit across every replica.
 //!
-//! One round trip per decision: an atomic Lua script (sent as `EVALSHA`,
-//! re-sent as `EVAL` only if the server lost it) reads the key's TAT,
-//! applies the same GCRA step as [`crate::gcra::step`] and stores the new
-//! TAT with a `PX` expiry at that TAT, so idle keys disappear on their
-//! own. Time comes from the caller's injected clock (replicas run NTP; a
-//! skew of `d` lets a client through at most `d / emission interval`
-//! extra requests), which is what lets tests drive windows without waiting.
+//! One round trip per call: an atomic Lua script (sent as `EVALSHA`,
+//! re-sent as `EVAL` only if the server lost it) that mirrors the shared
+//! arithmetic ([`crate::gcra`], [`crate::budget`]); the scripts are in
+//! `redis/scripts.rs`. A GCRA key stores its TAT with a `PX` expiry at that
+//! TAT and a budget counter expires an hour after its window, so idle keys
+//! disappear on their own. Time comes from the caller's injected clock
+//! (replicas run NTP; a skew of `d` lets a client through at most
+//! `d / emission interval` extra requests), which is what lets tests drive
+//! windows without waiting.
 //!
 //! A dead Redis must not cost every request a connect timeout: a failed
 //! or slow decision (over `decision_timeout`) drops the connection and
@@ -18,36 +20,27 @@
 //! once; each failed attempt doubles the backoff, up to 5 s. That one
 //! decision may wait up to the connect timeout, once per backoff.
 
-use crate::gcra::{Decision, Step};
+mod scripts;
+
 use crate::local::now_us;
-use crate::{LimiterError, Quota, RateLimiter};
+use crate::LimiterError;
 use kit::Clock;
 use redis::aio::MultiplexedConnection;
+use scripts::Scripts;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-
-const SCRIPT: &str = r"
-local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local tolerance = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-if tat - now <= tolerance then
-  local new_tat = tat + interval
-  redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000))
-  return {1, new_tat}
-end
-return {0, tat}
-";
 
 /// How the adapter talks to Redis.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
     /// `redis://host:port/db`; a secret if it carries a password.
     pub url: String,
-    /// Prefix of every key, so limiters can share a Redis.
+    /// Prefix of every key, so limiters can share a Redis. GCRA keys are
+    /// `{prefix}{key}`, budget counters `{prefix}budget:{day|month}:{window
+    /// start}:{key}`.
     pub key_prefix: String,
-    /// Longest a decision may take before it counts as a failure.
+    /// Longest a decision (or refund, reservation, settlement) may take
+    /// before it counts as a failure.
     pub decision_timeout: Duration,
     /// First wait between reconnect attempts, on the limiter's clock;
     /// doubles up to 5 s. The first decision after it makes the attempt.
@@ -68,7 +61,7 @@ impl RedisSettings {
 pub struct RedisLimiter {
     client: redis::Client,
     settings: RedisSettings,
-    script: redis::Script,
+    scripts: Scripts,
     clock: Arc<dyn Clock>,
     link: Mutex<Link>,
 }
@@ -107,7 +100,7 @@ impl RedisLimiter {
             .map_err(|e| LimiterError::Config(e.to_string()))?;
         let limiter = Self {
             client,
-            script: redis::Script::new(SCRIPT),
+            scripts: Scripts::new(),
             link: Mutex::new(Link::Down {
                 last_attempt_us: now_us(clock.as_ref()),
                 backoff: settings.reconnect_backoff,
@@ -153,12 +146,14 @@ impl RedisLimiter {
                 .get_multiplexed_async_connection()
                 .await
                 .map_err(unavailable)?;
-            // Load the script now, so the first decision is one round trip.
-            self.script
-                .prepare_invoke()
-                .load_async(&mut connection)
-                .await
-                .map_err(unavailable)?;
+            // Load the scripts now, so the first decision is one round trip.
+            for script in self.scripts.all() {
+                script
+                    .prepare_invoke()
+                    .load_async(&mut connection)
+                    .await
+                    .map_err(unavailable)?;
+            }
             Ok(connection)
         };
         tokio::time::timeout(timeout, open)
@@ -272,34 +267,27 @@ fn unavailable(e: redis::RedisError) -> LimiterError {
     LimiterError::Unavailable(e.to_string())
 }
 
-#[async_trait::async_trait]
-impl RateLimiter for RedisLimiter {
-    async fn check(&self, key: &str, quota: &Quota) -> Result<Decision, LimiterError> {
+impl RedisLimiter {
+    /// Runs one script on the current connection, bounded by the decision
+    /// timeout; `build` makes the invocation from the time (microseconds)
+    /// read once the connection is there, which is returned with the
+    /// answer. A lost connection or a timeout marks the link down; an
+    /// error the server answered with does not (a bug, not an outage).
+    async fn run<'s, T: redis::FromRedisValue>(
+        &'s self,
+        build: impl FnOnce(i64) -> Result<redis::ScriptInvocation<'s>, LimiterError> + Send,
+    ) -> Result<(T, i64), LimiterError> {
         let (mut connection, generation) = self.connection().await?;
         let now = now_us(self.clock.as_ref());
-        let mut invocation = self
-            .script
-            .key(format!("{}{key}", self.settings.key_prefix));
-        invocation
-            .arg(now)
-            .arg(quota.emission_interval_us())
-            .arg(quota.tolerance_us());
+        let invocation = build(now)?;
         let outcome = tokio::time::timeout(
             self.settings.decision_timeout,
-            invocation.invoke_async::<(i64, i64)>(&mut connection),
+            invocation.invoke_async::<T>(&mut connection),
         )
         .await;
         let failure = match outcome {
-            Ok(Ok((allowed, tat_us))) => {
-                let step = Step {
-                    allowed: allowed == 1,
-                    tat_us,
-                };
-                return Ok(Decision::of(step, now, quota));
-            }
+            Ok(Ok(value)) => return Ok((value, now)),
             Ok(Err(e)) if !e.is_io_error() && !e.is_connection_dropped() && !e.is_timeout() => {
-                // The server answered with an error: a bug or a
-                // misconfigured server, not an outage.
                 return Err(LimiterError::Unavailable(e.to_string()));
             }
             Ok(Err(e)) => LimiterError::Unavailable(e.to_string()),
@@ -307,5 +295,10 @@ impl RateLimiter for RedisLimiter {
         };
         self.mark_down(generation);
         Err(failure)
+    }
+
+    /// The Redis key of GCRA state or of a budget counter.
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.settings.key_prefix)
     }
 }
