@@ -147,7 +147,10 @@ async fn the_key_filter_selects_one_key(store: Arc<dyn UsageStore>) {
     let bob = store.summary(&all(Some("bob"))).await.expect("bob");
     assert_eq!(
         bob,
-        [row("bob", "m", "b", [1, 2, 2, 0]), row("bob", "m", "c", [1, 3, 3, 0])]
+        [
+            row("bob", "m", "b", [1, 2, 2, 0]),
+            row("bob", "m", "c", [1, 3, 3, 0])
+        ]
     );
     let anonymous = store.summary(&all(Some(ANONYMOUS))).await.expect("anon");
     assert_eq!(anonymous, [row(ANONYMOUS, "m", "b", [1, 4, 4, 0])]);
@@ -212,7 +215,10 @@ async fn a_large_batch_is_one_transaction(store: Arc<dyn UsageStore>) {
     let records: Vec<_> = (0..1_201).map(|i| usage("k", "m", "b", i, 1)).collect();
     write(store.as_ref(), &records).await;
     let summary = store.summary(&all(None)).await.expect("summary");
-    assert_eq!(summary, [row("k", "m", "b", [1_201, 1_200 * 1_201 / 2, 1_201, 0])]);
+    assert_eq!(
+        summary,
+        [row("k", "m", "b", [1_201, 1_200 * 1_201 / 2, 1_201, 0])]
+    );
 }
 
 async fn concurrent_batches_all_arrive(store: Arc<dyn UsageStore>) {
@@ -251,7 +257,10 @@ async fn the_ledger_writes_everything_on_stop(store: Arc<dyn UsageStore>) {
     writer.run(stop).await.expect("infallible");
     assert_eq!(ledger.pending(), 0);
     let summary = store.summary(&all(None)).await.expect("summary");
-    assert_eq!(summary, [row("k", "m", "b", [1_234, 1_233 * 1_234 / 2, 1_234, 0])]);
+    assert_eq!(
+        summary,
+        [row("k", "m", "b", [1_234, 1_233 * 1_234 / 2, 1_234, 0])]
+    );
 }
 
 macro_rules! conformance {
@@ -359,9 +368,11 @@ async fn the_ledger_keeps_records_while_postgres_is_unreachable() {
     for n in 100..400 {
         ledger.record(numbered(n)).await;
     }
-    testkit::eventually("failed writes while down", Duration::from_secs(30), async || {
-        (observed.unavailable() >= 2).then_some(())
-    })
+    testkit::eventually(
+        "failed writes while down",
+        Duration::from_secs(30),
+        async || (observed.unavailable() >= 2).then_some(()),
+    )
     .await;
     assert!(ledger.pending() > 0, "kept while down");
     assert_eq!(observed.other_errors(), 0);
@@ -378,11 +389,11 @@ async fn a_postgres_restart_loses_and_duplicates_nothing() {
     // Durable commits: an acknowledged batch must survive the crash.
     let pg = testkit::PgServer::start_durable().expect("private PostgreSQL");
     let url = pg.create_database();
-    let store = Arc::new(
+    let store = Arc::new(support::Observed::new(
         PostgresUsageStore::connect(&url, &support::quick_pool())
             .await
             .expect("postgres"),
-    );
+    ));
     let (ledger, writer) = ledger(store.clone(), 10_000);
     let stop = CancellationToken::new();
     let task = tokio::spawn(writer.run(stop.clone()));
@@ -406,10 +417,14 @@ async fn a_postgres_restart_loses_and_duplicates_nothing() {
             n
         })
     };
-    testkit::eventually("the first records written", Duration::from_secs(30), async || {
-        let written = store.summary(&all(None)).await.ok()?.len();
-        (written >= 100).then_some(())
-    })
+    testkit::eventually(
+        "the first records written",
+        Duration::from_secs(30),
+        async || {
+            let written = store.summary(&all(None)).await.ok()?.len();
+            (written >= 100).then_some(())
+        },
+    )
     .await;
     tokio::task::block_in_place(|| pg.restart()).expect("restart PostgreSQL");
     restarted.cancel();
@@ -419,6 +434,10 @@ async fn a_postgres_restart_loses_and_duplicates_nothing() {
     stop.cancel();
     task.await.expect("join").expect("infallible");
     assert_each_once(store.as_ref(), recorded).await;
+    println!(
+        "postgres restart: {recorded} records, {} failed writes, each written once",
+        store.unavailable() + store.other_errors()
+    );
 }
 
 /// A proxy that can make PostgreSQL unreachable, and a store that counts
@@ -443,9 +462,11 @@ mod support {
 
     /// Waits until the ledger has written everything it accepted.
     pub async fn written(ledger: &Ledger) {
-        testkit::eventually("every record written", Duration::from_secs(60), async || {
-            (ledger.pending() == 0).then_some(())
-        })
+        testkit::eventually(
+            "every record written",
+            Duration::from_secs(60),
+            async || (ledger.pending() == 0).then_some(()),
+        )
         .await;
     }
 

@@ -111,8 +111,14 @@ pub fn ledger(store: Arc<dyn UsageStore>, capacity: usize) -> (Ledger, LedgerWri
 fn describe() {
     metrics::describe_gauge!(PENDING, "Usage records accepted and not yet written");
     metrics::describe_counter!(WRITTEN, "Usage records written to the database");
-    metrics::describe_counter!(WRITE_FAILURES, "Usage batch writes that failed (and are retried)");
-    metrics::describe_counter!(LOST, "Usage records given up at shutdown or recorded after it");
+    metrics::describe_counter!(
+        WRITE_FAILURES,
+        "Usage batch writes that failed (and are retried)"
+    );
+    metrics::describe_counter!(
+        LOST,
+        "Usage records given up at shutdown or recorded after it"
+    );
     metrics::describe_histogram!(BATCH_SIZE, "Usage records per written batch");
 }
 
@@ -237,9 +243,17 @@ impl LedgerWriter {
                 metrics::counter!(WRITE_FAILURES, "error" => kind).increment(1);
                 let error = &e as &dyn std::error::Error;
                 if unavailable {
-                    tracing::warn!(error, records = count, "usage database unavailable; keeping the batch");
+                    tracing::warn!(
+                        error,
+                        records = count,
+                        "usage database unavailable; keeping the batch"
+                    );
                 } else {
-                    tracing::error!(error, records = count, "writing usage failed; keeping the batch");
+                    tracing::error!(
+                        error,
+                        records = count,
+                        "writing usage failed; keeping the batch"
+                    );
                 }
                 false
             }

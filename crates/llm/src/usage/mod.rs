@@ -109,7 +109,9 @@ impl fmt::Display for Outcome {
 
 /// A text that is not one of [`Outcome`]'s forms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown outcome `{0}` (expected ok, fallback, client-cancel, backend-error or stream-abort)")]
+#[error(
+    "unknown outcome `{0}` (expected ok, fallback, client-cancel, backend-error or stream-abort)"
+)]
 pub struct UnknownOutcome(pub String);
 
 impl FromStr for Outcome {

@@ -237,10 +237,7 @@ macro_rules! usage_store {
                             .await?
                     }
                 };
-                let mut summary = rows
-                    .iter()
-                    .map(Self::row)
-                    .collect::<Result<Vec<_>, _>>()?;
+                let mut summary = rows.iter().map(Self::row).collect::<Result<Vec<_>, _>>()?;
                 // Sorted here, not by ORDER BY: PostgreSQL would sort by the
                 // database's collation, SQLite by bytes.
                 summary.sort_by(|a, b| {

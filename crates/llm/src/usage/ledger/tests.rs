@@ -6,6 +6,7 @@ use crate::usage::{Outcome, StoreError, UsageQuery, UsageRow};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use kit::storage::Pool;
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -79,12 +80,10 @@ impl UsageStore for Fake {
             .expect("lock")
             .pop_front()
             .or(*self.always.lock().expect("lock"));
-        let store = || {
-            let mut stored = self.stored.lock().expect("lock");
-            if stored.contains_key(&batch) {
-                Recorded::AlreadyWritten
-            } else {
-                stored.insert(batch, records.to_vec());
+        let store = || match self.stored.lock().expect("lock").entry(batch) {
+            Entry::Occupied(_) => Recorded::AlreadyWritten,
+            Entry::Vacant(slot) => {
+                slot.insert(records.to_vec());
                 Recorded::Written
             }
         };
@@ -127,14 +126,14 @@ fn numbers(records: &[UsageRecord]) -> Vec<u64> {
     records.iter().map(|r| r.prompt_tokens).collect()
 }
 
-/// Queues `count` records, then runs the writer until they are written or
-/// `stop` is cancelled.
+/// Queues records `0..count`.
 async fn queue(ledger: &Ledger, count: u64) {
     for n in 0..count {
         ledger.record(record(n)).await;
     }
 }
 
+/// Waits (on the paused clock) until everything queued is written.
 async fn wait_written(ledger: &Ledger) {
     while ledger.pending() > 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
