@@ -1,1 +1,0 @@
-//! placeholder: the usage ledger (being written)
