@@ -268,7 +268,11 @@ fn venv_dir(options: &LlamaOptions) -> PathBuf {
 
 /// Starts the launcher on `port` (0: a free one) and reads the port it
 /// bound from its ready line.
-async fn launch(options: &LlamaOptions, dir: &Path, port: u16) -> Result<(Running, u16), LlamaError> {
+async fn launch(
+    options: &LlamaOptions,
+    dir: &Path,
+    port: u16,
+) -> Result<(Running, u16), LlamaError> {
     let venv = venv_dir(options);
     let python = venv.join("bin/python");
     if !python.exists() {

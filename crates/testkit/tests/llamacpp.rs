@@ -37,7 +37,9 @@ fn chat(model: &str, stream: bool) -> Value {
 }
 
 fn assert_usage(usage: &Value) {
-    let completion = usage["completion_tokens"].as_u64().expect("completion_tokens");
+    let completion = usage["completion_tokens"]
+        .as_u64()
+        .expect("completion_tokens");
     let prompt = usage["prompt_tokens"].as_u64().expect("prompt_tokens");
     assert!(
         (1..=MAX_TOKENS).contains(&completion),
@@ -96,7 +98,10 @@ async fn a_streamed_chat_sends_chunks_a_usage_chunk_and_done() {
         .expect("POST /v1/chat/completions");
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"].to_str().expect("ascii");
-    assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
     let mut text = String::new();
     while let Some(bytes) = response.chunk().await.expect("the stream's next bytes") {
         text.push_str(std::str::from_utf8(&bytes).expect("UTF-8"));
@@ -114,7 +119,9 @@ async fn a_streamed_chat_sends_chunks_a_usage_chunk_and_done() {
         .collect();
     // At least the role chunk, the finish chunk and the usage chunk.
     assert!(chunks.len() >= 3, "{text}");
-    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
+    assert!(chunks
+        .iter()
+        .all(|c| c["object"] == "chat.completion.chunk"));
     let id = &chunks[0]["id"];
     assert!(chunks.iter().all(|c| &c["id"] == id), "one id per stream");
 
@@ -123,7 +130,14 @@ async fn a_streamed_chat_sends_chunks_a_usage_chunk_and_done() {
     assert_eq!(usage_chunk["choices"], json!([]), "{usage_chunk}");
     assert_usage(&usage_chunk["usage"]);
     assert!(choice_chunks.iter().all(|c| c.get("usage").is_none()));
-    assert_eq!(choice_chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    // The role comes in the first chunk, when it comes at all: llama.cpp
+    // leaves it out when the first tokens are an incomplete UTF-8
+    // character (an emoji), sent as one delta once complete.
+    let role = &choice_chunks[0]["choices"][0]["delta"]["role"];
+    assert!(role.is_null() || role == "assistant", "{role}");
+    assert!(choice_chunks[1..]
+        .iter()
+        .all(|c| c["choices"][0]["delta"].get("role").is_none()));
     let finish = &choice_chunks[choice_chunks.len() - 1]["choices"][0];
     assert!(finish["finish_reason"].is_string(), "{finish}");
     assert!(choice_chunks[..choice_chunks.len() - 1]
@@ -135,14 +149,20 @@ async fn a_streamed_chat_sends_chunks_a_usage_chunk_and_done() {
 async fn stop_closes_stdin_and_the_server_exits_and_comes_back() {
     let mut server = server().await;
     let health = format!("http://127.0.0.1:{}/health", server.port());
-    let status = server.stop().await.expect("the launcher exits on stdin close");
+    let status = server
+        .stop()
+        .await
+        .expect("the launcher exits on stdin close");
     assert!(status.success(), "{status}");
     assert!(
         client().get(&health).send().await.is_err(),
         "nothing listens after stop"
     );
 
-    server.start_again().await.expect("starts again on the same port");
+    server
+        .start_again()
+        .await
+        .expect("starts again on the same port");
     let response = client().get(&health).send().await.expect("GET /health");
     assert_eq!(response.status(), 200);
 }
