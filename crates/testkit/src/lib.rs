@@ -12,6 +12,7 @@
 //! tests run in parallel without seeing each other's rows.
 #![forbid(unsafe_code)]
 
+pub mod llamacpp;
 mod nats;
 pub mod openai;
 pub mod otlp;
