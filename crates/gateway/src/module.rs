@@ -58,11 +58,22 @@ impl Module for GatewayModule {
         let mut in_process: BTreeMap<String, Router> = BTreeMap::new();
         for module in fronted.0 {
             if default_routes {
+                // A module's own limits hold on the way to it too: its
+                // timeout for the response head, its largest body.
+                let limits = module.http_limits;
+                let route_to = |prefix: &str| {
+                    let mut route = RouteConfig::new(prefix, module.name);
+                    if let Some(timeout) = limits.request_timeout {
+                        route.timeout = timeout;
+                    }
+                    route.max_body_bytes = limits.body_limit_bytes;
+                    route
+                };
                 for prefix in module.prefixes {
-                    config.routes.push(RouteConfig::new(prefix, module.name));
+                    config.routes.push(route_to(prefix));
                 }
                 for (prefix, scope) in module.scoped_prefixes {
-                    let mut route = RouteConfig::new(prefix, module.name);
+                    let mut route = route_to(prefix);
                     route.scope = Some(scope.to_string());
                     config.routes.push(route);
                 }

@@ -83,6 +83,44 @@ pub trait ModuleConfig:
     /// Refuses values that parse but cannot work, naming the key. Called
     /// before anything opens.
     fn validate(&self) -> Result<(), ConfigError>;
+
+    /// Whether `reliable up` starts the module with this config. A module
+    /// with nothing to serve until it is configured (the LLM gateway
+    /// without backends) says no; `serve --target` starts it regardless,
+    /// and its `start` explains what is missing.
+    fn configured(&self) -> bool {
+        true
+    }
+
+    /// What its routes need of the HTTP stack beyond the shared `[http]`
+    /// settings (an LLM call outlasts `http.request_timeout`).
+    fn http_limits(&self) -> HttpLimits {
+        HttpLimits::default()
+    }
+}
+
+/// A module's own HTTP limits; `None` keeps the shared setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Longest time one request may take before the platform answers 503
+    /// (or a fronting gateway gives up on the response head).
+    pub request_timeout: Option<std::time::Duration>,
+    /// Largest request body the module accepts.
+    pub body_limit_bytes: Option<usize>,
+}
+
+impl HttpLimits {
+    /// `shared` with these limits applied.
+    pub fn apply(&self, shared: &crate::http::HttpConfig) -> crate::http::HttpConfig {
+        let mut config = shared.clone();
+        if let Some(timeout) = self.request_timeout {
+            config.request_timeout = timeout;
+        }
+        if let Some(limit) = self.body_limit_bytes {
+            config.body_limit_bytes = limit;
+        }
+        config
+    }
 }
 
 /// Why a module could not start.
@@ -150,6 +188,8 @@ pub struct Colocated {
     pub scoped_prefixes: &'static [(&'static str, &'static str)],
     /// Its router inside the platform middleware, with its own `/readyz`.
     pub router: Router,
+    /// Its own HTTP limits: the front's routes to it use them.
+    pub http_limits: HttpLimits,
 }
 
 /// The adapters wired for the modules, found by type (the binary puts an

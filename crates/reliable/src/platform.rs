@@ -114,7 +114,14 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
         Mode::Up => Targets::all(),
         Mode::Serve(targets) => targets.clone(),
     };
-    let order = registry::start_order(&targets.entries());
+    // `up` starts what has something to serve (the LLM gateway only with
+    // backends); `serve --target` starts what it is told.
+    let entries: Vec<_> = targets
+        .entries()
+        .into_iter()
+        .filter(|e| !matches!(mode, Mode::Up) || (e.configured)(&config))
+        .collect();
+    let order = registry::start_order(&entries);
     let needs = |port: Port| order.iter().any(|e| e.declaration.needs.contains(&port));
     let embedded = mode == Mode::Up;
     if embedded || config.database_url.is_none() {
@@ -162,7 +169,7 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
             database_url: database_url_of(&config, entry, embedded)?,
             data_dir: config.data_dir.clone(),
             public_url: url.clone(),
-            http: config.http.clone(),
+            http: (entry.http_limits)(&config).apply(&config.http),
             ports: ports.clone(),
         };
         let module = (entry.start)(&config, context)
@@ -178,11 +185,13 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
             // Its pool behind a front: its own stack (metrics, traces,
             // unmatched paths labelled with its name) and its own /readyz.
             let pool = module.router().merge(readiness.routes());
+            let limits = (entry.http_limits)(&config);
             fronted.push(Colocated {
                 name,
                 prefixes: entry.declaration.prefixes,
                 scoped_prefixes: entry.declaration.scoped_prefixes,
-                router: kit::http::stack(pool, name, &config.http),
+                router: kit::http::stack(pool, name, &limits.apply(&config.http)),
+                http_limits: limits,
             });
         }
         started.push(Started {
@@ -200,7 +209,15 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
         readiness.add_checks_of(&module.readiness);
     }
     readiness.add_check(supervisor.readiness_check(&["platform"]));
-    let document = crate::openapi::document(&targets.entries());
+    let document = crate::openapi::document(&entries);
+    // The outermost stack must not cut a module's request short: it takes
+    // the longest timeout and largest body any started module asks for.
+    let mut outer_http = config.http.clone();
+    for entry in &order {
+        let own = (entry.http_limits)(&config).apply(&config.http);
+        outer_http.request_timeout = outer_http.request_timeout.max(own.request_timeout);
+        outer_http.body_limit_bytes = outer_http.body_limit_bytes.max(own.body_limit_bytes);
+    }
     let platform_routes = live_slos
         .routes()
         .merge(readiness.routes())
@@ -212,7 +229,7 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
         Some(front) => kit::http::stack(
             front.module.router().merge(platform_routes),
             front.name,
-            &config.http,
+            &outer_http,
         ),
         None => {
             let mut router = platform_routes;
@@ -228,7 +245,7 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
                 [only] => only.name,
                 _ => "reliable",
             };
-            kit::http::stack(router, label, &config.http)
+            kit::http::stack(router, label, &outer_http)
         }
     };
 

@@ -16,6 +16,7 @@ crate::settings::platform_config! {
     orders: orders::Orders,
     notifier: notifier::Notifier,
     inference: inference::Inference,
+    llm: llm::Llm,
     gateway: gateway::GatewayModule,
 }
 
@@ -30,6 +31,10 @@ pub struct Entry {
     pub openapi: fn() -> utoipa::openapi::OpenApi,
     /// What it adds to the merged document when it fronts the others.
     pub front_openapi: fn(&mut utoipa::openapi::OpenApi),
+    /// Whether `up` starts it with this config.
+    pub configured: fn(&Config) -> bool,
+    /// Its own HTTP limits.
+    pub http_limits: fn(&Config) -> kit::module::HttpLimits,
 }
 
 /// A started module, whatever its type.

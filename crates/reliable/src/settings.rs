@@ -122,6 +122,8 @@ macro_rules! platform_config {
                     },
                     openapi: <$module as kit::module::Module>::openapi,
                     front_openapi: <$module as kit::module::Module>::front_openapi,
+                    configured: |config| kit::module::ModuleConfig::configured(&config.$name),
+                    http_limits: |config| kit::module::ModuleConfig::http_limits(&config.$name),
                 },
             )*
         ];

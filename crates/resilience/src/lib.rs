@@ -13,6 +13,7 @@
 //!   and jittered exponential backoff;
 //! - [`pool`]: interchangeable endpoints, power of two choices on
 //!   in-flight calls, passive ejection by each endpoint's breaker;
+//! - [`config`]: the `breaker` and `retry` settings every caller shares;
 //! - [`health`]: active health checks that take endpoints out of a pool
 //!   and bring them back;
 //! - [`client`]: an HTTP/1.1 client for `http://` and `https://` (rustls,
@@ -28,6 +29,7 @@
 pub mod body;
 pub mod breaker;
 pub mod client;
+pub mod config;
 pub mod failure;
 pub mod health;
 pub mod pool;

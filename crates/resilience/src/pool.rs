@@ -3,7 +3,10 @@
 //!
 //! The choice is power of two choices on in-flight calls: pick two
 //! endpoints at random among those that can take traffic (breaker admits,
-//! last active health check passed) and take the less busy. It avoids
+//! last active health check passed) and take the less busy. Endpoints may
+//! carry weights: the two are drawn in proportion to weight and compared
+//! on in-flight calls per unit of weight, so an endpoint of weight 3 takes
+//! about three times the traffic of one of weight 1 at equal latency. It avoids
 //! herding onto one "least loaded" endpoint that every replica sees at
 //! once, and needs no shared state but one counter per endpoint.
 //!
@@ -43,6 +46,9 @@ pub struct Endpoint<T> {
     clock: Arc<dyn Clock>,
     metrics: PoolMetrics,
     in_flight: AtomicUsize,
+    /// Share of traffic relative to the pool's other endpoints (1 unless
+    /// built with [`Pool::new_weighted`]).
+    weight: u32,
     /// Result of the last active health check (true until one fails).
     healthy: AtomicBool,
     breaker: Mutex<Breaker>,
@@ -59,6 +65,10 @@ impl<T> Endpoint<T> {
 
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
+    }
+
+    pub fn weight(&self) -> u32 {
+        self.weight
     }
 
     pub fn is_healthy(&self) -> bool {
@@ -132,9 +142,27 @@ impl<T> Pool<T> {
         breaker: impl Fn() -> Breaker,
         metrics: PoolMetrics,
     ) -> Self {
+        Self::new_weighted(
+            name,
+            endpoints.into_iter().map(|(t, label)| (t, label, 1)),
+            clock,
+            breaker,
+            metrics,
+        )
+    }
+
+    /// [`Pool::new`] with a weight per endpoint (`(target, label,
+    /// weight)`); a weight of 0 counts as 1.
+    pub fn new_weighted(
+        name: &'static str,
+        endpoints: impl IntoIterator<Item = (T, &'static str, u32)>,
+        clock: Arc<dyn Clock>,
+        breaker: impl Fn() -> Breaker,
+        metrics: PoolMetrics,
+    ) -> Self {
         let endpoints = endpoints
             .into_iter()
-            .map(|(target, label)| {
+            .map(|(target, label, weight)| {
                 Arc::new(Endpoint {
                     target,
                     label,
@@ -142,6 +170,7 @@ impl<T> Pool<T> {
                     clock: clock.clone(),
                     metrics,
                     in_flight: AtomicUsize::new(0),
+                    weight: weight.max(1),
                     healthy: AtomicBool::new(true),
                     breaker: Mutex::new(breaker()),
                 })
@@ -165,16 +194,16 @@ impl<T> Pool<T> {
         // Try the two-choice pick; a lost half-open probe race falls back
         // to the next candidate.
         while !candidates.is_empty() {
-            let mut rng = rand::rng();
             let chosen = if candidates.len() == 1 {
                 0
             } else {
-                let a = rng.random_range(0..candidates.len());
-                let mut b = rng.random_range(0..candidates.len() - 1);
-                if b >= a {
-                    b += 1;
-                }
-                if candidates[a].in_flight() <= candidates[b].in_flight() {
+                let a = draw(&candidates, None);
+                let b = draw(&candidates, Some(a));
+                // Less busy per unit of weight: in_a / w_a <= in_b / w_b.
+                let (ea, eb) = (candidates[a], candidates[b]);
+                let busy_a = ea.in_flight() as u64 * u64::from(eb.weight);
+                let busy_b = eb.in_flight() as u64 * u64::from(ea.weight);
+                if busy_a <= busy_b {
                     a
                 } else {
                     b
@@ -188,6 +217,32 @@ impl<T> Pool<T> {
         }
         None
     }
+}
+
+/// An index into `candidates` drawn in proportion to weight, other than
+/// `except`.
+fn draw<T>(candidates: &[&Arc<Endpoint<T>>], except: Option<usize>) -> usize {
+    let weight = |i: usize| {
+        if Some(i) == except {
+            0
+        } else {
+            u64::from(candidates[i].weight)
+        }
+    };
+    let total: u64 = (0..candidates.len()).map(weight).sum();
+    let mut point = rand::rng().random_range(0..total.max(1));
+    for i in 0..candidates.len() {
+        let w = weight(i);
+        if point < w {
+            return i;
+        }
+        point -= w;
+    }
+    // Unreachable with a positive total; the last non-excluded otherwise.
+    (0..candidates.len())
+        .rev()
+        .find(|i| Some(*i) != except)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -247,6 +302,24 @@ mod tests {
             let chosen = pool.pick(Some(&pool.endpoints[0]));
             assert_eq!(chosen.map(|slot| slot.endpoint().target), Some(1));
         }
+    }
+
+    #[test]
+    fn weights_share_traffic_in_proportion() {
+        let pool = Pool::new_weighted(
+            "w",
+            [(0usize, "light", 1), (1usize, "heavy", 3)],
+            Arc::new(kit::SystemClock),
+            || Breaker::new(1, Duration::from_secs(10)),
+            METRICS,
+        );
+        // Hold every slot: in-flight counts follow the weights, 1 to 3.
+        let held: Vec<InFlight<usize>> = (0..400).filter_map(|_| pool.pick(None)).collect();
+        assert_eq!(held.len(), 400);
+        let light = pool.endpoints[0].in_flight() as f64;
+        let heavy = pool.endpoints[1].in_flight() as f64;
+        let ratio = heavy / light;
+        assert!((2.5..=3.5).contains(&ratio), "{heavy} / {light}");
     }
 
     #[test]

@@ -1,0 +1,7 @@
+//! The llm module, black-box over HTTP, in front of scripted backends.
+
+mod bad_input;
+mod failures;
+mod helpers;
+mod limits;
+mod streaming;

@@ -1,0 +1,315 @@
+//! The LLM gateway through the binary: `reliable up` with the gateway in
+//! front (API keys with the `llm:invoke` scope), two replicas sharing a
+//! token budget on Redis, and a real llama.cpp server.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+use support::{reliable, start, stop, Running};
+use testkit::openai::{Pacing, Script, ScriptedBackend};
+
+fn create_key(data: &std::path::Path, name: &str, scopes: &str) -> String {
+    let created = reliable()
+        .args(["keys", "create", "--name", name, "--scopes", scopes])
+        .env("RELIABLE_DATA_DIR", data)
+        .output()
+        .expect("keys");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    String::from_utf8_lossy(&created.stdout).trim().to_string()
+}
+
+/// A config file with one model `chat` over `backends`.
+fn config_file(
+    dir: &std::path::Path,
+    backends: &[Arc<ScriptedBackend>],
+    extra: &str,
+) -> std::path::PathBuf {
+    let mut toml = String::new();
+    let mut deployments = String::new();
+    for (i, backend) in backends.iter().enumerate() {
+        toml.push_str(&format!(
+            "[llm.backends.b{i}]\nurl = \"{}\"\n\n",
+            backend.base_url()
+        ));
+        deployments.push_str(&format!(
+            "[[llm.models.chat.deployments]]\nbackend = \"b{i}\"\nmodel = \"m{i}\"\n\n"
+        ));
+    }
+    toml.push_str(&deployments);
+    toml.push_str(extra);
+    let path = dir.join("reliable.toml");
+    std::fs::write(&path, toml).expect("config");
+    path
+}
+
+fn chat(stream: bool) -> Value {
+    json!({"model": "chat", "messages": [{"role": "user", "content": "hello there"}], "stream": stream})
+}
+
+async fn events(mut response: reqwest::Response) -> Vec<String> {
+    let mut text = String::new();
+    while let Some(chunk) = response.chunk().await.expect("chunk") {
+        text.push_str(std::str::from_utf8(&chunk).expect("utf-8"));
+    }
+    text.split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_serves_the_llm_gateway_behind_api_keys() {
+    let mut backends = Vec::new();
+    for _ in 0..2 {
+        backends.push(Arc::new(
+            ScriptedBackend::start(Script {
+                tokens: 4,
+                pacing: Pacing::Manual,
+                ..Script::default()
+            })
+            .await
+            .expect("backend"),
+        ));
+    }
+    let data = tempfile::tempdir().expect("dir");
+    let key = create_key(data.path(), "team-a", "llm:invoke");
+    let other = create_key(data.path(), "links-only", "links:write");
+    let config = config_file(data.path(), &backends, "");
+    let mut cmd: Command = reliable();
+    cmd.args(["up", "--config"])
+        .arg(&config)
+        .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_DATA_DIR", data.path());
+    let app: Running = start(cmd);
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/v1/chat/completions", app.addr);
+
+    // A streamed request: each chunk arrives before the next exists.
+    let mut response = http
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&chat(true))
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(response.status(), 200);
+    for k in 0..4 {
+        let mut seen = String::new();
+        while !seen.contains(&format!("tok{k} ")) {
+            let chunk = tokio::time::timeout(Duration::from_secs(20), response.chunk())
+                .await
+                .expect("chunk k before k+1 is released")
+                .expect("read")
+                .expect("more");
+            seen.push_str(std::str::from_utf8(&chunk).expect("utf-8"));
+        }
+        for backend in &backends {
+            backend.release(1);
+        }
+    }
+    let rest = events(response).await;
+    assert_eq!(rest.last().map(String::as_str), Some("[DONE]"));
+    // The gateway named the caller and kept the platform key to itself.
+    let recorded: Vec<_> = backends.iter().flat_map(|b| b.recorded()).collect();
+    assert_eq!(recorded.len(), 1);
+    assert!(recorded[0].header("authorization").is_none());
+
+    // No key, a key without the scope, a malformed key: refused, as JSON.
+    for (auth, status) in [
+        (None, 401),
+        (Some(other.as_str()), 403),
+        (Some("rlk_nope"), 401),
+    ] {
+        let mut request = http.post(&url).json(&chat(false));
+        if let Some(auth) = auth {
+            request = request.bearer_auth(auth);
+        }
+        let response = request.send().await.expect("refused");
+        assert_eq!(response.status().as_u16(), status, "{auth:?}");
+        let _: Value = response.json().await.expect("a JSON error body");
+    }
+
+    // The models list and a non-streamed call through the gateway.
+    let models: Value = http
+        .get(format!("http://{}/v1/models", app.addr))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("models")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(models["data"][0]["id"], "chat");
+    for backend in &backends {
+        backend.set_script(Script::default());
+    }
+    let response = http
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&chat(false))
+        .send()
+        .await
+        .expect("plain");
+    assert_eq!(response.status(), 200);
+
+    // Kill one backend: the other serves every request.
+    backends[0].stop().await;
+    for _ in 0..10 {
+        let response = http
+            .post(&url)
+            .bearer_auth(&key)
+            .json(&chat(true))
+            .send()
+            .await
+            .expect("after the kill");
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            events(response).await.last().map(String::as_str),
+            Some("[DONE]")
+        );
+    }
+    stop(app).await;
+}
+
+fn serve_llm(database_url: &str, redis_url: &str, config: &std::path::Path) -> Running {
+    let mut cmd = reliable();
+    cmd.args(["serve", "--target", "gateway,llm", "--config"])
+        .arg(config)
+        .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_DATABASE_URL", database_url)
+        .env("RELIABLE_REDIS_URL", redis_url);
+    start(cmd)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_tokens_per_minute_on_redis_and_account_exactly() {
+    let redis = testkit::redis::RedisServer::start();
+    let database_url = testkit::postgres().create_database();
+    let backend = Arc::new(
+        ScriptedBackend::start(Script {
+            tokens: 10,
+            ..Script::default()
+        })
+        .await
+        .expect("backend"),
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let config = config_file(
+        dir.path(),
+        std::slice::from_ref(&backend),
+        "[llm.keys.team-a]\ntokens_per_minute = 1000\n",
+    );
+    let key_in = |name: &str, scopes: &str| {
+        let created = reliable()
+            .args(["keys", "create", "--name", name, "--scopes", scopes])
+            .env("RELIABLE_DATABASE_URL", &database_url)
+            .output()
+            .expect("keys");
+        assert!(
+            created.status.success(),
+            "{}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+        String::from_utf8_lossy(&created.stdout).trim().to_string()
+    };
+    let key = key_in("team-a", "llm:invoke");
+    let admin = key_in("finance", "llm:admin");
+    let replicas = [
+        serve_llm(&database_url, &redis.url(), &config),
+        serve_llm(&database_url, &redis.url(), &config),
+    ];
+    let http = reqwest::Client::new();
+    let mut body = chat(false);
+    body["max_tokens"] = 20.into();
+    let mut served = 0u64;
+    let refused = loop {
+        let replica = &replicas[(served % 2) as usize];
+        let response = http
+            .post(format!("http://{}/v1/chat/completions", replica.addr))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+            .await
+            .expect("chat");
+        if response.status() == 429 {
+            break response;
+        }
+        let status = response.status();
+        if status != 200 {
+            let logs: Vec<String> = replica.lines.try_iter().collect();
+            panic!(
+                "{status} after {served}: {} {logs:#?}",
+                response.text().await.unwrap_or_default()
+            );
+        }
+        served += 1;
+        assert!(served < 500, "the shared limit never refused");
+    };
+    // Each request costs 2 prompt + 10 completion tokens once settled:
+    // the replicas together let about 1000 / 12 through, not twice that.
+    assert!((60..=100).contains(&served), "served {served}");
+    assert!(refused.headers().contains_key("retry-after"));
+    let error: Value = refused.json().await.expect("json");
+    assert!(error["error"]["message"]
+        .as_str()
+        .expect("message")
+        .contains("tokens_per_minute"));
+
+    // The usage report, from either replica, matches what the backend
+    // generated, token for token.
+    let stats = backend.stats();
+    let mut report = Value::Null;
+    for _ in 0..200 {
+        report = http
+            .get(format!(
+                "http://{}/v1/usage?from=2000-01-01T00:00:00Z",
+                replicas[1].addr
+            ))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("usage")
+            .json()
+            .await
+            .expect("json");
+        let requests: u64 = report["data"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| r["requests"].as_u64().unwrap_or(0))
+            .sum();
+        if requests == served {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sum = |field: &str| -> u64 {
+        report["data"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| r[field].as_u64().unwrap_or(0))
+            .sum()
+    };
+    assert_eq!(sum("requests"), served, "{report}");
+    assert_eq!(sum("prompt_tokens"), stats.prompt_tokens_served);
+    assert_eq!(sum("completion_tokens"), stats.completion_tokens_served);
+    // An invoke key may not read it.
+    let response = http
+        .get(format!("http://{}/v1/usage", replicas[0].addr))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("usage");
+    assert_eq!(response.status(), 403);
+    for replica in replicas {
+        stop(replica).await;
+    }
+}
