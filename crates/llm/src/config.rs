@@ -265,6 +265,8 @@ pub struct HealthConfig {
     #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    /// Longest wait for a backend's `/models` answer (health check and
+    /// discovery).
     #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,

@@ -78,8 +78,11 @@ impl Service {
         for model in &plan {
             let mut tried: Vec<Arc<PoolEndpoint<Deployment>>> = Vec::new();
             while attempts < max_attempts {
-                if attempts > 0 && !self.retry_budget.try_withdraw() {
-                    return self.fail(call, last_error);
+                if attempts > 0 {
+                    if !self.retry_budget.try_withdraw() {
+                        return self.fail(call, last_error);
+                    }
+                    tokio::time::sleep(resilience::backoff(self.retry_backoff, attempts)).await;
                 }
                 let Some(slot) = model.pick(tried.last()) else {
                     break;

@@ -153,6 +153,7 @@ impl Module for Llm {
                 config.retry.budget_min_reserve,
             ),
             max_retries: config.retry.max_retries,
+            retry_backoff: config.retry.backoff,
             max_request_bytes: config.max_request_body_bytes,
             max_response_bytes: config.max_response_bytes,
             debug_sample: config.debug_sample,

