@@ -34,23 +34,42 @@ use std::time::Instant;
 
 /// Which modules to run, parsed from `--target`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Targets(Vec<&'static str>);
+pub struct Targets {
+    names: Vec<&'static str>,
+    /// Named one by one (not only through `all`): started even when their
+    /// config says they have nothing to serve, so that they say why.
+    named: Vec<&'static str>,
+}
 
 impl Targets {
     /// Every registered module (`up`, `--target all`).
     pub fn all() -> Self {
-        Self(registry::names())
+        Self {
+            names: registry::names(),
+            named: Vec::new(),
+        }
+    }
+
+    /// Whether `entry` starts with `config`: a module named explicitly
+    /// always does; one reached through `all` (or `up`) only when it has
+    /// something to serve (the LLM gateway needs a backend).
+    pub fn starts(&self, entry: &Entry, config: &Config) -> bool {
+        self.named.contains(&entry.declaration.name) || (entry.configured)(config)
     }
 
     pub fn parse(names: &[String]) -> Result<Self, String> {
         let known = registry::names();
         let mut targets: Vec<&'static str> = Vec::new();
+        let mut named: Vec<&'static str> = Vec::new();
         for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
             let found = if name == "all" {
                 known.clone()
             } else {
                 match known.iter().find(|k| **k == name) {
-                    Some(k) => vec![*k],
+                    Some(k) => {
+                        named.push(*k);
+                        vec![*k]
+                    }
                     None => {
                         return Err(format!(
                             "unknown target `{name}`; known targets: {}, all",
@@ -68,14 +87,17 @@ impl Targets {
         if targets.is_empty() {
             return Err("no target given".to_string());
         }
-        Ok(Self(targets))
+        Ok(Self {
+            names: targets,
+            named,
+        })
     }
 
     /// The chosen modules, in registry order.
     pub fn entries(&self) -> Vec<&'static Entry> {
         registry::MODULES
             .iter()
-            .filter(|e| self.0.contains(&e.declaration.name))
+            .filter(|e| self.names.contains(&e.declaration.name))
             .collect()
     }
 }
@@ -114,12 +136,12 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
         Mode::Up => Targets::all(),
         Mode::Serve(targets) => targets.clone(),
     };
-    // `up` starts what has something to serve (the LLM gateway only with
-    // backends); `serve --target` starts what it is told.
+    // `up` and `all` start what has something to serve (the LLM gateway
+    // only with a backend); a module named in `--target` always starts.
     let entries: Vec<_> = targets
         .entries()
         .into_iter()
-        .filter(|e| !matches!(mode, Mode::Up) || (e.configured)(&config))
+        .filter(|e| targets.starts(e, &config))
         .collect();
     let order = registry::start_order(&entries);
     let needs = |port: Port| order.iter().any(|e| e.declaration.needs.contains(&port));

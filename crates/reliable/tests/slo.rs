@@ -43,7 +43,7 @@ fn committed_rules_are_what_the_specs_generate() {
         .args(["slo", "generate", "slo/", "-o"])
         .arg(out.path()));
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(stdout.lines().count(), 8, "{stdout}");
+    assert_eq!(stdout.lines().count(), 10, "{stdout}");
     for entry in std::fs::read_dir(out.path()).expect("read") {
         let generated = entry.expect("entry").path();
         let name = generated.file_name().expect("name");
@@ -66,7 +66,7 @@ fn promtool_checks_every_rule_file_and_passes_the_unit_tests() {
         .filter(|p| p.to_string_lossy().ends_with(".rules.yml"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 4);
+    assert_eq!(files.len(), 5);
     let (code, stdout, stderr) = run(promtool().args(["check", "rules"]).args(&files));
     assert_eq!(code, 0, "{stdout}{stderr}");
     let tests: Vec<PathBuf> = std::fs::read_dir(dir.join("tests"))
