@@ -175,6 +175,18 @@ async fn up_serves_the_llm_gateway_behind_api_keys() {
             Some("[DONE]")
         );
     }
+    // The GenAI metrics, per model and backend.
+    let metrics = support::get_text(&http, &format!("http://{}/metrics", app.addr)).await;
+    for series in [
+        "gen_ai_server_time_to_first_token_seconds_bucket{gen_ai_request_model=\"chat\"",
+        "gen_ai_server_time_per_output_token_seconds_bucket{",
+        "llm_tokens_total{gen_ai_request_model=\"chat\",server_address=\"b1\",gen_ai_token_type=\"output\"}",
+        "llm_requests_total{gen_ai_request_model=\"chat\",outcome=\"ok\"}",
+        "llm_backend_in_flight_requests{server_address=\"b1\"}",
+        "http_server_request_duration_seconds_count{service=\"llm\",http_route=\"/v1/chat/completions\"",
+    ] {
+        assert!(metrics.contains(series), "{series} missing");
+    }
     stop(app).await;
 }
 

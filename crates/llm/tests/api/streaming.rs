@@ -164,3 +164,87 @@ async fn one_backend_url_serves_the_models_it_lists() {
     assert_eq!(response.status(), 404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_backend_gets_its_key_its_headers_and_the_trace_but_not_the_caller() {
+    let backends = backends(vec![Script::default()]).await;
+    let mut config = config_for(&backends);
+    let dir = tempfile::tempdir().expect("dir");
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, "sk-backend-secret\n").expect("key file");
+    let backend = config.backends.get_mut("b0").expect("b0");
+    backend.api_key_file = Some(key_file);
+    backend
+        .headers
+        .insert("OpenAI-Organization".into(), "org-7".into());
+    let app = spawn_app(backends.clone(), config).await;
+    let response = app
+        .post("/v1/chat/completions")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .json(&chat("chat", true))
+        .send()
+        .await
+        .expect("chat");
+    let _ = TestApp::events(response).await;
+    let recorded = &backends[0].recorded()[0];
+    assert_eq!(
+        recorded.header("authorization"),
+        Some("Bearer sk-backend-secret")
+    );
+    assert_eq!(recorded.header("openai-organization"), Some("org-7"));
+    let traceparent = recorded.header("traceparent").expect("trace context");
+    assert!(
+        traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "the backend call continues the caller's trace: {traceparent}"
+    );
+    assert!(recorded.header("x-api-key-name").is_none());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_reader_holds_the_backend_back_instead_of_filling_memory() {
+    let backends = backends(vec![Script {
+        tokens: 1_000_000,
+        ..Script::default()
+    }])
+    .await;
+    let mut config = config_for(&backends);
+    config.models.get_mut("chat").expect("chat").max_tokens = Some(1_000_000);
+    let app = spawn_app(backends.clone(), config).await;
+    let mut body = chat("chat", true);
+    body["max_tokens"] = 1_000_000.into();
+    let mut response = app.chat(&body).await;
+    let _ = response
+        .chunk()
+        .await
+        .expect("read")
+        .expect("a first chunk");
+    // The client reads nothing more. The backend can only run ahead by
+    // what the relay's four events and the kernel's socket buffers hold
+    // (loopback buffers grow to a few MB each: about 55,000 events here),
+    // so it stalls long before its 1,000,000 tokens (150 MB of events).
+    let mut last = 0;
+    let mut stalled_for = 0;
+    for _ in 0..400 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        let served = backends[0].stats().completion_tokens_served;
+        stalled_for = if served == last { stalled_for + 1 } else { 0 };
+        last = served;
+        if stalled_for >= 8 {
+            break;
+        }
+    }
+    assert!(
+        stalled_for >= 8,
+        "the backend never stalled ({last} tokens)"
+    );
+    assert!(
+        last < 250_000,
+        "{last} tokens generated for a reader that stopped"
+    );
+    drop(response);
+    app.stop().await;
+}
