@@ -148,6 +148,13 @@ pub struct RouteConfig {
     /// `/links` with `strip_prefix = "/api"`).
     #[serde(default)]
     pub strip_prefix: Option<String>,
+    /// The protocol the route's clients speak: the gateway's own errors
+    /// on it (401, 403, 413, 429, 502...) stay problem+json and add that
+    /// protocol's `error` member: `problem` (none), `oip` (`"error":
+    /// "..."`), `openai` (`"error": {"message", "type", "code"}`, what
+    /// OpenAI SDKs read). Routes to a co-located module take the module's.
+    #[serde(default)]
+    pub errors: kit::problem::ErrorDialect,
 }
 
 fn default_pin_header() -> String {
@@ -177,6 +184,7 @@ impl RouteConfig {
             max_concurrency: default_concurrency(),
             max_body_bytes: None,
             strip_prefix: None,
+            errors: kit::problem::ErrorDialect::Problem,
         }
     }
 }

@@ -47,6 +47,7 @@ impl Module for GatewayModule {
         needs: &[Port::Database, Port::Limiter],
         after: &[],
         fronts_others: true,
+        error_dialect: kit::problem::ErrorDialect::Problem,
     };
     type Config = GatewayConfig;
 
@@ -61,8 +62,10 @@ impl Module for GatewayModule {
                 // A module's own limits hold on the way to it too: its
                 // timeout for the response head, its largest body.
                 let limits = module.http_limits;
+                let dialect = module.error_dialect;
                 let route_to = |prefix: &str| {
                     let mut route = RouteConfig::new(prefix, module.name);
+                    route.errors = dialect;
                     if let Some(timeout) = limits.request_timeout {
                         route.timeout = timeout;
                     }

@@ -55,13 +55,21 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     let started = Instant::now();
     let mut rate_headers = Vec::new();
     let mut labels = ("unmatched", "none");
-    let result = forward(&shared, request, &mut rate_headers, &mut labels).await;
+    let mut dialect = kit::problem::ErrorDialect::Problem;
+    let result = forward(
+        &shared,
+        request,
+        &mut rate_headers,
+        &mut labels,
+        &mut dialect,
+    )
+    .await;
     let mut response = match result {
         Ok(response) => response,
         Err(e) => {
             metrics::counter!("gateway_errors_total", "gateway_route" => labels.0, "error_type" => e.kind())
                 .increment(1);
-            e.into_response()
+            e.problem().in_dialect(dialect).into_response()
         }
     };
     for (name, value) in rate_headers {
@@ -99,6 +107,7 @@ async fn forward(
     request: Request,
     rate_headers: &mut Vec<(HeaderName, HeaderValue)>,
     labels: &mut (&'static str, &'static str),
+    dialect: &mut kit::problem::ErrorDialect,
 ) -> Result<Response, GatewayError> {
     let limits = &shared.config;
     if header_bytes(request.headers()) > limits.max_header_bytes {
@@ -111,6 +120,7 @@ async fn forward(
         .find(&path, request.method(), host.as_deref())
         .ok_or(GatewayError::NoRoute)?;
     labels.0 = route.name;
+    *dialect = route.errors;
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

@@ -101,6 +101,8 @@ pub struct Route {
     /// The prefix as the upstream sees it (after `strip_prefix`): the path
     /// the CLIENT spans show, which is configuration and never client data.
     upstream_prefix: String,
+    /// The `error` member of the gateway's own errors on this route.
+    pub errors: kit::problem::ErrorDialect,
 }
 
 impl Route {
@@ -144,6 +146,7 @@ impl Route {
             retry_budget,
             strip_prefix: config.strip_prefix.clone(),
             upstream_prefix: upstream_prefix(&config.prefix, config.strip_prefix.as_deref()),
+            errors: config.errors,
         })
     }
 

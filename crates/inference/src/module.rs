@@ -43,6 +43,7 @@ impl Module for Inference {
         needs: &[],
         after: &[],
         fronts_others: false,
+        error_dialect: kit::problem::ErrorDialect::Oip,
     };
     type Config = InferenceConfig;
 

@@ -74,6 +74,9 @@ pub struct Declaration {
     /// Fronts the co-located modules (the gateway): starts after all of
     /// them and receives their routers as [`Colocated`].
     pub fronts_others: bool,
+    /// The protocol its clients speak: a fronting gateway's own errors on
+    /// its routes (401, 429, 413...) carry that protocol's `error` member.
+    pub error_dialect: crate::problem::ErrorDialect,
 }
 
 /// A module's config section.
@@ -190,6 +193,8 @@ pub struct Colocated {
     pub router: Router,
     /// Its own HTTP limits: the front's routes to it use them.
     pub http_limits: HttpLimits,
+    /// The protocol its clients speak (see [`Declaration::error_dialect`]).
+    pub error_dialect: crate::problem::ErrorDialect,
 }
 
 /// The adapters wired for the modules, found by type (the binary puts an

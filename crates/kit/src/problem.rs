@@ -19,6 +19,36 @@ pub struct InvalidParam {
     pub reason: String,
 }
 
+/// The protocol a route's clients speak, which decides the `error` member
+/// its problems carry beside RFC 9457's fields.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorDialect {
+    /// RFC 9457 only.
+    #[default]
+    Problem,
+    /// The Open Inference Protocol: `"error": "<detail>"`.
+    Oip,
+    /// OpenAI's API: `"error": {"message", "type", "param", "code"}`.
+    #[serde(rename = "openai")]
+    OpenAi,
+}
+
+/// The `error` member's two shapes.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+enum ErrorMember {
+    Text(Box<str>),
+    OpenAi {
+        message: String,
+        r#type: &'static str,
+        param: Option<String>,
+        code: String,
+    },
+}
+
 /// An `application/problem+json` response (RFC 9457).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -36,12 +66,13 @@ pub struct Problem {
     #[serde(skip_serializing_if = "<[InvalidParam]>::is_empty")]
     #[schema(value_type = Vec<InvalidParam>)]
     invalid_params: Box<[InvalidParam]>,
-    /// The detail again, under the name some protocols' clients read
-    /// (the Open Inference Protocol's `{"error": "..."}`); an RFC 9457
-    /// extension member, absent unless a module asks for it.
+    /// The detail again, under the name some protocols' clients read (the
+    /// Open Inference Protocol's `{"error": "..."}`, OpenAI's `{"error":
+    /// {"message", "type", "code"}}`); an RFC 9457 extension member,
+    /// absent unless the route's protocol asks for it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    error: Option<Box<str>>,
+    #[schema(value_type = Option<Object>)]
+    error: Option<Box<ErrorMember>>,
     /// Seconds; `u32` (136 years) keeps the whole error small enough to
     /// return by value.
     #[serde(skip)]
@@ -66,8 +97,38 @@ impl Problem {
     /// protocols whose clients read `{"error": "..."}`.
     pub fn with_error_member(mut self) -> Self {
         let text = self.detail.as_deref().unwrap_or(&self.title);
-        self.error = Some(text.into());
+        self.error = Some(Box::new(ErrorMember::Text(text.into())));
         self
+    }
+
+    /// Adds OpenAI's error object as the `error` member, so OpenAI clients
+    /// read the problem as one of their API's errors: `type` from the
+    /// status (`invalid_request_error`, `requests` for 429,
+    /// `server_error`), `code` the problem's kind in snake case.
+    pub fn with_openai_error(mut self) -> Self {
+        let message = self.detail.as_deref().unwrap_or(&self.title).to_string();
+        let r#type = match self.status {
+            429 => "requests",
+            400..=499 => "invalid_request_error",
+            _ => "server_error",
+        };
+        let code = self.kind.trim_start_matches("/problems/").replace('-', "_");
+        self.error = Some(Box::new(ErrorMember::OpenAi {
+            message,
+            r#type,
+            param: None,
+            code,
+        }));
+        self
+    }
+
+    /// The `error` member a route's protocol wants.
+    pub fn in_dialect(self, dialect: ErrorDialect) -> Self {
+        match dialect {
+            ErrorDialect::Problem => self,
+            ErrorDialect::Oip => self.with_error_member(),
+            ErrorDialect::OpenAi => self.with_openai_error(),
+        }
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -180,5 +241,35 @@ mod tests {
         let response = problem.into_response();
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(response.headers()[header::CONTENT_TYPE], CONTENT_TYPE);
+    }
+
+    #[test]
+    fn each_dialect_adds_the_error_member_its_clients_read() {
+        let problem = || {
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "api-key-missing",
+                "API key required",
+            )
+            .with_detail("this route needs an API key")
+        };
+        let plain =
+            serde_json::to_value(problem().in_dialect(ErrorDialect::Problem)).expect("json");
+        assert!(plain.get("error").is_none());
+        let oip = serde_json::to_value(problem().in_dialect(ErrorDialect::Oip)).expect("json");
+        assert_eq!(oip["error"], "this route needs an API key");
+        let openai =
+            serde_json::to_value(problem().in_dialect(ErrorDialect::OpenAi)).expect("json");
+        assert_eq!(openai["type"], "/problems/api-key-missing");
+        assert_eq!(openai["error"]["message"], "this route needs an API key");
+        assert_eq!(openai["error"]["type"], "invalid_request_error");
+        assert_eq!(openai["error"]["code"], "api_key_missing");
+        assert!(openai["error"]["param"].is_null());
+        let limited = Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many")
+            .with_openai_error();
+        assert_eq!(
+            serde_json::to_value(limited).expect("json")["error"]["type"],
+            "requests"
+        );
     }
 }

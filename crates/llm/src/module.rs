@@ -59,6 +59,7 @@ impl Module for Llm {
         needs: &[Port::Database, Port::Limiter],
         after: &[],
         fronts_others: false,
+        error_dialect: kit::problem::ErrorDialect::OpenAi,
     };
     type Config = LlmConfig;
 

@@ -24,6 +24,7 @@ impl Module for Notifier {
         // first, so its last acks reach the outbox before the relay stops.
         after: &["orders"],
         fronts_others: false,
+        error_dialect: kit::problem::ErrorDialect::Problem,
     };
     type Config = NotifierConfig;
 

@@ -22,6 +22,7 @@ impl Module for Orders {
         needs: &[Port::Database, Port::Bus],
         after: &[],
         fronts_others: false,
+        error_dialect: kit::problem::ErrorDialect::Problem,
     };
     type Config = OrdersConfig;
 

@@ -214,6 +214,7 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
                 scoped_prefixes: entry.declaration.scoped_prefixes,
                 router: kit::http::stack(pool, name, &limits.apply(&config.http)),
                 http_limits: limits,
+                error_dialect: entry.declaration.error_dialect,
             });
         }
         started.push(Started {

@@ -133,7 +133,17 @@ async fn up_serves_the_llm_gateway_behind_api_keys() {
         }
         let response = request.send().await.expect("refused");
         assert_eq!(response.status().as_u16(), status, "{auth:?}");
-        let _: Value = response.json().await.expect("a JSON error body");
+        // The gateway's own refusal, in the form OpenAI SDKs read too.
+        let body: Value = response.json().await.expect("a JSON error body");
+        assert!(body["error"]["message"].is_string(), "{body}");
+        assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+        assert!(body["error"]["code"].is_string(), "{body}");
+        assert!(
+            body["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("/problems/")),
+            "{body}"
+        );
     }
 
     // The models list and a non-streamed call through the gateway.

@@ -22,6 +22,7 @@ impl Module for Shortener {
         needs: &[Port::Database],
         after: &[],
         fronts_others: false,
+        error_dialect: kit::problem::ErrorDialect::Problem,
     };
     type Config = ShortenerConfig;
 
