@@ -347,8 +347,13 @@ async fn a_real_llama_cpp_server_behind_up_with_one_variable() {
     let data = tempfile::tempdir().expect("dir");
     let key = create_key(data.path(), "team-a", "llm:invoke");
     let admin = create_key(data.path(), "finance", "llm:admin");
+    let limited = create_key(data.path(), "limited", "llm:invoke");
+    let config = data.path().join("reliable.toml");
+    std::fs::write(&config, "[llm.keys.limited]\ntokens_per_day = 60\n").expect("config");
     let mut cmd: Command = reliable();
     cmd.arg("up")
+        .arg("--config")
+        .arg(&config)
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_DATA_DIR", data.path())
         .env("RELIABLE_LLM_BACKEND_URL", llama.base_url());
@@ -464,5 +469,23 @@ async fn a_real_llama_cpp_server_behind_up_with_one_variable() {
     assert_eq!(report["data"][0]["requests"], 3, "{report}");
     assert_eq!(report["data"][0]["estimated_requests"], 0, "{report}");
     assert_eq!(report["data"][0]["backend"], "default");
+
+    // OpenAI's own Python SDK reads the answers and every error as its
+    // API's: models, chat, streams with usage, 404, 400, 401, 429.
+    let venv =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/llm-venv/bin/python");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/llm-sdk-check.py");
+    let checked = Command::new(venv)
+        .arg(script)
+        .args([&format!("{base}/v1"), &key, &limited, &model])
+        .output()
+        .expect("the SDK check runs (scripts/llm-backend installs the SDK)");
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
     stop(app).await;
 }
