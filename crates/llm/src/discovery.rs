@@ -1,7 +1,10 @@
 //! Watching the backends: every backend's `GET <base>/models` is its
 //! active health check, and for backends that serve what they list
 //! (`backend_url`, `discover = true`) the answer is also the model list.
-//! One supervised task runs both on their intervals.
+//! One supervised task runs both on their intervals. Not
+//! `resilience::health::run`: that probes each endpoint of fixed pools,
+//! while here one probe stands for every deployment on a backend, and the
+//! pools change as models are discovered.
 
 use crate::backend::Backend;
 use crate::catalog::Catalog;
@@ -114,11 +117,12 @@ pub async fn watch(
         tokio::select! {
             () = stop.cancelled() => return,
             _ = tick.tick() => {
-                for w in &watched {
-                    if w.discover || !health_interval.is_zero() {
-                        check(w, &catalog, timeout).await;
-                    }
-                }
+                // Concurrently: one slow backend must not delay the others.
+                let checks = watched
+                    .iter()
+                    .filter(|w| w.discover || !health_interval.is_zero())
+                    .map(|w| check(w, &catalog, timeout));
+                futures::future::join_all(checks).await;
             }
         }
     }
