@@ -36,6 +36,35 @@ pub enum ErrorDialect {
     OpenAi,
 }
 
+/// The `error` member's schema: a string (OIP) or OpenAI's object.
+fn error_member_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{Object, ObjectBuilder, OneOfBuilder, SchemaType, Type};
+    let text = || Object::with_type(Type::String);
+    let nullable_text = || {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+            .build()
+    };
+    let object = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("message", text())
+        .property("type", text())
+        .property("param", nullable_text())
+        .property("code", nullable_text())
+        .required("message")
+        .required("type")
+        .build();
+    utoipa::openapi::schema::Schema::OneOf(
+        OneOfBuilder::new()
+            .item(text())
+            .item(object)
+            .description(Some(
+                "The detail again, for protocols whose clients read `error`: a string (the Open Inference Protocol) or OpenAI's error object.",
+            ))
+            .build(),
+    )
+}
+
 /// The `error` member's two shapes.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
@@ -71,7 +100,7 @@ pub struct Problem {
     /// {"message", "type", "code"}}`); an RFC 9457 extension member,
     /// absent unless the route's protocol asks for it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = error_member_schema)]
     error: Option<Box<ErrorMember>>,
     /// Seconds; `u32` (136 years) keeps the whole error small enough to
     /// return by value.

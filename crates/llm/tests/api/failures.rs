@@ -144,6 +144,7 @@ async fn a_client_that_leaves_mid_stream_stops_the_backend() {
     let first = response.chunk().await.expect("read").expect("a chunk");
     assert!(!first.is_empty());
     backends[0].release(1);
+    let left = std::time::Instant::now();
     drop(response);
     let stats = tokio::time::timeout(
         Duration::from_secs(5),
@@ -151,6 +152,12 @@ async fn a_client_that_leaves_mid_stream_stops_the_backend() {
     )
     .await
     .expect("the backend call is cancelled");
+    // Reported, not asserted (timings are the benchmarks'): the issue asks
+    // for under 100 ms, docs/modules/llm.md quotes what this prints.
+    eprintln!(
+        "backend call cancelled {:?} after the client left",
+        left.elapsed()
+    );
     assert_eq!(stats.cancelled, 1);
     assert!(stats.completion_tokens_served < 1000);
     let report = app.usage_requests(1).await;
