@@ -86,7 +86,10 @@ async fn up_serves_the_llm_gateway_behind_api_keys() {
     cmd.args(["up", "--config"])
         .arg(&config)
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
-        .env("RELIABLE_DATA_DIR", data.path());
+        .env("RELIABLE_DATA_DIR", data.path())
+        // Every log line, and every request sampled: still no prompt text.
+        .env("RELIABLE_LOG", "debug")
+        .env("RELIABLE_LLM_DEBUG_SAMPLE", "1");
     let app: Running = start(cmd);
     let http = reqwest::Client::new();
     let url = format!("http://{}/v1/chat/completions", app.addr);
@@ -196,6 +199,20 @@ async fn up_serves_the_llm_gateway_behind_api_keys() {
         "http_server_request_duration_seconds_count{service=\"llm\",http_route=\"/v1/chat/completions\"",
     ] {
         assert!(metrics.contains(series), "{series} missing");
+    }
+    let logs: Vec<String> = app.lines.try_iter().collect();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("sampled request (content redacted)")),
+        "the debug sample logs the request's shape"
+    );
+    for line in &logs {
+        assert!(
+            !line.contains("hello there"),
+            "a prompt reached the log: {line}"
+        );
+        assert!(!line.contains("tok0"), "an answer reached the log: {line}");
+        assert!(!line.contains(&key), "the key reached the log: {line}");
     }
     stop(app).await;
 }
