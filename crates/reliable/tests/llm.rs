@@ -49,6 +49,32 @@ fn config_file(
     path
 }
 
+/// The usage report once it holds `requests` requests (the ledger is
+/// written off the request path), or as it is after 10 s.
+async fn usage_report(http: &reqwest::Client, base: &str, admin: &str, requests: u64) -> Value {
+    let mut report = Value::Null;
+    for _ in 0..200 {
+        report = http
+            .get(format!("{base}/v1/usage?from=2000-01-01T00:00:00Z"))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .expect("usage")
+            .json()
+            .await
+            .expect("json");
+        let recorded: u64 = report["data"]
+            .as_array()
+            .map(|rows| rows.iter().filter_map(|r| r["requests"].as_u64()).sum())
+            .unwrap_or(0);
+        if recorded >= requests {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    report
+}
+
 fn chat(stream: bool) -> Value {
     json!({"model": "chat", "messages": [{"role": "user", "content": "hello there"}], "stream": stream})
 }
@@ -304,31 +330,13 @@ async fn two_replicas_share_tokens_per_minute_on_redis_and_account_exactly() {
     // The usage report, from either replica, matches what the backend
     // generated, token for token.
     let stats = backend.stats();
-    let mut report = Value::Null;
-    for _ in 0..200 {
-        report = http
-            .get(format!(
-                "http://{}/v1/usage?from=2000-01-01T00:00:00Z",
-                replicas[1].addr
-            ))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .expect("usage")
-            .json()
-            .await
-            .expect("json");
-        let requests: u64 = report["data"]
-            .as_array()
-            .expect("rows")
-            .iter()
-            .map(|r| r["requests"].as_u64().unwrap_or(0))
-            .sum();
-        if requests == served {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let report = usage_report(
+        &http,
+        &format!("http://{}", replicas[1].addr),
+        &admin,
+        served,
+    )
+    .await;
     let sum = |field: &str| -> u64 {
         report["data"]
             .as_array()
@@ -467,22 +475,7 @@ async fn a_real_llama_cpp_server_behind_up_with_one_variable() {
     assert!(quiet.iter().all(|e| !e.contains("\"usage\"")), "{quiet:?}");
 
     // Three requests, all accounted with the backend's own figures.
-    let mut report = Value::Null;
-    for _ in 0..200 {
-        report = http
-            .get(format!("{base}/v1/usage?from=2000-01-01T00:00:00Z"))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .expect("usage")
-            .json()
-            .await
-            .expect("json");
-        if report["data"][0]["requests"] == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let report = usage_report(&http, &base, &admin, 3).await;
     assert_eq!(report["data"][0]["requests"], 3, "{report}");
     assert_eq!(report["data"][0]["estimated_requests"], 0, "{report}");
     assert_eq!(report["data"][0]["backend"], "default");
