@@ -50,29 +50,29 @@ fn config_file(
 }
 
 /// The usage report once it holds `requests` requests (the ledger is
-/// written off the request path), or as it is after 10 s.
+/// written off the request path).
 async fn usage_report(http: &reqwest::Client, base: &str, admin: &str, requests: u64) -> Value {
-    let mut report = Value::Null;
-    for _ in 0..200 {
-        report = http
-            .get(format!("{base}/v1/usage?from=2000-01-01T00:00:00Z"))
-            .bearer_auth(admin)
-            .send()
-            .await
-            .expect("usage")
-            .json()
-            .await
-            .expect("json");
-        let recorded: u64 = report["data"]
-            .as_array()
-            .map(|rows| rows.iter().filter_map(|r| r["requests"].as_u64()).sum())
-            .unwrap_or(0);
-        if recorded >= requests {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    report
+    testkit::eventually(
+        &format!("{requests} requests in the usage report"),
+        Duration::from_secs(10),
+        async || {
+            let report: Value = http
+                .get(format!("{base}/v1/usage?from=2000-01-01T00:00:00Z"))
+                .bearer_auth(admin)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let recorded: u64 = report["data"]
+                .as_array()
+                .map(|rows| rows.iter().filter_map(|r| r["requests"].as_u64()).sum())
+                .unwrap_or(0);
+            (recorded >= requests).then_some(report)
+        },
+    )
+    .await
 }
 
 fn chat(stream: bool) -> Value {

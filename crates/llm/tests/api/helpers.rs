@@ -181,20 +181,20 @@ impl TestApp {
     /// Waits until the ledger holds `n` requests in all (it is written
     /// off the request path).
     pub async fn usage_requests(&self, n: u64) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let usage = self.usage().await;
-            let total: u64 = usage["data"]
-                .as_array()
-                .expect("rows")
-                .iter()
-                .map(|r| r["requests"].as_u64().expect("requests"))
-                .sum();
-            if total >= n || tokio::time::Instant::now() > deadline {
-                return usage;
-            }
-            tokio::task::yield_now().await;
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        testkit::eventually(
+            &format!("{n} requests in the usage report"),
+            Duration::from_secs(10),
+            async || {
+                let usage = self.usage().await;
+                let total: u64 = usage["data"]
+                    .as_array()
+                    .expect("rows")
+                    .iter()
+                    .map(|r| r["requests"].as_u64().expect("requests"))
+                    .sum();
+                (total >= n).then_some(usage)
+            },
+        )
+        .await
     }
 }
