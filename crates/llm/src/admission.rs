@@ -158,7 +158,7 @@ impl Admission {
                 .await
                 .map_err(LlmError::limiter)?;
             if !decision.allowed {
-                if tokens > tpm.burst() {
+                if decision.exceeds_burst() {
                     return Err(LlmError::OverLimit {
                         limit: "tokens_per_minute",
                         asked: tokens,

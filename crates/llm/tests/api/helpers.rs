@@ -116,6 +116,13 @@ pub async fn spawn_app(_backends: Vec<Arc<ScriptedBackend>>, config: LlmConfig) 
     }
 }
 
+/// A test that panics still stops its server.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
 pub fn chat(model: &str, stream: bool) -> Value {
     json!({
         "model": model,
