@@ -34,8 +34,14 @@
 #![forbid(unsafe_code)]
 
 mod connection;
+pub mod observe;
+pub mod output;
+pub mod plan;
 mod report;
+pub mod results;
+pub mod scenario;
 mod schedule;
+pub mod threshold;
 
 pub use report::{Latency, Report};
 

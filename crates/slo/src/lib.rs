@@ -32,7 +32,8 @@ pub mod rules;
 pub mod sloth;
 pub mod status;
 pub mod window;
-pub mod yaml;
+/// The bounded YAML reader, shared with every other spec format.
+pub use yamlspec as yaml;
 
 pub use error::{SpecError, SpecErrors};
 pub use model::Slo;

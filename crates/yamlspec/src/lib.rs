@@ -1,4 +1,5 @@
 //! Bounded YAML reading into a small tree that remembers line numbers.
+//! Every spec file people write (SLOs, load scenarios, ...) is read here.
 //!
 //! Specs come from people and from other tools, so the reader refuses what
 //! could exhaust memory before any of it is interpreted: files over
@@ -8,6 +9,7 @@
 //! full size of what it copies, so the bomb stops at the budget instead of
 //! at the allocator). Every node keeps its line, so errors about a field
 //! point at the line a person has to edit.
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use yaml_rust2::parser::{Event, Parser};
