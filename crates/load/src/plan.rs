@@ -46,6 +46,8 @@ pub struct SetupStep {
     pub request: RequestPlan,
     pub repeat: u64,
     pub concurrency: usize,
+    /// Accept any TLS certificate (self-signed test servers).
+    pub insecure_tls: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -1,69 +1,16 @@
-//! What a run measured, for people (`Display`) and machines (`Serialize`).
+//! The `--url` quick mode's report, for people (`Display`) and for the
+//! benchmark scripts (`Serialize`, field names they parse).
 
-use crate::connection::Outcome;
+use crate::results::Stats;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-/// Latencies are recorded in microseconds from 1 us to 60 s with 3
-/// significant digits; slower requests are clamped to 60 s.
-const HIGHEST_MICROS: u64 = 60_000_000;
-
 /// Fewer unsent requests than this fraction of the schedule cannot move the
 /// p99.9 by more than one rank, so they are not worth a warning.
 const UNSENT_TOLERANCE: f64 = 0.001;
-
-/// What one connection measured; connections are merged at the end, so
-/// nothing is shared while the load runs.
-#[derive(Debug, Clone)]
-pub(crate) struct Tally {
-    latencies: Histogram<u64>,
-    sent: u64,
-    timeouts: u64,
-    transport_errors: u64,
-    status_counts: BTreeMap<u16, u64>,
-}
-
-impl Default for Tally {
-    fn default() -> Self {
-        Self {
-            latencies: Histogram::new_with_bounds(1, HIGHEST_MICROS, 3)
-                .expect("constant bounds are valid"),
-            sent: 0,
-            timeouts: 0,
-            transport_errors: 0,
-            status_counts: BTreeMap::new(),
-        }
-    }
-}
-
-impl Tally {
-    /// Records a measured request. Failures are timed too: a timeout is
-    /// the slowest answer of all and belongs in the tail.
-    pub(crate) fn record(&mut self, outcome: Outcome, latency: Duration) {
-        self.sent += 1;
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.latencies.saturating_record(micros.max(1));
-        match outcome {
-            Outcome::Status(code) => *self.status_counts.entry(code).or_default() += 1,
-            Outcome::TransportError => self.transport_errors += 1,
-            Outcome::Timeout => self.timeouts += 1,
-        }
-    }
-
-    pub(crate) fn merge(&mut self, other: Tally) {
-        // Same bounds on both sides, so adding cannot fail.
-        let _ = self.latencies.add(&other.latencies);
-        self.sent += other.sent;
-        self.timeouts += other.timeouts;
-        self.transport_errors += other.transport_errors;
-        for (code, n) in other.status_counts {
-            *self.status_counts.entry(code).or_default() += n;
-        }
-    }
-}
 
 /// Latency percentiles in microseconds. In the open model they count from
 /// each request's due time, in the closed model from its actual start.
@@ -118,10 +65,12 @@ pub struct Report {
     /// was busy until the end. They are missing from `latency`, where they
     /// would have been the slowest.
     pub behind_schedule: u64,
-    /// Open model: the longest the generator released a request after it
-    /// was due (already counted in `latency`); a large value says the
-    /// generator's machine was short of CPU.
+    /// Open model: the longest the generator sent a request after it
+    /// could have (due, and a connection free); already counted in
+    /// `latency`. A large value says the generator was short of CPU.
     pub dispatch_lag_max_us: u64,
+    /// The generator's own lateness, apart from the server's latency.
+    pub lateness: Latency,
     /// The target rate was not held (`behind_schedule` is more than 0.1% of
     /// `scheduled`): the tail latencies understate what users would see.
     /// Add connections, lower the rate, or believe the server is saturated.
@@ -136,15 +85,14 @@ pub(crate) struct RunShape {
     pub warmup: Duration,
     /// Open model only: what the schedule asked for in the window.
     pub scheduled: Option<u64>,
-    pub dispatch_lag_max: Duration,
 }
 
 impl Report {
-    pub(crate) fn new(shape: RunShape, tally: Tally) -> Self {
-        let completed: u64 = tally.status_counts.values().sum();
+    pub(crate) fn new(shape: RunShape, stats: &Stats) -> Self {
+        let completed = stats.ok + stats.unexpected_status;
         let duration_secs = shape.duration.as_secs_f64();
-        let scheduled = shape.scheduled.unwrap_or(tally.sent);
-        let behind_schedule = scheduled.saturating_sub(tally.sent);
+        let scheduled = shape.scheduled.unwrap_or(stats.sent);
+        let behind_schedule = scheduled.saturating_sub(stats.sent);
         Self {
             model: if shape.rate.is_some() {
                 "open"
@@ -156,20 +104,20 @@ impl Report {
             duration_secs,
             warmup_secs: shape.warmup.as_secs_f64(),
             scheduled,
-            sent: tally.sent,
+            sent: stats.sent,
             completed,
-            errors: tally.transport_errors + tally.timeouts,
-            timeouts: tally.timeouts,
-            status_counts: tally.status_counts,
+            errors: stats.transport_errors + stats.timeouts,
+            timeouts: stats.timeouts,
+            status_counts: stats.status_counts.clone(),
             achieved_rate: if duration_secs > 0.0 {
                 completed as f64 / duration_secs
             } else {
                 0.0
             },
-            latency: Latency::of(&tally.latencies),
+            latency: Latency::of(&stats.latency),
             behind_schedule,
-            dispatch_lag_max_us: u64::try_from(shape.dispatch_lag_max.as_micros())
-                .unwrap_or(u64::MAX),
+            dispatch_lag_max_us: stats.lateness.max(),
+            lateness: Latency::of(&stats.lateness),
             fell_behind: behind_schedule as f64 > UNSENT_TOLERANCE * scheduled as f64,
         }
     }
@@ -255,6 +203,7 @@ impl fmt::Display for Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::Outcome;
 
     fn shape(rate: Option<f64>, scheduled: Option<u64>) -> RunShape {
         RunShape {
@@ -263,13 +212,24 @@ mod tests {
             duration: Duration::from_secs(2),
             warmup: Duration::ZERO,
             scheduled,
-            dispatch_lag_max: Duration::from_micros(70),
+        }
+    }
+
+    trait Record {
+        fn record(&mut self, outcome: Outcome, latency: Duration);
+    }
+
+    impl Record for Stats {
+        fn record(&mut self, outcome: Outcome, latency: Duration) {
+            self.sent += 1;
+            self.record_outcome(outcome, true, latency);
+            crate::results::record(&mut self.lateness, Duration::from_micros(70));
         }
     }
 
     /// 1 ms, 2 ms, ..., 1000 ms, one request each, answered 302.
-    fn uniform_tally() -> Tally {
-        let mut tally = Tally::default();
+    fn uniform_tally() -> Stats {
+        let mut tally = Stats::default();
         for ms in 1..=1000 {
             tally.record(Outcome::Status(302), Duration::from_millis(ms));
         }
@@ -288,7 +248,7 @@ mod tests {
 
     #[test]
     fn percentiles_of_a_uniform_distribution() {
-        let report = Report::new(shape(None, None), uniform_tally());
+        let report = Report::new(shape(None, None), &uniform_tally());
         assert_close(report.latency.p50_us, 500);
         assert_close(report.latency.p90_us, 900);
         assert_close(report.latency.p99_us, 990);
@@ -299,12 +259,12 @@ mod tests {
 
     #[test]
     fn one_stall_owns_the_tail_and_nothing_else() {
-        let mut tally = Tally::default();
+        let mut tally = Stats::default();
         for _ in 0..999 {
             tally.record(Outcome::Status(200), Duration::from_micros(100));
         }
         tally.record(Outcome::Status(200), Duration::from_millis(200));
-        let latency = Report::new(shape(None, None), tally).latency;
+        let latency = Report::new(shape(None, None), &tally).latency;
         assert_eq!(latency.p50_us, 100);
         assert_eq!(latency.p99_us, 100);
         assert_close(latency.max_us, 200);
@@ -313,12 +273,12 @@ mod tests {
     #[test]
     fn counts_statuses_errors_and_rate() {
         let mut a = uniform_tally();
-        let mut b = Tally::default();
+        let mut b = Stats::default();
         b.record(Outcome::Status(404), Duration::from_millis(1));
         b.record(Outcome::TransportError, Duration::from_millis(1));
         b.record(Outcome::Timeout, Duration::from_secs(5));
-        a.merge(b);
-        let report = Report::new(shape(None, None), a);
+        a.merge(&b);
+        let report = Report::new(shape(None, None), &a);
         assert_eq!(report.sent, 1003);
         assert_eq!(report.completed, 1001);
         assert_eq!(report.errors, 2);
@@ -334,10 +294,10 @@ mod tests {
 
     #[test]
     fn latencies_beyond_a_minute_are_clamped_not_lost() {
-        let mut tally = Tally::default();
+        let mut tally = Stats::default();
         tally.record(Outcome::Timeout, Duration::from_secs(3600));
         tally.record(Outcome::Status(200), Duration::ZERO);
-        let report = Report::new(shape(None, None), tally);
+        let report = Report::new(shape(None, None), &tally);
         assert_eq!(report.sent, 2);
         assert_close(report.latency.max_us, 60_000);
         assert_eq!(report.latency.p50_us, 1);
@@ -346,7 +306,7 @@ mod tests {
     #[test]
     fn an_open_run_that_missed_its_schedule_says_so() {
         // 1000 sent of 2000 scheduled: half the load never reached the server.
-        let report = Report::new(shape(Some(1000.0), Some(2000)), uniform_tally());
+        let report = Report::new(shape(Some(1000.0), Some(2000)), &uniform_tally());
         assert_eq!(report.model, "open");
         assert_eq!(report.behind_schedule, 1000);
         assert!(report.fell_behind);
@@ -355,7 +315,7 @@ mod tests {
 
     #[test]
     fn an_open_run_a_hair_short_of_its_schedule_is_fine() {
-        let report = Report::new(shape(Some(500.0), Some(1001)), uniform_tally());
+        let report = Report::new(shape(Some(500.0), Some(1001)), &uniform_tally());
         assert_eq!(report.behind_schedule, 1);
         assert!(!report.fell_behind);
         assert!(!report.to_string().contains("WARNING"), "{report}");
@@ -363,7 +323,7 @@ mod tests {
 
     #[test]
     fn closed_runs_are_never_behind() {
-        let report = Report::new(shape(None, None), uniform_tally());
+        let report = Report::new(shape(None, None), &uniform_tally());
         assert_eq!(report.model, "closed");
         assert_eq!(report.scheduled, report.sent);
         assert_eq!(report.behind_schedule, 0);
@@ -375,7 +335,7 @@ mod tests {
         assert_eq!(Micros(840).to_string(), "840us");
         assert_eq!(Micros(12_345).to_string(), "12.35ms");
         assert_eq!(Micros(1_500_000).to_string(), "1.50s");
-        let table = Report::new(shape(Some(500.0), Some(1000)), uniform_tally()).to_string();
+        let table = Report::new(shape(Some(500.0), Some(1000)), &uniform_tally()).to_string();
         assert!(
             table.starts_with("open model, 500 req/s, 2 connections"),
             "{table}"
@@ -387,7 +347,7 @@ mod tests {
 
     #[test]
     fn serializes_for_scripts() {
-        let report = Report::new(shape(Some(500.0), Some(1000)), uniform_tally());
+        let report = Report::new(shape(Some(500.0), Some(1000)), &uniform_tally());
         let json = serde_json::to_value(&report).expect("serializes");
         assert_eq!(json["model"], "open");
         assert_eq!(json["status_counts"]["302"], 1000);

@@ -56,3 +56,8 @@ pub struct Verdict {
     pub observed: Option<String>,
     pub passed: bool,
 }
+
+/// Every threshold's verdict, in order.
+pub fn evaluate_all(thresholds: &[Threshold], results: &Results) -> Vec<Verdict> {
+    thresholds.iter().map(|t| t.evaluate(results)).collect()
+}

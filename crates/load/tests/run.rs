@@ -7,7 +7,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use reliable_load::{run, LoadError, LoadSpec};
+use reliable_load::{run_url, EngineOptions, LoadError, LoadSpec, Report};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +39,10 @@ where
     ))
     .await;
     (url, seen)
+}
+
+async fn run(spec: LoadSpec) -> Result<Report, LoadError> {
+    run_url(spec, &EngineOptions::default()).await
 }
 
 fn spec(url: url::Url, rate: Option<f64>, duration_ms: u64, connections: usize) -> LoadSpec {
@@ -214,8 +218,8 @@ async fn bad_specs_fail_before_any_load() {
     type Expected = fn(&LoadError) -> bool;
     let cases: Vec<(LoadSpec, Expected)> = vec![
         (
-            bad(|s| s.url = url::Url::parse("https://example.com/").expect("url")),
-            |e| matches!(e, LoadError::Scheme(s) if s == "https"),
+            bad(|s| s.url = url::Url::parse("ftp://example.com/").expect("url")),
+            |e| matches!(e, LoadError::Scheme(s) if s == "ftp"),
         ),
         (
             bad(|s| s.url = url::Url::parse("file:///tmp/x").expect("url")),
@@ -251,16 +255,42 @@ async fn bad_specs_fail_before_any_load() {
     }
 }
 
-#[tokio::test]
-async fn an_unreachable_server_fails_the_run_at_once() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_refusing_connections_is_counted_and_the_run_ends_on_time() {
     // A port that was just free: nothing listens there.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
     let url = url::Url::parse(&format!("http://{addr}/r")).expect("url");
 
-    let error = run(spec(url, None, 100, 1)).await.expect_err("refused");
+    let started = std::time::Instant::now();
+    let report = run(spec(url, Some(200.0), 300, 2)).await.expect("runs");
 
-    assert!(matches!(error, LoadError::Connect { .. }), "{error}");
-    assert!(error.to_string().contains(&addr.to_string()), "{error}");
+    assert!(report.sent > 0, "{report}");
+    assert_eq!(report.errors, report.sent, "{report}");
+    assert_eq!(report.completed, 0, "{report}");
+    // Bounded by the schedule and the graceful stop, not by retries.
+    assert!(
+        started.elapsed() < Duration::from_millis(300) + reliable_load::GRACEFUL_STOP + Duration::from_secs(5),
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_counts_timeouts_and_the_run_ends_on_time() {
+    let (url, _) = serve_counting(|_| async {
+        std::future::pending::<()>().await;
+        StatusCode::OK.into_response()
+    })
+    .await;
+    let mut spec = spec(url, Some(100.0), 300, 4);
+    // Longer than the run: the graceful stop, not the timeout, ends it.
+    spec.timeout = Duration::from_secs(30);
+
+    let started = std::time::Instant::now();
+    let report = run(spec).await.expect("runs");
+
+    assert!(report.sent > 0, "{report}");
+    assert_eq!(report.timeouts, report.sent, "{report}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{report}");
 }

@@ -1,38 +1,71 @@
 //! `reliable load`: the CLI face of the `load` crate.
+//!
+//! Two modes: a scenario file (`reliable load FILE.yaml --target URL`),
+//! and the quick mode (`reliable load --url URL`) that the benchmark
+//! scripts use. Exit codes: 0 when every threshold holds, 99 when one
+//! fails (as k6 does, so CI and the canary drill can gate on it), 2 for a
+//! file or flag that does not parse, 1 when setup cannot seed its data.
 
 use clap::Args;
 use http::{HeaderName, HeaderValue, Method};
+use load::observe::Observer;
+use load::output;
+use load::scenario::{self, CompileOptions};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// The exit code of a run whose thresholds failed.
+const THRESHOLDS_FAILED: u8 = 99;
+
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// Target URL (http only).
-    #[arg(long)]
-    url: url::Url,
-    /// Requests per second (open model). Omit for maximum throughput.
+    /// A scenario file (YAML); see docs/tools/load-scenarios.md.
+    #[arg(conflicts_with_all = ["url", "rate", "method", "headers"])]
+    scenario: Option<PathBuf>,
+    /// The URL `{{target}}` stands for in the scenario file.
+    #[arg(long, requires = "scenario")]
+    target: Option<url::Url>,
+    /// Quick mode: the one URL every request goes to.
+    #[arg(long, required_unless_present = "scenario")]
+    url: Option<url::Url>,
+    /// Quick mode: requests per second (open model). Omit for maximum
+    /// throughput.
     #[arg(long)]
     rate: Option<f64>,
-    /// Measured duration, e.g. `10s`.
+    /// Quick mode: measured duration, e.g. `10s`.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     duration: Duration,
-    /// Unmeasured run before the measured one.
+    /// Quick mode: unmeasured run before the measured one.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     warmup: Duration,
-    /// Concurrent keep-alive connections.
+    /// Quick mode: concurrent keep-alive connections.
     #[arg(long, default_value_t = 64)]
     connections: usize,
-    #[arg(long, default_value = "GET")]
-    method: Method,
-    /// Extra request header, `Name: value`; repeatable.
+    /// Quick mode: request method.
+    #[arg(long)]
+    method: Option<Method>,
+    /// Quick mode: extra request header, `Name: value`; repeatable.
     #[arg(long = "header", value_parser = parse_header)]
     headers: Vec<(HeaderName, HeaderValue)>,
-    /// A request slower than this is an error.
+    /// Quick mode: a request slower than this is an error.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     timeout: Duration,
-    /// Print the report as JSON.
+    /// Print the results as JSON on stdout instead of the summary.
     #[arg(long)]
     json: bool,
+    /// Write the per-second series as CSV to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write the HTML report here (scenario mode); `-` for none.
+    #[arg(long, default_value = "load-report.html")]
+    html: PathBuf,
+    /// Push the run's metrics to this Prometheus Pushgateway URL.
+    #[arg(long)]
+    prometheus_push: Option<url::Url>,
+    /// Generator threads per scenario (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 fn parse_header(value: &str) -> Result<(HeaderName, HeaderValue), String> {
@@ -45,20 +78,44 @@ fn parse_header(value: &str) -> Result<(HeaderName, HeaderValue), String> {
 }
 
 pub fn run(args: LoadArgs) -> ExitCode {
+    let mut options = load::EngineOptions::default();
+    if let Some(threads) = args.threads {
+        options.threads = threads.max(1);
+    }
+    // The generator runs on its own threads; this runtime only hosts the
+    // collector, setup and teardown.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match &args.scenario {
+        Some(path) => runtime.block_on(run_scenario(path, &args, &options)),
+        None => runtime.block_on(run_quick(&args, &options)),
+    }
+}
+
+async fn run_quick(args: &LoadArgs, options: &load::EngineOptions) -> ExitCode {
+    let Some(url) = args.url.clone() else {
+        eprintln!("error: --url or a scenario file is required");
+        return ExitCode::from(2);
+    };
     let spec = load::LoadSpec {
-        url: args.url,
-        method: args.method,
-        headers: args.headers,
+        url,
+        method: args.method.clone().unwrap_or(Method::GET),
+        headers: args.headers.clone(),
         rate: args.rate,
         duration: args.duration,
         warmup: args.warmup,
         connections: args.connections,
         timeout: args.timeout,
     };
-    let Some(runtime) = crate::runtime() else {
-        return ExitCode::FAILURE;
-    };
-    match runtime.block_on(load::run(spec)) {
+    match load::run_url(spec, options).await {
         Ok(report) => {
             if args.json {
                 match serde_json::to_string(&report) {
@@ -77,5 +134,74 @@ pub fn run(args: LoadArgs) -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+async fn run_scenario(
+    path: &std::path::Path,
+    args: &LoadArgs,
+    options: &load::EngineOptions,
+) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let compile_options = CompileOptions {
+        target: args.target.clone(),
+    };
+    let plan = match scenario::compile(&text, &compile_options) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(dau) = &plan.dau {
+        eprintln!("{dau}");
+    }
+    let mut observers: Vec<Box<dyn Observer>> = Vec::new();
+    if !args.json {
+        if let Some(progress) = output::Progress::new() {
+            observers.push(Box::new(progress));
+        }
+    }
+    if let Some(out) = &args.out {
+        match output::CsvSeries::create(out) {
+            Ok(csv) => observers.push(Box::new(csv)),
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", out.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let Some(url) = &args.prometheus_push {
+        observers.push(Box::new(output::PrometheusPush::new(url.clone())));
+    }
+    let results = match load::run(&plan, options, &mut observers).await {
+        Ok(results) => results,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let verdicts = load::threshold::evaluate_all(&plan.thresholds, &results);
+    if args.json {
+        println!("{}", output::json(&plan, &results, &verdicts));
+    } else {
+        print!("{}", output::summary(&plan, &results, &verdicts));
+    }
+    if args.html.as_os_str() != "-" {
+        match std::fs::write(&args.html, output::html(&plan, &results, &verdicts)) {
+            Ok(()) => eprintln!("report: {}", args.html.display()),
+            Err(e) => eprintln!("error: cannot write {}: {e}", args.html.display()),
+        }
+    }
+    if verdicts.iter().all(|v| v.passed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(THRESHOLDS_FAILED)
     }
 }

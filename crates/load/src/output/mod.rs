@@ -25,3 +25,44 @@ pub fn html(plan: &Plan, results: &Results, verdicts: &[Verdict]) -> String {
     let _ = (plan, results, verdicts);
     todo!("output::html")
 }
+
+/// The live one-line status (stub).
+pub struct Progress;
+
+impl Progress {
+    pub fn new() -> Option<Self> {
+        None
+    }
+}
+
+impl crate::observe::Observer for Progress {
+    fn tick(&mut self, _: &Plan, _: &crate::results::Tick) {}
+}
+
+/// The per-second CSV (stub).
+pub struct CsvSeries;
+
+impl CsvSeries {
+    pub fn create(path: &std::path::Path) -> std::io::Result<Self> {
+        let _ = path;
+        Ok(Self)
+    }
+}
+
+impl crate::observe::Observer for CsvSeries {
+    fn tick(&mut self, _: &Plan, _: &crate::results::Tick) {}
+}
+
+/// The Pushgateway push (stub).
+pub struct PrometheusPush;
+
+impl PrometheusPush {
+    pub fn new(url: url::Url) -> Self {
+        let _ = url;
+        Self
+    }
+}
+
+impl crate::observe::Observer for PrometheusPush {
+    fn tick(&mut self, _: &Plan, _: &crate::results::Tick) {}
+}

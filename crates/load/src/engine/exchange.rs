@@ -1,0 +1,370 @@
+//! One request: render it from its template, send it on a kept-alive
+//! connection, read the answer, and apply its checks and captures.
+//!
+//! Whatever can be built once is built once ([`Prepared`]): a URL, header
+//! or body without placeholders is parsed when the scenario starts, so a
+//! plain GET costs no rendering and no URL parsing per request.
+
+use super::client::{read_answer, Answer, Body, Connector, Http1, Http2, Origin};
+use crate::plan::RequestPlan;
+use crate::results::{Outcome, Stats};
+use crate::scenario::{Render, State};
+use bytes::Bytes;
+use http::header::HOST;
+use http::{HeaderName, HeaderValue, Request, Uri};
+use std::sync::{Arc, Mutex};
+use tokio::time::Instant;
+
+/// A request with everything constant already built.
+pub(crate) struct Prepared {
+    pub plan: RequestPlan,
+    fixed_target: Option<Arc<Target>>,
+    fixed_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Indexes into `plan.headers` of the templated ones.
+    dynamic_headers: Vec<usize>,
+    fixed_body: Option<Bytes>,
+    keep_body: bool,
+}
+
+/// Where a request goes, parsed.
+struct Target {
+    origin: Origin,
+    /// Origin-form (`/path?query`) for HTTP/1.1.
+    path: Uri,
+    /// Absolute form for HTTP/2 (`:scheme` and `:authority` come from it).
+    absolute: Uri,
+    host: HeaderValue,
+}
+
+impl Target {
+    fn parse(url: &[u8]) -> Option<Self> {
+        let absolute = Uri::try_from(url).ok()?;
+        let origin = Origin::of(&absolute)?;
+        let path = absolute
+            .path_and_query()
+            .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
+        let host = HeaderValue::from_str(origin.authority.as_str()).ok()?;
+        Some(Self {
+            origin,
+            path,
+            absolute,
+            host,
+        })
+    }
+}
+
+impl Prepared {
+    pub(crate) fn new(plan: &RequestPlan) -> Self {
+        let fixed_target = plan
+            .url
+            .as_literal()
+            .and_then(|url| Target::parse(url.as_bytes()))
+            .map(Arc::new);
+        let mut fixed_headers = Vec::new();
+        let mut dynamic_headers = Vec::new();
+        for (i, (name, value)) in plan.headers.iter().enumerate() {
+            match value
+                .as_literal()
+                .and_then(|v| HeaderValue::from_str(v).ok())
+            {
+                Some(value) => fixed_headers.push((name.clone(), value)),
+                None => dynamic_headers.push(i),
+            }
+        }
+        let fixed_body = plan
+            .body
+            .as_ref()
+            .and_then(|b| b.as_literal())
+            .map(|b| Bytes::copy_from_slice(b.as_bytes()));
+        Self {
+            plan: plan.clone(),
+            fixed_target,
+            fixed_headers,
+            dynamic_headers,
+            fixed_body,
+            keep_body: plan.needs_body(),
+        }
+    }
+
+    /// The origin to connect to ahead of the first request, when the URL
+    /// is fixed.
+    pub(crate) fn fixed_origin(&self) -> Option<&Origin> {
+        self.fixed_target.as_ref().map(|t| &t.origin)
+    }
+}
+
+/// What happened to one request.
+pub(crate) enum Executed {
+    /// A pool the request picks from was empty: nothing was sent.
+    Skipped,
+    Sent {
+        outcome: Outcome,
+        answer: Option<Answer>,
+    },
+}
+
+/// The HTTP/2 connections a thread's slots share, one per origin.
+pub(crate) type SharedHttp2 = Arc<Mutex<Vec<(Origin, Http2)>>>;
+
+/// One slot: at most one request in flight, with its own kept-alive
+/// HTTP/1.1 connections (one per origin it has talked to).
+pub(crate) struct Slot {
+    connector: Connector,
+    http1: Vec<(Origin, Http1)>,
+    http2: SharedHttp2,
+    scratch: Vec<u8>,
+}
+
+impl Slot {
+    pub(crate) fn new(connector: Connector, http2: SharedHttp2) -> Self {
+        Self {
+            connector,
+            http1: Vec::new(),
+            http2,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Connects ahead of time, so the first request does not pay for the
+    /// handshake. Failures are left for the first request to report.
+    pub(crate) async fn warm(&mut self, origin: &Origin) {
+        if self.connector.http2() {
+            let _ = self.http2_sender(origin).await;
+        } else if !self.http1.iter().any(|(o, _)| o == origin) {
+            if let Ok(connection) = self.connector.http1(origin).await {
+                self.http1.push((origin.clone(), connection));
+            }
+        }
+    }
+
+    /// Renders, sends and reads one request; `deadline` bounds all of it.
+    pub(crate) async fn execute(
+        &mut self,
+        request: &Prepared,
+        render: &mut Render<'_>,
+        deadline: Instant,
+    ) -> Executed {
+        let built = match self.build(request, render) {
+            Ok(built) => built,
+            Err(Unsendable::EmptyPool) => return Executed::Skipped,
+            Err(Unsendable::BadRequest) => {
+                return Executed::Sent {
+                    outcome: Outcome::TransportError,
+                    answer: None,
+                }
+            }
+        };
+        let (target, request_http) = built;
+        let origin = &target.origin;
+        let result = tokio::time::timeout_at(deadline, async {
+            if self.connector.http2() {
+                self.send_http2(origin, request_http, request.keep_body)
+                    .await
+            } else {
+                self.send_http1(origin, request_http, request.keep_body)
+                    .await
+            }
+        })
+        .await;
+        match result {
+            Ok(Ok(answer)) => Executed::Sent {
+                outcome: Outcome::Status(answer.status),
+                answer: Some(answer),
+            },
+            Ok(Err(())) => Executed::Sent {
+                outcome: Outcome::TransportError,
+                answer: None,
+            },
+            Err(_elapsed) => {
+                // The connection's state is unknown: start afresh next time.
+                self.http1.retain(|(o, _)| o != origin);
+                Executed::Sent {
+                    outcome: Outcome::Timeout,
+                    answer: None,
+                }
+            }
+        }
+    }
+
+    fn build(
+        &mut self,
+        request: &Prepared,
+        render: &mut Render<'_>,
+    ) -> Result<(Arc<Target>, Request<Body>), Unsendable> {
+        let plan = &request.plan;
+        let target = match &request.fixed_target {
+            Some(target) => target.clone(),
+            None => {
+                self.scratch.clear();
+                plan.url
+                    .render(render, &mut self.scratch)
+                    .map_err(|_| Unsendable::EmptyPool)?;
+                Arc::new(Target::parse(&self.scratch).ok_or(Unsendable::BadRequest)?)
+            }
+        };
+        let body = match (&request.fixed_body, &plan.body) {
+            (Some(body), _) => body.clone(),
+            (None, Some(template)) => {
+                let mut out = Vec::new();
+                template
+                    .render(render, &mut out)
+                    .map_err(|_| Unsendable::EmptyPool)?;
+                Bytes::from(out)
+            }
+            (None, None) => Bytes::new(),
+        };
+        let uri = if self.connector.http2() {
+            target.absolute.clone()
+        } else {
+            target.path.clone()
+        };
+        let mut http_request = Request::new(Body::new(body));
+        *http_request.method_mut() = plan.method.clone();
+        *http_request.uri_mut() = uri;
+        let headers = http_request.headers_mut();
+        if !self.connector.http2() {
+            headers.insert(HOST, target.host.clone());
+        }
+        for (name, value) in &request.fixed_headers {
+            headers.append(name.clone(), value.clone());
+        }
+        for &i in &request.dynamic_headers {
+            let (name, template) = &plan.headers[i];
+            self.scratch.clear();
+            template
+                .render(render, &mut self.scratch)
+                .map_err(|_| Unsendable::EmptyPool)?;
+            let value =
+                HeaderValue::from_bytes(&self.scratch).map_err(|_| Unsendable::BadRequest)?;
+            headers.append(name.clone(), value);
+        }
+        Ok((target, http_request))
+    }
+
+    async fn send_http1(
+        &mut self,
+        origin: &Origin,
+        request: Request<Body>,
+        keep_body: bool,
+    ) -> Result<Answer, ()> {
+        let live = match self.http1.iter().position(|(o, _)| o == origin) {
+            Some(i) => self.http1.swap_remove(i).1,
+            None => self.connector.http1(origin).await.map_err(|_| ())?,
+        };
+        let Http1 {
+            mut sender,
+            mut driver,
+        } = live;
+        let (result, reusable) = {
+            let exchange = async {
+                sender.ready().await?;
+                let response = sender.send_request(request).await?;
+                read_answer(response, keep_body).await
+            };
+            tokio::pin!(exchange);
+            let first = tokio::select! {
+                biased;
+                result = &mut exchange => Some(result),
+                _ = driver.as_mut() => None,
+            };
+            match first {
+                Some(result) => (result, true),
+                // The server closed the connection, perhaps right after
+                // answering (`Connection: close`). The exchange settles
+                // either way: with the response already read, or an error.
+                None => (exchange.await, false),
+            }
+        };
+        let answer = result.map_err(|_| ())?;
+        if reusable && !sender.is_closed() {
+            self.http1.push((origin.clone(), Http1 { sender, driver }));
+        }
+        Ok(answer)
+    }
+
+    async fn http2_sender(&self, origin: &Origin) -> Result<Http2, ()> {
+        let existing = self
+            .http2
+            .lock()
+            .ok()
+            .and_then(|c| c.iter().find(|(o, h)| o == origin && !h.sender.is_closed()).map(|(_, h)| h.clone()));
+        if let Some(connection) = existing {
+            return Ok(connection);
+        }
+        let connection = self.connector.http2_connect(origin).await.map_err(|_| ())?;
+        if let Ok(mut shared) = self.http2.lock() {
+            shared.retain(|(o, h)| o != origin && !h.sender.is_closed());
+            shared.push((origin.clone(), connection.clone()));
+        }
+        Ok(connection)
+    }
+
+    async fn send_http2(
+        &mut self,
+        origin: &Origin,
+        request: Request<Body>,
+        keep_body: bool,
+    ) -> Result<Answer, ()> {
+        let mut connection = self.http2_sender(origin).await?;
+        connection.sender.ready().await.map_err(|_| ())?;
+        let response = connection
+            .sender
+            .send_request(request)
+            .await
+            .map_err(|_| ())?;
+        read_answer(response, keep_body).await.map_err(|_| ())
+    }
+}
+
+enum Unsendable {
+    EmptyPool,
+    /// The rendered URL or a header value is not valid HTTP.
+    BadRequest,
+}
+
+/// Applies a finished request's checks and captures, and records it.
+pub(crate) fn settle(
+    request: &Prepared,
+    executed: Executed,
+    latency: std::time::Duration,
+    stats: &mut Stats,
+    state: &State,
+    measured: bool,
+) {
+    let Executed::Sent { outcome, answer } = executed else {
+        if measured {
+            stats.skipped_empty_pool += 1;
+        }
+        return;
+    };
+    let plan = &request.plan;
+    let ok_status = matches!(outcome, Outcome::Status(code) if plan.expect_status.contains(code));
+    if let Some(answer) = &answer {
+        if ok_status {
+            for capture in &plan.captures {
+                if let Some(value) = capture.extract(&answer.headers, &answer.body) {
+                    state.push(capture.pool, value);
+                }
+            }
+        }
+    }
+    if !measured {
+        return;
+    }
+    stats.sent += 1;
+    stats.record_outcome(outcome, ok_status, latency);
+    if let Some(answer) = &answer {
+        stats.bytes_received += answer.body_bytes;
+        for check in &plan.checks {
+            stats.record_check(
+                &check.name,
+                check.passes(answer.status, &answer.headers, &answer.body),
+            );
+        }
+    } else {
+        // A request without an answer fails every check it has.
+        for check in &plan.checks {
+            stats.record_check(&check.name, false);
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! A scenario's load, spread over a few OS threads that share nothing
+//! while it runs, as wrk2 does.
+//!
+//! Each thread runs a single-threaded Tokio runtime with its share of the
+//! connections ("slots") and, in the open model, every T-th arrival of the
+//! schedule. Its dispatcher waits on a precise timer and releases due
+//! arrivals as semaphore permits; an idle slot takes the next arrival and
+//! sends it. Nothing crosses threads per request: the hand-off is a wake-up
+//! within the same runtime. Latency counts from the arrival's due time, so
+//! an arrival that waited for a free slot carries its wait (no coordinated
+//! omission). The generator's own lateness, from the moment a request
+//! could have gone (due, and a slot free) to the moment it went, is
+//! recorded apart, so a slow generator never passes for a slow server.
+
+use super::client::{Connector, Origin};
+use super::exchange::{settle, Executed, Prepared, SharedHttp2, Slot};
+use super::schedule::Schedule;
+use super::timer::PreciseTimer;
+use crate::results::{record, Stats};
+use crate::scenario::{Render, State};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// In the closed model a slot whose request failed at the transport level
+/// waits this long before the next, rather than spinning on refusals.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(10);
+
+/// What a scenario's threads share, fixed when it starts.
+pub(crate) struct ScenarioRun {
+    pub requests: Vec<Prepared>,
+    /// Cumulative weights, for the weighted pick.
+    pub cumulative_weights: Vec<u64>,
+    pub connector: Connector,
+    pub schedule: Option<Schedule>,
+    pub state: Arc<State>,
+    /// The schedule's zero.
+    pub start: Instant,
+    /// Arrivals due before this are warmup: sent, not recorded.
+    pub measure_from: Instant,
+    /// No arrival is due from here on.
+    pub end: Instant,
+    /// Requests in flight at `end` get until `end + grace`.
+    pub grace: Duration,
+    /// Set to end the run early (a threshold aborted it).
+    pub stop: Arc<AtomicBool>,
+    pub threads: usize,
+    pub connections: usize,
+}
+
+impl ScenarioRun {
+    fn pick(&self, rng: &mut SmallRng) -> usize {
+        let total = self.cumulative_weights.last().copied().unwrap_or(0);
+        if self.requests.len() < 2 || total == 0 {
+            return 0;
+        }
+        let x = rng.random_range(0..total);
+        self.cumulative_weights.partition_point(|&c| c <= x)
+    }
+}
+
+/// One thread's share of a scenario, read by the collector every second.
+pub(crate) struct Shard {
+    /// Per request index: what happened since the last collection.
+    pub interval: Mutex<Vec<Stats>>,
+    pub in_flight: AtomicU64,
+    /// Open model: arrivals released by the dispatcher and taken by slots.
+    pub released: AtomicU64,
+    pub taken: AtomicU64,
+    /// Open model: released or taken arrivals inside the measured window
+    /// that were never sent.
+    pub done: AtomicBool,
+}
+
+impl Shard {
+    pub(crate) fn new(requests: usize) -> Self {
+        Self {
+            interval: Mutex::new(vec![Stats::default(); requests]),
+            in_flight: AtomicU64::new(0),
+            released: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
+            done: AtomicBool::new(false),
+        }
+    }
+
+    /// Arrivals due and waiting for a free slot.
+    pub(crate) fn queued(&self) -> u64 {
+        self.released
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.taken.load(Ordering::Relaxed))
+    }
+}
+
+/// Runs thread `thread` of the scenario to its end. Blocking: call it on
+/// its own OS thread.
+pub(crate) fn run_thread(run: Arc<ScenarioRun>, shard: Arc<Shard>, thread: usize) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("load: cannot start a generator thread: {e}");
+            shard.done.store(true, Ordering::SeqCst);
+            return;
+        }
+    };
+    runtime.block_on(drive(run, shard.clone(), thread));
+    shard.done.store(true, Ordering::SeqCst);
+}
+
+async fn drive(run: Arc<ScenarioRun>, shard: Arc<Shard>, thread: usize) {
+    let slots = share(run.connections, run.threads, thread);
+    let http2: SharedHttp2 = Arc::default();
+    let origins: Vec<Origin> = run
+        .requests
+        .iter()
+        .filter_map(|r| r.fixed_origin().cloned())
+        .fold(Vec::new(), |mut seen, o| {
+            if !seen.contains(&o) {
+                seen.push(o);
+            }
+            seen
+        });
+    let arrivals = Arc::new(Semaphore::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for slot_index in 0..slots {
+        let mut slot = Slot::new(run.connector.clone(), http2.clone());
+        let run = run.clone();
+        let shard = shard.clone();
+        let arrivals = arrivals.clone();
+        let origins = origins.clone();
+        let seed = (thread as u64) << 32 | slot_index as u64;
+        tasks.spawn(async move {
+            for origin in &origins {
+                slot.warm(origin).await;
+            }
+            let rng = SmallRng::seed_from_u64(rand::random::<u64>() ^ seed);
+            if run.schedule.is_some() {
+                open_slot(slot, rng, &run, &shard, &arrivals, thread).await;
+            } else {
+                closed_slot(slot, rng, &run, &shard).await;
+            }
+        });
+    }
+    if let Some(schedule) = &run.schedule {
+        dispatch(schedule, &run, &shard, &arrivals, thread).await;
+        arrivals.close();
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// This thread's share of `total` when split over `threads`.
+fn share(total: usize, threads: usize, thread: usize) -> usize {
+    total / threads + usize::from(thread < total % threads)
+}
+
+/// Releases this thread's arrivals (every `threads`-th, from `thread`) as
+/// they fall due.
+async fn dispatch(
+    schedule: &Schedule,
+    run: &ScenarioRun,
+    shard: &Shard,
+    arrivals: &Semaphore,
+    thread: usize,
+) {
+    let mut timer = match PreciseTimer::new() {
+        Ok(timer) => Some(timer),
+        Err(e) => {
+            eprintln!("load: no precise timer ({e}), using the runtime's 1 ms timer");
+            None
+        }
+    };
+    let mut k = 0u64;
+    loop {
+        if run.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let n = k * run.threads as u64 + thread as u64;
+        let Some(offset) = schedule.due(n) else {
+            return;
+        };
+        let due = run.start + offset;
+        if due >= run.end {
+            return;
+        }
+        if due > Instant::now() {
+            let slept = match timer.as_mut() {
+                Some(timer) => timer.sleep_until(due).await,
+                None => {
+                    tokio::time::sleep_until(due.into()).await;
+                    Ok(())
+                }
+            };
+            if let Err(e) = slept {
+                eprintln!("load: precise timer failed ({e}), using the runtime's 1 ms timer");
+                timer = None;
+            }
+            continue;
+        }
+        shard.released.fetch_add(1, Ordering::Relaxed);
+        arrivals.add_permits(1);
+        k += 1;
+    }
+}
+
+async fn open_slot(
+    mut slot: Slot,
+    mut rng: SmallRng,
+    run: &ScenarioRun,
+    shard: &Shard,
+    arrivals: &Semaphore,
+    thread: usize,
+) {
+    let Some(schedule) = &run.schedule else {
+        return;
+    };
+    let mut free_since = Instant::now();
+    loop {
+        match arrivals.acquire().await {
+            Ok(permit) => permit.forget(),
+            Err(_closed) => return,
+        }
+        if run.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let k = shard.taken.fetch_add(1, Ordering::Relaxed);
+        let n = k * run.threads as u64 + thread as u64;
+        let Some(offset) = schedule.due(n) else {
+            return;
+        };
+        let due = run.start + offset;
+        let sent_at = Instant::now();
+        let could_go = due.max(free_since);
+        let index = run.pick(&mut rng);
+        let request = &run.requests[index];
+        let deadline = (sent_at + request.plan.timeout).min(run.end + run.grace);
+        shard.in_flight.fetch_add(1, Ordering::Relaxed);
+        let executed = {
+            let mut render = Render {
+                state: &run.state,
+                rng: &mut rng,
+            };
+            slot.execute(request, &mut render, deadline.into()).await
+        };
+        shard.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let finished = Instant::now();
+        let measured = due >= run.measure_from && due < run.end;
+        record_into(shard, index, |stats| {
+            if measured && matches!(executed, Executed::Sent { .. }) {
+                record(
+                    &mut stats.lateness,
+                    sent_at.saturating_duration_since(could_go),
+                );
+            }
+            settle(
+                request,
+                executed,
+                finished.saturating_duration_since(due),
+                stats,
+                &run.state,
+                measured,
+            );
+        });
+        free_since = finished;
+    }
+}
+
+async fn closed_slot(mut slot: Slot, mut rng: SmallRng, run: &ScenarioRun, shard: &Shard) {
+    tokio::time::sleep_until(run.start.into()).await;
+    loop {
+        let sent_at = Instant::now();
+        if sent_at >= run.end || run.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let index = run.pick(&mut rng);
+        let request = &run.requests[index];
+        let deadline = (sent_at + request.plan.timeout).min(run.end + run.grace);
+        shard.in_flight.fetch_add(1, Ordering::Relaxed);
+        let executed = {
+            let mut render = Render {
+                state: &run.state,
+                rng: &mut rng,
+            };
+            slot.execute(request, &mut render, deadline.into()).await
+        };
+        shard.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let transport_error = matches!(
+            executed,
+            Executed::Sent {
+                outcome: crate::results::Outcome::TransportError,
+                ..
+            }
+        );
+        let skipped = matches!(executed, Executed::Skipped);
+        let measured = sent_at >= run.measure_from;
+        record_into(shard, index, |stats| {
+            settle(
+                request,
+                executed,
+                sent_at.elapsed(),
+                stats,
+                &run.state,
+                measured,
+            );
+        });
+        if transport_error || skipped {
+            // Refusals and empty pools would otherwise spin.
+            tokio::time::sleep(RECONNECT_PAUSE).await;
+        }
+    }
+}
+
+fn record_into(shard: &Shard, index: usize, f: impl FnOnce(&mut Stats)) {
+    if let Ok(mut interval) = shard.interval.lock() {
+        if let Some(stats) = interval.get_mut(index) {
+            f(stats);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_add_up_and_differ_by_at_most_one() {
+        for total in [1usize, 2, 7, 64, 65] {
+            for threads in [1usize, 2, 3] {
+                let shares: Vec<usize> = (0..threads).map(|t| share(total, threads, t)).collect();
+                assert_eq!(shares.iter().sum::<usize>(), total);
+                let (min, max) = (shares.iter().min(), shares.iter().max());
+                assert!(max.zip(min).is_some_and(|(a, b)| a - b <= 1));
+            }
+        }
+    }
+}
