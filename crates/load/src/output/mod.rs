@@ -17,7 +17,8 @@
 //! - `table`: the summary text.
 //! - `html`, `plots`, `chart`: the report page, its four charts, and the
 //!   SVG line chart they are drawn with.
-//! - `csv`, `progress`, `push` + `exposition`: the live observers.
+//! - `csv`, `progress`, `push`: the live observers; `exposition` and
+//!   `pushgateway` are the push's text format and its HTTP thread.
 
 mod chart;
 mod csv;
@@ -27,6 +28,7 @@ mod html;
 mod plots;
 mod progress;
 mod push;
+mod pushgateway;
 mod table;
 mod units;
 
@@ -42,7 +44,8 @@ pub use digest::{
 pub use exposition::{NameMetrics, RunMetrics};
 pub use html::escape as escape_html;
 pub use progress::{status_line, Progress};
-pub use push::{default_run_id, PrometheusPush, PushError, PushTally, DEFAULT_PUSH_EVERY};
+pub use push::{PrometheusPush, DEFAULT_PUSH_EVERY};
+pub use pushgateway::{default_run_id, PushError, PushTally};
 pub use units::Micros;
 
 use crate::plan::Plan;
