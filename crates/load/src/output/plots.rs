@@ -115,14 +115,24 @@ fn series_line(
     }
 }
 
+/// A second in which nothing completed has no latency: the line breaks
+/// there instead of dropping to a flattering 0.
+fn measured(point: &crate::results::Point, us: u64) -> f64 {
+    if point.completed == 0 {
+        f64::NAN
+    } else {
+        us as f64
+    }
+}
+
 pub fn latency_over_time(results: &Results, legend: &Legend) -> Chart {
     let mut lines = Vec::new();
     for series in &results.series {
         lines.push(series_line(legend, series, "p99", false, |p| {
-            p.p99_us as f64
+            measured(p, p.p99_us)
         }));
         lines.push(series_line(legend, series, "p50", true, |p| {
-            p.p50_us as f64
+            measured(p, p.p50_us)
         }));
     }
     let values = results
@@ -319,6 +329,20 @@ mod tests {
         assert_eq!(percentiles.lines.len(), 3);
         assert_eq!(percentiles.lines[1].color, PALETTE[1]);
         assert!(percentiles.x.ticks.len() >= 4, "{:?}", percentiles.x.ticks);
+    }
+
+    #[test]
+    fn a_second_without_answers_breaks_the_latency_line() {
+        let mut results = fixture::results();
+        results.series[0].points[5].completed = 0;
+        results.series[0].points[5].p99_us = 0;
+        let legend = Legend::of(&results);
+        let chart = latency_over_time(&results, &legend);
+        assert!(chart.lines[0].points[5].1.is_nan());
+        assert!(
+            chart.svg().contains(" M"),
+            "the path restarts after the gap"
+        );
     }
 
     #[test]
