@@ -25,6 +25,7 @@ fn refused(text: &str, line: usize, path: &str) -> ScenarioError {
         Ok(_) => panic!("compiled, but should refuse at line {line} ({path})"),
         Err(error) => error,
     };
+    eprintln!("{error}");
     assert_eq!(error.line, line, "wrong line: {error}");
     assert_eq!(error.path, path, "wrong path: {error}");
     let message = error.to_string();
@@ -419,7 +420,7 @@ fn a_url_that_is_not_absolute_is_refused() {
 fn a_scenario_without_its_executors_fields_is_refused() {
     let no_rate =
         "scenarios:\n  s:\n    duration: 1s\n    requests: [{name: a, url: \"{{target}}/\"}]\n";
-    let error = refused(no_rate, 3, "scenarios.s.rate");
+    let error = refused(no_rate, 2, "scenarios.s.rate");
     assert!(error.message.contains("needs a `rate`"), "{error}");
     let rate_on_closed = "scenarios:\n  s:\n    executor: constant-connections\n    rate: 5\n    duration: 1s\n    requests: [{name: a, url: \"{{target}}/\"}]\n";
     refused(rate_on_closed, 4, "scenarios.s.rate");
@@ -431,4 +432,11 @@ fn a_capture_or_check_must_say_what_it_reads() {
     refused(capture, 9, "scenarios.s.requests[0].capture.ids");
     let check = "scenarios:\n  s:\n    rate: 1\n    duration: 1s\n    requests:\n      - name: a\n        url: \"{{target}}/\"\n        checks:\n          - {name: c, json: /status}\n";
     refused(check, 9, "scenarios.s.requests[0].checks[0].equals");
+}
+
+#[test]
+fn a_declared_pool_that_nothing_fills_is_refused_where_it_is_read() {
+    let text = "pools:\n  slugs: {capacity: 10}\nsetup:\n  - name: create\n    method: POST\n    url: \"{{target}}/api/links\"\n    capture: {slgus: {json: /slug}}\nscenarios:\n  s:\n    rate: 1\n    duration: 1s\n    requests:\n      - name: a\n        url: \"{{target}}/{{pool.slugs}}\"\n";
+    let error = refused(text, 14, "scenarios.s.requests[0].url");
+    assert!(error.message.contains("no `capture` fills it"), "{error}");
 }

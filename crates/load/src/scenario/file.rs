@@ -328,8 +328,13 @@ impl<'de> Deserialize<'de> for ThresholdEntry {
             fn visit_str<E>(self, v: &str) -> Result<ThresholdEntry, E> {
                 Ok(ThresholdEntry::Expression(v.to_string()))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<ThresholdEntry, A::Error> {
-                let detailed = DetailedThreshold::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ThresholdEntry, A::Error> {
+                let detailed = DetailedThreshold::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?;
                 Ok(ThresholdEntry::Detailed(detailed))
             }
         }

@@ -9,8 +9,8 @@
 //! - `file`: the format as serde structs; their docs are the user docs and
 //!   the JSON Schema ([`json_schema`]) editors validate against;
 //! - `values`: durations, rates, status ranges, an order-keeping map;
-//! - `compile` and `request`: defaults, rates, offsets, pools, refusals,
-//!   each naming a line and a field;
+//! - `compile`, `executor` and `request`: defaults, rates, offsets,
+//!   pools, refusals, each naming a line and a field;
 //! - `dau`: rates derived from daily active users, and the printed
 //!   arithmetic;
 //! - `template`, `placeholder`, `escape`, `json`: `{{...}}` parsed once;
@@ -21,21 +21,25 @@
 
 mod capture;
 mod check;
-// mod compile;
+mod compile;
 pub mod dau;
 mod escape;
-// mod file;
+mod executor;
+mod file;
 mod json;
 mod placeholder;
-// mod request;
+mod request;
 mod state;
 mod template;
 mod values;
 
 pub use capture::{Capture, CaptureSource};
 pub use check::{Check, CheckKind};
+pub use compile::{DEFAULT_CONNECTIONS, DEFAULT_POOL_CAPACITY};
 pub use escape::Escaping;
+pub use file::ScenarioFile;
 pub use json::JsonBody;
+pub use request::DEFAULT_TIMEOUT;
 pub use state::{KeyChoice, State};
 pub use template::{EmptyPool, Render, Scope, Template, TemplateError};
 
@@ -64,13 +68,12 @@ pub struct ScenarioError {
 
 /// Parses and checks a scenario file.
 pub fn compile(text: &str, options: &CompileOptions) -> Result<Plan, ScenarioError> {
-    let _ = (text, options);
-    todo!()
+    compile::compile(text, options)
 }
 
 /// The JSON Schema of the file format, for editors.
 pub fn json_schema() -> serde_json::Value {
-    todo!()
+    schemars::schema_for!(ScenarioFile).to_value()
 }
 
 #[cfg(test)]
