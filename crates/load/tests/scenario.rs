@@ -25,7 +25,6 @@ fn refused(text: &str, line: usize, path: &str) -> ScenarioError {
         Ok(_) => panic!("compiled, but should refuse at line {line} ({path})"),
         Err(error) => error,
     };
-    eprintln!("{error}");
     assert_eq!(error.line, line, "wrong line: {error}");
     assert_eq!(error.path, path, "wrong path: {error}");
     let message = error.to_string();

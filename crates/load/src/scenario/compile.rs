@@ -8,11 +8,11 @@
 
 use super::dau::Dau;
 use super::executor::executor;
-use super::file::{DetailedThreshold, ScenarioFile, ScenarioSection, ThresholdEntry};
+use super::file::{DetailedThreshold, ScenarioFile, ScenarioSection, SetupRequest, ThresholdEntry};
 use super::request::{self, error, RequestContext, DEFAULT_TIMEOUT};
 use super::template::Scope;
 use super::{CompileOptions, ScenarioError};
-use crate::plan::{Plan, PoolSpec, ScenarioPlan, SetupStep, StatusSet};
+use crate::plan::{Plan, PoolSpec, RequestPlan, ScenarioPlan, SetupStep, StatusSet};
 use crate::threshold::Threshold;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -193,7 +193,7 @@ fn pools(file: &ScenarioFile) -> Result<(Vec<PoolSpec>, Vec<bool>), ScenarioErro
 }
 
 fn phase(
-    requests: &[Located<super::file::SetupRequest>],
+    requests: &[Located<SetupRequest>],
     phase: &str,
     context: &RequestContext<'_>,
 ) -> Result<Vec<SetupStep>, ScenarioError> {
@@ -234,12 +234,11 @@ impl ScenarioCompiler<'_> {
         previous_end: Duration,
     ) -> Result<ScenarioPlan, ScenarioError> {
         let path = &format!("scenarios.{name}");
-        let shared = self;
         let written = &section.value;
         let executor = executor(written, section.line, path, self.dau)?;
         let connections = match &written.connections {
             Some(c) => at_least_one(c, &format!("{path}.connections"))?,
-            None => shared.connections,
+            None => self.connections,
         };
 
         let list = &written.requests;
@@ -254,15 +253,19 @@ impl ScenarioCompiler<'_> {
         for (i, item) in list.value.iter().enumerate() {
             let request_path = format!("{path}.requests[{i}]");
             let written = &item.value;
-            if requests
+            let duplicate = requests
                 .iter()
-                .any(|r: &crate::plan::RequestPlan| r.name == written.name.value)
-            {
+                .any(|r: &RequestPlan| r.name == written.name.value);
+            if duplicate {
+                let message = format!(
+                    "a request named `{}` is already in scenario `{name}`; names are metric labels",
+                    written.name.value
+                );
                 return Err(error(
-                written.name.line,
-                format!("{request_path}.name"),
-                format!("a request named `{}` is already in scenario `{name}`; names are metric labels", written.name.value),
-            ));
+                    written.name.line,
+                    format!("{request_path}.name"),
+                    message,
+                ));
             }
             let weight = written.weight.as_ref().map_or(1, |w| w.value);
             requests.push(request::request(
@@ -289,8 +292,8 @@ impl ScenarioCompiler<'_> {
                 .as_ref()
                 .map_or(previous_end, |s| s.value.0),
             connections,
-            http2: written.http2.unwrap_or(shared.http2),
-            insecure_tls: written.insecure_tls.unwrap_or(shared.insecure_tls),
+            http2: written.http2.unwrap_or(self.http2),
+            insecure_tls: written.insecure_tls.unwrap_or(self.insecure_tls),
             warmup: written
                 .warmup
                 .as_ref()

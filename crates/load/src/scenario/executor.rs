@@ -198,3 +198,60 @@ fn resolve_rate(
     }
     Ok(rate)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dau() -> Dau {
+        Dau {
+            users: 86_400.0,
+            actions_per_user_per_day: 1.0,
+            read_write_ratio: 9.0,
+            peak_factor: Some(2.0),
+            spike_factor: None,
+        }
+    }
+
+    fn rate(text: &str, zero_allowed: bool) -> Result<f64, String> {
+        let written = Located {
+            line: 7,
+            value: match text.parse::<f64>() {
+                Ok(number) => RateText::PerSecond(number),
+                Err(_) => RateText::Expression(text.into()),
+            },
+        };
+        resolve_rate(&written, "scenarios.s.rate", Some(&dau()), zero_allowed).map_err(|e| {
+            assert_eq!((e.line, e.path.as_str()), (7, "scenarios.s.rate"));
+            e.message
+        })
+    }
+
+    #[test]
+    fn dau_profiles_resolve_to_writes_plus_reads() {
+        // 86,400 users x 1/day = 1 write/s, plus 9 reads/s.
+        assert_eq!(rate("dau.baseline", false), Ok(10.0));
+        assert_eq!(rate("dau.peak", false), Ok(20.0));
+        assert_eq!(rate("3 * dau.peak", false), Ok(60.0));
+        assert_eq!(rate("dau.peak * 0.5", false), Ok(10.0));
+    }
+
+    #[test]
+    fn rates_that_mean_nothing_are_refused() {
+        assert!(rate("dau.viral", false)
+            .unwrap_err()
+            .contains("spike_factor"));
+        assert!(rate("dau.busy", false)
+            .unwrap_err()
+            .contains("not a DAU profile"));
+        assert!(rate("dau.peak * dau.baseline", false)
+            .unwrap_err()
+            .contains("two DAU profiles"));
+        assert!(rate("2 * 3", false).unwrap_err().contains("is not a rate"));
+        assert!(rate("fast", false).unwrap_err().contains("is not a rate"));
+        assert!(rate("0", false).unwrap_err().contains("more than zero"));
+        assert!(rate("inf", true).unwrap_err().contains("finite"));
+        assert_eq!(rate("0", true), Ok(0.0));
+        assert!(rate("-1", true).unwrap_err().contains("zero or more"));
+    }
+}

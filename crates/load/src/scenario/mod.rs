@@ -37,7 +37,6 @@ pub use capture::{Capture, CaptureSource};
 pub use check::{Check, CheckKind};
 pub use compile::{DEFAULT_CONNECTIONS, DEFAULT_POOL_CAPACITY};
 pub use escape::Escaping;
-pub use file::ScenarioFile;
 pub use json::JsonBody;
 pub use request::DEFAULT_TIMEOUT;
 pub use state::{KeyChoice, State};
@@ -73,7 +72,7 @@ pub fn compile(text: &str, options: &CompileOptions) -> Result<Plan, ScenarioErr
 
 /// The JSON Schema of the file format, for editors.
 pub fn json_schema() -> serde_json::Value {
-    schemars::schema_for!(ScenarioFile).to_value()
+    schemars::schema_for!(file::ScenarioFile).to_value()
 }
 
 #[cfg(test)]
