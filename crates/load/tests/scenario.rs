@@ -3,25 +3,32 @@
 
 use reliable_load::plan::{Executor, Plan, Stage, StatusSet};
 use reliable_load::scenario::{
-    compile, CaptureSource, CheckKind, CompileOptions, KeyChoice, ScenarioError,
+    compile, compile_with_env, CaptureSource, CheckKind, CompileOptions, KeyChoice, ScenarioError,
 };
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn options() -> CompileOptions {
     CompileOptions {
         target: Some("http://127.0.0.1:8080/".parse().unwrap()),
-        env: Some(BTreeMap::from([("TOKEN".to_string(), "t0k".to_string())])),
     }
 }
 
+/// The environment the tests compile against.
+fn env(name: &str) -> Option<String> {
+    (name == "TOKEN").then(|| "t0k".to_string())
+}
+
+fn compile_here(text: &str) -> Result<Plan, ScenarioError> {
+    compile_with_env(text, &options(), &env)
+}
+
 fn compiled(text: &str) -> Plan {
-    compile(text, &options()).unwrap_or_else(|e| panic!("does not compile: {e}"))
+    compile_here(text).unwrap_or_else(|e| panic!("does not compile: {e}"))
 }
 
 /// Compiles `text`, expecting a refusal at `line` naming `path`.
 fn refused(text: &str, line: usize, path: &str) -> ScenarioError {
-    let error = match compile(text, &options()) {
+    let error = match compile_here(text) {
         Ok(_) => panic!("compiled, but should refuse at line {line} ({path})"),
         Err(error) => error,
     };
@@ -438,4 +445,14 @@ fn a_declared_pool_that_nothing_fills_is_refused_where_it_is_read() {
     let text = "pools:\n  slugs: {capacity: 10}\nsetup:\n  - name: create\n    method: POST\n    url: \"{{target}}/api/links\"\n    capture: {slgus: {json: /slug}}\nscenarios:\n  s:\n    rate: 1\n    duration: 1s\n    requests:\n      - name: a\n        url: \"{{target}}/{{pool.slugs}}\"\n";
     let error = refused(text, 14, "scenarios.s.requests[0].url");
     assert!(error.message.contains("no `capture` fills it"), "{error}");
+}
+
+#[test]
+fn an_unset_environment_variable_is_refused() {
+    let text = "scenarios:\n  s:\n    rate: 1\n    duration: 1s\n    requests:\n      - name: a\n        url: \"{{target}}/\"\n        headers: {authorization: \"Bearer {{env.NO_SUCH_TOKEN}}\"}\n";
+    let error = refused(text, 8, "scenarios.s.requests[0].headers.authorization");
+    assert!(
+        error.message.contains("`NO_SUCH_TOKEN` is not set"),
+        "{error}"
+    );
 }

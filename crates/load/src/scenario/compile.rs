@@ -23,7 +23,11 @@ pub const DEFAULT_POOL_CAPACITY: usize = 100_000;
 /// Keep-alive connections per scenario when nothing sets them.
 pub const DEFAULT_CONNECTIONS: usize = 64;
 
-pub fn compile(text: &str, options: &CompileOptions) -> Result<Plan, ScenarioError> {
+pub fn compile(
+    text: &str,
+    options: &CompileOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Plan, ScenarioError> {
     let file: ScenarioFile = yamlspec::from_str(text).map_err(|e| ScenarioError {
         line: e.line,
         path: e.path,
@@ -37,13 +41,6 @@ pub fn compile(text: &str, options: &CompileOptions) -> Result<Plan, ScenarioErr
         .collect();
     let dau = dau(&file)?;
     let (pools, filled_pools) = pools(&file)?;
-    let process_env = |name: &str| std::env::var(name).ok();
-    let given_env = |name: &str| options.env.as_ref().and_then(|env| env.get(name).cloned());
-    let env: &dyn Fn(&str) -> Option<String> = if options.env.is_some() {
-        &given_env
-    } else {
-        &process_env
-    };
     let target = options
         .target
         .as_ref()
@@ -83,8 +80,8 @@ pub fn compile(text: &str, options: &CompileOptions) -> Result<Plan, ScenarioErr
         context: &context,
     };
 
-    let setup = phase(&file.setup, "setup", &context)?;
-    let teardown = phase(&file.teardown, "teardown", &context)?;
+    let setup = phase(&file.setup, "setup", &compiler)?;
+    let teardown = phase(&file.teardown, "teardown", &compiler)?;
 
     if file.scenarios.value.is_empty() {
         return Err(error(
@@ -195,7 +192,7 @@ fn pools(file: &ScenarioFile) -> Result<(Vec<PoolSpec>, Vec<bool>), ScenarioErro
 fn phase(
     requests: &[Located<SetupRequest>],
     phase: &str,
-    context: &RequestContext<'_>,
+    compiler: &ScenarioCompiler<'_>,
 ) -> Result<Vec<SetupStep>, ScenarioError> {
     let mut steps = Vec::new();
     for (i, written) in requests.iter().enumerate() {
@@ -216,11 +213,12 @@ fn phase(
             Some(c) => at_least_one(c, &format!("{path}.concurrency"))?,
             None => 1,
         };
-        let request = request::request(&step.name, 0, step.fields(), &path, context)?;
+        let request = request::request(&step.name, 0, step.fields(), &path, compiler.context)?;
         steps.push(SetupStep {
             request,
             repeat,
             concurrency,
+            insecure_tls: compiler.insecure_tls,
         });
     }
     Ok(steps)

@@ -43,15 +43,12 @@ pub use state::{KeyChoice, State};
 pub use template::{EmptyPool, Render, Scope, Template, TemplateError};
 
 use crate::plan::Plan;
-use std::collections::BTreeMap;
 
 /// What the file cannot say itself.
 #[derive(Debug, Clone, Default)]
 pub struct CompileOptions {
     /// `{{target}}`: the `--target` URL (a trailing slash is dropped).
     pub target: Option<url::Url>,
-    /// What `{{env.NAME}}` reads. `None`: the process environment.
-    pub env: Option<BTreeMap<String, String>>,
 }
 
 /// A refusal that names where in the file to look.
@@ -65,9 +62,20 @@ pub struct ScenarioError {
     pub message: String,
 }
 
-/// Parses and checks a scenario file.
+/// Parses and checks a scenario file; `{{env.NAME}}` reads the process
+/// environment.
 pub fn compile(text: &str, options: &CompileOptions) -> Result<Plan, ScenarioError> {
-    compile::compile(text, options)
+    compile::compile(text, options, &|name| std::env::var(name).ok())
+}
+
+/// [`compile`] with `{{env.NAME}}` read from `env` (tests, or a caller
+/// that keeps secrets elsewhere).
+pub fn compile_with_env(
+    text: &str,
+    options: &CompileOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Plan, ScenarioError> {
+    compile::compile(text, options, env)
 }
 
 /// The JSON Schema of the file format, for editors.
