@@ -456,3 +456,24 @@ fn an_unset_environment_variable_is_refused() {
         "{error}"
     );
 }
+
+#[test]
+fn a_threshold_selecting_a_scenario_or_name_that_does_not_exist_is_refused() {
+    let base = "scenarios:\n  s:\n    rate: 1\n    duration: 1s\n    requests: [{name: a, url: \"{{target}}/\"}]\nthresholds:\n";
+    let scenario = format!("{base}  \"http_req_duration{{scenario:viral}}\": [\"p(99) < 25ms\"]\n");
+    let error = refused(
+        &scenario,
+        7,
+        "thresholds.http_req_duration{scenario:viral}[0]",
+    );
+    assert!(
+        error.message.contains("no scenario named `viral`"),
+        "{error}"
+    );
+    let name = format!("{base}  \"http_req_duration{{name:redirect}}\": [\"p(99) < 25ms\"]\n");
+    let error = refused(&name, 7, "thresholds.http_req_duration{name:redirect}[0]");
+    assert!(
+        error.message.contains("no request named `redirect`"),
+        "{error}"
+    );
+}

@@ -98,12 +98,13 @@ pub fn compile(
         scenarios.push(scenario);
     }
 
+    let thresholds = thresholds(&file, &scenarios)?;
     Ok(Plan {
         pools,
         setup,
         scenarios,
         teardown,
-        thresholds: thresholds(&file)?,
+        thresholds,
         dau: dau.map(|d| d.explain()),
     })
 }
@@ -301,7 +302,13 @@ impl ScenarioCompiler<'_> {
     }
 }
 
-fn thresholds(file: &ScenarioFile) -> Result<Vec<Threshold>, ScenarioError> {
+/// Parsed, and their `{scenario:X}` and `{name:Y}` tags bound to what the
+/// file has: a typo there would select nothing, and the threshold would
+/// judge an empty set instead of failing loudly.
+fn thresholds(
+    file: &ScenarioFile,
+    scenarios: &[ScenarioPlan],
+) -> Result<Vec<Threshold>, ScenarioError> {
     let mut thresholds = Vec::new();
     for (key, entries) in file.thresholds.iter() {
         if entries.value.is_empty() {
@@ -327,10 +334,47 @@ fn thresholds(file: &ScenarioFile) -> Result<Vec<Threshold>, ScenarioError> {
                     delay_abort_eval.map_or(Duration::ZERO, |d| d.0),
                 ),
             };
-            let threshold = Threshold::parse(key, expression, abort_on_fail, delay)
-                .map_err(|e| error(entry.line, &path, format!("`{expression}`: {e}")))?;
+            let threshold =
+                Threshold::parse(key, expression, abort_on_fail, delay).map_err(|e| {
+                    // Name the expression unless the parser's message does.
+                    let message = e.to_string();
+                    if message.contains(expression) {
+                        error(entry.line, &path, message)
+                    } else {
+                        error(entry.line, &path, format!("`{expression}`: {message}"))
+                    }
+                })?;
+            check_tags(&threshold, scenarios)
+                .map_err(|message| error(entry.line, &path, message))?;
             thresholds.push(threshold);
         }
     }
     Ok(thresholds)
+}
+
+fn check_tags(threshold: &Threshold, scenarios: &[ScenarioPlan]) -> Result<(), String> {
+    let mut selected: Vec<&ScenarioPlan> = scenarios.iter().collect();
+    if let Some(scenario) = threshold.scenario_tag() {
+        selected.retain(|s| s.name == scenario);
+        if selected.is_empty() {
+            let known: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
+            return Err(format!(
+                "no scenario named `{scenario}` (scenarios: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    if let Some(name) = threshold.name_tag() {
+        let exists = selected
+            .iter()
+            .any(|s| s.requests.iter().any(|r| r.name == name));
+        if !exists {
+            let scope = match threshold.scenario_tag() {
+                Some(scenario) => format!("scenario `{scenario}`"),
+                None => "any scenario".to_string(),
+            };
+            return Err(format!("no request named `{name}` in {scope}"));
+        }
+    }
+    Ok(())
 }
