@@ -70,8 +70,7 @@ pub(crate) struct Shard {
     /// Open model: arrivals released by the dispatcher and taken by slots.
     pub released: AtomicU64,
     pub taken: AtomicU64,
-    /// Open model: released or taken arrivals inside the measured window
-    /// that were never sent.
+    /// Set when the thread has ended and recorded everything.
     pub done: AtomicBool,
 }
 
@@ -237,16 +236,7 @@ async fn open_slot(
         let could_go = due.max(free_since);
         let index = run.pick(&mut rng);
         let request = &run.requests[index];
-        let deadline = (sent_at + request.plan.timeout).min(run.end + run.grace);
-        shard.in_flight.fetch_add(1, Ordering::Relaxed);
-        let executed = {
-            let mut render = Render {
-                state: &run.state,
-                rng: &mut rng,
-            };
-            slot.execute(request, &mut render, deadline.into()).await
-        };
-        shard.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let executed = send(&mut slot, &mut rng, run, shard, request, sent_at).await;
         let finished = Instant::now();
         let measured = due >= run.measure_from && due < run.end;
         record_into(shard, index, |stats| {
@@ -278,16 +268,7 @@ async fn closed_slot(mut slot: Slot, mut rng: SmallRng, run: &ScenarioRun, shard
         }
         let index = run.pick(&mut rng);
         let request = &run.requests[index];
-        let deadline = (sent_at + request.plan.timeout).min(run.end + run.grace);
-        shard.in_flight.fetch_add(1, Ordering::Relaxed);
-        let executed = {
-            let mut render = Render {
-                state: &run.state,
-                rng: &mut rng,
-            };
-            slot.execute(request, &mut render, deadline.into()).await
-        };
-        shard.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let executed = send(&mut slot, &mut rng, run, shard, request, sent_at).await;
         let transport_error = matches!(
             executed,
             Executed::Sent {
@@ -312,6 +293,26 @@ async fn closed_slot(mut slot: Slot, mut rng: SmallRng, run: &ScenarioRun, shard
             tokio::time::sleep(RECONNECT_PAUSE).await;
         }
     }
+}
+
+/// Sends one request on `slot`, counted in flight while it is out.
+async fn send(
+    slot: &mut Slot,
+    rng: &mut SmallRng,
+    run: &ScenarioRun,
+    shard: &Shard,
+    request: &Prepared,
+    sent_at: Instant,
+) -> Executed {
+    let deadline = (sent_at + request.plan.timeout).min(run.end + run.grace);
+    shard.in_flight.fetch_add(1, Ordering::Relaxed);
+    let mut render = Render {
+        state: &run.state,
+        rng,
+    };
+    let executed = slot.execute(request, &mut render, deadline.into()).await;
+    shard.in_flight.fetch_sub(1, Ordering::Relaxed);
+    executed
 }
 
 fn record_into(shard: &Shard, index: usize, f: impl FnOnce(&mut Stats)) {
