@@ -341,13 +341,17 @@ mod tests {
 
     #[test]
     fn stats_merge_adds_counts_and_histograms() {
-        let mut a = Stats::default();
-        a.sent = 2;
+        let mut a = Stats {
+            sent: 2,
+            ..Stats::default()
+        };
         a.record_outcome(Outcome::Status(200), true, Duration::from_millis(1));
         a.record_outcome(Outcome::Timeout, false, Duration::from_secs(5));
         a.record_check("is 200", true);
-        let mut b = Stats::default();
-        b.sent = 1;
+        let mut b = Stats {
+            sent: 1,
+            ..Stats::default()
+        };
         b.record_outcome(Outcome::Status(500), false, Duration::from_millis(2));
         b.record_check("is 200", false);
         a.merge(&b);
@@ -366,8 +370,10 @@ mod tests {
     #[test]
     fn a_series_stays_capped_and_keeps_every_count() {
         let mut series = Series::default();
-        let mut stats = Stats::default();
-        stats.sent = 1;
+        let stats = Stats {
+            sent: 1,
+            ..Stats::default()
+        };
         for second in 0..(SERIES_CAP * 3) {
             series.push(Point::of(second as f64 + 1.0, &stats));
         }

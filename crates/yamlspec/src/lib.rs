@@ -9,7 +9,21 @@
 //! full size of what it copies, so the bomb stops at the budget instead of
 //! at the allocator). Every node keeps its line, so errors about a field
 //! point at the line a person has to edit.
+//!
+//! Modules:
+//! - this file: the reader and its tree ([`parse_documents`], [`Node`]);
+//! - `de`: serde over that tree ([`from_str`], [`from_node`]), so spec
+//!   types are plain `Deserialize` structs whose errors ([`SpecError`])
+//!   name the line and the field path;
+//! - `located`: [`Located<T>`], a deserialized value that keeps its line,
+//!   for checks made after deserializing.
 #![forbid(unsafe_code)]
+
+mod de;
+mod located;
+
+pub use de::{from_node, from_str, SpecError};
+pub use located::Located;
 
 use std::collections::HashMap;
 use yaml_rust2::parser::{Event, Parser};

@@ -148,6 +148,16 @@ async fn load_phase(
             false
         });
         let tick_at = zero + Duration::from_secs(second);
+        // Wake for the next scenario's start if it comes before the tick,
+        // so its threads are up before its first arrival.
+        let next_start = pending
+            .iter()
+            .map(|&i| (zero + plan.scenarios[i].start).checked_sub(LEAD).unwrap_or(zero))
+            .min();
+        if let Some(next_start) = next_start.filter(|&s| s < tick_at) {
+            tokio::time::sleep_until(next_start.into()).await;
+            continue;
+        }
         tokio::time::sleep_until(tick_at.into()).await;
         let finished = collect(
             plan,
