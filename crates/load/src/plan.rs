@@ -83,10 +83,7 @@ pub enum Executor {
     ConstantArrivalRate { rate: f64, duration: Duration },
     /// The open model with a rate that moves linearly from the previous
     /// stage's target (or `start_rate`) to each stage's target.
-    RampingArrivalRate {
-        start_rate: f64,
-        stages: Vec<Stage>,
-    },
+    RampingArrivalRate { start_rate: f64, stages: Vec<Stage> },
     /// The closed model: every connection sends back to back.
     ConstantConnections { duration: Duration },
 }

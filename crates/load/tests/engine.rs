@@ -69,9 +69,7 @@ async fn serve(protocol: Protocol) -> String {
 async fn serve_tls() -> String {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
         .expect("self-signed certificate");
-    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(
-        certified.signing_key.serialize_der().into(),
-    );
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -211,7 +209,11 @@ async fn a_ramp_sends_the_area_under_its_rate() {
     // 2000/s x 0.4 s / 2 + 2000/s x 0.2 s = 400 + 400.
     let scenario = &results.scenarios[0];
     assert_eq!(scenario.scheduled, 800);
-    assert!(scenario.requests[0].1.sent >= 700, "{}", scenario.requests[0].1.sent);
+    assert!(
+        scenario.requests[0].1.sent >= 700,
+        "{}",
+        scenario.requests[0].1.sent
+    );
     assert_eq!(scenario.executor, "ramping-arrival-rate");
 }
 
@@ -274,7 +276,11 @@ async fn http2_requests_multiplex_over_prior_knowledge() {
 
     let stats = &results.scenarios[0].requests[0].1;
     assert!(stats.sent >= 250, "{}", stats.sent);
-    assert_eq!(stats.status_counts.get(&200), Some(&stats.sent), "{stats:?}");
+    assert_eq!(
+        stats.status_counts.get(&200),
+        Some(&stats.sent),
+        "{stats:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,5 +304,8 @@ async fn https_needs_a_trusted_certificate_unless_told_otherwise() {
     assert_eq!(ok.status_counts.get(&204), Some(&ok.sent));
     let refused = &strict.scenarios[0].requests[0].1;
     assert!(refused.sent > 0);
-    assert_eq!(refused.transport_errors, refused.sent, "a self-signed certificate is refused");
+    assert_eq!(
+        refused.transport_errors, refused.sent,
+        "a self-signed certificate is refused"
+    );
 }

@@ -271,7 +271,8 @@ async fn a_server_refusing_connections_is_counted_and_the_run_ends_on_time() {
     assert_eq!(report.completed, 0, "{report}");
     // Bounded by the schedule and the graceful stop, not by retries.
     assert!(
-        started.elapsed() < Duration::from_millis(300) + reliable_load::GRACEFUL_STOP + Duration::from_secs(5),
+        started.elapsed()
+            < Duration::from_millis(300) + reliable_load::GRACEFUL_STOP + Duration::from_secs(5),
         "{report}"
     );
 }

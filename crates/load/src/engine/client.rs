@@ -46,7 +46,10 @@ impl Origin {
         Some(Self {
             tls,
             addr: format!("{host}:{port}"),
-            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
             authority,
         })
     }
@@ -64,7 +67,9 @@ impl Connector {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .unwrap_or_else(|_| rustls::ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS13]));
+            .unwrap_or_else(|_| {
+                rustls::ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS13])
+            });
         let mut config = if insecure_tls {
             builder
                 .dangerous()

@@ -283,11 +283,11 @@ impl Slot {
     }
 
     async fn http2_sender(&self, origin: &Origin) -> Result<Http2, ()> {
-        let existing = self
-            .http2
-            .lock()
-            .ok()
-            .and_then(|c| c.iter().find(|(o, h)| o == origin && !h.sender.is_closed()).map(|(_, h)| h.clone()));
+        let existing = self.http2.lock().ok().and_then(|c| {
+            c.iter()
+                .find(|(o, h)| o == origin && !h.sender.is_closed())
+                .map(|(_, h)| h.clone())
+        });
         if let Some(connection) = existing {
             return Ok(connection);
         }

@@ -152,7 +152,11 @@ async fn load_phase(
         // so its threads are up before its first arrival.
         let next_start = pending
             .iter()
-            .map(|&i| (zero + plan.scenarios[i].start).checked_sub(LEAD).unwrap_or(zero))
+            .map(|&i| {
+                (zero + plan.scenarios[i].start)
+                    .checked_sub(LEAD)
+                    .unwrap_or(zero)
+            })
             .min();
         if let Some(next_start) = next_start.filter(|&s| s < tick_at) {
             tokio::time::sleep_until(next_start.into()).await;
@@ -224,7 +228,6 @@ fn start(
         })
         .collect();
     let run = Arc::new(ScenarioRun {
-
         requests: scenario.requests.iter().map(Prepared::new).collect(),
         cumulative_weights,
         connector: Connector::new(scenario.http2, scenario.insecure_tls),
@@ -281,7 +284,8 @@ fn collect(
             .shards
             .iter()
             .all(|s| s.done.load(Ordering::SeqCst));
-        let mut second: Vec<Stats> = vec![Stats::default(); plan.scenarios[scenario.scenario].requests.len()];
+        let mut second: Vec<Stats> =
+            vec![Stats::default(); plan.scenarios[scenario.scenario].requests.len()];
         for shard in &scenario.shards {
             tick.in_flight += shard.in_flight.load(Ordering::Relaxed);
             tick.queued += shard.queued();
@@ -343,7 +347,11 @@ fn close_scenario(
                 until = until.min(aborted.saturating_duration_since(zero + scenario.start));
             }
             outcome.scheduled = schedule.count_between(scenario.warmup, until.max(scenario.warmup));
-            let skipped: u64 = outcome.requests.iter().map(|(_, s)| s.skipped_empty_pool).sum();
+            let skipped: u64 = outcome
+                .requests
+                .iter()
+                .map(|(_, s)| s.skipped_empty_pool)
+                .sum();
             outcome.dropped = outcome.scheduled.saturating_sub(sent + skipped);
         }
         None => {

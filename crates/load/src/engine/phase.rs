@@ -132,12 +132,8 @@ async fn run_step(step: &SetupStep, state: &Arc<State>) -> Tally {
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..step.concurrency.max(1) {
         let mut slot = Slot::new(connector.clone(), http2.clone());
-        let (request, tally, next, state) = (
-            request.clone(),
-            tally.clone(),
-            next.clone(),
-            state.clone(),
-        );
+        let (request, tally, next, state) =
+            (request.clone(), tally.clone(), next.clone(), state.clone());
         let repeat = step.repeat;
         tasks.spawn(async move {
             let mut rng = SmallRng::seed_from_u64(rand::random::<u64>() ^ worker as u64);

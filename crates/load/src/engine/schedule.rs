@@ -56,10 +56,9 @@ impl Schedule {
     /// Rates are already checked (finite, not negative, some positive).
     pub(crate) fn of(executor: &Executor) -> Option<Self> {
         match executor {
-            Executor::ConstantArrivalRate { rate, duration } => Some(Self::build(
-                *rate,
-                &[(*rate, *duration)],
-            )),
+            Executor::ConstantArrivalRate { rate, duration } => {
+                Some(Self::build(*rate, &[(*rate, *duration)]))
+            }
             Executor::RampingArrivalRate { start_rate, stages } => {
                 let stages: Vec<(f64, Duration)> =
                     stages.iter().map(|s| (s.target, s.duration)).collect();
@@ -127,9 +126,9 @@ impl Schedule {
 
     /// Total length of the schedule.
     pub(crate) fn duration(&self) -> Duration {
-        self.segments
-            .last()
-            .map_or(Duration::ZERO, |s| Duration::from_secs_f64(s.offset + s.duration))
+        self.segments.last().map_or(Duration::ZERO, |s| {
+            Duration::from_secs_f64(s.offset + s.duration)
+        })
     }
 
     /// The mean rate over the whole schedule, per second.
@@ -161,12 +160,7 @@ impl Schedule {
     /// How many arrivals are due strictly before `t` (from the start).
     pub(crate) fn count_before(&self, t: Duration) -> u64 {
         let seconds = t.as_secs_f64();
-        let estimate = match self
-            .segments
-            .iter()
-            .rev()
-            .find(|s| seconds >= s.offset)
-        {
+        let estimate = match self.segments.iter().rev().find(|s| seconds >= s.offset) {
             Some(s) => s.before + s.count(seconds - s.offset),
             None => 0.0,
         };
@@ -184,7 +178,8 @@ impl Schedule {
 
     /// Arrivals due in `[from, to)`.
     pub(crate) fn count_between(&self, from: Duration, to: Duration) -> u64 {
-        self.count_before(to).saturating_sub(self.count_before(from))
+        self.count_before(to)
+            .saturating_sub(self.count_before(from))
     }
 }
 
@@ -297,8 +292,8 @@ mod tests {
 
     #[test]
     fn warmup_comes_first_at_the_starting_rate() {
-        let schedule = Schedule::constant(100.0, Duration::from_secs(2))
-            .with_warmup(Duration::from_secs(1));
+        let schedule =
+            Schedule::constant(100.0, Duration::from_secs(2)).with_warmup(Duration::from_secs(1));
         assert_eq!(schedule.duration(), Duration::from_secs(3));
         assert_eq!(schedule.count_before(Duration::from_secs(1)), 100);
         assert_eq!(

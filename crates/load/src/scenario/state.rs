@@ -9,9 +9,14 @@ pub enum KeyChoice {
     Uniform,
     /// `traffic` of the picks go to the first `keys` of the pool (both
     /// fractions in (0, 1)).
-    HotSet { traffic: f64, keys: f64 },
+    HotSet {
+        traffic: f64,
+        keys: f64,
+    },
     /// Rank r (1 = the oldest value) is picked with weight 1 / r^s.
-    Zipf { s: f64 },
+    Zipf {
+        s: f64,
+    },
 }
 
 /// Pools and counters, shared by every connection of the run.
@@ -35,7 +40,9 @@ impl State {
 
     /// Values in the pool now.
     pub fn len(&self, pool: PoolId) -> usize {
-        self.pools.get(pool).map_or(0, |p| p.lock().map_or(0, |v| v.len()))
+        self.pools
+            .get(pool)
+            .map_or(0, |p| p.lock().map_or(0, |v| v.len()))
     }
 
     pub fn is_empty(&self, pool: PoolId) -> bool {
