@@ -10,3 +10,5 @@ pub trait Observer: Send {
         let _ = (plan, results);
     }
 }
+
+pub use crate::output::{CsvSeries, Progress, PrometheusPush};

@@ -63,6 +63,9 @@ pub struct LoadArgs {
     /// Push the run's metrics to this Prometheus Pushgateway URL.
     #[arg(long)]
     prometheus_push: Option<url::Url>,
+    /// How often to push while the run goes on.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, requires = "prometheus_push")]
+    prometheus_push_every: Duration,
     /// Generator threads per scenario (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -178,7 +181,14 @@ async fn run_scenario(
         }
     }
     if let Some(url) = &args.prometheus_push {
-        observers.push(Box::new(output::PrometheusPush::new(url.clone())));
+        let run_id = output::default_run_id();
+        match output::PrometheusPush::new(url.as_str(), &run_id, args.prometheus_push_every) {
+            Ok(push) => observers.push(Box::new(push)),
+            Err(e) => {
+                eprintln!("error: --prometheus-push {url}: {e}");
+                return ExitCode::from(2);
+            }
+        }
     }
     let results = match load::run(&plan, options, &mut observers).await {
         Ok(results) => results,
