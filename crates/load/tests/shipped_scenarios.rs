@@ -4,22 +4,29 @@
 
 use reliable_load::plan::{Executor, Plan, ScenarioPlan};
 use reliable_load::scenario::{compile, CheckKind, CompileOptions};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 fn scenarios_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")
 }
 
-/// What `reliable load FILE --target http://127.0.0.1:8080` would pass,
-/// with every `{{env.NAME}}` the shipped files read set.
+/// The `{{env.NAME}}` values the shipped files read, as a person running
+/// them would export them.
+const ENV: [(&str, &str); 1] = [(
+    "RELIABLE_LOAD_API_KEY",
+    "rlk_0000000000000000000000000000000000000000000000000000000000000000",
+)];
+
+/// What `reliable load FILE --target http://127.0.0.1:8080` passes.
 fn options() -> CompileOptions {
+    // `compile` reads `{{env.NAME}}` from the process environment. Setting
+    // the same values from several test threads is harmless, and std
+    // serialises its own environment reads and writes.
+    for (name, value) in ENV {
+        std::env::set_var(name, value);
+    }
     CompileOptions {
         target: Some(url::Url::parse("http://127.0.0.1:8080").expect("url")),
-        env: Some(BTreeMap::from([(
-            "RELIABLE_LOAD_API_KEY".to_string(),
-            format!("rlk_{}", "0".repeat(64)),
-        )])),
     }
 }
 
@@ -34,7 +41,13 @@ fn compile_shipped(name: &str) -> Plan {
 fn every_shipped_scenario_compiles() {
     let mut names: Vec<String> = std::fs::read_dir(scenarios_dir())
         .expect("scenarios/")
-        .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|name| name.ends_with(".yaml") || name.ends_with(".yml"))
         .collect();
     names.sort();
@@ -86,7 +99,11 @@ fn the_shortener_dau_model_is_what_its_documentation_says() {
         .iter()
         .position(|p| p.name == "slugs")
         .expect("a slugs pool");
-    assert!(plan.setup[0].request.captures.iter().any(|c| c.pool == slugs));
+    assert!(plan.setup[0]
+        .request
+        .captures
+        .iter()
+        .any(|c| c.pool == slugs));
 
     let names: Vec<&str> = plan.scenarios.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["baseline", "peak", "viral", "stress"]);
