@@ -152,7 +152,10 @@ async fn the_shortener_dau_model_runs_its_four_stages_and_loses_no_visit() {
 
     // Four stages, in the file's order, each of which sent requests.
     let scenarios = report["scenarios"].as_array().expect("scenarios");
-    let names: Vec<&str> = scenarios.iter().filter_map(|s| s["name"].as_str()).collect();
+    let names: Vec<&str> = scenarios
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
     assert_eq!(names, ["baseline", "peak", "viral", "stress"]);
     for scenario in scenarios {
         assert!(
