@@ -61,7 +61,7 @@ enum Command {
     },
     /// Generate HTTP load: fixed rate (open model, latency from the
     /// schedule) with --rate, else as fast as possible (closed model).
-    Load(load_command::LoadArgs),
+    Load(Box<load_command::LoadArgs>),
     /// SLOs as code: generate Prometheus rules, show status, gate releases.
     Slo(slo_command::SloArgs),
     /// Manage the gateway's API keys (create prints the key once).
@@ -86,7 +86,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (mode, config_file, overrides) = match cli.command {
-        Command::Load(args) => return load_command::run(args),
+        Command::Load(args) => return load_command::run(*args),
         Command::Slo(args) => return slo_command::run(args),
         Command::Keys(args) => return keys_command::run(args),
         Command::Config(args) => return config_command::run(args),

@@ -58,6 +58,7 @@ pub fn plan() -> Plan {
             request: request("create-link"),
             repeat: 100,
             concurrency: 4,
+            insecure_tls: false,
         }],
         scenarios: vec![
             scenario(
