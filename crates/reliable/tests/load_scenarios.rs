@@ -215,6 +215,10 @@ async fn the_shortener_dau_model_runs_its_four_stages_and_loses_no_visit() {
         },
     )
     .await;
+    eprintln!(
+        "exit {code:?}: {redirects} redirects counted, {visits} visits stored; \
+         {created} links created in the run, {links} stored with setup's"
+    );
     assert_eq!(visits, redirects, "visit counts against 302s counted");
     assert_eq!(links, 1000 + created, "links against 201s counted");
 
