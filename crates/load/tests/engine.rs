@@ -309,3 +309,25 @@ async fn https_needs_a_trusted_certificate_unless_told_otherwise() {
         "a self-signed certificate is refused"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_arrival_of_a_schedule_is_sent_when_a_connection_is_free() {
+    let base = serve(Protocol::Http1).await;
+    // 10 arrivals, 50 ms apart, against a server that answers at once on
+    // 8 connections: each finds a free connection, the last one included
+    // (due 450 ms in, 50 ms before the end).
+    for threads in [1, 2] {
+        let plan = plan(vec![scenario(
+            "slow",
+            constant(20.0, 500),
+            vec![request("r", format!("{base}/r"), 1)],
+        )]);
+        let results = run(&plan, &EngineOptions { threads }, &mut [])
+            .await
+            .expect("no setup to fail");
+        let scenario = &results.scenarios[0];
+        assert_eq!(scenario.scheduled, 10, "{threads} threads");
+        assert_eq!(scenario.requests[0].1.sent, 10, "{threads} threads");
+        assert_eq!(scenario.dropped, 0, "{threads} threads");
+    }
+}

@@ -220,3 +220,36 @@ thresholds:
     // Only what was due before the abort counts as scheduled.
     assert!(scenario.scheduled < 200 * 20, "{}", scenario.scheduled);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_threshold_waits_for_its_scenario_to_be_measured() {
+    let (target, _) = serve().await;
+    // `later` starts after `first`: until then its threshold has nothing to
+    // judge, which must not abort the run (it holds once `later` runs).
+    let file = r#"
+scenarios:
+  first:
+    rate: 50
+    duration: 1500ms
+    requests:
+      - name: r
+        url: "{{target}}/x"
+  later:
+    rate: 50
+    duration: 1s
+    requests:
+      - name: r
+        url: "{{target}}/x"
+thresholds:
+  "http_req_duration{scenario:later}":
+    - {threshold: "p(99) < 10s", abort_on_fail: true}
+"#;
+    let plan = compile(file, &options(&target)).expect("compiles");
+
+    let results = run(&plan, &EngineOptions { threads: 1 }, &mut [])
+        .await
+        .expect("runs");
+
+    assert_eq!(results.aborted_by, None);
+    assert!(results.scenarios[1].requests[0].1.sent > 0);
+}

@@ -361,11 +361,18 @@ fn close_scenario(
     }
 }
 
-/// The first `abort_on_fail` threshold that fails now, past its delay.
+/// The first `abort_on_fail` threshold that fails now, past its delay, on
+/// something measured. A threshold whose key matches nothing yet (a
+/// scenario that starts later) has no evidence against it: at the end of
+/// the run it fails, but it does not cut the run short before its
+/// scenario has even started.
 fn abort_reason(thresholds: &[Threshold], results: &Results, elapsed: Duration) -> Option<String> {
     thresholds
         .iter()
         .filter(|t| t.abort_on_fail && elapsed >= t.delay_abort_eval)
-        .find(|t| !t.evaluate(results).passed)
+        .find(|t| {
+            let verdict = t.evaluate(results);
+            verdict.observed.is_some() && !verdict.passed
+        })
         .map(|t| format!("{}: {}", t.key, t.expression))
 }

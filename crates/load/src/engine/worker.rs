@@ -180,29 +180,43 @@ async fn dispatch(
         }
         let n = k * run.threads as u64 + thread as u64;
         let Some(offset) = schedule.due(n) else {
-            return;
+            break;
         };
         let due = run.start + offset;
         if due >= run.end {
-            return;
+            break;
         }
         if due > Instant::now() {
-            let slept = match timer.as_mut() {
-                Some(timer) => timer.sleep_until(due).await,
-                None => {
-                    tokio::time::sleep_until(due.into()).await;
-                    Ok(())
-                }
-            };
-            if let Err(e) = slept {
-                eprintln!("load: precise timer failed ({e}), using the runtime's 1 ms timer");
-                timer = None;
-            }
+            sleep_until(&mut timer, due).await;
             continue;
         }
         shard.released.fetch_add(1, Ordering::Relaxed);
         arrivals.add_permits(1);
         k += 1;
+    }
+    // The caller closes `arrivals` next, and a closed semaphore refuses even
+    // the permits it still holds: the arrival released a moment ago would
+    // be dropped before any connection could take it. Keep the schedule
+    // open to its end, so an arrival is dropped only when no connection
+    // came free in time.
+    if Instant::now() < run.end {
+        sleep_until(&mut timer, run.end).await;
+    }
+}
+
+/// Sleeps until `deadline` on the precise timer, falling back to the
+/// runtime's (1 ms) timer for good if the precise one fails.
+async fn sleep_until(timer: &mut Option<PreciseTimer>, deadline: Instant) {
+    let slept = match timer.as_mut() {
+        Some(timer) => timer.sleep_until(deadline).await,
+        None => {
+            tokio::time::sleep_until(deadline.into()).await;
+            Ok(())
+        }
+    };
+    if let Err(e) = slept {
+        eprintln!("load: precise timer failed ({e}), using the runtime's 1 ms timer");
+        *timer = None;
     }
 }
 
