@@ -144,7 +144,7 @@ fn constant(rate: f64, millis: u64) -> Executor {
 }
 
 async fn run_plan(plan: &Plan) -> reliable_load::results::Results {
-    run(plan, &EngineOptions { threads: 2 }, &mut [])
+    run(plan, &EngineOptions { threads: 2, stop: None }, &mut [])
         .await
         .expect("no setup to fail")
 }
@@ -322,7 +322,7 @@ async fn the_last_arrival_of_a_schedule_is_sent_when_a_connection_is_free() {
             constant(20.0, 500),
             vec![request("r", format!("{base}/r"), 1)],
         )]);
-        let results = run(&plan, &EngineOptions { threads }, &mut [])
+        let results = run(&plan, &EngineOptions { threads, stop: None }, &mut [])
             .await
             .expect("no setup to fail");
         let scenario = &results.scenarios[0];

@@ -100,7 +100,7 @@ async fn setup_seeds_the_pool_and_the_hot_set_gets_the_traffic_with_nothing_lost
     let (target, links) = serve().await;
     let plan = compile(SHORTENER, &options(&target)).expect("compiles");
 
-    let results = run(&plan, &EngineOptions { threads: 2 }, &mut [])
+    let results = run(&plan, &EngineOptions { threads: 2, stop: None }, &mut [])
         .await
         .expect("setup seeds");
 
@@ -173,7 +173,7 @@ scenarios:
 "#;
     let plan = compile(file, &options(&target)).expect("compiles");
 
-    let results = run(&plan, &EngineOptions { threads: 1 }, &mut [])
+    let results = run(&plan, &EngineOptions { threads: 1, stop: None }, &mut [])
         .await
         .expect("runs");
 
@@ -246,7 +246,7 @@ thresholds:
 "#;
     let plan = compile(file, &options(&target)).expect("compiles");
 
-    let results = run(&plan, &EngineOptions { threads: 1 }, &mut [])
+    let results = run(&plan, &EngineOptions { threads: 1, stop: None }, &mut [])
         .await
         .expect("runs");
 

@@ -12,41 +12,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-/// `60s`, `1m`, `500ms`, `1h 30m`, `0s`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DurationText(pub Duration);
-
-impl<'de> Deserialize<'de> for DurationText {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        parse_duration(&text)
-            .map(DurationText)
-            .map_err(de::Error::custom)
-    }
-}
-
-/// Parses a duration with units (`us`, `ms`, `s`, `m`, `h`, combinable).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    if text.trim() == "0" {
-        return Ok(Duration::ZERO);
-    }
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("`{text}` is not a duration like 500ms, 60s or 1m: {e}"))
-}
-
-impl JsonSchema for DurationText {
-    fn schema_name() -> Cow<'static, str> {
-        "Duration".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        schemars::json_schema!({
-            "description": "A duration with units: `500ms`, `60s`, `1m`, `1h 30m`.",
-            "type": "string",
-            "pattern": "^\\s*(0|([0-9]+(\\.[0-9]+)?\\s*(ns|us|ms|s|sec|m|min|h|d)\\s*)+)$"
-        })
-    }
-}
+pub use yamlspec::{parse_duration, DurationText};
 
 /// A rate as written: requests per second, or a DAU profile (`dau.peak`,
 /// `25 * dau.viral`), resolved when the file is compiled.
