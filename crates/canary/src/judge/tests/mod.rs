@@ -1,1 +1,4 @@
-//! Tests of the judge.
+//! Tests of the judge: known values, the pieces' edge cases, power and
+//! A/A simulations, configuration.
+
+mod known_values;
