@@ -236,7 +236,7 @@ impl Histogram {
     /// the bad events of a latency SLO "requests slower than `threshold`".
     pub fn count_above(&self, threshold: f64) -> Result<u64, HistogramError> {
         let at = self.bounds.iter().position(|&b| {
-            b == threshold || (b.is_finite() && (b - threshold).abs() <= BOUND_TOLERANCE * b.abs().max(threshold.abs()))
+            b == threshold || (b.is_finite() && threshold.is_finite() && (b - threshold).abs() <= BOUND_TOLERANCE * b.abs().max(threshold.abs()))
         });
         match at {
             Some(index) => Ok(self.counts[index + 1..].iter().sum()),
