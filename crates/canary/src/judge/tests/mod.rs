@@ -1,6 +1,10 @@
 //! Tests of the judge: known values, the pieces' edge cases, power and
-//! A/A simulations, configuration.
+//! A/A simulations, the SLO guard, configuration.
 
+mod aa;
+mod guard;
 mod inputs;
 mod known_values;
+mod power;
+mod sim;
 mod verdicts;
