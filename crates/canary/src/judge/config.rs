@@ -29,11 +29,21 @@ pub enum ConfigError {
 }
 
 fn out_of_range(field: &'static str, value: impl ToString, expected: &'static str) -> ConfigError {
-    ConfigError::OutOfRange { field, value: value.to_string(), expected }
+    ConfigError::OutOfRange {
+        field,
+        value: value.to_string(),
+        expected,
+    }
 }
 
 /// Checks `lo < value < hi` (open interval), refusing NaN.
-fn open_interval(field: &'static str, value: f64, lo: f64, hi: f64, expected: &'static str) -> Result<(), ConfigError> {
+fn open_interval(
+    field: &'static str,
+    value: f64,
+    lo: f64,
+    hi: f64,
+    expected: &'static str,
+) -> Result<(), ConfigError> {
     if value > lo && value < hi {
         Ok(())
     } else {
@@ -83,7 +93,13 @@ impl Default for JudgeConfig {
 impl JudgeConfig {
     /// Checks every setting; the error names the first one out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        open_interval("significance", self.significance, 0.0, 0.5, "between 0 and 0.5 (exclusive)")?;
+        open_interval(
+            "significance",
+            self.significance,
+            0.0,
+            0.5,
+            "between 0 and 0.5 (exclusive)",
+        )?;
         self.proportion.validate()?;
         self.latency.validate()?;
         self.scoring.validate()
@@ -116,7 +132,11 @@ pub struct ProportionConfig {
 
 impl Default for ProportionConfig {
     fn default() -> Self {
-        Self { min_effect: 0.001, min_samples: 50, min_expected_bad: 3.0 }
+        Self {
+            min_effect: 0.001,
+            min_samples: 50,
+            min_expected_bad: 3.0,
+        }
     }
 }
 
@@ -124,7 +144,11 @@ impl ProportionConfig {
     /// Checks the ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(0.0..1.0).contains(&self.min_effect) {
-            return Err(out_of_range("proportion.min_effect", self.min_effect, "at least 0 and below 1"));
+            return Err(out_of_range(
+                "proportion.min_effect",
+                self.min_effect,
+                "at least 0 and below 1",
+            ));
         }
         if self.min_samples == 0 {
             return Err(out_of_range("proportion.min_samples", 0, "at least 1"));
@@ -151,7 +175,10 @@ pub struct LatencyConfig {
 
 impl Default for LatencyConfig {
     fn default() -> Self {
-        Self { min_effect: 0.10, min_samples: 50 }
+        Self {
+            min_effect: 0.10,
+            min_samples: 50,
+        }
     }
 }
 
@@ -160,7 +187,11 @@ impl LatencyConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         non_negative("latency.min_effect", self.min_effect)?;
         if self.min_samples < 2 {
-            return Err(out_of_range("latency.min_samples", self.min_samples, "at least 2"));
+            return Err(out_of_range(
+                "latency.min_samples",
+                self.min_samples,
+                "at least 2",
+            ));
         }
         Ok(())
     }
@@ -180,20 +211,29 @@ pub struct ScoringConfig {
 
 impl Default for ScoringConfig {
     fn default() -> Self {
-        Self { pass: 95.0, marginal: 75.0 }
+        Self {
+            pass: 95.0,
+            marginal: 75.0,
+        }
     }
 }
 
 impl ScoringConfig {
     /// Checks both thresholds are in 0..=100 and `marginal ≤ pass`.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for (field, value) in [("scoring.pass", self.pass), ("scoring.marginal", self.marginal)] {
+        for (field, value) in [
+            ("scoring.pass", self.pass),
+            ("scoring.marginal", self.marginal),
+        ] {
             if !(0.0..=100.0).contains(&value) {
                 return Err(out_of_range(field, value, "between 0 and 100"));
             }
         }
         if self.marginal > self.pass {
-            return Err(ConfigError::MarginalAbovePass { marginal: self.marginal, pass: self.pass });
+            return Err(ConfigError::MarginalAbovePass {
+                marginal: self.marginal,
+                pass: self.pass,
+            });
         }
         Ok(())
     }
@@ -212,7 +252,10 @@ pub struct MetricWeight {
 
 impl Default for MetricWeight {
     fn default() -> Self {
-        Self { weight: 1.0, critical: false }
+        Self {
+            weight: 1.0,
+            critical: false,
+        }
     }
 }
 
@@ -246,16 +289,30 @@ pub struct SloGuardConfig {
 
 impl Default for SloGuardConfig {
     fn default() -> Self {
-        Self { objective: 0.999, page_burn_rate: 14.4, min_total: 50 }
+        Self {
+            objective: 0.999,
+            page_burn_rate: 14.4,
+            min_total: 50,
+        }
     }
 }
 
 impl SloGuardConfig {
     /// Checks the ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        open_interval("slo_guard.objective", self.objective, 0.0, 1.0, "between 0 and 1 (exclusive)")?;
+        open_interval(
+            "slo_guard.objective",
+            self.objective,
+            0.0,
+            1.0,
+            "between 0 and 1 (exclusive)",
+        )?;
         if !(self.page_burn_rate.is_finite() && self.page_burn_rate > 0.0) {
-            return Err(out_of_range("slo_guard.page_burn_rate", self.page_burn_rate, "a finite number > 0"));
+            return Err(out_of_range(
+                "slo_guard.page_burn_rate",
+                self.page_burn_rate,
+                "a finite number > 0",
+            ));
         }
         if self.min_total == 0 {
             return Err(out_of_range("slo_guard.min_total", 0, "at least 1"));

@@ -59,7 +59,12 @@ impl SloGuardConfig {
             format::percent(self.objective),
             self.page_burn_rate
         );
-        Ok(Some(GuardTrip { counts: *canary, bad_ratio_lower: lower, burn_rate_lower: burn, evidence }))
+        Ok(Some(GuardTrip {
+            counts: *canary,
+            bad_ratio_lower: lower,
+            burn_rate_lower: burn,
+            evidence,
+        }))
     }
 }
 
@@ -71,7 +76,11 @@ pub fn slo_guard(
     page_burn_rate: f64,
     min_total: u64,
 ) -> Result<Option<GuardTrip>, JudgeError> {
-    let config = SloGuardConfig { objective, page_burn_rate, min_total };
+    let config = SloGuardConfig {
+        objective,
+        page_burn_rate,
+        min_total,
+    };
     config.validate().map_err(JudgeError::Config)?;
     config.check(canary)
 }

@@ -42,7 +42,9 @@ pub enum HistogramError {
     },
     /// A cumulative count decreased: not a cumulative histogram, or a
     /// counter reset inside the window.
-    #[error("cumulative count of bucket {index} ({value}) is below the previous bucket's ({previous})")]
+    #[error(
+        "cumulative count of bucket {index} ({value}) is below the previous bucket's ({previous})"
+    )]
     NotMonotonic {
         /// Index of the bucket.
         index: usize,
@@ -123,7 +125,11 @@ fn check_bounds(bounds: &[f64]) -> Result<(), HistogramError> {
             return Err(HistogramError::BadBound { index, bound });
         }
         if index > 0 && bound <= bounds[index - 1] {
-            return Err(HistogramError::NotAscending { index, previous: bounds[index - 1], bound });
+            return Err(HistogramError::NotAscending {
+                index,
+                previous: bounds[index - 1],
+                bound,
+            });
         }
     }
     Ok(())
@@ -131,30 +137,55 @@ fn check_bounds(bounds: &[f64]) -> Result<(), HistogramError> {
 
 impl Histogram {
     /// A histogram from per-bucket counts; `count` must equal their sum.
-    pub fn new(bounds: Vec<f64>, counts: Vec<u64>, sum: f64, count: u64) -> Result<Self, HistogramError> {
+    pub fn new(
+        bounds: Vec<f64>,
+        counts: Vec<u64>,
+        sum: f64,
+        count: u64,
+    ) -> Result<Self, HistogramError> {
         check_bounds(&bounds)?;
         if bounds.len() != counts.len() {
-            return Err(HistogramError::LengthMismatch { bounds: bounds.len(), counts: counts.len() });
+            return Err(HistogramError::LengthMismatch {
+                bounds: bounds.len(),
+                counts: counts.len(),
+            });
         }
         if !sum.is_finite() {
             return Err(HistogramError::BadSum(sum));
         }
-        let buckets = counts.iter().try_fold(0u64, |a, &c| a.checked_add(c)).unwrap_or(u64::MAX);
+        let buckets = counts
+            .iter()
+            .try_fold(0u64, |a, &c| a.checked_add(c))
+            .unwrap_or(u64::MAX);
         if buckets != count {
             return Err(HistogramError::CountMismatch { count, buckets });
         }
-        Ok(Self { bounds, counts, sum, count })
+        Ok(Self {
+            bounds,
+            counts,
+            sum,
+            count,
+        })
     }
 
     /// A histogram from Prometheus's cumulative buckets (`_bucket{le=…}`,
     /// `_sum`, `_count`). Include the `+Inf` bucket: `count` must equal the
     /// last cumulative count.
-    pub fn from_cumulative(bounds: Vec<f64>, cumulative: Vec<u64>, sum: f64, count: u64) -> Result<Self, HistogramError> {
+    pub fn from_cumulative(
+        bounds: Vec<f64>,
+        cumulative: Vec<u64>,
+        sum: f64,
+        count: u64,
+    ) -> Result<Self, HistogramError> {
         let mut counts = Vec::with_capacity(cumulative.len());
         let mut previous = 0;
         for (index, &value) in cumulative.iter().enumerate() {
             if value < previous {
-                return Err(HistogramError::NotMonotonic { index, previous, value });
+                return Err(HistogramError::NotMonotonic {
+                    index,
+                    previous,
+                    value,
+                });
             }
             counts.push(value - previous);
             previous = value;
@@ -176,7 +207,10 @@ impl Histogram {
         if value.is_nan() {
             return Err(HistogramError::NanObservation);
         }
-        let index = self.bounds.partition_point(|&b| b < value).min(self.bounds.len() - 1);
+        let index = self
+            .bounds
+            .partition_point(|&b| b < value)
+            .min(self.bounds.len() - 1);
         self.counts[index] += 1;
         self.count += 1;
         self.sum += value;
@@ -191,7 +225,11 @@ impl Histogram {
         for (index, (&later, &before)) in self.counts.iter().zip(&earlier.counts).enumerate() {
             let delta = later
                 .checked_sub(before)
-                .ok_or(HistogramError::CounterReset { index, earlier: before, later })?;
+                .ok_or(HistogramError::CounterReset {
+                    index,
+                    earlier: before,
+                    later,
+                })?;
             counts.push(delta);
         }
         let count = counts.iter().sum();
@@ -203,7 +241,10 @@ impl Histogram {
         if self.bounds == other.bounds {
             Ok(())
         } else {
-            Err(HistogramError::DifferentBounds { left: self.bounds.clone(), right: other.bounds.clone() })
+            Err(HistogramError::DifferentBounds {
+                left: self.bounds.clone(),
+                right: other.bounds.clone(),
+            })
         }
     }
 
@@ -236,11 +277,17 @@ impl Histogram {
     /// the bad events of a latency SLO "requests slower than `threshold`".
     pub fn count_above(&self, threshold: f64) -> Result<u64, HistogramError> {
         let at = self.bounds.iter().position(|&b| {
-            b == threshold || (b.is_finite() && threshold.is_finite() && (b - threshold).abs() <= BOUND_TOLERANCE * b.abs().max(threshold.abs()))
+            b == threshold
+                || (b.is_finite()
+                    && threshold.is_finite()
+                    && (b - threshold).abs() <= BOUND_TOLERANCE * b.abs().max(threshold.abs()))
         });
         match at {
             Some(index) => Ok(self.counts[index + 1..].iter().sum()),
-            None => Err(HistogramError::NotABound { threshold, bounds: self.bounds.clone() }),
+            None => Err(HistogramError::NotABound {
+                threshold,
+                bounds: self.bounds.clone(),
+            }),
         }
     }
 
@@ -248,6 +295,11 @@ impl Histogram {
     /// observation of a bucket is tied at the bucket's index. Empty buckets
     /// are left out.
     pub fn ranked_buckets(&self) -> Vec<(f64, u64)> {
-        self.counts.iter().enumerate().filter(|(_, &c)| c > 0).map(|(i, &c)| (i as f64, c)).collect()
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c > 0)
+            .map(|(i, &c)| (i as f64, c))
+            .collect()
     }
 }

@@ -14,7 +14,7 @@ use super::config::LatencyConfig;
 use super::format;
 use super::histogram::Histogram;
 use super::mann_whitney::mann_whitney_greater;
-use super::verdict::{JudgeError, MetricKind, MetricVerdict, Method, Side, Verdict};
+use super::verdict::{JudgeError, Method, MetricKind, MetricVerdict, Side, Verdict};
 use serde::{Deserialize, Serialize};
 
 /// Exact latency observations of one side, in seconds: a uniform sample
@@ -35,7 +35,11 @@ impl Samples {
     /// Every observation kept: `count` and `sum` from the values.
     pub fn from_values(values: Vec<f64>) -> Self {
         let sum = values.iter().sum();
-        Self { count: values.len() as u64, sum, values }
+        Self {
+            count: values.len() as u64,
+            sum,
+            values,
+        }
     }
 
     /// Exact mean over every observation, `None` when empty.
@@ -47,7 +51,11 @@ impl Samples {
         let problem = if let Some(i) = self.values.iter().position(|v| !v.is_finite()) {
             format!("value {i} is {}", self.values[i])
         } else if self.count < self.values.len() as u64 {
-            format!("count {} is below the {} values", self.count, self.values.len())
+            format!(
+                "count {} is below the {} values",
+                self.count,
+                self.values.len()
+            )
         } else if !self.sum.is_finite() {
             format!("sum is {}", self.sum)
         } else {
@@ -110,7 +118,12 @@ pub fn judge_latency_samples(
     judge(name, sides, alpha, config)
 }
 
-fn judge(name: &str, sides: Sides, alpha: f64, config: &LatencyConfig) -> Result<MetricVerdict, JudgeError> {
+fn judge(
+    name: &str,
+    sides: Sides,
+    alpha: f64,
+    config: &LatencyConfig,
+) -> Result<MetricVerdict, JudgeError> {
     let floor = config.min_effect;
     let mut verdict = MetricVerdict {
         name: name.to_owned(),
@@ -143,7 +156,10 @@ fn judge(name: &str, sides: Sides, alpha: f64, config: &LatencyConfig) -> Result
         sides.n_baseline
     );
     if sides.n_canary < config.min_samples || sides.n_baseline < config.min_samples {
-        verdict.evidence = format!("{shown}: fewer than {} on a side, not tested yet", config.min_samples);
+        verdict.evidence = format!(
+            "{shown}: fewer than {} on a side, not tested yet",
+            config.min_samples
+        );
         return Ok(verdict);
     }
 
@@ -157,11 +173,20 @@ fn judge(name: &str, sides: Sides, alpha: f64, config: &LatencyConfig) -> Result
     let cl = format!("P(canary slower)={:.2}", test.common_language);
     let significant = test.p_value <= alpha;
     let (verdict_kind, why) = if significant && ratio > limit {
-        (Verdict::Fail, format!("×{ratio:.3} > ×{limit:.2} floor, Mann-Whitney p={p} ≤ α={a}"))
+        (
+            Verdict::Fail,
+            format!("×{ratio:.3} > ×{limit:.2} floor, Mann-Whitney p={p} ≤ α={a}"),
+        )
     } else if significant {
-        (Verdict::Pass, format!("Mann-Whitney p={p} ≤ α={a} but ×{ratio:.3} ≤ ×{limit:.2} floor"))
+        (
+            Verdict::Pass,
+            format!("Mann-Whitney p={p} ≤ α={a} but ×{ratio:.3} ≤ ×{limit:.2} floor"),
+        )
     } else {
-        (Verdict::Pass, format!("×{ratio:.3}, Mann-Whitney p={p} > α={a}"))
+        (
+            Verdict::Pass,
+            format!("×{ratio:.3}, Mann-Whitney p={p} > α={a}"),
+        )
     };
     verdict.verdict = verdict_kind;
     verdict.evidence = format!("{shown}: {why}, {cl}");

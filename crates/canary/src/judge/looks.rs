@@ -34,7 +34,11 @@ use super::verdict::{JudgeError, MetricVerdict};
 /// Count every look the controller may take, across all steps and
 /// including those a step may add before it times out: a run that looks
 /// more often than planned loses the guarantee.
-pub fn per_look_significance(significance: f64, planned_looks: u32, metrics: u32) -> Result<f64, ConfigError> {
+pub fn per_look_significance(
+    significance: f64,
+    planned_looks: u32,
+    metrics: u32,
+) -> Result<f64, ConfigError> {
     if !(significance > 0.0 && significance < 0.5) {
         return Err(ConfigError::OutOfRange {
             field: "significance",
@@ -44,7 +48,11 @@ pub fn per_look_significance(significance: f64, planned_looks: u32, metrics: u32
     }
     for (field, value) in [("planned_looks", planned_looks), ("metrics", metrics)] {
         if value == 0 {
-            return Err(ConfigError::OutOfRange { field, value: "0".to_owned(), expected: "at least 1" });
+            return Err(ConfigError::OutOfRange {
+                field,
+                value: "0".to_owned(),
+                expected: "at least 1",
+            });
         }
     }
     Ok(significance / (f64::from(planned_looks) * f64::from(metrics)))
@@ -134,7 +142,12 @@ impl Judge {
     pub fn judge(&self, metrics: &[MetricInput<'_>]) -> Result<Judgement, JudgeError> {
         let scored = metrics
             .iter()
-            .map(|m| Ok(ScoredMetric { metric: self.metric(m.name, m.data)?, weight: m.weight }))
+            .map(|m| {
+                Ok(ScoredMetric {
+                    metric: self.metric(m.name, m.data)?,
+                    weight: m.weight,
+                })
+            })
             .collect::<Result<Vec<_>, JudgeError>>()?;
         score(scored, &self.config.scoring)
     }

@@ -51,7 +51,10 @@ pub struct MannWhitney {
 
 /// One-sided Mann-Whitney U test that `canary` is stochastically greater
 /// than `baseline`, on weighted values.
-pub fn mann_whitney_greater(canary: &[(f64, u64)], baseline: &[(f64, u64)]) -> Result<MannWhitney, RankTestError> {
+pub fn mann_whitney_greater(
+    canary: &[(f64, u64)],
+    baseline: &[(f64, u64)],
+) -> Result<MannWhitney, RankTestError> {
     // (value, canary weight, baseline weight), sorted by value.
     let mut all: Vec<(f64, u64, u64)> = Vec::with_capacity(canary.len() + baseline.len());
     for (side, values, is_canary) in [("canary", canary, true), ("baseline", baseline, false)] {
@@ -60,7 +63,11 @@ pub fn mann_whitney_greater(canary: &[(f64, u64)], baseline: &[(f64, u64)]) -> R
                 return Err(RankTestError::NotANumber { side, index });
             }
             if weight > 0 {
-                all.push(if is_canary { (value, weight, 0) } else { (value, 0, weight) });
+                all.push(if is_canary {
+                    (value, weight, 0)
+                } else {
+                    (value, 0, weight)
+                });
             }
         }
     }
@@ -107,5 +114,12 @@ pub fn mann_whitney_greater(canary: &[(f64, u64)], baseline: &[(f64, u64)]) -> R
         // Every observation tied: no evidence either way.
         (0.0, 1.0)
     };
-    Ok(MannWhitney { u, n_canary: n1, n_baseline: n2, z, p_value, common_language: u / (f1 * f2) })
+    Ok(MannWhitney {
+        u,
+        n_canary: n1,
+        n_baseline: n2,
+        z,
+        p_value,
+        common_language: u / (f1 * f2),
+    })
 }

@@ -132,7 +132,8 @@ pub fn hypergeometric_sf(k: u64, population: u64, successes: u64, draws: u64) ->
     if k > hi {
         return 0.0;
     }
-    let ln_point = |x: u64| ln_choose(big_k, x) + ln_choose(big_n - big_k, n - x) - ln_choose(big_n, n);
+    let ln_point =
+        |x: u64| ln_choose(big_k, x) + ln_choose(big_n - big_k, n - x) - ln_choose(big_n, n);
     let mean = n as f64 * big_k as f64 / big_n as f64;
     // N - K - n, negative when the marked items outnumber the unmarked draws.
     let others = big_n as f64 - big_k as f64 - n as f64;
@@ -158,7 +159,8 @@ pub fn hypergeometric_sf(k: u64, population: u64, successes: u64, draws: u64) ->
         let mut sum = term;
         while x > lo {
             let xf = x as f64;
-            let next = term * xf * (others + xf) / ((big_k as f64 - xf + 1.0) * (n as f64 - xf + 1.0));
+            let next =
+                term * xf * (others + xf) / ((big_k as f64 - xf + 1.0) * (n as f64 - xf + 1.0));
             sum += next;
             x -= 1;
             if next < sum * 1e-17 && next <= term {

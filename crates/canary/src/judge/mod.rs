@@ -74,7 +74,8 @@ pub mod verdict;
 mod tests;
 
 pub use config::{
-    ConfigError, JudgeConfig, LatencyConfig, MetricWeight, ProportionConfig, ScoringConfig, SloGuardConfig,
+    ConfigError, JudgeConfig, LatencyConfig, MetricWeight, ProportionConfig, ScoringConfig,
+    SloGuardConfig,
 };
 pub use guard::{slo_guard, GuardTrip};
 pub use histogram::{Histogram, HistogramError};

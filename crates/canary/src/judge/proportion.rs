@@ -19,7 +19,7 @@
 use super::config::ProportionConfig;
 use super::format;
 use super::math::{hypergeometric_sf, normal_sf};
-use super::verdict::{JudgeError, MetricKind, MetricVerdict, Method, Side, Verdict};
+use super::verdict::{JudgeError, Method, MetricKind, MetricVerdict, Side, Verdict};
 use serde::{Deserialize, Serialize};
 
 /// Fisher's exact test is used while the smallest expected cell of the
@@ -48,7 +48,11 @@ impl Counts {
 
     pub(crate) fn check(&self, side: Side) -> Result<(), JudgeError> {
         if self.bad > self.total {
-            return Err(JudgeError::BadAboveTotal { side, bad: self.bad, total: self.total });
+            return Err(JudgeError::BadAboveTotal {
+                side,
+                bad: self.bad,
+                total: self.total,
+            });
         }
         Ok(())
     }
@@ -79,9 +83,15 @@ pub fn test_greater(canary: &Counts, baseline: &Counts) -> Result<ProportionTest
     canary.check(Side::Canary)?;
     baseline.check(Side::Baseline)?;
     if min_expected_cell(canary, baseline) < FISHER_BELOW_EXPECTED {
-        Ok(ProportionTest { method: Method::FisherExact, p_value: fisher_exact_greater(canary, baseline) })
+        Ok(ProportionTest {
+            method: Method::FisherExact,
+            p_value: fisher_exact_greater(canary, baseline),
+        })
     } else {
-        Ok(ProportionTest { method: Method::ZTest, p_value: z_test_greater(canary, baseline) })
+        Ok(ProportionTest {
+            method: Method::ZTest,
+            p_value: z_test_greater(canary, baseline),
+        })
     }
 }
 
@@ -153,7 +163,10 @@ pub fn judge_proportion(
         baseline.total
     );
     if canary.total < config.min_samples || baseline.total < config.min_samples {
-        verdict.evidence = format!("{shown}: fewer than {} on a side, not tested yet", config.min_samples);
+        verdict.evidence = format!(
+            "{shown}: fewer than {} on a side, not tested yet",
+            config.min_samples
+        );
         return Ok(verdict);
     }
 
@@ -178,8 +191,9 @@ pub fn judge_proportion(
         } else {
             "more".to_owned()
         };
-        verdict.evidence =
-            format!("{shown}, p={p}: too few canary requests to rule out {f} more bad (need {needed})");
+        verdict.evidence = format!(
+            "{shown}, p={p}: too few canary requests to rule out {f} more bad (need {needed})"
+        );
         return Ok(verdict);
     }
     verdict.verdict = Verdict::Pass;
@@ -192,5 +206,8 @@ pub fn judge_proportion(
 }
 
 fn sides(canary: &Counts, baseline: &Counts) -> String {
-    format!("canary {}/{} bad, baseline {}/{}", canary.bad, canary.total, baseline.bad, baseline.total)
+    format!(
+        "canary {}/{} bad, baseline {}/{}",
+        canary.bad, canary.total, baseline.bad, baseline.total
+    )
 }

@@ -44,7 +44,13 @@ impl<R: Rng> Reservoir<R> {
         if capacity == 0 {
             return Err(ReservoirError::ZeroCapacity);
         }
-        Ok(Self { capacity, values: Vec::with_capacity(capacity.min(1 << 16)), seen: 0, sum: 0.0, rng })
+        Ok(Self {
+            capacity,
+            values: Vec::with_capacity(capacity.min(1 << 16)),
+            seen: 0,
+            sum: 0.0,
+            rng,
+        })
     }
 
     /// Offers one observation: kept while there is room, then in place of
@@ -80,7 +86,11 @@ impl<R: Rng> Reservoir<R> {
 
     /// The kept values with the exact count and sum, for the judge.
     pub fn snapshot(&self) -> Samples {
-        Samples { values: self.values.clone(), count: self.seen, sum: self.sum }
+        Samples {
+            values: self.values.clone(),
+            count: self.seen,
+            sum: self.sum,
+        }
     }
 
     /// Empties the reservoir for a new window (the generator carries on).

@@ -43,17 +43,31 @@ pub fn score(metrics: Vec<ScoredMetric>, config: &ScoringConfig) -> Result<Judge
         return Err(JudgeError::NoMetrics);
     }
     for m in &metrics {
-        m.weight.validate().map_err(|source| JudgeError::Weight { name: m.metric.name.clone(), source })?;
+        m.weight.validate().map_err(|source| JudgeError::Weight {
+            name: m.metric.name.clone(),
+            source,
+        })?;
     }
     let weight_of = |v: Verdict| -> f64 {
-        metrics.iter().filter(|m| m.metric.verdict == v).map(|m| m.weight.weight).sum()
+        metrics
+            .iter()
+            .filter(|m| m.metric.verdict == v)
+            .map(|m| m.weight.weight)
+            .sum()
     };
     let names_of = |v: Verdict| -> String {
-        let names: Vec<&str> =
-            metrics.iter().filter(|m| m.metric.verdict == v).map(|m| m.metric.name.as_str()).collect();
+        let names: Vec<&str> = metrics
+            .iter()
+            .filter(|m| m.metric.verdict == v)
+            .map(|m| m.metric.name.as_str())
+            .collect();
         names.join(", ")
     };
-    let (pass_w, fail_w, open_w) = (weight_of(Verdict::Pass), weight_of(Verdict::Fail), weight_of(Verdict::Inconclusive));
+    let (pass_w, fail_w, open_w) = (
+        weight_of(Verdict::Pass),
+        weight_of(Verdict::Fail),
+        weight_of(Verdict::Inconclusive),
+    );
 
     let critical: Vec<&str> = metrics
         .iter()
@@ -61,7 +75,11 @@ pub fn score(metrics: Vec<ScoredMetric>, config: &ScoringConfig) -> Result<Judge
         .map(|m| m.metric.name.as_str())
         .collect();
     let (verdict, score, evidence) = if !critical.is_empty() {
-        (Verdict::Fail, None, format!("critical metric failed: {}", critical.join(", ")))
+        (
+            Verdict::Fail,
+            None,
+            format!("critical metric failed: {}", critical.join(", ")),
+        )
     } else if open_w > 0.0 {
         let best = 100.0 * (pass_w + open_w) / (pass_w + fail_w + open_w);
         if best < config.marginal {
@@ -73,19 +91,46 @@ pub fn score(metrics: Vec<ScoredMetric>, config: &ScoringConfig) -> Result<Judge
             );
             (Verdict::Fail, Some(best), why)
         } else {
-            (Verdict::Inconclusive, None, format!("not scored yet, too few samples: {}", names_of(Verdict::Inconclusive)))
+            (
+                Verdict::Inconclusive,
+                None,
+                format!(
+                    "not scored yet, too few samples: {}",
+                    names_of(Verdict::Inconclusive)
+                ),
+            )
         }
     } else {
         let score = 100.0 * pass_w / (pass_w + fail_w);
-        let failed = if fail_w > 0.0 { format!("; failed: {}", names_of(Verdict::Fail)) } else { String::new() };
-        if score >= config.pass {
-            (Verdict::Pass, Some(score), format!("score {score:.0} ≥ {:.0} pass{failed}", config.pass))
-        } else if score < config.marginal {
-            (Verdict::Fail, Some(score), format!("score {score:.0} < {:.0} marginal{failed}", config.marginal))
+        let failed = if fail_w > 0.0 {
+            format!("; failed: {}", names_of(Verdict::Fail))
         } else {
-            let why = format!("score {score:.0} is marginal ({:.0} to {:.0}){failed}", config.marginal, config.pass);
+            String::new()
+        };
+        if score >= config.pass {
+            (
+                Verdict::Pass,
+                Some(score),
+                format!("score {score:.0} ≥ {:.0} pass{failed}", config.pass),
+            )
+        } else if score < config.marginal {
+            (
+                Verdict::Fail,
+                Some(score),
+                format!("score {score:.0} < {:.0} marginal{failed}", config.marginal),
+            )
+        } else {
+            let why = format!(
+                "score {score:.0} is marginal ({:.0} to {:.0}){failed}",
+                config.marginal, config.pass
+            );
             (Verdict::Inconclusive, Some(score), why)
         }
     };
-    Ok(Judgement { verdict, score, metrics, evidence })
+    Ok(Judgement {
+        verdict,
+        score,
+        metrics,
+        evidence,
+    })
 }

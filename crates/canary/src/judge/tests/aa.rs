@@ -11,7 +11,9 @@
 //! correction is for. Run with `--nocapture` to see the figures.
 
 use super::sim::{Window, HEALTHY};
-use crate::judge::{Judge, JudgeConfig, MetricData, MetricInput, MetricWeight, SloGuardConfig, Verdict};
+use crate::judge::{
+    Judge, JudgeConfig, MetricData, MetricInput, MetricWeight, SloGuardConfig, Verdict,
+};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -42,12 +44,18 @@ fn looks(judge: &Judge, window: &Window) -> (Verdict, [bool; 2]) {
         MetricInput {
             name: "errors",
             weight: MetricWeight::default(),
-            data: MetricData::Proportion { canary: &c.counts, baseline: &b.counts },
+            data: MetricData::Proportion {
+                canary: &c.counts,
+                baseline: &b.counts,
+            },
         },
         MetricInput {
             name: "latency",
             weight: MetricWeight::default(),
-            data: MetricData::LatencyHistogram { canary: &c.histogram, baseline: &b.histogram },
+            data: MetricData::LatencyHistogram {
+                canary: &c.histogram,
+                baseline: &b.histogram,
+            },
         },
     ];
     let judgement = judge.judge(&inputs).unwrap();
@@ -77,7 +85,10 @@ fn identical_versions_rarely_fail_and_never_trip_the_guard() {
                 }
                 let (verdict, by_metric) = looks(&corrected, &window);
                 failed |= verdict == Verdict::Fail;
-                metric_failed = [metric_failed[0] | by_metric[0], metric_failed[1] | by_metric[1]];
+                metric_failed = [
+                    metric_failed[0] | by_metric[0],
+                    metric_failed[1] | by_metric[1],
+                ];
                 tally.passing_looks += u32::from(verdict == Verdict::Pass);
                 if second == STEP_SECONDS {
                     let column = match verdict {
@@ -89,15 +100,19 @@ fn identical_versions_rarely_fail_and_never_trip_the_guard() {
                 }
                 let (verdict, by_metric) = looks(&naive, &window);
                 naive_failed |= verdict == Verdict::Fail;
-                naive_metric_failed = [naive_metric_failed[0] | by_metric[0], naive_metric_failed[1] | by_metric[1]];
+                naive_metric_failed = [
+                    naive_metric_failed[0] | by_metric[0],
+                    naive_metric_failed[1] | by_metric[1],
+                ];
                 if guard.check(&window.canary.counts).unwrap().is_some() {
                     guard_trips += 1;
                 }
             }
         }
-        for (t, run_failed, by_metric) in
-            [(&mut tally, failed, metric_failed), (&mut naive_tally, naive_failed, naive_metric_failed)]
-        {
+        for (t, run_failed, by_metric) in [
+            (&mut tally, failed, metric_failed),
+            (&mut naive_tally, naive_failed, naive_metric_failed),
+        ] {
             t.failed_runs += u32::from(run_failed);
             t.metric_failed_runs += u32::from(by_metric[0] || by_metric[1]);
             t.failed_by_metric[0] += u32::from(by_metric[0]);
@@ -133,18 +148,29 @@ fn identical_versions_rarely_fail_and_never_trip_the_guard() {
         println!("A/A, end of the {step}% step: pass {pass}, inconclusive {open}, fail {fail} (of {RUNS})");
     }
 
-    assert!(rate(tally.metric_failed_runs) <= 5.0, "false-failure rate {:.1}% > 5%", rate(tally.metric_failed_runs));
+    assert!(
+        rate(tally.metric_failed_runs) <= 5.0,
+        "false-failure rate {:.1}% > 5%",
+        rate(tally.metric_failed_runs)
+    );
     assert!(tally.failed_runs <= tally.metric_failed_runs);
     assert_eq!(guard_trips, 0, "the SLO guard fired on a healthy canary");
     // Without the correction repeated looks fail good canaries far more
     // often than 5%: the correction is what holds the rate.
-    assert!(rate(naive_tally.metric_failed_runs) > 10.0, "uncorrected rate {:.1}%", rate(naive_tally.metric_failed_runs));
+    assert!(
+        rate(naive_tally.metric_failed_runs) > 10.0,
+        "uncorrected rate {:.1}%",
+        rate(naive_tally.metric_failed_runs)
+    );
     // And the judge is not simply refusing to decide: once a step carries
     // enough traffic to rule out the error floor (about 1,500 canary
     // requests at 0.1% errors; the 30% step gets 1,800), it passes.
     for (step, [pass, _, _]) in STEPS.iter().zip(tally.step_end) {
         if (50..100).contains(step) {
-            assert!(f64::from(pass) >= 0.9 * RUNS as f64, "{step}% step passed {pass} of {RUNS} runs");
+            assert!(
+                f64::from(pass) >= 0.9 * RUNS as f64,
+                "{step}% step passed {pass} of {RUNS} runs"
+            );
         }
     }
 }
@@ -169,9 +195,22 @@ fn identical_versions_rarely_fail_on_exact_samples() {
                 if second % LOOK_EVERY != 0 {
                     continue;
                 }
-                let sample = |side: &super::sim::SideWindow| side.reservoir.as_ref().map(|r| r.snapshot()).unwrap_or_default();
+                let sample = |side: &super::sim::SideWindow| {
+                    side.reservoir
+                        .as_ref()
+                        .map(|r| r.snapshot())
+                        .unwrap_or_default()
+                };
                 let (c, b) = (sample(&window.canary), sample(&window.baseline));
-                let v = judge.metric("latency", MetricData::LatencySamples { canary: &c, baseline: &b }).unwrap();
+                let v = judge
+                    .metric(
+                        "latency",
+                        MetricData::LatencySamples {
+                            canary: &c,
+                            baseline: &b,
+                        },
+                    )
+                    .unwrap();
                 failed |= v.verdict == Verdict::Fail;
                 passing_looks += u32::from(v.verdict == Verdict::Pass);
             }

@@ -5,6 +5,10 @@ use crate::judge::{slo_guard, ConfigError, Counts, JudgeError, SloGuardConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+fn counts(bad: u64, total: u64) -> Counts {
+    Counts { bad, total }
+}
+
 #[test]
 fn five_percent_errors_against_three_nines_trip_within_tens_of_requests() {
     // Burn rate 50 against a page at 14.4: checked after every request.
@@ -42,28 +46,45 @@ fn a_handful_of_requests_cannot_trip_it() {
     // One error in the first ten requests is 10% (burn 100), but the
     // lower bound of 1/10 is 1.8%: with min_total 1 it would trip; the
     // default min_total of 50 keeps it quiet.
-    let one_in_ten = Counts { bad: 1, total: 10 };
+    let one_in_ten = counts(1, 10);
     assert!(slo_guard(&one_in_ten, 0.999, 14.4, 50).unwrap().is_none());
     // Two errors in 50 (4%) are not enough either; three are.
-    assert!(slo_guard(&Counts { bad: 2, total: 50 }, 0.999, 14.4, 50).unwrap().is_none());
-    let trip = slo_guard(&Counts { bad: 3, total: 60 }, 0.999, 14.4, 50).unwrap().unwrap();
+    assert!(slo_guard(&counts(2, 50), 0.999, 14.4, 50)
+        .unwrap()
+        .is_none());
+    let trip = slo_guard(&counts(3, 60), 0.999, 14.4, 50).unwrap().unwrap();
     assert!((trip.bad_ratio_lower - 0.01714919117914121).abs() < 1e-12);
     assert_eq!(
         trip.evidence,
         "canary 5.00% bad (3/60), at least 1.71% (95% Wilson): burn rate ≥ 17.1 against a 99.90% SLO, pages at 14.4"
     );
     // A looser SLO tolerates the same canary.
-    assert!(slo_guard(&Counts { bad: 3, total: 60 }, 0.99, 14.4, 50).unwrap().is_none());
+    assert!(slo_guard(&counts(3, 60), 0.99, 14.4, 50).unwrap().is_none());
 }
 
 #[test]
 fn bad_guard_settings_and_counts_are_refused() {
-    let err = slo_guard(&Counts { bad: 0, total: 10 }, 1.0, 14.4, 50).unwrap_err();
-    assert!(matches!(err, JudgeError::Config(ConfigError::OutOfRange { field: "slo_guard.objective", .. })), "{err}");
-    let err = slo_guard(&Counts { bad: 0, total: 10 }, 0.999, 0.0, 50).unwrap_err();
-    assert!(err.to_string().starts_with("slo_guard.page_burn_rate = 0"), "{err}");
-    let err = slo_guard(&Counts { bad: 0, total: 10 }, 0.999, 14.4, 0).unwrap_err();
-    assert!(err.to_string().starts_with("slo_guard.min_total = 0"), "{err}");
-    let err = slo_guard(&Counts { bad: 11, total: 10 }, 0.999, 14.4, 1).unwrap_err();
+    let err = slo_guard(&counts(0, 10), 1.0, 14.4, 50).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            JudgeError::Config(ConfigError::OutOfRange {
+                field: "slo_guard.objective",
+                ..
+            })
+        ),
+        "{err}"
+    );
+    let err = slo_guard(&counts(0, 10), 0.999, 0.0, 50).unwrap_err();
+    assert!(
+        err.to_string().starts_with("slo_guard.page_burn_rate = 0"),
+        "{err}"
+    );
+    let err = slo_guard(&counts(0, 10), 0.999, 14.4, 0).unwrap_err();
+    assert!(
+        err.to_string().starts_with("slo_guard.min_total = 0"),
+        "{err}"
+    );
+    let err = slo_guard(&counts(11, 10), 0.999, 14.4, 1).unwrap_err();
     assert!(matches!(err, JudgeError::BadAboveTotal { .. }));
 }

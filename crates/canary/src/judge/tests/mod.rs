@@ -2,6 +2,7 @@
 //! A/A simulations, the SLO guard, configuration.
 
 mod aa;
+mod config;
 mod guard;
 mod inputs;
 mod known_values;

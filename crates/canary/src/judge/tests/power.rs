@@ -42,11 +42,18 @@ fn seconds_to_fail(canary: &Version, data: Data, limit: u32) -> Vec<Option<u32>>
                 let (c, b) = (&window.canary, &window.baseline);
                 let (cs, bs) = (c.exact(), b.exact());
                 let input = match data {
-                    Data::Errors => MetricData::Proportion { canary: &c.counts, baseline: &b.counts },
-                    Data::LatencyHistogram => {
-                        MetricData::LatencyHistogram { canary: &c.histogram, baseline: &b.histogram }
-                    }
-                    Data::LatencySamples => MetricData::LatencySamples { canary: &cs, baseline: &bs },
+                    Data::Errors => MetricData::Proportion {
+                        canary: &c.counts,
+                        baseline: &b.counts,
+                    },
+                    Data::LatencyHistogram => MetricData::LatencyHistogram {
+                        canary: &c.histogram,
+                        baseline: &b.histogram,
+                    },
+                    Data::LatencySamples => MetricData::LatencySamples {
+                        canary: &cs,
+                        baseline: &bs,
+                    },
                 };
                 if judge.metric("m", input).unwrap().verdict == Verdict::Fail {
                     return Some(second);
@@ -59,7 +66,13 @@ fn seconds_to_fail(canary: &Version, data: Data, limit: u32) -> Vec<Option<u32>>
 
 fn summary(label: &str, results: &[Option<u32>], limit: u32) -> (u64, u64) {
     let failed: Vec<u64> = results.iter().flatten().map(|&s| u64::from(s)).collect();
-    assert_eq!(failed.len(), results.len(), "{label}: {} of {} seeds never failed within {limit} s", results.len() - failed.len(), results.len());
+    assert_eq!(
+        failed.len(),
+        results.len(),
+        "{label}: {} of {} seeds never failed within {limit} s",
+        results.len() - failed.len(),
+        results.len()
+    );
     let (median, max) = median_max(&mut failed.clone());
     let per_second = u64::from(RPS * CANARY_PERCENT / 100);
     println!(
@@ -72,18 +85,36 @@ fn summary(label: &str, results: &[Option<u32>], limit: u32) -> (u64, u64) {
 
 #[test]
 fn five_percent_errors_fail_within_seconds() {
-    let bad = Version { error_rate: 0.05, ..HEALTHY };
-    let (_, max) = summary("5% errors vs 0.1%", &seconds_to_fail(&bad, Data::Errors, 60), 60);
+    let bad = Version {
+        error_rate: 0.05,
+        ..HEALTHY
+    };
+    let (_, max) = summary(
+        "5% errors vs 0.1%",
+        &seconds_to_fail(&bad, Data::Errors, 60),
+        60,
+    );
     assert!(max <= 20, "worst case {max} s: should be well under 30 s");
 }
 
 #[test]
 fn fifty_ms_more_latency_fails_within_seconds() {
-    let slow = Version { shift: 0.050, ..HEALTHY };
-    let (_, max) = summary("+50 ms, Prometheus buckets", &seconds_to_fail(&slow, Data::LatencyHistogram, 30), 30);
+    let slow = Version {
+        shift: 0.050,
+        ..HEALTHY
+    };
+    let (_, max) = summary(
+        "+50 ms, Prometheus buckets",
+        &seconds_to_fail(&slow, Data::LatencyHistogram, 30),
+        30,
+    );
     // 50 requests (the minimum sample) arrive after 5 s.
     assert!(max <= 6, "worst case {max} s");
-    let (_, max) = summary("+50 ms, exact samples", &seconds_to_fail(&slow, Data::LatencySamples, 30), 30);
+    let (_, max) = summary(
+        "+50 ms, exact samples",
+        &seconds_to_fail(&slow, Data::LatencySamples, 30),
+        30,
+    );
     assert!(max <= 6, "worst case {max} s");
 }
 
@@ -92,8 +123,15 @@ fn twenty_percent_slower_is_caught_by_exact_samples() {
     // Above the 10% floor. The default buckets hardly resolve a 2 ms
     // service (almost everything is ≤ 5 ms), so only exact samples see it
     // quickly; the histogram figure is printed for the docs.
-    let slower = Version { scale: 1.2, ..HEALTHY };
-    let (_, max) = summary("+20% latency, exact samples", &seconds_to_fail(&slower, Data::LatencySamples, 120), 120);
+    let slower = Version {
+        scale: 1.2,
+        ..HEALTHY
+    };
+    let (_, max) = summary(
+        "+20% latency, exact samples",
+        &seconds_to_fail(&slower, Data::LatencySamples, 120),
+        120,
+    );
     assert!(max <= 60, "worst case {max} s");
     let histogram = seconds_to_fail(&slower, Data::LatencyHistogram, 120);
     let caught = histogram.iter().flatten().count();
@@ -104,7 +142,10 @@ fn twenty_percent_slower_is_caught_by_exact_samples() {
 fn two_percent_window() -> Window {
     let mut rng = StdRng::seed_from_u64(42);
     let mut window = Window::new(true);
-    let slower = Version { scale: 1.02, ..HEALTHY };
+    let slower = Version {
+        scale: 1.02,
+        ..HEALTHY
+    };
     for _ in 0..RPS {
         window.second(&slower, &HEALTHY, 50, &mut rng);
     }
@@ -120,36 +161,87 @@ fn two_percent_slower_passes_on_the_effect_floor() {
     let w = two_percent_window();
     assert_eq!(w.canary.counts.total, 20_000);
     let (cs, bs) = (w.canary.exact(), w.baseline.exact());
-    let exact = single_look.metric("latency", MetricData::LatencySamples { canary: &cs, baseline: &bs }).unwrap();
-    let histo = single_look
-        .metric("latency", MetricData::LatencyHistogram { canary: &w.canary.histogram, baseline: &w.baseline.histogram })
+    let exact = single_look
+        .metric(
+            "latency",
+            MetricData::LatencySamples {
+                canary: &cs,
+                baseline: &bs,
+            },
+        )
         .unwrap();
-    println!("+2% latency, 20,000 a side, exact samples: {}", exact.evidence);
-    println!("+2% latency, 20,000 a side, Prometheus buckets: {}", histo.evidence);
+    let histo = single_look
+        .metric(
+            "latency",
+            MetricData::LatencyHistogram {
+                canary: &w.canary.histogram,
+                baseline: &w.baseline.histogram,
+            },
+        )
+        .unwrap();
+    println!(
+        "+2% latency, 20,000 a side, exact samples: {}",
+        exact.evidence
+    );
+    println!(
+        "+2% latency, 20,000 a side, Prometheus buckets: {}",
+        histo.evidence
+    );
     assert_eq!(exact.verdict, Verdict::Pass);
     assert_eq!(histo.verdict, Verdict::Pass);
-    assert!(exact.p_value.unwrap() < 0.05, "the test alone would fail it: {}", exact.evidence);
+    assert!(
+        exact.p_value.unwrap() < 0.05,
+        "the test alone would fail it: {}",
+        exact.evidence
+    );
     let ratio = exact.effect.unwrap();
     assert!((1.01..1.03).contains(&ratio), "{ratio}");
 
     // Without the floor the same data fails: the floor is what passes it.
-    let no_floor = JudgeConfig { latency: LatencyConfig { min_effect: 0.0, ..LatencyConfig::default() }, ..JudgeConfig::default() };
+    let no_floor = JudgeConfig {
+        latency: LatencyConfig {
+            min_effect: 0.0,
+            ..LatencyConfig::default()
+        },
+        ..JudgeConfig::default()
+    };
     let strict = Judge::new(no_floor, 1, 1).unwrap();
-    let v = strict.metric("latency", MetricData::LatencySamples { canary: &cs, baseline: &bs }).unwrap();
+    let v = strict
+        .metric(
+            "latency",
+            MetricData::LatencySamples {
+                canary: &cs,
+                baseline: &bs,
+            },
+        )
+        .unwrap();
     assert_eq!(v.verdict, Verdict::Fail, "{}", v.evidence);
 
     // Through bounded reservoirs (5,000 kept of 20,000), same verdict.
     let mut rng = StdRng::seed_from_u64(9);
-    let mut reservoirs = [(); 2].map(|_| Reservoir::with_rng(5_000, StdRng::seed_from_u64(rand::Rng::random(&mut rng))).unwrap());
+    let mut reservoirs = [(); 2].map(|_| {
+        Reservoir::with_rng(5_000, StdRng::seed_from_u64(rand::Rng::random(&mut rng))).unwrap()
+    });
     for (r, values) in reservoirs.iter_mut().zip([&cs.values, &bs.values]) {
         for &v in values {
             r.observe(v).unwrap();
         }
     }
     let (rc, rb) = (reservoirs[0].snapshot(), reservoirs[1].snapshot());
-    let v = single_look.metric("latency", MetricData::LatencySamples { canary: &rc, baseline: &rb }).unwrap();
+    let v = single_look
+        .metric(
+            "latency",
+            MetricData::LatencySamples {
+                canary: &rc,
+                baseline: &rb,
+            },
+        )
+        .unwrap();
     println!("+2% latency, reservoirs of 5,000: {}", v.evidence);
     assert_eq!(v.verdict, Verdict::Pass);
     assert_eq!(v.n_canary, 5_000);
-    assert_eq!(v.effect, exact.effect, "the mean is exact through the reservoir");
+    assert_eq!(
+        v.effect, exact.effect,
+        "the mean is exact through the reservoir"
+    );
 }

@@ -5,13 +5,25 @@
 //! the tests print is reproducible.
 
 use crate::judge::{Counts, Histogram, Reservoir, Samples};
-use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::Rng;
+use rand::SeedableRng;
 
 /// Prometheus client default buckets (seconds).
-pub const PROMETHEUS_BOUNDS: [f64; 12] =
-    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, f64::INFINITY];
+pub const PROMETHEUS_BOUNDS: [f64; 12] = [
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    f64::INFINITY,
+];
 
 /// Requests per second of the whole service.
 pub const RPS: u32 = 200;
@@ -32,7 +44,13 @@ pub struct Version {
 }
 
 /// A 1–3 ms service at 0.1% errors.
-pub const HEALTHY: Version = Version { error_rate: 0.001, median: 0.0018, sigma: 0.35, scale: 1.0, shift: 0.0 };
+pub const HEALTHY: Version = Version {
+    error_rate: 0.001,
+    median: 0.0018,
+    sigma: 0.35,
+    scale: 1.0,
+    shift: 0.0,
+};
 
 /// A standard normal draw (Box–Muller).
 pub fn normal(rng: &mut StdRng) -> f64 {
@@ -101,7 +119,10 @@ pub struct Window {
 
 impl Window {
     pub fn new(keep_samples: bool) -> Self {
-        Self { canary: SideWindow::new(keep_samples), baseline: SideWindow::new(keep_samples) }
+        Self {
+            canary: SideWindow::new(keep_samples),
+            baseline: SideWindow::new(keep_samples),
+        }
     }
 
     /// A window that also keeps a reservoir of `capacity` latencies a side.
@@ -115,7 +136,13 @@ impl Window {
     }
 
     /// One second of traffic with `canary_percent` of it on the canary.
-    pub fn second(&mut self, canary: &Version, baseline: &Version, canary_percent: u32, rng: &mut StdRng) {
+    pub fn second(
+        &mut self,
+        canary: &Version,
+        baseline: &Version,
+        canary_percent: u32,
+        rng: &mut StdRng,
+    ) {
         let to_canary = RPS * canary_percent / 100;
         self.canary.serve(canary, to_canary, rng);
         self.baseline.serve(baseline, RPS - to_canary, rng);

@@ -1,9 +1,9 @@
 //! Metric verdicts and scoring, on hand-made windows.
 
 use crate::judge::{
-    judge_latency_histograms, judge_latency_samples, judge_proportion, score, Counts, Histogram, JudgeError,
-    LatencyConfig, MetricKind, MetricVerdict, MetricWeight, Method, ProportionConfig, Samples, ScoredMetric,
-    ScoringConfig, Side, Verdict,
+    judge_latency_histograms, judge_latency_samples, judge_proportion, score, Counts, Histogram,
+    JudgeError, LatencyConfig, Method, MetricKind, MetricVerdict, MetricWeight, ProportionConfig,
+    Samples, ScoredMetric, ScoringConfig, Side, Verdict,
 };
 
 const ALPHA: f64 = 0.05 / 180.0;
@@ -14,8 +14,14 @@ fn counts(bad: u64, total: u64) -> Counts {
 
 #[test]
 fn a_clearly_worse_canary_fails_with_readable_evidence() {
-    let v = judge_proportion("availability", &counts(26, 500), &counts(3, 3000), ALPHA, &ProportionConfig::default())
-        .unwrap();
+    let v = judge_proportion(
+        "availability",
+        &counts(26, 500),
+        &counts(3, 3000),
+        ALPHA,
+        &ProportionConfig::default(),
+    )
+    .unwrap();
     assert_eq!(v.verdict, Verdict::Fail);
     assert_eq!(v.method, Some(Method::FisherExact));
     assert_eq!((v.n_canary, v.n_baseline), (500, 3000));
@@ -33,7 +39,14 @@ fn a_clearly_worse_canary_fails_with_readable_evidence() {
 #[test]
 fn too_few_requests_is_inconclusive_not_pass() {
     let cfg = ProportionConfig::default();
-    let v = judge_proportion("availability", &counts(5, 49), &counts(0, 5000), ALPHA, &cfg).unwrap();
+    let v = judge_proportion(
+        "availability",
+        &counts(5, 49),
+        &counts(0, 5000),
+        ALPHA,
+        &cfg,
+    )
+    .unwrap();
     assert_eq!(v.verdict, Verdict::Inconclusive);
     assert_eq!(v.p_value, None);
     assert!(v.evidence.contains("fewer than 50"), "{}", v.evidence);
@@ -42,14 +55,38 @@ fn too_few_requests_is_inconclusive_not_pass() {
     assert_eq!((v.verdict, v.effect), (Verdict::Inconclusive, None));
     // Enough to test, clean, but too few to have seen a canary at 0.2%:
     // 3 / (0.001 + 0.001) = 1,500 requests needed.
-    let v = judge_proportion("availability", &counts(0, 800), &counts(15, 15_000), ALPHA, &cfg).unwrap();
+    let v = judge_proportion(
+        "availability",
+        &counts(0, 800),
+        &counts(15, 15_000),
+        ALPHA,
+        &cfg,
+    )
+    .unwrap();
     assert_eq!(v.verdict, Verdict::Inconclusive);
     assert!(v.evidence.contains("need 1500"), "{}", v.evidence);
-    let v = judge_proportion("availability", &counts(1, 1500), &counts(15, 15_000), ALPHA, &cfg).unwrap();
+    let v = judge_proportion(
+        "availability",
+        &counts(1, 1500),
+        &counts(15, 15_000),
+        ALPHA,
+        &cfg,
+    )
+    .unwrap();
     assert_eq!(v.verdict, Verdict::Pass, "{}", v.evidence);
     // The rule of three can be turned off.
-    let off = ProportionConfig { min_expected_bad: 0.0, ..cfg };
-    let v = judge_proportion("availability", &counts(0, 800), &counts(15, 15_000), ALPHA, &off).unwrap();
+    let off = ProportionConfig {
+        min_expected_bad: 0.0,
+        ..cfg
+    };
+    let v = judge_proportion(
+        "availability",
+        &counts(0, 800),
+        &counts(15, 15_000),
+        ALPHA,
+        &off,
+    )
+    .unwrap();
     assert_eq!(v.verdict, Verdict::Pass);
 }
 
@@ -70,16 +107,39 @@ fn a_significant_but_negligible_increase_passes() {
     assert_eq!(v.verdict, Verdict::Pass);
     assert!(v.evidence.contains("≤ 0.10 pp floor"), "{}", v.evidence);
     // With no floor the same data fails: the floor is what passed it.
-    let strict = ProportionConfig { min_effect: 0.0, ..ProportionConfig::default() };
-    let v = judge_proportion("availability", &counts(21_000, 2_000_000), &counts(20_000, 2_000_000), ALPHA, &strict)
-        .unwrap();
+    let strict = ProportionConfig {
+        min_effect: 0.0,
+        ..ProportionConfig::default()
+    };
+    let v = judge_proportion(
+        "availability",
+        &counts(21_000, 2_000_000),
+        &counts(20_000, 2_000_000),
+        ALPHA,
+        &strict,
+    )
+    .unwrap();
     assert_eq!(v.verdict, Verdict::Fail);
 }
 
 #[test]
 fn invalid_counts_are_refused() {
-    let err = judge_proportion("x", &counts(5, 4), &counts(0, 10), ALPHA, &ProportionConfig::default()).unwrap_err();
-    assert_eq!(err, JudgeError::BadAboveTotal { side: Side::Canary, bad: 5, total: 4 });
+    let err = judge_proportion(
+        "x",
+        &counts(5, 4),
+        &counts(0, 10),
+        ALPHA,
+        &ProportionConfig::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        JudgeError::BadAboveTotal {
+            side: Side::Canary,
+            bad: 5,
+            total: 4
+        }
+    );
     assert_eq!(err.to_string(), "canary counts: 5 bad out of 4");
 }
 
@@ -96,10 +156,23 @@ fn latency_from_histograms() {
     let canary = histogram(vec![0, 0, 0, 0, 60, 0], 0.052);
     let baseline = histogram(vec![900, 100, 0, 0, 0, 0], 0.002);
     let v = judge_latency_histograms("latency", &canary, &baseline, ALPHA, &cfg).unwrap();
-    assert_eq!((v.verdict, v.kind, v.method), (Verdict::Fail, MetricKind::Latency, Some(Method::MannWhitney)));
+    assert_eq!(
+        (v.verdict, v.kind, v.method),
+        (
+            Verdict::Fail,
+            MetricKind::Latency,
+            Some(Method::MannWhitney)
+        )
+    );
     assert_eq!(v.common_language, Some(1.0));
     assert!((v.effect.unwrap() - 26.0).abs() < 1e-9);
-    assert!(v.evidence.starts_with("canary mean 52.00 ms (n=60) vs baseline 2.00 ms (n=1000): ×26.000 > ×1.10 floor"), "{}", v.evidence);
+    assert!(
+        v.evidence.starts_with(
+            "canary mean 52.00 ms (n=60) vs baseline 2.00 ms (n=1000): ×26.000 > ×1.10 floor"
+        ),
+        "{}",
+        v.evidence
+    );
     // The same shape with only 40 canary requests: not tested yet.
     let few = histogram(vec![0, 0, 0, 0, 40, 0], 0.052);
     let v = judge_latency_histograms("latency", &few, &baseline, ALPHA, &cfg).unwrap();
@@ -123,12 +196,21 @@ fn latency_from_samples_checks_its_input() {
     bad.values[7] = f64::NAN;
     let err = judge_latency_samples("latency", &bad, &ok, ALPHA, &cfg).unwrap_err();
     assert_eq!(err.to_string(), "canary samples: value 7 is NaN");
-    let short = Samples { count: 3, ..ok.clone() };
+    let short = Samples {
+        count: 3,
+        ..ok.clone()
+    };
     let err = judge_latency_samples("latency", &ok, &short, ALPHA, &cfg).unwrap_err();
-    assert_eq!(err.to_string(), "baseline samples: count 3 is below the 100 values");
+    assert_eq!(
+        err.to_string(),
+        "baseline samples: count 3 is below the 100 values"
+    );
     // Identical samples: CL exactly one half, passes.
     let v = judge_latency_samples("latency", &ok, &ok, ALPHA, &cfg).unwrap();
-    assert_eq!((v.verdict, v.common_language, v.effect), (Verdict::Pass, Some(0.5), Some(1.0)));
+    assert_eq!(
+        (v.verdict, v.common_language, v.effect),
+        (Verdict::Pass, Some(0.5), Some(1.0))
+    );
 }
 
 fn metric(name: &str, verdict: Verdict, weight: f64, critical: bool) -> ScoredMetric {
@@ -157,24 +239,42 @@ fn scoring_follows_weights_thresholds_and_critical_metrics() {
     let cfg = ScoringConfig::default();
     let run = |ms: Vec<ScoredMetric>| score(ms, &cfg).unwrap();
 
-    let all_pass = run(vec![metric("errors", Pass, 1.0, false), metric("latency", Pass, 1.0, false)]);
+    let all_pass = run(vec![
+        metric("errors", Pass, 1.0, false),
+        metric("latency", Pass, 1.0, false),
+    ]);
     assert_eq!((all_pass.verdict, all_pass.score), (Pass, Some(100.0)));
     // 19 of 20 by weight: 95, passes.
-    let j = run(vec![metric("errors", Pass, 19.0, false), metric("latency", Fail, 1.0, false)]);
+    let j = run(vec![
+        metric("errors", Pass, 19.0, false),
+        metric("latency", Fail, 1.0, false),
+    ]);
     assert_eq!((j.verdict, j.score), (Pass, Some(95.0)));
     assert_eq!(j.evidence, "score 95 ≥ 95 pass; failed: latency");
     // 4 of 5: marginal.
-    let j = run(vec![metric("errors", Pass, 4.0, false), metric("latency", Fail, 1.0, false)]);
+    let j = run(vec![
+        metric("errors", Pass, 4.0, false),
+        metric("latency", Fail, 1.0, false),
+    ]);
     assert_eq!((j.verdict, j.score), (Inconclusive, Some(80.0)));
     // 1 of 2: fails.
-    let j = run(vec![metric("errors", Pass, 1.0, false), metric("latency", Fail, 1.0, false)]);
+    let j = run(vec![
+        metric("errors", Pass, 1.0, false),
+        metric("latency", Fail, 1.0, false),
+    ]);
     assert_eq!((j.verdict, j.score), (Fail, Some(50.0)));
     // A critical failure fails whatever the score.
-    let j = run(vec![metric("errors", Pass, 99.0, false), metric("accuracy", Fail, 1.0, true)]);
+    let j = run(vec![
+        metric("errors", Pass, 99.0, false),
+        metric("accuracy", Fail, 1.0, true),
+    ]);
     assert_eq!((j.verdict, j.score), (Fail, None));
     assert_eq!(j.evidence, "critical metric failed: accuracy");
     // Not enough samples on one metric: not scored yet.
-    let j = run(vec![metric("errors", Inconclusive, 1.0, false), metric("latency", Pass, 1.0, false)]);
+    let j = run(vec![
+        metric("errors", Inconclusive, 1.0, false),
+        metric("latency", Pass, 1.0, false),
+    ]);
     assert_eq!((j.verdict, j.score), (Inconclusive, None));
     // ... unless the score is already sure to be below marginal.
     let j = run(vec![
@@ -187,7 +287,10 @@ fn scoring_follows_weights_thresholds_and_critical_metrics() {
 
     assert_eq!(score(vec![], &cfg).unwrap_err(), JudgeError::NoMetrics);
     let err = score(vec![metric("errors", Pass, 0.0, false)], &cfg).unwrap_err();
-    assert_eq!(err.to_string(), "metric errors: weight = 0: must be a finite number > 0");
+    assert_eq!(
+        err.to_string(),
+        "metric errors: weight = 0: must be a finite number > 0"
+    );
 
     let json = serde_json::to_value(&all_pass).unwrap();
     assert_eq!(json["metrics"][0]["name"], "errors");
