@@ -43,7 +43,7 @@
 //!   work the same way with the accuracy drop you accept.
 //! - **latency** (`latency.min_effect`, relative; default 0.10): the
 //!   slowdown of the mean you accept in a release. 0.10 lets a 1–5%
-//!   slowdown through and stops +10% or worse, once significant. To hold
+//!   slowdown through and stops anything beyond +10%, once significant. To hold
 //!   a latency SLO instead ("99% under 300 ms"), judge the requests above
 //!   the threshold as a proportion (`Histogram::count_above`) and set
 //!   that floor like an error floor.
@@ -56,6 +56,15 @@
 //! floor), the point where a canary as bad as the floor would have shown
 //! its errors. A smaller floor costs proportionally more traffic. Failing
 //! needs no such wait: a canary at 5% errors fails within seconds.
+//!
+//! # Histogram resolution
+//!
+//! A histogram only sees a shift that moves observations across bucket
+//! bounds. Prometheus's default buckets start at 5 ms: a 2 ms service sits
+//! almost entirely in the first bucket, so a +50 ms regression is obvious
+//! but a +20% one shows only in the tail and takes minutes to prove.
+//! Give fast services bounds around their typical latency, or judge exact
+//! samples from a [`Reservoir`].
 
 pub mod config;
 mod format;
