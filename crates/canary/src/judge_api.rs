@@ -45,8 +45,8 @@ pub struct JudgeQuery {
 pub struct JudgeAnswer {
     /// `pass`, `fail` or `inconclusive`.
     verdict: &'static str,
-    /// Kayenta's score, 0 to 100 (0 while a side lacks samples).
-    score: f64,
+    /// Kayenta's score, 0 to 100 (none while a side lacks samples).
+    score: Option<f64>,
     /// Why, when the SLO guard failed it.
     guard: Option<String>,
     /// Each SLO's verdict, p-value, effect, samples and evidence.

@@ -66,7 +66,8 @@ pub struct MetricEvidence {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Overall {
     pub verdict: Verdict,
-    pub score: f64,
+    /// 0 to 100; none while a metric still lacks samples.
+    pub score: Option<f64>,
 }
 
 /// What one look found.
@@ -207,7 +208,7 @@ pub fn judge(
         metrics,
         overall: Overall {
             verdict: result.verdict,
-            score: result.score.unwrap_or(0.0),
+            score: result.score,
         },
         guard,
     })

@@ -30,7 +30,11 @@ fn judged(verdict: Verdict, guard: Option<&str>) -> Judgement {
         metrics: Vec::new(),
         overall: Overall {
             verdict,
-            score: if verdict == Verdict::Pass { 100.0 } else { 0.0 },
+            score: match verdict {
+                Verdict::Pass => Some(100.0),
+                Verdict::Fail => Some(0.0),
+                Verdict::Inconclusive => None,
+            },
         },
         guard: guard.map(str::to_string),
     }
