@@ -14,7 +14,7 @@
 use crate::controller::{Controller, ControllerError, Decision, RunState};
 use crate::judge_api::{self, JudgeQuery};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Json, Router};
 use kit::Problem;

@@ -76,6 +76,35 @@ pub trait TrafficSplits: Send + Sync {
     /// why, and is logged and kept with the split. Returns the split now in
     /// force.
     async fn set(&self, name: &str, percent: f64, reason: &str) -> Result<SplitState, SplitError>;
+
+    /// Chooses the two sides a split is between, where they are not
+    /// configuration: a model's baseline and canary versions. Keeps the
+    /// canary's share when the sides are already these, else starts it at
+    /// 0. The default (sides fixed by configuration, as a route's pools)
+    /// only checks that they are the ones asked for.
+    async fn set_sides(
+        &self,
+        name: &str,
+        baseline: &str,
+        canary: &str,
+    ) -> Result<SplitState, SplitError> {
+        let state = self.get(name).await?;
+        if state.baseline == baseline && state.canary == canary {
+            Ok(state)
+        } else {
+            Err(SplitError::NoCanary(format!(
+                "{name} splits {} and {}, not {baseline} and {canary}",
+                state.baseline, state.canary
+            )))
+        }
+    }
+
+    /// Makes the canary the baseline. The default sends all traffic to
+    /// the canary side (a route's canary pool); a model makes its canary
+    /// version the default one.
+    async fn promote(&self, name: &str, reason: &str) -> Result<SplitState, SplitError> {
+        self.set(name, 100.0, reason).await
+    }
 }
 
 /// The splittable things of this process, by kind (`"gateway"`, later
@@ -83,6 +112,7 @@ pub trait TrafficSplits: Send + Sync {
 #[derive(Clone, Default)]
 pub struct SplitRegistry {
     kinds: Arc<RwLock<BTreeMap<&'static str, Arc<dyn TrafficSplits>>>>,
+    registered: Arc<tokio::sync::Notify>,
 }
 
 impl SplitRegistry {
@@ -96,6 +126,19 @@ impl SplitRegistry {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(kind, splits);
+        self.registered.notify_waiters();
+    }
+
+    /// Returns once at least one kind is registered (a controller that
+    /// starts before the modules it steps waits for them with this).
+    pub async fn wait_for_any(&self) {
+        loop {
+            let registered = self.registered.notified();
+            if !self.kinds().is_empty() {
+                return;
+            }
+            registered.await;
+        }
     }
 
     /// Removes `kind` (its module stopped).

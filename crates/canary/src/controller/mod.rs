@@ -26,7 +26,7 @@ mod run;
 mod tests;
 
 pub use decide::{apply, decide, Look};
-pub use run::{Controller, ControllerError, RunHandle, TargetFactory};
+pub use run::{Controller, ControllerError, RunHandle, SourceFactory, TargetFactory};
 
 use crate::spec::CanaryPlan;
 use judging::Judgement;

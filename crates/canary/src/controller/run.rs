@@ -340,30 +340,42 @@ impl Controller {
             .get(&run.state.id)
             .cloned();
         let mut decisions = self.subscribe();
-        match handle {
-            Some(handle) if handle.commands.send(command).await.is_ok() => {
-                // Wait for the driver to carry it out and record it.
-                loop {
-                    match decisions.recv().await {
-                        Ok((rid, d)) if rid == run.state.id && !matches!(d.action, Action::Hold | Action::Advance { .. }) => break,
-                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(broadcast::error::RecvError::Closed) => break,
+        let undelivered = match handle {
+            Some(handle) => match handle.commands.send(command).await {
+                Ok(()) => {
+                    // Wait for the driver to carry it out and record it.
+                    loop {
+                        match decisions.recv().await {
+                            Ok((rid, d))
+                                if rid == run.state.id
+                                    && !matches!(d.action, Action::Hold | Action::Advance { .. }) =>
+                            {
+                                break
+                            }
+                            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(broadcast::error::RecvError::Closed) => break,
+                        }
                     }
+                    None
                 }
-            }
-            _ => {
-                // No driver here (it died, or runs nowhere): act directly.
-                let plan = spec::compile(&run.spec, &self.inner.slos)?;
-                let target = (self.inner.targets)(&plan)?;
-                let mut state = run.state.clone();
-                match command {
-                    Command::Abort { by } => {
-                        self.finish_elsewhere(&mut state, Some(&*target), Phase::Aborted, format!("aborted by {by}")).await?
-                    }
-                    Command::Promote { by } => {
-                        target.promote(&format!("promoted by {by}")).await?;
-                        self.finish_elsewhere(&mut state, None, Phase::Promoted, format!("promoted by {by} (manual override)")).await?
-                    }
+                Err(mpsc::error::SendError(command)) => Some(command),
+            },
+            None => Some(command),
+        };
+        if let Some(command) = undelivered {
+            // No driver here (it died, or runs nowhere): act directly.
+            let plan = spec::compile(&run.spec, &self.inner.slos)?;
+            let target = (self.inner.targets)(&plan)?;
+            let mut state = run.state.clone();
+            match command {
+                Command::Abort { by } => {
+                    self.finish_elsewhere(&mut state, Some(&*target), Phase::Aborted, format!("aborted by {by}"))
+                        .await?
+                }
+                Command::Promote { by } => {
+                    target.promote(&format!("promoted by {by}")).await?;
+                    self.finish_elsewhere(&mut state, None, Phase::Promoted, format!("promoted by {by} (manual override)"))
+                        .await?
                 }
             }
         }
