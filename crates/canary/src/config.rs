@@ -63,13 +63,18 @@ impl CanaryConfig {
             }
         }
         if self.watch_interval < Duration::from_secs(1) {
-            return Err(ConfigError::invalid("canary.watch_interval", "must be at least 1s"));
+            return Err(ConfigError::invalid(
+                "canary.watch_interval",
+                "must be at least 1s",
+            ));
         }
         self.database.validate("canary.database")
     }
 
     /// The Prometheus URL, parsed (validated already).
     pub fn prometheus(&self) -> Option<url::Url> {
-        self.prometheus_url.as_deref().and_then(|u| url::Url::parse(u).ok())
+        self.prometheus_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
     }
 }

@@ -57,35 +57,50 @@ fn problem(error: ControllerError) -> Problem {
             "The canary spec is invalid",
         )
         .with_invalid_param(
-            if e.path.is_empty() { "spec".to_string() } else { e.path.clone() },
+            if e.path.is_empty() {
+                "spec".to_string()
+            } else {
+                e.path.clone()
+            },
             format!("line {}: {}", e.line, e.message),
         )
         .with_detail(e.to_string()),
-        ControllerError::Target(e) if e.is_transient() => {
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "target-unreachable", "The target could not be reached")
-                .with_detail(e.to_string())
-                .with_retry_after(1)
-        }
-        ControllerError::Target(e) => {
-            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown-target", "The target cannot be canaried")
-                .with_detail(e.to_string())
-        }
-        ControllerError::Metrics(e) => {
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "metrics-unreadable", "The metrics cannot be read")
-                .with_detail(e)
-                .with_retry_after(5)
-        }
-        e @ ControllerError::AlreadyRunning(_) => {
-            Problem::new(StatusCode::CONFLICT, "canary-running", "A canary already runs on this target")
-                .with_detail(e.to_string())
-        }
+        ControllerError::Target(e) if e.is_transient() => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "target-unreachable",
+            "The target could not be reached",
+        )
+        .with_detail(e.to_string())
+        .with_retry_after(1),
+        ControllerError::Target(e) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown-target",
+            "The target cannot be canaried",
+        )
+        .with_detail(e.to_string()),
+        ControllerError::Metrics(e) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics-unreadable",
+            "The metrics cannot be read",
+        )
+        .with_detail(e)
+        .with_retry_after(5),
+        e @ ControllerError::AlreadyRunning(_) => Problem::new(
+            StatusCode::CONFLICT,
+            "canary-running",
+            "A canary already runs on this target",
+        )
+        .with_detail(e.to_string()),
         e @ ControllerError::NotFound(_) => {
-            Problem::new(StatusCode::NOT_FOUND, "not-found", "No such canary run").with_detail(e.to_string())
-        }
-        e @ ControllerError::Finished { .. } => {
-            Problem::new(StatusCode::CONFLICT, "canary-finished", "The run already finished")
+            Problem::new(StatusCode::NOT_FOUND, "not-found", "No such canary run")
                 .with_detail(e.to_string())
         }
+        e @ ControllerError::Finished { .. } => Problem::new(
+            StatusCode::CONFLICT,
+            "canary-finished",
+            "The run already finished",
+        )
+        .with_detail(e.to_string()),
         ControllerError::Store(e) => e.to_problem("the canary database"),
     }
 }
@@ -118,14 +133,20 @@ struct Numbered {
         (status = 422, description = "The spec is invalid (`/problems/invalid-canary-spec`, with the line and field) or names a target that cannot be canaried (`/problems/unknown-target`).", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The target or the metrics cannot be reached (`/problems/target-unreachable`, `/problems/metrics-unreadable`).", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn start_run(State(controller): State<Controller>, body: Bytes) -> Result<(StatusCode, Json<RunState>), Problem> {
+async fn start_run(
+    State(controller): State<Controller>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<RunState>), Problem> {
     if body.len() > MAX_SPEC_BYTES {
-        return Err(Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "The spec is too large")
-            .with_detail(format!("at most {MAX_SPEC_BYTES} bytes")));
+        return Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "The spec is too large",
+        )
+        .with_detail(format!("at most {MAX_SPEC_BYTES} bytes")));
     }
-    let text = std::str::from_utf8(&body).map_err(|_| {
-        Problem::invalid_field("spec", "is not UTF-8 text")
-    })?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| Problem::invalid_field("spec", "is not UTF-8 text"))?;
     let state = controller.start(text).await.map_err(problem)?;
     Ok((StatusCode::CREATED, Json(state)))
 }
@@ -246,7 +267,11 @@ async fn promote_run(
 ) -> Result<Json<RunState>, Problem> {
     let by = who(&body);
     tracing::warn!(run = %id, by = %by, "manual canary promotion requested");
-    controller.promote(&id, &by).await.map(Json).map_err(problem)
+    controller
+        .promote(&id, &by)
+        .await
+        .map(Json)
+        .map_err(problem)
 }
 
 /// Judge a canary against its baseline over the last `window`, without a

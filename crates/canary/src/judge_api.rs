@@ -57,8 +57,12 @@ pub struct JudgeAnswer {
 }
 
 fn bad(name: &str, reason: impl Into<String>) -> Problem {
-    Problem::new(StatusCode::BAD_REQUEST, "invalid-query", "A query parameter is invalid")
-        .with_invalid_param(name, reason)
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "invalid-query",
+        "A query parameter is invalid",
+    )
+    .with_invalid_param(name, reason)
 }
 
 fn side_name(name: &str, value: &str) -> Result<String, Problem> {
@@ -106,12 +110,24 @@ pub async fn answer(controller: &Controller, query: JudgeQuery) -> Result<JudgeA
             .ok_or_else(|| bad("window", "must be a duration from 1s to 7d, e.g. 5m"))?,
     };
     let mut metrics = Vec::new();
-    for id in query.slo.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for id in query
+        .slo
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         let metric = spec::metric_for(id, None, controller.slos()).map_err(|(_, message)| {
-            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown-slo", "An SLO cannot be judged")
-                .with_invalid_param("slo", message)
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown-slo",
+                "An SLO cannot be judged",
+            )
+            .with_invalid_param("slo", message)
         })?;
-        if metrics.iter().all(|m: &spec::MetricPlan| m.slo != metric.slo) {
+        if metrics
+            .iter()
+            .all(|m: &spec::MetricPlan| m.slo != metric.slo)
+        {
             metrics.push(metric);
         }
     }
@@ -143,8 +159,12 @@ pub async fn answer(controller: &Controller, query: JudgeQuery) -> Result<JudgeA
         percent: 0.0,
     };
     let queries = judging::queries(&plan, &split).map_err(|e| {
-        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown-slo", "An SLO cannot be judged on this target")
-            .with_detail(e.to_string())
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown-slo",
+            "An SLO cannot be judged on this target",
+        )
+        .with_detail(e.to_string())
     })?;
     let source = controller.source_for(&plan);
     let now = SystemTime::now();
@@ -157,13 +177,21 @@ pub async fn answer(controller: &Controller, query: JudgeQuery) -> Result<JudgeA
         .read(&queries.flat(), since, now)
         .await
         .map_err(|e| {
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "metrics-unreadable", "The metrics cannot be read")
-                .with_detail(e.to_string())
-                .with_retry_after(5)
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "metrics-unreadable",
+                "The metrics cannot be read",
+            )
+            .with_detail(e.to_string())
+            .with_retry_after(5)
         })?;
     let judgement = judging::judge(&plan, &queries, &readings, 1).map_err(|e| {
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "metrics-unreadable", "The metrics cannot be judged")
-            .with_detail(e)
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics-unreadable",
+            "The metrics cannot be judged",
+        )
+        .with_detail(e)
     })?;
     let verdict = if judgement.guard.is_some() {
         "fail"

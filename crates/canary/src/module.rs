@@ -64,7 +64,11 @@ pub fn targets(registry: SplitRegistry) -> TargetFactory {
                 admin_key_env,
             } => {
                 let base = url::Url::parse(url).map_err(|_| bad_url(url))?;
-                Arc::new(HttpGateway::new(base, route, admin_key(admin_key_env.as_deref()))?)
+                Arc::new(HttpGateway::new(
+                    base,
+                    route,
+                    admin_key(admin_key_env.as_deref()),
+                )?)
             }
             TargetSection::Inference {
                 model,
@@ -91,10 +95,12 @@ pub fn targets(registry: SplitRegistry) -> TargetFactory {
 /// configured one, else this process's registry.
 pub fn sources(default: Option<url::Url>) -> crate::controller::SourceFactory {
     let local: Arc<dyn MetricsSource> = Arc::new(InProcess::default());
-    Arc::new(move |plan| match plan.prometheus.clone().or_else(|| default.clone()) {
-        Some(url) => Arc::new(Prometheus::new(url)) as Arc<dyn MetricsSource>,
-        None => local.clone(),
-    })
+    Arc::new(
+        move |plan| match plan.prometheus.clone().or_else(|| default.clone()) {
+            Some(url) => Arc::new(Prometheus::new(url)) as Arc<dyn MetricsSource>,
+            None => local.clone(),
+        },
+    )
 }
 
 /// Loads the SLO specs metrics are resolved against: `path` (a file or a
@@ -122,8 +128,8 @@ impl Module for CanaryModule {
     type Config = CanaryConfig;
 
     async fn start(config: CanaryConfig, context: Context) -> Result<Self, StartError> {
-        let slos = load_slos(config.slo_specs.as_deref())
-            .map_err(|e| format!("canary.slo_specs: {e}"))?;
+        let slos =
+            load_slos(config.slo_specs.as_deref()).map_err(|e| format!("canary.slo_specs: {e}"))?;
         let url = context
             .database_url
             .ok_or("the canary controller needs a database")?;
@@ -147,7 +153,10 @@ impl Module for CanaryModule {
                 // The in-process modules start after this one: give them
                 // time to register before deciding a target is gone.
                 let _ = tokio::time::timeout(RESUME_WAIT, registry.wait_for_any()).await;
-                let resumed = resumer.resume_unfinished().await.map_err(|e| e.to_string())?;
+                let resumed = resumer
+                    .resume_unfinished()
+                    .await
+                    .map_err(|e| e.to_string())?;
                 if !resumed.is_empty() {
                     tracing::warn!(runs = resumed.len(), "picked up unfinished canary runs");
                 }

@@ -88,7 +88,10 @@ impl RunStore {
             };
         }
         let result = match &self.pool {
-            Pool::Sqlite(p) => bound!(sqlx::query(&sqlite(SQL))).execute(p).await.map(|_| ()),
+            Pool::Sqlite(p) => bound!(sqlx::query(&sqlite(SQL)))
+                .execute(p)
+                .await
+                .map(|_| ()),
             Pool::Postgres(p) => bound!(sqlx::query(SQL)).execute(p).await.map(|_| ()),
         };
         result.map_err(|e| StoreError::conflict_if_unique(e, what))
@@ -96,7 +99,11 @@ impl RunStore {
 
     /// Saves `state` and, in the same transaction, the decision that
     /// produced it (its sequence number is the run's look count).
-    pub async fn save(&self, state: &RunState, decision: Option<&Decision>) -> Result<(), StoreError> {
+    pub async fn save(
+        &self,
+        state: &RunState,
+        decision: Option<&Decision>,
+    ) -> Result<(), StoreError> {
         const UPDATE: &str = "UPDATE canary_runs SET phase = $1, state = $2, active_target = $3, updated_at = $4 WHERE id = $5";
         const DECIDED: &str = "INSERT INTO canary_decisions (run_id, seq, at, decision) VALUES ($1, $2, $3, $4) ON CONFLICT (run_id, seq) DO NOTHING";
         let document = serde_json::to_string(state).map_err(corrupt)?;
@@ -238,7 +245,12 @@ impl RunStore {
     pub async fn has_spec(&self, spec: &str) -> Result<bool, StoreError> {
         const SQL: &str = "SELECT COUNT(*) FROM canary_runs WHERE spec = $1";
         let count: i64 = match &self.pool {
-            Pool::Sqlite(p) => sqlx::query_scalar(&sqlite(SQL)).bind(spec).fetch_one(p).await?,
+            Pool::Sqlite(p) => {
+                sqlx::query_scalar(&sqlite(SQL))
+                    .bind(spec)
+                    .fetch_one(p)
+                    .await?
+            }
             Pool::Postgres(p) => sqlx::query_scalar(SQL).bind(spec).fetch_one(p).await?,
         };
         Ok(count > 0)
@@ -258,7 +270,10 @@ impl RunStore {
                 sqlx::query(ORPHANS).execute(p).await?;
             }
             Pool::Postgres(p) => {
-                sqlx::query(RUNS).bind(FINISHED_RUNS_KEPT).execute(p).await?;
+                sqlx::query(RUNS)
+                    .bind(FINISHED_RUNS_KEPT)
+                    .execute(p)
+                    .await?;
                 sqlx::query(ORPHANS).execute(p).await?;
             }
         }

@@ -13,7 +13,12 @@ use tokio_util::sync::CancellationToken;
 const MAX_SPEC_BYTES: u64 = 64 * 1024;
 
 /// Watches `dir` until `stop`.
-pub async fn run(controller: Controller, dir: PathBuf, interval: Duration, stop: CancellationToken) {
+pub async fn run(
+    controller: Controller,
+    dir: PathBuf,
+    interval: Duration,
+    stop: CancellationToken,
+) {
     // Texts that failed to start, so a bad spec is reported once, not at
     // every read; fixing the file changes its text and tries again.
     let mut refused: HashSet<String> = HashSet::new();
@@ -38,9 +43,7 @@ pub async fn scan(controller: &Controller, dir: &Path, refused: &mut HashSet<Str
     let mut files = Vec::new();
     while let Ok(Some(entry)) = entries.next_entry().await {
         let path = entry.path();
-        let yaml = path
-            .extension()
-            .is_some_and(|e| e == "yaml" || e == "yml");
+        let yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
         let small = entry
             .metadata()
             .await

@@ -106,7 +106,12 @@ impl App {
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.client.get(format!("{}{path}", self.url)).send().await.unwrap();
+        let r = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -121,7 +126,9 @@ async fn a_run_starts_at_its_first_weight_and_a_second_is_refused() {
     assert_eq!(run["weight"], 5.0);
     assert_eq!(app.route.0.lock().unwrap().percent, 5.0);
 
-    let (status, body) = app.post("/canary/v1/runs", &SPEC.replace("links-v2", "links-v3")).await;
+    let (status, body) = app
+        .post("/canary/v1/runs", &SPEC.replace("links-v2", "links-v3"))
+        .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["type"], "/problems/canary-running");
 
@@ -129,11 +136,19 @@ async fn a_run_starts_at_its_first_weight_and_a_second_is_refused() {
     assert_eq!(status, 200, "{detail}");
     assert_eq!(detail["run"]["phase"], "running");
 
-    let (status, aborted) = app.post("/canary/v1/runs/gateway%2Flinks/abort", r#"{"by": "alice"}"#).await;
+    let (status, aborted) = app
+        .post(
+            "/canary/v1/runs/gateway%2Flinks/abort",
+            r#"{"by": "alice"}"#,
+        )
+        .await;
     assert_eq!(status, 200, "{aborted}");
     assert_eq!(aborted["phase"], "aborted");
     assert_eq!(aborted["weight"], 0.0);
-    assert!(aborted["reason"].as_str().unwrap().contains("alice"), "{aborted}");
+    assert!(
+        aborted["reason"].as_str().unwrap().contains("alice"),
+        "{aborted}"
+    );
     assert_eq!(app.route.0.lock().unwrap().percent, 0.0);
 
     let id = run["id"].as_str().unwrap();
@@ -142,7 +157,9 @@ async fn a_run_starts_at_its_first_weight_and_a_second_is_refused() {
     assert_eq!(body["type"], "/problems/canary-finished");
 
     // The target is free again.
-    let (status, body) = app.post("/canary/v1/runs", &SPEC.replace("links-v2", "links-v4")).await;
+    let (status, body) = app
+        .post("/canary/v1/runs", &SPEC.replace("links-v2", "links-v4"))
+        .await;
     assert_eq!(status, 201, "{body}");
 }
 
@@ -150,10 +167,26 @@ async fn a_run_starts_at_its_first_weight_and_a_second_is_refused() {
 async fn bad_specs_and_targets_are_refused_naming_what_is_wrong() {
     let app = spawn_app().await;
     let cases = [
-        (SPEC.replace("weight: 50", "weight: 4"), 422, "steps[1].weight"),
-        (SPEC.replace("weight: 50", "weight: 150"), 422, "steps[1].weight"),
-        (SPEC.replace("dwell: 1m}\nmetrics", "dwell: 0s}\nmetrics"), 422, "steps[1].dwell"),
-        (SPEC.replace("gateway-availability", "gateway-joy"), 422, "metrics[0].slo"),
+        (
+            SPEC.replace("weight: 50", "weight: 4"),
+            422,
+            "steps[1].weight",
+        ),
+        (
+            SPEC.replace("weight: 50", "weight: 150"),
+            422,
+            "steps[1].weight",
+        ),
+        (
+            SPEC.replace("dwell: 1m}\nmetrics", "dwell: 0s}\nmetrics"),
+            422,
+            "steps[1].dwell",
+        ),
+        (
+            SPEC.replace("gateway-availability", "gateway-joy"),
+            422,
+            "metrics[0].slo",
+        ),
         (SPEC.replace("  gateway:\n", "  mesh:\n"), 422, "target"),
     ];
     for (spec, status, field) in cases {
@@ -165,12 +198,23 @@ async fn bad_specs_and_targets_are_refused_naming_what_is_wrong() {
             .flatten()
             .filter_map(|p| p["name"].as_str())
             .collect();
-        assert!(names.iter().any(|n| n.starts_with(field)), "{field}: {body}");
+        assert!(
+            names.iter().any(|n| n.starts_with(field)),
+            "{field}: {body}"
+        );
     }
-    let (status, body) = app.post("/canary/v1/runs", &SPEC.replace("route: links", "route: nowhere")).await;
+    let (status, body) = app
+        .post(
+            "/canary/v1/runs",
+            &SPEC.replace("route: links", "route: nowhere"),
+        )
+        .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["type"], "/problems/unknown-target");
-    assert!(body["detail"].as_str().unwrap().contains("nowhere"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("nowhere"),
+        "{body}"
+    );
     assert_eq!(app.route.0.lock().unwrap().percent, 0.0, "nothing moved");
 }
 
@@ -184,7 +228,11 @@ async fn a_prometheus_that_is_down_keeps_the_canary_from_starting() {
     let (status, body) = app.post("/canary/v1/runs", &spec).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["type"], "/problems/metrics-unreadable");
-    assert_eq!(app.route.0.lock().unwrap().percent, 0.0, "never moved, never promoted");
+    assert_eq!(
+        app.route.0.lock().unwrap().percent,
+        0.0,
+        "never moved, never promoted"
+    );
     let (_, runs) = app.get("/canary/v1/runs").await;
     assert_eq!(runs, serde_json::json!([]));
 }
@@ -197,12 +245,27 @@ async fn the_judge_endpoint_checks_its_parameters() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["verdict"], "inconclusive", "no traffic yet: {body}");
     for (query, status) in [
-        ("target=mesh/x&baseline=a&canary=b&slo=gateway-availability", 400),
+        (
+            "target=mesh/x&baseline=a&canary=b&slo=gateway-availability",
+            400,
+        ),
         ("target=gateway/links&baseline=a&canary=b&slo=nope", 422),
-        ("target=gateway/links&baseline=a%20b&canary=b&slo=gateway-availability", 400),
-        ("target=gateway/links&baseline=a&canary=b&slo=gateway-availability&window=0s", 400),
-        ("target=inference/digits&baseline=one&canary=2&slo=inference-accuracy", 400),
-        ("target=gateway/links&baseline=a&canary=b&slo=inference-accuracy", 422),
+        (
+            "target=gateway/links&baseline=a%20b&canary=b&slo=gateway-availability",
+            400,
+        ),
+        (
+            "target=gateway/links&baseline=a&canary=b&slo=gateway-availability&window=0s",
+            400,
+        ),
+        (
+            "target=inference/digits&baseline=one&canary=2&slo=inference-accuracy",
+            400,
+        ),
+        (
+            "target=gateway/links&baseline=a&canary=b&slo=inference-accuracy",
+            422,
+        ),
         ("target=gateway/links&baseline=a&canary=b", 400),
     ] {
         let (got, body) = app.get(&format!("/canary/v1/judge?{query}")).await;

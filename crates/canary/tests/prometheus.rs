@@ -6,7 +6,9 @@ use axum::extract::Query;
 use axum::routing::get;
 use axum::{Json, Router};
 use canary::judge::Counts;
-use canary::metrics::{Counter, Matcher, MetricsError, MetricsSource, Prometheus, Query as Q, Reading};
+use canary::metrics::{
+    Counter, Matcher, MetricsError, MetricsSource, Prometheus, Query as Q, Reading,
+};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -47,21 +49,38 @@ async fn serve(seen: Arc<Mutex<Vec<String>>>) -> url::Url {
 async fn increases_over_the_window_are_read_and_rounded() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let source = Prometheus::new(serve(seen.clone()).await);
-    let base = vec![Matcher::eq("gateway_route", "links"), Matcher::eq("gateway_pool", "canary")];
+    let base = vec![
+        Matcher::eq("gateway_route", "links"),
+        Matcher::eq("gateway_pool", "canary"),
+    ];
     let mut bad = base.clone();
-    bad.push(Matcher::Prefix("http_response_status_code".into(), "5".into()));
+    bad.push(Matcher::Prefix(
+        "http_response_status_code".into(),
+        "5".into(),
+    ));
     let queries = vec![
         Q::Proportion {
             bad: vec![Counter::new("gateway_request_duration_seconds_count", bad)],
-            total: vec![Counter::new("gateway_request_duration_seconds_count", base.clone())],
+            total: vec![Counter::new(
+                "gateway_request_duration_seconds_count",
+                base.clone(),
+            )],
         },
-        Q::Histogram { name: "gateway_request_duration_seconds".into(), matchers: base },
+        Q::Histogram {
+            name: "gateway_request_duration_seconds".into(),
+            matchers: base,
+        },
     ];
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_090);
     let since = now - Duration::from_secs(90);
     let readings = source.read(&queries, since, now).await.unwrap();
-    assert_eq!(readings[0], Reading::Proportion(Counts { bad: 2, total: 100 }));
-    let Reading::Histogram(h) = &readings[1] else { panic!("{readings:?}") };
+    assert_eq!(
+        readings[0],
+        Reading::Proportion(Counts { bad: 2, total: 100 })
+    );
+    let Reading::Histogram(h) = &readings[1] else {
+        panic!("{readings:?}")
+    };
     assert_eq!(h.count(), 10);
     assert_eq!(h.counts(), &[8, 1, 1]);
     let seen = seen.lock().unwrap().clone();
@@ -69,7 +88,10 @@ async fn increases_over_the_window_are_read_and_rounded() {
         seen.iter().any(|q| q.starts_with("sum(increase(gateway_request_duration_seconds_count{gateway_route=\"links\",gateway_pool=\"canary\",http_response_status_code=~\"5.*\"}[90s]))")),
         "{seen:#?}"
     );
-    assert!(seen.iter().all(|q| q.ends_with("@1700000090.000")), "{seen:#?}");
+    assert!(
+        seen.iter().all(|q| q.ends_with("@1700000090.000")),
+        "{seen:#?}"
+    );
 }
 
 #[tokio::test]
@@ -78,8 +100,14 @@ async fn a_prometheus_that_is_down_is_an_error() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let source = Prometheus::new(url::Url::parse(&format!("http://{addr}/")).unwrap());
-    let q = vec![Q::Proportion { bad: vec![], total: vec![Counter::new("x", vec![])] }];
+    let q = vec![Q::Proportion {
+        bad: vec![],
+        total: vec![Counter::new("x", vec![])],
+    }];
     let now = SystemTime::now();
-    let e = source.read(&q, now - Duration::from_secs(60), now).await.unwrap_err();
+    let e = source
+        .read(&q, now - Duration::from_secs(60), now)
+        .await
+        .unwrap_err();
     assert!(matches!(e, MetricsError::Unreachable { .. }), "{e}");
 }

@@ -28,7 +28,10 @@ async fn conformance(store: RunStore) {
     store.insert(&a, "spec-a").await.unwrap();
     let twice = store.insert(&state("b", "gateway/links"), "spec-b").await;
     assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
-    store.insert(&state("c", "inference/digits"), "spec-c").await.unwrap();
+    store
+        .insert(&state("c", "inference/digits"), "spec-c")
+        .await
+        .unwrap();
     assert!(store.has_spec("spec-a").await.unwrap());
     assert!(!store.has_spec("spec-b").await.unwrap());
 
@@ -67,7 +70,10 @@ async fn conformance(store: RunStore) {
     a.weight = 0.0;
     a.looks = 2;
     store.save(&a, None).await.unwrap();
-    store.insert(&state("d", "gateway/links"), "spec-d").await.unwrap();
+    store
+        .insert(&state("d", "gateway/links"), "spec-d")
+        .await
+        .unwrap();
     assert_eq!(store.list(false, 10).await.unwrap().len(), 3);
     assert!(store.get("nope").await.unwrap().is_none());
 }
@@ -76,11 +82,21 @@ async fn conformance(store: RunStore) {
 async fn sqlite_keeps_one_unfinished_run_per_target() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("canary.db").display());
-    conformance(RunStore::connect(&url, &PoolConfig::default()).await.unwrap()).await;
+    conformance(
+        RunStore::connect(&url, &PoolConfig::default())
+            .await
+            .unwrap(),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn postgres_keeps_one_unfinished_run_per_target() {
     let url = testkit::postgres().create_database();
-    conformance(RunStore::connect(&url, &PoolConfig::default()).await.unwrap()).await;
+    conformance(
+        RunStore::connect(&url, &PoolConfig::default())
+            .await
+            .unwrap(),
+    )
+    .await;
 }

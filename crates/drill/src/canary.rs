@@ -131,6 +131,8 @@ pub struct Row {
     pub verdict: &'static str,
     /// Bad canaries: first bad answer to weight 0. Others: start to promotion.
     pub seconds_to_decision: f64,
+    /// From the canary's start to its decision.
+    pub seconds_from_start: f64,
     /// Requests the bad version slowed or failed.
     pub requests_affected: u64,
     /// Requests the canary pool served.
@@ -226,9 +228,12 @@ async fn stage(drill: &CanaryDrill, scenario: Scenario, seed: u64) -> Result<Sta
         ..GatewayConfig::default()
     };
     let limiter = Arc::new(ratelimit::LocalLimiter::new(clock.clone()));
-    let gateway = Gateway::build(config, pools, None, limiter, clock).map_err(setup)?;
+    let gateway = Gateway::build(config, pools, None, None, limiter, clock).map_err(setup)?;
     let registry = SplitRegistry::default();
-    registry.register("gateway", Arc::new(gateway.clone()) as Arc<dyn TrafficSplits>);
+    registry.register(
+        "gateway",
+        Arc::new(gateway.clone()) as Arc<dyn TrafficSplits>,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(setup)?;
@@ -260,7 +265,9 @@ async fn create_link(app: &axum::Router) -> Result<String, DrillError> {
     use tower::ServiceExt;
     let request = http::Request::post("/api/v1/links")
         .header("content-type", "application/json")
-        .body(axum::body::Body::from(r#"{"url":"https://example.com/drill"}"#))
+        .body(axum::body::Body::from(
+            r#"{"url":"https://example.com/drill"}"#,
+        ))
         .map_err(setup)?;
     let response = app.clone().oneshot(request).await.map_err(setup)?;
     let status = response.status();
@@ -270,12 +277,16 @@ async fn create_link(app: &axum::Router) -> Result<String, DrillError> {
     let json: serde_json::Value = serde_json::from_slice(&body).map_err(setup)?;
     match json["slug"].as_str() {
         Some(slug) if status.is_success() => Ok(slug.to_string()),
-        _ => Err(DrillError::Setup(format!("creating the drill's link: {status} {json}"))),
+        _ => Err(DrillError::Setup(format!(
+            "creating the drill's link: {status} {json}"
+        ))),
     }
 }
 
 /// A controller over the stage's database.
-async fn controller(stage: &Stage) -> Result<(Controller, TaskTracker, CancellationToken), DrillError> {
+async fn controller(
+    stage: &Stage,
+) -> Result<(Controller, TaskTracker, CancellationToken), DrillError> {
     let store = RunStore::connect(&stage.db, &kit::storage::PoolConfig::default())
         .await
         .map_err(setup)?;
@@ -350,7 +361,9 @@ async fn run_one(drill: &CanaryDrill, scenario: Scenario, seed: u64) -> Result<R
             Action::Promote => outcome = Phase::Promoted,
             Action::Rollback => outcome = Phase::RolledBack,
             Action::Pause => outcome = Phase::Paused,
-            Action::Advance { to } if scenario == Scenario::Killed && to == 30.0 && resumed_as_expected => {
+            Action::Advance { to }
+                if scenario == Scenario::Killed && to == 30.0 && resumed_as_expected =>
+            {
                 // Kill the controller where it stands: its run stays
                 // unfinished in the database, the split is 30 %.
                 stop.cancel();
@@ -358,13 +371,27 @@ async fn run_one(drill: &CanaryDrill, scenario: Scenario, seed: u64) -> Result<R
                 tracker.wait().await;
                 // Someone changes the split meanwhile; the next controller
                 // must not leave it unknown.
-                let _ = stage.gateway.set(ROUTE, 0.0, "drill: split moved while the controller was down").await;
+                let _ = stage
+                    .gateway
+                    .set(
+                        ROUTE,
+                        0.0,
+                        "drill: split moved while the controller was down",
+                    )
+                    .await;
                 let next = controller_again(&stage).await?;
                 (controller, tracker, stop) = next;
                 decisions = controller.subscribe();
                 let resumed = controller.resume_unfinished().await?;
-                let weight_now = stage.gateway.get(ROUTE).await.map(|s| s.percent).unwrap_or(-1.0);
-                resumed_as_expected = resumed.iter().any(|r| r.id == run.id && r.phase == Phase::Running)
+                let weight_now = stage
+                    .gateway
+                    .get(ROUTE)
+                    .await
+                    .map(|s| s.percent)
+                    .unwrap_or(-1.0);
+                resumed_as_expected = resumed
+                    .iter()
+                    .any(|r| r.id == run.id && r.phase == Phase::Running)
                     && (weight_now - 30.0).abs() < 1e-9;
                 if !resumed_as_expected {
                     reason = format!("resume failed: split at {weight_now}% after restart");
@@ -387,7 +414,11 @@ async fn run_one(drill: &CanaryDrill, scenario: Scenario, seed: u64) -> Result<R
     } else {
         started
     };
-    let expected = if scenario.is_bad() { Phase::RolledBack } else { Phase::Promoted };
+    let expected = if scenario.is_bad() {
+        Phase::RolledBack
+    } else {
+        Phase::Promoted
+    };
     let _ = &stage.stable;
     Ok(Row {
         scenario,
@@ -397,6 +428,7 @@ async fn run_one(drill: &CanaryDrill, scenario: Scenario, seed: u64) -> Result<R
             _ => "paused",
         },
         seconds_to_decision: decided_at.saturating_duration_since(from).as_secs_f64(),
+        seconds_from_start: decided_at.saturating_duration_since(started).as_secs_f64(),
         requests_affected: stage.canary.affected(),
         canary_requests: stage.canary.served(),
         reason,
@@ -404,21 +436,24 @@ async fn run_one(drill: &CanaryDrill, scenario: Scenario, seed: u64) -> Result<R
     })
 }
 
-async fn controller_again(stage: &Stage) -> Result<(Controller, TaskTracker, CancellationToken), DrillError> {
+async fn controller_again(
+    stage: &Stage,
+) -> Result<(Controller, TaskTracker, CancellationToken), DrillError> {
     controller(stage).await
 }
 
 /// The drill's table, Markdown.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| scenario | verdict | time to decision | requests affected | canary requests | as expected |\n|---|---|---|---|---|---|\n",
+        "| scenario | verdict | time to decision | from start | requests affected | canary requests | as expected |\n|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         out.push_str(&format!(
-            "| {} | {} | {:.1} s | {} | {} | {} |\n",
+            "| {} | {} | {:.1} s | {:.1} s | {} | {} | {} |\n",
             r.scenario.describe(),
             r.verdict,
             r.seconds_to_decision,
+            r.seconds_from_start,
             r.requests_affected,
             r.canary_requests,
             if r.as_expected { "yes" } else { "NO" }

@@ -16,7 +16,10 @@ async fn every_canary_ends_as_it_should() {
     for row in &rows {
         assert!(row.as_expected, "{:?} ended wrongly: {row:?}", row.scenario);
         if row.scenario.is_bad() {
-            assert!(row.requests_affected > 0, "the bad version was never reached: {row:?}");
+            assert!(
+                row.requests_affected > 0,
+                "the bad version was never reached: {row:?}"
+            );
         }
     }
 }

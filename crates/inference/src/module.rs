@@ -165,7 +165,10 @@ impl Inference {
             });
         // A canary controller in this process steps model versions here.
         if let Ok(registry) = context.ports.get::<kit::traffic::SplitRegistry>() {
-            registry.register("inference", Arc::new(crate::splits::ModelSplits(service.clone())));
+            registry.register(
+                "inference",
+                Arc::new(crate::splits::ModelSplits(service.clone())),
+            );
         }
         Ok(Self {
             service,

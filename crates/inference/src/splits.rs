@@ -40,7 +40,13 @@ impl ModelSplits {
         })
     }
 
-    fn apply(&self, name: &str, policy: ServingPolicy, loaded: &[u64], reason: &str) -> Result<(), SplitError> {
+    fn apply(
+        &self,
+        name: &str,
+        policy: ServingPolicy,
+        loaded: &[u64],
+        reason: &str,
+    ) -> Result<(), SplitError> {
         tracing::info!(model = name, reason, "serving policy changed by a canary");
         self.0
             .policies
@@ -90,7 +96,12 @@ impl TrafficSplits for ModelSplits {
         Self::state(name, &policy, &loaded)
     }
 
-    async fn set_sides(&self, name: &str, baseline: &str, canary: &str) -> Result<SplitState, SplitError> {
+    async fn set_sides(
+        &self,
+        name: &str,
+        baseline: &str,
+        canary: &str,
+    ) -> Result<SplitState, SplitError> {
         let (baseline, canary) = (version(name, baseline)?, version(name, canary)?);
         let loaded = self.loaded(name)?;
         let mut policy = (*self.0.policies.get(name)).clone();

@@ -23,7 +23,11 @@ pub struct CanaryArgs {
 #[derive(Debug, Args)]
 struct ControllerFlags {
     /// The controller's base URL.
-    #[arg(long, env = "RELIABLE_CANARY_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "RELIABLE_CANARY_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     controller: String,
 }
 
@@ -116,7 +120,11 @@ fn check(spec: &PathBuf, slo_dir: &Option<PathBuf>) -> ExitCode {
     };
     match canary::spec::compile(&text, &slos) {
         Ok(plan) => {
-            let weights: Vec<String> = plan.steps.iter().map(|s| format!("{}%", s.weight)).collect();
+            let weights: Vec<String> = plan
+                .steps
+                .iter()
+                .map(|s| format!("{}%", s.weight))
+                .collect();
             let metrics: Vec<String> = plan
                 .metrics
                 .iter()
@@ -189,7 +197,10 @@ fn segment(id: &str) -> String {
 fn refusal(status: u16, body: &Value) -> String {
     let mut text = format!(
         "HTTP {status}: {}",
-        body["detail"].as_str().or(body["title"].as_str()).unwrap_or("no detail")
+        body["detail"]
+            .as_str()
+            .or(body["title"].as_str())
+            .unwrap_or("no detail")
     );
     for param in body["invalid_params"].as_array().into_iter().flatten() {
         text.push_str(&format!(
@@ -238,7 +249,10 @@ async fn command(command: CanaryCommand) -> anyhow::Result<ExitCode> {
             match run {
                 Some(id) => {
                     let (status, body) = api
-                        .send(api.client.get(api.url(&format!("canary/v1/runs/{}", segment(&id)))?))
+                        .send(
+                            api.client
+                                .get(api.url(&format!("canary/v1/runs/{}", segment(&id)))?),
+                        )
                         .await?;
                     if status != 200 {
                         eprintln!("{}", refusal(status, &body));

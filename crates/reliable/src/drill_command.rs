@@ -50,7 +50,9 @@ pub fn run(args: DrillArgs) -> ExitCode {
         match drill::canary::Scenario::parse(name) {
             Some(s) => scenarios.push(s),
             None => {
-                eprintln!("error: --scenario {name}: expected errors, latency, good, slight or killed");
+                eprintln!(
+                    "error: --scenario {name}: expected errors, latency, good, slight or killed"
+                );
                 return ExitCode::from(2);
             }
         }
@@ -74,7 +76,10 @@ pub fn run(args: DrillArgs) -> ExitCode {
         },
         ..Default::default()
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -84,7 +89,10 @@ pub fn run(args: DrillArgs) -> ExitCode {
     match runtime.block_on(drill::canary::run(&drill)) {
         Ok(rows) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).unwrap_or_default()
+                );
             } else {
                 print!("{}", drill::canary::table(&rows));
             }

@@ -32,7 +32,11 @@ fn create_key(data: &Path, name: &str, scopes: &str) -> String {
         .env("RELIABLE_DATA_DIR", data)
         .output()
         .expect("keys");
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     String::from_utf8_lossy(&created.stdout).trim().to_string()
 }
 
@@ -84,7 +88,10 @@ async fn a_model_canary_in_up_is_judged_and_promoted() {
     };
 
     assert_eq!(post(None, SPEC).await.unwrap().status().as_u16(), 401);
-    assert_eq!(post(Some(&other), SPEC).await.unwrap().status().as_u16(), 403);
+    assert_eq!(
+        post(Some(&other), SPEC).await.unwrap().status().as_u16(),
+        403
+    );
 
     // Traffic on the unversioned endpoint, which the policy splits.
     let running = Arc::new(AtomicBool::new(true));
@@ -107,23 +114,36 @@ async fn a_model_canary_in_up_is_judged_and_promoted() {
     assert_eq!(started.status().as_u16(), 201);
     let run: Value = started.json().await.unwrap();
     let id = run["id"].as_str().unwrap().to_string();
-    let twice = post(Some(&admin), &SPEC.replace("digits-v2", "again")).await.unwrap();
-    assert_eq!(twice.status().as_u16(), 409, "a second run on the model is refused");
+    let twice = post(Some(&admin), &SPEC.replace("digits-v2", "again"))
+        .await
+        .unwrap();
+    assert_eq!(
+        twice.status().as_u16(),
+        409,
+        "a second run on the model is refused"
+    );
 
-    let detail: Value = testkit::eventually("the canary to finish", Duration::from_secs(120), async || {
-        let detail: Value = http
-            .get(format!("{base}/canary/v1/runs/{id}"))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (detail["run"]["phase"] != "running").then_some(detail)
-    })
+    let detail: Value = testkit::eventually(
+        "the canary to finish",
+        Duration::from_secs(120),
+        async || {
+            let detail: Value = http
+                .get(format!("{base}/canary/v1/runs/{id}"))
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (detail["run"]["phase"] != "running").then_some(detail)
+        },
+    )
     .await;
-    let phase = detail["run"]["phase"].as_str().unwrap_or_default().to_string();
+    let phase = detail["run"]["phase"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     running.store(false, Ordering::Relaxed);
     for s in senders {
         let _ = s.await;

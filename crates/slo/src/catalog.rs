@@ -209,10 +209,19 @@ fn read_capped(file: &Path) -> Result<String, String> {
 /// The platform's own specs (`slo/` at the repository's root), compiled
 /// in so `reliable up` needs no files.
 pub const PLATFORM_SPECS: &[(&str, &str)] = &[
-    ("slo/gateway.yaml", include_str!("../../../slo/gateway.yaml")),
-    ("slo/inference.yaml", include_str!("../../../slo/inference.yaml")),
+    (
+        "slo/gateway.yaml",
+        include_str!("../../../slo/gateway.yaml"),
+    ),
+    (
+        "slo/inference.yaml",
+        include_str!("../../../slo/inference.yaml"),
+    ),
     ("slo/orders.yaml", include_str!("../../../slo/orders.yaml")),
-    ("slo/shortener.yaml", include_str!("../../../slo/shortener.yaml")),
+    (
+        "slo/shortener.yaml",
+        include_str!("../../../slo/shortener.yaml"),
+    ),
 ];
 
 /// [`PLATFORM_SPECS`], loaded.

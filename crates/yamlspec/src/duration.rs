@@ -44,9 +44,28 @@ impl JsonSchema for DurationText {
     }
 }
 
-
 impl Serialize for DurationText {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_units() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("60").unwrap_err().contains("not a duration"));
+    }
+
+    #[test]
+    fn durations_serialize_as_text() {
+        let text = serde_json::to_string(&DurationText(Duration::from_secs(90))).unwrap();
+        assert_eq!(text, "\"1m 30s\"");
     }
 }

@@ -3,8 +3,8 @@
 //! clock of its own, so every path (and a whole canary on a simulated
 //! clock) is tested without waiting.
 
-use super::{Action, Decision, Phase, RunState};
 use super::judging::Judgement;
+use super::{Action, Decision, Phase, RunState};
 use crate::judge::Verdict;
 use crate::spec::{CanaryPlan, FailSafePolicy, InconclusivePolicy};
 use std::time::SystemTime;
@@ -92,7 +92,11 @@ pub fn decide(plan: &CanaryPlan, state: &RunState, now: SystemTime, look: Look<'
             let next = plan.steps[state.step + 1].weight;
             decision(
                 Action::Advance { to: next },
-                format!("{} {}% ({score}); next {next}%", verdict.as_str(), step.weight),
+                format!(
+                    "{} {}% ({score}); next {next}%",
+                    verdict.as_str(),
+                    step.weight
+                ),
                 Some(judgement),
             )
         };

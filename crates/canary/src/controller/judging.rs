@@ -35,14 +35,16 @@ pub fn queries(plan: &CanaryPlan, split: &Split) -> Result<SideQueries, Controll
     for metric in &plan.metrics {
         let of = |side| target::queries(&plan.target, split, metric.kind, side);
         let Some(canary) = of(Side::Canary) else {
-            return Err(ControllerError::Target(crate::target::TargetError::Refused {
-                target: plan.target_key(),
-                reason: format!(
-                    "metric {} ({}) cannot be measured on this kind of target",
-                    metric.slo,
-                    metric.kind.as_str()
-                ),
-            }));
+            return Err(ControllerError::Target(
+                crate::target::TargetError::Refused {
+                    target: plan.target_key(),
+                    reason: format!(
+                        "metric {} ({}) cannot be measured on this kind of target",
+                        metric.slo,
+                        metric.kind.as_str()
+                    ),
+                },
+            ));
         };
         per_metric.push((of(Side::Baseline), canary));
     }
@@ -91,6 +93,19 @@ fn histogram(reading: &Reading) -> Result<&Histogram, String> {
         Reading::Histogram(h) => Ok(h),
         Reading::Proportion(_) => Err("expected a histogram, read counters".to_string()),
     }
+}
+
+/// The two sides with the same buckets: a side that saw nothing yet has
+/// no buckets of its own (the registry has not seen a series), so it
+/// takes the other side's, empty.
+fn aligned(canary: &Histogram, baseline: &Histogram) -> Result<(Histogram, Histogram), String> {
+    let empty_like =
+        |other: &Histogram| Histogram::empty(other.bounds().to_vec()).map_err(|e| e.to_string());
+    Ok(match (canary.count(), baseline.count()) {
+        (0, n) if n > 0 => (empty_like(baseline)?, baseline.clone()),
+        (n, 0) if n > 0 => (canary.clone(), empty_like(canary)?),
+        _ => (canary.clone(), baseline.clone()),
+    })
 }
 
 /// The canary side's bad events against the SLO (for a latency SLO:
@@ -153,25 +168,35 @@ pub fn judge(
             ..judge::ProportionConfig::default()
         };
         let verdict = match (metric.kind, baseline) {
-            (MetricKind::Latency, Some(b)) => judge::judge_latency_histograms(
-                &metric.slo,
-                histogram(canary)?,
-                histogram(b)?,
-                alpha,
-                &judge::LatencyConfig {
-                    min_effect: metric.min_effect,
-                    min_samples: plan.judge.min_samples,
-                },
-            ),
-            (_, Some(b)) => {
-                judge::judge_proportion(&metric.slo, &counts(canary)?, &counts(b)?, alpha, &proportion)
+            (MetricKind::Latency, Some(b)) => {
+                let (canary, baseline) = aligned(histogram(canary)?, histogram(b)?)?;
+                judge::judge_latency_histograms(
+                    &metric.slo,
+                    &canary,
+                    &baseline,
+                    alpha,
+                    &judge::LatencyConfig {
+                        min_effect: metric.min_effect,
+                        min_samples: plan.judge.min_samples,
+                    },
+                )
             }
+            (_, Some(b)) => judge::judge_proportion(
+                &metric.slo,
+                &counts(canary)?,
+                &counts(b)?,
+                alpha,
+                &proportion,
+            ),
             // No baseline (shadow agreement): the canary against its SLO
             // alone, as if the baseline met the objective exactly.
             (_, None) => {
                 let total = against_slo.total;
                 let objective_bad = ((1.0 - metric.objective) * total as f64).round() as u64;
-                let baseline = Counts { bad: objective_bad.min(total), total };
+                let baseline = Counts {
+                    bad: objective_bad.min(total),
+                    total,
+                };
                 judge::judge_proportion(&metric.slo, &against_slo, &baseline, alpha, &proportion)
             }
         }

@@ -81,7 +81,9 @@ pub enum Action {
     /// Keep the weight and look again.
     Hold,
     /// Go to the next step's weight.
-    Advance { to: f64 },
+    Advance {
+        to: f64,
+    },
     Promote,
     /// Weight 0.
     Rollback,

@@ -168,10 +168,11 @@ impl Controller {
         let now = now_of(&*self.inner.clock);
         // The window's first read: proves the source answers before any
         // traffic moves, and (in process) marks the window's start.
-        source
-            .read(&queries.flat(), now, now)
-            .await
-            .map_err(|e| ControllerError::Metrics(format!("the metrics cannot be read, so the canary does not start: {e}")))?;
+        source.read(&queries.flat(), now, now).await.map_err(|e| {
+            ControllerError::Metrics(format!(
+                "the metrics cannot be read, so the canary does not start: {e}"
+            ))
+        })?;
         let state = RunState::new(new_id(&plan.name, now), &plan, now);
         match self.inner.store.insert(&state, spec_text).await {
             Err(StoreError::Conflict(_)) => {
@@ -211,7 +212,13 @@ impl Controller {
                 Err(e) => {
                     // The SLOs changed under it: it cannot be judged any more.
                     tracing::error!(run = %state.id, error = %e, "stored canary no longer compiles; rolling it back");
-                    self.finish_elsewhere(&mut state, None, Phase::RolledBack, format!("spec no longer valid after restart: {e}")).await?;
+                    self.finish_elsewhere(
+                        &mut state,
+                        None,
+                        Phase::RolledBack,
+                        format!("spec no longer valid after restart: {e}"),
+                    )
+                    .await?;
                     out.push(state);
                     continue;
                 }
@@ -219,7 +226,13 @@ impl Controller {
             let target = match (self.inner.targets)(&plan) {
                 Ok(t) => t,
                 Err(e) => {
-                    self.finish_elsewhere(&mut state, None, Phase::RolledBack, format!("target gone after restart: {e}")).await?;
+                    self.finish_elsewhere(
+                        &mut state,
+                        None,
+                        Phase::RolledBack,
+                        format!("target gone after restart: {e}"),
+                    )
+                    .await?;
                     out.push(state);
                     continue;
                 }
@@ -236,7 +249,10 @@ impl Controller {
                     let now = now_of(&*self.inner.clock);
                     if state.phase == Phase::Running {
                         target
-                            .set_weight(state.weight, &format!("canary {} resumed after a controller restart", plan.name))
+                            .set_weight(
+                                state.weight,
+                                &format!("canary {} resumed after a controller restart", plan.name),
+                            )
                             .await?;
                     }
                     // A new process has a new window: compare from now on.
@@ -252,9 +268,11 @@ impl Controller {
                 other => {
                     let why = match other {
                         Err(e) => format!("could not resume after a controller restart: {e}"),
-                        Ok(_) => "rolled back after a controller restart (on_restart: rollback)".to_string(),
+                        Ok(_) => "rolled back after a controller restart (on_restart: rollback)"
+                            .to_string(),
                     };
-                    self.finish_elsewhere(&mut state, Some(&*target), Phase::RolledBack, why).await?;
+                    self.finish_elsewhere(&mut state, Some(&*target), Phase::RolledBack, why)
+                        .await?;
                 }
             }
             out.push(state);
@@ -283,7 +301,11 @@ impl Controller {
             at: now_of(&*self.inner.clock),
             step: state.step,
             weight: state.weight,
-            action: if phase == Phase::Promoted { Action::Promote } else { Action::Rollback },
+            action: if phase == Phase::Promoted {
+                Action::Promote
+            } else {
+                Action::Rollback
+            },
             summary: why,
             judgement: None,
         };
@@ -316,12 +338,14 @@ impl Controller {
 
     /// Stops a run and rolls it back (`by` is logged and recorded).
     pub async fn abort(&self, id: &str, by: &str) -> Result<RunState, ControllerError> {
-        self.command(id, Command::Abort { by: by.to_string() }).await
+        self.command(id, Command::Abort { by: by.to_string() })
+            .await
     }
 
     /// Promotes a run now, whatever the judge says (`by` is logged).
     pub async fn promote(&self, id: &str, by: &str) -> Result<RunState, ControllerError> {
-        self.command(id, Command::Promote { by: by.to_string() }).await
+        self.command(id, Command::Promote { by: by.to_string() })
+            .await
     }
 
     async fn command(&self, id: &str, command: Command) -> Result<RunState, ControllerError> {
@@ -348,7 +372,10 @@ impl Controller {
                         match decisions.recv().await {
                             Ok((rid, d))
                                 if rid == run.state.id
-                                    && !matches!(d.action, Action::Hold | Action::Advance { .. }) =>
+                                    && !matches!(
+                                        d.action,
+                                        Action::Hold | Action::Advance { .. }
+                                    ) =>
                             {
                                 break
                             }
@@ -369,13 +396,23 @@ impl Controller {
             let mut state = run.state.clone();
             match command {
                 Command::Abort { by } => {
-                    self.finish_elsewhere(&mut state, Some(&*target), Phase::Aborted, format!("aborted by {by}"))
-                        .await?
+                    self.finish_elsewhere(
+                        &mut state,
+                        Some(&*target),
+                        Phase::Aborted,
+                        format!("aborted by {by}"),
+                    )
+                    .await?
                 }
                 Command::Promote { by } => {
                     target.promote(&format!("promoted by {by}")).await?;
-                    self.finish_elsewhere(&mut state, None, Phase::Promoted, format!("promoted by {by} (manual override)"))
-                        .await?
+                    self.finish_elsewhere(
+                        &mut state,
+                        None,
+                        Phase::Promoted,
+                        format!("promoted by {by} (manual override)"),
+                    )
+                    .await?
                 }
             }
         }
@@ -471,7 +508,9 @@ async fn drive(
                     .map(|readings| judging::judge(&plan, &queries, &readings, state.looks + 1));
                 match &judged {
                     Ok(Ok(j)) => decide(&plan, &state, now, Look::Judged(j)),
-                    Ok(Err(e)) => decide(&plan, &state, now, Look::MetricsUnreadable(e.to_string())),
+                    Ok(Err(e)) => {
+                        decide(&plan, &state, now, Look::MetricsUnreadable(e.to_string()))
+                    }
                     Err(e) => decide(&plan, &state, now, Look::MetricsUnreadable(e.to_string())),
                 }
             }
@@ -492,7 +531,12 @@ async fn drive(
 /// Acts on the target. A change that cannot reach the target becomes a
 /// hold (try again next look), except a rollback, which is retried until
 /// it lands.
-async fn carry_out(inner: &Inner, plan: &CanaryPlan, target: &dyn Target, mut decision: Decision) -> Decision {
+async fn carry_out(
+    inner: &Inner,
+    plan: &CanaryPlan,
+    target: &dyn Target,
+    mut decision: Decision,
+) -> Decision {
     let reason = format!("canary {}: {}", plan.name, decision.summary);
     let result = match &decision.action {
         Action::Hold | Action::Pause => Ok(()),
@@ -517,12 +561,16 @@ async fn record(inner: &Inner, plan: &CanaryPlan, state: &RunState, decision: &D
     metrics::gauge!(WEIGHT_PERCENT, "canary" => canary.clone(), "target" => state.target.clone())
         .set(state.weight);
     match decision.action {
-        Action::Hold => tracing::debug!(canary = %canary, run = %state.id, summary = %decision.summary, "canary look"),
+        Action::Hold => {
+            tracing::debug!(canary = %canary, run = %state.id, summary = %decision.summary, "canary look")
+        }
         Action::Rollback => {
             metrics::counter!(ROLLBACKS_TOTAL, "canary" => canary.clone()).increment(1);
             tracing::warn!(event = "canary.rollback", canary = %canary, run = %state.id, target = %state.target, reason = %decision.summary, "canary rolled back");
         }
-        _ => tracing::info!(event = %format!("canary.{}", decision.action.as_str()), canary = %canary, run = %state.id, target = %state.target, weight = state.weight, summary = %decision.summary, "canary decision"),
+        _ => {
+            tracing::info!(event = %format!("canary.{}", decision.action.as_str()), canary = %canary, run = %state.id, target = %state.target, weight = state.weight, summary = %decision.summary, "canary decision")
+        }
     }
     // A store that is down loses nothing the target does not know: the
     // next save writes the latest state.

@@ -56,11 +56,32 @@ fn a_pass_advances_only_after_the_dwell() {
 }
 
 #[test]
+fn a_step_still_gathering_data_advances_but_never_promotes() {
+    let plan = plan("");
+    let mut state = RunState::new("r".into(), &plan, t0());
+    let gathering = judged(Verdict::Inconclusive, None);
+    let d = decide(&plan, &state, at(10), Look::Judged(&gathering));
+    assert_eq!(d.action, Action::Advance { to: 10.0 });
+    state.step = plan.steps.len() - 1;
+    let d = decide(&plan, &state, at(10), Look::Judged(&gathering));
+    assert_eq!(d.action, Action::Hold, "promotion needs a pass");
+    // A marginal score (judged, between the thresholds) holds too.
+    state.step = 0;
+    let mut marginal = judged(Verdict::Inconclusive, None);
+    marginal.overall.score = Some(80.0);
+    let d = decide(&plan, &state, at(10), Look::Judged(&marginal));
+    assert_eq!(d.action, Action::Hold);
+}
+
+#[test]
 fn a_fail_or_the_guard_rolls_back_at_once() {
     let plan = plan("");
     let state = RunState::new("r".into(), &plan, t0());
     let fail = judged(Verdict::Fail, None);
-    assert_eq!(decide(&plan, &state, at(1), Look::Judged(&fail)).action, Action::Rollback);
+    assert_eq!(
+        decide(&plan, &state, at(1), Look::Judged(&fail)).action,
+        Action::Rollback
+    );
     let guard = judged(Verdict::Pass, Some("burn 50x"));
     let d = decide(&plan, &state, at(1), Look::Judged(&guard));
     assert_eq!(d.action, Action::Rollback);
@@ -72,7 +93,12 @@ fn the_last_step_passing_promotes() {
     let plan = plan("");
     let mut state = RunState::new("r".into(), &plan, t0());
     state.step = plan.steps.len() - 1;
-    let d = decide(&plan, &state, at(10), Look::Judged(&judged(Verdict::Pass, None)));
+    let d = decide(
+        &plan,
+        &state,
+        at(10),
+        Look::Judged(&judged(Verdict::Pass, None)),
+    );
     assert_eq!(d.action, Action::Promote);
     apply(&mut state, &d);
     assert_eq!(state.phase, Phase::Promoted);
@@ -88,19 +114,32 @@ fn out_of_time_applies_the_inconclusive_policy() {
     ] {
         let plan = plan(policy);
         let state = RunState::new("r".into(), &plan, t0());
-        let d = decide(&plan, &state, at(300), Look::Judged(&judged(Verdict::Inconclusive, None)));
+        let d = decide(
+            &plan,
+            &state,
+            at(300),
+            Look::Judged(&judged(Verdict::Inconclusive, None)),
+        );
         assert_eq!(d.action, action, "{policy}");
     }
 }
 
 #[test]
 fn unreadable_metrics_hold_then_fail_safe_and_never_promote() {
-    for (policy, last) in [("", Action::Rollback), ("on_metrics_error: pause\n", Action::Pause)] {
+    for (policy, last) in [
+        ("", Action::Rollback),
+        ("on_metrics_error: pause\n", Action::Pause),
+    ] {
         let plan = plan(&format!("{policy}on_inconclusive: promote\n"));
         let mut state = RunState::new("r".into(), &plan, t0());
         let mut actions = Vec::new();
         for look in 1..=3 {
-            let d = decide(&plan, &state, at(300 + look), Look::MetricsUnreadable("down".into()));
+            let d = decide(
+                &plan,
+                &state,
+                at(300 + look),
+                Look::MetricsUnreadable("down".into()),
+            );
             actions.push(d.action.clone());
             apply(&mut state, &d);
         }
@@ -117,8 +156,24 @@ struct Traffic {
 }
 
 const BOUNDS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0,
-    30.0, 60.0, f64::INFINITY,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.3,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    f64::INFINITY,
 ];
 
 impl Traffic {
@@ -162,7 +217,10 @@ impl Traffic {
         // Order of `queries.flat()`: availability baseline, canary; latency baseline, canary.
         for side in [0, 1] {
             let s = &self.sides[side];
-            out.push(Reading::Proportion(Counts { bad: s.0, total: s.1 }));
+            out.push(Reading::Proportion(Counts {
+                bad: s.0,
+                total: s.1,
+            }));
         }
         for side in [0, 1] {
             let s = &self.sides[side];
@@ -210,8 +268,14 @@ fn identical_versions_are_promoted_and_rarely_rolled_back() {
         rollbacks.len(),
         100.0 * rollbacks.len() as f64 / runs as f64
     );
-    assert!(first_20 <= 1, "more than 5 % of 20 A/A runs rolled back: {rollbacks:?}");
-    assert!(rollbacks.len() as f64 <= 0.05 * runs as f64, "{rollbacks:?}");
+    assert!(
+        first_20 <= 1,
+        "more than 5 % of 20 A/A runs rolled back: {rollbacks:?}"
+    );
+    assert!(
+        rollbacks.len() as f64 <= 0.05 * runs as f64,
+        "{rollbacks:?}"
+    );
 }
 
 #[test]
@@ -219,11 +283,19 @@ fn a_canary_failing_5_percent_is_rolled_back_in_seconds() {
     let mut seconds = Vec::new();
     for seed in 0..20 {
         let (state, secs) = simulate(1000 + seed, 0.05, 0.0);
-        assert_eq!(state.phase, Phase::RolledBack, "seed {seed}: {:?}", state.reason);
+        assert_eq!(
+            state.phase,
+            Phase::RolledBack,
+            "seed {seed}: {:?}",
+            state.reason
+        );
         seconds.push(secs);
     }
     seconds.sort_unstable();
-    println!("5% errors at 200 req/s: rolled back after {seconds:?} s (median {} s)", seconds[10]);
+    println!(
+        "5% errors at 200 req/s: rolled back after {seconds:?} s (median {} s)",
+        seconds[10]
+    );
 }
 
 #[test]
@@ -231,17 +303,30 @@ fn a_canary_50ms_slower_is_rolled_back_in_seconds() {
     let mut seconds = Vec::new();
     for seed in 0..20 {
         let (state, secs) = simulate(2000 + seed, 0.001, 0.050);
-        assert_eq!(state.phase, Phase::RolledBack, "seed {seed}: {:?}", state.reason);
+        assert_eq!(
+            state.phase,
+            Phase::RolledBack,
+            "seed {seed}: {:?}",
+            state.reason
+        );
         seconds.push(secs);
     }
     seconds.sort_unstable();
-    println!("+50 ms at 200 req/s: rolled back after {seconds:?} s (median {} s)", seconds[10]);
+    println!(
+        "+50 ms at 200 req/s: rolled back after {seconds:?} s (median {} s)",
+        seconds[10]
+    );
 }
 
 #[test]
 fn a_canary_2_percent_slower_is_promoted() {
     for seed in 0..20 {
         let (state, _) = simulate(3000 + seed, 0.001, 0.000024);
-        assert_eq!(state.phase, Phase::Promoted, "seed {seed}: {:?}", state.reason);
+        assert_eq!(
+            state.phase,
+            Phase::Promoted,
+            "seed {seed}: {:?}",
+            state.reason
+        );
     }
 }

@@ -46,7 +46,10 @@ impl InProcess {
 /// Cumulative values of one query.
 #[derive(Debug, Clone, PartialEq)]
 enum Cumulative {
-    Proportion { bad: f64, total: f64 },
+    Proportion {
+        bad: f64,
+        total: f64,
+    },
     /// Cumulative bucket counts by bound, sum, count.
     Histogram {
         buckets: BTreeMap<OrderedBound, f64>,
@@ -66,14 +69,9 @@ impl Ord for OrderedBound {
 }
 
 fn matches_all(matchers: &[Matcher], labels: &[(&str, String)]) -> bool {
-    matchers.iter().all(|m| {
-        m.matches(|l| {
-            labels
-                .iter()
-                .find(|(k, _)| *k == l)
-                .map(|(_, v)| v.clone())
-        })
-    })
+    matchers
+        .iter()
+        .all(|m| m.matches(|l| labels.iter().find(|(k, _)| *k == l).map(|(_, v)| v.clone())))
 }
 
 fn cumulative(text: &str, query: &Query) -> Cumulative {
@@ -141,7 +139,10 @@ fn cumulative(text: &str, query: &Query) -> Cumulative {
 /// Nothing counted yet: the start of a window that began with the process.
 fn zero(query: &Query) -> Cumulative {
     match query {
-        Query::Proportion { .. } => Cumulative::Proportion { bad: 0.0, total: 0.0 },
+        Query::Proportion { .. } => Cumulative::Proportion {
+            bad: 0.0,
+            total: 0.0,
+        },
         Query::Histogram { .. } => Cumulative::Histogram {
             buckets: BTreeMap::new(),
             sum: 0.0,
@@ -189,11 +190,24 @@ fn delta(name: &str, now: &Cumulative, start: &Cumulative) -> Result<Reading, Me
             },
         ) => {
             let reset = n < n0;
+            if buckets.is_empty() {
+                // No series yet: nothing observed on this side.
+                return Histogram::empty(vec![f64::INFINITY])
+                    .map(Reading::Histogram)
+                    .map_err(|e| MetricsError::Histogram {
+                        name: name.to_string(),
+                        reason: e.to_string(),
+                    });
+            }
             let bounds: Vec<f64> = buckets.keys().map(|b| b.0).collect();
             let cumulative: Vec<u64> = buckets
                 .iter()
                 .map(|(le, v)| {
-                    let before = if reset { 0.0 } else { b0.get(le).copied().unwrap_or(0.0) };
+                    let before = if reset {
+                        0.0
+                    } else {
+                        b0.get(le).copied().unwrap_or(0.0)
+                    };
                     count(increase(*v, before))
                 })
                 .collect();
@@ -218,7 +232,9 @@ fn delta(name: &str, now: &Cumulative, start: &Cumulative) -> Result<Reading, Me
 
 fn query_name(query: &Query) -> String {
     match query {
-        Query::Proportion { total, .. } => total.first().map(|c| c.name.clone()).unwrap_or_default(),
+        Query::Proportion { total, .. } => {
+            total.first().map(|c| c.name.clone()).unwrap_or_default()
+        }
         Query::Histogram { name, .. } => name.clone(),
     }
 }
@@ -275,9 +291,15 @@ mod tests {
     }
 
     fn gateway_errors(pool: &str) -> Query {
-        let base = vec![Matcher::eq("gateway_route", "links"), Matcher::eq("gateway_pool", pool)];
+        let base = vec![
+            Matcher::eq("gateway_route", "links"),
+            Matcher::eq("gateway_pool", pool),
+        ];
         let mut bad = base.clone();
-        bad.push(Matcher::Prefix("http_response_status_code".into(), "5".into()));
+        bad.push(Matcher::Prefix(
+            "http_response_status_code".into(),
+            "5".into(),
+        ));
         Query::Proportion {
             bad: vec![Counter::new("gateway_request_duration_seconds_count", bad)],
             total: vec![Counter::new("gateway_request_duration_seconds_count", base)],
@@ -322,7 +344,9 @@ gateway_request_duration_seconds_count{gateway_route="other",gateway_pool="canar
         *text.lock().unwrap() = AFTER.to_string();
         let later = source.read(&queries, since, since).await.unwrap();
         assert_eq!(later[0], Reading::Proportion(Counts { bad: 3, total: 7 }));
-        let Reading::Histogram(h) = &later[1] else { panic!("{later:?}") };
+        let Reading::Histogram(h) = &later[1] else {
+            panic!("{later:?}")
+        };
         assert_eq!(h.count(), 21);
         assert_eq!(h.counts(), &[5, 15, 1]);
         assert!((h.sum() - 0.1).abs() < 1e-9);
@@ -343,7 +367,10 @@ gateway_request_duration_seconds_count{gateway_route="other",gateway_pool="canar
     #[test]
     fn matchers_render_as_escaped_promql() {
         assert_eq!(Matcher::eq("a", "x\"y").promql(), r#"a="x\"y""#);
-        assert_eq!(Matcher::Prefix("c".into(), "5.".into()).promql(), r#"c=~"5\\..*""#);
+        assert_eq!(
+            Matcher::Prefix("c".into(), "5.".into()).promql(),
+            r#"c=~"5\\..*""#
+        );
         assert_eq!(
             Counter::new("m", vec![Matcher::NotEqual("k".into(), "bad_input".into())]).selector(),
             r#"m{k!="bad_input"}"#

@@ -94,10 +94,16 @@ impl Counter {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Query {
     /// Bad events over all events, each the sum of some counters.
-    Proportion { bad: Vec<Counter>, total: Vec<Counter> },
+    Proportion {
+        bad: Vec<Counter>,
+        total: Vec<Counter>,
+    },
     /// A histogram's buckets, sum and count (`name` without `_bucket`),
     /// summed over the series the matchers select.
-    Histogram { name: String, matchers: Vec<Matcher> },
+    Histogram {
+        name: String,
+        matchers: Vec<Matcher>,
+    },
 }
 
 /// The answer to a [`Query`] over a window.

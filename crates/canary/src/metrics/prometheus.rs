@@ -67,7 +67,10 @@ impl Prometheus {
         if body["status"] != "success" {
             return Err(MetricsError::Query {
                 query: promql.to_string(),
-                reason: body["error"].as_str().unwrap_or("no reason given").to_string(),
+                reason: body["error"]
+                    .as_str()
+                    .unwrap_or("no reason given")
+                    .to_string(),
             });
         }
         let mut out = Vec::new();
@@ -105,7 +108,11 @@ impl MetricsSource for Prometheus {
         since: SystemTime,
         now: SystemTime,
     ) -> Result<Vec<Reading>, MetricsError> {
-        let window = now.duration_since(since).unwrap_or_default().as_secs().max(1);
+        let window = now
+            .duration_since(since)
+            .unwrap_or_default()
+            .as_secs()
+            .max(1);
         let increase = |selector: &str| format!("sum(increase({selector}[{window}s]))");
         let mut out = Vec::with_capacity(queries.len());
         for query in queries {
@@ -153,6 +160,10 @@ impl MetricsSource for Prometheus {
                     }
                     let sum = self.scalar(&increase(&sel("_sum")), now).await?.max(0.0);
                     let count = by_bound.last().map_or(0, |(_, c)| *c);
+                    if by_bound.is_empty() {
+                        // No series in the window: nothing observed.
+                        by_bound.push((f64::INFINITY, 0));
+                    }
                     let (bounds, cumulative): (Vec<f64>, Vec<u64>) = by_bound.into_iter().unzip();
                     let histogram = Histogram::from_cumulative(bounds, cumulative, sum, count)
                         .map_err(|e| MetricsError::Histogram {

@@ -250,7 +250,11 @@ fn check_target(target: &Located<TargetSection>) -> Result<(), SpecError> {
             admin_key_env,
         } => {
             if !word(model) || model.contains('/') {
-                return Err(refuse(line, "target.inference.model", "must be a model name"));
+                return Err(refuse(
+                    line,
+                    "target.inference.model",
+                    "must be a model name",
+                ));
             }
             if baseline_version == canary_version {
                 return Err(refuse(
@@ -290,7 +294,11 @@ fn compile_steps(steps: &Located<Vec<Located<file::StepSection>>>) -> Result<Vec
         let weight = *step.value.weight;
         let path = format!("steps[{i}].weight");
         if !weight.is_finite() || weight <= 0.0 {
-            return Err(refuse(step.value.weight.line, &path, format!("{weight} must be above 0")));
+            return Err(refuse(
+                step.value.weight.line,
+                &path,
+                format!("{weight} must be above 0"),
+            ));
         }
         if weight > 100.0 {
             return Err(refuse(
@@ -324,12 +332,15 @@ fn compile_steps(steps: &Located<Vec<Located<file::StepSection>>>) -> Result<Vec
     Ok(out)
 }
 
-
 fn compile_judge(judge: &file::JudgeSection) -> Result<JudgeSettings, SpecError> {
     let mut out = JudgeSettings::default();
     if let Some(interval) = &judge.interval {
         if interval.value.0 < Duration::from_millis(100) {
-            return Err(refuse(interval.line, "judge.interval", "must be at least 100ms"));
+            return Err(refuse(
+                interval.line,
+                "judge.interval",
+                "must be at least 100ms",
+            ));
         }
         out.interval = interval.value.0;
     }
@@ -359,7 +370,11 @@ fn compile_judge(judge: &file::JudgeSection) -> Result<JudgeSettings, SpecError>
         None => Ok(default),
     };
     out.pass_score = score(&judge.pass_score, "judge.pass_score", out.pass_score)?;
-    out.marginal_score = score(&judge.marginal_score, "judge.marginal_score", out.marginal_score)?;
+    out.marginal_score = score(
+        &judge.marginal_score,
+        "judge.marginal_score",
+        out.marginal_score,
+    )?;
     if out.marginal_score > out.pass_score {
         let line = judge.marginal_score.as_ref().map_or(0, |v| v.line);
         return Err(refuse(
@@ -383,7 +398,11 @@ fn compile_judge(judge: &file::JudgeSection) -> Result<JudgeSettings, SpecError>
     }
     if let Some(n) = &judge.metrics_error_limit {
         if n.value == 0 {
-            return Err(refuse(n.line, "judge.metrics_error_limit", "must be above zero"));
+            return Err(refuse(
+                n.line,
+                "judge.metrics_error_limit",
+                "must be above zero",
+            ));
         }
         out.metrics_error_limit = n.value;
     }
@@ -395,7 +414,11 @@ fn compile_metrics(
     slos: &[Slo],
 ) -> Result<Vec<MetricPlan>, SpecError> {
     if metrics.value.is_empty() {
-        return Err(refuse(metrics.line, "metrics", "needs at least one SLO to judge"));
+        return Err(refuse(
+            metrics.line,
+            "metrics",
+            "needs at least one SLO to judge",
+        ));
     }
     let mut out: Vec<MetricPlan> = Vec::new();
     for (i, metric) in metrics.value.iter().enumerate() {
@@ -403,7 +426,11 @@ fn compile_metrics(
         let path = |field: &str| format!("metrics[{i}].{field}");
         let id = m.slo.value.trim();
         if out.iter().any(|o| o.slo == id) {
-            return Err(refuse(m.slo.line, &path("slo"), format!("`{id}` is listed twice")));
+            return Err(refuse(
+                m.slo.line,
+                &path("slo"),
+                format!("`{id}` is listed twice"),
+            ));
         }
         let resolved = metric_for(id, m.kind, slos)
             .map_err(|(field, message)| refuse(m.slo.line, &path(field), message))?;
@@ -421,7 +448,11 @@ fn compile_metrics(
         };
         let weight = match &m.weight {
             Some(w) if !(w.value.is_finite() && w.value > 0.0) => {
-                return Err(refuse(w.line, &path("weight"), format!("{} must be above 0", w.value)))
+                return Err(refuse(
+                    w.line,
+                    &path("weight"),
+                    format!("{} must be above 0", w.value),
+                ))
             }
             Some(w) => w.value,
             None => 1.0,
@@ -451,7 +482,11 @@ pub fn metric_for(
             "slo",
             format!(
                 "`{id}` is not in any SLO spec (known: {})",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
             ),
         ));
     };

@@ -114,7 +114,10 @@ fn a_metric_not_in_any_slo_spec_is_refused() {
     let e = refused(&GOOD.replace("gateway-availability", "gateway-happiness"));
     assert_eq!(e.path, "metrics[0].slo");
     assert!(e.message.contains("not in any SLO spec"), "{e}");
-    assert!(e.message.contains("gateway-availability"), "lists the known: {e}");
+    assert!(
+        e.message.contains("gateway-availability"),
+        "lists the known: {e}"
+    );
 }
 
 #[test]
@@ -129,10 +132,19 @@ fn latency_on_an_slo_without_threshold_is_refused() {
 #[test]
 fn other_bad_values_name_their_field() {
     let cases = [
-        (GOOD.replace("max_duration: 10m", "max_duration: 30s"), "max_duration"),
-        (GOOD.replace("max_duration: 10m", "max_duration: 0s"), "max_duration"),
+        (
+            GOOD.replace("max_duration: 10m", "max_duration: 30s"),
+            "max_duration",
+        ),
+        (
+            GOOD.replace("max_duration: 10m", "max_duration: 0s"),
+            "max_duration",
+        ),
         (GOOD.replace("name: shortener-v2", "name: \"a b\""), "name"),
-        (GOOD.replace("route: links", "route: \"\""), "target.gateway.route"),
+        (
+            GOOD.replace("route: links", "route: \"\""),
+            "target.gateway.route",
+        ),
         (
             GOOD.replace("route: links", "route: links\n    admin_url: ftp://x"),
             "target.gateway.admin_url",
@@ -141,14 +153,23 @@ fn other_bad_values_name_their_field() {
             format!("{GOOD}metrics_source:\n  prometheus: not a url\n"),
             "metrics_source.prometheus",
         ),
-        (format!("{GOOD}judge:\n  significance: 0.7\n"), "judge.significance"),
+        (
+            format!("{GOOD}judge:\n  significance: 0.7\n"),
+            "judge.significance",
+        ),
         (format!("{GOOD}judge:\n  interval: 1ms\n"), "judge.interval"),
         (
             format!("{GOOD}judge:\n  pass_score: 60\n  marginal_score: 80\n"),
             "judge.marginal_score",
         ),
-        (format!("{GOOD}judge:\n  page_burn_rate: 0.5\n"), "judge.page_burn_rate"),
-        (GOOD.replace("    critical: true", "    critical: true\n    weight: 0"), "metrics[1].weight"),
+        (
+            format!("{GOOD}judge:\n  page_burn_rate: 0.5\n"),
+            "judge.page_burn_rate",
+        ),
+        (
+            GOOD.replace("    critical: true", "    critical: true\n    weight: 0"),
+            "metrics[1].weight",
+        ),
         (format!("{GOOD}on_inconclusive: shrug\n"), "on_inconclusive"),
         (format!("{GOOD}surprise: 1\n"), "surprise"),
     ];

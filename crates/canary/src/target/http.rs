@@ -39,7 +39,10 @@ async fn call(
         target: target.to_string(),
         reason,
     };
-    let response = request.send().await.map_err(|e| unreachable(e.to_string()))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     let detail = || {
@@ -113,7 +116,12 @@ impl Target for HttpGateway {
     }
 
     async fn split(&self) -> Result<Split, TargetError> {
-        let body = call(&self.key(), self.client.get(self.url.clone()), self.key.as_deref()).await?;
+        let body = call(
+            &self.key(),
+            self.client.get(self.url.clone()),
+            self.key.as_deref(),
+        )
+        .await?;
         self.parse(&body)
     }
 
@@ -194,14 +202,23 @@ impl Target for HttpInference {
     }
 
     async fn split(&self) -> Result<Split, TargetError> {
-        let body = call(&self.key(), self.client.get(self.url.clone()), self.key.as_deref()).await?;
+        let body = call(
+            &self.key(),
+            self.client.get(self.url.clone()),
+            self.key.as_deref(),
+        )
+        .await?;
         Ok(self.split_of(&body))
     }
 
     async fn set_weight(&self, percent: f64, _reason: &str) -> Result<Split, TargetError> {
         // The rest of the policy (sticky header, shadow) is kept.
-        let mut policy = call(&self.key(), self.client.get(self.url.clone()), self.key.as_deref())
-            .await?;
+        let mut policy = call(
+            &self.key(),
+            self.client.get(self.url.clone()),
+            self.key.as_deref(),
+        )
+        .await?;
         if !policy.is_object() {
             policy = json!({});
         }
@@ -211,8 +228,12 @@ impl Target for HttpInference {
     }
 
     async fn promote(&self, _reason: &str) -> Result<Split, TargetError> {
-        let mut policy = call(&self.key(), self.client.get(self.url.clone()), self.key.as_deref())
-            .await?;
+        let mut policy = call(
+            &self.key(),
+            self.client.get(self.url.clone()),
+            self.key.as_deref(),
+        )
+        .await?;
         if !policy.is_object() {
             policy = json!({});
         }
@@ -231,16 +252,24 @@ mod tests {
         assert_eq!(segment("/links"), "%2Flinks");
         assert_eq!(segment("a b"), "a%20b");
         let g = HttpGateway::new("http://gw:8082/".parse().unwrap(), "/links", None).unwrap();
-        assert_eq!(g.url.as_str(), "http://gw:8082/admin/v1/routes/%2Flinks/split");
+        assert_eq!(
+            g.url.as_str(),
+            "http://gw:8082/admin/v1/routes/%2Flinks/split"
+        );
     }
 
     #[test]
     fn a_policy_reads_as_the_canary_share() {
         let t = HttpInference::new("http://i/".parse().unwrap(), "digits", 1, 2, None).unwrap();
-        let split = t.split_of(&json!({"default_version": 1, "canary": {"version": 2, "percent": 30.0}}));
+        let split =
+            t.split_of(&json!({"default_version": 1, "canary": {"version": 2, "percent": 30.0}}));
         assert_eq!(split.percent, 30.0);
         assert_eq!(t.split_of(&json!({"default_version": 2})).percent, 100.0);
         assert_eq!(t.split_of(&json!({})).percent, 0.0);
-        assert_eq!(t.split_of(&json!({"canary": {"version": 3, "percent": 50.0}})).percent, 0.0);
+        assert_eq!(
+            t.split_of(&json!({"canary": {"version": 3, "percent": 50.0}}))
+                .percent,
+            0.0
+        );
     }
 }

@@ -82,7 +82,12 @@ pub trait Target: Send + Sync {
 /// The series that measure `kind` for one side of `target`, given the
 /// names [`Target::split`] reported; `None` when the kind does not apply
 /// (a gateway has no accuracy; a baseline has no shadow agreement).
-pub fn queries(target: &TargetSection, split: &Split, kind: MetricKind, side: Side) -> Option<Query> {
+pub fn queries(
+    target: &TargetSection,
+    split: &Split,
+    kind: MetricKind,
+    side: Side,
+) -> Option<Query> {
     let name = match side {
         Side::Baseline => &split.baseline,
         Side::Canary => &split.canary,
@@ -97,7 +102,10 @@ pub fn queries(target: &TargetSection, split: &Split, kind: MetricKind, side: Si
             match kind {
                 MetricKind::Errors => {
                     let mut bad = base.clone();
-                    bad.push(Matcher::Prefix("http_response_status_code".into(), "5".into()));
+                    bad.push(Matcher::Prefix(
+                        "http_response_status_code".into(),
+                        "5".into(),
+                    ));
                     Some(Query::Proportion {
                         bad: vec![Counter::new(&format!("{DURATION}_count"), bad)],
                         total: vec![Counter::new(&format!("{DURATION}_count"), base)],
