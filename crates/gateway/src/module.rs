@@ -198,8 +198,11 @@ impl Module for GatewayModule {
         self.gateway.readiness_check().into_iter().collect()
     }
 
-    /// The gateway has no API of its own yet (keys are managed with
-    /// `reliable keys`).
+    /// Nothing of its own on the public listener (keys are managed with
+    /// `reliable keys`). Its admin API (`/admin/v1`, [`crate::admin`]) is
+    /// served on `gateway.admin_listen` and, by default, refused on the
+    /// public listener, which is what these documents describe; it is
+    /// documented in docs/modules/gateway.md instead.
     fn openapi() -> utoipa::openapi::OpenApi {
         utoipa::openapi::OpenApi::default()
     }
