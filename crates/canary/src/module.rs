@@ -118,7 +118,8 @@ pub fn load_slos(path: Option<&std::path::Path>) -> Result<Vec<slo::Slo>, String
 impl Module for CanaryModule {
     const DECLARATION: Declaration = Declaration {
         name: crate::SERVICE,
-        prefixes: &[crate::http::PREFIX],
+        // Every route needs the scope: no unscoped prefix.
+        prefixes: &[],
         scoped_prefixes: &[(crate::http::PREFIX, crate::http::SCOPE)],
         needs: &[Port::Database],
         after: &[],

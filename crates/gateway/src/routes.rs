@@ -169,11 +169,15 @@ impl Route {
             && self.host.as_deref().is_none_or(|h| Some(h) == host)
     }
 
-    fn specificity(&self) -> (usize, bool, bool) {
+    /// Longer prefix first; then a route naming the method or host; then,
+    /// on an exact tie, the one asking for a scope, so a module that lists a
+    /// prefix both plain and scoped is never served without its key.
+    fn specificity(&self) -> (usize, bool, bool, bool) {
         (
             self.prefix.len(),
             self.method.is_some(),
             self.host.is_some(),
+            self.scope.is_some(),
         )
     }
 
