@@ -21,10 +21,17 @@ const MAX_WINDOWS: usize = 64;
 
 type Render = Box<dyn Fn() -> String + Send + Sync>;
 
+/// A window's start: when it began, what it asked, what the registry held.
+struct WindowStart {
+    since: SystemTime,
+    queries: Vec<Query>,
+    values: Vec<Cumulative>,
+}
+
 /// This process's metrics registry as a [`MetricsSource`].
 pub struct InProcess {
     render: Render,
-    starts: Mutex<Vec<(SystemTime, Vec<Query>, Vec<Cumulative>)>>,
+    starts: Mutex<Vec<WindowStart>>,
 }
 
 impl Default for InProcess {
@@ -59,9 +66,14 @@ enum Cumulative {
 }
 
 /// A bucket bound usable as a map key (bounds are finite or +Inf, never NaN).
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct OrderedBound(f64);
 impl Eq for OrderedBound {}
+impl PartialOrd for OrderedBound {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 impl Ord for OrderedBound {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&other.0)
@@ -253,13 +265,20 @@ impl MetricsSource for InProcess {
             queries.iter().map(zero).collect()
         } else {
             let mut starts = self.starts.lock().unwrap_or_else(|e| e.into_inner());
-            match starts.iter().find(|(t, q, _)| *t == since && q == queries) {
-                Some((_, _, start)) => start.clone(),
+            match starts
+                .iter()
+                .find(|w| w.since == since && w.queries == queries)
+            {
+                Some(start) => start.values.clone(),
                 None => {
                     if starts.len() >= MAX_WINDOWS {
                         starts.remove(0);
                     }
-                    starts.push((since, queries.to_vec(), now.clone()));
+                    starts.push(WindowStart {
+                        since,
+                        queries: queries.to_vec(),
+                        values: now.clone(),
+                    });
                     now.clone()
                 }
             }
