@@ -26,7 +26,8 @@ use utoipa::IntoParams;
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct JudgeQuery {
-    /// `gateway/ROUTE` or `inference/MODEL`.
+    /// `gateway/ROUTE`, `inference/MODEL`, or `pods/SERVICE` (Argo
+    /// Rollouts: the sides are pod template hashes).
     target: String,
     /// The baseline side: a gateway pool or a model version.
     baseline: String,
@@ -81,7 +82,16 @@ fn side_name(name: &str, value: &str) -> Result<String, Problem> {
 pub async fn answer(controller: &Controller, query: JudgeQuery) -> Result<JudgeAnswer, Problem> {
     let baseline = side_name("baseline", &query.baseline)?;
     let canary = side_name("canary", &query.canary)?;
+    let mut pods: Option<String> = None;
     let target = match query.target.split_once('/') {
+        Some(("pods", service)) if !service.is_empty() => {
+            pods = Some(side_name("target", service)?);
+            TargetSection::Gateway {
+                route: String::new(),
+                admin_url: None,
+                admin_key_env: None,
+            }
+        }
         Some(("gateway", route)) if !route.is_empty() => TargetSection::Gateway {
             route: side_name("target", route)?,
             admin_url: None,
@@ -100,7 +110,12 @@ pub async fn answer(controller: &Controller, query: JudgeQuery) -> Result<JudgeA
                 admin_key_env: None,
             }
         }
-        _ => return Err(bad("target", "must be gateway/ROUTE or inference/MODEL")),
+        _ => {
+            return Err(bad(
+                "target",
+                "must be gateway/ROUTE, inference/MODEL or pods/SERVICE",
+            ))
+        }
     };
     let window = match query.window.as_deref() {
         None => Duration::from_secs(300),
@@ -158,14 +173,19 @@ pub async fn answer(controller: &Controller, query: JudgeQuery) -> Result<JudgeA
         canary,
         percent: 0.0,
     };
-    let queries = judging::queries(&plan, &split).map_err(|e| {
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown-slo",
-            "An SLO cannot be judged on this target",
-        )
-        .with_detail(e.to_string())
-    })?;
+    let measured = match &pods {
+        Some(service) => crate::target::Measured::Pods(service),
+        None => crate::target::Measured::of(&plan.target),
+    };
+    let queries =
+        judging::queries_for(measured, &query.target, &plan.metrics, &split).map_err(|e| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown-slo",
+                "An SLO cannot be judged on this target",
+            )
+            .with_detail(e.to_string())
+        })?;
     let source = controller.source_for(&plan);
     let now = SystemTime::now();
     let since = if source.is_in_process() {

@@ -271,6 +271,74 @@ async fn the_judge_endpoint_checks_its_parameters() {
         let (got, body) = app.get(&format!("/canary/v1/judge?{query}")).await;
         assert_eq!(got, status, "{query}: {body}");
     }
+    let argo = "/canary/v1/judge?target=pods/shortener&baseline=5d8f9c7b6&canary=6b7c8d9f0&slo=shortener-redirect-availability,shortener-redirect-latency&window=5m";
+    let (status, body) = app.get(argo).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["verdict"], "inconclusive", "{body}");
     let (status, _) = app.get("/canary/v1/runs/nope").await;
     assert_eq!(status, 404);
+}
+
+/// A YAML file of the repository as JSON.
+fn yaml_file(path: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path);
+    let text = std::fs::read_to_string(&path).unwrap();
+    yamlspec::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[tokio::test]
+async fn the_shipped_argo_analysis_template_calls_the_judge_as_it_answers() {
+    let app = spawn_app().await;
+    let template = yaml_file("deploy/rollouts/analysis-template.yaml");
+    let metric = &template["spec"]["metrics"][0];
+    assert_eq!(metric["successCondition"], "result == \"pass\"");
+    assert_eq!(metric["failureCondition"], "result == \"fail\"");
+    assert_eq!(metric["provider"]["web"]["jsonPath"], "{$.verdict}");
+    let url = metric["provider"]["web"]["url"].as_str().unwrap();
+    for file in ["shortener-rollout.yaml", "inference-rollout.yaml"] {
+        let rollout = yaml_file(&format!("deploy/rollouts/{file}"));
+        let analysis = &rollout["spec"]["strategy"]["canary"]["analysis"];
+        assert_eq!(
+            analysis["templates"][0]["templateName"], template["metadata"]["name"],
+            "{file}"
+        );
+        let arg = |name: &str| {
+            analysis["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["name"] == name)
+                .and_then(|a| a["value"].as_str())
+                .unwrap_or_else(|| panic!("{file}: no arg {name}"))
+                .to_string()
+        };
+        // Argo fills the template; the judge must accept what it sends.
+        let filled = url
+            .replace("{{args.service}}", &arg("service"))
+            .replace("{{args.slos}}", &arg("slos"))
+            .replace("{{args.stable-hash}}", "5d8f9c7b6")
+            .replace("{{args.canary-hash}}", "6b7c8d9f0")
+            .replace("{{args.window}}", "5m");
+        let path = &filled[filled.find("/canary/v1/judge").unwrap()..];
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, 200, "{file}: {path}: {body}");
+        assert!(
+            ["pass", "fail", "inconclusive"].contains(&body["verdict"].as_str().unwrap()),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn the_shipped_canary_specs_compile() {
+    let slos = slo::catalog::load_platform().unwrap();
+    for file in ["deploy/canary/shortener.yaml", "deploy/canary/digits.yaml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        canary::spec::compile(&text, &slos).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
 }

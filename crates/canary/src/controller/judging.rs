@@ -31,13 +31,28 @@ impl SideQueries {
 /// The queries of every metric of `plan` for the sides `split` names;
 /// refuses a metric the target cannot measure (accuracy of a route).
 pub fn queries(plan: &CanaryPlan, split: &Split) -> Result<SideQueries, ControllerError> {
+    queries_for(
+        target::Measured::of(&plan.target),
+        &plan.target_key(),
+        &plan.metrics,
+        split,
+    )
+}
+
+/// The queries of `metrics` on the sides of `measured` that `split` names.
+pub fn queries_for(
+    measured: target::Measured<'_>,
+    key: &str,
+    metrics: &[MetricPlan],
+    split: &Split,
+) -> Result<SideQueries, ControllerError> {
     let mut per_metric = Vec::new();
-    for metric in &plan.metrics {
-        let of = |side| target::queries(&plan.target, split, metric.kind, side);
+    for metric in metrics {
+        let of = |side| target::queries(measured, split, metric.kind, side);
         let Some(canary) = of(Side::Canary) else {
             return Err(ControllerError::Target(
                 crate::target::TargetError::Refused {
-                    target: plan.target_key(),
+                    target: key.to_string(),
                     reason: format!(
                         "metric {} ({}) cannot be measured on this kind of target",
                         metric.slo,
@@ -112,6 +127,10 @@ fn aligned(canary: &Histogram, baseline: &Histogram) -> Result<(Histogram, Histo
 /// requests over its threshold).
 fn slo_counts(metric: &MetricPlan, canary: &Reading) -> Result<Counts, String> {
     match (metric.kind, canary) {
+        // Nothing observed yet: nothing over the threshold either.
+        (MetricKind::Latency, Reading::Histogram(h)) if h.count() == 0 => {
+            Ok(Counts { bad: 0, total: 0 })
+        }
         (MetricKind::Latency, Reading::Histogram(h)) => {
             let threshold = metric.latency_threshold.unwrap_or(f64::INFINITY);
             let bad = h.count_above(threshold).map_err(|e| e.to_string())?;

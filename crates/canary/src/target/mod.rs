@@ -79,21 +79,64 @@ pub trait Target: Send + Sync {
     async fn promote(&self, reason: &str) -> Result<Split, TargetError>;
 }
 
+/// What the two sides' series are told apart by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measured<'a> {
+    /// A gateway route's pools (`gateway_pool`).
+    Route(&'a str),
+    /// A model's versions (`version`).
+    Model(&'a str),
+    /// A module's pods by Argo Rollouts' pod template hash: the module's
+    /// own `http_server_request_duration_seconds{service}` with the pods'
+    /// `rollouts_pod_template_hash` label (judge only: Argo steps the
+    /// weights).
+    Pods(&'a str),
+}
+
+impl<'a> Measured<'a> {
+    pub fn of(target: &'a TargetSection) -> Self {
+        match target {
+            TargetSection::Gateway { route, .. } => Self::Route(route),
+            TargetSection::Inference { model, .. } => Self::Model(model),
+        }
+    }
+}
+
 /// The series that measure `kind` for one side of `target`, given the
 /// names [`Target::split`] reported; `None` when the kind does not apply
 /// (a gateway has no accuracy; a baseline has no shadow agreement).
-pub fn queries(
-    target: &TargetSection,
-    split: &Split,
-    kind: MetricKind,
-    side: Side,
-) -> Option<Query> {
+pub fn queries(target: Measured<'_>, split: &Split, kind: MetricKind, side: Side) -> Option<Query> {
     let name = match side {
         Side::Baseline => &split.baseline,
         Side::Canary => &split.canary,
     };
     match target {
-        TargetSection::Gateway { route, .. } => {
+        Measured::Pods(service) => {
+            let base = vec![
+                Matcher::eq("service", service),
+                Matcher::eq("rollouts_pod_template_hash", name),
+            ];
+            const DURATION: &str = "http_server_request_duration_seconds";
+            match kind {
+                MetricKind::Errors => {
+                    let mut bad = base.clone();
+                    bad.push(Matcher::Prefix(
+                        "http_response_status_code".into(),
+                        "5".into(),
+                    ));
+                    Some(Query::Proportion {
+                        bad: vec![Counter::new(&format!("{DURATION}_count"), bad)],
+                        total: vec![Counter::new(&format!("{DURATION}_count"), base)],
+                    })
+                }
+                MetricKind::Latency => Some(Query::Histogram {
+                    name: DURATION.to_string(),
+                    matchers: base,
+                }),
+                MetricKind::Accuracy | MetricKind::Agreement => None,
+            }
+        }
+        Measured::Route(route) => {
             let base = vec![
                 Matcher::eq("gateway_route", route),
                 Matcher::eq("gateway_pool", name),
@@ -118,7 +161,7 @@ pub fn queries(
                 MetricKind::Accuracy | MetricKind::Agreement => None,
             }
         }
-        TargetSection::Inference { model, .. } => {
+        Measured::Model(model) => {
             let base = vec![Matcher::eq("model", model), Matcher::eq("version", name)];
             let with = |extra: Matcher| {
                 let mut m = base.clone();
