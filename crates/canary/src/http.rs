@@ -167,7 +167,7 @@ pub(crate) struct ListQuery {
 #[utoipa::path(get, path = "/canary/v1/runs", tag = "canary", params(ListQuery),
     responses(
         (status = 200, description = "Runs, newest first.", body = Vec<RunState>),
-        (status = 400, description = "A bad query parameter.", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A bad query parameter (`/problems/invalid-query`).", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_runs(
     State(controller): State<Controller>,
@@ -197,6 +197,7 @@ pub(crate) struct DecisionsQuery {
     params(("id" = String, Path, description = "Run id or target key"), DecisionsQuery),
     responses(
         (status = 200, description = "The run and its decisions.", body = RunDetail),
+        (status = 400, description = "A bad query parameter (`/problems/invalid-query`).", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such run (`/problems/not-found`).", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn get_run(
@@ -239,7 +240,7 @@ fn who(body: &Bytes) -> String {
     request_body(content = Object, description = "Optional: `{\"by\": \"who\"}`"),
     responses(
         (status = 200, description = "Aborted: the weight is 0.", body = RunState),
-        (status = 404, description = "No such run.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such run (`/problems/not-found`).", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The run already finished (`/problems/canary-finished`).", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn abort_run(
@@ -257,8 +258,8 @@ async fn abort_run(
     request_body(content = Object, description = "Optional: `{\"by\": \"who\"}`"),
     responses(
         (status = 200, description = "Promoted.", body = RunState),
-        (status = 404, description = "No such run.", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The run already finished.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such run (`/problems/not-found`).", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The run already finished (`/problems/canary-finished`).", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn promote_run(
     State(controller): State<Controller>,
@@ -280,9 +281,9 @@ async fn promote_run(
 #[utoipa::path(get, path = "/canary/v1/judge", tag = "canary", params(JudgeQuery),
     responses(
         (status = 200, description = "The judgement.", body = judge_api::JudgeAnswer),
-        (status = 400, description = "A bad query parameter.", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "An unknown SLO or a target kind that cannot measure it.", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The metrics cannot be read.", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A bad query parameter (`/problems/invalid-query`).", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown SLO or a target kind that cannot measure it (`/problems/unknown-slo`).", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The metrics cannot be read (`/problems/metrics-unreadable`).", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn judge(
     State(controller): State<Controller>,
