@@ -14,7 +14,7 @@ async fn admin_api() -> (url::Url, ApiKey, ApiKey, tempfile::TempDir) {
     let keys = gateway::keys::connect(&url, &Default::default())
         .await
         .unwrap();
-    let mut make = |name: &str, scopes: &str| {
+    let make = |name: &str, scopes: &str| {
         let key = ApiKey::generate();
         let new = NewKey {
             name: KeyName::parse(name).unwrap(),
