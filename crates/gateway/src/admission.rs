@@ -41,6 +41,29 @@ fn presented(headers: &HeaderMap) -> Result<Option<ApiKey>, GatewayError> {
         .map_err(|_| GatewayError::KeyMalformed)
 }
 
+/// The caller's key, if one was presented: malformed, unknown or revoked
+/// keys are refused (401), a store that cannot answer is a 503.
+pub(crate) async fn authenticate(
+    shared: &Shared,
+    headers: &HeaderMap,
+) -> Result<Option<StoredKey>, GatewayError> {
+    let Some(key) = presented(headers)? else {
+        return Ok(None);
+    };
+    let store = shared.keys.as_ref().ok_or(GatewayError::KeyRejected)?;
+    let stored = store.find(&key.hash()).await.map_err(|e| {
+        tracing::error!(
+            error = &e as &dyn std::error::Error,
+            "API key lookup failed"
+        );
+        GatewayError::KeyStore
+    })?;
+    match stored {
+        Some(k) if k.revoked_at.is_none() => Ok(Some(k)),
+        _ => Err(GatewayError::KeyRejected),
+    }
+}
+
 /// Checks the key and scope of `route`, then the caller's rate.
 /// `rate_headers` is filled even when the answer is 429.
 pub(crate) async fn admit(
@@ -50,23 +73,7 @@ pub(crate) async fn admit(
     client_ip: IpAddr,
     rate_headers: &mut Vec<(HeaderName, HeaderValue)>,
 ) -> Result<Option<StoredKey>, GatewayError> {
-    let key = match presented(headers)? {
-        None => None,
-        Some(key) => {
-            let store = shared.keys.as_ref().ok_or(GatewayError::KeyRejected)?;
-            let stored = store.find(&key.hash()).await.map_err(|e| {
-                tracing::error!(
-                    error = &e as &dyn std::error::Error,
-                    "API key lookup failed"
-                );
-                GatewayError::KeyStore
-            })?;
-            match stored {
-                Some(k) if k.revoked_at.is_none() => Some(k),
-                _ => return Err(GatewayError::KeyRejected),
-            }
-        }
-    };
+    let key = authenticate(shared, headers).await?;
     if let Some(scope) = &route.scope {
         let key = key.as_ref().ok_or(GatewayError::KeyMissing)?;
         if !key.scopes.contains(scope) {

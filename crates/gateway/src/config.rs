@@ -10,6 +10,7 @@
 use kit::config::ConfigError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -56,6 +57,19 @@ pub struct GatewayConfig {
     pub health: HealthConfig,
     /// The API key database's connection pool (`[gateway.database]`).
     pub database: kit::storage::PoolConfig,
+    /// Where the admin API (`/admin/v1/...`: canary splits) is served, on
+    /// a listener of its own (e.g. `127.0.0.1:9090`, a private address).
+    /// None: not served apart (see `admin_on_public`).
+    pub admin_listen: Option<SocketAddr>,
+    /// Also serve the admin API on the public listener. Off: a request to
+    /// `/admin/v1/...` there is answered 403 by the gateway itself and
+    /// never reaches an upstream.
+    pub admin_on_public: bool,
+    /// How often the canary splits are read back from the database, so
+    /// that every replica converges on a split written through any one.
+    #[schemars(with = "kit::config::reference::Duration")]
+    #[serde(with = "humantime_serde")]
+    pub split_refresh: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -75,6 +89,9 @@ impl Default for GatewayConfig {
             retry: RetryConfig::default(),
             health: HealthConfig::default(),
             database: kit::storage::PoolConfig::with_max_connections(8),
+            admin_listen: None,
+            admin_on_public: false,
+            split_refresh: Duration::from_secs(2),
         }
     }
 }
@@ -124,6 +141,9 @@ pub struct RouteConfig {
     /// A second pool taking `canary_percent` of the traffic.
     #[serde(default)]
     pub canary_pool: Option<String>,
+    /// The canary's share at start, 0 to 100. A share set at runtime
+    /// (`PUT /admin/v1/routes/{name}/split`) is kept in the database and
+    /// wins over it while the route keeps the same two pools.
     #[serde(default)]
     pub canary_percent: u8,
     /// Header pinning a request to the canary pool when its value is
@@ -263,8 +283,26 @@ impl GatewayConfig {
         for (name, pool) in &self.pools {
             pool.validate(&format!("gateway.pools.{name}"))?;
         }
+        let mut canary_names = std::collections::BTreeSet::new();
         for (i, route) in self.routes.iter().enumerate() {
-            crate::routes::RouteRules::parse(i, route)?;
+            let rules = crate::routes::RouteRules::parse(i, route)?;
+            // A split is changed by route name: two canary routes of one
+            // name could not be told apart.
+            if route.canary_pool.is_some() && !canary_names.insert(rules.name().to_string()) {
+                return Err(ConfigError::invalid(
+                    &format!("gateway.routes[{i}].name"),
+                    format!(
+                        "another route with a canary pool is named `{}`: give each its own `name`",
+                        rules.name()
+                    ),
+                ));
+            }
+        }
+        if self.split_refresh.is_zero() {
+            return Err(ConfigError::invalid(
+                "gateway.split_refresh",
+                "must be above zero",
+            ));
         }
         if !(0.0..=1.0).contains(&self.retry.budget_ratio) {
             return Err(ConfigError::invalid(

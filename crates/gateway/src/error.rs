@@ -45,6 +45,8 @@ pub enum GatewayError {
     ResponseTooLarge,
     #[error("key store unavailable")]
     KeyStore,
+    #[error("the admin API is not served on the public listener")]
+    AdminNotPublic,
 }
 
 impl GatewayError {
@@ -69,6 +71,7 @@ impl GatewayError {
             GatewayError::Timeout => "upstream-timeout",
             GatewayError::ResponseTooLarge => "upstream-response-too-large",
             GatewayError::KeyStore => "key-store-unavailable",
+            GatewayError::AdminNotPublic => "admin-not-public",
         }
     }
 
@@ -162,6 +165,13 @@ impl GatewayError {
                 S::SERVICE_UNAVAILABLE,
                 "Service unavailable",
                 "API keys cannot be checked right now".into(),
+            ),
+            GatewayError::AdminNotPublic => (
+                S::FORBIDDEN,
+                "Admin API not served here",
+                "the admin API is served on `gateway.admin_listen`, not on the public listener \
+                 (`gateway.admin_on_public` serves it here too)"
+                    .into(),
             ),
         };
         let problem = Problem::new(status, self.kind(), title).with_detail(detail);

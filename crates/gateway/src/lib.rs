@@ -9,6 +9,12 @@
 //!   in-process router (co-located modules, no TCP hop);
 //! - [`keys`]: API keys (domain, storage port, SQLite/PostgreSQL adapters,
 //!   a short-lived cache of found keys);
+//! - [`splits`]: each canary route's share, changed at runtime, kept in
+//!   the database and read back by every replica; the gateway is a
+//!   [`kit::traffic::TrafficSplits`];
+//! - [`admin`]: the admin API that changes them (`/admin/v1/...`, own
+//!   listener, `admin` scope);
+//! - [`database`]: the one database both keys and splits live in;
 //! - [`admission`]: key check, scopes and rate limits before a request
 //!   costs an upstream anything;
 //! - [`proxy`]: the request path itself; [`error`]: problem+json for all.
@@ -23,8 +29,10 @@
 //! stack (request id, trace context, panic catching).
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod admission;
 pub mod config;
+pub mod database;
 pub mod error;
 pub mod forwarding;
 pub mod keys;
@@ -32,6 +40,7 @@ mod module;
 pub mod path;
 pub mod proxy;
 pub mod routes;
+pub mod splits;
 mod telemetry;
 pub mod upstream;
 
@@ -48,8 +57,10 @@ use kit::Clock;
 use ratelimit::{Quota, RateLimiter};
 use resilience::{Breaker, ClientSettings, HttpClient, PoolMetrics};
 use routes::{Route, RouteTable};
+use splits::{SplitStore, Splits};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 use upstream::Upstream;
 
 pub const SERVICE: &str = "gateway";
@@ -85,6 +96,8 @@ pub enum BuildError {
 /// What the request path shares.
 pub(crate) struct Shared {
     routes: RouteTable,
+    /// The canary routes' shares, shared with `routes`.
+    splits: Splits,
     pools: Vec<Arc<Pool>>,
     trusted: TrustedProxies,
     config: GatewayConfig,
@@ -121,11 +134,14 @@ impl Gateway {
     /// `in_process` adds pools (by name) whose one endpoint is a router in
     /// this process, next to the config's HTTP pools. `keys` may be absent
     /// when no route needs a scope (then any presented key is refused as
-    /// unknown).
+    /// unknown). Without `splits`, shares changed at runtime live in
+    /// memory only; with it, call [`Gateway::refresh_splits`] before
+    /// serving so the stored shares are in force.
     pub fn build(
         config: GatewayConfig,
         in_process: BTreeMap<String, Router>,
         keys: Option<Arc<dyn KeyStore>>,
+        splits: Option<Arc<dyn SplitStore>>,
         limiter: Arc<dyn RateLimiter>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, BuildError> {
@@ -181,6 +197,7 @@ impl Gateway {
                 Route::compile(i, r, &pools, budget, config.max_request_body_bytes)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let splits = Splits::new(&routes, splits, clock.clone());
         let ttl = config.key_cache_ttl;
         let keys = keys.map(|store| -> Arc<dyn KeyStore> {
             if ttl.is_zero() {
@@ -192,6 +209,7 @@ impl Gateway {
         let trusted = config.trusted_proxies.clone();
         let shared = Shared {
             routes: RouteTable::new(routes),
+            splits,
             pools: pools.into_values().collect(),
             trusted,
             anon_quota: quota("gateway.anon_rate", &config.anon_rate)?,
@@ -207,13 +225,48 @@ impl Gateway {
         })
     }
 
-    /// Every path, every method: the proxy. Merge more specific routes
-    /// (health, metrics) into it before serving.
+    /// Every path, every method: the proxy (and the admin API with
+    /// `admin_on_public`). Merge more specific routes (health, metrics)
+    /// into it before serving.
     pub fn router(&self) -> Router {
-        Router::new()
+        let proxy = Router::new()
             .route("/", any(proxy::handle))
             .route("/{*path}", any(proxy::handle))
-            .with_state(self.shared.clone())
+            .with_state(self.shared.clone());
+        if self.shared.config.admin_on_public {
+            proxy.merge(self.admin_router())
+        } else {
+            proxy
+        }
+    }
+
+    /// The admin API alone, for its own listener (`gateway.admin_listen`).
+    pub fn admin_router(&self) -> Router {
+        admin::router(self.shared.clone())
+    }
+
+    /// Reads the stored canary shares and puts those that differ in force
+    /// (see [`splits`]); returns how many routes changed share.
+    pub async fn refresh_splits(&self) -> Result<usize, kit::storage::StoreError> {
+        self.shared.splits.refresh().await
+    }
+
+    /// [`Gateway::refresh_splits`] every `every` until `shutdown`; a
+    /// failed read is logged and the shares in force are kept.
+    pub async fn refresh_splits_every(&self, every: Duration, shutdown: kit::CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            if let Err(e) = self.refresh_splits().await {
+                tracing::warn!(
+                    error = &e as &dyn std::error::Error,
+                    "reading the canary splits failed; the shares in force are kept"
+                );
+                metrics::counter!("gateway_split_refresh_failures_total").increment(1);
+            }
+        }
     }
 
     /// Active health checks (`GET <endpoint><health.path>`, 2xx within
@@ -243,6 +296,27 @@ impl Gateway {
     /// The pools, for tests and the console.
     pub fn pools(&self) -> &[Arc<Pool>] {
         &self.shared.pools
+    }
+}
+
+/// The gateway's routes with a canary pool, by route name.
+#[async_trait::async_trait]
+impl kit::traffic::TrafficSplits for Gateway {
+    async fn list(&self) -> Result<Vec<kit::traffic::SplitState>, kit::traffic::SplitError> {
+        Ok(self.shared.splits.list())
+    }
+
+    async fn get(&self, name: &str) -> Result<kit::traffic::SplitState, kit::traffic::SplitError> {
+        self.shared.splits.get(name)
+    }
+
+    async fn set(
+        &self,
+        name: &str,
+        percent: f64,
+        reason: &str,
+    ) -> Result<kit::traffic::SplitState, kit::traffic::SplitError> {
+        self.shared.splits.set(name, percent, reason).await
     }
 }
 

@@ -5,31 +5,49 @@
 //! routes of its own) its declared prefixes become routes to that pool.
 //! Each module is its own pool, so each has its own breaker: a failing
 //! order path cannot fail redirects fast.
+//!
+//! It also serves its admin API on `gateway.admin_listen` when set, keeps
+//! every replica's canary shares in step with the database
+//! (`split-refresh`), and registers itself as the `"gateway"` kind of the
+//! process's [`SplitRegistry`] so a canary controller in the same process
+//! can step its routes.
 
-use crate::{keys, Gateway, GatewayConfig, RouteConfig, SERVICE};
+use crate::{database, keys, splits, Gateway, GatewayConfig, RouteConfig, SERVICE};
 use axum::Router;
 use kit::config::ConfigError;
 use kit::health::ReadinessCheck;
 use kit::module::{Colocated, Context, Declaration, Module, ModuleConfig, Port, StartError};
+use kit::server::HttpServer;
 use kit::tasks::{OnFailure, TaskSpawner};
+use kit::traffic::SplitRegistry;
 use ratelimit::RateLimiter;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The co-located modules the gateway fronts, as a port.
 #[derive(Clone, Default)]
 pub struct Fronted(pub Vec<Colocated>);
 
-/// A started gateway and its active health checks.
+/// A started gateway, its active health checks, split refresh and admin
+/// listener.
 pub struct GatewayModule {
     gateway: Gateway,
     tasks: TaskSpawner,
+    admin_addr: Option<SocketAddr>,
+    registry: Option<SplitRegistry>,
 }
 
 impl GatewayModule {
     pub fn gateway(&self) -> &Gateway {
         &self.gateway
+    }
+
+    /// Where the admin listener is bound (`gateway.admin_listen`, port 0
+    /// resolved), if it runs.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 }
 
@@ -90,13 +108,68 @@ impl Module for GatewayModule {
         // the key database.
         let pools: Vec<&str> = in_process.keys().map(String::as_str).collect();
         config.validate_pools(&pools)?;
-        let keys = match &context.database_url {
-            Some(url) => Some(keys::connect(url, &config.database).await?),
-            None => None,
+        // One database holds the keys and the canary splits.
+        let (keys, split_store) = match &context.database_url {
+            Some(url) => {
+                let pool = database::open(url, &config.database).await?;
+                (Some(keys::on(pool.clone())), Some(splits::on(pool)))
+            }
+            None => (None, None),
         };
         let limiter = context.ports.get::<Arc<dyn RateLimiter>>()?;
         let active_checks = !config.health.interval.is_zero();
-        let gateway = Gateway::build(config, in_process, keys, limiter, context.clock)?;
+        let split_refresh = config.split_refresh;
+        let admin_listen = config.admin_listen;
+        let refresh = split_store.is_some();
+        let gateway = Gateway::build(
+            config,
+            in_process,
+            keys,
+            split_store,
+            limiter,
+            context.clock,
+        )?;
+        // A restart in the middle of a canary keeps the canary's share:
+        // the stored shares are in force before the first request.
+        gateway
+            .refresh_splits()
+            .await
+            .map_err(|e| format!("reading the canary splits: {e}"))?;
+        if refresh {
+            let splits = gateway.clone();
+            let stop = context.tasks.stop_token();
+            // A replica that stops reading them serves stale shares: say so.
+            context
+                .tasks
+                .spawn("split-refresh", OnFailure::Unready, async move {
+                    splits.refresh_splits_every(split_refresh, stop).await;
+                    Ok::<(), Infallible>(())
+                });
+        }
+        let admin_addr = match admin_listen {
+            Some(addr) => {
+                // Bound here, so a taken port fails start-up (and port 0
+                // is known before serving).
+                let server = HttpServer::bind(addr)
+                    .await
+                    .map_err(|e| format!("binding gateway.admin_listen ({addr}): {e}"))?;
+                let bound = server.local_addr();
+                let router = kit::http::stack(gateway.admin_router(), SERVICE, &context.http);
+                let stop = context.tasks.stop_token();
+                context.tasks.spawn(
+                    "admin-listener",
+                    OnFailure::Unready,
+                    server.serve(router, stop),
+                );
+                tracing::info!(listen = %bound, "gateway admin API listening");
+                Some(bound)
+            }
+            None => None,
+        };
+        let registry = context.ports.get::<SplitRegistry>().ok();
+        if let Some(registry) = &registry {
+            registry.register(SERVICE, Arc::new(gateway.clone()));
+        }
         if active_checks {
             let checks = gateway.clone();
             let stop = context.tasks.stop_token();
@@ -112,6 +185,8 @@ impl Module for GatewayModule {
         Ok(Self {
             gateway,
             tasks: context.tasks,
+            admin_addr,
+            registry,
         })
     }
 
@@ -123,8 +198,11 @@ impl Module for GatewayModule {
         self.gateway.readiness_check().into_iter().collect()
     }
 
-    /// The gateway has no API of its own yet (keys are managed with
-    /// `reliable keys`).
+    /// Nothing of its own on the public listener (keys are managed with
+    /// `reliable keys`). Its admin API (`/admin/v1`, [`crate::admin`]) is
+    /// served on `gateway.admin_listen` and, by default, refused on the
+    /// public listener, which is what these documents describe; it is
+    /// documented in docs/modules/gateway.md instead.
     fn openapi() -> utoipa::openapi::OpenApi {
         utoipa::openapi::OpenApi::default()
     }
@@ -148,6 +226,9 @@ impl Module for GatewayModule {
     }
 
     async fn shutdown(self) {
+        if let Some(registry) = &self.registry {
+            registry.remove(SERVICE);
+        }
         self.tasks.shutdown().await;
     }
 }

@@ -1,4 +1,5 @@
-//! The request path, in order: header size, path, route, client IP,
+//! The request path, in order: header size, path (the admin API's own
+//! prefix is refused, never forwarded), route, client IP,
 //! admission (key, scope, rate), the route's concurrency limit, the body,
 //! then attempts against the chosen pool: pick an endpoint (power of two
 //! choices), forward with the route's timeout, record the outcome in the
@@ -114,6 +115,16 @@ async fn forward(
         return Err(GatewayError::HeadersTooLarge);
     }
     let path = CleanPath::parse(request.uri().path())?;
+    // The admin API is the gateway's own: never forwarded, whatever the
+    // routes say. With `admin_on_public` its paths were matched before the
+    // proxy; what is left under the prefix is no admin path.
+    if path.has_prefix(crate::admin::PREFIX) {
+        return Err(if limits.admin_on_public {
+            GatewayError::NoRoute
+        } else {
+            GatewayError::AdminNotPublic
+        });
+    }
     let host = host_of(&request);
     let route = shared
         .routes

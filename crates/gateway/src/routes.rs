@@ -3,17 +3,21 @@
 //! A request goes to the route with the longest matching prefix; among
 //! equal prefixes a route naming the method or host wins over one that
 //! does not. The pool is chosen per request: pinned by the route's
-//! canary header (`always` / `never`), else at random by `canary_percent`.
+//! canary header (`always` / `never`), else at random by the canary's
+//! share: `canary_percent` at first, changed at runtime through
+//! [`crate::splits`], read with one atomic load.
 
 use crate::config::RouteConfig;
 use crate::keys::Scope;
 use crate::path::CleanPath;
+use crate::splits::FULL_SHARE;
 use crate::Pool;
 use http::{HeaderMap, HeaderName, Method};
 use kit::config::ConfigError;
 use rand::Rng;
 use resilience::RetryBudget;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -29,6 +33,11 @@ pub(crate) struct RouteRules {
 }
 
 impl RouteRules {
+    /// The route's name: its own, else its prefix.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     pub(crate) fn parse(index: usize, config: &RouteConfig) -> Result<Self, ConfigError> {
         let invalid = |field: &str, reason: &str| {
             ConfigError::invalid(&format!("gateway.routes[{index}].{field}"), reason)
@@ -89,7 +98,9 @@ pub struct Route {
     host: Option<String>,
     primary: Arc<Pool>,
     canary: Option<Arc<Pool>>,
-    canary_percent: u8,
+    /// The canary's share in hundredths of a percent (0..=10000), shared
+    /// with [`crate::splits`], which changes it at runtime.
+    canary_share: Arc<AtomicU32>,
     pin_header: HeaderName,
     pub scope: Option<Scope>,
     pub timeout: Duration,
@@ -137,7 +148,9 @@ impl Route {
             host: config.host.as_ref().map(|h| h.to_ascii_lowercase()),
             primary,
             canary,
-            canary_percent: config.canary_percent,
+            canary_share: Arc::new(AtomicU32::new(
+                u32::from(config.canary_percent) * (FULL_SHARE / 100),
+            )),
             pin_header: rules.pin_header,
             scope: rules.scope,
             timeout: config.timeout,
@@ -156,11 +169,15 @@ impl Route {
             && self.host.as_deref().is_none_or(|h| Some(h) == host)
     }
 
-    fn specificity(&self) -> (usize, bool, bool) {
+    /// Longer prefix first; then a route naming the method or host; then,
+    /// on an exact tie, the one asking for a scope, so a module that lists a
+    /// prefix both plain and scoped is never served without its key.
+    fn specificity(&self) -> (usize, bool, bool, bool) {
         (
             self.prefix.len(),
             self.method.is_some(),
             self.host.is_some(),
+            self.scope.is_some(),
         )
     }
 
@@ -174,11 +191,18 @@ impl Route {
             Some(b"never") => return &self.primary,
             _ => {}
         }
-        if rand::rng().random_range(0..100u8) < self.canary_percent {
+        let share = self.canary_share.load(Ordering::Relaxed);
+        if takes_canary(share, || rand::rng().random_range(0..FULL_SHARE)) {
             canary
         } else {
             &self.primary
         }
+    }
+
+    /// With a canary pool: the two pools' names and the share cell.
+    pub(crate) fn split(&self) -> Option<(&'static str, &'static str, Arc<AtomicU32>)> {
+        let canary = self.canary.as_ref()?;
+        Some((self.primary.name, canary.name, self.canary_share.clone()))
     }
 
     /// The upstream path for `path`, with `strip_prefix` applied.
@@ -192,6 +216,13 @@ impl Route {
             None => path.as_str().to_string(),
         }
     }
+}
+
+/// Whether an unpinned request goes to the canary at `share` hundredths
+/// of a percent, given a uniform `roll` in `0..FULL_SHARE` (only drawn
+/// between 0% and 100%: those two never depend on chance).
+fn takes_canary(share: u32, roll: impl FnOnce() -> u32) -> bool {
+    share >= FULL_SHARE || (share > 0 && roll() < share)
 }
 
 fn upstream_prefix(prefix: &str, strip: Option<&str>) -> String {
@@ -217,5 +248,25 @@ impl RouteTable {
 
     pub fn find(&self, path: &CleanPath, method: &Method, host: Option<&str>) -> Option<&Route> {
         self.0.iter().find(|r| r.matches(path, method, host))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_share_decides_by_the_roll_and_the_ends_never_roll() {
+        let never = || -> u32 { panic!("rolled at 0% or 100%") };
+        assert!(!takes_canary(0, never));
+        assert!(takes_canary(FULL_SHARE, never));
+        // 0.01%: only the lowest roll of 10000 goes to the canary.
+        assert!(takes_canary(1, || 0));
+        assert!(!takes_canary(1, || 1));
+        let share = 3_000;
+        let hits = (0..FULL_SHARE)
+            .filter(|r| takes_canary(share, || *r))
+            .count();
+        assert_eq!(hits, 3_000, "30% of the possible rolls");
     }
 }

@@ -28,6 +28,7 @@ mod pool;
 pub mod request;
 pub mod runtime;
 mod service;
+mod splits;
 pub mod store;
 
 pub use config::InferenceConfig;

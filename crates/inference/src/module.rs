@@ -163,6 +163,13 @@ impl Inference {
                     }
                 }
             });
+        // A canary controller in this process steps model versions here.
+        if let Ok(registry) = context.ports.get::<kit::traffic::SplitRegistry>() {
+            registry.register(
+                "inference",
+                Arc::new(crate::splits::ModelSplits(service.clone())),
+            );
+        }
         Ok(Self {
             service,
             pool,

@@ -26,6 +26,8 @@
 //! - [`openapi`]: OpenAPI documents from the handlers, and the responses every
 //!   operation may give;
 //! - [`tasks`]: supervised background tasks (a dead task fails readiness or the process);
+//! - [`traffic`]: the traffic-split port (baseline and canary, the canary's
+//!   share changed at runtime) and the registry the canary controller finds it in;
 //! - [`tls`]: the `[tls]` settings (identity, platform CA, client
 //!   certificates, allow-list by peer identity) over the `tls` crate.
 #![forbid(unsafe_code)]
@@ -47,6 +49,7 @@ pub mod tasks;
 pub mod telemetry;
 pub mod tls;
 pub mod trace_context;
+pub mod traffic;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use problem::Problem;

@@ -144,9 +144,16 @@ fn constant(rate: f64, millis: u64) -> Executor {
 }
 
 async fn run_plan(plan: &Plan) -> reliable_load::results::Results {
-    run(plan, &EngineOptions { threads: 2 }, &mut [])
-        .await
-        .expect("no setup to fail")
+    run(
+        plan,
+        &EngineOptions {
+            threads: 2,
+            stop: None,
+        },
+        &mut [],
+    )
+    .await
+    .expect("no setup to fail")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,9 +329,16 @@ async fn the_last_arrival_of_a_schedule_is_sent_when_a_connection_is_free() {
             constant(20.0, 500),
             vec![request("r", format!("{base}/r"), 1)],
         )]);
-        let results = run(&plan, &EngineOptions { threads }, &mut [])
-            .await
-            .expect("no setup to fail");
+        let results = run(
+            &plan,
+            &EngineOptions {
+                threads,
+                stop: None,
+            },
+            &mut [],
+        )
+        .await
+        .expect("no setup to fail");
         let scenario = &results.scenarios[0];
         assert_eq!(scenario.scheduled, 10, "{threads} threads");
         assert_eq!(scenario.requests[0].1.sent, 10, "{threads} threads");

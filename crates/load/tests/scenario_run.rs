@@ -100,9 +100,16 @@ async fn setup_seeds_the_pool_and_the_hot_set_gets_the_traffic_with_nothing_lost
     let (target, links) = serve().await;
     let plan = compile(SHORTENER, &options(&target)).expect("compiles");
 
-    let results = run(&plan, &EngineOptions { threads: 2 }, &mut [])
-        .await
-        .expect("setup seeds");
+    let results = run(
+        &plan,
+        &EngineOptions {
+            threads: 2,
+            stop: None,
+        },
+        &mut [],
+    )
+    .await
+    .expect("setup seeds");
 
     assert_eq!(results.setup[0].captured.values().sum::<u64>(), 50);
     assert_eq!(links.created.load(Ordering::SeqCst), 50);
@@ -173,9 +180,16 @@ scenarios:
 "#;
     let plan = compile(file, &options(&target)).expect("compiles");
 
-    let results = run(&plan, &EngineOptions { threads: 1 }, &mut [])
-        .await
-        .expect("runs");
+    let results = run(
+        &plan,
+        &EngineOptions {
+            threads: 1,
+            stop: None,
+        },
+        &mut [],
+    )
+    .await
+    .expect("runs");
 
     let confirm = &results.scenarios[0].requests[1].1;
     let confirmed = links.confirmed.lock().expect("confirmed").clone();
@@ -246,9 +260,16 @@ thresholds:
 "#;
     let plan = compile(file, &options(&target)).expect("compiles");
 
-    let results = run(&plan, &EngineOptions { threads: 1 }, &mut [])
-        .await
-        .expect("runs");
+    let results = run(
+        &plan,
+        &EngineOptions {
+            threads: 1,
+            stop: None,
+        },
+        &mut [],
+    )
+    .await
+    .expect("runs");
 
     assert_eq!(results.aborted_by, None);
     assert!(results.scenarios[1].requests[0].1.sent > 0);

@@ -4,7 +4,9 @@
 //! lives in [`platform`], configuration in [`settings`].
 #![forbid(unsafe_code)]
 
+mod canary_command;
 mod config_command;
+mod drill_command;
 mod keys_command;
 mod load_command;
 mod mtls;
@@ -64,6 +66,11 @@ enum Command {
     Load(Box<load_command::LoadArgs>),
     /// SLOs as code: generate Prometheus rules, show status, gate releases.
     Slo(slo_command::SloArgs),
+    /// Progressive delivery: run a canary spec and follow its decisions,
+    /// or check, list, abort and promote runs.
+    Canary(canary_command::CanaryArgs),
+    /// Drills that exercise a safety net for real and measure it.
+    Drill(drill_command::DrillArgs),
     /// Manage the gateway's API keys (create prints the key once).
     Keys(keys_command::KeysArgs),
     /// Check a configuration (`check`) or list every key (`defaults`).
@@ -88,6 +95,8 @@ fn main() -> ExitCode {
     let (mode, config_file, overrides) = match cli.command {
         Command::Load(args) => return load_command::run(*args),
         Command::Slo(args) => return slo_command::run(args),
+        Command::Canary(args) => return canary_command::run(args),
+        Command::Drill(args) => return drill_command::run(args),
         Command::Keys(args) => return keys_command::run(args),
         Command::Config(args) => return config_command::run(args),
         Command::Openapi { target, markdown } => {

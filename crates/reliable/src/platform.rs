@@ -152,6 +152,9 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
     }
 
     let ports = Ports::new();
+    // Modules that can split traffic (the gateway's canary routes)
+    // register here; a canary controller in the same process finds them.
+    ports.insert(kit::traffic::SplitRegistry::new());
     if needs(Port::Bus) {
         wire_bus(&ports, &config, embedded).await?;
     }

@@ -17,6 +17,7 @@ crate::settings::platform_config! {
     notifier: notifier::Notifier,
     inference: inference::Inference,
     llm: llm::Llm,
+    canary: canary::CanaryModule,
     gateway: gateway::GatewayModule,
 }
 

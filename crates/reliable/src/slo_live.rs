@@ -24,23 +24,6 @@ pub const STATUS_PATH: &str = "/api/v1/slo/status";
 
 type SharedEvaluator = Arc<Mutex<Evaluator>>;
 
-/// The platform's own specs, compiled in so `reliable up` needs no files.
-const PLATFORM_SPECS: &[(&str, &str)] = &[
-    (
-        "slo/gateway.yaml",
-        include_str!("../../../slo/gateway.yaml"),
-    ),
-    (
-        "slo/inference.yaml",
-        include_str!("../../../slo/inference.yaml"),
-    ),
-    ("slo/orders.yaml", include_str!("../../../slo/orders.yaml")),
-    (
-        "slo/shortener.yaml",
-        include_str!("../../../slo/shortener.yaml"),
-    ),
-];
-
 /// Configuration section `slo`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -85,13 +68,7 @@ impl SloConfig {
 pub fn load_specs(config: &SloConfig) -> anyhow::Result<Vec<slo::Slo>> {
     let slos = match &config.specs {
         Some(path) => slo::catalog::load_paths(std::slice::from_ref(path)),
-        None => {
-            let sources: Vec<(String, String)> = PLATFORM_SPECS
-                .iter()
-                .map(|(f, t)| (f.to_string(), t.to_string()))
-                .collect();
-            slo::catalog::load_texts(&sources)
-        }
+        None => slo::catalog::load_platform(),
     };
     slos.context("loading SLO specs")
 }

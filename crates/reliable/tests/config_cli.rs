@@ -63,6 +63,16 @@ fn check_refuses_bad_input_naming_the_key_and_its_source() {
             "[shortener]\nslug_length = 2\n",
             &["shortener.slug_length"],
         ),
+        (
+            "not an address",
+            "[gateway]\nadmin_listen = \"localhost\"\n",
+            &["gateway.admin_listen", "reliable.toml"],
+        ),
+        (
+            "zero refresh",
+            "[gateway]\nsplit_refresh = \"0s\"\n",
+            &["gateway.split_refresh"],
+        ),
     ];
     for (what, text, needles) in cases {
         let file = file_with(dir.path(), text);
@@ -84,6 +94,13 @@ fn check_refuses_bad_input_naming_the_key_and_its_source() {
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("environment variable RELIABLE_SHORTENER_CACHE_CAPACITY"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = config_check(None, &[("RELIABLE_GATEWAY_ADMIN_LISTEN", "nope")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("environment variable RELIABLE_GATEWAY_ADMIN_LISTEN"),
         "{stderr}"
     );
 

@@ -205,3 +205,30 @@ fn read_capped(file: &Path) -> Result<String, String> {
     }
     std::fs::read_to_string(file).map_err(|e| e.to_string())
 }
+
+/// The platform's own specs (`slo/` at the repository's root), compiled
+/// in so `reliable up` needs no files.
+pub const PLATFORM_SPECS: &[(&str, &str)] = &[
+    (
+        "slo/gateway.yaml",
+        include_str!("../../../slo/gateway.yaml"),
+    ),
+    (
+        "slo/inference.yaml",
+        include_str!("../../../slo/inference.yaml"),
+    ),
+    ("slo/orders.yaml", include_str!("../../../slo/orders.yaml")),
+    (
+        "slo/shortener.yaml",
+        include_str!("../../../slo/shortener.yaml"),
+    ),
+];
+
+/// [`PLATFORM_SPECS`], loaded.
+pub fn load_platform() -> Result<Vec<Slo>, SpecErrors> {
+    let sources: Vec<(String, String)> = PLATFORM_SPECS
+        .iter()
+        .map(|(f, t)| (f.to_string(), t.to_string()))
+        .collect();
+    load_texts(&sources)
+}

@@ -15,14 +15,17 @@
 //! - `de`: serde over that tree ([`from_str`], [`from_node`]), so spec
 //!   types are plain `Deserialize` structs whose errors ([`SpecError`])
 //!   name the line and the field path;
+//! - `duration`: [`DurationText`], durations as every spec writes them;
 //! - `located`: [`Located<T>`], a deserialized value that keeps its line,
 //!   for checks made after deserializing.
 #![forbid(unsafe_code)]
 
 mod de;
+mod duration;
 mod located;
 
 pub use de::{from_node, from_str, SpecError};
+pub use duration::{parse_duration, DurationText};
 pub use located::Located;
 
 use std::collections::HashMap;

@@ -1,4 +1,5 @@
 //! API keys: the domain types and the storage port with its two adapters.
+//! The tables live in the gateway's database ([`crate::database`]).
 //!
 //! [`KeyStore`] is all the gateway knows about key persistence; SQLite
 //! backs `reliable up`, PostgreSQL `reliable serve`, with one SQL text
@@ -15,21 +16,13 @@ pub use domain::{ApiKey, KeyError, KeyHash, KeyName, Scope, Scopes, KEY_PREFIX};
 pub use kit::storage::StoreError;
 pub use store::{PostgresKeyStore, SqliteKeyStore};
 
+use crate::database::SCHEMA;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use kit::storage::time::from_micros;
-use kit::storage::{Pool, PoolConfig, Schema};
+use kit::storage::{Pool, PoolConfig};
 use ratelimit::Quota;
 use std::sync::Arc;
-
-/// The key tables (schema `gateway` on PostgreSQL, `gateway.db` on
-/// SQLite) and their migrations.
-static SCHEMA: Schema = Schema {
-    module: crate::SERVICE,
-    sqlite: &sqlx::migrate!("./migrations/sqlite"),
-    postgres: &sqlx::migrate!("./migrations/postgres"),
-    legacy_public_tables: &[],
-};
 
 /// What `keys create` asks for.
 #[derive(Debug, Clone)]
@@ -76,10 +69,15 @@ pub trait KeyStore: Send + Sync + 'static {
 /// Opens the store named by `url` (`sqlite:PATH` or `postgres://...`),
 /// sized by `pool`, and applies its migrations.
 pub async fn connect(url: &str, pool: &PoolConfig) -> Result<Arc<dyn KeyStore>, StoreError> {
-    Ok(match kit::storage::open(url, pool, &SCHEMA).await? {
+    Ok(on(crate::database::open(url, pool).await?))
+}
+
+/// The store on the gateway's open database (see [`crate::database`]).
+pub fn on(pool: Pool) -> Arc<dyn KeyStore> {
+    match pool {
         Pool::Sqlite(pool) => Arc::new(SqliteKeyStore::new(pool)),
         Pool::Postgres(pool) => Arc::new(PostgresKeyStore::new(pool)),
-    })
+    }
 }
 
 /// A row with adapter-neutral types (times as stored, microseconds).

@@ -355,3 +355,39 @@ async fn a_zero_key_cache_ttl_asks_the_store_every_time() {
         .unwrap());
     assert_eq!(status_with_key(&gw, &key).await.0, 401, "at once");
 }
+
+#[tokio::test]
+async fn a_prefix_listed_plain_and_scoped_asks_for_the_key() {
+    let a = Upstream::start("a").await;
+    let (store, _dir) = store().await;
+    let admin = new_key(&store, "ops", "canary:admin", None).await;
+    // A module that declares its prefix both ways (the plain route first,
+    // as the registry adds them): the scoped one must win the tie.
+    let mut scoped = RouteConfig::new("/canary/v1", "a");
+    scoped.scope = Some("canary:admin".into());
+    let cfg = config(
+        &[("a", &[&a])],
+        vec![RouteConfig::new("/canary/v1", "a"), scoped],
+    );
+    let gw = spawn_gateway_with(
+        cfg,
+        Deps {
+            keys: Some(store.clone()),
+            ..Deps::default()
+        },
+    )
+    .await;
+    let http = client();
+    let anonymous = http.get(gw.url("/canary/v1/runs")).send().await.unwrap();
+    assert_eq!(
+        problem_type(anonymous).await,
+        (401, "/problems/api-key-missing".into())
+    );
+    let keyed = http
+        .get(gw.url("/canary/v1/runs"))
+        .bearer_auth(admin.reveal())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keyed.status().as_u16(), 200);
+}

@@ -67,6 +67,22 @@ fn each_mistake_names_its_key() {
             c.routes[0].prefix = "/a/../b".into();
             c
         }),
+        ("gateway.split_refresh", {
+            let mut c = with_pool(&["http://a:1"]);
+            c.split_refresh = std::time::Duration::ZERO;
+            c
+        }),
+        // Splits are changed by route name: two canary routes of one name
+        // (here both named by the prefix `/`) could not be told apart.
+        ("gateway.routes[1].name", {
+            let mut c = with_pool(&["http://a:1"]);
+            c.routes[0].canary_pool = Some("api".into());
+            let mut post = RouteConfig::new("/", "api");
+            post.method = Some("POST".into());
+            post.canary_pool = Some("api".into());
+            c.routes.push(post);
+            c
+        }),
     ];
     for (key, config) in cases {
         let message = invalid(&config);
@@ -96,4 +112,30 @@ fn rate_limit_when_down_is_open_or_closed() {
     assert_eq!(closed.rate_limit_when_down, RateLimitWhenDown::Closed);
     let bad = serde_json::from_str::<GatewayConfig>(r#"{"rate_limit_when_down":"sideways"}"#);
     assert!(bad.is_err());
+}
+
+#[test]
+fn the_admin_listener_is_an_address_and_off_by_default() {
+    let defaults = GatewayConfig::default();
+    assert_eq!(defaults.admin_listen, None);
+    assert!(!defaults.admin_on_public);
+    assert_eq!(defaults.split_refresh, std::time::Duration::from_secs(2));
+    let set: GatewayConfig =
+        serde_json::from_str(r#"{"admin_listen":"127.0.0.1:9090","split_refresh":"500ms"}"#)
+            .expect("valid");
+    assert_eq!(
+        set.admin_listen,
+        Some("127.0.0.1:9090".parse().expect("addr"))
+    );
+    set.validate().expect("valid");
+    for bad in [
+        r#"{"admin_listen":"localhost"}"#,
+        r#"{"admin_listen":"127.0.0.1"}"#,
+    ] {
+        let error = serde_json::from_str::<GatewayConfig>(bad).expect_err(bad);
+        assert!(
+            error.to_string().contains("socket address"),
+            "{bad}: {error}"
+        );
+    }
 }

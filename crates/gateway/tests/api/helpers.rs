@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use chrono::{TimeZone, Utc};
 use gateway::keys::KeyStore;
+use gateway::splits::SplitStore;
 use gateway::{Gateway, GatewayConfig, PoolConfig, RouteConfig};
 use http::StatusCode;
 use kit::server::HttpServer;
@@ -234,6 +235,8 @@ pub struct Deps {
     /// In-process pools by name.
     pub in_process: BTreeMap<String, Router>,
     pub keys: Option<Arc<dyn KeyStore>>,
+    /// Where runtime canary splits are kept; none keeps them in memory.
+    pub splits: Option<Arc<dyn SplitStore>>,
     pub limiter: Option<Arc<dyn RateLimiter>>,
     pub clock: ManualClock,
 }
@@ -243,6 +246,7 @@ impl Default for Deps {
         Self {
             in_process: BTreeMap::new(),
             keys: None,
+            splits: None,
             limiter: None,
             clock: clock(),
         }
@@ -270,10 +274,13 @@ pub async fn spawn_gateway_with(config: GatewayConfig, deps: Deps) -> TestGatewa
         config,
         deps.in_process,
         deps.keys,
+        deps.splits,
         limiter,
         Arc::new(clock.clone()),
     )
     .expect("build");
+    // As the module does before serving: stored splits in force.
+    gateway.refresh_splits().await.expect("stored splits");
     let router = gateway.router().merge(kit::metrics::routes());
     let router = kit::http::stack(router, gateway::SERVICE, &kit::http::HttpConfig::default());
     let server = HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)))

@@ -9,5 +9,7 @@ mod in_process;
 mod rate_limits;
 mod resilience;
 mod routing;
+mod split_admin;
+mod splits;
 mod streaming;
 mod tls;

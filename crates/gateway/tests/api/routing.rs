@@ -235,6 +235,7 @@ async fn configuration_errors_name_the_key() {
             cfg,
             Default::default(),
             None,
+            None,
             limiter.clone(),
             std::sync::Arc::new(clock()),
         )

@@ -48,12 +48,16 @@ const LEAD: Duration = Duration::from_millis(200);
 pub struct EngineOptions {
     /// Generator threads per scenario (never more than its connections).
     pub threads: usize,
+    /// Set to end the load early, as a failed abort threshold does (a
+    /// drill stops its load once the canary is decided).
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
         Self {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            stop: None,
         }
     }
 }
@@ -101,7 +105,10 @@ async fn load_phase(
     observers: &mut [Box<dyn Observer>],
     results: &mut Results,
 ) {
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = options
+        .stop
+        .clone()
+        .unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
     let zero = Instant::now() + LEAD;
     results.started_unix_ms = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)

@@ -10,43 +10,8 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
-use std::time::Duration;
 
-/// `60s`, `1m`, `500ms`, `1h 30m`, `0s`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DurationText(pub Duration);
-
-impl<'de> Deserialize<'de> for DurationText {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        parse_duration(&text)
-            .map(DurationText)
-            .map_err(de::Error::custom)
-    }
-}
-
-/// Parses a duration with units (`us`, `ms`, `s`, `m`, `h`, combinable).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    if text.trim() == "0" {
-        return Ok(Duration::ZERO);
-    }
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("`{text}` is not a duration like 500ms, 60s or 1m: {e}"))
-}
-
-impl JsonSchema for DurationText {
-    fn schema_name() -> Cow<'static, str> {
-        "Duration".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        schemars::json_schema!({
-            "description": "A duration with units: `500ms`, `60s`, `1m`, `1h 30m`.",
-            "type": "string",
-            "pattern": "^\\s*(0|([0-9]+(\\.[0-9]+)?\\s*(ns|us|ms|s|sec|m|min|h|d)\\s*)+)$"
-        })
-    }
-}
+pub use yamlspec::DurationText;
 
 /// A rate as written: requests per second, or a DAU profile (`dau.peak`,
 /// `25 * dau.viral`), resolved when the file is compiled.
@@ -284,15 +249,6 @@ impl<V: JsonSchema> JsonSchema for OrderedMap<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_need_units() {
-        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert!(parse_duration("60").unwrap_err().contains("not a duration"));
-    }
 
     #[test]
     fn statuses_are_codes_or_ranges() {

@@ -1,0 +1,20 @@
+//! The gateway's one database: API keys ([`crate::keys`]) and the canary
+//! splits changed at runtime ([`crate::splits`]). Schema `gateway` on
+//! PostgreSQL, its own file (`gateway.db`) on SQLite; one migration
+//! sequence for both tables, so the module opens one pool and both stores
+//! share it.
+
+use kit::storage::{Pool, PoolConfig, Schema, StoreError};
+
+pub(crate) static SCHEMA: Schema = Schema {
+    module: crate::SERVICE,
+    sqlite: &sqlx::migrate!("./migrations/sqlite"),
+    postgres: &sqlx::migrate!("./migrations/postgres"),
+    legacy_public_tables: &[],
+};
+
+/// Opens the database `url` names (`sqlite:PATH` or `postgres://...`),
+/// sized by `pool`, and applies the gateway's migrations.
+pub async fn open(url: &str, pool: &PoolConfig) -> Result<Pool, StoreError> {
+    kit::storage::open(url, pool, &SCHEMA).await
+}

@@ -1,0 +1,169 @@
+//! The canary controller inside `reliable up`, black-box: behind the
+//! gateway its API needs a `canary:admin` key; an inference canary of
+//! `digits` version 2 against version 1 is stepped through the serving
+//! policy in process, judged on the process's own metrics under traffic,
+//! and promoted (version 2 becomes the default).
+
+mod support;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use support::{reliable, start, stop};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+fn create_key(data: &Path, name: &str, scopes: &str) -> String {
+    let created = reliable()
+        .args(["keys", "create", "--name", name, "--scopes", scopes])
+        .env("RELIABLE_DATA_DIR", data)
+        .output()
+        .expect("keys");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    String::from_utf8_lossy(&created.stdout).trim().to_string()
+}
+
+const SPEC: &str = "\
+name: digits-v2
+target:
+  inference:
+    model: digits
+    baseline_version: 1
+    canary_version: 2
+steps:
+  - {weight: 20, dwell: 2s}
+  - {weight: 60, dwell: 2s}
+metrics:
+  - slo: inference-availability
+  - slo: inference-latency
+    min_effect: 0.5
+judge:
+  interval: 500ms
+  min_samples: 30
+max_duration: 2m
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_canary_in_up_is_judged_and_promoted() {
+    let data = tempfile::tempdir().expect("dir");
+    let repository = tempfile::tempdir().expect("dir");
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/digits");
+    copy_dir(&models, &repository.path().join("digits"));
+    let admin = create_key(data.path(), "release", "canary:admin,models:admin");
+    let other = create_key(data.path(), "reader", "models:admin");
+    let mut cmd = reliable();
+    cmd.arg("up")
+        .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_DATA_DIR", data.path())
+        .env("RELIABLE_INFERENCE_REPOSITORY", repository.path());
+    let app = start(cmd);
+    let base = format!("http://{}", app.addr);
+    let http = reqwest::Client::new();
+    let post = |key: Option<&str>, body: &str| {
+        let mut r = http
+            .post(format!("{base}/canary/v1/runs"))
+            .header("content-type", "application/yaml")
+            .body(body.to_string());
+        if let Some(key) = key {
+            r = r.bearer_auth(key);
+        }
+        r.send()
+    };
+
+    assert_eq!(post(None, SPEC).await.unwrap().status().as_u16(), 401);
+    assert_eq!(
+        post(Some(&other), SPEC).await.unwrap().status().as_u16(),
+        403
+    );
+
+    // Traffic on the unversioned endpoint, which the policy splits.
+    let running = Arc::new(AtomicBool::new(true));
+    let mut senders = Vec::new();
+    for _ in 0..4 {
+        let (http, base, running) = (http.clone(), base.clone(), running.clone());
+        senders.push(tokio::spawn(async move {
+            let body = serde_json::json!({"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": vec![3.0_f32; 64]}]});
+            while running.load(Ordering::Relaxed) {
+                let _ = http
+                    .post(format!("{base}/v2/models/digits/infer"))
+                    .json(&body)
+                    .send()
+                    .await;
+            }
+        }));
+    }
+
+    let started = post(Some(&admin), SPEC).await.unwrap();
+    assert_eq!(started.status().as_u16(), 201);
+    let run: Value = started.json().await.unwrap();
+    let id = run["id"].as_str().unwrap().to_string();
+    let twice = post(Some(&admin), &SPEC.replace("digits-v2", "again"))
+        .await
+        .unwrap();
+    assert_eq!(
+        twice.status().as_u16(),
+        409,
+        "a second run on the model is refused"
+    );
+
+    let detail: Value = testkit::eventually(
+        "the canary to finish",
+        Duration::from_secs(120),
+        async || {
+            let detail: Value = http
+                .get(format!("{base}/canary/v1/runs/{id}"))
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (detail["run"]["phase"] != "running").then_some(detail)
+        },
+    )
+    .await;
+    let phase = detail["run"]["phase"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    running.store(false, Ordering::Relaxed);
+    for s in senders {
+        let _ = s.await;
+    }
+    assert_eq!(phase, "promoted", "{detail:#}");
+    let policy: Value = http
+        .get(format!("{base}/v2/repository/models/digits/policy"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(policy["default_version"], 2, "{policy}");
+    assert!(policy["canary"].is_null(), "{policy}");
+    let decisions = detail["decisions"].as_array().unwrap();
+    assert!(
+        decisions.iter().any(|d| d["action"] == "advance"),
+        "{decisions:#?}"
+    );
+    stop(app).await;
+}
