@@ -79,7 +79,15 @@ pub fn decide(plan: &CanaryPlan, state: &RunState, now: SystemTime, look: Look<'
     // to call it a pass (it cannot rule out rare errors yet), while a
     // failing one is caught at any weight. A marginal score holds; and
     // promotion, at the end, needs a pass.
-    let gathering = verdict == Verdict::Inconclusive && judgement.overall.score.is_none();
+    // ...but only once every metric has its minimum of canary samples, so
+    // the guard and the latency test have had their chance at this weight
+    // before more traffic moves.
+    let sampled = judgement
+        .metrics
+        .iter()
+        .all(|m| m.n_canary >= plan.judge.min_samples);
+    let gathering =
+        verdict == Verdict::Inconclusive && judgement.overall.score.is_none() && sampled;
     let advance = dwelt && (verdict == Verdict::Pass || (gathering && !last && !out_of_time));
     if advance {
         return if last {
