@@ -161,6 +161,11 @@ pub(crate) struct ListQuery {
     /// At most this many, newest first (1 to 200, default 50).
     #[serde(default)]
     limit: Option<u16>,
+    /// Only runs on this target (`gateway/links`, `inference/digits`):
+    /// how a client finds a run by target, since a gateway refuses an
+    /// encoded `/` in a path.
+    #[serde(default)]
+    target: Option<String>,
 }
 
 /// The latest runs, newest first.
@@ -179,7 +184,12 @@ async fn list_runs(
         .list(query.unfinished, limit)
         .await
         .map_err(|e| problem(e.into()))?;
-    Ok(Json(runs.into_iter().map(|r| r.state).collect()))
+    Ok(Json(
+        runs.into_iter()
+            .map(|r| r.state)
+            .filter(|r| query.target.as_ref().is_none_or(|t| *t == r.target))
+            .collect(),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

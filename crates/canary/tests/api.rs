@@ -35,6 +35,7 @@ impl TrafficSplits for Route {
 }
 
 struct App {
+    controller: Controller,
     url: String,
     client: reqwest::Client,
     route: Arc<Route>,
@@ -68,9 +69,10 @@ async fn spawn_app() -> App {
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = canary::http::routes(controller);
+    let router = canary::http::routes(controller.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
     App {
+        controller,
         url: format!("http://{addr}"),
         client: reqwest::Client::new(),
         route,
@@ -341,4 +343,53 @@ fn the_shipped_canary_specs_compile() {
         let text = std::fs::read_to_string(&path).unwrap();
         canary::spec::compile(&text, &slos).unwrap_or_else(|e| panic!("{file}: {e}"));
     }
+}
+
+#[tokio::test]
+async fn a_manual_promotion_is_recorded_with_who_asked() {
+    let app = spawn_app().await;
+    let (status, run) = app.post("/canary/v1/runs", SPEC).await;
+    assert_eq!(status, 201, "{run}");
+    let id = run["id"].as_str().unwrap();
+    let (status, body) = app
+        .post(&format!("/canary/v1/runs/{id}/promote"), r#"{"by": "bob"}"#)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["phase"], "promoted");
+    let reason = body["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("bob") && reason.contains("manual"),
+        "{reason}"
+    );
+    assert_eq!(app.route.0.lock().unwrap().percent, 100.0);
+    let (_, detail) = app.get(&format!("/canary/v1/runs/{id}")).await;
+    let last = detail["decisions"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["action"], "promote", "{detail}");
+}
+
+#[tokio::test]
+async fn specs_in_the_watched_directory_start_once() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("links.yaml"), SPEC).unwrap();
+    std::fs::write(dir.path().join("broken.yaml"), "name: [").unwrap();
+    std::fs::write(
+        dir.path().join("notes.txt"),
+        SPEC.replace("links-v2", "other"),
+    )
+    .unwrap();
+    let mut refused = std::collections::HashSet::new();
+    let started = canary::watch::scan(&app.controller, dir.path(), &mut refused).await;
+    assert_eq!(started, 1);
+    assert_eq!(refused.len(), 1, "the broken spec is reported once");
+    assert_eq!(app.route.0.lock().unwrap().percent, 5.0);
+    let again = canary::watch::scan(&app.controller, dir.path(), &mut refused).await;
+    assert_eq!(again, 0, "a spec that ran is not run again");
+    let (_, runs) = app.get("/canary/v1/runs").await;
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
 }

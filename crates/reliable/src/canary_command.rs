@@ -248,6 +248,7 @@ async fn command(command: CanaryCommand) -> anyhow::Result<ExitCode> {
             let api = Api::new(&flags)?;
             match run {
                 Some(id) => {
+                    let id = resolve(&api, &id).await?;
                     let (status, body) = api
                         .send(
                             api.client
@@ -288,8 +289,30 @@ async fn command(command: CanaryCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A run id, or the id of the unfinished run on a target key
+/// (`gateway/links`): a gateway in front refuses an encoded `/` in a path.
+async fn resolve(api: &Api, run: &str) -> anyhow::Result<String> {
+    if !run.contains('/') {
+        return Ok(run.to_string());
+    }
+    let mut url = api.url("canary/v1/runs")?;
+    url.query_pairs_mut()
+        .append_pair("unfinished", "true")
+        .append_pair("target", run);
+    let (status, body) = api.send(api.client.get(url)).await?;
+    if status != 200 {
+        anyhow::bail!("{}", refusal(status, &body));
+    }
+    body.as_array()
+        .and_then(|runs| runs.first())
+        .and_then(|r| r["id"].as_str())
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("no unfinished canary on {run}"))
+}
+
 async fn act(verb: &str, run: &str, by: &str, flags: &ControllerFlags) -> anyhow::Result<ExitCode> {
     let api = Api::new(flags)?;
+    let run = &resolve(&api, run).await?;
     let request = api
         .client
         .post(api.url(&format!("canary/v1/runs/{}/{verb}", segment(run)))?)

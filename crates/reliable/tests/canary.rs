@@ -2,7 +2,9 @@
 //! gateway its API needs a `canary:admin` key; an inference canary of
 //! `digits` version 2 against version 1 is stepped through the serving
 //! policy in process, judged on the process's own metrics under traffic,
-//! and promoted (version 2 becomes the default).
+//! and promoted (version 2 becomes the default); then the CLI (`status`,
+//! `run`, `abort`, `check`) and the remote model target against the same
+//! process.
 
 mod support;
 
@@ -165,5 +167,97 @@ async fn a_model_canary_in_up_is_judged_and_promoted() {
         decisions.iter().any(|d| d["action"] == "advance"),
         "{decisions:#?}"
     );
+
+    // The CLI against the same controller.
+    let cli = |args: &[&str]| {
+        let out = reliable()
+            .args(args)
+            .env("RELIABLE_CANARY_URL", &base)
+            .env("RELIABLE_CANARY_ADMIN_KEY", &admin)
+            .output()
+            .expect("reliable canary");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = cli(&["canary", "status", &id]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("promoted"), "{out}");
+
+    // Back the other way, started from the CLI, then aborted by name.
+    let back = data.path().join("back.yaml");
+    std::fs::write(
+        &back,
+        SPEC.replace("baseline_version: 1", "baseline_version: 9")
+            .replace("canary_version: 2", "canary_version: 1")
+            .replace("baseline_version: 9", "baseline_version: 2")
+            .replace("digits-v2", "digits-back"),
+    )
+    .unwrap();
+    let (code, out, err) = cli(&["canary", "run", back.to_str().unwrap(), "--detach"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("started"), "{out}");
+    let (code, out, err) = cli(&["canary", "abort", "inference/digits", "--by", "the test"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("aborted"), "{out}");
+    let (code, _, err) = cli(&["canary", "abort", "inference/digits"]);
+    assert_ne!(code, 0, "nothing left to abort: {err}");
+
+    // The remote model target, through the real policy endpoint.
+    let remote = canary::target::HttpInference::new(
+        url::Url::parse(&format!("{base}/")).unwrap(),
+        "digits",
+        2,
+        1,
+        Some(admin.clone()),
+    )
+    .unwrap();
+    use canary::target::Target;
+    assert_eq!(remote.set_weight(25.0, "test").await.unwrap().percent, 25.0);
+    assert_eq!(remote.split().await.unwrap().percent, 25.0);
+    remote.promote("test").await.unwrap();
+    let policy: Value = http
+        .get(format!("{base}/v2/repository/models/digits/policy"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(policy["default_version"], 1, "{policy}");
     stop(app).await;
+}
+
+#[test]
+fn canary_check_validates_specs_without_a_controller() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let shipped = repo.join("deploy/canary/shortener.yaml");
+    let out = reliable()
+        .args(["canary", "check"])
+        .arg(&shipped)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok: shortener-v2 on gateway/links"));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, SPEC.replace("weight: 60", "weight: 10")).unwrap();
+    let out = reliable()
+        .args(["canary", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("steps[1].weight") && err.contains("does not increase"),
+        "{err}"
+    );
 }
