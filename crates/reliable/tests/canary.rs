@@ -9,38 +9,11 @@
 mod support;
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use support::{reliable, start, stop};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
-fn create_key(data: &Path, name: &str, scopes: &str) -> String {
-    let created = reliable()
-        .args(["keys", "create", "--name", name, "--scopes", scopes])
-        .env("RELIABLE_DATA_DIR", data)
-        .output()
-        .expect("keys");
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    String::from_utf8_lossy(&created.stdout).trim().to_string()
-}
+use support::{copy_dir, create_key, reliable, start, stop};
 
 const SPEC: &str = "\
 name: digits-v2

@@ -8,22 +8,8 @@ use serde_json::{json, Value};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
-use support::{reliable, start, stop, Running};
+use support::{create_key, reliable, start, stop, Running};
 use testkit::openai::{Pacing, Script, ScriptedBackend};
-
-fn create_key(data: &std::path::Path, name: &str, scopes: &str) -> String {
-    let created = reliable()
-        .args(["keys", "create", "--name", name, "--scopes", scopes])
-        .env("RELIABLE_DATA_DIR", data)
-        .output()
-        .expect("keys");
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    String::from_utf8_lossy(&created.stdout).trim().to_string()
-}
 
 /// A config file with one model `chat` over `backends`.
 fn config_file(

@@ -174,6 +174,21 @@ impl HttpInference {
         })
     }
 
+    /// The policy in force, as a JSON object (others' settings kept).
+    async fn policy(&self) -> Result<Value, TargetError> {
+        let policy = call(
+            &self.key(),
+            self.client.get(self.url.clone()),
+            self.key.as_deref(),
+        )
+        .await?;
+        Ok(if policy.is_object() {
+            policy
+        } else {
+            json!({})
+        })
+    }
+
     async fn put(&self, policy: Value) -> Result<Split, TargetError> {
         let request = self.client.put(self.url.clone()).json(&policy);
         let body = call(&self.key(), request, self.key.as_deref()).await?;
@@ -213,30 +228,14 @@ impl Target for HttpInference {
 
     async fn set_weight(&self, percent: f64, _reason: &str) -> Result<Split, TargetError> {
         // The rest of the policy (sticky header, shadow) is kept.
-        let mut policy = call(
-            &self.key(),
-            self.client.get(self.url.clone()),
-            self.key.as_deref(),
-        )
-        .await?;
-        if !policy.is_object() {
-            policy = json!({});
-        }
+        let mut policy = self.policy().await?;
         policy["default_version"] = json!(self.baseline);
         policy["canary"] = json!({ "version": self.canary, "percent": percent });
         self.put(policy).await
     }
 
     async fn promote(&self, _reason: &str) -> Result<Split, TargetError> {
-        let mut policy = call(
-            &self.key(),
-            self.client.get(self.url.clone()),
-            self.key.as_deref(),
-        )
-        .await?;
-        if !policy.is_object() {
-            policy = json!({});
-        }
+        let mut policy = self.policy().await?;
         policy["default_version"] = json!(self.canary);
         policy["canary"] = Value::Null;
         self.put(policy).await

@@ -102,6 +102,29 @@ impl<'a> Measured<'a> {
     }
 }
 
+/// Errors (5xx over all) and latency from one request-duration
+/// histogram, both sides told apart by `base`.
+fn request_histogram(duration: &str, base: Vec<Matcher>, kind: MetricKind) -> Option<Query> {
+    match kind {
+        MetricKind::Errors => {
+            let mut bad = base.clone();
+            bad.push(Matcher::Prefix(
+                "http_response_status_code".into(),
+                "5".into(),
+            ));
+            Some(Query::Proportion {
+                bad: vec![Counter::new(&format!("{duration}_count"), bad)],
+                total: vec![Counter::new(&format!("{duration}_count"), base)],
+            })
+        }
+        MetricKind::Latency => Some(Query::Histogram {
+            name: duration.to_string(),
+            matchers: base,
+        }),
+        MetricKind::Accuracy | MetricKind::Agreement => None,
+    }
+}
+
 /// The series that measure `kind` for one side of `target`, given the
 /// names [`Target::split`] reported; `None` when the kind does not apply
 /// (a gateway has no accuracy; a baseline has no shadow agreement).
@@ -111,56 +134,22 @@ pub fn queries(target: Measured<'_>, split: &Split, kind: MetricKind, side: Side
         Side::Canary => &split.canary,
     };
     match target {
-        Measured::Pods(service) => {
-            let base = vec![
+        Measured::Pods(service) => request_histogram(
+            "http_server_request_duration_seconds",
+            vec![
                 Matcher::eq("service", service),
                 Matcher::eq("rollouts_pod_template_hash", name),
-            ];
-            const DURATION: &str = "http_server_request_duration_seconds";
-            match kind {
-                MetricKind::Errors => {
-                    let mut bad = base.clone();
-                    bad.push(Matcher::Prefix(
-                        "http_response_status_code".into(),
-                        "5".into(),
-                    ));
-                    Some(Query::Proportion {
-                        bad: vec![Counter::new(&format!("{DURATION}_count"), bad)],
-                        total: vec![Counter::new(&format!("{DURATION}_count"), base)],
-                    })
-                }
-                MetricKind::Latency => Some(Query::Histogram {
-                    name: DURATION.to_string(),
-                    matchers: base,
-                }),
-                MetricKind::Accuracy | MetricKind::Agreement => None,
-            }
-        }
-        Measured::Route(route) => {
-            let base = vec![
+            ],
+            kind,
+        ),
+        Measured::Route(route) => request_histogram(
+            "gateway_request_duration_seconds",
+            vec![
                 Matcher::eq("gateway_route", route),
                 Matcher::eq("gateway_pool", name),
-            ];
-            const DURATION: &str = "gateway_request_duration_seconds";
-            match kind {
-                MetricKind::Errors => {
-                    let mut bad = base.clone();
-                    bad.push(Matcher::Prefix(
-                        "http_response_status_code".into(),
-                        "5".into(),
-                    ));
-                    Some(Query::Proportion {
-                        bad: vec![Counter::new(&format!("{DURATION}_count"), bad)],
-                        total: vec![Counter::new(&format!("{DURATION}_count"), base)],
-                    })
-                }
-                MetricKind::Latency => Some(Query::Histogram {
-                    name: DURATION.to_string(),
-                    matchers: base,
-                }),
-                MetricKind::Accuracy | MetricKind::Agreement => None,
-            }
-        }
+            ],
+            kind,
+        ),
         Measured::Model(model) => {
             let base = vec![Matcher::eq("model", model), Matcher::eq("version", name)];
             let with = |extra: Matcher| {

@@ -129,3 +129,32 @@ pub fn order_body(customer: &str) -> serde_json::Value {
         "items": [{"sku": "sku-1", "quantity": 2, "unit_price_minor": 500}]
     })
 }
+
+/// `reliable keys create` in `data`: the key, printed once.
+pub fn create_key(data: &std::path::Path, name: &str, scopes: &str) -> String {
+    let created = reliable()
+        .args(["keys", "create", "--name", name, "--scopes", scopes])
+        .env("RELIABLE_DATA_DIR", data)
+        .output()
+        .expect("keys");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    String::from_utf8_lossy(&created.stdout).trim().to_string()
+}
+
+/// Copies a directory tree (the example models into a test repository).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
