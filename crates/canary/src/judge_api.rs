@@ -205,7 +205,7 @@ pub async fn answer(controller: &Controller, query: JudgeQuery) -> Result<JudgeA
             .with_detail(e.to_string())
             .with_retry_after(5)
         })?;
-    let judgement = judging::judge(&plan, &queries, &readings, 1).map_err(|e| {
+    let judgement = judging::judge(&plan, &queries, &readings).map_err(|e| {
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "metrics-unreadable",

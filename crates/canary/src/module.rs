@@ -161,8 +161,7 @@ impl Module for CanaryModule {
                 if !resumed.is_empty() {
                     tracing::warn!(runs = resumed.len(), "picked up unfinished canary runs");
                 }
-                let stop = resumer_stop(&resumer);
-                stop.cancelled().await;
+                resumer.stop_token().cancelled().await;
                 Ok::<(), String>(())
             });
         if let Some(dir) = config.watch_dir.clone() {
@@ -208,8 +207,4 @@ impl Module for CanaryModule {
         self.runs.wait().await;
         self.tasks.shutdown().await;
     }
-}
-
-fn resumer_stop(controller: &Controller) -> CancellationToken {
-    controller.stop_token()
 }

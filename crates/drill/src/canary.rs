@@ -188,7 +188,6 @@ struct Stage {
     db: String,
     registry: SplitRegistry,
     gateway: Gateway,
-    stable: Arc<Fault>,
     canary: Arc<Fault>,
     url: url::Url,
     server: tokio::task::JoinHandle<()>,
@@ -252,7 +251,6 @@ async fn stage(drill: &CanaryDrill, scenario: Scenario, seed: u64) -> Result<Sta
         _dir: dir,
         registry,
         gateway,
-        stable,
         canary,
         url,
         server,
@@ -284,7 +282,7 @@ async fn create_link(app: &axum::Router) -> Result<String, DrillError> {
 }
 
 /// A controller over the stage's database.
-async fn controller(
+async fn new_controller(
     stage: &Stage,
 ) -> Result<(Controller, TaskTracker, CancellationToken), DrillError> {
     let store = RunStore::connect(&stage.db, &kit::storage::PoolConfig::default())
@@ -344,8 +342,65 @@ async fn run_one(drill: &CanaryDrill, scenario: Scenario, seed: u64) -> Result<R
         };
         tokio::spawn(async move { load::run_url(spec, &options).await })
     };
+    // Whatever the judging does, the load and the server stop here.
+    let judged = judge_scenario(drill, scenario, &stage).await;
+    load_stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = load.await;
+    stage.stop.cancel();
+    let _ = stage.server.await;
+    stage.tasks.shutdown().await;
+    let Judged {
+        started,
+        decided_at,
+        outcome,
+        reason,
+        resumed_as_expected,
+    } = judged?;
+    let from = if scenario.is_bad() {
+        stage.canary.first_bad().unwrap_or(started)
+    } else {
+        started
+    };
+    let expected = if scenario.is_bad() {
+        Phase::RolledBack
+    } else {
+        Phase::Promoted
+    };
+    Ok(Row {
+        scenario,
+        verdict: match outcome {
+            Phase::Promoted => "promoted",
+            Phase::RolledBack => "rolled back",
+            _ => "paused",
+        },
+        seconds_to_decision: decided_at.saturating_duration_since(from).as_secs_f64(),
+        seconds_from_start: decided_at.saturating_duration_since(started).as_secs_f64(),
+        requests_affected: stage.canary.affected(),
+        canary_requests: stage.canary.served(),
+        reason,
+        as_expected: outcome == expected && resumed_as_expected,
+    })
+}
+
+/// How one scenario's canary ended.
+struct Judged {
+    started: Instant,
+    decided_at: Instant,
+    outcome: Phase,
+    reason: String,
+    resumed_as_expected: bool,
+}
+
+/// Runs the scenario's canary on `stage` until it is decided.
+async fn judge_scenario(
+    drill: &CanaryDrill,
+    scenario: Scenario,
+    stage: &Stage,
+) -> Result<Judged, DrillError> {
     let limit = drill.dwell * 6 * 4 + Duration::from_secs(60);
-    let (mut controller, mut tracker, mut stop) = controller(&stage).await?;
+    let (mut controller, mut tracker, mut stop) = new_controller(stage).await?;
+    // An early return (a timeout) still stops every controller's runs.
+    let mut stops = vec![stop.clone().drop_guard()];
     let mut decisions = controller.subscribe();
     let started = Instant::now();
     let run = controller.start(&spec(scenario, drill.dwell)).await?;
@@ -379,8 +434,9 @@ async fn run_one(drill: &CanaryDrill, scenario: Scenario, seed: u64) -> Result<R
                         "drill: split moved while the controller was down",
                     )
                     .await;
-                let next = controller_again(&stage).await?;
+                let next = new_controller(stage).await?;
                 (controller, tracker, stop) = next;
+                stops.push(stop.clone().drop_guard());
                 decisions = controller.subscribe();
                 let resumed = controller.resume_unfinished().await?;
                 let weight_now = stage
@@ -401,45 +457,16 @@ async fn run_one(drill: &CanaryDrill, scenario: Scenario, seed: u64) -> Result<R
             Action::Advance { .. } | Action::Hold => {}
         }
     }
-    load_stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let _ = load.await;
     stop.cancel();
     tracker.close();
     tracker.wait().await;
-    stage.stop.cancel();
-    let _ = stage.server.await;
-    stage.tasks.shutdown().await;
-    let from = if scenario.is_bad() {
-        stage.canary.first_bad().unwrap_or(started)
-    } else {
-        started
-    };
-    let expected = if scenario.is_bad() {
-        Phase::RolledBack
-    } else {
-        Phase::Promoted
-    };
-    let _ = &stage.stable;
-    Ok(Row {
-        scenario,
-        verdict: match outcome {
-            Phase::Promoted => "promoted",
-            Phase::RolledBack => "rolled back",
-            _ => "paused",
-        },
-        seconds_to_decision: decided_at.saturating_duration_since(from).as_secs_f64(),
-        seconds_from_start: decided_at.saturating_duration_since(started).as_secs_f64(),
-        requests_affected: stage.canary.affected(),
-        canary_requests: stage.canary.served(),
+    Ok(Judged {
+        started,
+        decided_at,
+        outcome,
         reason,
-        as_expected: outcome == expected && resumed_as_expected,
+        resumed_as_expected,
     })
-}
-
-async fn controller_again(
-    stage: &Stage,
-) -> Result<(Controller, TaskTracker, CancellationToken), DrillError> {
-    controller(stage).await
 }
 
 /// The drill's table, Markdown.

@@ -143,15 +143,13 @@ fn slo_counts(metric: &MetricPlan, canary: &Reading) -> Result<Counts, String> {
     }
 }
 
-/// Judges one look. `look` is the 1-based look number (the per-look
-/// significance shrinks with the planned number of looks, not this one).
+/// Judges one look (each at the per-look significance the plan's
+/// number of looks allows).
 pub fn judge(
     plan: &CanaryPlan,
     queries: &SideQueries,
     readings: &[Reading],
-    look: u64,
 ) -> Result<Judgement, String> {
-    let _ = look;
     let planned = u32::try_from(plan.planned_looks()).unwrap_or(u32::MAX);
     let metric_count = u32::try_from(plan.metrics.len()).unwrap_or(u32::MAX);
     let alpha = judge::per_look_significance(plan.judge.significance, planned, metric_count)

@@ -30,6 +30,9 @@ pub const DECISIONS_TOTAL: &str = "canary_decisions_total";
 /// Gauge: the weight a run set, by `canary` and `target`.
 pub const WEIGHT_PERCENT: &str = "canary_weight_percent";
 
+/// Longest wait for a live run's driver to carry out an abort or a promotion.
+const COMMAND_WAIT: Duration = Duration::from_secs(30);
+
 /// Pause between attempts to land a rollback on an unreachable target.
 const ROLLBACK_RETRY: Duration = Duration::from_secs(1);
 
@@ -367,22 +370,27 @@ impl Controller {
         let undelivered = match handle {
             Some(handle) => match handle.commands.send(command).await {
                 Ok(()) => {
-                    // Wait for the driver to carry it out and record it.
-                    loop {
-                        match decisions.recv().await {
-                            Ok((rid, d))
-                                if rid == run.state.id
-                                    && !matches!(
-                                        d.action,
-                                        Action::Hold | Action::Advance { .. }
-                                    ) =>
-                            {
-                                break
+                    // Wait for the driver to carry it out and record it
+                    // (bounded: a driver stopping meanwhile leaves the run
+                    // unfinished, and the answer says so).
+                    let carried_out = async {
+                        loop {
+                            match decisions.recv().await {
+                                Ok((rid, d))
+                                    if rid == run.state.id
+                                        && !matches!(
+                                            d.action,
+                                            Action::Hold | Action::Advance { .. }
+                                        ) =>
+                                {
+                                    break
+                                }
+                                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                                Err(broadcast::error::RecvError::Closed) => break,
                             }
-                            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                            Err(broadcast::error::RecvError::Closed) => break,
                         }
-                    }
+                    };
+                    let _ = tokio::time::timeout(COMMAND_WAIT, carried_out).await;
                     None
                 }
                 Err(mpsc::error::SendError(command)) => Some(command),
@@ -505,7 +513,7 @@ async fn drive(
                 let judged = source
                     .read(&flat, state.started_at, now)
                     .await
-                    .map(|readings| judging::judge(&plan, &queries, &readings, state.looks + 1));
+                    .map(|readings| judging::judge(&plan, &queries, &readings));
                 match &judged {
                     Ok(Ok(j)) => decide(&plan, &state, now, Look::Judged(j)),
                     Ok(Err(e)) => {

@@ -246,7 +246,7 @@ fn simulate(seed: u64, canary_errors: f64, canary_extra: f64) -> (RunState, u64)
     let mut state = RunState::new("sim".into(), &plan, t0());
     for second in 1..=400 {
         traffic.second(state.weight, canary_errors, canary_extra);
-        let j = judging::judge(&plan, &queries, &traffic.readings(), state.looks + 1).unwrap();
+        let j = judging::judge(&plan, &queries, &traffic.readings()).unwrap();
         let d = decide(&plan, &state, at(second), Look::Judged(&j));
         apply(&mut state, &d);
         if state.phase != Phase::Running {

@@ -217,13 +217,7 @@ impl Target for HttpInference {
     }
 
     async fn split(&self) -> Result<Split, TargetError> {
-        let body = call(
-            &self.key(),
-            self.client.get(self.url.clone()),
-            self.key.as_deref(),
-        )
-        .await?;
-        Ok(self.split_of(&body))
+        Ok(self.split_of(&self.policy().await?))
     }
 
     async fn set_weight(&self, percent: f64, _reason: &str) -> Result<Split, TargetError> {
