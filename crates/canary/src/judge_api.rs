@@ -6,7 +6,7 @@
 //! with `jsonPath`; an AnalysisTemplate then says
 //! `successCondition: result.verdict == "pass"` and
 //! `failureCondition: result.verdict == "fail"` (anything else is
-//! inconclusive, which Argo pauses on). `deploy/rollouts/` has ready ones.
+//! inconclusive, which Argo pauses on). `deploy/base/` has ready ones.
 
 use crate::controller::judging;
 use crate::controller::Controller;

@@ -293,14 +293,17 @@ fn yaml_file(path: &str) -> Value {
 #[tokio::test]
 async fn the_shipped_argo_analysis_template_calls_the_judge_as_it_answers() {
     let app = spawn_app().await;
-    let template = yaml_file("deploy/rollouts/analysis-template.yaml");
+    let template = yaml_file("deploy/base/common/analysis-template.yaml");
     let metric = &template["spec"]["metrics"][0];
     assert_eq!(metric["successCondition"], "result == \"pass\"");
     assert_eq!(metric["failureCondition"], "result == \"fail\"");
     assert_eq!(metric["provider"]["web"]["jsonPath"], "{$.verdict}");
     let url = metric["provider"]["web"]["url"].as_str().unwrap();
-    for file in ["shortener-rollout.yaml", "inference-rollout.yaml"] {
-        let rollout = yaml_file(&format!("deploy/rollouts/{file}"));
+    for file in [
+        "deploy/base/shortener/rollout.yaml",
+        "deploy/base/inference/rollout.yaml",
+    ] {
+        let rollout = yaml_file(file);
         let analysis = &rollout["spec"]["strategy"]["canary"]["analysis"];
         assert_eq!(
             analysis["templates"][0]["templateName"], template["metadata"]["name"],
