@@ -1,13 +1,17 @@
 """scripts/deploy-check's own checks catch what they claim to, on small
 fixtures: a misspelt or mistyped field in a custom resource, an unknown
 field in a core kind, a kind no schema covers, a manifest nothing deploys,
-a non-manifest file in an Argo CD directory source.
+a non-manifest file in an Argo CD directory source, a PromQL expression
+that does not parse.
 
 Run by scripts/deploy-check (which installs Node's packages and the venv
 these need), or alone with that venv's Python once it has run:
     target/deploy-venv/bin/python -m unittest discover -s deploy/tests -p test_deploy_check.py
 """
 
+import contextlib
+import io
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +19,8 @@ import tempfile
 import textwrap
 import unittest
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / "scripts" / "deploy-validate"
@@ -258,6 +264,98 @@ class References(unittest.TestCase):
         errors = []
         deploy_check.argo_directories([deploy_check.Obj("app.yaml", 0, app)], errors)
         self.assertIn("deploy/overlays/qa is not a directory of this repository", errors[0])
+
+
+class PromQL(unittest.TestCase):
+    """deploy_check.promql: promtool on rules, dashboards and analysis queries."""
+
+    RULE = textwrap.dedent("""\
+        apiVersion: monitoring.coreos.com/v1
+        kind: PrometheusRule
+        metadata: {name: slo}
+        spec:
+          groups:
+            - name: g
+              rules:
+                - record: job:errors:rate5m
+                  expr: sum(rate(errors_total[5m])) by (job)
+        """)
+    ANALYSIS = textwrap.dedent("""\
+        apiVersion: argoproj.io/v1alpha1
+        kind: AnalysisTemplate
+        metadata: {name: success}
+        spec:
+          metrics:
+            - name: ok
+              provider:
+                prometheus:
+                  query: sum(rate(ok_total{service="{{args.service}}"}[{{args.window}}])) / sum(rate(all_total[5m]))
+        """)
+    DASHBOARD = {"title": "d", "panels": [
+        {"type": "row", "panels": [{"targets": [{"expr": 'histogram_quantile(0.99, sum by (le) (rate(h_bucket{service="$service"}[$__rate_interval])))'}]}]},
+        {"targets": [{"expr": "sum(up)"}, {"refId": "B"}]},
+    ]}
+
+    def setUp(self):
+        self.cwd = os.getcwd()
+        self.tmp = tempfile.TemporaryDirectory()
+        os.chdir(self.tmp.name)
+        Path("deploy/grafana").mkdir(parents=True)
+        Path("rendered").mkdir()
+
+    def tearDown(self):
+        os.chdir(self.cwd)
+        self.tmp.cleanup()
+
+    def run_promql(self, rendered_text, dashboard=None):
+        Path("rendered/all.yaml").write_text(rendered_text, encoding="utf-8")
+        if dashboard is not None:
+            Path("deploy/grafana/d.json").write_text(json.dumps(dashboard), encoding="utf-8")
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = deploy_check.promql(Path("rendered"))
+        return code, out.getvalue()
+
+    def test_templates_become_plain_promql(self):
+        self.assertEqual(deploy_check.stand_in('rate(m{a="$service", b="${env:regex}"}[$__rate_interval])'),
+                         'rate(m{a="x", b="x"}[5m])')
+        self.assertEqual(deploy_check.stand_in("sum(rate(m[{{args.window}}])) > {{ args.limit }}"),
+                         "sum(rate(m[5m])) > x")
+
+    def test_dashboard_queries_are_found_in_rows(self):
+        self.assertEqual(len(deploy_check.dashboard_exprs(self.DASHBOARD)), 2)
+
+    def test_valid_expressions_pass(self):
+        code, out = self.run_promql(self.RULE + "---\n" + self.ANALYSIS, self.DASHBOARD)
+        self.assertEqual(code, 0, out)
+        self.assertIn("promtool parsed 4 expressions from 3 sources, 0 failed", out)
+
+    def test_broken_rule_fails(self):
+        code, out = self.run_promql(self.RULE.replace("by (job)", "by (job"))
+        self.assertEqual(code, 1, out)
+        self.assertIn("PrometheusRule slo", out)
+
+    def test_broken_analysis_query_fails(self):
+        code, out = self.run_promql(self.ANALYSIS.replace("/ sum(", "/ summ("))
+        self.assertEqual(code, 1, out)
+        self.assertIn("AnalysisTemplate success", out)
+
+    def test_broken_dashboard_query_fails(self):
+        broken = json.loads(json.dumps(self.DASHBOARD))
+        broken["panels"][1]["targets"][0]["expr"] = "sum(up"
+        code, out = self.run_promql(self.RULE, broken)
+        self.assertEqual(code, 1, out)
+        self.assertIn("deploy/grafana/d.json", out)
+
+
+    def test_broken_dashboard_in_a_config_map_fails(self):
+        broken = json.loads(json.dumps(self.DASHBOARD))
+        broken["panels"][1]["targets"][0]["expr"] = "rate(up[5m]"
+        config_map = yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dash"},
+                                     "data": {"slo.json": json.dumps(broken)}})
+        code, out = self.run_promql(config_map)
+        self.assertEqual(code, 1, out)
+        self.assertIn("ConfigMap dash slo.json", out)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
                                           "DIR<TAB>OUTPUT" line each
     deploy_check.py validate RENDERED     validate every rendered object and every
                                           manifest Argo CD applies unrendered
+    deploy_check.py promql RENDERED       parse every PromQL expression (rules, dashboards,
+                                          analysis templates) with promtool
     deploy_check.py checkov RESULTS_JSON  summarize checkov's JSON report; fail on
                                           a failed check, a parsing error, or a
                                           kustomize scan that saw nothing
@@ -27,6 +29,9 @@ import functools
 import hashlib
 import json
 import os
+import re
+import shutil
+import tempfile
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -346,6 +351,104 @@ def checkov_summary(results: Path) -> int:
     return 1 if bad else 0
 
 
+# Stand-ins that make a templated query plain PromQL, so promtool parses
+# the rest: a range holding a variable becomes [5m], any other Grafana
+# variable ($x, ${x}, ${x:fmt}, [[x]]) or Argo template ({{args.x}}) a bare
+# name, which PromQL reads as a metric or label name.
+TEMPLATED_RANGE = re.compile(r"\[[^\]]*(?:\$|\{\{)[^\]]*\]")
+TEMPLATE = re.compile(r"\{\{.*?\}\}|\$\{[^}]*\}|\[\[\w+\]\]|\$\w+")
+
+
+def stand_in(expr: str) -> str:
+    return TEMPLATE.sub("x", TEMPLATED_RANGE.sub("[5m]", expr))
+
+
+def dashboard_exprs(dashboard: object) -> list[str]:
+    """Every `expr` of every panel target, rows and nested panels included."""
+    found: list[str] = []
+    if isinstance(dashboard, dict):
+        for target in dashboard.get("targets") or []:
+            if isinstance(target, dict) and isinstance(target.get("expr"), str) and target["expr"].strip():
+                found.append(target["expr"])
+        for value in dashboard.values():
+            if isinstance(value, (dict, list)):
+                found += dashboard_exprs(value)
+    elif isinstance(dashboard, list):
+        for item in dashboard:
+            found += dashboard_exprs(item)
+    return found
+
+
+def as_dashboard(text: str) -> dict | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and "panels" in value else None
+
+
+def promql_sources(rendered: Path) -> dict[str, dict]:
+    """name -> a rules-file body: the PrometheusRules as they are, and the
+    queries of dashboards and AnalysisTemplates as recording rules."""
+    sources: dict[str, dict] = {}
+    seen: set[str] = set()
+
+    def add(name: str, body: dict) -> None:
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        if digest not in seen:
+            seen.add(digest)
+            sources[name] = body
+
+    def queries(name: str, exprs: list[str]) -> None:
+        if exprs:
+            rules = [{"record": f"deploy_check:query_{i}", "expr": stand_in(e)} for i, e in enumerate(exprs)]
+            add(name, {"groups": [{"name": name, "rules": rules}]})
+
+    for obj in (o for f in sorted(rendered.rglob("*.yaml")) for o in objects_of(f)):
+        kind = obj.body.get("kind")
+        if kind == "PrometheusRule":
+            add(str(obj), {"groups": (obj.body.get("spec") or {}).get("groups") or []})
+        elif kind in ("AnalysisTemplate", "ClusterAnalysisTemplate"):
+            metrics = (obj.body.get("spec") or {}).get("metrics") or []
+            queries(str(obj), [m["provider"]["prometheus"]["query"] for m in metrics
+                               if isinstance((m.get("provider") or {}).get("prometheus"), dict)
+                               and m["provider"]["prometheus"].get("query")])
+        elif kind == "ConfigMap":
+            for key, text in ((obj.body.get("data") or {}).items()):
+                dashboard = as_dashboard(text) if isinstance(text, str) else None
+                if dashboard is not None:
+                    queries(f"{obj} {key}", dashboard_exprs(dashboard))
+    for path in sorted(DEPLOY.rglob("*.json")):
+        dashboard = as_dashboard(path.read_text(encoding="utf-8"))
+        if dashboard is not None:
+            queries(str(path), dashboard_exprs(dashboard))
+    return sources
+
+
+def promql(rendered: Path) -> int:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        print("ERROR promtool not found: install Prometheus (apt-get install prometheus; scripts/test does)")
+        return 1
+    sources = promql_sources(rendered)
+    if not sources:
+        print("deploy-check: no PromQL under deploy/")
+        return 0
+    failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (name, body) in enumerate(sources.items()):
+            path = Path(tmp) / f"{i}.rules.yaml"
+            path.write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
+            done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
+            if done.returncode != 0:
+                failed += 1
+                detail = (done.stdout + done.stderr).replace(str(path), "").strip()
+                print(f"ERROR {name}: promtool check rules:\n{detail}")
+    count = sum(len(g.get("rules") or []) for b in sources.values() for g in b["groups"])
+    print(f"deploy-check: promtool parsed {count} expressions from {len(sources)} sources, {failed} failed")
+    return 1 if failed else 0
+
+
 def main(argv: list[str]) -> int:
     if argv == ["roots"]:
         for root in roots():
@@ -353,6 +456,8 @@ def main(argv: list[str]) -> int:
         return 0
     if len(argv) == 2 and argv[0] == "validate":
         return validate(Path(argv[1]))
+    if len(argv) == 2 and argv[0] == "promql":
+        return promql(Path(argv[1]))
     if len(argv) == 2 and argv[0] == "checkov":
         return checkov_summary(Path(argv[1]))
     print(__doc__, file=sys.stderr)
