@@ -222,6 +222,7 @@ def argo_directories(objects: list[Obj], errors: list[str]) -> list[Path]:
     every YAML and JSON file there as a manifest.
     """
     applied: list[Path] = []
+    rendered_roots = roots()
     for obj in objects:
         if obj.body.get("apiVersion") != "argoproj.io/v1alpha1" or obj.body.get("kind") != "Application":
             continue
@@ -233,7 +234,7 @@ def argo_directories(objects: list[Obj], errors: list[str]) -> list[Path]:
                 errors.append(f"{obj}: source path {source['path']} is not a directory of this repository")
                 continue
             if kustomization_file(directory) is not None:
-                if directory != BASE and BASE not in directory.parents and directory not in roots():
+                if directory != BASE and BASE not in directory.parents and directory not in rendered_roots:
                     errors.append(f"{obj}: source path {directory} is a kustomization this check does not render")
                 continue
             for path in directory_files(directory, source.get("directory") or {}):
