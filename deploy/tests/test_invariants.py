@@ -143,7 +143,7 @@ class SettingsPassTheBinary(unittest.TestCase):
                     vars = {k: v for k, v in os.environ.items() if not k.startswith("RELIABLE_")}
                     for ref in c.get("envFrom", []):
                         vars.update(by_name(objects, "ConfigMap", ref["configMapRef"]["name"])["data"])
-                    args = ["config", "check"]
+                    args = ["config", "check", "--target", name]
                     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
                     mounts = {m["mountPath"]: volumes[m["name"]] for m in c["volumeMounts"]}
                     if "--config" in c["args"]:
@@ -170,7 +170,7 @@ class SettingsPassTheBinary(unittest.TestCase):
         with tempfile.NamedTemporaryFile("w", suffix=".toml") as f:
             f.write((DEPLOY / "base/gateway/gateway.toml").read_text().replace('pool = "orders"', 'pool = "order"'))
             f.flush()
-            run = subprocess.run([binary, "config", "check", "--config", f.name],
+            run = subprocess.run([binary, "config", "check", "--target", "gateway", "--config", f.name],
                                  env={"PATH": os.environ.get("PATH", "")}, capture_output=True, text=True)
             self.assertNotEqual(run.returncode, 0, run.stdout)
 

@@ -1,7 +1,7 @@
 //! Options of the canary controller (the `[canary]` table of the config
 //! file, `RELIABLE_CANARY_*` in the environment).
 
-use kit::config::ConfigError;
+use kit::config::{ConfigError, Secret};
 use kit::storage::PoolConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -21,6 +21,12 @@ pub struct CanaryConfig {
     /// text has not run before is started, so committing a changed spec
     /// (GitOps) starts its canary. None: runs start only through the API.
     pub watch_dir: Option<PathBuf>,
+    /// The API key the controller calls remote targets with: the gateway's
+    /// admin API (`admin` scope) and the inference module's policy API
+    /// (`models:admin`). A spec's `admin_key_env` names another variable
+    /// instead (choose one outside `RELIABLE_CANARY_`, which is this
+    /// section's).
+    pub admin_key: Option<Secret>,
     /// How often `watch_dir` is read.
     #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
@@ -35,6 +41,7 @@ impl Default for CanaryConfig {
             slo_specs: None,
             prometheus_url: None,
             watch_dir: None,
+            admin_key: None,
             watch_interval: Duration::from_secs(10),
             database: PoolConfig::with_max_connections(4),
         }

@@ -12,7 +12,7 @@ use crate::controller::{Controller, TargetFactory};
 use crate::metrics::{InProcess, MetricsSource, Prometheus};
 use crate::spec::TargetSection;
 use crate::store::RunStore;
-use crate::target::{admin_key, HttpGateway, HttpInference, InProcessTarget, Target, TargetError};
+use crate::target::{HttpGateway, HttpInference, InProcessTarget, Target, TargetError};
 use axum::Router;
 use kit::config::ConfigError;
 use kit::health::ReadinessCheck;
@@ -51,7 +51,9 @@ impl CanaryModule {
 
 /// The target a plan names: over HTTP when the spec gives an address,
 /// else the module registered in this process.
-pub fn targets(registry: SplitRegistry) -> TargetFactory {
+/// `default_key`: the controller's own key (`canary.admin_key`), for specs
+/// that name no `admin_key_env`.
+pub fn targets(registry: SplitRegistry, default_key: Option<String>) -> TargetFactory {
     Arc::new(move |plan| -> Result<Arc<dyn Target>, TargetError> {
         let bad_url = |url: &str| TargetError::Unknown {
             target: plan.target_key(),
@@ -67,7 +69,7 @@ pub fn targets(registry: SplitRegistry) -> TargetFactory {
                 Arc::new(HttpGateway::new(
                     base,
                     route,
-                    admin_key(admin_key_env.as_deref()),
+                    crate::target::admin_key(admin_key_env.as_deref(), default_key.as_deref()),
                 )?)
             }
             TargetSection::Inference {
@@ -83,7 +85,7 @@ pub fn targets(registry: SplitRegistry) -> TargetFactory {
                     model,
                     *baseline_version,
                     *canary_version,
-                    admin_key(admin_key_env.as_deref()),
+                    crate::target::admin_key(admin_key_env.as_deref(), default_key.as_deref()),
                 )?)
             }
             section => Arc::new(InProcessTarget::find(&registry, section)?),
@@ -141,7 +143,10 @@ impl Module for CanaryModule {
         let controller = Controller::new(
             store.clone(),
             slos,
-            targets(registry.clone()),
+            targets(
+                registry.clone(),
+                config.admin_key.as_ref().map(|k| k.expose().to_string()),
+            ),
             sources(config.prometheus()),
             context.clock.clone(),
             runs.clone(),

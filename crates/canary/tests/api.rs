@@ -61,7 +61,7 @@ async fn spawn_app() -> App {
     let controller = Controller::new(
         store,
         slo::catalog::load_platform().unwrap(),
-        canary::targets(registry),
+        canary::targets(registry, None),
         canary::sources(None),
         Arc::new(kit::SystemClock),
         TaskTracker::new(),

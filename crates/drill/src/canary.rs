@@ -294,7 +294,7 @@ async fn new_controller(
     let controller = Controller::new(
         store,
         slos,
-        canary::targets(stage.registry.clone()),
+        canary::targets(stage.registry.clone(), None),
         canary::sources(None),
         Arc::new(SystemClock),
         tracker.clone(),

@@ -165,9 +165,7 @@ impl Api {
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()?,
-            key: std::env::var(canary::target::DEFAULT_KEY_ENV)
-                .ok()
-                .filter(|k| !k.is_empty()),
+            key: canary::target::key_from_env(canary::target::DEFAULT_KEY_ENV),
         })
     }
 

@@ -27,6 +27,11 @@ enum Action {
         /// TOML configuration file.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Also run the checks that depend on which modules share the
+        /// process, as `serve --target` would before opening anything
+        /// (e.g. every gateway route names a pool that exists).
+        #[arg(long, value_delimiter = ',')]
+        target: Vec<String>,
     },
     /// Print every key with its default, environment variable and doc.
     Defaults {
@@ -38,7 +43,7 @@ enum Action {
 
 pub fn run(args: ConfigArgs) -> ExitCode {
     match args.action {
-        Action::Check { config } => check(config),
+        Action::Check { config, target } => check(config, &target),
         Action::Defaults { markdown } => {
             let entries = reference::entries::<Config>();
             if markdown {
@@ -51,7 +56,7 @@ pub fn run(args: ConfigArgs) -> ExitCode {
     }
 }
 
-fn check(file: Option<PathBuf>) -> ExitCode {
+fn check(file: Option<PathBuf>, target: &[String]) -> ExitCode {
     let loaded = match settings::load(file.as_deref(), &Overrides::default()) {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -59,6 +64,10 @@ fn check(file: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = check_targets(&loaded.config, target) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
     }
@@ -72,4 +81,30 @@ fn check(file: Option<PathBuf>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The checks `serve --target` makes once it knows which modules share the
+/// process: the gateway's routes may name only its configured pools and
+/// the co-located modules (the gateway checks the same at start).
+fn check_targets(config: &Config, target: &[String]) -> Result<(), String> {
+    if target.is_empty() {
+        return Ok(());
+    }
+    let targets = crate::platform::Targets::parse(target)?;
+    let names = targets.names();
+    if names.contains(&gateway::SERVICE) {
+        let co_located: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| *n != gateway::SERVICE)
+            .collect();
+        if config.gateway.routes.is_empty() && co_located.is_empty() {
+            return Err("the gateway has no routes: add [[gateway.routes]] and [gateway.pools.NAME] to the config file, or co-locate a module".into());
+        }
+        config
+            .gateway
+            .validate_pools(&co_located)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }

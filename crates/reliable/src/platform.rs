@@ -93,6 +93,11 @@ impl Targets {
         })
     }
 
+    /// The chosen modules' names.
+    pub fn names(&self) -> &[&'static str] {
+        &self.names
+    }
+
     /// The chosen modules, in registry order.
     pub fn entries(&self) -> Vec<&'static Entry> {
         registry::MODULES

@@ -207,11 +207,34 @@ pub fn queries(target: Measured<'_>, split: &Split, kind: MetricKind, side: Side
     }
 }
 
-/// The admin key a remote target is called with, from the environment
-/// variable the spec names (never from the spec itself).
-pub fn admin_key(env: Option<&str>) -> Option<String> {
-    let name = env.unwrap_or(DEFAULT_KEY_ENV);
-    std::env::var(name).ok().filter(|k| !k.trim().is_empty())
+/// The admin key a remote target is called with: from the environment
+/// variable the spec names (or the file its `_FILE` twin names), else the
+/// controller's own `canary.admin_key`. Keys never go in a spec.
+pub fn admin_key(env: Option<&str>, configured: Option<&str>) -> Option<String> {
+    match env {
+        Some(name) => key_from_env(name),
+        None => configured
+            .filter(|k| !k.trim().is_empty())
+            .map(str::to_string),
+    }
+}
+
+/// A key from the variable `name`, else from the file its `name_FILE`
+/// twin names (a mounted Secret), as every other secret is read.
+pub fn key_from_env(name: &str) -> Option<String> {
+    if let Some(key) = std::env::var(name).ok().filter(|k| !k.trim().is_empty()) {
+        return Some(key);
+    }
+    let file = std::env::var(format!("{name}_FILE")).ok()?;
+    match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            Some(text.trim_end_matches(['\n', '\r']).to_string()).filter(|k| !k.trim().is_empty())
+        }
+        Err(e) => {
+            tracing::warn!(variable = %format!("{name}_FILE"), file = %file, error = %e, "cannot read the admin key file");
+            None
+        }
+    }
 }
 
 /// Where a remote target's admin key is read from by default.
