@@ -151,6 +151,59 @@ fn check_prints_the_effective_config_with_secrets_redacted() {
     assert!(stdout.contains("max_connections = 3"), "{stdout}");
 }
 
+/// The canary controller's admin key is a setting like any secret: from
+/// the environment or, as a Kubernetes pod mounts it, from a file.
+#[test]
+fn the_canary_admin_key_is_read_from_a_file_and_never_printed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let key_file = dir.path().join("canary-admin-key");
+    std::fs::write(&key_file, "rlk_canary-admin-secret\n").expect("write");
+    let path = key_file.to_str().expect("path");
+    for var in ["RELIABLE_CANARY_ADMIN_KEY_FILE", "RELIABLE_CANARY_ADMIN_KEY"] {
+        let value = if var.ends_with("_FILE") { path } else { "rlk_canary-admin-secret" };
+        let (code, stdout, stderr) = config_check(None, &[(var, value)]);
+        assert_eq!(code, 0, "{var}: {stderr}");
+        assert!(stdout.contains("admin_key = \"[redacted]\""), "{stdout}");
+        assert!(!stdout.contains("canary-admin-secret"), "{stdout}");
+    }
+}
+
+/// With `--target`, the checks that depend on the co-located modules run
+/// too: a gateway route naming a pool that exists nowhere is refused.
+#[test]
+fn check_with_targets_refuses_a_route_to_an_unknown_pool() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = file_with(
+        dir.path(),
+        "[gateway.pools.links]\nendpoints = [\"http://links:8080\"]\n\
+         [[gateway.routes]]\nprefix = \"/\"\npool = \"link\"\n",
+    );
+    let run = |targets: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_reliable"))
+            .args(["config", "check", "--config"])
+            .arg(&file)
+            .args(["--target", targets])
+            .output()
+            .expect("run reliable");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run("gateway");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("gateway.routes[0].pool") && stderr.contains("`link`"), "{stderr}");
+    // A co-located module of that name is a pool too.
+    let (code, stderr) = run("shortener,gateway");
+    assert_eq!(code, 2, "{stderr}");
+    let (code, stderr) = run("gatway");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("unknown target `gatway`"), "{stderr}");
+    // Without --target, only the file itself is checked.
+    let (code, _, stderr) = config_check(Some(&file), &[]);
+    assert_eq!(code, 0, "{stderr}");
+}
+
 #[test]
 fn deprecated_names_still_work_with_a_warning() {
     let dir = tempfile::tempdir().expect("dir");

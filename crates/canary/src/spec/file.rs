@@ -62,7 +62,8 @@ pub enum TargetSection {
         #[serde(default)]
         admin_url: Option<String>,
         /// The environment variable holding an API key with the `admin`
-        /// scope (keys never go in a spec). Default `RELIABLE_CANARY_ADMIN_KEY`.
+        /// scope (keys never go in a spec; `<name>_FILE` names a file
+        /// instead). Default: the controller's `canary.admin_key`.
         #[serde(default)]
         admin_key_env: Option<String>,
     },
@@ -80,7 +81,8 @@ pub enum TargetSection {
         #[serde(default)]
         url: Option<String>,
         /// The environment variable holding an API key with the
-        /// `models:admin` scope. Default `RELIABLE_CANARY_ADMIN_KEY`.
+        /// `models:admin` scope (or `<name>_FILE`, a file). Default:
+        /// the controller's `canary.admin_key`.
         #[serde(default)]
         admin_key_env: Option<String>,
     },
