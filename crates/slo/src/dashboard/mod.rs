@@ -10,12 +10,16 @@
 //! plain PromQL that `promtool` can check.
 //!
 //! Output is deterministic: SLOs in file order (their line), panels in a
-//! fixed order, ids counted from 1, JSON keys in the order written here.
+//! fixed order, ids counted from 1, JSON keys sorted (whether or not some
+//! other crate turns on serde_json's `preserve_order`).
 //! A regenerated dashboard differs from the committed one only when a
 //! spec changed, which is what the staleness test relies on.
 //!
 //! The ConfigMap is for the Grafana sidecar of kube-prometheus-stack,
 //! which loads every ConfigMap labelled `grafana_dashboard: "1"`.
+
+mod panel;
+mod text;
 
 use crate::burn::{self, Severity, WindowPair};
 use crate::model::{ErrorEvents, Sli, Slo};
@@ -23,8 +27,10 @@ use crate::policy::Policy;
 use crate::rules::{self, ratio_metric};
 use crate::window::Window;
 use crate::{number, promql};
+pub use panel::PanelKind;
+use panel::{thresholds, Grid, Panel, HEIGHT, WIDTH};
 use serde_json::{json, Value};
-use std::fmt::Write;
+pub use text::{config_map, config_map_name, dashboard_json};
 
 /// Grafana 10.4 / 11 dashboard schema.
 pub const SCHEMA_VERSION: u64 = 39;
@@ -35,32 +41,6 @@ pub const DATASOURCE_VARIABLE: &str = "datasource";
 const MAX_UID: usize = 40;
 /// The quantiles a latency panel draws.
 pub const QUANTILES: [(f64, &str); 3] = [(0.5, "p50"), (0.9, "p90"), (0.99, "p99")];
-/// Grid: Grafana's 24 columns; every panel row is this high.
-const WIDTH: u64 = 24;
-const HEIGHT: u64 = 8;
-
-/// What a panel shows; titles start with [`PanelKind::title`], which is
-/// how tests (and readers) find them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PanelKind {
-    Sli,
-    BudgetRemaining,
-    BudgetHistory,
-    BurnRate,
-    Latency,
-}
-
-impl PanelKind {
-    pub fn title(self) -> &'static str {
-        match self {
-            Self::Sli => "SLI",
-            Self::BudgetRemaining => "Error budget remaining",
-            Self::BudgetHistory => "Error budget remaining over time",
-            Self::BurnRate => "Burn rate",
-            Self::Latency => "Latency quantiles",
-        }
-    }
-}
 
 /// `reliable-slo-<stem>`, reduced to the characters and length Grafana
 /// accepts; a long stem keeps its start and gets a hash of the whole
@@ -88,44 +68,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
-}
-
-/// A number as the rules print it (`14.4`, not `14.400000000000002`).
-fn rounded(x: f64) -> f64 {
-    number(x).parse().unwrap_or(x)
-}
-
-fn datasource() -> Value {
-    json!({"type": "prometheus", "uid": format!("${{{DATASOURCE_VARIABLE}}}")})
-}
-
-fn target(ref_id: char, expr: String, legend: &str) -> Value {
-    json!({
-        "refId": ref_id.to_string(),
-        "datasource": datasource(),
-        "expr": expr,
-        "legendFormat": legend,
-        "range": true,
-    })
-}
-
-fn targets(queries: Vec<(String, String)>) -> Vec<Value> {
-    queries
-        .into_iter()
-        .zip('A'..='Z')
-        .map(|((expr, legend), ref_id)| target(ref_id, expr, &legend))
-        .collect()
-}
-
-/// Threshold steps: `base` below the first value, then each colour from its value.
-fn thresholds(base: &str, steps: &[(f64, &str)]) -> Value {
-    let mut list = vec![json!({"color": base, "value": null})];
-    list.extend(
-        steps
-            .iter()
-            .map(|(value, color)| json!({"color": color, "value": rounded(*value)})),
-    );
-    json!({"mode": "absolute", "steps": list})
 }
 
 /// The default error-budget policy's steps as colours (freeze red,
@@ -158,84 +100,6 @@ fn policy_steps() -> String {
         .map(|r| format!("{} below {}%", r.decision, number(r.below * 100.0)))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-struct Grid {
-    next_id: u64,
-    y: u64,
-}
-
-impl Grid {
-    fn id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
-    }
-
-    fn pos(&self, x: u64, w: u64, h: u64) -> Value {
-        json!({"h": h, "w": w, "x": x, "y": self.y})
-    }
-}
-
-struct Panel {
-    kind: PanelKind,
-    /// Appended to the kind's title.
-    title_suffix: String,
-    description: String,
-    unit: &'static str,
-    thresholds: Value,
-    queries: Vec<(String, String)>,
-}
-
-impl Panel {
-    fn timeseries(self, grid: &mut Grid, x: u64, w: u64) -> Value {
-        json!({
-            "id": grid.id(),
-            "type": "timeseries",
-            "title": format!("{}{}", self.kind.title(), self.title_suffix),
-            "description": self.description,
-            "datasource": datasource(),
-            "gridPos": grid.pos(x, w, HEIGHT),
-            "fieldConfig": {
-                "defaults": {
-                    "unit": self.unit,
-                    "color": {"mode": "palette-classic"},
-                    "thresholds": self.thresholds,
-                    "custom": {"thresholdsStyle": {"mode": "dashed"}},
-                },
-                "overrides": [],
-            },
-            "options": {
-                "legend": {"displayMode": "list", "placement": "bottom", "showLegend": true},
-                "tooltip": {"mode": "multi", "sort": "none"},
-            },
-            "targets": targets(self.queries),
-        })
-    }
-
-    fn stat(self, grid: &mut Grid, x: u64, w: u64) -> Value {
-        json!({
-            "id": grid.id(),
-            "type": "stat",
-            "title": format!("{}{}", self.kind.title(), self.title_suffix),
-            "description": self.description,
-            "datasource": datasource(),
-            "gridPos": grid.pos(x, w, HEIGHT),
-            "fieldConfig": {
-                "defaults": {"unit": self.unit, "decimals": 1, "thresholds": self.thresholds},
-                "overrides": [],
-            },
-            "options": {
-                "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": false},
-                "colorMode": "background",
-                "graphMode": "area",
-                "textMode": "value",
-                "justifyMode": "auto",
-                "orientation": "auto",
-            },
-            "targets": targets(self.queries),
-        })
-    }
 }
 
 /// The burn-rate window pairs this SLO alerts on: a switched-off tier has
@@ -457,60 +321,5 @@ pub fn dashboard(stem: &str, source: &str, slos: &[&Slo]) -> Value {
     })
 }
 
-/// The dashboard as pretty JSON text, newline-terminated. Characters that
-/// YAML reads as line breaks or refuses in a block scalar (C1 controls,
-/// U+2028/2029, BOM) are `\u` escapes, so the same text fits in
-/// [`config_map`] unchanged.
-pub fn dashboard_json(stem: &str, source: &str, slos: &[&Slo]) -> String {
-    let pretty = format!("{:#}", dashboard(stem, source, slos));
-    let mut out = String::with_capacity(pretty.len() + 1);
-    for c in pretty.chars() {
-        if c.is_control() && c != '\n' || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') {
-            let _ = write!(out, "\\u{:04x}", u32::from(c));
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('\n');
-    out
-}
-
-/// `slo-dashboard-<stem>`, as a Kubernetes name (DNS-1123 subdomain).
-pub fn config_map_name(stem: &str) -> String {
-    let name: String = format!("slo-dashboard-{stem}")
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let name: String = name.chars().take(253).collect();
-    name.trim_end_matches(['-', '.']).to_string()
-}
-
-/// A ConfigMap holding the dashboard JSON, for the Grafana sidecar: label
-/// `grafana_dashboard: "1"` (kube-prometheus-stack's default), annotation
-/// `grafana_folder: Reliable` (read when the sidecar's folder annotation
-/// is set to it). No namespace: the kustomization that includes it sets one.
-pub fn config_map(stem: &str, source: &str, json: &str) -> String {
-    let mut out = format!(
-        "# Generated by `reliable slo dashboards` from {source}; do not edit: edit the spec.\n"
-    );
-    out.push_str("apiVersion: v1\nkind: ConfigMap\nmetadata:\n");
-    let _ = writeln!(out, "  name: {}", config_map_name(stem));
-    out.push_str("  labels:\n    app.kubernetes.io/part-of: reliable\n    app.kubernetes.io/component: dashboards\n    grafana_dashboard: \"1\"\n");
-    out.push_str("  annotations:\n    grafana_folder: Reliable\ndata:\n");
-    let _ = writeln!(out, "  {}.json: |", uid(stem));
-    for line in json.lines() {
-        let _ = writeln!(out, "    {line}");
-    }
-    out
-}
-
 #[cfg(test)]
-#[path = "dashboard_tests.rs"]
 mod tests;
