@@ -2,6 +2,9 @@
 //!
 //! - `generate SPECS... -o DIR`: Prometheus rule files and `PrometheusRule`
 //!   resources, one pair per spec file;
+//! - `dashboards SPECS... -o DIR`: a Grafana dashboard per spec file, as
+//!   JSON and as a ConfigMap for the Grafana sidecar, plus a
+//!   `kustomization.yaml` listing the ConfigMaps;
 //! - `check SPECS...`: parse and validate only;
 //! - `status`: per-SLO budget, burn rates and alerts, from the local
 //!   platform's evaluator or from a Prometheus (see [`crate::slo_status`]);
@@ -29,6 +32,15 @@ enum SloCommand {
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
     },
+    /// Write a Grafana dashboard (JSON and ConfigMap) per spec file.
+    Dashboards {
+        /// Spec files or directories of *.yaml / *.yml specs.
+        #[arg(required = true)]
+        specs: Vec<PathBuf>,
+        /// Output directory; created if missing.
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
     /// Validate specs without writing anything.
     Check {
         #[arg(required = true)]
@@ -42,18 +54,8 @@ enum SloCommand {
 
 pub fn run(args: SloArgs) -> ExitCode {
     match args.command {
-        SloCommand::Generate { specs, output } => match generate(&specs, &output) {
-            Ok(written) => {
-                for file in written {
-                    println!("wrote {}", file.display());
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(2)
-            }
-        },
+        SloCommand::Generate { specs, output } => report(generate(&specs, &output)),
+        SloCommand::Dashboards { specs, output } => report(dashboards(&specs, &output)),
         SloCommand::Check { specs } => match slo::catalog::load_paths(&specs) {
             Ok(slos) => {
                 println!("{} SLOs ok", slos.len());
@@ -69,33 +71,123 @@ pub fn run(args: SloArgs) -> ExitCode {
     }
 }
 
+fn report(result: Result<Vec<PathBuf>, String>) -> ExitCode {
+    match result {
+        Ok(written) => {
+            for file in written {
+                println!("wrote {}", file.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// One spec file's SLOs, with the names its outputs take.
+struct SpecFile<'a> {
+    /// `gateway` for `slo/gateway.yaml` (and `gateway.openslo.yaml`).
+    stem: &'a str,
+    /// The file name the generated headers cite.
+    source: &'a str,
+    slos: Vec<&'a slo::Slo>,
+}
+
+/// The SLOs grouped by spec file, in file-name order.
+fn by_file(slos: &[slo::Slo]) -> Vec<SpecFile<'_>> {
+    let mut by_file: BTreeMap<&str, Vec<&slo::Slo>> = BTreeMap::new();
+    for s in slos {
+        by_file.entry(s.source.file.as_str()).or_default().push(s);
+    }
+    by_file
+        .into_iter()
+        .map(|(file, slos)| SpecFile {
+            stem: Path::new(file)
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("slo")
+                .trim_end_matches(".openslo"),
+            source: Path::new(file)
+                .file_name()
+                .and_then(|s| s.to_str())
+                .unwrap_or(file),
+            slos,
+        })
+        .collect()
+}
+
 /// Writes `<stem>.rules.yml` and `<stem>.prometheusrule.yaml` per spec file.
 pub fn generate(specs: &[PathBuf], output: &Path) -> Result<Vec<PathBuf>, String> {
     let slos = slo::catalog::load_paths(specs).map_err(|e| e.to_string())?;
-    let mut by_file: BTreeMap<&str, Vec<&slo::Slo>> = BTreeMap::new();
-    for s in &slos {
-        by_file.entry(s.source.file.as_str()).or_default().push(s);
-    }
     std::fs::create_dir_all(output).map_err(|e| format!("{}: {e}", output.display()))?;
     let mut written = Vec::new();
-    for (file, slos) in by_file {
-        let stem = Path::new(file)
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("slo")
-            .trim_end_matches(".openslo");
+    for SpecFile { stem, source, slos } in by_file(&slos) {
         let rules = output.join(format!("{stem}.rules.yml"));
         let resource = output.join(format!("{stem}.prometheusrule.yaml"));
-        let source = Path::new(file)
-            .file_name()
-            .and_then(|s| s.to_str())
-            .unwrap_or(file);
         write(&rules, &slo::emit::rule_file(&slos, source))?;
         let name = format!("slo-{stem}");
         write(&resource, &slo::emit::prometheus_rule(&name, &slos, source))?;
         written.push(rules);
         written.push(resource);
     }
+    Ok(written)
+}
+
+/// The kustomization of a dashboards directory; no namespace, so the
+/// kustomization that includes it decides where Grafana's sidecar looks.
+const KUSTOMIZATION: &str = "kustomization.yaml";
+
+/// Writes `<stem>.dashboard.json` and `<stem>.dashboard.yaml` (its
+/// ConfigMap) per spec file, and a `kustomization.yaml` listing the
+/// ConfigMaps.
+pub fn dashboards(specs: &[PathBuf], output: &Path) -> Result<Vec<PathBuf>, String> {
+    let slos = slo::catalog::load_paths(specs).map_err(|e| e.to_string())?;
+    let files = by_file(&slos);
+    let mut stems: Vec<&str> = files.iter().map(|f| f.stem).collect();
+    stems.sort_unstable();
+    if let Some(twice) = stems.windows(2).find(|w| w[0] == w[1]) {
+        // `a/x.yaml` and `b/x.yaml` would overwrite each other's output.
+        return Err(format!(
+            "two spec files are named `{}`: each dashboard is named after its file",
+            twice[0]
+        ));
+    }
+    std::fs::create_dir_all(output).map_err(|e| format!("{}: {e}", output.display()))?;
+    let mut written = Vec::new();
+    let mut config_maps = Vec::new();
+    for SpecFile { stem, source, slos } in files {
+        let json = slo::dashboard::dashboard_json(stem, source, &slos);
+        let json_path = output.join(format!("{stem}.dashboard.json"));
+        let config_map = format!("{stem}.dashboard.yaml");
+        let config_map_path = output.join(&config_map);
+        write(&json_path, &json)?;
+        write(
+            &config_map_path,
+            &slo::dashboard::config_map(stem, source, &json),
+        )?;
+        written.push(json_path);
+        written.push(config_map_path);
+        config_maps.push(config_map);
+    }
+    config_maps.sort();
+    let mut kustomization = String::from(
+        "# Generated by `reliable slo dashboards` (here: `reliable slo dashboards slo/ -o deploy/grafana`);\n\
+         # do not edit: edit the SLO specs and run it again.\n\
+         apiVersion: kustomize.config.k8s.io/v1beta1\n\
+         kind: Kustomization\n\
+         resources:\n",
+    );
+    for file in &config_maps {
+        kustomization.push_str(&format!(
+            "  - {file}
+"
+        ));
+    }
+    let path = output.join(KUSTOMIZATION);
+    write(&path, &kustomization)?;
+    written.push(path);
     Ok(written)
 }
 

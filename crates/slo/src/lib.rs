@@ -10,6 +10,7 @@
 //! - [`promql`]: query checks and counter selectors (`promql-parser`);
 //! - [`burn`]: multiwindow multi-burn-rate alert math;
 //! - [`rules`], [`emit`]: Prometheus rule files and `PrometheusRule` resources;
+//! - [`dashboard`]: Grafana dashboards over those rules, and their ConfigMaps;
 //! - [`exposition`], [`eval`]: the live evaluator over scraped counters;
 //! - [`status`]: the per-SLO report both evaluators produce;
 //! - [`policy`]: the error-budget policy behind `reliable slo gate`.
@@ -17,6 +18,7 @@
 
 pub mod burn;
 pub mod catalog;
+pub mod dashboard;
 pub mod emit;
 pub mod error;
 pub mod eval;

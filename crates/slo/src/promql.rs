@@ -74,6 +74,33 @@ pub fn with_matcher(selector: &str, matcher: &str) -> String {
     }
 }
 
+/// Undoes [`with_matcher`]: `x{a="b",le="0.3"}` without `le="0.3"` is
+/// `x{a="b"}`. `None` when the selector does not end with that matcher.
+pub fn without_matcher(selector: &str, matcher: &str) -> Option<String> {
+    let open = selector.strip_suffix(&format!("{matcher}}}"))?;
+    match open.strip_suffix('{') {
+        Some(name) => Some(name.trim_end().to_string()),
+        None => open.strip_suffix(',').map(|rest| format!("{rest}}}")),
+    }
+}
+
+/// The histogram bucket selector (without `le`) behind a latency SLI's
+/// good events, which OpenSLO's `thresholdMetric` builds as
+/// `rate_of(with_matcher(buckets, le="<threshold>"))`. `None` for any
+/// other shape: dashboards then have no quantiles to draw.
+pub fn latency_buckets(good: &QueryTemplate, threshold: f64) -> Option<String> {
+    let selector = good
+        .as_str()
+        .strip_prefix("sum(rate(")?
+        .strip_suffix(&format!("[{WINDOW_PLACEHOLDER}]))"))?;
+    let buckets = without_matcher(selector, &format!("le=\"{threshold}\""))?;
+    // The result must still be a plain selector, or it was not our shape.
+    match parser::parse(&buckets) {
+        Ok(Expr::VectorSelector(_)) => Some(buckets),
+        _ => None,
+    }
+}
+
 /// The series one SLI counter sums: a name and matchers.
 #[derive(Debug, Clone)]
 pub struct CounterSeries {
@@ -183,6 +210,31 @@ mod tests {
         );
         assert_eq!(with_matcher("x", "le=\"0.3\""), "x{le=\"0.3\"}");
         assert_eq!(with_matcher("x{}", "le=\"0.3\""), "x{le=\"0.3\"}");
+    }
+
+    #[test]
+    fn without_matcher_undoes_with_matcher() {
+        for selector in ["x{a=\"b\"}", "x", "x{a=~\"/v2/.*\",c=\"d\"}"] {
+            let with = with_matcher(selector, "le=\"0.3\"");
+            assert_eq!(
+                without_matcher(&with, "le=\"0.3\"").as_deref(),
+                Some(selector)
+            );
+        }
+        assert_eq!(without_matcher("x{a=\"b\"}", "le=\"0.3\""), None);
+        assert_eq!(without_matcher("x{le=\"0.5\"}", "le=\"0.3\""), None);
+    }
+
+    #[test]
+    fn finds_the_buckets_of_a_latency_sli() {
+        let good = rate_of(&with_matcher("h_bucket{s=\"a\"}", "le=\"0.1\""));
+        assert_eq!(
+            latency_buckets(&good, 0.1).as_deref(),
+            Some("h_bucket{s=\"a\"}")
+        );
+        assert_eq!(latency_buckets(&good, 0.2), None, "another threshold");
+        let other = QueryTemplate::new_checked("sum(rate(h_bucket{le=\"0.1\"}[5m]))".into());
+        assert_eq!(latency_buckets(&other, 0.1), None, "not a template");
     }
 
     #[test]
