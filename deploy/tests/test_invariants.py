@@ -239,6 +239,19 @@ class Monitoring(unittest.TestCase):
             self.assertEqual(r["metadata"]["labels"].get("release"), "kube-prometheus-stack")
             self.assertEqual(r["metadata"]["namespace"], "monitoring")
 
+    def test_every_dashboard_reaches_grafanas_sidecar(self):
+        generated = sorted(p.name for p in (DEPLOY / "grafana").glob("*.dashboard.yaml"))
+        self.assertTrue(generated)
+        maps = [c for c in of_kind(render("monitoring"), "ConfigMap") if c["metadata"]["name"].startswith("slo-dashboard-")]
+        self.assertEqual(len(maps), len(generated))
+        stack = next(a for a in of_kind(render("argocd/apps"), "Application")
+                     if a["metadata"]["name"] == "kube-prometheus-stack")
+        sidecar = stack["spec"]["source"]["helm"]["valuesObject"]["grafana"]["sidecar"]["dashboards"]
+        for c in maps:
+            self.assertEqual(c["metadata"]["namespace"], stack["spec"]["destination"]["namespace"])
+            self.assertEqual(c["metadata"]["labels"].get(sidecar["label"]), sidecar["labelValue"])
+            self.assertIn(sidecar["folderAnnotation"], c["metadata"]["annotations"])
+
 
 if __name__ == "__main__":
     unittest.main()
