@@ -159,8 +159,15 @@ fn the_canary_admin_key_is_read_from_a_file_and_never_printed() {
     let key_file = dir.path().join("canary-admin-key");
     std::fs::write(&key_file, "rlk_canary-admin-secret\n").expect("write");
     let path = key_file.to_str().expect("path");
-    for var in ["RELIABLE_CANARY_ADMIN_KEY_FILE", "RELIABLE_CANARY_ADMIN_KEY"] {
-        let value = if var.ends_with("_FILE") { path } else { "rlk_canary-admin-secret" };
+    for var in [
+        "RELIABLE_CANARY_ADMIN_KEY_FILE",
+        "RELIABLE_CANARY_ADMIN_KEY",
+    ] {
+        let value = if var.ends_with("_FILE") {
+            path
+        } else {
+            "rlk_canary-admin-secret"
+        };
         let (code, stdout, stderr) = config_check(None, &[(var, value)]);
         assert_eq!(code, 0, "{var}: {stderr}");
         assert!(stdout.contains("admin_key = \"[redacted]\""), "{stdout}");
@@ -192,7 +199,10 @@ fn check_with_targets_refuses_a_route_to_an_unknown_pool() {
     };
     let (code, stderr) = run("gateway");
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("gateway.routes[0].pool") && stderr.contains("`link`"), "{stderr}");
+    assert!(
+        stderr.contains("gateway.routes[0].pool") && stderr.contains("`link`"),
+        "{stderr}"
+    );
     // A co-located module of that name is a pool too.
     let (code, stderr) = run("shortener,gateway");
     assert_eq!(code, 2, "{stderr}");

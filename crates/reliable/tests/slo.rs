@@ -79,15 +79,14 @@ fn promtool_checks_every_rule_file_and_passes_the_unit_tests() {
     assert!(stdout.contains("SUCCESS"), "{stdout}");
 }
 
+/// A spec with two faults: an objective of 100 % and a query that does not parse.
+const BAD_SPEC: &str = "version: prometheus/v1\nservice: a\nslos:\n  - name: b\n    objective: 100\n    sli:\n      raw:\n        error_ratio_query: x[{{.window}}]\n";
+
 #[test]
 fn a_bad_spec_fails_with_file_line_and_field() {
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = dir.path().join("bad.yaml");
-    std::fs::write(
-        &spec,
-        "version: prometheus/v1\nservice: a\nslos:\n  - name: b\n    objective: 100\n    sli:\n      raw:\n        error_ratio_query: x[{{.window}}]\n",
-    )
-    .expect("write");
+    std::fs::write(&spec, BAD_SPEC).expect("write");
     let (code, _, stderr) = run(reliable().args(["slo", "check"]).arg(&spec));
     assert_eq!(code, 2);
     assert!(
@@ -426,11 +425,7 @@ fn each_dashboard_has_the_panels_of_every_slo_of_its_file() {
 fn dashboards_refuse_bad_specs_and_clashing_file_names() {
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = dir.path().join("bad.yaml");
-    std::fs::write(
-        &spec,
-        "version: prometheus/v1\nservice: a\nslos:\n  - name: b\n    objective: 100\n    sli:\n      raw:\n        error_ratio_query: x[{{.window}}]\n",
-    )
-    .expect("write");
+    std::fs::write(&spec, BAD_SPEC).expect("write");
     let out = dir.path().join("out");
     let (code, _, stderr) = run(reliable()
         .args(["slo", "dashboards"])
