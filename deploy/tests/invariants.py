@@ -216,6 +216,9 @@ def check_monitoring(objects):
         for e in monitor["spec"]["endpoints"]:
             if not any(p.get("name") == e.get("port") for s in matched for p in s["spec"]["ports"]):
                 problems.append(f"{name}: ServiceMonitor port {e.get('port')!r} is not a port of its Service")
+            if e.get("honorLabels") is not True:
+                problems.append(f"{name}: ServiceMonitor without honorLabels: the metrics' `service` label"
+                                " would become `exported_service` and the SLO rules would see nothing")
             if e.get("path", "/metrics") != "/metrics":
                 problems.append(f"{name}: metrics path {e.get('path')}")
         for s in matched:

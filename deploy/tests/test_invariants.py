@@ -97,10 +97,12 @@ class ChecksCatchBreakage(unittest.TestCase):
         by_name(objects, "ServiceMonitor", "orders")["metadata"]["labels"].pop("release")
         by_name(objects, "ServiceMonitor", "llm")["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] = "lm"
         by_name(objects, "ServiceMonitor", "notifier")["spec"]["endpoints"][0]["port"] = "metrics"
+        by_name(objects, "ServiceMonitor", "shortener")["spec"]["endpoints"][0].pop("honorLabels")
         problems = inv.check_monitoring(objects)
         self.assertCaught(problems, "orders: ServiceMonitor lacks release")
         self.assertCaught(problems, "llm: the ServiceMonitor's selector matches no Service")
         self.assertCaught(problems, "notifier: ServiceMonitor port 'metrics'")
+        self.assertCaught(problems, "shortener: ServiceMonitor without honorLabels")
 
     def test_secret_as_environment_and_unmounted_file(self):
         objects = self.prod()
