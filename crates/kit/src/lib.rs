@@ -4,6 +4,8 @@
 //! domain, its routes and its storage; everything that must behave the same
 //! in every module lives here, so operators learn it once:
 //!
+//! - [`changes`]: the change-event port (who changed what, when) the
+//!   console's timeline reads;
 //! - [`config`]: layered configuration (defaults < TOML file < `RELIABLE_*`
 //!   environment < CLI flags), validated at start with errors that name the key;
 //! - [`telemetry`]: JSON logs with `trace_id`/`span_id`, optional OTLP export
@@ -32,6 +34,7 @@
 //!   certificates, allow-list by peer identity) over the `tls` crate.
 #![forbid(unsafe_code)]
 
+pub mod changes;
 pub mod clock;
 pub mod config;
 pub mod forwarded;
