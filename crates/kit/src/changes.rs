@@ -182,7 +182,10 @@ pub trait ChangeLog: Send + Sync {
 /// Reads recorded changes back.
 #[async_trait]
 pub trait ChangeFeed: Send + Sync {
-    async fn list(&self, query: &ChangeQuery) -> Result<Vec<StoredChange>, crate::storage::StoreError>;
+    async fn list(
+        &self,
+        query: &ChangeQuery,
+    ) -> Result<Vec<StoredChange>, crate::storage::StoreError>;
 }
 
 /// The port as [`crate::module::Ports`] carries it: modules take a copy
@@ -253,7 +256,10 @@ impl ChangeLog for MemoryChangeLog {
 
 #[async_trait]
 impl ChangeFeed for MemoryChangeLog {
-    async fn list(&self, query: &ChangeQuery) -> Result<Vec<StoredChange>, crate::storage::StoreError> {
+    async fn list(
+        &self,
+        query: &ChangeQuery,
+    ) -> Result<Vec<StoredChange>, crate::storage::StoreError> {
         let guard = self.events.lock().unwrap_or_else(|e| e.into_inner());
         let limit = query.limit.clamp(1, MAX_PAGE);
         Ok(guard

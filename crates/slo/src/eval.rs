@@ -9,12 +9,13 @@
 //! conditions (with `for`), the absent alert and the budget left follow
 //! [`crate::burn`] and [`crate::rules`] exactly.
 
+use crate::alerts::{Alert, AlertCondition, AlertState, AlertTransition, SloPoint};
 use crate::burn::{self, Severity, ALERT_WINDOWS};
 use crate::exposition::{EventCounts, Sampler};
 use crate::history::History;
 use crate::model::Slo;
 use crate::objective::{BurnRate, Objective};
-use crate::rules::ABSENT_FOR;
+use crate::rules::{ABSENT_ALERT, ABSENT_FOR};
 use crate::status::{SloStatus, StatusReport, WindowBurn};
 use crate::window::Window;
 
@@ -36,7 +37,14 @@ struct Tracked {
     since: [Option<i64>; 3],
     firing: [bool; 3],
     has_data: bool,
+    /// The burn alerts' `alertname`.
+    alert_name: String,
+    runbook: Option<String>,
 }
+
+/// Transitions kept until [`Evaluator::take_transitions`] collects them;
+/// beyond that a caller that never collects loses the oldest.
+const MAX_PENDING_TRANSITIONS: usize = 10_000;
 
 /// Evaluates a fixed set of SLOs tick by tick.
 #[derive(Debug)]
@@ -44,6 +52,7 @@ pub struct Evaluator {
     slos: Vec<Tracked>,
     sampler: Sampler,
     not_evaluable: Vec<String>,
+    transitions: std::collections::VecDeque<AlertTransition>,
 }
 
 impl Evaluator {
@@ -65,12 +74,15 @@ impl Evaluator {
                 since: [None; 3],
                 firing: [false; 3],
                 has_data: false,
+                alert_name: crate::rules::alert_name(s),
+                runbook: s.alerting.annotations.get("runbook_url").cloned(),
             })
             .collect();
         Self {
             slos: tracked,
             sampler,
             not_evaluable,
+            transitions: std::collections::VecDeque::new(),
         }
     }
 
@@ -103,6 +115,7 @@ impl Evaluator {
                 Some(ABSENT_FOR),
             ];
             for i in 0..3 {
+                let was_firing = slo.firing[i];
                 if conditions[i] {
                     let since = *slo.since[i].get_or_insert(now_ms);
                     let needed = holds_for[i].map_or(0, |w| w.as_secs() as i64 * 1000);
@@ -111,8 +124,45 @@ impl Evaluator {
                     slo.since[i] = None;
                     slo.firing[i] = false;
                 }
+                if slo.firing[i] != was_firing {
+                    if self.transitions.len() == MAX_PENDING_TRANSITIONS {
+                        self.transitions.pop_front();
+                    }
+                    self.transitions
+                        .push_back(slo.transition(AlertCondition::ALL[i], now_ms));
+                }
             }
         }
+    }
+
+    /// Pending and firing alerts, firing first.
+    pub fn alerts(&self) -> Vec<Alert> {
+        let mut alerts: Vec<Alert> = self.slos.iter().flat_map(Tracked::alerts).collect();
+        alerts.sort_by_key(|a| (a.state != AlertState::Firing, a.severity, a.since_ms));
+        alerts
+    }
+
+    /// The alerts that started or stopped firing since the last call,
+    /// oldest first.
+    pub fn take_transitions(&mut self) -> Vec<AlertTransition> {
+        self.transitions.drain(..).collect()
+    }
+
+    /// Every SLO's chart point at `now_ms`: `(slo id, point)`.
+    pub fn points(&self, now_ms: i64) -> Vec<(String, SloPoint)> {
+        self.slos
+            .iter()
+            .map(|slo| {
+                let status = slo.status();
+                let point = SloPoint {
+                    at_ms: now_ms,
+                    sli: status.sli,
+                    budget_remaining: status.budget_remaining,
+                    burn_rate_5m: status.burn_rates.first().and_then(|b| b.burn_rate),
+                };
+                (slo.id.clone(), point)
+            })
+            .collect()
     }
 
     pub fn report(&self, source: &str) -> StatusReport {
@@ -124,6 +174,70 @@ impl Evaluator {
 }
 
 impl Tracked {
+    fn alert_name_of(&self, condition: AlertCondition) -> String {
+        match condition {
+            AlertCondition::Absent => ABSENT_ALERT.to_string(),
+            _ => self.alert_name.clone(),
+        }
+    }
+
+    fn transition(&self, condition: AlertCondition, now_ms: i64) -> AlertTransition {
+        let i = condition as usize;
+        AlertTransition {
+            at_ms: now_ms,
+            name: self.alert_name_of(condition),
+            slo_id: self.id.clone(),
+            service: self.service.clone(),
+            condition,
+            severity: condition.severity(),
+            firing: self.firing[i],
+            runbook: self.runbook.clone(),
+        }
+    }
+
+    fn alerts(&self) -> Vec<Alert> {
+        AlertCondition::ALL
+            .iter()
+            .filter_map(|&condition| {
+                let i = condition as usize;
+                let since = self.since[i]?;
+                let firing = self.firing[i];
+                let summary = match condition {
+                    AlertCondition::Absent => format!("{}: the SLI has no data", self.id),
+                    _ => format!(
+                        "{}: error budget burning too fast ({})",
+                        self.id,
+                        condition.severity().as_str()
+                    ),
+                };
+                let firing_since_ms = firing.then(|| {
+                    let needed = match condition {
+                        AlertCondition::PageBurn => self.tiers[0].1.flatten(),
+                        AlertCondition::TicketBurn => self.tiers[1].1.flatten(),
+                        AlertCondition::Absent => Some(ABSENT_FOR),
+                    };
+                    since + needed.map_or(0, |w| w.as_secs() as i64 * 1000)
+                });
+                Some(Alert {
+                    name: self.alert_name_of(condition),
+                    slo_id: self.id.clone(),
+                    service: self.service.clone(),
+                    condition,
+                    severity: condition.severity(),
+                    state: if firing {
+                        AlertState::Firing
+                    } else {
+                        AlertState::Pending
+                    },
+                    since_ms: since,
+                    firing_since_ms,
+                    runbook: self.runbook.clone(),
+                    summary,
+                })
+            })
+            .collect()
+    }
+
     fn burn(&self, window: Window) -> Option<BurnRate> {
         if !self.has_data {
             return None;

@@ -143,3 +143,68 @@ fn for_delays_firing_until_the_condition_has_held_that_long() {
     assert_eq!(first(&firing, "page"), Some(1440 + 8 + 5));
     assert_eq!(first(&firing, "ticket"), None, "the ticket tier is off");
 }
+
+#[test]
+fn alerts_go_pending_then_firing_and_their_transitions_are_kept() {
+    // The same SLO with a 2-minute `for` on the page tier.
+    let spec = SPEC.to_string()
+        + "    alerting:\n      name: ApiBurn\n      annotations:\n        runbook_url: docs/runbooks/slo-burn.md\n      page_alert:\n        for: 2m\n";
+    let mut e = Evaluator::new(&load_texts(&[("t.yaml".into(), spec)]).expect("valid"));
+    // A healthy day, then a full outage.
+    let _ = run(&mut e, 1440, |_| Some((0.0, 100.0)));
+    assert!(e.alerts().is_empty(), "{:?}", e.alerts());
+    let _ = e.take_transitions();
+    let _ = run_from(&mut e, 1440, 9, |_| Some((100.0, 100.0)));
+    let alerts = e.alerts();
+    let page = alerts
+        .iter()
+        .find(|a| a.condition == AlertCondition::PageBurn)
+        .expect("page alert active");
+    assert_eq!(page.state, AlertState::Pending, "{page:?}");
+    assert_eq!(page.name, "ApiBurn");
+    assert_eq!(page.runbook.as_deref(), Some("docs/runbooks/slo-burn.md"));
+    let _ = run_from(&mut e, 1449, 2, |_| Some((100.0, 100.0)));
+    let page = e
+        .alerts()
+        .into_iter()
+        .find(|a| a.condition == AlertCondition::PageBurn)
+        .expect("page alert active");
+    assert_eq!(page.state, AlertState::Firing);
+    assert_eq!(page.firing_since_ms, Some(page.since_ms + 2 * MIN));
+    // Recovery: the alert resolves, and both transitions were recorded.
+    let _ = run_from(&mut e, 1451, 120, |_| Some((0.0, 100.0)));
+    assert!(e
+        .alerts()
+        .iter()
+        .all(|a| a.condition != AlertCondition::PageBurn));
+    let page_transitions: Vec<bool> = e
+        .take_transitions()
+        .into_iter()
+        .filter(|t| t.condition == AlertCondition::PageBurn)
+        .map(|t| t.firing)
+        .collect();
+    assert_eq!(page_transitions, [true, false]);
+    let points = e.points(1571 * MIN);
+    assert_eq!(points.len(), 1);
+    assert!(points[0].1.sli.expect("data") < 1.0);
+}
+
+/// Like [`run`], continuing the counters from where minute `start` left them.
+fn run_from(
+    e: &mut Evaluator,
+    start: i64,
+    minutes: i64,
+    traffic: impl Fn(i64) -> Option<(f64, f64)>,
+) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for m in start..start + minutes {
+        let last = e.slos[0].history.latest();
+        let counts = traffic(m).map(|(err, req)| EventCounts {
+            errors: last.map_or(0.0, |s| s.errors) + err,
+            total: last.map_or(0.0, |s| s.total) + req,
+        });
+        e.tick(m * MIN, &[counts]);
+        out.push(e.report("t").slos[0].firing.clone());
+    }
+    out
+}

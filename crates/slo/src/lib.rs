@@ -13,9 +13,11 @@
 //! - [`dashboard`]: Grafana dashboards over those rules, and their ConfigMaps;
 //! - [`exposition`], [`eval`]: the live evaluator over scraped counters;
 //! - [`status`]: the per-SLO report both evaluators produce;
+//! - [`alerts`]: the live evaluator's pending and firing alerts and their transitions;
 //! - [`policy`]: the error-budget policy behind `reliable slo gate`.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod burn;
 pub mod catalog;
 pub mod dashboard;
