@@ -104,6 +104,7 @@ fn band_class(policy: Option<&Policy>, band: &Band) -> &'static str {
 }
 
 fn load(app: &App, params: &SloParams, only: Option<&str>) -> Result<SlosView, PageError> {
+    query::refresh(params.refresh.as_deref(), app.refresh)?;
     let window = Window::parse(params.window.as_deref())?;
     if let Some(id) = only {
         if !query::is_name(id) {
