@@ -4,5 +4,6 @@
 mod access;
 mod api;
 mod bad_input;
+mod module_apis;
 mod pages;
 mod support;
