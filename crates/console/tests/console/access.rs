@@ -162,3 +162,16 @@ async fn the_listener_address_decides_the_access() {
         Access::Remote { tls: true }
     );
 }
+
+#[tokio::test]
+async fn a_remote_console_without_a_key_store_refuses_with_503() {
+    let mut setup = Setup {
+        access: Access::Remote { tls: false },
+        ..Setup::default()
+    };
+    setup.keys = false;
+    let router = app(setup);
+    let answer = with_auth(&router, "/api/v1/overview", "Bearer good-key").await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.json()["type"], "/problems/unavailable");
+}

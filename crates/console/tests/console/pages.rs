@@ -203,3 +203,16 @@ async fn healthz_and_stylesheet() {
     assert!(css.header("content-type").starts_with("text/css"));
     assert!(css.body.contains("@media"));
 }
+
+#[tokio::test]
+async fn unknown_paths_are_404_with_the_headers() {
+    let router = loopback();
+    let api = get(&router, "/api/v1/nothing").await;
+    assert_eq!(api.status, StatusCode::NOT_FOUND);
+    assert_eq!(api.header("content-type"), "application/problem+json");
+    assert_eq!(api.header("x-frame-options"), "DENY");
+    let page = get(&router, "/nothing").await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(page.body.contains("There is no console page"));
+    assert_eq!(page.header("cache-control"), "no-store");
+}

@@ -7,8 +7,8 @@ use axum::http::{Request, StatusCode};
 use axum::Router;
 use chrono::{DateTime, TimeZone, Utc};
 use console::sources::{
-    DependencyState, DependencyStatus, EdgeKind, GraphEdge, GraphNode, ModuleApi, ModuleStatus,
-    NodeKind, PlatformSource, ServiceGraph, SloSource, SourceError, Sources,
+    DependencyState, DependencyStatus, EdgeKind, GraphEdge, GraphNode, KeyVerifier, ModuleApi,
+    ModuleStatus, NodeKind, PlatformSource, ServiceGraph, SloSource, SourceError, Sources,
 };
 use console::Access;
 use http_body_util::BodyExt;
@@ -241,6 +241,7 @@ impl SloSource for FakeSlos {
 pub struct Setup {
     pub modules: bool,
     pub changes: bool,
+    pub keys: bool,
     pub access: Access,
 }
 
@@ -249,6 +250,7 @@ impl Default for Setup {
         Self {
             modules: true,
             changes: true,
+            keys: true,
             access: Access::Loopback,
         }
     }
@@ -293,7 +295,9 @@ pub fn app(setup: Setup) -> Router {
             .modules
             .then(|| Arc::new(inference_api()) as Arc<dyn ModuleApi>),
         policy: Some(Policy::default()),
-        keys: Some(Arc::new(FakeKeys)),
+        keys: setup
+            .keys
+            .then(|| Arc::new(FakeKeys) as Arc<dyn KeyVerifier>),
         clock: Arc::new(ManualClock::new(now())),
     };
     console::router(sources, setup.access)
