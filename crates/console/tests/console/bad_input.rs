@@ -107,3 +107,22 @@ async fn refresh_is_validated_on_the_api_too() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn a_source_that_fails_is_503_without_its_cause() {
+    let router = app(Setup {
+        failing_history: true,
+        ..Setup::default()
+    });
+    let api = get(&router, "/api/v1/alerts").await;
+    assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(api.json()["type"], "/problems/unavailable");
+    assert!(
+        !api.body.contains("alerts.db"),
+        "the cause stays in the logs"
+    );
+    let page = get(&router, "/alerts").await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(page.body.contains("the alert history cannot be read now"));
+    assert!(!page.body.contains("alerts.db"));
+}

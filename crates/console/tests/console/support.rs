@@ -119,7 +119,10 @@ impl PlatformSource for FakePlatform {
     }
 }
 
-pub struct FakeSlos;
+/// `failing_history`: the alert history store is down.
+pub struct FakeSlos {
+    pub failing_history: bool,
+}
 
 fn slo_status(id: &str, name: &str, remaining: Option<f64>) -> SloStatus {
     SloStatus {
@@ -194,6 +197,9 @@ impl SloSource for FakeSlos {
         since: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<AlertTransition>, SourceError> {
+        if self.failing_history {
+            return Err(SourceError::Unavailable("alerts.db is locked".into()));
+        }
         let at = now().timestamp_millis();
         let all = vec![
             AlertTransition {
@@ -242,6 +248,7 @@ pub struct Setup {
     pub modules: bool,
     pub changes: bool,
     pub keys: bool,
+    pub failing_history: bool,
     pub access: Access,
 }
 
@@ -251,6 +258,7 @@ impl Default for Setup {
             modules: true,
             changes: true,
             keys: true,
+            failing_history: false,
             access: Access::Loopback,
         }
     }
@@ -284,7 +292,9 @@ pub fn change_log() -> Arc<MemoryChangeLog> {
 pub fn app(setup: Setup) -> Router {
     let sources = Sources {
         platform: Arc::new(FakePlatform),
-        slos: Arc::new(FakeSlos),
+        slos: Arc::new(FakeSlos {
+            failing_history: setup.failing_history,
+        }),
         changes: setup
             .changes
             .then(|| change_log() as Arc<dyn kit::changes::ChangeFeed>),
