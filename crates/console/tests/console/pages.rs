@@ -216,3 +216,17 @@ async fn unknown_paths_are_404_with_the_headers() {
     assert!(page.body.contains("There is no console page"));
     assert_eq!(page.header("cache-control"), "no-store");
 }
+
+#[tokio::test]
+async fn window_links_keep_a_stopped_refresh() {
+    let answer = get(&loopback(), "/slos?refresh=0&window=6h").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(
+        answer
+            .body
+            .contains(r#"href="/slos?window=7d&amp;refresh=0""#),
+        "{}",
+        answer.body
+    );
+    assert!(answer.body.contains("<strong>6h</strong>"));
+}
