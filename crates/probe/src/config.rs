@@ -157,7 +157,9 @@ impl StatusPattern {
         if ok {
             Ok(())
         } else {
-            Err(format!("{self:?} is neither a status code (100-599) nor a class like 2xx"))
+            Err(format!(
+                "{self:?} is neither a status code (100-599) nor a class like 2xx"
+            ))
         }
     }
 }
@@ -283,7 +285,10 @@ impl HttpCheck {
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(ConfigError::invalid(
                 &format!("{key}.url"),
-                format!("scheme `{}` is not http or https (with a host)", url.scheme()),
+                format!(
+                    "scheme `{}` is not http or https (with a host)",
+                    url.scheme()
+                ),
             ));
         }
         if http::Method::from_bytes(self.method.as_bytes()).is_err() || self.method.is_empty() {

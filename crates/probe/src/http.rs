@@ -140,9 +140,7 @@ impl StatusPage {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "status report not rendered");
-                cache
-                    .clone()
-                    .ok_or_else(|| e.to_problem("probes"))
+                cache.clone().ok_or_else(|| e.to_problem("probes"))
             }
         }
     }
@@ -195,7 +193,10 @@ fn cached_response(headers: &HeaderMap, tag: &str, content_type: &str, body: Byt
         ([(header::CONTENT_TYPE, content_type)], body).into_response()
     };
     let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_CONTROL));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CACHE_CONTROL),
+    );
     if let Ok(value) = HeaderValue::from_str(tag) {
         headers.insert(header::ETAG, value);
     }
@@ -255,12 +256,10 @@ async fn authorize(page: &StatusPage, headers: &HeaderMap) -> Result<String, Pro
                 "api-key-rejected",
                 "Invalid API key",
             ),
-            AuthFailure::Forbidden(scope) => Problem::new(
-                StatusCode::FORBIDDEN,
-                "api-key-scope",
-                "Insufficient scope",
-            )
-            .with_detail(format!("this needs a key with the `{scope}` scope")),
+            AuthFailure::Forbidden(scope) => {
+                Problem::new(StatusCode::FORBIDDEN, "api-key-scope", "Insufficient scope")
+                    .with_detail(format!("this needs a key with the `{scope}` scope"))
+            }
             AuthFailure::Unavailable => Problem::unavailable("the key store is unavailable"),
         })
 }

@@ -169,7 +169,9 @@ mod tests {
         assert_eq!(note.status, IncidentStatus::Investigating);
         let long = "x".repeat(MAX_TITLE_CHARS + 1);
         assert_eq!(
-            NewIncident::parse("Links", &long, None, None).unwrap_err().field,
+            NewIncident::parse("Links", &long, None, None)
+                .unwrap_err()
+                .field,
             "title"
         );
         assert_eq!(

@@ -78,7 +78,10 @@ impl Results {
     }
 
     pub fn latest(&self) -> BTreeMap<String, Latest> {
-        self.latest.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.latest
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

@@ -58,8 +58,7 @@ pub struct DayTotals {
 
 type IncidentRow = (i64, String, String, String, String, String, i64, i64);
 
-const INCIDENT_COLUMNS: &str =
-    "id, component, title, body, status, author, created_us, updated_us";
+const INCIDENT_COLUMNS: &str = "id, component, title, body, status, author, created_us, updated_us";
 
 #[derive(Clone, Debug)]
 pub struct ProbeStore {
@@ -118,16 +117,14 @@ impl ProbeStore {
                 .await?);
         Ok(rows
             .into_iter()
-            .map(
-                |(probe, component, day, checks, successes, us)| DayTotals {
-                    probe,
-                    component,
-                    day,
-                    checks,
-                    successes,
-                    duration: Duration::from_micros(u64::try_from(us).unwrap_or(0)),
-                },
-            )
+            .map(|(probe, component, day, checks, successes, us)| DayTotals {
+                probe,
+                component,
+                day,
+                checks,
+                successes,
+                duration: Duration::from_micros(u64::try_from(us).unwrap_or(0)),
+            })
             .collect())
     }
 

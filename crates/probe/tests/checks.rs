@@ -59,7 +59,11 @@ async fn a_server_that_never_answers_times_out() {
     let addr = silent_server().await;
     let outcome = run(Check::Http(http(format!("http://{addr}/")))).await;
     assert!(!outcome.success);
-    assert!(outcome.detail.contains("timed out after 200ms"), "{}", outcome.detail);
+    assert!(
+        outcome.detail.contains("timed out after 200ms"),
+        "{}",
+        outcome.detail
+    );
 }
 
 #[tokio::test]
@@ -106,7 +110,11 @@ async fn an_expired_certificate_fails() {
     let check = Check::Http(http(format!("https://localhost:{}/", addr.port())));
     let outcome = check::run(&spec(check), &client, Utc::now()).await;
     assert!(!outcome.success);
-    assert!(outcome.detail.to_lowercase().contains("expired"), "{}", outcome.detail);
+    assert!(
+        outcome.detail.to_lowercase().contains("expired"),
+        "{}",
+        outcome.detail
+    );
 }
 
 #[tokio::test]
@@ -133,7 +141,11 @@ async fn a_certificate_expiring_within_the_warning_passes_with_a_warning() {
 async fn an_unknown_ca_fails() {
     let ca = TestCa::new();
     let addr = tls_server(ca.leaf(-1, 30)).await;
-    let outcome = run(Check::Http(http(format!("https://localhost:{}/", addr.port())))).await;
+    let outcome = run(Check::Http(http(format!(
+        "https://localhost:{}/",
+        addr.port()
+    ))))
+    .await;
     assert!(!outcome.success);
     assert!(outcome.detail.contains("TLS"), "{}", outcome.detail);
 }
@@ -156,7 +168,11 @@ async fn dns_resolves_localhost_and_checks_the_address() {
         })
     };
     assert!(run(resolves(None)).await.success);
-    assert!(run(resolves(Some("127.0.0.1".parse().unwrap()))).await.success);
+    assert!(
+        run(resolves(Some("127.0.0.1".parse().unwrap())))
+            .await
+            .success
+    );
     let outcome = run(resolves(Some("192.0.2.7".parse().unwrap()))).await;
     assert!(!outcome.success);
     assert!(outcome.detail.contains("192.0.2.7"), "{}", outcome.detail);

@@ -114,10 +114,17 @@ impl App {
     }
 
     async fn get(&self, path: &str) -> (StatusCode, HeaderMap, String) {
-        self.send(Request::get(path).body(Body::empty()).unwrap()).await
+        self.send(Request::get(path).body(Body::empty()).unwrap())
+            .await
     }
 
-    async fn write(&self, method: &str, path: &str, key: Option<&str>, body: &str) -> (StatusCode, String) {
+    async fn write(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, String) {
         let mut request = Request::builder()
             .method(method)
             .uri(path)
@@ -125,12 +132,14 @@ impl App {
         if let Some(key) = key {
             request = request.header("x-api-key", key);
         }
-        let (status, _, body) = self.send(request.body(Body::from(body.to_string())).unwrap()).await;
+        let (status, _, body) = self
+            .send(request.body(Body::from(body.to_string())).unwrap())
+            .await;
         (status, body)
     }
 
     fn later(&self) {
-        self.clock.advance(Duration::from_secs(11));
+        self.clock.advance(chrono::Duration::seconds(11));
     }
 }
 
@@ -168,17 +177,32 @@ async fn every_component_has_ninety_bars_coloured_by_uptime() {
     let app = app().await;
     let now = app.clock.now();
     for _ in 0..3 {
-        app.store.record("api", "API", now, true, Duration::ZERO).await.unwrap();
+        app.store
+            .record("api", "API", now, true, Duration::ZERO)
+            .await
+            .unwrap();
     }
-    app.store.record("api", "API", now, false, Duration::ZERO).await.unwrap();
+    app.store
+        .record("api", "API", now, false, Duration::ZERO)
+        .await
+        .unwrap();
     let yesterday = now - chrono::Duration::days(1);
-    app.store.record("api", "API", yesterday, true, Duration::ZERO).await.unwrap();
+    app.store
+        .record("api", "API", yesterday, true, Duration::ZERO)
+        .await
+        .unwrap();
     // Older than 90 days: not drawn.
     let old = now - chrono::Duration::days(90);
-    app.store.record("api", "API", old, false, Duration::ZERO).await.unwrap();
+    app.store
+        .record("api", "API", old, false, Duration::ZERO)
+        .await
+        .unwrap();
     let (_, _, html) = app.get("/status").await;
     assert_eq!(html.matches("<span class=\"u").count(), 4 * 90);
-    assert!(html.contains("title=\"2026-06-01: 75.00% uptime\""), "{html}");
+    assert!(
+        html.contains("title=\"2026-06-01: 75.00% uptime\""),
+        "{html}"
+    );
     assert!(html.contains("class=\"ulow\" title=\"2026-06-01"));
     assert!(html.contains("class=\"u100\" title=\"2026-05-31: 100% uptime\""));
     assert!(html.contains("title=\"2026-03-04: no data\""));
@@ -197,7 +221,10 @@ async fn the_page_is_cached_with_an_etag_and_rendered_at_most_once_per_period() 
     let (status, headers, first) = app.get("/status").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers[header::CACHE_CONTROL], "public, max-age=30");
-    assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+    assert!(headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     assert!(headers.get(header::SET_COOKIE).is_none());
     let etag = headers[header::ETAG].to_str().unwrap().to_string();
 
@@ -262,23 +289,47 @@ async fn incidents_need_the_scope_and_valid_fields() {
     let app = app().await;
     let note = r#"{"component":"API","title":"Errors"}"#;
     let path = "/api/v1/status/incidents";
-    assert_eq!(app.write("POST", path, None, note).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(app.write("POST", path, Some("bad"), note).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.write("POST", path, None, note).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.write("POST", path, Some("bad"), note).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     let (status, body) = app.write("POST", path, Some("weak"), note).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(body.contains("status:write"), "{body}");
     let (status, body) = app
-        .write("POST", path, Some("good"), r#"{"component":"API","title":"x","status":"fixed"}"#)
+        .write(
+            "POST",
+            path,
+            Some("good"),
+            r#"{"component":"API","title":"x","status":"fixed"}"#,
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body.contains("status"));
     let long = format!(r#"{{"component":"API","title":"{}"}}"#, "x".repeat(201));
-    assert_eq!(app.write("POST", path, Some("good"), &long).await.0, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
-        app.write("POST", path, Some("good"), r#"{"component":"API","title":"x","extra":1}"#).await.0,
+        app.write("POST", path, Some("good"), &long).await.0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
-    assert_eq!(app.write("POST", path, Some("good"), "{not json").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.write(
+            "POST",
+            path,
+            Some("good"),
+            r#"{"component":"API","title":"x","extra":1}"#
+        )
+        .await
+        .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        app.write("POST", path, Some("good"), "{not json").await.0,
+        StatusCode::BAD_REQUEST
+    );
     assert!(app.changes.snapshot().is_empty());
 
     let (status, body) = app.write("POST", path, Some("good"), note).await;
@@ -288,21 +339,45 @@ async fn incidents_need_the_scope_and_valid_fields() {
     assert_eq!(created["author"], "key:ops");
     let id = created["id"].as_i64().unwrap();
 
-    app.clock.advance(Duration::from_secs(60));
+    app.clock.advance(chrono::Duration::seconds(60));
     let one = format!("{path}/{id}");
-    let (status, body) = app.write("PATCH", &one, Some("good"), r#"{"status":"resolved"}"#).await;
+    let (status, body) = app
+        .write("PATCH", &one, Some("good"), r#"{"status":"resolved"}"#)
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let updated: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(updated["status"], "resolved");
     assert_eq!(updated["title"], "Errors");
-    assert_eq!(app.write("PATCH", &one, Some("weak"), r#"{"status":"resolved"}"#).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(app.write("PATCH", &one, Some("good"), "{}").await.0, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
-        app.write("PATCH", &format!("{path}/999"), Some("good"), r#"{"status":"resolved"}"#).await.0,
+        app.write("PATCH", &one, Some("weak"), r#"{"status":"resolved"}"#)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.write("PATCH", &one, Some("good"), "{}").await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        app.write(
+            "PATCH",
+            &format!("{path}/999"),
+            Some("good"),
+            r#"{"status":"resolved"}"#
+        )
+        .await
+        .0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        app.write("PATCH", &format!("{path}/abc"), Some("good"), r#"{"status":"resolved"}"#).await.0,
+        app.write(
+            "PATCH",
+            &format!("{path}/abc"),
+            Some("good"),
+            r#"{"status":"resolved"}"#
+        )
+        .await
+        .0,
         StatusCode::NOT_FOUND
     );
 
@@ -311,5 +386,9 @@ async fn incidents_need_the_scope_and_valid_fields() {
     assert!(events.iter().all(|e| e.event.kind == ChangeKind::Incident));
     assert!(events.iter().all(|e| e.event.actor == "key:ops"));
     assert_eq!(events[1].event.subject, format!("incident/{id}"));
-    assert!(events[1].event.summary.contains("resolved"), "{}", events[1].event.summary);
+    assert!(
+        events[1].event.summary.contains("resolved"),
+        "{}",
+        events[1].event.summary
+    );
 }

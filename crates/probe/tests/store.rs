@@ -20,22 +20,31 @@ async fn suite(store: ProbeStore) {
         .record("web", "Web", clock.now(), false, Duration::from_millis(30))
         .await
         .unwrap();
-    clock.advance(chrono::Duration::minutes(2).to_std().unwrap());
+    clock.advance(chrono::Duration::minutes(2));
     store
         .record("web", "Web", clock.now(), true, Duration::from_millis(5))
         .await
         .unwrap();
     let days = store.days_since(first_day).await.unwrap();
     assert_eq!(days.len(), 2);
-    assert_eq!((days[0].day, days[0].checks, days[0].successes), (first_day, 2, 1));
+    assert_eq!(
+        (days[0].day, days[0].checks, days[0].successes),
+        (first_day, 2, 1)
+    );
     assert_eq!(days[0].duration, Duration::from_millis(40));
-    assert_eq!((days[1].day, days[1].checks, days[1].successes), (first_day + 1, 1, 1));
+    assert_eq!(
+        (days[1].day, days[1].checks, days[1].successes),
+        (first_day + 1, 1, 1)
+    );
 
     // 90 days on, day one is past retention and pruned; day two is kept.
-    clock.advance(Duration::from_secs(86_400 * (RETENTION_DAYS as u64 - 1)));
+    clock.advance(chrono::Duration::days(RETENTION_DAYS - 1));
     assert_eq!(store.prune(clock.now()).await.unwrap(), 1);
     let days = store.days_since(0).await.unwrap();
-    assert_eq!(days.iter().map(|d| d.day).collect::<Vec<_>>(), vec![first_day + 1]);
+    assert_eq!(
+        days.iter().map(|d| d.day).collect::<Vec<_>>(),
+        vec![first_day + 1]
+    );
     assert_eq!(store.prune(clock.now()).await.unwrap(), 0);
 
     // Incidents: created, listed newest first, updated.
@@ -47,7 +56,7 @@ async fn suite(store: ProbeStore) {
         )
         .await
         .unwrap();
-    clock.advance(Duration::from_secs(60));
+    clock.advance(chrono::Duration::seconds(60));
     let b = store
         .create_incident(
             &NewIncident::parse("Web", "<b>Down</b>", None, Some("identified")).unwrap(),
@@ -59,9 +68,12 @@ async fn suite(store: ProbeStore) {
     assert_eq!(a.status, IncidentStatus::Investigating);
     assert_eq!(b.title, "<b>Down</b>");
     let listed = store.incidents(10).await.unwrap();
-    assert_eq!(listed.iter().map(|i| i.id).collect::<Vec<_>>(), vec![b.id, a.id]);
+    assert_eq!(
+        listed.iter().map(|i| i.id).collect::<Vec<_>>(),
+        vec![b.id, a.id]
+    );
     assert_eq!(listed[1], a);
-    clock.advance(Duration::from_secs(60));
+    clock.advance(chrono::Duration::seconds(60));
     let update = IncidentUpdate::parse(None, None, Some("resolved")).unwrap();
     let resolved = store
         .update_incident(a.id, &update, clock.now())
@@ -84,11 +96,21 @@ async fn suite(store: ProbeStore) {
 async fn sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("probes.db").display());
-    suite(ProbeStore::open(&url, &PoolConfig::default()).await.unwrap()).await;
+    suite(
+        ProbeStore::open(&url, &PoolConfig::default())
+            .await
+            .unwrap(),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn postgres() {
     let url = testkit::postgres().create_database();
-    suite(ProbeStore::open(&url, &PoolConfig::default()).await.unwrap()).await;
+    suite(
+        ProbeStore::open(&url, &PoolConfig::default())
+            .await
+            .unwrap(),
+    )
+    .await;
 }

@@ -28,10 +28,7 @@ use crate::settings::Config;
 pub fn store_url(config: &Config, embedded: bool) -> String {
     match (embedded, config.database_url()) {
         (false, Some(url)) => url.to_string(),
-        _ => format!(
-            "sqlite://{}",
-            config.data_dir.join("probes.db").display()
-        ),
+        _ => format!("sqlite://{}", config.data_dir.join("probes.db").display()),
     }
 }
 
@@ -39,10 +36,7 @@ pub fn store_url(config: &Config, embedded: bool) -> String {
 fn keys_url(config: &Config, embedded: bool) -> String {
     match (embedded, config.database_url()) {
         (false, Some(url)) => url.to_string(),
-        _ => format!(
-            "sqlite://{}",
-            config.data_dir.join("gateway.db").display()
-        ),
+        _ => format!("sqlite://{}", config.data_dir.join("gateway.db").display()),
     }
 }
 

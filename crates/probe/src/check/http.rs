@@ -248,7 +248,11 @@ pub(super) async fn check(
         duration: started.elapsed(),
         cert_expiry: earliest,
     };
-    if !check.expected_status.iter().any(|p| p.matches(fetched.status)) {
+    if !check
+        .expected_status
+        .iter()
+        .any(|p| p.matches(fetched.status))
+    {
         outcome.success = false;
         outcome.detail = format!("status {} is not expected", fetched.status);
     } else if let Some(needle) = &check.body_contains {

@@ -13,8 +13,12 @@ fn load(toml: &str) -> Result<Platform, ConfigError> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("reliable.toml");
     std::fs::write(&file, toml).unwrap();
-    let loaded: Loaded<Platform> =
-        kit::config::load_from(Some(&file), &(), &[], Vec::<(String, String)>::new())?;
+    let loaded: Loaded<Platform> = kit::config::load_from(
+        Some(&file),
+        &std::collections::BTreeMap::<String, String>::new(),
+        &[],
+        Vec::<(String, String)>::new(),
+    )?;
     loaded.config.probes.validate()?;
     loaded.config.status.validate()?;
     Ok(loaded.config)
@@ -63,7 +67,10 @@ fn an_invalid_url_names_the_key() {
     let e = error(&probe("", "type = \"http\"\nurl = \"not a url\""));
     assert!(e.contains("probes.checks[0].check.url"), "{e}");
     let e = error(&probe("", "type = \"http\"\nurl = \"ftp://example.com/\""));
-    assert!(e.contains("probes.checks[0].check.url") && e.contains("ftp"), "{e}");
+    assert!(
+        e.contains("probes.checks[0].check.url") && e.contains("ftp"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -88,7 +95,10 @@ fn names_are_labels_and_unique() {
     let e = error(&probe("", HTTP).replace("\"web\"", "\"Web Site\""));
     assert!(e.contains("probes.checks[0].name"), "{e}");
     let e = error(&format!("{}{}", probe("", HTTP), probe("", HTTP)));
-    assert!(e.contains("probes.checks[1].name") && e.contains("web"), "{e}");
+    assert!(
+        e.contains("probes.checks[1].name") && e.contains("web"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 use axum::http::StatusCode;
-use axum::response::Redirect;
 use axum::routing::get;
 use axum::Router;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
@@ -17,7 +16,10 @@ pub async fn http_server() -> String {
     let app = Router::new()
         .route("/ok", get(|| async { "hello world" }))
         .route("/missing", get(|| async { StatusCode::NOT_FOUND }))
-        .route("/redirect", get(|| async { Redirect::to("/ok") }));
+        .route(
+            "/redirect",
+            get(|| async { (StatusCode::FOUND, [(axum::http::header::LOCATION, "/ok")]) }),
+        );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -66,7 +68,11 @@ impl TestCa {
     }
 
     /// A leaf for `localhost` valid from `from_days` to `to_days` from now.
-    pub fn leaf(&self, from_days: i64, to_days: i64) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    pub fn leaf(
+        &self,
+        from_days: i64,
+        to_days: i64,
+    ) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
         let key = KeyPair::generate().expect("key");
         let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
         let now = time::OffsetDateTime::now_utc();
@@ -79,7 +85,9 @@ impl TestCa {
 }
 
 /// An HTTPS server presenting `identity`; answers every request 200 "ok".
-pub async fn tls_server(identity: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)) -> SocketAddr {
+pub async fn tls_server(
+    identity: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
+) -> SocketAddr {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -100,7 +108,9 @@ pub async fn tls_server(identity: (Vec<CertificateDer<'static>>, PrivateKeyDer<'
                 let mut buf = vec![0u8; 4096];
                 let _ = tls.read(&mut buf).await;
                 let _ = tls
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
                     .await;
                 let _ = tls.shutdown().await;
             });
