@@ -3,8 +3,10 @@
 //! API and probes its redirect without following it, so the probe SLO in
 //! `slo/probes.yaml` has data from the first minute.
 //!
-//! The link points at the platform's own `/healthz`; a 409 (it exists
-//! from an earlier start) is as good as a 201.
+//! The link points at `https://example.com/` (a domain reserved for
+//! examples, RFC 2606; the probe never follows it, and the shortener
+//! refuses links back at itself); a 409 (it exists from an earlier start)
+//! is as good as a 201.
 
 use crate::check::{fetch, HttpClient};
 use crate::config::{Check, HttpCheck, ProbeSpec, StatusPattern};
@@ -16,6 +18,8 @@ use std::time::Duration;
 pub const SLUG: &str = "status-probe";
 /// The built-in probe's name (the SLI's `probe` label).
 pub const PROBE: &str = "shortener-redirect";
+/// Where the seeded link points (never fetched).
+pub const TARGET: &str = "https://example.com/";
 /// Its public component.
 pub const COMPONENT: &str = "Link redirects";
 
@@ -51,11 +55,8 @@ pub async fn seed_link(client: &HttpClient, public_url: &url::Url) -> Result<(),
     let api = public_url
         .join("api/v1/links")
         .map_err(|e| format!("links API URL: {e}"))?;
-    let target = public_url
-        .join("healthz")
-        .map_err(|e| format!("target URL: {e}"))?;
     let body = serde_json::json!({
-        "url": target.as_str(),
+        "url": TARGET,
         "slug": SLUG,
         "redirect_status": 302,
         "tags": ["status-probe"],

@@ -66,7 +66,7 @@ fn promtool_checks_every_rule_file_and_passes_the_unit_tests() {
         .filter(|p| p.to_string_lossy().ends_with(".rules.yml"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 5);
+    assert_eq!(files.len(), 6);
     let (code, stdout, stderr) = run(promtool().args(["check", "rules"]).args(&files));
     assert_eq!(code, 0, "{stdout}{stderr}");
     let tests: Vec<PathBuf> = std::fs::read_dir(dir.join("tests"))
@@ -336,7 +336,7 @@ fn each_dashboard_has_the_panels_of_every_slo_of_its_file() {
     use slo::dashboard::PanelKind;
     let slos = slo::catalog::load_paths(&[repo().join("slo")]).expect("specs");
     let dashboards = dashboard_files();
-    assert_eq!(dashboards.len(), 5);
+    assert_eq!(dashboards.len(), 6);
     for (stem, dashboard) in dashboards {
         let panels = dashboard["panels"].as_array().expect("panels");
         let mine: Vec<&slo::Slo> = slos
