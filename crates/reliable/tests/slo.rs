@@ -43,7 +43,7 @@ fn committed_rules_are_what_the_specs_generate() {
         .args(["slo", "generate", "slo/", "-o"])
         .arg(out.path()));
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(stdout.lines().count(), 10, "{stdout}");
+    assert_eq!(stdout.lines().count(), 12, "{stdout}");
     for entry in std::fs::read_dir(out.path()).expect("read") {
         let generated = entry.expect("entry").path();
         let name = generated.file_name().expect("name");
@@ -190,8 +190,8 @@ fn generated_dashboards() -> (tempfile::TempDir, Vec<PathBuf>) {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
         stdout.lines().count(),
-        11,
-        "5 JSON, 5 ConfigMaps, 1 kustomization: {stdout}"
+        13,
+        "6 JSON, 6 ConfigMaps, 1 kustomization: {stdout}"
     );
     let mut files: Vec<PathBuf> = std::fs::read_dir(out.path())
         .expect("read")
