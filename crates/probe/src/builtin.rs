@@ -23,8 +23,13 @@ pub const TARGET: &str = "https://example.com/";
 /// Its public component.
 pub const COMPONENT: &str = "Link redirects";
 
-/// The probe of `public_url`'s seeded link, every `interval`.
-pub fn shortener_redirect(public_url: &url::Url, interval: Duration) -> ProbeSpec {
+/// The probe of `public_url`'s seeded link, every `interval`; `ca_file`
+/// is the listener's own CA when it serves TLS from a private PKI.
+pub fn shortener_redirect(
+    public_url: &url::Url,
+    interval: Duration,
+    ca_file: Option<std::path::PathBuf>,
+) -> ProbeSpec {
     let url = public_url
         .join(SLUG)
         .map(String::from)
@@ -44,7 +49,7 @@ pub fn shortener_redirect(public_url: &url::Url, interval: Duration) -> ProbeSpe
             body_contains: None,
             tls_expiry_warning: Duration::from_secs(14 * 86_400),
             follow_redirects: false,
-            ca_file: None,
+            ca_file,
         }),
     }
 }

@@ -64,11 +64,14 @@ pub async fn start(
     if config.probes.enabled {
         let public = url::Url::parse(public_url).context("the public URL")?;
         if shortener_runs && config.probes.shortener_redirect {
+            // A listener on a private PKI is trusted through its own CA.
+            let ca_file = config.tls.ca_file.clone();
             specs.push(probe::builtin::shortener_redirect(
                 &public,
                 config.probes.shortener_redirect_interval,
+                ca_file.clone(),
             ));
-            seed_when_serving(public, tasks);
+            seed_when_serving(public, ca_file, tasks);
         }
         specs.extend(config.probes.checks.iter().cloned());
     }
@@ -92,10 +95,10 @@ pub async fn start(
 
 /// Seeds the redirect probe's link once the listener answers (a few
 /// tries: the task starts before the server does).
-fn seed_when_serving(public: url::Url, tasks: &TaskSpawner) {
+fn seed_when_serving(public: url::Url, ca_file: Option<std::path::PathBuf>, tasks: &TaskSpawner) {
     let stop = tasks.stop_token();
     tasks.spawn("probe-seed", OnFailure::Unready, async move {
-        let client = probe::check::HttpClient::new(None)?;
+        let client = probe::check::HttpClient::new(ca_file.as_deref())?;
         let mut last = String::new();
         for attempt in 0..30u32 {
             if attempt > 0 {
