@@ -26,7 +26,7 @@ pub const MAX_COMPONENT_CHARS: usize = 80;
 pub struct ProbesConfig {
     /// Run the probes (and record their daily aggregates).
     pub enabled: bool,
-    /// In `reliable up` (and `serve` with the shortener): seed the link
+    /// In `reliable up`: seed the link
     /// `status-probe` through the shortener's public API and probe its
     /// redirect (`GET /status-probe`, 301/302 expected, not followed) as
     /// `shortener-redirect`, the SLI of `slo/probes.yaml`.

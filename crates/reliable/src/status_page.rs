@@ -3,7 +3,7 @@
 //! - the store: `probes.db` under the data dir in `up` (and in `serve`
 //!   without a database URL), else the `probes` schema of
 //!   `RELIABLE_DATABASE_URL`; `reliable status` opens the same one;
-//! - the probes: `probes.checks` plus, with the shortener running and
+//! - the probes: `probes.checks` plus, in `up` with
 //!   `probes.shortener_redirect` on, the built-in redirect probe, whose
 //!   link a tracked task seeds through the public API once it serves;
 //! - writes to incident notes need a gateway API key with `status:write`,
@@ -63,7 +63,8 @@ pub async fn start(
     let mut specs = Vec::new();
     if config.probes.enabled {
         let public = url::Url::parse(public_url).context("the public URL")?;
-        if shortener_runs && config.probes.shortener_redirect {
+        // Built in for `up` only: in `serve`, probes are the operator's.
+        if embedded && shortener_runs && config.probes.shortener_redirect {
             // A listener on a private PKI is trusted through its own CA.
             let ca_file = config.tls.ca_file.clone();
             specs.push(probe::builtin::shortener_redirect(
