@@ -87,6 +87,11 @@ macro_rules! platform_config {
             pub tls: kit::tls::TlsConfig,
             /// Live SLO evaluation (`GET /api/v1/slo/status`).
             pub slo: crate::slo_live::SloConfig,
+            /// Synthetic probes (HTTP, TCP, DNS) and their metrics
+            /// (see docs/operations/status-page.md).
+            pub probes: probe::ProbesConfig,
+            /// The public status page (`GET /status`) and incident notes.
+            pub status: probe::StatusConfig,
             $(
                 #[doc = concat!("The `", stringify!($name), "` module.")]
                 pub $name: <$module as kit::module::Module>::Config,
@@ -107,6 +112,8 @@ macro_rules! platform_config {
                     http: Default::default(),
                     tls: Default::default(),
                     slo: Default::default(),
+                    probes: Default::default(),
+                    status: Default::default(),
                     $( $name: Default::default(), )*
                 }
             }
@@ -200,6 +207,8 @@ impl Config {
         self.http.validate()?;
         self.tls.validate()?;
         self.slo.validate()?;
+        self.probes.validate()?;
+        self.status.validate()?;
         self.validate_modules()
     }
 

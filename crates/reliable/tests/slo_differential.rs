@@ -91,6 +91,8 @@ fn start_platform(dir: &Path, spec: &Path) -> (Reaped, String) {
         .arg(dir.join("data"))
         .env("RELIABLE_SLO_SPECS", spec)
         .env("RELIABLE_SLO_TICK", "1s")
+        // Only the scripted redirects: no synthetic probe of the route.
+        .env("RELIABLE_PROBES_SHORTENER_REDIRECT", "false")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
