@@ -3,7 +3,7 @@ use std::borrow::Borrow;
 use std::fmt;
 
 /// Paths the platform serves itself: a link may never shadow them.
-const RESERVED: &[&str] = &["api", "healthz", "readyz", "metrics"];
+const RESERVED: &[&str] = &["api", "healthz", "readyz", "metrics", "status"];
 const MAX_LEN: usize = 64;
 /// Generated slugs use letters and digits only, so they read well aloud.
 const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -95,7 +95,9 @@ mod tests {
         for bad in ["a/b", "a b", "a.b", "ü", "a%20", "..", "a?b", "a#b"] {
             assert_eq!(Slug::parse(bad), Err(SlugError::InvalidCharacter), "{bad}");
         }
-        for reserved in ["api", "healthz", "readyz", "metrics", "API", "Metrics"] {
+        for reserved in [
+            "api", "healthz", "readyz", "metrics", "status", "API", "Metrics", "Status",
+        ] {
             assert!(
                 matches!(Slug::parse(reserved), Err(SlugError::Reserved(_))),
                 "{reserved}"
