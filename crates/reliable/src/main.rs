@@ -4,6 +4,7 @@
 //! lives in [`platform`], configuration in [`settings`].
 #![forbid(unsafe_code)]
 
+mod alert_store;
 mod canary_command;
 mod config_command;
 mod drill_command;
@@ -17,6 +18,7 @@ mod registry;
 mod settings;
 mod slo_command;
 mod slo_live;
+mod slo_series;
 mod slo_status;
 
 /// mimalloc: the request path allocates many small, short-lived objects

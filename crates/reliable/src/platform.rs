@@ -234,7 +234,11 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
         });
     }
 
-    let live_slos = crate::slo_live::LiveSlos::start(&config.slo, clock.clone(), &platform_tasks)?;
+    let alerts = crate::alert_store::open(&alerts_url(&config, embedded))
+        .await
+        .context("opening the alert history (alerts.db / schema alerts)")?;
+    let live_slos =
+        crate::slo_live::LiveSlos::start(&config.slo, clock.clone(), alerts, &platform_tasks)?;
     let readiness = Readiness::new();
     for module in &started {
         readiness.add_checks_of(&module.readiness);
@@ -352,6 +356,18 @@ fn database_url_of(
             bail!("the {name} module needs a database: set RELIABLE_DATABASE_URL=postgres://...")
         }
     })
+}
+
+/// Where the alert history lives: `alerts.db` in the data dir, or schema
+/// `alerts` of the shared PostgreSQL database in `serve` when one is set.
+fn alerts_url(config: &Config, embedded: bool) -> String {
+    match (embedded, config.database_url()) {
+        (false, Some(url)) => url.to_string(),
+        _ => format!(
+            "sqlite://{}",
+            config.data_dir.join("alerts.db").display()
+        ),
+    }
 }
 
 /// The bus port: in-process in `up` (its acks recorded in the outbox, so
