@@ -7,6 +7,8 @@
 mod alert_store;
 mod canary_command;
 mod config_command;
+mod console_sources;
+mod console_traffic;
 mod drill_command;
 mod keys_command;
 mod load_command;

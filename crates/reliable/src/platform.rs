@@ -363,10 +363,7 @@ fn database_url_of(
 fn alerts_url(config: &Config, embedded: bool) -> String {
     match (embedded, config.database_url()) {
         (false, Some(url)) => url.to_string(),
-        _ => format!(
-            "sqlite://{}",
-            config.data_dir.join("alerts.db").display()
-        ),
+        _ => format!("sqlite://{}", config.data_dir.join("alerts.db").display()),
     }
 }
 

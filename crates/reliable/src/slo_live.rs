@@ -17,10 +17,10 @@ use crate::slo_series::SloSeries;
 use anyhow::Context;
 use async_trait::async_trait;
 use axum::extract::State;
-use chrono::{DateTime, Utc};
-use console::sources::{SloSource, SourceError};
 use axum::routing::get;
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use console::sources::{SloSource, SourceError};
 use kit::tasks::{OnFailure, TaskSpawner};
 use kit::Clock;
 use serde::{Deserialize, Serialize};
@@ -289,7 +289,9 @@ mod tests {
         }
         let alerts = SloSource::alerts(&slos);
         assert!(
-            alerts.iter().any(|a| a.name == "ApiBurn" && a.state == slo::alerts::AlertState::Firing),
+            alerts
+                .iter()
+                .any(|a| a.name == "ApiBurn" && a.state == slo::alerts::AlertState::Firing),
             "{alerts:?}"
         );
         let points = slos.series("api-availability", 0, 1000);
@@ -302,26 +304,26 @@ mod tests {
 
         // A restart reads the history back from the store.
         let restarted = live(dir.path(), &clock).await;
-        let history = restarted
-            .alert_history(start, 100)
-            .await
-            .expect("history");
+        let history = restarted.alert_history(start, 100).await.expect("history");
         let page = history
             .iter()
             .find(|t| t.name == "ApiBurn" && t.firing)
             .expect("the page alert started firing");
         assert_eq!(page.runbook.as_deref(), Some("docs/runbooks/slo-burn.md"));
         assert!(history.windows(2).all(|w| w[0].at_ms >= w[1].at_ms));
-        assert_eq!(restarted.alert_history(start, 1).await.expect("history").len(), 1);
+        assert_eq!(
+            restarted
+                .alert_history(start, 1)
+                .await
+                .expect("history")
+                .len(),
+            1
+        );
 
         // Eight days later the history is pruned on the next tick.
         clock.advance(chrono::Duration::days(8));
         restarted.tick(&metrics(ok, failed)).await;
-        let old = restarted
-            .store
-            .since(start, 100)
-            .await
-            .expect("read");
+        let old = restarted.store.since(start, 100).await.expect("read");
         assert!(old.is_empty(), "{old:?}");
     }
 
