@@ -63,6 +63,12 @@ pub trait PlatformSource: Send + Sync {
     async fn dependencies(&self) -> Vec<DependencyStatus>;
     /// Who calls whom, with rates on the edges.
     fn graph(&self) -> ServiceGraph;
+    /// The process's own `/metrics` text (Prometheus exposition), for the
+    /// figures no module API serves (a model version's latency, drift
+    /// score and live accuracy); `None` when not wired.
+    async fn metrics_text(&self) -> Option<String> {
+        None
+    }
 }
 
 /// One module's health and traffic over the last 5 minutes.
@@ -177,6 +183,19 @@ pub trait SloSource: Send + Sync {
 pub trait ModuleApi: Send + Sync {
     /// `GET path_and_query`; the JSON body of a 2xx answer.
     async fn get_json(&self, path_and_query: &str) -> Result<serde_json::Value, SourceError>;
+    /// `POST path` with a JSON body, for reads the module's protocol makes
+    /// POSTs (the inference repository index); the JSON body of a 2xx
+    /// answer. Without an implementation the console says it cannot list.
+    async fn post_json(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, SourceError> {
+        let _ = body;
+        Err(SourceError::Unavailable(format!(
+            "POST {path} is not wired"
+        )))
+    }
 }
 
 /// Checks a presented API key (the gateway's key store).
