@@ -192,6 +192,10 @@ impl PlatformSource for PlatformView {
         out
     }
 
+    async fn metrics_text(&self) -> Option<String> {
+        Some(kit::metrics::render())
+    }
+
     fn graph(&self) -> ServiceGraph {
         let traffic = lock(&self.traffic);
         let http = |from: &str, to: &str| {
@@ -272,13 +276,28 @@ impl RouterApi {
     }
 }
 
-#[async_trait]
-impl ModuleApi for RouterApi {
-    async fn get_json(&self, path_and_query: &str) -> Result<serde_json::Value, SourceError> {
+impl RouterApi {
+    /// One in-process request; the JSON body of a 2xx answer.
+    async fn call(
+        &self,
+        method: http::Method,
+        path_and_query: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, SourceError> {
         let unavailable = |why: String| SourceError::Unavailable(format!("{}: {why}", self.what));
-        let request = http::Request::get(path_and_query)
-            .header(http::header::ACCEPT, "application/json")
-            .body(Body::empty())
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .header(http::header::ACCEPT, "application/json");
+        let body = match body {
+            Some(json) => {
+                request = request.header(http::header::CONTENT_TYPE, "application/json");
+                Body::from(json.to_string())
+            }
+            None => Body::empty(),
+        };
+        let request = request
+            .body(body)
             .map_err(|_| unavailable(format!("`{path_and_query}` is not a path")))?;
         let response = match self.router.clone().oneshot(request).await {
             Ok(response) => response,
@@ -302,6 +321,21 @@ impl ModuleApi for RouterApi {
             });
         }
         serde_json::from_slice(&body).map_err(|e| unavailable(format!("not JSON: {e}")))
+    }
+}
+
+#[async_trait]
+impl ModuleApi for RouterApi {
+    async fn get_json(&self, path_and_query: &str) -> Result<serde_json::Value, SourceError> {
+        self.call(http::Method::GET, path_and_query, None).await
+    }
+
+    async fn post_json(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, SourceError> {
+        self.call(http::Method::POST, path, Some(body)).await
     }
 }
 

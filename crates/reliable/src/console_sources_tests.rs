@@ -164,6 +164,12 @@ fn api() -> RouterApi {
         )
         .route("/v1/text", get(|| async { "plain" }))
         .route(
+            "/v1/echo",
+            axum::routing::post(
+                |axum::Json(body): axum::Json<serde_json::Value>| async move { axum::Json(body) },
+            ),
+        )
+        .route(
             "/v1/big",
             get(|| async { "x".repeat(MAX_ANSWER_BYTES + 1) }),
         )

@@ -9,6 +9,7 @@ mod canary_command;
 mod config_command;
 mod console_sources;
 mod console_traffic;
+mod console_wiring;
 mod drill_command;
 mod keys_command;
 mod load_command;

@@ -58,7 +58,9 @@ macro_rules! platform_config {
         pub struct Config {
             /// Public HTTP address.
             pub listen: std::net::SocketAddr,
-            /// Operator console address (reserved for the console module).
+            /// Operator console address. On loopback anyone on the machine
+            /// may read it; on any other address every request needs an API
+            /// key with the `console:read` scope.
             pub console_listen: std::net::SocketAddr,
             /// Where embedded state lives: one SQLite file per module
             /// (`<module>.db`) in `up`, and the gateway's keys when it runs
@@ -87,6 +89,8 @@ macro_rules! platform_config {
             pub tls: kit::tls::TlsConfig,
             /// Live SLO evaluation (`GET /api/v1/slo/status`).
             pub slo: crate::slo_live::SloConfig,
+            /// The operator console on `console_listen` (docs/modules/console.md).
+            pub console: console::ConsoleConfig,
             $(
                 #[doc = concat!("The `", stringify!($name), "` module.")]
                 pub $name: <$module as kit::module::Module>::Config,
@@ -107,6 +111,7 @@ macro_rules! platform_config {
                     http: Default::default(),
                     tls: Default::default(),
                     slo: Default::default(),
+                    console: Default::default(),
                     $( $name: Default::default(), )*
                 }
             }
@@ -200,6 +205,7 @@ impl Config {
         self.http.validate()?;
         self.tls.validate()?;
         self.slo.validate()?;
+        self.console.validate()?;
         self.validate_modules()
     }
 
