@@ -8,7 +8,9 @@
 //! address every request needs a `console:read` key ([`console::Access`]),
 //! checked against the gateway's key store.
 
-use crate::console_sources::{error_budget_policy, Adapters, GatewayKeys, ModuleView, PlatformView, RouterApi};
+use crate::console_sources::{
+    error_budget_policy, Adapters, GatewayKeys, ModuleView, PlatformView, RouterApi,
+};
 use crate::settings::Config;
 use crate::slo_live::LiveSlos;
 use anyhow::Context as _;
@@ -133,14 +135,12 @@ impl Platform<'_> {
         use kit::module::Port;
         let postgres = !self.embedded && self.config.database_url.is_some();
         Adapters {
-            database: self
-                .needs
-                .contains(&Port::Database)
-                .then_some(if postgres { "postgresql" } else { "sqlite" }),
-            bus: self
-                .needs
-                .contains(&Port::Bus)
-                .then(|| self.nats.clone()),
+            database: self.needs.contains(&Port::Database).then_some(if postgres {
+                "postgresql"
+            } else {
+                "sqlite"
+            }),
+            bus: self.needs.contains(&Port::Bus).then(|| self.nats.clone()),
             limiter: self.needs.contains(&Port::Limiter).then_some(
                 if self.config.redis_url.is_some() {
                     "redis"
