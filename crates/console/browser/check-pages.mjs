@@ -52,6 +52,9 @@ try {
     const page = await context.newPage();
     let current = '';
     page.on('console', (m) => {
+      // Chromium asks every site for /favicon.ico on its own; the console
+      // has none, and that is not an error of the page.
+      if (m.location()?.url?.endsWith('/favicon.ico')) return;
       if (m.type() === 'error') problems.push(`${viewport.name} ${current}: console error: ${m.text()}`);
     });
     page.on('pageerror', (e) => problems.push(`${viewport.name} ${current}: page error: ${e.message}`));
