@@ -57,7 +57,7 @@ pub fn number(x: Option<f64>) -> String {
 pub fn time_ms(ms: i64) -> String {
     Utc.timestamp_millis_opt(ms)
         .single()
-        .map_or_else(|| "-".into(), |t| time(t))
+        .map_or_else(|| "-".into(), time)
 }
 
 pub fn time(t: DateTime<Utc>) -> String {

@@ -51,7 +51,8 @@ impl App {
     }
 }
 
-/// The console with the default `[console]` settings.
+/// The console with the default `[console]` settings; the binary uses
+/// [`router_with_config`] so `console.refresh` applies.
 pub fn router(sources: Sources, access: Access) -> Router {
     router_with_config(sources, access, &ConsoleConfig::default())
 }
@@ -72,6 +73,7 @@ pub fn router_with_config(sources: Sources, access: Access, config: &ConsoleConf
         .route("/login", get(access::login_form).post(access::login))
         .route("/api/v1/openapi.json", get(openapi_json))
         .merge(pages::routes())
+        .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             access::guard,
@@ -96,6 +98,21 @@ fn security_headers(router: Router) -> Router {
         .layer(set(header::REFERRER_POLICY, "no-referrer"))
         .layer(set(header::X_FRAME_OPTIONS, "DENY"))
         .layer(set(header::CACHE_CONTROL, "no-store"))
+}
+
+/// Unknown paths: a problem for the API, a page for people, both with the
+/// console's headers (an outer stack's fallback would not carry them).
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/api/") {
+        kit::problem::Problem::not_found("no resource at this path").into_response()
+    } else {
+        (
+            axum::http::StatusCode::NOT_FOUND,
+            layout::message_page("Not found", "There is no console page at this address."),
+        )
+            .into_response()
+    }
 }
 
 /// The OpenAPI document of the console's JSON API.

@@ -76,6 +76,7 @@ pub(crate) fn runbook_url(runbook: &str) -> Option<String> {
 }
 
 async fn load(app: &App, params: &AlertParams) -> Result<AlertsView, PageError> {
+    query::refresh(params.refresh.as_deref(), app.refresh)?;
     let since = query::since("since", params.since.as_deref(), MAX_SINCE, MAX_SINCE)?;
     let now = app.now();
     let since_at = now - since;

@@ -58,10 +58,10 @@ fn given(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
-fn parse(
-    app: &App,
-    params: &ChangeParams,
-) -> Result<(ChangeQuery, Vec<(&'static str, String)>), PageError> {
+/// The filters given, as `(name, value)`, for the next page's link.
+type Kept = Vec<(&'static str, String)>;
+
+fn parse(app: &App, params: &ChangeParams) -> Result<(ChangeQuery, Kept), PageError> {
     let mut kept = Vec::new();
     let since = match given(&params.since) {
         None => None,

@@ -38,7 +38,8 @@ async fn load(app: &App) -> Overview {
         (status = 400, description = "An unknown or bad query parameter (`/problems/invalid-query`).", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn api(State(app): State<Arc<App>>, uri: Uri) -> Result<Json<Overview>, Problem> {
-    query::parse::<RefreshOnly>(&uri).map_err(|e| e.problem())?;
+    let params = query::parse::<RefreshOnly>(&uri).map_err(|e| e.problem())?;
+    query::refresh(params.refresh.as_deref(), app.refresh).map_err(|e| e.problem())?;
     Ok(Json(load(&app).await))
 }
 

@@ -104,6 +104,7 @@ fn band_class(policy: Option<&Policy>, band: &Band) -> &'static str {
 }
 
 fn load(app: &App, params: &SloParams, only: Option<&str>) -> Result<SlosView, PageError> {
+    query::refresh(params.refresh.as_deref(), app.refresh)?;
     let window = Window::parse(params.window.as_deref())?;
     if let Some(id) = only {
         if !query::is_name(id) {
@@ -213,18 +214,31 @@ pub(crate) async fn page_one(
 fn html_page(app: &App, uri: &Uri, only: Option<&str>) -> Response {
     let result = query::parse::<SloParams>(uri).and_then(|params| {
         let refresh = query::refresh(params.refresh.as_deref(), app.refresh)?;
-        Ok((load(app, &params, only)?, refresh))
+        // Validated above (digits only), so safe to repeat in links.
+        let keep = params
+            .refresh
+            .as_deref()
+            .map(|r| format!("&refresh={r}"))
+            .unwrap_or_default();
+        Ok((load(app, &params, only)?, refresh, keep))
     });
     match result {
-        Ok((view, refresh)) => {
+        Ok((view, refresh, keep)) => {
             let title = only.map_or_else(|| "SLOs".to_string(), |id| format!("SLO {id}"));
-            layout::page(&title, "/slos", refresh, render(app, &view, uri.path())).into_response()
+            layout::page(
+                &title,
+                "/slos",
+                refresh,
+                render(app, &view, uri.path(), &keep),
+            )
+            .into_response()
         }
         Err(e) => error_page(e),
     }
 }
 
-fn render(app: &App, view: &SlosView, path: &str) -> Markup {
+/// `keep`: the query to carry over in the window links (`&refresh=0`).
+fn render(app: &App, view: &SlosView, path: &str, keep: &str) -> Markup {
     let policy = app.sources.policy.as_ref();
     html! {
         h1 { "SLOs" }
@@ -232,7 +246,7 @@ fn render(app: &App, view: &SlosView, path: &str) -> Markup {
             "Window: "
             @for w in Window::ALL {
                 @if w.as_str() == view.window { strong { (w.as_str()) } " " }
-                @else { a href=(format!("{path}?window={}", w.as_str())) { (w.as_str()) } " " }
+                @else { a href=(format!("{path}?window={}{keep}", w.as_str())) { (w.as_str()) } " " }
             }
             span.muted { " · source " (view.source) }
         }
