@@ -248,7 +248,7 @@ async fn keys_are_checked_by_hash_and_a_revoked_or_malformed_one_has_no_scopes()
         Some(vec!["console:read".to_string(), "links:write".to_string()])
     );
     assert_eq!(
-        keys.scopes(&ApiKey::generate().reveal().to_string())
+        keys.scopes(ApiKey::generate().reveal())
             .await
             .expect("lookup"),
         None
