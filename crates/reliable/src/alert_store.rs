@@ -27,6 +27,15 @@ static SCHEMA: Schema = Schema {
     legacy_public_tables: &[],
 };
 
+/// Where the alert history lives: `alerts.db` in the data dir, or schema
+/// `alerts` of the shared PostgreSQL database in `serve` when one is set.
+pub fn url(config: &crate::settings::Config, embedded: bool) -> String {
+    match (embedded, config.database_url()) {
+        (false, Some(url)) => url.to_string(),
+        _ => format!("sqlite://{}", config.data_dir.join("alerts.db").display()),
+    }
+}
+
 /// Where alert transitions are kept.
 #[async_trait]
 pub trait AlertStore: Send + Sync + 'static {

@@ -11,14 +11,16 @@
 use crate::console_sources::{
     error_budget_policy, Adapters, GatewayKeys, ModuleView, PlatformView, RouterApi,
 };
+use crate::registry::Entry;
 use crate::settings::Config;
 use crate::slo_live::LiveSlos;
 use anyhow::Context as _;
 use axum::Router;
-use console::sources::{ModuleApi, Sources};
+use console::sources::{KeyVerifier, ModuleApi, Sources};
 use console::Access;
 use kit::changes::ChangeFeed;
-use kit::module::Ports;
+use kit::health::Readiness;
+use kit::module::{Port, Ports};
 use kit::server::HttpServer;
 use kit::tasks::{OnFailure, TaskSpawner};
 use kit::{CancellationToken, Clock};
@@ -54,37 +56,44 @@ impl ConsoleWiring {
         }))
     }
 
-    /// `http://ADDR`.
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-
-    /// A started module, in start order; `pool` is its in-process router
-    /// (with its own stack) when it has one.
-    pub fn add_module(&mut self, module: ModuleView, pool: Option<&Router>) {
-        match module.name {
+    /// A started module, in start order, with its own readiness; `pool` is
+    /// its in-process router (with its own stack) when it has one.
+    pub fn add_module(&mut self, entry: &Entry, readiness: &Readiness, pool: Option<&Router>) {
+        let declaration = &entry.declaration;
+        match declaration.name {
             "canary" => self.canaries = pool.cloned(),
             "inference" => self.models = pool.cloned(),
             _ => {}
         }
-        self.modules.push(module);
+        self.modules.push(ModuleView {
+            name: declaration.name,
+            readiness: readiness.clone(),
+            needs: declaration.needs,
+            fronts_others: declaration.fronts_others,
+            serves_routes: !declaration.prefixes.is_empty(),
+        });
     }
 
-    /// Serves the console on a task of `tasks` until `shutdown`.
+    /// Serves the console on a task of `tasks` until `shutdown`; its URL.
     pub async fn serve(
         self,
         platform: &Platform<'_>,
         tasks: &TaskSpawner,
         shutdown: CancellationToken,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<String> {
         let config = platform.config;
+        let url = self.server.url();
+        let needs: Vec<Port> = [Port::Database, Port::Bus, Port::Limiter]
+            .into_iter()
+            .filter(|p| self.modules.iter().any(|m| m.needs.contains(p)))
+            .collect();
         let addr = self.server.local_addr();
         let access = Access::for_listener(addr, false);
         let keys = match access {
             Access::Loopback => None,
-            Access::Remote { .. } => platform.keys().await?,
+            Access::Remote { .. } => Some(platform.keys().await?),
         };
-        let view = PlatformView::new(self.modules, platform.adapters());
+        let view = PlatformView::new(self.modules, platform.adapters(&needs));
         view.sample_traffic(config.slo.tick, platform.clock.clone(), tasks);
         let api = |what, router: Option<Router>| {
             router.map(|r| Arc::new(RouterApi::new(what, r)) as Arc<dyn ModuleApi>)
@@ -114,7 +123,7 @@ impl ConsoleWiring {
             stop.cancelled().await;
             served
         });
-        Ok(())
+        Ok(url)
     }
 }
 
@@ -127,32 +136,31 @@ pub struct Platform<'a> {
     pub clock: Arc<dyn Clock>,
     /// The NATS client when the bus is JetStream.
     pub nats: Option<bus::JetStreamBus>,
-    pub needs: Vec<kit::module::Port>,
 }
 
 impl Platform<'_> {
-    fn adapters(&self) -> Adapters {
-        use kit::module::Port;
+    /// The adapters behind the ports the started modules `needs`.
+    fn adapters(&self, needs: &[Port]) -> Adapters {
         let postgres = !self.embedded && self.config.database_url.is_some();
         Adapters {
-            database: self.needs.contains(&Port::Database).then_some(if postgres {
+            database: needs.contains(&Port::Database).then_some(if postgres {
                 "postgresql"
             } else {
                 "sqlite"
             }),
-            bus: self.needs.contains(&Port::Bus).then(|| self.nats.clone()),
-            limiter: self.needs.contains(&Port::Limiter).then_some(
-                if self.config.redis_url.is_some() {
+            bus: needs.contains(&Port::Bus).then(|| self.nats.clone()),
+            limiter: needs
+                .contains(&Port::Limiter)
+                .then_some(if self.config.redis_url.is_some() {
                     "redis"
                 } else {
                     "in-process"
-                },
-            ),
+                }),
         }
     }
 
     /// The gateway's key store, where the gateway keeps it in this mode.
-    async fn keys(&self) -> anyhow::Result<Option<Arc<dyn console::sources::KeyVerifier>>> {
+    async fn keys(&self) -> anyhow::Result<Arc<dyn KeyVerifier>> {
         let url = match (self.embedded, self.config.database_url()) {
             (false, Some(url)) => url.to_string(),
             _ => format!(
@@ -163,6 +171,6 @@ impl Platform<'_> {
         let store = gateway::keys::connect(&url, &self.config.gateway.database)
             .await
             .context("opening the gateway's key store for the console's access check")?;
-        Ok(Some(Arc::new(GatewayKeys::new(store))))
+        Ok(Arc::new(GatewayKeys::new(store)))
     }
 }

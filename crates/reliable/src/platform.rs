@@ -233,14 +233,7 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
             });
         }
         if let Some(console) = &mut console {
-            let view = crate::console_sources::ModuleView {
-                name,
-                readiness: readiness.clone(),
-                needs: entry.declaration.needs,
-                fronts_others: entry.declaration.fronts_others,
-                serves_routes: !entry.declaration.prefixes.is_empty(),
-            };
-            console.add_module(view, pool_router.as_ref());
+            console.add_module(entry, &readiness, pool_router.as_ref());
         }
         started.push(Started {
             name,
@@ -251,7 +244,7 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
         });
     }
 
-    let alerts = crate::alert_store::open(&alerts_url(&config, embedded))
+    let alerts = crate::alert_store::open(&crate::alert_store::url(&config, embedded))
         .await
         .context("opening the alert history (alerts.db / schema alerts)")?;
     let live_slos =
@@ -304,7 +297,6 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let console_url = match console {
         Some(console) => {
-            let url = console.url();
             let platform = crate::console_wiring::Platform {
                 config: &config,
                 embedded,
@@ -312,15 +304,12 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
                 slos: &live_slos,
                 clock: clock.clone(),
                 nats,
-                needs: [Port::Database, Port::Bus, Port::Limiter]
-                    .into_iter()
-                    .filter(|p| needs(*p))
-                    .collect(),
             };
-            console
-                .serve(&platform, &platform_tasks, shutdown.clone())
-                .await?;
-            Some(url)
+            Some(
+                console
+                    .serve(&platform, &platform_tasks, shutdown.clone())
+                    .await?,
+            )
         }
         None => None,
     };
@@ -398,15 +387,6 @@ fn database_url_of(
             bail!("the {name} module needs a database: set RELIABLE_DATABASE_URL=postgres://...")
         }
     })
-}
-
-/// Where the alert history lives: `alerts.db` in the data dir, or schema
-/// `alerts` of the shared PostgreSQL database in `serve` when one is set.
-fn alerts_url(config: &Config, embedded: bool) -> String {
-    match (embedded, config.database_url()) {
-        (false, Some(url)) => url.to_string(),
-        _ => format!("sqlite://{}", config.data_dir.join("alerts.db").display()),
-    }
 }
 
 /// The bus port: in-process in `up` (its acks recorded in the outbox, so
