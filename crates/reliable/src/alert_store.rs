@@ -192,9 +192,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn transitions_survive_a_reopen_newest_first_and_prune_by_age() {
+    async fn on_sqlite_transitions_survive_a_reopen_newest_first_and_prune_by_age() {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("alerts.db").display());
+        survive_reopen_and_prune(&url).await;
+    }
+
+    #[tokio::test]
+    async fn on_postgres_transitions_survive_a_reopen_newest_first_and_prune_by_age() {
+        let url = testkit::postgres().create_database();
+        survive_reopen_and_prune(&url).await;
+    }
+
+    /// One suite for both engines: what is appended comes back after a
+    /// reopen, newest first, limited, from `since`, and prunes by age.
+    async fn survive_reopen_and_prune(url: &str) {
+        let url = url.to_string();
         let day = 86_400_000;
         {
             let store = open(&url).await.expect("open");
