@@ -23,6 +23,8 @@ mod slo_command;
 mod slo_live;
 mod slo_series;
 mod slo_status;
+mod status_command;
+mod status_page;
 
 /// mimalloc: the request path allocates many small, short-lived objects
 /// across threads, where glibc malloc's arena locking and consolidation
@@ -93,6 +95,8 @@ enum Command {
     /// A development CA for mTLS between modules (`init`) and the
     /// certificates it issues (`issue`).
     Pki(pki_command::PkiArgs),
+    /// The public status page's incident notes (add, update, list).
+    Status(status_command::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -127,6 +131,7 @@ fn main() -> ExitCode {
             };
         }
         Command::Pki(args) => return pki_command::run(args),
+        Command::Status(args) => return status_command::run(args),
         Command::Up { common } => (
             platform::Mode::Up,
             common.config.clone(),

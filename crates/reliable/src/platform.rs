@@ -249,6 +249,24 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
         .context("opening the alert history (alerts.db / schema alerts)")?;
     let live_slos =
         crate::slo_live::LiveSlos::start(&config.slo, clock.clone(), alerts, &platform_tasks)?;
+    // Probes and the public status page (crates/probe): in `up`, and in
+    // `serve` only where the public front runs, so replicas of other
+    // modules do not probe (and count) the same targets again.
+    let status_routes = if embedded || started.iter().any(|m| m.fronts_others) {
+        let shortener_runs = started.iter().any(|m| m.name == "shortener");
+        crate::status_page::start(
+            &config,
+            embedded,
+            shortener_runs,
+            &url,
+            &ports,
+            clock.clone(),
+            &platform_tasks,
+        )
+        .await?
+    } else {
+        None
+    };
     let readiness = Readiness::new();
     for module in &started {
         readiness.add_checks_of(&module.readiness);
@@ -263,11 +281,14 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
         outer_http.request_timeout = outer_http.request_timeout.max(own.request_timeout);
         outer_http.body_limit_bytes = outer_http.body_limit_bytes.max(own.body_limit_bytes);
     }
-    let platform_routes = live_slos
+    let mut platform_routes = live_slos
         .routes()
         .merge(readiness.routes())
         .merge(kit::metrics::routes())
         .merge(crate::openapi::routes(&document));
+    if let Some(status) = status_routes {
+        platform_routes = platform_routes.merge(status);
+    }
     let router = match started.iter().find(|m| m.fronts_others) {
         // The front serves the platform's routes itself and everything
         // else through its pools.

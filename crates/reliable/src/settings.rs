@@ -91,6 +91,11 @@ macro_rules! platform_config {
             pub slo: crate::slo_live::SloConfig,
             /// The operator console on `console_listen` (docs/modules/console.md).
             pub console: console::ConsoleConfig,
+            /// Synthetic probes (HTTP, TCP, DNS) and their metrics
+            /// (see docs/operations/status-page.md).
+            pub probes: probe::ProbesConfig,
+            /// The public status page (`GET /status`) and incident notes.
+            pub status: probe::StatusConfig,
             $(
                 #[doc = concat!("The `", stringify!($name), "` module.")]
                 pub $name: <$module as kit::module::Module>::Config,
@@ -112,6 +117,8 @@ macro_rules! platform_config {
                     tls: Default::default(),
                     slo: Default::default(),
                     console: Default::default(),
+                    probes: Default::default(),
+                    status: Default::default(),
                     $( $name: Default::default(), )*
                 }
             }
@@ -206,6 +213,8 @@ impl Config {
         self.tls.validate()?;
         self.slo.validate()?;
         self.console.validate()?;
+        self.probes.validate()?;
+        self.status.validate()?;
         self.validate_modules()
     }
 

@@ -35,6 +35,8 @@ fn up_command(data_dir: &Path) -> Command {
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_DATA_DIR", data_dir)
+        // Requests and visits are counted exactly: no synthetic probe.
+        .env("RELIABLE_PROBES_SHORTENER_REDIRECT", "false")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
     cmd
 }

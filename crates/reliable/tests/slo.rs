@@ -43,7 +43,7 @@ fn committed_rules_are_what_the_specs_generate() {
         .args(["slo", "generate", "slo/", "-o"])
         .arg(out.path()));
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(stdout.lines().count(), 10, "{stdout}");
+    assert_eq!(stdout.lines().count(), 12, "{stdout}");
     for entry in std::fs::read_dir(out.path()).expect("read") {
         let generated = entry.expect("entry").path();
         let name = generated.file_name().expect("name");
@@ -66,7 +66,7 @@ fn promtool_checks_every_rule_file_and_passes_the_unit_tests() {
         .filter(|p| p.to_string_lossy().ends_with(".rules.yml"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 5);
+    assert_eq!(files.len(), 6);
     let (code, stdout, stderr) = run(promtool().args(["check", "rules"]).args(&files));
     assert_eq!(code, 0, "{stdout}{stderr}");
     let tests: Vec<PathBuf> = std::fs::read_dir(dir.join("tests"))
@@ -190,8 +190,8 @@ fn generated_dashboards() -> (tempfile::TempDir, Vec<PathBuf>) {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
         stdout.lines().count(),
-        11,
-        "5 JSON, 5 ConfigMaps, 1 kustomization: {stdout}"
+        13,
+        "6 JSON, 6 ConfigMaps, 1 kustomization: {stdout}"
     );
     let mut files: Vec<PathBuf> = std::fs::read_dir(out.path())
         .expect("read")
@@ -336,7 +336,7 @@ fn each_dashboard_has_the_panels_of_every_slo_of_its_file() {
     use slo::dashboard::PanelKind;
     let slos = slo::catalog::load_paths(&[repo().join("slo")]).expect("specs");
     let dashboards = dashboard_files();
-    assert_eq!(dashboards.len(), 5);
+    assert_eq!(dashboards.len(), 6);
     for (stem, dashboard) in dashboards {
         let panels = dashboard["panels"].as_array().expect("panels");
         let mine: Vec<&slo::Slo> = slos

@@ -92,6 +92,8 @@ fn start_platform(dir: &Path, spec: &Path) -> (Reaped, String) {
         .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_SLO_SPECS", spec)
         .env("RELIABLE_SLO_TICK", "1s")
+        // Only the scripted redirects: no synthetic probe of the route.
+        .env("RELIABLE_PROBES_SHORTENER_REDIRECT", "false")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

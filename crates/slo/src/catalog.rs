@@ -218,6 +218,7 @@ pub const PLATFORM_SPECS: &[(&str, &str)] = &[
         include_str!("../../../slo/inference.yaml"),
     ),
     ("slo/orders.yaml", include_str!("../../../slo/orders.yaml")),
+    ("slo/probes.yaml", include_str!("../../../slo/probes.yaml")),
     (
         "slo/shortener.yaml",
         include_str!("../../../slo/shortener.yaml"),

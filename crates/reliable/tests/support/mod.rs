@@ -18,8 +18,11 @@ pub struct Running {
 
 pub fn reliable() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_reliable"));
+    // No synthetic redirect probe: tests count requests, visits and spans
+    // exactly (tests/probes.rs turns it on).
     cmd.env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env("RELIABLE_LOG", "warn");
+        .env("RELIABLE_LOG", "warn")
+        .env("RELIABLE_PROBES_SHORTENER_REDIRECT", "false");
     cmd
 }
 
