@@ -4,8 +4,12 @@
 //! lives in [`platform`], configuration in [`settings`].
 #![forbid(unsafe_code)]
 
+mod alert_store;
 mod canary_command;
 mod config_command;
+mod console_sources;
+mod console_traffic;
+mod console_wiring;
 mod drill_command;
 mod keys_command;
 mod load_command;
@@ -17,6 +21,7 @@ mod registry;
 mod settings;
 mod slo_command;
 mod slo_live;
+mod slo_series;
 mod slo_status;
 mod status_command;
 mod status_page;

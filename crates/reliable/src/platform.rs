@@ -160,9 +160,11 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
     // Modules that can split traffic (the gateway's canary routes)
     // register here; a canary controller in the same process finds them.
     ports.insert(kit::traffic::SplitRegistry::new());
-    if needs(Port::Bus) {
-        wire_bus(&ports, &config, embedded).await?;
-    }
+    let nats = if needs(Port::Bus) {
+        wire_bus(&ports, &config, embedded).await?
+    } else {
+        None
+    };
     if needs(Port::Limiter) {
         let limiter = gateway::limiter(
             config
@@ -185,6 +187,8 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
     let platform_tasks = supervisor.for_module("platform");
     let server = crate::mtls::secure(server, &config.tls, &platform_tasks)?;
     let url = server.url();
+    // The console: bound now (a taken port fails before modules start).
+    let mut console = crate::console_wiring::ConsoleWiring::bind(&config).await?;
     let mut started: Vec<Started> = Vec::new();
     let mut fronted = Vec::new();
     for entry in &order {
@@ -211,19 +215,25 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
             readiness.add_check(check);
         }
         readiness.add_check(supervisor.readiness_check(&[name]));
+        let mut pool_router = None;
         if !entry.declaration.fronts_others {
             // Its pool behind a front: its own stack (metrics, traces,
             // unmatched paths labelled with its name) and its own /readyz.
             let pool = module.router().merge(readiness.routes());
             let limits = (entry.http_limits)(&config);
+            let router = kit::http::stack(pool, name, &limits.apply(&config.http));
+            pool_router = Some(router.clone());
             fronted.push(Colocated {
                 name,
                 prefixes: entry.declaration.prefixes,
                 scoped_prefixes: entry.declaration.scoped_prefixes,
-                router: kit::http::stack(pool, name, &limits.apply(&config.http)),
+                router,
                 http_limits: limits,
                 error_dialect: entry.declaration.error_dialect,
             });
+        }
+        if let Some(console) = &mut console {
+            console.add_module(entry, &readiness, pool_router.as_ref());
         }
         started.push(Started {
             name,
@@ -234,7 +244,11 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
         });
     }
 
-    let live_slos = crate::slo_live::LiveSlos::start(&config.slo, clock.clone(), &platform_tasks)?;
+    let alerts = crate::alert_store::open(&crate::alert_store::url(&config, embedded))
+        .await
+        .context("opening the alert history (alerts.db / schema alerts)")?;
+    let live_slos =
+        crate::slo_live::LiveSlos::start(&config.slo, clock.clone(), alerts, &platform_tasks)?;
     // Probes and the public status page (crates/probe): in `up`, and in
     // `serve` only where the public front runs, so replicas of other
     // modules do not probe (and count) the same targets again.
@@ -302,6 +316,24 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
     };
 
     let shutdown = CancellationToken::new();
+    let console_url = match console {
+        Some(console) => {
+            let platform = crate::console_wiring::Platform {
+                config: &config,
+                embedded,
+                ports: &ports,
+                slos: &live_slos,
+                clock: clock.clone(),
+                nats,
+            };
+            Some(
+                console
+                    .serve(&platform, &platform_tasks, shutdown.clone())
+                    .await?,
+            )
+        }
+        None => None,
+    };
     // Served from this task: its result is the process's.
     let serving = server.serve(router, shutdown.clone());
     tokio::pin!(serving);
@@ -313,6 +345,9 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
         "ready"
     );
     println!("listening on {url}");
+    if let Some(console_url) = console_url {
+        println!("console on {console_url}");
+    }
 
     let mut fatal = None;
     let early_exit = tokio::select! {
@@ -378,7 +413,12 @@ fn database_url_of(
 /// The bus port: in-process in `up` (its acks recorded in the outbox, so
 /// a restart re-delivers what never reached the worker), NATS JetStream in
 /// `serve`.
-async fn wire_bus(ports: &Ports, config: &Config, embedded: bool) -> anyhow::Result<()> {
+async fn wire_bus(
+    ports: &Ports,
+    config: &Config,
+    embedded: bool,
+) -> anyhow::Result<Option<JetStreamBus>> {
+    let mut nats = None;
     let (publisher, subscriber): (Arc<dyn Publisher>, Arc<dyn Subscriber>) = if embedded {
         let (bus, acked) = InProcessBus::with_ack_feed();
         ports.insert(AckFeed(acked));
@@ -394,9 +434,10 @@ async fn wire_bus(ports: &Ports, config: &Config, embedded: bool) -> anyhow::Res
         let bus = JetStreamBus::connect(bus_config)
             .await
             .context("connecting to NATS JetStream")?;
+        nats = Some(bus.clone());
         (Arc::new(bus.clone()), Arc::new(bus))
     };
     ports.insert(publisher);
     ports.insert(subscriber);
-    Ok(())
+    Ok(nats)
 }

@@ -58,7 +58,9 @@ macro_rules! platform_config {
         pub struct Config {
             /// Public HTTP address.
             pub listen: std::net::SocketAddr,
-            /// Operator console address (reserved for the console module).
+            /// Operator console address. On loopback anyone on the machine
+            /// may read it; on any other address every request needs an API
+            /// key with the `console:read` scope.
             pub console_listen: std::net::SocketAddr,
             /// Where embedded state lives: one SQLite file per module
             /// (`<module>.db`) in `up`, and the gateway's keys when it runs
@@ -87,6 +89,8 @@ macro_rules! platform_config {
             pub tls: kit::tls::TlsConfig,
             /// Live SLO evaluation (`GET /api/v1/slo/status`).
             pub slo: crate::slo_live::SloConfig,
+            /// The operator console on `console_listen` (docs/modules/console.md).
+            pub console: console::ConsoleConfig,
             /// Synthetic probes (HTTP, TCP, DNS) and their metrics
             /// (see docs/operations/status-page.md).
             pub probes: probe::ProbesConfig,
@@ -112,6 +116,7 @@ macro_rules! platform_config {
                     http: Default::default(),
                     tls: Default::default(),
                     slo: Default::default(),
+                    console: Default::default(),
                     probes: Default::default(),
                     status: Default::default(),
                     $( $name: Default::default(), )*
@@ -207,6 +212,7 @@ impl Config {
         self.http.validate()?;
         self.tls.validate()?;
         self.slo.validate()?;
+        self.console.validate()?;
         self.probes.validate()?;
         self.status.validate()?;
         self.validate_modules()

@@ -6,15 +6,27 @@
 //! slugs, so no link can shadow it). `reliable slo status` reads that.
 //! The specs are the repository's `slo/` directory compiled into the
 //! binary, or `slo.specs` to use others.
+//!
+//! It is also the console's [`SloSource`]: each tick keeps every SLO's
+//! chart point ([`crate::slo_series`], bounded) and stores the alerts'
+//! transitions ([`crate::alert_store`], 7 days), so the alert history
+//! survives a restart.
 
+use crate::alert_store::{AlertStore, RETENTION};
+use crate::slo_series::SloSeries;
 use anyhow::Context;
+use async_trait::async_trait;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use console::sources::{SloSource, SourceError};
 use kit::tasks::{OnFailure, TaskSpawner};
 use kit::Clock;
 use serde::{Deserialize, Serialize};
+use slo::alerts::{Alert, AlertTransition, SloPoint};
 use slo::eval::Evaluator;
+use slo::status::StatusReport;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -73,25 +85,55 @@ pub fn load_specs(config: &SloConfig) -> anyhow::Result<Vec<slo::Slo>> {
     slos.context("loading SLO specs")
 }
 
-/// The running evaluator: its routes and its ticking task.
+/// How many transitions wait for a store that does not answer; beyond
+/// that the oldest are dropped (and counted in the log).
+const MAX_UNSAVED: usize = 10_000;
+/// How often transitions older than [`RETENTION`] are deleted.
+const PRUNE_EVERY: chrono::Duration = chrono::Duration::hours(1);
+/// The most transitions one history request returns.
+const MAX_HISTORY: usize = 1_000;
+
+/// The running evaluator: its status route, its ticking task, the chart
+/// points and the persisted alert history. Clones share it all.
+#[derive(Clone)]
 pub struct LiveSlos {
     evaluator: SharedEvaluator,
+    series: Arc<Mutex<SloSeries>>,
+    store: Arc<dyn AlertStore>,
+    /// Transitions not yet in the store (it failed); retried next tick.
+    unsaved: Arc<Mutex<Vec<AlertTransition>>>,
+    last_prune: Arc<Mutex<Option<DateTime<Utc>>>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl LiveSlos {
-    pub fn start(
-        config: &SloConfig,
-        clock: Arc<dyn Clock>,
-        tasks: &TaskSpawner,
-    ) -> anyhow::Result<Self> {
-        let stop = tasks.stop_token();
-        let slos = load_specs(config)?;
-        let evaluator = Evaluator::new(&slos);
+    /// An evaluator of `slos` that does not tick by itself ([`Self::tick`]).
+    pub fn new(slos: &[slo::Slo], clock: Arc<dyn Clock>, store: Arc<dyn AlertStore>) -> Self {
+        let evaluator = Evaluator::new(slos);
         if !evaluator.not_evaluable().is_empty() {
             tracing::info!(slos = ?evaluator.not_evaluable(), "SLOs without sum(rate(selector)) queries are not evaluated live");
         }
-        let evaluator = Arc::new(Mutex::new(evaluator));
-        let ticking = evaluator.clone();
+        Self {
+            evaluator: Arc::new(Mutex::new(evaluator)),
+            series: Arc::default(),
+            store,
+            unsaved: Arc::default(),
+            last_prune: Arc::default(),
+            clock,
+        }
+    }
+
+    /// The evaluator of `config`'s specs, ticking every `slo.tick` on a
+    /// task of `tasks` on the process's own `/metrics` text.
+    pub fn start(
+        config: &SloConfig,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn AlertStore>,
+        tasks: &TaskSpawner,
+    ) -> anyhow::Result<Self> {
+        let stop = tasks.stop_token();
+        let live = Self::new(&load_specs(config)?, clock, store);
+        let ticking = live.clone();
         let tick = config.tick;
         // Without it the status page freezes: serve, but leave rotation.
         tasks.spawn("slo-evaluator", OnFailure::Unready, async move {
@@ -100,21 +142,95 @@ impl LiveSlos {
             loop {
                 tokio::select! {
                     () = stop.cancelled() => return Ok::<(), std::convert::Infallible>(()),
-                    _ = interval.tick() => {
-                        let text = kit::metrics::render();
-                        let now = clock.now().timestamp_millis();
-                        ticking.lock().unwrap_or_else(|e| e.into_inner()).observe_text(now, &text);
-                    }
+                    _ = interval.tick() => ticking.tick(&kit::metrics::render()).await,
                 }
             }
         });
-        Ok(Self { evaluator })
+        Ok(live)
+    }
+
+    /// One tick at the clock's time on `metrics` (Prometheus text): the
+    /// evaluator, the chart points, the transitions into the store, and
+    /// once an hour the history's pruning.
+    pub async fn tick(&self, metrics: &str) {
+        let now = self.clock.now();
+        let now_ms = now.timestamp_millis();
+        let (points, transitions) = {
+            let mut evaluator = lock(&self.evaluator);
+            evaluator.observe_text(now_ms, metrics);
+            (evaluator.points(now_ms), evaluator.take_transitions())
+        };
+        {
+            let mut series = lock(&self.series);
+            for (id, point) in &points {
+                series.record(id, *point);
+            }
+        }
+        let pending = {
+            let mut unsaved = lock(&self.unsaved);
+            unsaved.extend(transitions);
+            std::mem::take(&mut *unsaved)
+        };
+        if !pending.is_empty() {
+            if let Err(error) = self.store.append(&pending).await {
+                tracing::warn!(error = %error, count = pending.len(), "alert history not saved; retrying next tick");
+                let mut unsaved = lock(&self.unsaved);
+                let mut kept = pending;
+                kept.append(&mut unsaved);
+                let excess = kept.len().saturating_sub(MAX_UNSAVED);
+                if excess > 0 {
+                    tracing::warn!(dropped = excess, "alert history buffer full");
+                }
+                *unsaved = kept.split_off(excess);
+            }
+        }
+        let due = lock(&self.last_prune).is_none_or(|last| now - last >= PRUNE_EVERY);
+        if due {
+            match self.store.prune(now - RETENTION).await {
+                Ok(_) => *lock(&self.last_prune) = Some(now),
+                Err(error) => tracing::warn!(error = %error, "alert history not pruned"),
+            }
+        }
     }
 
     pub fn routes(&self) -> Router {
         Router::new()
             .route(STATUS_PATH, get(slo_status))
             .with_state(self.evaluator.clone())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[async_trait]
+impl SloSource for LiveSlos {
+    fn report(&self) -> StatusReport {
+        lock(&self.evaluator).report("local")
+    }
+
+    fn alerts(&self) -> Vec<Alert> {
+        lock(&self.evaluator).alerts()
+    }
+
+    async fn alert_history(
+        &self,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<AlertTransition>, SourceError> {
+        let oldest = self.clock.now() - RETENTION;
+        self.store
+            .since(since.max(oldest), limit.min(MAX_HISTORY))
+            .await
+            .map_err(|error| {
+                tracing::warn!(error = %error, "reading the alert history");
+                SourceError::Unavailable("the alert history's database does not answer".into())
+            })
+    }
+
+    fn series(&self, slo_id: &str, since_ms: i64, max_points: usize) -> Vec<SloPoint> {
+        lock(&self.series).series(slo_id, since_ms, max_points)
     }
 }
 
@@ -132,17 +248,84 @@ pub struct SloApi;
     tag = "platform",
     responses((status = 200, description = "The live report.", body = slo::status::StatusReport))
 )]
-async fn slo_status(State(evaluator): State<SharedEvaluator>) -> Json<slo::status::StatusReport> {
-    let report = evaluator
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .report("local");
-    Json(report)
+async fn slo_status(State(evaluator): State<SharedEvaluator>) -> Json<StatusReport> {
+    Json(lock(&evaluator).report("local"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kit::ManualClock;
+
+    const SPEC: &str = "version: prometheus/v1\nservice: api\nslos:\n  - name: availability\n    objective: 99\n    sli:\n      events:\n        error_query: sum(rate(req_total{code=\"500\"}[{{.window}}]))\n        total_query: sum(rate(req_total[{{.window}}]))\n    alerting:\n      name: ApiBurn\n      annotations:\n        runbook_url: docs/runbooks/slo-burn.md\n";
+
+    fn metrics(ok: u64, failed: u64) -> String {
+        format!("req_total{{code=\"200\"}} {ok}\nreq_total{{code=\"500\"}} {failed}\n")
+    }
+
+    async fn live(dir: &std::path::Path, clock: &ManualClock) -> LiveSlos {
+        let url = format!("sqlite://{}", dir.join("alerts.db").display());
+        let store = crate::alert_store::open(&url).await.expect("store");
+        let slos = slo::catalog::load_texts(&[("api.yaml".into(), SPEC.into())]).expect("spec");
+        LiveSlos::new(&slos, Arc::new(clock.clone()), store)
+    }
+
+    #[tokio::test]
+    async fn ticks_keep_points_alerts_and_a_history_that_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let start = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        let clock = ManualClock::new(start);
+        let slos = live(dir.path(), &clock).await;
+        // Healthy for 10 minutes, then every request fails.
+        let (mut ok, mut failed) = (0, 0);
+        for minute in 0..40 {
+            if minute < 10 {
+                ok += 600;
+            } else {
+                failed += 600;
+            }
+            slos.tick(&metrics(ok, failed)).await;
+            clock.advance(chrono::Duration::minutes(1));
+        }
+        let alerts = SloSource::alerts(&slos);
+        assert!(
+            alerts
+                .iter()
+                .any(|a| a.name == "ApiBurn" && a.state == slo::alerts::AlertState::Firing),
+            "{alerts:?}"
+        );
+        let points = slos.series("api-availability", 0, 1000);
+        assert_eq!(points.len(), 40);
+        assert_eq!(points[0].at_ms, start.timestamp_millis());
+        assert!(points[39].budget_remaining < points[9].budget_remaining);
+        assert_eq!(slos.series("api-availability", 0, 4).len(), 4);
+        let report = SloSource::report(&slos);
+        assert_eq!(report.slos.len(), 1);
+
+        // A restart reads the history back from the store.
+        let restarted = live(dir.path(), &clock).await;
+        let history = restarted.alert_history(start, 100).await.expect("history");
+        let page = history
+            .iter()
+            .find(|t| t.name == "ApiBurn" && t.firing)
+            .expect("the page alert started firing");
+        assert_eq!(page.runbook.as_deref(), Some("docs/runbooks/slo-burn.md"));
+        assert!(history.windows(2).all(|w| w[0].at_ms >= w[1].at_ms));
+        assert_eq!(
+            restarted
+                .alert_history(start, 1)
+                .await
+                .expect("history")
+                .len(),
+            1
+        );
+
+        // Eight days later the history is pruned on the next tick.
+        clock.advance(chrono::Duration::days(8));
+        restarted.tick(&metrics(ok, failed)).await;
+        let old = restarted.store.since(start, 100).await.expect("read");
+        assert!(old.is_empty(), "{old:?}");
+    }
 
     #[test]
     fn the_built_in_specs_load() {

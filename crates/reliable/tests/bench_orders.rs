@@ -161,6 +161,7 @@ async fn orders_benchmark() {
     let mut cmd = reliable();
     cmd.args(["serve", "--target", "orders,notifier"])
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_DATABASE_URL", &database_url)
         .env("RELIABLE_NATS_URL", nats.url())
         .env("RELIABLE_NOTIFIER_WEBHOOK_URL", receiver.url())

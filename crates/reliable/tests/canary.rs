@@ -46,6 +46,7 @@ async fn a_model_canary_in_up_is_judged_and_promoted() {
     let mut cmd = reliable();
     cmd.arg("up")
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_DATA_DIR", data.path())
         .env("RELIABLE_INFERENCE_REPOSITORY", repository.path());
     let app = start(cmd);

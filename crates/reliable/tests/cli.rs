@@ -33,6 +33,7 @@ fn up_command(data_dir: &Path) -> Command {
     let mut cmd = reliable();
     cmd.arg("up")
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_DATA_DIR", data_dir)
         // Requests and visits are counted exactly: no synthetic probe.
         .env("RELIABLE_PROBES_SHORTENER_REDIRECT", "false")
@@ -177,6 +178,7 @@ async fn serve_runs_the_shortener_on_postgres_and_applies_migrations() {
     let mut cmd = reliable();
     cmd.args(["serve", "--target", "shortener"])
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_DATABASE_URL", &database_url);
     let app = start(cmd);
     let base = format!("http://{}", app.addr);
@@ -249,6 +251,7 @@ fn configuration_errors_name_the_bad_key_and_exit_2() {
     let mut cmd = reliable();
     cmd.args(["serve", "--target", "shortener"])
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env_remove("RELIABLE_DATABASE_URL");
     let (code, stderr) = run_to_end(cmd);
     assert_eq!(code, 1, "{stderr}");
@@ -268,6 +271,7 @@ fn file_env_and_flags_layer_in_order() {
         .arg(&file)
         .args(["--listen", "127.0.0.1:0"])
         .env("RELIABLE_LISTEN", "127.0.0.1:2")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_DATA_DIR", dir.path());
     let mut app = start(cmd);
     assert!(app.addr.starts_with("127.0.0.1:"));

@@ -15,6 +15,7 @@ async fn up_sends_every_order_event_to_the_signed_webhook() {
     let mut cmd = reliable();
     cmd.arg("up")
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_DATA_DIR", dir.path())
         .env("RELIABLE_NOTIFIER_WEBHOOK_URL", receiver.url())
         .env("RELIABLE_NOTIFIER_WEBHOOK_SECRET", SECRET)
@@ -93,6 +94,7 @@ async fn up_redelivers_after_sigkill_what_the_worker_had_not_acked() {
         let mut cmd = reliable();
         cmd.arg("up")
             .env("RELIABLE_LISTEN", "127.0.0.1:0")
+            .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
             .env("RELIABLE_DATA_DIR", dir.path())
             .env("RELIABLE_NOTIFIER_WEBHOOK_URL", receiver.url())
             .env("RELIABLE_NOTIFIER_WEBHOOK_SECRET", SECRET)
@@ -150,6 +152,7 @@ fn private_and_metadata_webhook_targets_are_refused_at_start() {
         let mut cmd = reliable();
         cmd.arg("up")
             .env("RELIABLE_LISTEN", "127.0.0.1:0")
+            .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
             .env("RELIABLE_DATA_DIR", dir.path())
             .env("RELIABLE_NOTIFIER_WEBHOOK_URL", url)
             .env("RELIABLE_NOTIFIER_WEBHOOK_SECRET", SECRET);
@@ -179,6 +182,7 @@ fn serving_orders_without_nats_names_the_missing_setting() {
     let mut cmd = reliable();
     cmd.args(["serve", "--target", "orders,notifier"])
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_DATABASE_URL", &database_url)
         .env_remove("RELIABLE_NATS_URL");
     let (code, stderr) = run_to_end(cmd);

@@ -53,6 +53,7 @@ impl Cluster {
         let mut cmd = reliable();
         cmd.args(["serve", "--target", "orders,notifier"])
             .env("RELIABLE_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
             .env("RELIABLE_DATABASE_URL", &self.database_url)
             .env("RELIABLE_NATS_URL", self.nats.url())
             .env("RELIABLE_NOTIFIER_WEBHOOK_URL", self.receiver.url())

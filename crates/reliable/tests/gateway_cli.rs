@@ -46,6 +46,7 @@ fn serve(database_url: &str, extra: &[(&str, &str)]) -> Command {
     let mut cmd = reliable();
     cmd.args(["serve", "--target", "gateway,shortener"])
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_DATABASE_URL", database_url)
         .env_remove("RELIABLE_RATE_LIMIT_ANON")
         .env_remove("RELIABLE_REDIS_URL")

@@ -89,6 +89,7 @@ fn up(extra_env: &[(&str, &str)]) -> Platform {
     let mut cmd: Command = reliable();
     cmd.arg("up")
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_DATA_DIR", data.path())
         .env("RELIABLE_INFERENCE_REPOSITORY", repository.path());
     for (k, v) in extra_env {

@@ -98,6 +98,7 @@ async fn up_serves_the_llm_gateway_behind_api_keys() {
     cmd.args(["up", "--config"])
         .arg(&config)
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_DATA_DIR", data.path())
         // Every log line, and every request sampled: still no prompt text.
         .env("RELIABLE_LOG", "debug")
@@ -234,6 +235,7 @@ fn serve_llm(database_url: &str, redis_url: &str, config: &std::path::Path) -> R
     cmd.args(["serve", "--target", "gateway,llm", "--config"])
         .arg(config)
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_DATABASE_URL", database_url)
         .env("RELIABLE_REDIS_URL", redis_url);
     start(cmd)
@@ -366,6 +368,7 @@ async fn a_real_llama_cpp_server_behind_up_with_one_variable() {
         .arg("--config")
         .arg(&config)
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_DATA_DIR", data.path())
         .env("RELIABLE_LLM_BACKEND_URL", llama.base_url());
     let app: Running = start(cmd);

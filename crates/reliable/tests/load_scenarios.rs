@@ -64,6 +64,7 @@ fn up_command(data_dir: &Path) -> std::process::Command {
     let mut cmd = reliable();
     cmd.arg("up")
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_DATA_DIR", data_dir);
     cmd
 }

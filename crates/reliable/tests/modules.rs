@@ -82,6 +82,7 @@ async fn check_pair(first: &str, second: &str, llm_backend: &str) {
     let mut cmd = reliable();
     cmd.args(["serve", "--target", &format!("{first},{second}")])
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_DATABASE_URL", &database_url)
         .env("RELIABLE_LLM_BACKEND_URL", llm_backend)
         .env("RELIABLE_NATS_URL", nats.url())

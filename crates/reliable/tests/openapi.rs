@@ -157,6 +157,7 @@ async fn up_serves_the_whole_document() {
         .arg("--data-dir")
         .arg(dir.path())
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_LLM_BACKEND_URL", "http://127.0.0.1:9/v1")
         .env("RELIABLE_LLM_HEALTH_TIMEOUT", "100ms");
     let app = start(cmd);

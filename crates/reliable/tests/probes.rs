@@ -18,6 +18,7 @@ async fn up_probes_the_redirect_path_and_serves_the_status_page() {
     cmd.args(["up", "--listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(data.path())
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_PROBES_SHORTENER_REDIRECT", "true")
         .env("RELIABLE_PROBES_SHORTENER_REDIRECT_INTERVAL", "1s");
     let running = start(cmd);

@@ -116,6 +116,7 @@ async fn no_secret_reaches_a_log_a_metric_a_document_or_a_span() {
     cmd.args(["serve", "--target", "all"])
         .envs(env.iter().cloned())
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_LOG", "debug")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint())
         .env("OTEL_BSP_SCHEDULE_DELAY", "100");

@@ -89,6 +89,7 @@ fn start_platform(dir: &Path, spec: &Path) -> (Reaped, String) {
             "--data-dir",
         ])
         .arg(dir.join("data"))
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_SLO_SPECS", spec)
         .env("RELIABLE_SLO_TICK", "1s")
         // Only the scripted redirects: no synthetic probe of the route.

@@ -189,6 +189,7 @@ fn shortener(pki: &Pki, cert: &Path, key: &Path, database_url: &str) -> Running 
     cmd.args(["serve", "--target", "shortener", "--config"])
         .arg(&config)
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_DATABASE_URL", database_url)
         .env("RELIABLE_TLS_CERT_FILE", cert)
         .env("RELIABLE_TLS_KEY_FILE", key)
@@ -216,6 +217,7 @@ fn gateway(pki: &Pki, upstream: &str, data_dir: &Path) -> Running {
         .arg("--data-dir")
         .arg(data_dir)
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env_remove("RELIABLE_DATABASE_URL")
         .env_remove("RELIABLE_REDIS_URL")
         .env("RELIABLE_TLS_CERT_FILE", cert)
@@ -530,6 +532,7 @@ fn bad_certificate_files_are_refused_at_start_naming_the_key() {
     let mut cmd = reliable();
     cmd.args(["serve", "--target", "shortener"])
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env(
             "RELIABLE_DATABASE_URL",
             "postgres://unused@127.0.0.1:1/none",

@@ -35,6 +35,7 @@ async fn an_order_is_one_trace_from_request_to_webhook_call() {
     let mut cmd = reliable();
     cmd.args(["serve", "--target", "orders,notifier"])
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_DATABASE_URL", &database_url)
         .env("RELIABLE_NATS_URL", nats.url())
         .env("RELIABLE_NOTIFY_WEBHOOK_URL", receiver.url())
@@ -159,6 +160,7 @@ async fn a_request_through_the_gateway_has_a_client_span_per_upstream_call() {
         .arg("--data-dir")
         .arg(dir.path())
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint())
         .env("OTEL_BSP_SCHEDULE_DELAY", "100");
     let app = start(cmd);

@@ -11,7 +11,8 @@ pub const SECRET: &str = "fault-test-secret";
 pub struct Running {
     pub child: Child,
     pub addr: String,
-    /// Every stdout line after the `listening on` line.
+    /// Every stdout line after the `listening on` line (the first is
+    /// `console on http://ADDR` unless the console is disabled).
     pub lines: mpsc::Receiver<String>,
 }
 
@@ -82,7 +83,12 @@ pub async fn stop(running: Running) -> Vec<String> {
     .expect("join");
     let status = status.expect("wait");
     assert!(status.success(), "exit status {status}");
-    running.lines.try_iter().collect()
+    // The `console on` line follows `listening on`; the rest are logs.
+    running
+        .lines
+        .try_iter()
+        .filter(|l| !l.starts_with("console on "))
+        .collect()
 }
 
 /// The body of a GET, as text (`/metrics`, `/readyz`).
