@@ -85,7 +85,8 @@ enum Command {
     /// Print the OpenAPI 3.1 document that `up` (or `serve --target ...`)
     /// serves at /openapi.json, without starting anything.
     Openapi {
-        /// Modules whose APIs to include, comma-separated (default: all).
+        /// Modules whose APIs to include, comma-separated (default: all);
+        /// `console` alone prints the console's JSON API (its own listener).
         #[arg(long, value_delimiter = ',')]
         target: Vec<String>,
         /// A readable Markdown page instead of JSON (docs/api/README.md).
@@ -109,6 +110,17 @@ fn main() -> ExitCode {
         Command::Keys(args) => return keys_command::run(args),
         Command::Config(args) => return config_command::run(args),
         Command::Openapi { target, markdown } => {
+            // The console's JSON API is served on its own listener, so it
+            // has its own document.
+            if target == ["console"] {
+                let doc = console::openapi();
+                if markdown {
+                    print!("{}", openapi::markdown(&doc));
+                } else {
+                    print!("{}", kit::openapi::to_json(&doc));
+                }
+                return ExitCode::SUCCESS;
+            }
             let targets = if target.is_empty() {
                 Ok(platform::Targets::all())
             } else {

@@ -44,6 +44,7 @@ fn the_committed_documents_are_current() {
         ("llm.json".into(), vec!["--target", "llm"]),
         ("gateway.json".into(), vec!["--target", "gateway"]),
         ("canary.json".into(), vec!["--target", "canary"]),
+        ("console.json".into(), vec!["--target", "console"]),
     ];
     for (file, args) in cases {
         let committed = std::fs::read_to_string(docs.join(&file)).unwrap_or_default();
