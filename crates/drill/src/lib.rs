@@ -9,3 +9,4 @@
 
 pub mod canary;
 pub mod fault;
+pub mod outage;
