@@ -6,13 +6,13 @@ use drill::outage::{self, OutageDrill, OutageRequest, Row};
 use kit::changes::{ChangeKind, ChangeRecorder, MemoryChangeLog};
 use std::time::Duration;
 
-fn drill(modules: &[&str], faults: &[&str], ratios: &[f64]) -> OutageDrill {
+fn drill(modules: &[&str], faults: &[&str], ratios: &[f64], tick_requests: u32) -> OutageDrill {
     OutageDrill::parse(&OutageRequest {
         modules: modules.iter().map(|s| s.to_string()).collect(),
         faults: faults.iter().map(|s| s.to_string()).collect(),
         error_ratios: ratios.to_vec(),
         // Few requests a tick keep it fast; the ratios do not depend on it.
-        tick_requests: 10,
+        tick_requests,
         // The page's windows need 6 h of history; the tickets' recovery
         // (hours) is not waited for here.
         steady: Duration::from_secs(6 * 3600),
@@ -32,7 +32,7 @@ fn by_name<'a>(rows: &'a [Row], name: &str) -> &'a Row {
 async fn full_and_partial_outages_page_and_resolve_as_the_windows_say() {
     let log = MemoryChangeLog::new(10);
     let changes = ChangeRecorder(log.clone());
-    let drill = drill(&["shortener"], &["shortener-errors"], &[1.0, 0.1]);
+    let drill = drill(&["shortener"], &["shortener-errors"], &[1.0, 0.1], 10);
     let rows = outage::run(&drill, &changes).await.expect("drill ran");
     eprintln!("{}", outage::table(&rows));
     assert_eq!(rows.len(), 2);
@@ -62,7 +62,7 @@ async fn full_and_partial_outages_page_and_resolve_as_the_windows_say() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_orders_database_going_away_pages_its_slo() {
-    let drill = drill(&["orders"], &["orders-db"], &[]);
+    let drill = drill(&["orders"], &["orders-db"], &[], 3);
     let rows = outage::run(&drill, &ChangeRecorder::discard())
         .await
         .expect("drill ran");

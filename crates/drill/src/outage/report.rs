@@ -91,6 +91,7 @@ pub(super) fn row(
         objective,
         mttd_page_seconds: mttd_page,
         mttd_ticket_seconds: secs(m.fired[1], m.fault_at),
+        ticket_exact: false,
         mttr_page_seconds: mttr_page,
         mttr_ticket_seconds: secs(m.resolved[1], m.removed_at),
         expected_page_seconds: expected,
@@ -141,7 +142,7 @@ pub fn table(rows: &[Row]) -> String {
             r.slo,
             r.objective * 100.0,
             maybe(r.mttd_page_seconds, "never"),
-            maybe(r.mttd_ticket_seconds, "never"),
+            maybe(r.mttd_ticket_seconds, "never") + if r.ticket_exact { "" } else { "*" },
             maybe(r.mttr_page_seconds, "-"),
             r.budget_consumed * 100.0,
             r.requests_sent,
@@ -206,7 +207,7 @@ pub fn arithmetic(drill: &OutageDrill, slos: &[Slo]) -> String {
     ));
     if drill.steady < std::time::Duration::from_secs(3 * 86_400) {
         out.push_str(&format!(
-            "  ticket: the 1d and 3d windows read only the {} of history the drill has, so ticket times are earlier than on a platform with days of history\n",
+            "  * ticket: the 1d and 3d windows read only the {} of history the drill has, so ticket times are earlier than on a platform with days of history (--steady 3d for exact ones)\n",
             humantime::format_duration(drill.steady)
         ));
     }
