@@ -5,6 +5,10 @@
 //! answer left and how many requests the bad version touched: the drill's
 //! "time to decision" and "requests affected" come from here, not from the
 //! controller under test.
+//!
+//! [`FaultSwitch`] is the other kind: a fault a drill turns on and off
+//! while the module keeps serving (`reliable drill outage`), refused
+//! unless it was built with `allow_faults`.
 
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
@@ -197,7 +201,11 @@ impl FaultSwitch {
     }
 }
 
-async fn switched(State(switch): State<Arc<FaultSwitch>>, request: Request, next: Next) -> Response {
+async fn switched(
+    State(switch): State<Arc<FaultSwitch>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let armed = *switch.armed.lock().unwrap_or_else(|e| e.into_inner());
     let Some(fault) = armed else {
         return next.run(request).await;

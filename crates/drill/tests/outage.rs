@@ -44,7 +44,10 @@ async fn full_and_partial_outages_page_and_resolve_as_the_windows_say() {
     assert!(full.mttr_page_seconds.is_some(), "the page resolved");
     assert!(full.goal_met, "{}", full.verdict);
     let later = partial.mttd_page_seconds.expect("10% paged");
-    assert!(later > page, "10% paged after {later} s, full after {page} s");
+    assert!(
+        later > page,
+        "10% paged after {later} s, full after {page} s"
+    );
     assert!((later - 518.4).abs() <= 10.0, "10% paged after {later} s");
     assert!(partial.mttr_page_seconds.is_some());
     // Every failure is a real answer: a full outage fails what it sees.
@@ -72,6 +75,9 @@ async fn the_orders_database_going_away_pages_its_slo() {
     let page = row.mttd_page_seconds.expect("paged");
     // 99.5 %: 7.2 % of the hour, 259 s, and within the 5 minutes.
     assert!(page > 259.2 && page < 300.0, "paged after {page} s");
-    assert!(row.mttr_page_seconds.is_some(), "resolved after reconnecting");
+    assert!(
+        row.mttr_page_seconds.is_some(),
+        "resolved after reconnecting"
+    );
     assert!(row.requests_failed > 0);
 }

@@ -57,7 +57,11 @@ struct OutageArgs {
     fault: Vec<String>,
     /// Shares of 500s for shortener-errors, each in (0, 1], one scenario
     /// each (default 0.3 when the fault is named).
-    #[arg(long = "error-ratio", value_delimiter = ',', allow_negative_numbers = true)]
+    #[arg(
+        long = "error-ratio",
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
     error_ratio: Vec<f64>,
     /// Added latency for the latency fault (default 250ms).
     #[arg(long, value_parser = humantime::parse_duration)]

@@ -24,7 +24,10 @@ fn bad_input_exits_2_with_a_clear_error() {
         (&["--fault", "disk-full"], "unknown fault `disk-full`"),
         (&["--modules", "billing"], "unknown module `billing`"),
         (&["--error-ratio", "0"], "--error-ratio 0 is outside (0, 1]"),
-        (&["--error-ratio", "1.5"], "--error-ratio 1.5 is outside (0, 1]"),
+        (
+            &["--error-ratio", "1.5"],
+            "--error-ratio 1.5 is outside (0, 1]",
+        ),
         (&["--steady", "0s"], "--steady must be longer than zero"),
     ];
     for (args, message) in cases {

@@ -226,7 +226,10 @@ pub enum InputError {
     #[error("unknown module `{0}`: expected shortener or orders")]
     UnknownModule(String),
     #[error("the {module} module is not running in this drill; add it to --modules (e.g. --modules shortener,orders) or drop --fault {fault}")]
-    ModuleNotRunning { fault: &'static str, module: &'static str },
+    ModuleNotRunning {
+        fault: &'static str,
+        module: &'static str,
+    },
     #[error("--error-ratio {0} is outside (0, 1]")]
     Ratio(f64),
     #[error("--error-ratio applies to the shortener-errors fault, which this drill does not run")]

@@ -65,9 +65,7 @@ pub(super) fn row(
     let goal = format!("{goal}, resolve < 15 min");
     let mut misses = Vec::new();
     match (mttd_limit, mttd_page) {
-        (Some(limit), Some(t)) if t >= limit => {
-            misses.push(format!("paged after {}", human(t)))
-        }
+        (Some(limit), Some(t)) if t >= limit => misses.push(format!("paged after {}", human(t))),
         (Some(_), None) => misses.push("never paged".to_string()),
         (None, Some(t)) => misses.push(format!("paged after {} unexpectedly", human(t))),
         _ => {}
@@ -195,7 +193,10 @@ pub fn arithmetic(drill: &OutageDrill, slos: &[Slo]) -> String {
                 scenario.name(),
                 factor * budget * 100.0,
                 share * 100.0,
-                maybe(expected_page_seconds(slo, share), "never (below every page threshold)")
+                maybe(
+                    expected_page_seconds(slo, share),
+                    "never (below every page threshold)"
+                )
             ));
             out.push_str(" to page, plus up to one 10 s tick\n");
         }

@@ -117,9 +117,9 @@ impl Ticker {
 
     /// One tick: its requests (with `midway` run after the first half),
     /// then 10 s later on the clock, the evaluation.
-    async fn tick<'a>(
+    async fn tick(
         &mut self,
-        stage: &'a mut Stage,
+        stage: &mut Stage,
         midway: Option<Midway>,
     ) -> Result<Option<i64>, DrillError> {
         let half = self.requests / 2;

@@ -14,7 +14,12 @@ fn without_faults_it_runs_the_issues_measured_set() {
     let names: Vec<String> = drill.scenarios.iter().map(Scenario::name).collect();
     assert_eq!(
         names,
-        ["orders db unreachable", "full outage", "10% errors", "2% errors"]
+        [
+            "orders db unreachable",
+            "full outage",
+            "10% errors",
+            "2% errors"
+        ]
     );
     assert_eq!(drill.modules, [Module::Shortener, Module::Orders]);
 }
@@ -65,10 +70,7 @@ fn bad_names_ratios_and_durations_are_refused() {
     for ratio in [0.0, -0.5, 1.01, f64::NAN, f64::INFINITY] {
         let mut r = request(&[], &["shortener-errors"]);
         r.error_ratios = vec![ratio];
-        assert!(matches!(
-            OutageDrill::parse(&r),
-            Err(InputError::Ratio(_))
-        ));
+        assert!(matches!(OutageDrill::parse(&r), Err(InputError::Ratio(_))));
     }
     let mut r = request(&[], &["orders-db"]);
     r.error_ratios = vec![0.5];
