@@ -48,7 +48,12 @@ async fn full_and_partial_outages_page_and_resolve_as_the_windows_say() {
         later > page,
         "10% paged after {later} s, full after {page} s"
     );
-    assert!((later - 518.4).abs() <= 10.0, "10% paged after {later} s");
+    // The window arithmetic's 518.4 s, within the random request mix's
+    // wobble (5 %) and one tick.
+    assert!(
+        (later - 518.4).abs() <= 518.4 * 0.05 + 10.0,
+        "10% paged after {later} s"
+    );
     assert!(partial.mttr_page_seconds.is_some());
     // Every failure is a real answer: a full outage fails what it sees.
     assert!(full.requests_failed > 0 && full.requests_failed < full.requests_sent);
