@@ -1,6 +1,9 @@
 //! The outage drill end to end on the simulated clock: real modules, real
 //! load, the live evaluator's real rules; only the time between two
 //! evaluations is compressed, so nothing here waits for a window.
+//!
+//! The metrics recorder is process-wide: each test here runs a different
+//! module, so their SLIs never mix.
 
 use drill::outage::{self, OutageDrill, OutageRequest, Row};
 use kit::changes::{ChangeKind, ChangeRecorder, MemoryChangeLog};
