@@ -116,8 +116,9 @@ async fn apply(State(fault): State<Arc<Fault>>, request: Request, next: Next) ->
 /// What an armed [`FaultSwitch`] does to each request.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Injected {
-    /// Share of requests answered 500, spread evenly (every 1/ratio-th
-    /// request), so a 2 % fault is 2 % in every window, not 2 % on average.
+    /// Share of requests answered 500, spread evenly per route (every
+    /// 1/ratio-th request of each), so a 2 % fault is 2 % of every route's
+    /// answers in every window, not 2 % on average.
     pub error_ratio: f64,
     /// Added to every request before the module answers.
     pub latency: Duration,
@@ -140,8 +141,9 @@ pub enum SwitchError {
 pub struct FaultSwitch {
     allow_faults: bool,
     armed: Mutex<Option<Injected>>,
-    /// Requests seen while armed: the even spreading counts on it.
-    seen: AtomicU64,
+    /// Requests seen per route while armed: the even spreading counts on
+    /// it (keys are the router's route templates, a bounded set).
+    seen: Mutex<std::collections::HashMap<String, u64>>,
     injected: AtomicU64,
 }
 
@@ -151,7 +153,7 @@ impl FaultSwitch {
         Arc::new(Self {
             allow_faults,
             armed: Mutex::new(None),
-            seen: AtomicU64::new(0),
+            seen: Mutex::new(std::collections::HashMap::new()),
             injected: AtomicU64::new(0),
         })
     }
@@ -165,7 +167,7 @@ impl FaultSwitch {
         if !(ratio.is_finite() && (0.0..=1.0).contains(&ratio)) {
             return Err(SwitchError::Ratio(ratio));
         }
-        self.seen.store(0, Ordering::Relaxed);
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clear();
         *self.armed.lock().unwrap_or_else(|e| e.into_inner()) = Some(fault);
         Ok(())
     }
@@ -213,7 +215,16 @@ async fn switched(
     if !fault.latency.is_zero() {
         tokio::time::sleep(fault.latency).await;
     }
-    let n = switch.seen.fetch_add(1, Ordering::Relaxed);
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str());
+    let n = {
+        let mut seen = switch.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let count = seen.entry(route.to_string()).or_insert(0);
+        *count += 1;
+        *count - 1
+    };
     if fault.error_ratio > 0.0 && FaultSwitch::fails(fault.error_ratio, n) {
         switch.injected.fetch_add(1, Ordering::Relaxed);
         return (StatusCode::INTERNAL_SERVER_ERROR, "injected failure").into_response();

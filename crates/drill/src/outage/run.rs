@@ -5,7 +5,7 @@
 //! tick's requests), where a real fault lands on average between two
 //! evaluations; MTTD and MTTR are measured from those instants.
 
-use super::stage::Stage;
+use super::stage::{Half, Stage};
 use super::{report, FaultKind, Module, OutageDrill, Scenario, TICK};
 use crate::fault::Injected;
 use chrono::{DateTime, Utc};
@@ -69,31 +69,40 @@ pub struct Row {
     pub verdict: String,
 }
 
-/// The load file: seeded links, then redirects, link creates and order
+/// The load file: redirects of the seeded links (`drill-1` to
+/// `drill-20`), link creates and order
 /// creates in the proportions of `scenarios/shortener-dau.yaml` and
-/// `scenarios/orders-flow.yaml`, each connection back to back: the gate,
-/// not the generator, sets the pace.
+/// `scenarios/orders-flow.yaml`, each kind its own scenario with its own
+/// connections, back to back: the gate, not the generator, sets the pace
+/// and the exact mix of each tick (see [`super::stage::Kind`]).
 pub(super) fn scenario_file(modules: &[Module]) -> String {
     let shortener = modules.contains(&Module::Shortener);
     let orders = modules.contains(&Module::Orders);
     let mut file = String::from(
-        "defaults:\n  headers: {accept: application/json, content-type: application/json}\n  timeout: 30s\n  connections: 8\n",
+        "defaults:\n  headers: {accept: application/json, content-type: application/json}\n  timeout: 30s\n",
     );
+    file.push_str("scenarios:\n");
+    let scenario = |name: &str, connections: u32, request: &str| {
+        format!("  {name}:\n    executor: constant-connections\n    start_time: 0s\n    duration: 30d\n    connections: {connections}\n    requests:\n{request}")
+    };
     if shortener {
-        file.push_str(
-            "setup:\n  - name: seed-links\n    repeat: 20\n    concurrency: 4\n    method: POST\n    url: \"{{target}}/api/v1/links\"\n    json: {url: \"https://example.com/drill/{{random.string(12)}}\"}\n    capture: {slugs: {json: /slug}}\n    expect_status: [201]\n",
-        );
-    }
-    file.push_str("scenarios:\n  steady:\n    executor: constant-connections\n    duration: 30d\n    requests:\n");
-    if shortener {
-        file.push_str(
-            "      - name: redirect\n        weight: 80\n        url: \"{{target}}/{{pool.slugs}}\"\n        expect_status: [301, 302, 307, 308]\n      - name: create-link\n        weight: 4\n        method: POST\n        url: \"{{target}}/api/v1/links\"\n        json: {url: \"https://example.com/drill/{{random.string(12)}}\"}\n        expect_status: [201]\n",
-        );
+        file.push_str(&scenario(
+            "redirects",
+            6,
+            "      - name: redirect\n        url: \"{{target}}/drill-{{random.int(1, 20)}}\"\n        expect_status: [301, 302, 307, 308]\n",
+        ));
+        file.push_str(&scenario(
+            "links",
+            1,
+            "      - name: create-link\n        method: POST\n        url: \"{{target}}/api/v1/links\"\n        json: {url: \"https://example.com/drill/{{random.string(12)}}\"}\n        expect_status: [201]\n",
+        ));
     }
     if orders {
-        file.push_str(
-            "      - name: create-order\n        weight: 16\n        method: POST\n        url: \"{{target}}/api/v1/orders\"\n        headers: {idempotency-key: \"{{uuid}}\"}\n        json: {customer_id: \"cust-{{random.int(1, 5000)}}\", currency: EUR, items: [{sku: book-1, quantity: 2, unit_price_minor: 1250}]}\n        expect_status: [201]\n",
-        );
+        file.push_str(&scenario(
+            "orders",
+            2,
+            "      - name: create-order\n        method: POST\n        url: \"{{target}}/api/v1/orders\"\n        headers: {idempotency-key: \"{{uuid}}\"}\n        json: {customer_id: \"cust-{{random.int(1, 5000)}}\", currency: EUR, items: [{sku: book-1, quantity: 2, unit_price_minor: 1250}]}\n        expect_status: [201]\n",
+        ));
     }
     file
 }
@@ -104,7 +113,6 @@ struct Ticker {
     evaluator: Evaluator,
     sampler: Sampler,
     slo_id: String,
-    requests: u64,
     /// Page, ticket: (first firing, last resolved), simulated ms.
     fired: [Option<i64>; 2],
     resolved: [Option<i64>; 2],
@@ -122,8 +130,7 @@ impl Ticker {
         stage: &mut Stage,
         midway: Option<Midway>,
     ) -> Result<Option<i64>, DrillError> {
-        let half = self.requests / 2;
-        stage.gate.pass(half).await?;
+        stage.gate.pass(Half::First).await?;
         let mut at = None;
         if let Some(action) = midway {
             at = Some(self.now_ms() + TICK.as_millis() as i64 / 2);
@@ -132,7 +139,7 @@ impl Ticker {
                 Midway::Disarm(scenario) => disarm(stage, scenario).await?,
             }
         }
-        stage.gate.pass(self.requests - half).await?;
+        stage.gate.pass(Half::Second).await?;
         if let Some(e) = stage.load_failed() {
             return Err(DrillError::Load(e));
         }
@@ -237,7 +244,6 @@ async fn run_one(
         evaluator: Evaluator::new(slos),
         sampler,
         slo_id: slo_id.to_string(),
-        requests: u64::from(drill.tick_requests),
         fired: [None; 2],
         resolved: [None; 2],
     };

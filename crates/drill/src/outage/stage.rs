@@ -38,9 +38,62 @@ use super::run::DrillError;
 /// means the load generator or a module is stuck.
 const STALL: Duration = Duration::from_secs(30);
 
-/// Lets a counted number of requests through and counts their answers.
+/// Links seeded before the load; the load file redirects to them.
+const SEEDED_LINKS: u32 = 20;
+
+/// The kinds of request, each let through in its own number per tick,
+/// so every tick holds exactly the same mix (a random mix would make the
+/// SLI's share of a fault wobble, and a page time with it).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Kind {
+    Redirect,
+    CreateLink,
+    CreateOrder,
+}
+
+impl Kind {
+    fn of(request: &Request) -> Self {
+        let path = request.uri().path();
+        match (request.method() == http::Method::POST, path) {
+            (true, "/api/v1/orders") => Kind::CreateOrder,
+            (true, "/api/v1/links") => Kind::CreateLink,
+            _ => Kind::Redirect,
+        }
+    }
+
+    /// Each kind's requests per tick: `total` split as the load file's
+    /// weights (80 redirects, 4 link creates, 16 order creates) over the
+    /// running modules, each running kind at least one.
+    fn quotas(total: u32, modules: &[Module]) -> [u64; 3] {
+        let running = [
+            modules.contains(&Module::Shortener),
+            modules.contains(&Module::Shortener),
+            modules.contains(&Module::Orders),
+        ];
+        let weights = [80.0, 4.0, 16.0];
+        let sum: f64 = (0..3).filter(|i| running[*i]).map(|i| weights[i]).sum();
+        let mut quotas = [0u64; 3];
+        for i in 0..3 {
+            if running[i] {
+                quotas[i] = ((f64::from(total) * weights[i] / sum).round() as u64).max(1);
+            }
+        }
+        quotas
+    }
+}
+
+/// Which half of a tick's requests to let through.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Half {
+    First,
+    Second,
+}
+
+/// Lets a counted number of requests of each kind through and counts
+/// their answers.
 pub(super) struct Gate {
-    permits: Semaphore,
+    permits: [Semaphore; 3],
+    quotas: [u64; 3],
     admitted: AtomicU64,
     completed: AtomicU64,
     failed: AtomicU64,
@@ -48,9 +101,10 @@ pub(super) struct Gate {
 }
 
 impl Gate {
-    fn new() -> Arc<Self> {
+    fn new(quotas: [u64; 3]) -> Arc<Self> {
         Arc::new(Self {
-            permits: Semaphore::new(0),
+            permits: [Semaphore::new(0), Semaphore::new(0), Semaphore::new(0)],
+            quotas,
             admitted: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -58,10 +112,20 @@ impl Gate {
         })
     }
 
-    /// Lets `n` more requests through and waits until they were answered.
-    pub(super) async fn pass(&self, n: u64) -> Result<(), DrillError> {
+    /// Lets half of a tick's requests through and waits until they were
+    /// answered.
+    pub(super) async fn pass(&self, half: Half) -> Result<(), DrillError> {
+        let mut n = 0;
+        for (permits, quota) in self.permits.iter().zip(self.quotas) {
+            let first = quota / 2;
+            let count = match half {
+                Half::First => first,
+                Half::Second => quota - first,
+            };
+            permits.add_permits(count as usize);
+            n += count;
+        }
         let target = self.admitted.fetch_add(n, Ordering::SeqCst) + n;
-        self.permits.add_permits(n as usize);
         loop {
             let progressed = self.progress.notified();
             if self.completed.load(Ordering::SeqCst) >= target {
@@ -70,6 +134,12 @@ impl Gate {
             tokio::time::timeout(STALL, progressed)
                 .await
                 .map_err(|_| DrillError::Stalled(STALL))?;
+        }
+    }
+
+    fn close(&self) {
+        for permits in &self.permits {
+            permits.close();
         }
     }
 
@@ -85,7 +155,7 @@ impl Gate {
 }
 
 async fn gated(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
-    match gate.permits.acquire().await {
+    match gate.permits[Kind::of(&request) as usize].acquire().await {
         Ok(permit) => permit.forget(),
         // The scenario is over; what still waits is not part of it.
         Err(_) => return (StatusCode::SERVICE_UNAVAILABLE, "the drill is over").into_response(),
@@ -187,11 +257,13 @@ impl Stage {
             )
             .await
             .map_err(setup)?;
-            shortener_app = Some(kit::http::stack(
+            let app = kit::http::stack(
                 switch.wrap(module.router()),
                 shortener::SERVICE,
                 &kit::http::HttpConfig::default(),
-            ));
+            );
+            seed_links(&app).await?;
+            shortener_app = Some(app);
             shortener_module = Some(module);
         }
         let mut orders = None;
@@ -206,7 +278,7 @@ impl Stage {
             slot.start().await?;
             orders = Some(slot);
         }
-        let gate = Gate::new();
+        let gate = Gate::new(Kind::quotas(drill.tick_requests, &drill.modules));
         let app = dispatch(shortener_app, orders.as_ref().map(|o| o.router.clone()));
         let app = app.layer(middleware::from_fn_with_state(gate.clone(), gated));
         let tasks = supervisor.for_module("drill");
@@ -284,7 +356,7 @@ impl Stage {
     /// Stops the load, the server and the modules.
     pub(super) async fn stop(mut self) {
         self.load_stop.store(true, Ordering::SeqCst);
-        self.gate.permits.close();
+        self.gate.close();
         if let Some(load) = self.load.take() {
             let _ = load.await;
         }
@@ -298,6 +370,33 @@ impl Stage {
             }
         }
     }
+}
+
+/// The links the load redirects to, `drill-1` to `drill-20`, created
+/// through the module's API before the load (and the gate) start.
+async fn seed_links(app: &Router) -> Result<(), DrillError> {
+    for i in 1..=SEEDED_LINKS {
+        let body = format!(r#"{{"url":"https://example.com/drill/{i}","slug":"drill-{i}"}}"#);
+        let mut request = http::Request::post("/api/v1/links")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body))
+            .map_err(setup)?;
+        // The shortener reads the peer address, as a served request has.
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                0,
+            ))));
+        let response = app.clone().oneshot(request).await.map_err(setup)?;
+        if response.status() != StatusCode::CREATED {
+            return Err(DrillError::Setup(format!(
+                "seeding link drill-{i}: {}",
+                response.status()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Orders' paths to the orders slot, the rest to the shortener, without
