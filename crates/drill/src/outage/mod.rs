@@ -14,10 +14,12 @@
 //!
 //! - [`mod@self`]: what to run ([`OutageDrill`], parsed once from the
 //!   command line's words) and the refusals ([`InputError`]);
-//! - `stage`: the modules, the fault switch, the tick gate and the load;
+//! - `stage`: the modules, the fault switch and the load;
+//! - `gate`: lets each tick's requests through, kind by kind;
 //! - `run`: steady state, fault, removal, measured per scenario;
 //! - `report`: the table, the window arithmetic, the change event.
 
+mod gate;
 mod report;
 mod run;
 mod stage;

@@ -5,7 +5,8 @@
 //! tick's requests), where a real fault lands on average between two
 //! evaluations; MTTD and MTTR are measured from those instants.
 
-use super::stage::{Half, Stage};
+use super::gate::Half;
+use super::stage::Stage;
 use super::{report, FaultKind, Module, OutageDrill, Scenario, TICK};
 use crate::fault::Injected;
 use chrono::{DateTime, Utc};
@@ -74,7 +75,7 @@ pub struct Row {
 /// creates in the proportions of `scenarios/shortener-dau.yaml` and
 /// `scenarios/orders-flow.yaml`, each kind its own scenario with its own
 /// connections, back to back: the gate, not the generator, sets the pace
-/// and the exact mix of each tick (see [`super::stage::Kind`]).
+/// and the exact mix of each tick (see `gate::Kind`).
 pub(super) fn scenario_file(modules: &[Module]) -> String {
     let shortener = modules.contains(&Module::Shortener);
     let orders = modules.contains(&Module::Orders);
