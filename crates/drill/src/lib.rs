@@ -3,9 +3,14 @@
 //!
 //! - [`canary`]: bad, good, slightly worse and interrupted canaries under
 //!   load, each judged by the real controller (`reliable drill canary`);
+//! - [`outage`]: the game day (`reliable drill outage`): faults under
+//!   load, and the time the live evaluator's rules take to page and to
+//!   resolve, on a simulated clock;
 //! - [`fault`]: the bad version, made bad on purpose, which also records
-//!   when it first misbehaved and how many requests it touched.
+//!   when it first misbehaved and how many requests it touched; and the
+//!   fault switch a drill arms and disarms.
 #![forbid(unsafe_code)]
 
 pub mod canary;
 pub mod fault;
+pub mod outage;

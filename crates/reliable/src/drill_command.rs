@@ -1,6 +1,8 @@
 //! `reliable drill ...`: drills that exercise a safety net for real and
 //! measure it. `canary` runs bad, good, slightly worse and interrupted
-//! canaries in one process under load and prints one table.
+//! canaries in one process under load and prints one table; `outage` is
+//! the game day: faults under load, MTTD and MTTR from the live
+//! evaluator's rules on a simulated clock.
 
 use clap::{Args, Subcommand};
 use std::process::ExitCode;
@@ -35,16 +37,67 @@ enum DrillCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The game day: the shortener and orders under generated load, one
+    /// fault per scenario, then its removal; MTTD and MTTR from the live
+    /// evaluator's rules on a simulated clock. Exit 2 for bad input
+    /// (nothing started), 1 if the drill could not run or, with
+    /// --fail-on-goal, a goal was missed.
+    Outage(OutageArgs),
+}
+
+#[derive(Debug, Args)]
+struct OutageArgs {
+    /// Modules to run, comma-separated: shortener, orders (default: both).
+    #[arg(long, value_delimiter = ',')]
+    modules: Vec<String>,
+    /// Faults, repeated or comma-separated: orders-db, shortener-errors,
+    /// latency, or all. Default: the measured set (full outage, 10 % and
+    /// 2 % shortener errors, orders-db).
+    #[arg(long, value_delimiter = ',')]
+    fault: Vec<String>,
+    /// Shares of 500s for shortener-errors, each in (0, 1], one scenario
+    /// each (default 0.3 when the fault is named).
+    #[arg(
+        long = "error-ratio",
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
+    error_ratio: Vec<f64>,
+    /// Added latency for the latency fault (default 250ms).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    latency: Option<Duration>,
+    /// Requests per simulated 10 s tick (the live evaluator's tick).
+    #[arg(long, default_value_t = drill::outage::DEFAULT_TICK_REQUESTS)]
+    tick_requests: u32,
+    /// Simulated steady state before each fault (at least 1h; 6h covers
+    /// the page windows, 3d the ticket windows).
+    #[arg(long, default_value = "6h", value_parser = humantime::parse_duration)]
+    steady: Duration,
+    /// Longest simulated fault; it is removed once page and ticket fired.
+    #[arg(long, default_value = "6h", value_parser = humantime::parse_duration)]
+    max_fault: Duration,
+    /// Longest simulated wait for the alerts to resolve.
+    #[arg(long, default_value = "6h", value_parser = humantime::parse_duration)]
+    max_recovery: Duration,
+    /// Print the rows as JSON instead of the table and arithmetic.
+    #[arg(long)]
+    json: bool,
+    /// Exit 1 when a scenario missed its goal.
+    #[arg(long)]
+    fail_on_goal: bool,
 }
 
 pub fn run(args: DrillArgs) -> ExitCode {
-    let DrillCommand::Canary {
-        rate,
-        dwell,
-        seed,
-        scenario,
-        json,
-    } = args.command;
+    let (rate, dwell, seed, scenario, json) = match args.command {
+        DrillCommand::Canary {
+            rate,
+            dwell,
+            seed,
+            scenario,
+            json,
+        } => (rate, dwell, seed, scenario, json),
+        DrillCommand::Outage(outage) => return run_outage(outage),
+    };
     let mut scenarios = Vec::new();
     for name in &scenario {
         match drill::canary::Scenario::parse(name) {
@@ -100,6 +153,75 @@ pub fn run(args: DrillArgs) -> ExitCode {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+fn run_outage(args: OutageArgs) -> ExitCode {
+    use drill::outage;
+    let request = outage::OutageRequest {
+        modules: args.modules,
+        faults: args.fault,
+        error_ratios: args.error_ratio,
+        latency: args.latency,
+        tick_requests: args.tick_requests,
+        steady: args.steady,
+        max_fault: args.max_fault,
+        max_recovery: args.max_recovery,
+        fail_on_goal: args.fail_on_goal,
+    };
+    let drill = match outage::OutageDrill::parse(&request) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let slos = match slo::catalog::load_platform() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: the platform's SLO specs: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    // TODO(lead): the change store: pass the platform's ChangeRecorder so
+    // the drill shows on the console's changes timeline.
+    let changes = kit::changes::ChangeRecorder::discard();
+    match runtime.block_on(outage::run(&drill, &changes)) {
+        Ok(rows) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).unwrap_or_default()
+                );
+            } else {
+                print!("{}", outage::table(&rows));
+                println!();
+                print!("{}", outage::arithmetic(&drill, &slos));
+            }
+            if drill.fail_on_goal && rows.iter().any(|r| !r.goal_met) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
             }
         }
         Err(e) => {
