@@ -66,7 +66,7 @@ mod days {
 
     pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
         let secs = value.as_secs();
-        if secs > 0 && secs % super::DAY_SECS == 0 && value.subsec_nanos() == 0 {
+        if secs > 0 && secs.is_multiple_of(super::DAY_SECS) && value.subsec_nanos() == 0 {
             serializer.serialize_str(&format!("{}d", secs / super::DAY_SECS))
         } else {
             serializer.serialize_str(&humantime::format_duration(*value).to_string())
