@@ -87,6 +87,8 @@ macro_rules! platform_config {
             pub tls: kit::tls::TlsConfig,
             /// Live SLO evaluation (`GET /api/v1/slo/status`).
             pub slo: crate::slo_live::SloConfig,
+            /// The change timeline's bounds (docs/operations/changes.md).
+            pub changes: changes::ChangesConfig,
             $(
                 #[doc = concat!("The `", stringify!($name), "` module.")]
                 pub $name: <$module as kit::module::Module>::Config,
@@ -107,6 +109,7 @@ macro_rules! platform_config {
                     http: Default::default(),
                     tls: Default::default(),
                     slo: Default::default(),
+                    changes: Default::default(),
                     $( $name: Default::default(), )*
                 }
             }
@@ -200,6 +203,7 @@ impl Config {
         self.http.validate()?;
         self.tls.validate()?;
         self.slo.validate()?;
+        self.changes.validate()?;
         self.validate_modules()
     }
 
