@@ -22,6 +22,7 @@
 mod decide;
 pub mod judging;
 mod run;
+mod timeline;
 #[cfg(test)]
 mod tests;
 
