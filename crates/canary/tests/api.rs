@@ -406,7 +406,10 @@ async fn runs_are_recorded_on_the_change_timeline() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("links.yaml"), SPEC).unwrap();
     let mut refused = std::collections::HashSet::new();
-    assert_eq!(canary::watch::scan(&app.controller, dir.path(), &mut refused).await, 1);
+    assert_eq!(
+        canary::watch::scan(&app.controller, dir.path(), &mut refused).await,
+        1
+    );
     let (_, runs) = app.get("/canary/v1/runs").await;
     let id = runs[0]["id"].as_str().unwrap().to_string();
     let (status, body) = app
@@ -430,7 +433,15 @@ async fn runs_are_recorded_on_the_change_timeline() {
         assert_eq!(event.actor, format!("canary:{id}"));
         assert_eq!(event.subject, runs[0]["target"].as_str().unwrap());
     }
-    assert!(events[0].summary.contains("links-v2 started: 5%"), "{}", events[0].summary);
-    assert!(events[1].summary.contains("links.yaml"), "{}", events[1].summary);
+    assert!(
+        events[0].summary.contains("links-v2 started: 5%"),
+        "{}",
+        events[0].summary
+    );
+    assert!(
+        events[1].summary.contains("links.yaml"),
+        "{}",
+        events[1].summary
+    );
     assert!(events[2].summary.contains("bob"), "{}", events[2].summary);
 }

@@ -712,14 +712,18 @@ async fn unload(
     Path(name): Path<String>,
 ) -> Result<StatusCode, Problem> {
     let name = model_name(&name)?;
-    service.models.unload(&name, REPOSITORY_ACTOR).await.map_err(|e| {
-        problem(
-            StatusCode::NOT_FOUND,
-            "model-not-found",
-            "Model not found",
-            e.to_string(),
-        )
-    })?;
+    service
+        .models
+        .unload(&name, REPOSITORY_ACTOR)
+        .await
+        .map_err(|e| {
+            problem(
+                StatusCode::NOT_FOUND,
+                "model-not-found",
+                "Model not found",
+                e.to_string(),
+            )
+        })?;
     Ok(StatusCode::OK)
 }
 

@@ -18,12 +18,12 @@ use crate::runtime::Runtime;
 use crate::store::{ModelStore, RepositoryError};
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
+use kit::changes::{ChangeEvent, ChangeKind, ChangeRecorder};
 use oip::{Datatype, RepositoryModel};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use kit::changes::{ChangeEvent, ChangeKind, ChangeRecorder};
 use tokio_util::task::TaskTracker;
 
 /// One loaded model version.
@@ -226,7 +226,11 @@ impl Models {
             if previous.is_some_and(|p| Arc::ptr_eq(p, version)) {
                 continue;
             }
-            let verb = if previous.is_some() { "reloaded" } else { "loaded" };
+            let verb = if previous.is_some() {
+                "reloaded"
+            } else {
+                "loaded"
+            };
             let sha = version.sha256.get(..12).unwrap_or(&version.sha256);
             self.note(
                 ChangeKind::ModelLoaded,

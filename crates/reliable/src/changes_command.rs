@@ -61,7 +61,10 @@ fn query_of(args: &ListArgs, now: chrono::DateTime<chrono::Utc>) -> Result<Chang
                 .map_err(|e| format!("--since `{text}`: {e} (e.g. 6h, 30m, 7d)"))?;
             let span = chrono::Duration::from_std(span)
                 .map_err(|_| format!("--since `{text}`: too long"))?;
-            Some(now.checked_sub_signed(span).ok_or(format!("--since `{text}`: too long"))?)
+            Some(
+                now.checked_sub_signed(span)
+                    .ok_or(format!("--since `{text}`: too long"))?,
+            )
         }
     };
     let kinds = args
@@ -75,7 +78,10 @@ fn query_of(args: &ListArgs, now: chrono::DateTime<chrono::Utc>) -> Result<Chang
         })
         .collect::<Result<Vec<_>, _>>()?;
     if !(1..=MAX_PAGE).contains(&args.limit) {
-        return Err(format!("--limit: between 1 and {MAX_PAGE}, got {}", args.limit));
+        return Err(format!(
+            "--limit: between 1 and {MAX_PAGE}, got {}",
+            args.limit
+        ));
     }
     Ok(ChangeQuery {
         since,

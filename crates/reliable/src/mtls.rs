@@ -76,9 +76,16 @@ mod tests {
         let at = chrono::Utc::now();
         let event = reload_event(at, std::path::Path::new("/etc/reliable/tls.crt"));
         assert_eq!(event.kind, ChangeKind::ConfigReload);
-        assert_eq!((event.service.as_str(), event.actor.as_str()), ("platform", "system"));
+        assert_eq!(
+            (event.service.as_str(), event.actor.as_str()),
+            ("platform", "system")
+        );
         assert_eq!(event.subject, "tls identity");
         assert_eq!(event.at, at);
-        assert!(event.summary.contains("/etc/reliable/tls.crt"), "{}", event.summary);
+        assert!(
+            event.summary.contains("/etc/reliable/tls.crt"),
+            "{}",
+            event.summary
+        );
     }
 }

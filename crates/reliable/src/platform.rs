@@ -187,7 +187,10 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
     // so each records through `ports`; its writer is a platform task, so
     // what modules record while stopping is written at the end.
     let change_store = changes::ChangeStore::open(
-        &changes::database_url(config.database_url().filter(|_| !embedded), &config.data_dir),
+        &changes::database_url(
+            config.database_url().filter(|_| !embedded),
+            &config.data_dir,
+        ),
         &config.changes,
         clock.clone(),
         &platform_tasks,

@@ -56,7 +56,10 @@ fn key_changes_are_recorded_by_the_cli_user_without_the_key() {
     assert_eq!(code, 0);
     assert!(stdout.contains("(no changes)"), "{stdout}");
 
-    let key = keys(data.path(), &["create", "--name", "ci-bot", "--scopes", "links:write"]);
+    let key = keys(
+        data.path(),
+        &["create", "--name", "ci-bot", "--scopes", "links:write"],
+    );
     keys(data.path(), &["revoke", "ci-bot"]);
 
     let events = list_json(data.path(), &[]);
@@ -89,7 +92,10 @@ fn key_changes_are_recorded_by_the_cli_user_without_the_key() {
     assert_eq!(code, 0);
     let lines: Vec<_> = table.lines().collect();
     assert_eq!(lines.len(), 2, "{table}");
-    assert!(lines[0].contains("kind") && lines[0].contains("actor"), "{table}");
+    assert!(
+        lines[0].contains("kind") && lines[0].contains("actor"),
+        "{table}"
+    );
     assert!(lines[1].contains("key_revoked") && lines[1].contains("cli:alice"));
 }
 
@@ -118,7 +124,10 @@ fn models_dir() -> PathBuf {
 async fn up_records_the_models_it_loads_and_writes_them_by_shutdown() {
     let data = tempfile::tempdir().expect("dir");
     let repository = tempfile::tempdir().expect("dir");
-    copy_dir(&models_dir().join("digits"), &repository.path().join("digits"));
+    copy_dir(
+        &models_dir().join("digits"),
+        &repository.path().join("digits"),
+    );
     let mut cmd = reliable();
     cmd.arg("up")
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
@@ -138,6 +147,9 @@ async fn up_records_the_models_it_loads_and_writes_them_by_shutdown() {
         let subject = event["subject"].as_str().expect("subject");
         assert!(subject.starts_with("digits/"), "{subject}");
         let summary = event["summary"].as_str().expect("summary");
-        assert!(summary.contains("digits version") && summary.contains("loaded"), "{summary}");
+        assert!(
+            summary.contains("digits version") && summary.contains("loaded"),
+            "{summary}"
+        );
     }
 }

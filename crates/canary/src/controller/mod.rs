@@ -22,9 +22,9 @@
 mod decide;
 pub mod judging;
 mod run;
-mod timeline;
 #[cfg(test)]
 mod tests;
+mod timeline;
 
 pub use decide::{apply, decide, Look};
 pub use run::{Controller, ControllerError, RunHandle, SourceFactory, TargetFactory};

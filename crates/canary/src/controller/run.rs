@@ -7,8 +7,8 @@ use crate::metrics::MetricsSource;
 use crate::spec::{self, CanaryPlan, RestartPolicy};
 use crate::store::{RunStore, StoredRun};
 use crate::target::{Target, TargetError};
-use kit::storage::StoreError;
 use kit::changes::{ChangeKind, ChangeRecorder};
+use kit::storage::StoreError;
 use kit::Clock;
 use slo::Slo;
 use std::collections::HashMap;
@@ -228,7 +228,10 @@ impl Controller {
             &self.inner,
             &state,
             ChangeKind::CanaryStep,
-            format!("canary {} started: {}% to the canary", plan.name, state.weight),
+            format!(
+                "canary {} started: {}% to the canary",
+                plan.name, state.weight
+            ),
         );
         metrics::gauge!(WEIGHT_PERCENT, "canary" => plan.name.clone(), "target" => state.target.clone())
             .set(state.weight);
@@ -632,7 +635,12 @@ fn note_change(inner: &Inner, state: &RunState, kind: ChangeKind, summary: Strin
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    recorder.record(super::timeline::event(inner.clock.now(), state, kind, summary));
+    recorder.record(super::timeline::event(
+        inner.clock.now(),
+        state,
+        kind,
+        summary,
+    ));
 }
 
 fn note_decision(inner: &Inner, state: &RunState, decision: &Decision) {
