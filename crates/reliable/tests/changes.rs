@@ -128,6 +128,10 @@ async fn up_records_the_models_it_loads_and_writes_them_by_shutdown() {
         &models_dir().join("digits"),
         &repository.path().join("digits"),
     );
+    let admin = keys(
+        data.path(),
+        &["create", "--name", "ml", "--scopes", "models:admin"],
+    );
     let mut cmd = reliable();
     cmd.arg("up")
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
@@ -135,7 +139,28 @@ async fn up_records_the_models_it_loads_and_writes_them_by_shutdown() {
         .env("RELIABLE_INFERENCE_REPOSITORY", repository.path())
         .env_remove("RELIABLE_DATABASE_URL");
     let app = start(cmd);
+    let unloaded = reqwest::Client::new()
+        .post(format!(
+            "http://{}/v2/repository/models/digits/unload",
+            app.addr
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("unload");
+    assert_eq!(unloaded.status().as_u16(), 200);
     stop(app).await;
+
+    let gone = list_json(data.path(), &["--kind", "model_unloaded"]);
+    assert!(!gone.is_empty(), "no model_unloaded event");
+    for event in &gone {
+        assert_eq!(event["service"], "inference");
+        assert_eq!(event["actor"], "api");
+        assert!(event["summary"]
+            .as_str()
+            .expect("summary")
+            .contains("unloaded"));
+    }
 
     let loaded = list_json(
         data.path(),

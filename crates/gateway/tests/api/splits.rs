@@ -327,7 +327,7 @@ async fn each_change_is_recorded_on_the_change_timeline_with_who_asked() {
         "{}",
         by_key.summary
     );
-    assert!(!by_key.summary.contains(&admin.reveal()));
+    assert!(!by_key.summary.contains(admin.reveal()));
     let by_controller = &events[1];
     assert_eq!(by_controller.actor, "canary:web");
     assert!(by_controller.summary.starts_with("canary share 35% -> 50%"));
