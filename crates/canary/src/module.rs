@@ -152,6 +152,7 @@ impl Module for CanaryModule {
             runs.clone(),
             stop.clone(),
         );
+        controller.record_changes(kit::changes::ChangeRecorder::from_ports(&context.ports));
         let resumer = controller.clone();
         context
             .tasks

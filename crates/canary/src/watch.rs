@@ -73,6 +73,7 @@ pub async fn scan(controller: &Controller, dir: &Path, refused: &mut HashSet<Str
             Ok(run) => {
                 started += 1;
                 tracing::info!(spec = %path.display(), run = %run.id, "canary started from watch_dir");
+                controller.note_spec_reload(&path, &run);
             }
             // Another run holds the target: try again next pass.
             Err(ControllerError::AlreadyRunning(_)) => {}

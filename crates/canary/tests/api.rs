@@ -396,3 +396,52 @@ async fn specs_in_the_watched_directory_start_once() {
     let (_, runs) = app.get("/canary/v1/runs").await;
     assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
 }
+
+#[tokio::test]
+async fn runs_are_recorded_on_the_change_timeline() {
+    use kit::changes::{ChangeKind, ChangeRecorder, MemoryChangeLog};
+    let app = spawn_app().await;
+    let log = MemoryChangeLog::new(10);
+    app.controller.record_changes(ChangeRecorder(log.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("links.yaml"), SPEC).unwrap();
+    let mut refused = std::collections::HashSet::new();
+    assert_eq!(
+        canary::watch::scan(&app.controller, dir.path(), &mut refused).await,
+        1
+    );
+    let (_, runs) = app.get("/canary/v1/runs").await;
+    let id = runs[0]["id"].as_str().unwrap().to_string();
+    let (status, body) = app
+        .post(&format!("/canary/v1/runs/{id}/promote"), r#"{"by": "bob"}"#)
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let events: Vec<_> = log.snapshot().into_iter().map(|c| c.event).collect();
+    let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ChangeKind::CanaryStep,
+            ChangeKind::ConfigReload,
+            ChangeKind::CanaryPromoted
+        ],
+        "{events:?}"
+    );
+    for event in &events {
+        assert_eq!(event.service, "canary");
+        assert_eq!(event.actor, format!("canary:{id}"));
+        assert_eq!(event.subject, runs[0]["target"].as_str().unwrap());
+    }
+    assert!(
+        events[0].summary.contains("links-v2 started: 5%"),
+        "{}",
+        events[0].summary
+    );
+    assert!(
+        events[1].summary.contains("links.yaml"),
+        "{}",
+        events[1].summary
+    );
+    assert!(events[2].summary.contains("bob"), "{}", events[2].summary);
+}

@@ -170,7 +170,12 @@ async fn put_split(
     let by = changed_by(&key, body.reason.as_deref())?;
     shared
         .splits
-        .set(&name, body.percent, &by)
+        .set(
+            &name,
+            body.percent,
+            &format!("key:{}", key.name.as_str()),
+            &by,
+        )
         .await
         .map(Json)
         .map_err(split_problem)

@@ -316,7 +316,31 @@ impl kit::traffic::TrafficSplits for Gateway {
         percent: f64,
         reason: &str,
     ) -> Result<kit::traffic::SplitState, kit::traffic::SplitError> {
-        self.shared.splits.set(name, percent, reason).await
+        self.shared
+            .splits
+            .set(name, percent, &split_actor(reason), reason)
+            .await
+    }
+}
+
+/// Who changed a split through the port, from the reason they gave: the
+/// canary controller says `canary <name> ...` (`canary:<name>`); anything
+/// else in this process is the platform itself.
+fn split_actor(reason: &str) -> String {
+    match reason.strip_prefix("canary ") {
+        Some(rest) => {
+            let name = rest.split([' ', ':']).next().unwrap_or_default();
+            format!("canary:{name}")
+        }
+        None => "system".to_string(),
+    }
+}
+
+impl Gateway {
+    /// Records this gateway's split changes on the platform's change
+    /// timeline (`ChangeRecorder::from_ports` in the module's start).
+    pub fn record_changes(&self, recorder: kit::changes::ChangeRecorder) {
+        self.shared.splits.record_changes(recorder);
     }
 }
 

@@ -166,6 +166,7 @@ impl Module for GatewayModule {
             }
             None => None,
         };
+        gateway.record_changes(kit::changes::ChangeRecorder::from_ports(&context.ports));
         let registry = context.ports.get::<SplitRegistry>().ok();
         if let Some(registry) = &registry {
             registry.register(SERVICE, Arc::new(gateway.clone()));

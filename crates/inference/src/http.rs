@@ -666,7 +666,7 @@ async fn load(
     let name = model_name(&name)?;
     use crate::models::LoadError;
     use crate::store::RepositoryError;
-    match service.models.load(&name).await {
+    match service.models.load(&name, REPOSITORY_ACTOR).await {
         Ok(versions) => Ok(Json(Loaded {
             name: name.to_string(),
             versions: versions.iter().map(u64::to_string).collect(),
@@ -695,6 +695,10 @@ async fn load(
     }
 }
 
+/// Who loads and unloads through the repository API, as the change
+/// timeline names it (the key was checked by the gateway in front).
+const REPOSITORY_ACTOR: &str = "api";
+
 /// Stop serving a model; requests in flight finish.
 #[utoipa::path(post, path = "/v2/repository/models/{name}/unload", tag = "repository",
     params(("name" = String, Path, description = "Model name", example = "digits")),
@@ -708,14 +712,18 @@ async fn unload(
     Path(name): Path<String>,
 ) -> Result<StatusCode, Problem> {
     let name = model_name(&name)?;
-    service.models.unload(&name).await.map_err(|e| {
-        problem(
-            StatusCode::NOT_FOUND,
-            "model-not-found",
-            "Model not found",
-            e.to_string(),
-        )
-    })?;
+    service
+        .models
+        .unload(&name, REPOSITORY_ACTOR)
+        .await
+        .map_err(|e| {
+            problem(
+                StatusCode::NOT_FOUND,
+                "model-not-found",
+                "Model not found",
+                e.to_string(),
+            )
+        })?;
     Ok(StatusCode::OK)
 }
 

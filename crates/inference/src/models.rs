@@ -18,6 +18,7 @@ use crate::runtime::Runtime;
 use crate::store::{ModelStore, RepositoryError};
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
+use kit::changes::{ChangeEvent, ChangeKind, ChangeRecorder};
 use oip::{Datatype, RepositoryModel};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -118,6 +119,8 @@ pub struct Models {
     settings: LoadSettings,
     /// Loads and unloads one at a time.
     changing: tokio::sync::Mutex<()>,
+    /// The platform's change timeline: versions loaded and unloaded.
+    changes: std::sync::RwLock<ChangeRecorder>,
 }
 
 impl Models {
@@ -135,7 +138,30 @@ impl Models {
             tasks,
             settings,
             changing: tokio::sync::Mutex::new(()),
+            changes: std::sync::RwLock::new(ChangeRecorder::discard()),
         }
+    }
+
+    /// Records versions loaded and unloaded on the platform's change
+    /// timeline from now on (`ChangeRecorder::from_ports` in the module).
+    pub fn record_changes(&self, recorder: ChangeRecorder) {
+        *self.changes.write().unwrap_or_else(|e| e.into_inner()) = recorder;
+    }
+
+    fn note(&self, kind: ChangeKind, actor: &str, version: &LoadedVersion, summary: String) {
+        let recorder = self
+            .changes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        recorder.record(ChangeEvent::new(
+            Utc::now(),
+            kind,
+            crate::SERVICE,
+            actor,
+            format!("{}/{}", version.name, version.version_label),
+            summary,
+        ));
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Model>> {
@@ -148,8 +174,9 @@ impl Models {
 
     /// Loads (or reloads) every version of `name` found in the store.
     /// Versions whose file did not change stay as they are. Returns the
-    /// versions now loaded.
-    pub async fn load(&self, name: &ModelName) -> Result<Vec<u64>, LoadError> {
+    /// versions now loaded. Each version loaded, reloaded (new file) or
+    /// gone from the store is recorded on the change timeline, by `actor`.
+    pub async fn load(&self, name: &ModelName, actor: &str) -> Result<Vec<u64>, LoadError> {
         let _one_at_a_time = self.changing.lock().await;
         let on_disk = self.store.versions(name).await?;
         let current = self.get(name.as_str());
@@ -191,20 +218,58 @@ impl Models {
             versions,
         });
         let mut map = BTreeMap::clone(&self.loaded.load());
-        map.insert(name.to_string(), model);
+        map.insert(name.to_string(), model.clone());
         self.loaded.store(Arc::new(map));
+        let before = current.as_ref().map(|m| &m.versions);
+        for (number, version) in &model.versions {
+            let previous = before.and_then(|v| v.get(number));
+            if previous.is_some_and(|p| Arc::ptr_eq(p, version)) {
+                continue;
+            }
+            let verb = if previous.is_some() {
+                "reloaded"
+            } else {
+                "loaded"
+            };
+            let sha = version.sha256.get(..12).unwrap_or(&version.sha256);
+            self.note(
+                ChangeKind::ModelLoaded,
+                actor,
+                version,
+                format!("model {name} version {number} {verb} (sha256 {sha}…)"),
+            );
+        }
+        for (number, version) in before.into_iter().flatten() {
+            if !model.versions.contains_key(number) {
+                self.note(
+                    ChangeKind::ModelUnloaded,
+                    actor,
+                    version,
+                    format!("model {name} version {number} unloaded: gone from the repository"),
+                );
+            }
+        }
         Ok(numbers)
     }
 
-    /// Stops serving `name`; requests in flight finish.
-    pub async fn unload(&self, name: &ModelName) -> Result<(), NotLoaded> {
+    /// Stops serving `name`; requests in flight finish. Recorded on the
+    /// change timeline, by `actor`.
+    pub async fn unload(&self, name: &ModelName, actor: &str) -> Result<(), NotLoaded> {
         let _one_at_a_time = self.changing.lock().await;
         let mut map = BTreeMap::clone(&self.loaded.load());
-        if map.remove(name.as_str()).is_none() {
+        let Some(model) = map.remove(name.as_str()) else {
             return Err(NotLoaded(name.to_string()));
-        }
+        };
         self.loaded.store(Arc::new(map));
         tracing::info!(model = %name, "model unloaded");
+        for (number, version) in &model.versions {
+            self.note(
+                ChangeKind::ModelUnloaded,
+                actor,
+                version,
+                format!("model {name} version {number} unloaded"),
+            );
+        }
         Ok(())
     }
 

@@ -101,6 +101,7 @@ impl Inference {
                 drift_window: config.drift_window,
             },
         );
+        models.record_changes(kit::changes::ChangeRecorder::from_ports(&context.ports));
         let wanted: Vec<ModelName> = if config.models.is_empty() {
             match store.list().await {
                 Ok(listed) => listed.into_iter().map(|(name, _)| name).collect(),
@@ -119,7 +120,7 @@ impl Inference {
         for name in &wanted {
             // A model that fails is logged and shown in the index; the
             // others serve.
-            if let Err(e) = models.load(name).await {
+            if let Err(e) = models.load(name, "system").await {
                 tracing::error!(model = %name, error = %e, "model not loaded at start");
             }
         }

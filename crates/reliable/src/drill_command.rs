@@ -47,6 +47,14 @@ enum DrillCommand {
 
 #[derive(Debug, Args)]
 struct OutageArgs {
+    /// Configuration file: where the change timeline the run is posted to
+    /// lives (`data_dir`, or `RELIABLE_DATABASE_URL`).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    /// Embedded state directory of the platform whose timeline gets the
+    /// run (key `data_dir`).
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
     /// Modules to run, comma-separated: shortener, orders (default: both).
     #[arg(long, value_delimiter = ',')]
     modules: Vec<String>,
@@ -185,6 +193,20 @@ fn run_outage(args: OutageArgs) -> ExitCode {
         max_recovery: args.max_recovery,
         fail_on_goal: args.fail_on_goal,
     };
+    let overrides = crate::settings::CommonFlags {
+        config: None,
+        listen: None,
+        data_dir: args.data_dir.clone(),
+        log: None,
+    }
+    .into_overrides(None);
+    let config = match crate::settings::load(args.config.as_deref(), &overrides) {
+        Ok(loaded) => loaded.config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let drill = match outage::OutageDrill::parse(&request) {
         Ok(d) => d,
         Err(e) => {
@@ -203,10 +225,18 @@ fn run_outage(args: OutageArgs) -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
-    // TODO(lead): the change store: pass the platform's ChangeRecorder so
-    // the drill shows on the console's changes timeline.
-    let changes = kit::changes::ChangeRecorder::discard();
-    match runtime.block_on(outage::run(&drill, &changes)) {
+    // The run goes on the platform's change timeline (the data dir's
+    // store, or PostgreSQL when configured), next to the SLO charts.
+    let memory = kit::changes::MemoryChangeLog::new(16);
+    let recorder = kit::changes::ChangeRecorder(memory.clone());
+    let result = runtime.block_on(async {
+        let rows = outage::run(&drill, &recorder).await;
+        for change in memory.snapshot().into_iter().rev() {
+            crate::changes_command::record(&config, change.event).await;
+        }
+        rows
+    });
+    match result {
         Ok(rows) => {
             if args.json {
                 println!(

@@ -4,9 +4,13 @@
 //! `RELIABLE_DATABASE_URL` (PostgreSQL, as `serve` uses), else the SQLite
 //! file under the data dir (as `up` uses). `create` prints the key once,
 //! on stdout alone so scripts can capture it; only its hash is stored.
+//! `create` and `revoke` are recorded on the change timeline
+//! (`key_created`, `key_revoked`, actor `cli:$USER`, the key's name:
+//! never the key or its hash).
 
 use clap::{Args, Subcommand};
 use gateway::keys::{ApiKey, KeyName, KeyStore, NewKey, Scopes};
+use kit::changes::{ChangeEvent, ChangeKind};
 use ratelimit::Quota;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,7 +91,11 @@ pub fn run(args: KeysArgs) -> ExitCode {
     };
     let pool = &config.gateway.database;
     match runtime.block_on(act(args.action, &url, &config.data_dir, pool)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Some(change)) => {
+            runtime.block_on(crate::changes_command::record(&config, change));
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::SUCCESS,
         Err(Failure::Usage(e)) => {
             eprintln!("error: {e}");
             ExitCode::from(2)
@@ -113,12 +121,26 @@ impl From<gateway::keys::StoreError> for Failure {
     }
 }
 
+/// The timeline's line for a key change: its name and scopes, never the
+/// key or its hash.
+fn key_change(kind: ChangeKind, name: &KeyName, summary: String) -> ChangeEvent {
+    ChangeEvent::new(
+        chrono::Utc::now(),
+        kind,
+        "gateway",
+        crate::changes_command::cli_actor(),
+        format!("key {}", name.as_str()),
+        summary,
+    )
+}
+
+/// Does what `action` asks; returns the change to record, if any.
 async fn act(
     action: Action,
     url: &str,
     data_dir: &std::path::Path,
     pool: &kit::storage::PoolConfig,
-) -> Result<(), Failure> {
+) -> Result<Option<ChangeEvent>, Failure> {
     // Usage errors first: a typo must not create a database.
     let new = match &action {
         Action::Create {
@@ -145,7 +167,7 @@ async fn act(
     let now = chrono::Utc::now();
     match action {
         Action::Create { .. } => {
-            let Some(new) = new else { return Ok(()) };
+            let Some(new) = new else { return Ok(None) };
             let key = ApiKey::generate();
             let stored = store.create(&key, &new, now).await?;
             eprintln!(
@@ -155,6 +177,15 @@ async fn act(
                 stored.scopes.to_stored()
             );
             println!("{}", key.reveal());
+            return Ok(Some(key_change(
+                ChangeKind::KeyCreated,
+                &stored.name,
+                format!(
+                    "API key `{}` created with scopes [{}]",
+                    stored.name.as_str(),
+                    stored.scopes.to_stored()
+                ),
+            )));
         }
         Action::List => {
             println!(
@@ -184,7 +215,12 @@ async fn act(
                 )));
             }
             eprintln!("revoked key `{}`", name.as_str());
+            return Ok(Some(key_change(
+                ChangeKind::KeyRevoked,
+                &name,
+                format!("API key `{}` revoked", name.as_str()),
+            )));
         }
     }
-    Ok(())
+    Ok(None)
 }

@@ -185,7 +185,29 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
     let addr = server.local_addr();
     let supervisor = Supervisor::new();
     let platform_tasks = supervisor.for_module("platform");
-    let server = crate::mtls::secure(server, &config.tls, &platform_tasks)?;
+    // The change timeline (docs/operations/changes.md), before the modules
+    // so each records through `ports`; its writer is a platform task, so
+    // what modules record while stopping is written at the end.
+    let change_store = changes::ChangeStore::open(
+        &changes::database_url(
+            config.database_url().filter(|_| !embedded),
+            &config.data_dir,
+        ),
+        &config.changes,
+        clock.clone(),
+        &platform_tasks,
+    )
+    .await
+    .context("opening the change store")?;
+    ports.insert(change_store.recorder());
+    ports.insert(change_store.feed());
+    let server = crate::mtls::secure(
+        server,
+        &config.tls,
+        &platform_tasks,
+        change_store.recorder(),
+        clock.clone(),
+    )?;
     let url = server.url();
     // The console: bound now (a taken port fails before modules start).
     let mut console = crate::console_wiring::ConsoleWiring::bind(&config).await?;

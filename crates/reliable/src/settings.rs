@@ -96,6 +96,8 @@ macro_rules! platform_config {
             pub probes: probe::ProbesConfig,
             /// The public status page (`GET /status`) and incident notes.
             pub status: probe::StatusConfig,
+            /// The change timeline's bounds (docs/operations/changes.md).
+            pub changes: changes::ChangesConfig,
             $(
                 #[doc = concat!("The `", stringify!($name), "` module.")]
                 pub $name: <$module as kit::module::Module>::Config,
@@ -119,6 +121,7 @@ macro_rules! platform_config {
                     console: Default::default(),
                     probes: Default::default(),
                     status: Default::default(),
+                    changes: Default::default(),
                     $( $name: Default::default(), )*
                 }
             }
@@ -215,6 +218,7 @@ impl Config {
         self.console.validate()?;
         self.probes.validate()?;
         self.status.validate()?;
+        self.changes.validate()?;
         self.validate_modules()
     }
 

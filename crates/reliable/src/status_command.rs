@@ -5,7 +5,7 @@
 //! `incident` change event, with the actor `cli:$USER`.
 
 use clap::{Args, Subcommand};
-use kit::changes::{ChangeEvent, ChangeKind, ChangeRecorder};
+use kit::changes::{ChangeEvent, ChangeKind};
 use probe::incident::{Incident, IncidentUpdate, NewIncident};
 use probe::ProbeStore;
 use std::path::PathBuf;
@@ -99,7 +99,7 @@ pub fn run(args: StatusArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    match runtime.block_on(act(parsed, &url)) {
+    match runtime.block_on(act(parsed, &url, &config)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -139,7 +139,11 @@ fn parse(action: &IncidentAction) -> Result<Parsed, String> {
     })
 }
 
-async fn act(parsed: Parsed, url: &str) -> Result<ExitCode, String> {
+async fn act(
+    parsed: Parsed,
+    url: &str,
+    config: &crate::settings::Config,
+) -> Result<ExitCode, String> {
     let store = ProbeStore::open(url, &kit::storage::PoolConfig::default())
         .await
         .map_err(|e| format!("opening the probes store: {e}"))?;
@@ -148,17 +152,13 @@ async fn act(parsed: Parsed, url: &str) -> Result<ExitCode, String> {
         std::env::var("USER").unwrap_or_else(|_| "unknown".to_string())
     );
     let now = chrono::Utc::now();
-    // The same port `up` records into; the CLI wires no change store of
-    // its own yet, so until one is put into these ports this discards.
-    let ports = kit::module::Ports::new();
-    let changes = ChangeRecorder::from_ports(&ports);
     match parsed {
         Parsed::Add(new) => {
             let incident = store
                 .create_incident(&new, &actor, now)
                 .await
                 .map_err(|e| e.to_string())?;
-            changes.record(event(&incident, &actor, "opened"));
+            crate::changes_command::record(config, event(&incident, &actor, "opened")).await;
             print_one(&incident);
         }
         Parsed::Update(id, update) => {
@@ -168,7 +168,8 @@ async fn act(parsed: Parsed, url: &str) -> Result<ExitCode, String> {
                 .map_err(|e| e.to_string())?
             {
                 Some(incident) => {
-                    changes.record(event(&incident, &actor, "updated"));
+                    crate::changes_command::record(config, event(&incident, &actor, "updated"))
+                        .await;
                     print_one(&incident);
                 }
                 None => {

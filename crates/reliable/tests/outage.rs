@@ -40,8 +40,12 @@ fn bad_input_exits_2_with_a_clear_error() {
 }
 
 #[test]
-fn a_full_outage_prints_json_rows_with_its_figures() {
+fn a_full_outage_prints_json_rows_with_its_figures_and_goes_on_the_timeline() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let data_dir = data.path().to_str().expect("utf-8 path");
     let out = outage(&[
+        "--data-dir",
+        data_dir,
         "--modules",
         "shortener",
         "--fault",
@@ -65,4 +69,33 @@ fn a_full_outage_prints_json_rows_with_its_figures() {
     assert!(row["mttr_page_seconds"].as_f64().is_some(), "{row}");
     assert!(row["requests_failed"].as_u64().expect("count") > 0);
     assert_eq!(row["goal_met"], true, "{row}");
+
+    // The run is on the platform's change timeline.
+    let listed = reliable()
+        .args([
+            "changes",
+            "list",
+            "--kind",
+            "drill",
+            "--json",
+            "--data-dir",
+            data_dir,
+        ])
+        .output()
+        .expect("reliable runs");
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let changes: Value = serde_json::from_slice(&listed.stdout).expect("JSON changes");
+    let drill = &changes.as_array().expect("a list")[0];
+    assert_eq!(drill["kind"], "drill", "{changes}");
+    assert!(
+        drill["summary"]
+            .as_str()
+            .expect("summary")
+            .contains("full outage"),
+        "{drill}"
+    );
 }

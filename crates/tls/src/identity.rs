@@ -212,6 +212,17 @@ impl Identity {
     /// file is logged (once per distinct content, naming the file) and the
     /// old identity kept; the loop itself never fails.
     pub async fn watch(self: Arc<Self>, interval: Duration, stop: impl Future<Output = ()>) {
+        self.watch_notifying(interval, stop, |_| {}).await;
+    }
+
+    /// [`Self::watch`], calling `on_swap` after each swap (the platform
+    /// records it on its change timeline).
+    pub async fn watch_notifying(
+        self: Arc<Self>,
+        interval: Duration,
+        stop: impl Future<Output = ()>,
+        mut on_swap: impl FnMut(&IdentityFiles),
+    ) {
         tokio::pin!(stop);
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -231,6 +242,7 @@ impl Identity {
                         cert_file = %self.files.cert_file.display(),
                         "TLS certificate reloaded"
                     );
+                    on_swap(&self.files);
                 }
                 Err(e) => {
                     let text = e.to_string();

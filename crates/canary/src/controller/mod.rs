@@ -24,6 +24,7 @@ pub mod judging;
 mod run;
 #[cfg(test)]
 mod tests;
+mod timeline;
 
 pub use decide::{apply, decide, Look};
 pub use run::{Controller, ControllerError, RunHandle, SourceFactory, TargetFactory};

@@ -7,6 +7,7 @@ use crate::metrics::MetricsSource;
 use crate::spec::{self, CanaryPlan, RestartPolicy};
 use crate::store::{RunStore, StoredRun};
 use crate::target::{Target, TargetError};
+use kit::changes::{ChangeKind, ChangeRecorder};
 use kit::storage::StoreError;
 use kit::Clock;
 use slo::Slo;
@@ -85,6 +86,8 @@ struct Inner {
     stop: CancellationToken,
     live: Mutex<HashMap<String, RunHandle>>,
     decisions: broadcast::Sender<(String, Decision)>,
+    /// The platform's change timeline: steps, rollbacks, promotions.
+    changes: std::sync::RwLock<ChangeRecorder>,
 }
 
 /// Starts, follows, aborts, promotes and resumes canary runs.
@@ -131,8 +134,34 @@ impl Controller {
                 stop,
                 live: Mutex::new(HashMap::new()),
                 decisions,
+                changes: std::sync::RwLock::new(ChangeRecorder::discard()),
             }),
         }
+    }
+
+    /// Records steps, rollbacks and promotions on the platform's change
+    /// timeline from now on (`ChangeRecorder::from_ports` in the module).
+    pub fn record_changes(&self, recorder: ChangeRecorder) {
+        *self
+            .inner
+            .changes
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = recorder;
+    }
+
+    /// Records a canary spec read again from `watch_dir` (a
+    /// `config_reload` naming the file and the run it started).
+    pub fn note_spec_reload(&self, file: &std::path::Path, run: &RunState) {
+        note_change(
+            &self.inner,
+            run,
+            ChangeKind::ConfigReload,
+            format!(
+                "canary spec {} read from watch_dir: started run {}",
+                file.display(),
+                run.id
+            ),
+        );
     }
 
     /// Cancelled when the controller stops.
@@ -195,6 +224,15 @@ impl Controller {
             return Err(e.into());
         }
         tracing::info!(canary = %plan.name, run = %state.id, target = %state.target, weight = state.weight, "canary started");
+        note_change(
+            &self.inner,
+            &state,
+            ChangeKind::CanaryStep,
+            format!(
+                "canary {} started: {}% to the canary",
+                plan.name, state.weight
+            ),
+        );
         metrics::gauge!(WEIGHT_PERCENT, "canary" => plan.name.clone(), "target" => state.target.clone())
             .set(state.weight);
         self.spawn(plan, state.clone(), target, source, queries);
@@ -314,6 +352,7 @@ impl Controller {
         };
         state.looks += 1;
         self.inner.store.save(state, Some(&decision)).await?;
+        note_decision(&self.inner, state, &decision);
         Ok(())
     }
 
@@ -580,10 +619,32 @@ async fn record(inner: &Inner, plan: &CanaryPlan, state: &RunState, decision: &D
             tracing::info!(event = %format!("canary.{}", decision.action.as_str()), canary = %canary, run = %state.id, target = %state.target, weight = state.weight, summary = %decision.summary, "canary decision")
         }
     }
+    note_decision(inner, state, decision);
     // A store that is down loses nothing the target does not know: the
     // next save writes the latest state.
     if let Err(e) = inner.store.save(state, Some(decision)).await {
         tracing::error!(run = %state.id, error = %e, "canary state could not be saved");
     }
     let _ = inner.decisions.send((state.id.clone(), decision.clone()));
+}
+
+/// Records one change of run `state` on the platform's timeline.
+fn note_change(inner: &Inner, state: &RunState, kind: ChangeKind, summary: String) {
+    let recorder = inner
+        .changes
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    recorder.record(super::timeline::event(
+        inner.clock.now(),
+        state,
+        kind,
+        summary,
+    ));
+}
+
+fn note_decision(inner: &Inner, state: &RunState, decision: &Decision) {
+    if let Some((kind, summary)) = super::timeline::decision(state, decision) {
+        note_change(inner, state, kind, summary);
+    }
 }

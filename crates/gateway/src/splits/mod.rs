@@ -21,7 +21,8 @@
 //! - without a database, shares live in memory and a restart goes back
 //!   to the config.
 //!
-//! Each change is logged (route, old and new share, who) and counted in
+//! Each change is logged (route, old and new share, who), recorded on the
+//! platform's change timeline (`split_changed`, [`Splits::record_changes`]) and counted in
 //! `gateway_split_changes_total{gateway_route}` by the replica that made
 //! it; `gateway_canary_weight_percent{gateway_route}` is each replica's
 //! share in force.
@@ -31,12 +32,13 @@ mod store;
 pub use store::{on, SplitStore, StoredSplit};
 
 use crate::routes::Route;
+use kit::changes::{ChangeEvent, ChangeKind, ChangeRecorder};
 use kit::storage::StoreError;
 use kit::traffic::{basis_points, SplitError, SplitState};
 use kit::Clock;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// A share of 100%, in the hundredths of a percent the routes hold.
 pub const FULL_SHARE: u32 = 10_000;
@@ -103,6 +105,9 @@ pub(crate) struct Splits {
     /// One change or refresh at a time in this process, so a refresh that
     /// read the table before a change was stored cannot undo it here.
     writing: tokio::sync::Mutex<()>,
+    /// Where changes made by this replica are recorded (the platform's
+    /// change timeline; none until the module is wired).
+    changes: RwLock<ChangeRecorder>,
 }
 
 impl Splits {
@@ -140,7 +145,14 @@ impl Splits {
             store,
             clock,
             writing: tokio::sync::Mutex::new(()),
+            changes: RwLock::new(ChangeRecorder::discard()),
         }
+    }
+
+    /// Records this replica's changes to `recorder` from now on (changes
+    /// another replica made and this one only applies are that one's).
+    pub(crate) fn record_changes(&self, recorder: ChangeRecorder) {
+        *self.changes.write().unwrap_or_else(|e| e.into_inner()) = recorder;
     }
 
     fn cell(&self, name: &str) -> Result<&Cell, SplitError> {
@@ -159,11 +171,13 @@ impl Splits {
         self.cell(name).map(Cell::state)
     }
 
-    /// Stores, then applies, the canary's share of route `name`.
+    /// Stores, then applies, the canary's share of route `name`. `actor`
+    /// is who asked (`key:<name>`, `canary:<name>`), `by` that and why.
     pub(crate) async fn set(
         &self,
         name: &str,
         percent: f64,
+        actor: &str,
         by: &str,
     ) -> Result<SplitState, SplitError> {
         let cell = self.cell(name)?;
@@ -184,6 +198,7 @@ impl Splits {
             };
             store.save(&row).await.map_err(|e| unavailable(&e))?;
         }
+        let at = change.at;
         let old = cell.apply(points, change);
         if old == points {
             tracing::debug!(
@@ -201,6 +216,25 @@ impl Splits {
                 "canary split changed"
             );
             metrics::counter!(SPLIT_CHANGES_TOTAL, "gateway_route" => cell.route).increment(1);
+            let recorder = self
+                .changes
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            recorder.record(ChangeEvent::new(
+                at,
+                ChangeKind::SplitChanged,
+                crate::SERVICE,
+                actor,
+                cell.route,
+                format!(
+                    "canary share {}% -> {}% ({} over {}); {by}",
+                    self::percent(old),
+                    self::percent(points),
+                    cell.canary,
+                    cell.baseline
+                ),
+            ));
         }
         Ok(cell.state())
     }

@@ -278,3 +278,57 @@ async fn without_a_database_a_share_changes_in_memory() {
     assert_eq!(served_by(&gw, 10, None).await, (0, 10));
     assert_eq!(gw.gateway.refresh_splits().await.expect("no store"), 0);
 }
+
+#[tokio::test]
+async fn each_change_is_recorded_on_the_change_timeline_with_who_asked() {
+    use kit::changes::{ChangeKind, ChangeRecorder, MemoryChangeLog};
+    use kit::traffic::TrafficSplits;
+    let (stable, canary) = (
+        Upstream::start("stable").await,
+        Upstream::start("canary").await,
+    );
+    let db = Database::new().await;
+    let admin = db.key("ops", "admin").await;
+    let gw = spawn_gateway_with(canary_config(&stable, &canary, "web", 20), db.deps()).await;
+    let log = MemoryChangeLog::new(10);
+    gw.gateway.record_changes(ChangeRecorder(log.clone()));
+    let base = format!("http://{}", gw.addr);
+
+    let (status, _) = put_split(
+        &base,
+        "web",
+        &admin,
+        json!({"percent": 35, "reason": "more"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // The same share again is not a change.
+    put_split(&base, "web", &admin, json!({"percent": 35})).await;
+    gw.gateway
+        .set("web", 50.0, "canary web step 3: 50%")
+        .await
+        .expect("controller step");
+
+    let events: Vec<_> = log.snapshot().into_iter().map(|c| c.event).collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    let by_key = &events[0];
+    assert_eq!(by_key.kind, ChangeKind::SplitChanged);
+    assert_eq!(by_key.service, "gateway");
+    assert_eq!(by_key.actor, "key:ops");
+    assert_eq!(by_key.subject, "web");
+    assert_eq!(by_key.at, kit::Clock::now(&gw.clock));
+    assert!(
+        by_key.summary.starts_with("canary share 20% -> 35%"),
+        "{}",
+        by_key.summary
+    );
+    assert!(
+        by_key.summary.contains("key ops: more"),
+        "{}",
+        by_key.summary
+    );
+    assert!(!by_key.summary.contains(admin.reveal()));
+    let by_controller = &events[1];
+    assert_eq!(by_controller.actor, "canary:web");
+    assert!(by_controller.summary.starts_with("canary share 35% -> 50%"));
+}

@@ -272,7 +272,15 @@ async fn the_watcher_picks_up_new_files_on_its_next_tick() {
     let identity = Identity::load(pki.issue("orders")).expect("identity");
     let before = identity.current();
     let stop = stop_signal();
-    let watcher = tokio::spawn(identity.clone().watch(Duration::from_secs(10), stop.1));
+    let swaps = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = swaps.clone();
+    let watcher = tokio::spawn(identity.clone().watch_notifying(
+        Duration::from_secs(10),
+        stop.1,
+        move |_| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        },
+    ));
     let new = pki.issue_into("orders", "new", |_| {});
     std::fs::copy(&new.key_file, &identity.files().key_file).expect("key");
     std::fs::copy(&new.cert_file, &identity.files().cert_file).expect("cert");
@@ -280,6 +288,7 @@ async fn the_watcher_picks_up_new_files_on_its_next_tick() {
     tokio::time::advance(Duration::from_secs(5)).await;
     tokio::task::yield_now().await;
     assert!(Arc::ptr_eq(&identity.current(), &before));
+    assert_eq!(swaps.load(std::sync::atomic::Ordering::SeqCst), 0);
     // ...and after it, without waiting for real time.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while Arc::ptr_eq(&identity.current(), &before) {
@@ -287,6 +296,8 @@ async fn the_watcher_picks_up_new_files_on_its_next_tick() {
         tokio::time::advance(Duration::from_secs(1)).await;
         tokio::task::yield_now().await;
     }
+    // Told once, for the one swap.
+    assert_eq!(swaps.load(std::sync::atomic::Ordering::SeqCst), 1);
     let _ = stop.0.send(());
     watcher.await.expect("watcher stops");
 }
