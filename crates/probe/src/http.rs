@@ -205,12 +205,22 @@ fn cached_response(headers: &HeaderMap, tag: &str, content_type: &str, body: Byt
 
 async fn html_page(State(page): State<StatusPage>, headers: HeaderMap) -> Response {
     match page.rendered().await {
-        Ok(r) => cached_response(
-            &headers,
-            &r.html_etag,
-            "text/html; charset=utf-8",
-            r.html.clone(),
-        ),
+        Ok(r) => {
+            let mut response = cached_response(
+                &headers,
+                &r.html_etag,
+                "text/html; charset=utf-8",
+                r.html.clone(),
+            );
+            response.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(crate::page::content_security_policy()),
+            );
+            response
+                .headers_mut()
+                .insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            response
+        }
         Err(problem) => problem.into_response(),
     }
 }

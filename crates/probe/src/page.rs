@@ -19,6 +19,22 @@ h1{font-size:1.5rem}.banner{padding:.75rem 1rem;border-radius:.4rem;color:#fff;f
 .incident{border-left:3px solid #d0d7de;padding:.2rem .8rem;margin:1rem 0}.incident p{white-space:pre-wrap}\
 .meta{font-size:.85rem;color:#57606a}";
 
+/// The page's Content-Security-Policy: nothing loads, nothing runs, and
+/// only its own inline stylesheet applies (allowed by its hash, so the
+/// platform's API policy `default-src 'none'` need not be loosened).
+pub fn content_security_policy() -> &'static str {
+    static POLICY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    POLICY.get_or_init(|| {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(CSS));
+        format!(
+            "default-src 'none'; style-src 'sha256-{hash}'; base-uri 'none'; \
+             form-action 'none'; frame-ancestors 'none'"
+        )
+    })
+}
+
 /// The whole page.
 pub fn render(report: &Report) -> String {
     let markup = html! {

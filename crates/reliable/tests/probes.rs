@@ -51,8 +51,30 @@ async fn up_probes_the_redirect_path_and_serves_the_status_page() {
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["cache-control"], "public, max-age=30");
     let etag = page.headers()["etag"].to_str().unwrap().to_string();
+    // Security headers: the page's own policy lets only its inline
+    // stylesheet (by hash) apply; the platform's stack adds the rest.
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.starts_with("default-src 'none'; style-src 'sha256-"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
     let html = page.text().await.expect("html");
     assert!(html.contains("Link redirects"), "{html}");
+    // The hash in the policy is the page's stylesheet's: browsers apply it.
+    let style = html
+        .split("<style>")
+        .nth(1)
+        .and_then(|rest| rest.split("</style>").next())
+        .expect("an inline stylesheet");
+    assert_eq!(html.matches("<style>").count(), 1);
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(style));
+    assert!(csp.contains(&format!("'sha256-{hash}'")), "{csp}");
     let again = http
         .get(format!("{base}/status"))
         .header("if-none-match", &etag)
