@@ -57,7 +57,10 @@ async fn up_probes_the_redirect_path_and_serves_the_status_page() {
         .to_str()
         .unwrap()
         .to_string();
-    assert!(csp.starts_with("default-src 'none'; style-src 'sha256-"), "{csp}");
+    assert!(
+        csp.starts_with("default-src 'none'; style-src 'sha256-"),
+        "{csp}"
+    );
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(page.headers()["x-frame-options"], "DENY");
     assert_eq!(page.headers()["x-content-type-options"], "nosniff");
