@@ -193,15 +193,12 @@ fn run_outage(args: OutageArgs) -> ExitCode {
         max_recovery: args.max_recovery,
         fail_on_goal: args.fail_on_goal,
     };
-    let overrides = crate::settings::CommonFlags {
-        config: None,
-        listen: None,
-        data_dir: args.data_dir.clone(),
-        log: None,
-    }
-    .into_overrides(None);
-    let config = match crate::settings::load(args.config.as_deref(), &overrides) {
-        Ok(loaded) => loaded.config,
+    let config = match crate::settings::load_for_command(
+        args.config.as_deref(),
+        args.data_dir.clone(),
+        None,
+    ) {
+        Ok(config) => config,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);

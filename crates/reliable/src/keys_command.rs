@@ -68,15 +68,12 @@ fn rate_of(rate: Option<&str>, burst: Option<u64>) -> Result<Option<Quota>, Stri
 }
 
 pub fn run(args: KeysArgs) -> ExitCode {
-    let overrides = crate::settings::CommonFlags {
-        config: None,
-        listen: None,
-        data_dir: args.data_dir.clone(),
-        log: None,
-    }
-    .into_overrides(args.database_url.clone());
-    let config = match crate::settings::load(args.config.as_deref(), &overrides) {
-        Ok(loaded) => loaded.config,
+    let config = match crate::settings::load_for_command(
+        args.config.as_deref(),
+        args.data_dir.clone(),
+        args.database_url.clone(),
+    ) {
+        Ok(config) => config,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);

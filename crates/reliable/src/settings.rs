@@ -204,6 +204,24 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Loaded<Config>
     Ok(loaded)
 }
 
+/// The configuration a command that works on the platform's stores
+/// (`keys`, `changes`, `status`, `drill outage`) reads: the file, the
+/// environment, and its `--data-dir` / `--database-url` flags.
+pub fn load_for_command(
+    file: Option<&Path>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+) -> Result<Config, ConfigError> {
+    let overrides = CommonFlags {
+        config: None,
+        listen: None,
+        data_dir,
+        log: None,
+    }
+    .into_overrides(database_url);
+    load(file, &overrides).map(|loaded| loaded.config)
+}
+
 impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.log.trim().is_empty() {
