@@ -203,6 +203,12 @@ fn cached_response(headers: &HeaderMap, tag: &str, content_type: &str, body: Byt
     response
 }
 
+/// The public status page (HTML).
+#[utoipa::path(get, path = "/status", tag = "status",
+    responses(
+        (status = 200, description = "The page: every component's state, 90 days of uptime, incident notes.", content_type = "text/html"),
+        (status = 304, description = "Unchanged since the `ETag` sent in `If-None-Match`."),
+    ))]
 async fn html_page(State(page): State<StatusPage>, headers: HeaderMap) -> Response {
     match page.rendered().await {
         Ok(r) => {
@@ -225,6 +231,12 @@ async fn html_page(State(page): State<StatusPage>, headers: HeaderMap) -> Respon
     }
 }
 
+/// The status page's data: components, 90 days of uptime, incidents.
+#[utoipa::path(get, path = "/api/v1/status", tag = "status",
+    responses(
+        (status = 200, description = "The report the page renders.", body = crate::report::Report),
+        (status = 304, description = "Unchanged since the `ETag` sent in `If-None-Match`."),
+    ))]
 async fn json_report(State(page): State<StatusPage>, headers: HeaderMap) -> Response {
     match page.rendered().await {
         Ok(r) => cached_response(&headers, &r.json_etag, "application/json", r.json.clone()),
@@ -232,22 +244,33 @@ async fn json_report(State(page): State<StatusPage>, headers: HeaderMap) -> Resp
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A new incident note.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
+    /// A component of the status page.
     component: String,
+    /// At most 200 characters.
     title: String,
+    /// At most 5,000 characters; shown as text.
     body: Option<String>,
+    /// `investigating` (default), `identified`, `monitoring` or `resolved`.
     status: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// What changes in a note; absent fields stay.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateBody {
     title: Option<String>,
     body: Option<String>,
     status: Option<String>,
 }
+
+/// The OpenAPI document of the status page and its incident API.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(html_page, json_report, create_incident, update_incident))]
+pub struct StatusApi;
 
 async fn authorize(page: &StatusPage, headers: &HeaderMap) -> Result<String, Problem> {
     page.inner
@@ -294,6 +317,14 @@ fn record(page: &StatusPage, actor: &str, incident: &crate::incident::Incident, 
     ));
 }
 
+/// Opens an incident note (a key with the `status:write` scope).
+#[utoipa::path(post, path = "/api/v1/status/incidents", tag = "status",
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "Created; `Location` names it.", body = crate::incident::Incident),
+        (status = 422, description = "A field is invalid. Problem types: `/problems/invalid-field`.",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn create_incident(
     State(page): State<StatusPage>,
     headers: HeaderMap,
@@ -326,6 +357,18 @@ async fn create_incident(
         .into_response())
 }
 
+/// Changes an incident note's status, title or body (a key with the
+/// `status:write` scope).
+#[utoipa::path(patch, path = "/api/v1/status/incidents/{id}", tag = "status",
+    params(("id" = i64, Path, description = "The note's id")),
+    request_body = UpdateBody,
+    responses(
+        (status = 200, description = "The note as changed.", body = crate::incident::Incident),
+        (status = 404, description = "No such note. Problem types: `/problems/not-found`.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid. Problem types: `/problems/invalid-field`.",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn update_incident(
     State(page): State<StatusPage>,
     Path(id): Path<String>,

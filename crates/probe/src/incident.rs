@@ -13,7 +13,7 @@ pub const MAX_BODY_CHARS: usize = 5_000;
 pub const MAX_COMPONENT_CHARS: usize = crate::config::MAX_COMPONENT_CHARS;
 
 /// Where an incident stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum IncidentStatus {
     Investigating,
@@ -51,7 +51,8 @@ impl IncidentStatus {
 }
 
 /// A note as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = StatusIncident)]
 pub struct Incident {
     pub id: i64,
     pub component: String,

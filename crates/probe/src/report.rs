@@ -11,8 +11,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// A component's state now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = ComponentState)]
 pub enum State {
     /// Every probe's last check passed, none warned.
     Operational,
@@ -36,7 +37,8 @@ impl State {
 }
 
 /// One day's bar.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = UptimeDay)]
 pub struct Day {
     pub date: NaiveDate,
     pub checks: i64,
@@ -45,7 +47,8 @@ pub struct Day {
     pub uptime: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = StatusComponent)]
 pub struct Component {
     pub name: String,
     pub state: State,
@@ -55,7 +58,8 @@ pub struct Component {
     pub days: Vec<Day>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = StatusPageReport)]
 pub struct Report {
     pub title: String,
     pub generated_at: DateTime<Utc>,

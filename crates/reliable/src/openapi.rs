@@ -62,6 +62,11 @@ pub fn document(entries: &[&Entry]) -> OpenApi {
     doc.merge(kit::health::HealthApi::openapi());
     doc.merge(kit::metrics::MetricsApi::openapi());
     doc.merge(crate::slo_live::SloApi::openapi());
+    // The public status page runs where the public front (the gateway)
+    // does: in `up`, and in `serve` with the gateway among the targets.
+    if entries.iter().any(|e| e.declaration.fronts_others) {
+        doc.merge(probe::http::StatusApi::openapi());
+    }
     doc.merge(DocumentApi::openapi());
     kit::openapi::add_standard_responses(&mut doc);
     for entry in entries.iter().filter(|e| e.declaration.fronts_others) {
