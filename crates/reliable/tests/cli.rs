@@ -248,10 +248,14 @@ fn configuration_errors_name_the_bad_key_and_exit_2() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("unknown target `nope`"), "{stderr}");
 
+    // Without a database URL the platform's own stores (the change
+    // timeline) live under the data dir: a temporary one here.
+    let data = tempfile::tempdir().expect("temp dir");
     let mut cmd = reliable();
     cmd.args(["serve", "--target", "shortener"])
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_DATA_DIR", data.path())
         .env_remove("RELIABLE_DATABASE_URL");
     let (code, stderr) = run_to_end(cmd);
     assert_eq!(code, 1, "{stderr}");
