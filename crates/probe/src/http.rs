@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
-use kit::changes::{ChangeEvent, ChangeKind, ChangeRecorder};
+use kit::changes::ChangeRecorder;
 use kit::http::ApiJson;
 use kit::{Clock, Problem};
 use serde::Deserialize;
@@ -302,19 +302,9 @@ fn invalid(e: IncidentError) -> Problem {
 }
 
 fn record(page: &StatusPage, actor: &str, incident: &crate::incident::Incident, verb: &str) {
-    page.inner.changes.record(ChangeEvent::new(
-        incident.updated_at,
-        ChangeKind::Incident,
-        "status",
-        actor,
-        format!("incident/{}", incident.id),
-        format!(
-            "{verb} [{}] {}: {}",
-            incident.status.as_str(),
-            incident.component,
-            incident.title
-        ),
-    ));
+    page.inner
+        .changes
+        .record(incident.change_event(actor, verb));
 }
 
 /// Opens an incident note (a key with the `status:write` scope).

@@ -158,6 +158,26 @@ fn parse_body(text: &str) -> Result<String, IncidentError> {
     Ok(text.to_string())
 }
 
+impl Incident {
+    /// The change timeline's line for this note: `verb` is what happened
+    /// to it (`opened`, `updated`), `actor` who did it.
+    pub fn change_event(&self, actor: &str, verb: &str) -> kit::changes::ChangeEvent {
+        kit::changes::ChangeEvent::new(
+            self.updated_at,
+            kit::changes::ChangeKind::Incident,
+            "status",
+            actor,
+            format!("incident/{}", self.id),
+            format!(
+                "{verb} [{}] {}: {}",
+                self.status.as_str(),
+                self.component,
+                self.title
+            ),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,6 @@
 
 use clap::{Args, Subcommand};
 use kit::changes::{ChangeFeed, ChangeKind, ChangeQuery, StoredChange, MAX_PAGE};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -13,15 +12,8 @@ use std::sync::Arc;
 pub struct ChangesArgs {
     #[command(subcommand)]
     action: Action,
-    /// TOML configuration file (for `data_dir` and `database_url`).
-    #[arg(long, global = true)]
-    config: Option<PathBuf>,
-    /// Embedded state directory (key `data_dir`).
-    #[arg(long, global = true)]
-    data_dir: Option<PathBuf>,
-    /// PostgreSQL URL (prefer RELIABLE_DATABASE_URL: flags show in `ps`).
-    #[arg(long, global = true)]
-    database_url: Option<String>,
+    #[command(flatten)]
+    store: crate::settings::StoreFlags,
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,11 +94,7 @@ pub fn run(args: ChangesArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match crate::settings::load_for_command(
-        args.config.as_deref(),
-        args.data_dir.clone(),
-        args.database_url.clone(),
-    ) {
+    let config = match args.store.load() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("error: {e}");

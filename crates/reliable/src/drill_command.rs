@@ -47,14 +47,9 @@ enum DrillCommand {
 
 #[derive(Debug, Args)]
 struct OutageArgs {
-    /// Configuration file: where the change timeline the run is posted to
-    /// lives (`data_dir`, or `RELIABLE_DATABASE_URL`).
-    #[arg(long)]
-    config: Option<std::path::PathBuf>,
-    /// Embedded state directory of the platform whose timeline gets the
-    /// run (key `data_dir`).
-    #[arg(long)]
-    data_dir: Option<std::path::PathBuf>,
+    /// The platform whose change timeline gets the run.
+    #[command(flatten)]
+    store: crate::settings::StoreFlags,
     /// Modules to run, comma-separated: shortener, orders (default: both).
     #[arg(long, value_delimiter = ',')]
     modules: Vec<String>,
@@ -193,11 +188,7 @@ fn run_outage(args: OutageArgs) -> ExitCode {
         max_recovery: args.max_recovery,
         fail_on_goal: args.fail_on_goal,
     };
-    let config = match crate::settings::load_for_command(
-        args.config.as_deref(),
-        args.data_dir.clone(),
-        None,
-    ) {
+    let config = match args.store.load() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("error: {e}");

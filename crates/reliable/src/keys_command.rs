@@ -12,7 +12,6 @@ use clap::{Args, Subcommand};
 use gateway::keys::{ApiKey, KeyName, KeyStore, NewKey, Scopes};
 use kit::changes::{ChangeEvent, ChangeKind};
 use ratelimit::Quota;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -20,15 +19,8 @@ use std::sync::Arc;
 pub struct KeysArgs {
     #[command(subcommand)]
     action: Action,
-    /// TOML configuration file (for `data_dir` and `database_url`).
-    #[arg(long, global = true)]
-    config: Option<PathBuf>,
-    /// Embedded state directory (key `data_dir`).
-    #[arg(long, global = true)]
-    data_dir: Option<PathBuf>,
-    /// PostgreSQL URL (prefer RELIABLE_DATABASE_URL: flags show in `ps`).
-    #[arg(long, global = true)]
-    database_url: Option<String>,
+    #[command(flatten)]
+    store: crate::settings::StoreFlags,
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,11 +60,7 @@ fn rate_of(rate: Option<&str>, burst: Option<u64>) -> Result<Option<Quota>, Stri
 }
 
 pub fn run(args: KeysArgs) -> ExitCode {
-    let config = match crate::settings::load_for_command(
-        args.config.as_deref(),
-        args.data_dir.clone(),
-        args.database_url.clone(),
-    ) {
+    let config = match args.store.load() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("error: {e}");

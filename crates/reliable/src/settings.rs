@@ -204,22 +204,33 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Loaded<Config>
     Ok(loaded)
 }
 
-/// The configuration a command that works on the platform's stores
-/// (`keys`, `changes`, `status`, `drill outage`) reads: the file, the
-/// environment, and its `--data-dir` / `--database-url` flags.
-pub fn load_for_command(
-    file: Option<&Path>,
-    data_dir: Option<PathBuf>,
-    database_url: Option<String>,
-) -> Result<Config, ConfigError> {
-    let overrides = CommonFlags {
-        config: None,
-        listen: None,
-        data_dir,
-        log: None,
+/// The flags of a command that works on the platform's stores (`keys`,
+/// `changes`, `status`, `drill outage`): where they are.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreFlags {
+    /// TOML configuration file (for `data_dir` and `database_url`).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Embedded state directory (key `data_dir`).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (prefer RELIABLE_DATABASE_URL: flags show in `ps`).
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+}
+
+impl StoreFlags {
+    /// The configuration: the file, the environment, then these flags.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let overrides = CommonFlags {
+            config: None,
+            listen: None,
+            data_dir: self.data_dir.clone(),
+            log: None,
+        }
+        .into_overrides(self.database_url.clone());
+        load(self.config.as_deref(), &overrides).map(|loaded| loaded.config)
     }
-    .into_overrides(database_url);
-    load(file, &overrides).map(|loaded| loaded.config)
 }
 
 impl Config {

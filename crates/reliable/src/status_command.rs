@@ -5,25 +5,16 @@
 //! `incident` change event, with the actor `cli:$USER`.
 
 use clap::{Args, Subcommand};
-use kit::changes::{ChangeEvent, ChangeKind};
 use probe::incident::{Incident, IncidentUpdate, NewIncident};
 use probe::ProbeStore;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(subcommand)]
     action: Action,
-    /// TOML configuration file (for `data_dir` and `database_url`).
-    #[arg(long, global = true)]
-    config: Option<PathBuf>,
-    /// Embedded state directory (key `data_dir`).
-    #[arg(long, global = true)]
-    data_dir: Option<PathBuf>,
-    /// PostgreSQL URL (prefer RELIABLE_DATABASE_URL: flags show in `ps`).
-    #[arg(long, global = true)]
-    database_url: Option<String>,
+    #[command(flatten)]
+    store: crate::settings::StoreFlags,
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,11 +57,7 @@ enum IncidentAction {
 }
 
 pub fn run(args: StatusArgs) -> ExitCode {
-    let config = match crate::settings::load_for_command(
-        args.config.as_deref(),
-        args.data_dir.clone(),
-        args.database_url.clone(),
-    ) {
+    let config = match args.store.load() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("error: {e}");
@@ -155,7 +142,7 @@ async fn act(
                 .create_incident(&new, &actor, now)
                 .await
                 .map_err(|e| e.to_string())?;
-            crate::changes_command::record(config, event(&incident, &actor, "opened")).await;
+            crate::changes_command::record(config, incident.change_event(&actor, "opened")).await;
             print_one(&incident);
         }
         Parsed::Update(id, update) => {
@@ -165,8 +152,11 @@ async fn act(
                 .map_err(|e| e.to_string())?
             {
                 Some(incident) => {
-                    crate::changes_command::record(config, event(&incident, &actor, "updated"))
-                        .await;
+                    crate::changes_command::record(
+                        config,
+                        incident.change_event(&actor, "updated"),
+                    )
+                    .await;
                     print_one(&incident);
                 }
                 None => {
@@ -193,22 +183,6 @@ async fn act(
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn event(incident: &Incident, actor: &str, verb: &str) -> ChangeEvent {
-    ChangeEvent::new(
-        incident.updated_at,
-        ChangeKind::Incident,
-        "status",
-        actor,
-        format!("incident/{}", incident.id),
-        format!(
-            "{verb} [{}] {}: {}",
-            incident.status.as_str(),
-            incident.component,
-            incident.title
-        ),
-    )
 }
 
 fn print_one(incident: &Incident) {
