@@ -1,0 +1,1 @@
+//! Chaos experiments: see the crate docs.

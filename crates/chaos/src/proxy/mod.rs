@@ -1,0 +1,1 @@
+//! The fault proxy: see the crate docs.
