@@ -234,13 +234,14 @@ def check_secrets_and_config(objects):
     problems = []
     maps = {c["metadata"]["name"] for c in of_kind(objects, "ConfigMap")}
     secrets = {e["spec"]["target"]["name"] for e in of_kind(objects, "ExternalSecret")}
+    certificates = {c["spec"]["secretName"] for c in of_kind(objects, "Certificate")}
     for name, deployment, _ in workloads(objects):
         pod = deployment["spec"]["template"]["spec"]
         volumes = {v["name"]: v for v in pod.get("volumes", [])}
         for v in volumes.values():
             if "configMap" in v and v["configMap"]["name"] not in maps:
                 problems.append(f"{name}: volume {v['name']} names ConfigMap {v['configMap']['name']}, not in the render")
-            if "secret" in v:
+            if "secret" in v and v["secret"]["secretName"] not in certificates:
                 problems.append(f"{name}: mount secrets through the projected volume")
             for source in v.get("projected", {}).get("sources", []):
                 if "secret" in source and source["secret"]["name"] not in secrets:
@@ -260,11 +261,111 @@ def check_secrets_and_config(objects):
                 for source in v.get("projected", {}).get("sources", []):
                     for item in source.get("secret", {}).get("items", []):
                         mounted[f"{m['mountPath']}/{item['path']}"] = source["secret"]["name"]
+                if v.get("secret", {}).get("secretName") in certificates:
+                    for key in CERTIFICATE_KEYS:
+                        mounted[f"{m['mountPath']}/{key}"] = v["secret"]["secretName"]
             for e in c.get("env", []):
                 if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]:
                     problems.append(f"{name}: {e['name']} from a Secret as environment; use a *_FILE file")
                 if e["name"].endswith("_FILE") and e.get("value") not in mounted:
                     problems.append(f"{name}: {e['name']} points at {e.get('value')}, which no secret mount provides")
+    return problems
+
+
+# What cert-manager writes into a Certificate's Secret.
+CERTIFICATE_KEYS = ("tls.crt", "tls.key", "ca.crt")
+TLS_FILES = {"RELIABLE_TLS_CERT_FILE": "tls.crt", "RELIABLE_TLS_KEY_FILE": "tls.key", "RELIABLE_TLS_CA_FILE": "ca.crt"}
+PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
+
+
+def tls_modules(objects):
+    """The modules whose pods serve HTTPS (RELIABLE_TLS_CERT_FILE set)."""
+    names = set()
+    for name, deployment, _ in workloads(objects):
+        for c in deployment["spec"]["template"]["spec"]["containers"]:
+            if any(e["name"] == "RELIABLE_TLS_CERT_FILE" for e in c.get("env", [])):
+                names.add(name)
+    return names
+
+
+def gateway_pools(objects):
+    """{pool name: [endpoint, ...]} from the gateway's config file."""
+    import tomllib
+    maps = [c for c in of_kind(objects, "ConfigMap") if c["metadata"]["name"].startswith("gateway-config")]
+    if len(maps) != 1:
+        return {}
+    pools = tomllib.loads(maps[0]["data"]["gateway.toml"]).get("gateway", {}).get("pools", {})
+    return {n: p.get("endpoints", []) for n, p in pools.items()}
+
+
+def check_mtls(objects):
+    """A module with an identity (deploy/components/mtls) holds it from its
+    own cert-manager Certificate (spiffe://reliable/<module>, from the
+    platform CA), mounted as a directory; what talks to it (probes,
+    Prometheus, the gateway's pools) speaks HTTPS, and what talks to a
+    module without one does not. No mount hides inside another."""
+    problems = []
+    tls = tls_modules(objects)
+    certificates = {c["spec"]["secretName"]: c for c in of_kind(objects, "Certificate")}
+    for name, deployment, _ in workloads(objects):
+        pod = deployment["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        for c in pod["containers"]:
+            paths = [m["mountPath"].rstrip("/") for m in c.get("volumeMounts", [])]
+            for a in paths:
+                for b in paths:
+                    if a != b and b.startswith(a + "/"):
+                        problems.append(f"{name}: mount {b} is inside mount {a}")
+            want = "HTTPS" if name in tls else "HTTP"
+            for probe in PROBES:
+                got = c.get(probe, {}).get("httpGet", {}).get("scheme", "HTTP")
+                if probe in c and got != want:
+                    problems.append(f"{name}: {probe} speaks {got}, the pod serves {want}")
+            env = {e["name"]: e.get("value") for e in c.get("env", [])}
+            if name not in tls:
+                continue
+            directories = set()
+            for var, key in TLS_FILES.items():
+                path = env.get(var) or ""
+                directory, _, file = path.rpartition("/")
+                if file != key:
+                    problems.append(f"{name}: {var} is {path!r}, want <mount>/{key}")
+                directories.add(directory)
+            if env.get("RELIABLE_TLS_CLIENT_AUTH") == "required":
+                problems.append(f"{name}: client_auth required refuses the kubelet's probes")
+            mounts = [m for m in c.get("volumeMounts", []) if m["mountPath"].rstrip("/") in directories]
+            if len(directories) != 1 or len(mounts) != 1:
+                problems.append(f"{name}: the TLS files are not one mounted directory")
+                continue
+            secret = volumes.get(mounts[0]["name"], {}).get("secret", {}).get("secretName")
+            cert = certificates.get(secret)
+            if cert is None:
+                problems.append(f"{name}: its TLS volume is not a Certificate's Secret")
+                continue
+            if cert["spec"].get("uris") != [f"spiffe://reliable/{name}"]:
+                problems.append(f"{name}: Certificate {cert['metadata']['name']} is not spiffe://reliable/{name}")
+            if name not in cert["spec"].get("dnsNames", []):
+                problems.append(f"{name}: Certificate lacks the DNS name {name} the gateway dials")
+            issuer = cert["spec"].get("issuerRef", {})
+            if (issuer.get("kind"), issuer.get("name")) != ("ClusterIssuer", "reliable-ca"):
+                problems.append(f"{name}: Certificate not issued by the ClusterIssuer reliable-ca")
+            if not {"server auth", "client auth"} <= set(cert["spec"].get("usages", [])):
+                problems.append(f"{name}: Certificate not for both server and client auth")
+    for name in {n for n, _, _ in workloads(objects)}:
+        monitor = by_name(objects, "ServiceMonitor", name)
+        for endpoint in (monitor or {}).get("spec", {}).get("endpoints", []):
+            scheme = endpoint.get("scheme", "http")
+            if name in tls and (scheme != "https" or endpoint.get("tlsConfig", {}).get("serverName") != name):
+                problems.append(f"{name}: Prometheus scrapes it without HTTPS and its server name")
+            if name not in tls and scheme != "http":
+                problems.append(f"{name}: Prometheus scrapes it with {scheme}, it serves http")
+    for pool, endpoints in gateway_pools(objects).items():
+        for endpoint in endpoints:
+            host = endpoint.split("://", 1)[-1].split(":", 1)[0].split("/", 1)[0]
+            scheme = endpoint.split("://", 1)[0]
+            want = "https" if host in tls else "http"
+            if host in {n for n, _, _ in workloads(objects)} and scheme != want:
+                problems.append(f"gateway: pool {pool} reaches {host} with {scheme}, it serves {want}")
     return problems
 
 
@@ -313,4 +414,4 @@ def check_rollouts(objects):
 def all_checks(objects, env, namespace, replicas):
     return (check_containers(objects) + check_labels(objects) + check_availability(objects, replicas)
             + check_monitoring(objects) + check_secrets_and_config(objects)
-            + check_environment(objects, env, namespace) + check_rollouts(objects))
+            + check_environment(objects, env, namespace) + check_rollouts(objects) + check_mtls(objects))

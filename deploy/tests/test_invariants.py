@@ -130,6 +130,53 @@ class ChecksCatchBreakage(unittest.TestCase):
         self.assertCaught(inv.check_labels(objects), "llm: pod template has no label app.kubernetes.io/part-of")
 
 
+    def test_mtls_mixups(self):
+        objects = self.prod()
+        self.container(objects, "orders")["readinessProbe"]["httpGet"]["scheme"] = "HTTP"
+        by_name(objects, "Certificate", "shortener")["spec"]["uris"] = ["spiffe://reliable/gateway"]
+        by_name(objects, "ServiceMonitor", "llm")["spec"]["endpoints"][0].pop("tlsConfig")
+        self.container(objects, "notifier")["volumeMounts"].append({"name": "tls", "mountPath": "/tmp/tls"})
+        gateway = [c for c in of_kind(objects, "ConfigMap") if c["metadata"]["name"].startswith("gateway-config")][0]
+        gateway["data"]["gateway.toml"] = gateway["data"]["gateway.toml"].replace("https://inference", "http://inference")
+        by_name(objects, "Deployment", "canary")["spec"]["template"]["spec"]["containers"][0]["livenessProbe"][
+            "httpGet"]["scheme"] = "HTTPS"
+        problems = inv.check_mtls(objects)
+        self.assertCaught(problems, "orders: readinessProbe speaks HTTP, the pod serves HTTPS")
+        self.assertCaught(problems, "shortener: Certificate shortener is not spiffe://reliable/shortener")
+        self.assertCaught(problems, "llm: Prometheus scrapes it without HTTPS")
+        self.assertCaught(problems, "notifier: mount /tmp/tls is inside mount /tmp")
+        self.assertCaught(problems, "gateway: pool inference reaches inference with http, it serves https")
+        self.assertCaught(problems, "canary: livenessProbe speaks HTTPS, the pod serves HTTP")
+
+    def test_mtls_identity_from_elsewhere(self):
+        objects = self.prod()
+        objects.remove(by_name(objects, "Certificate", "orders"))
+        env = self.container(objects, "gateway")["env"]
+        next(e for e in env if e["name"] == "RELIABLE_TLS_KEY_FILE")["value"] = "/etc/key.pem"
+        problems = inv.check_mtls(objects)
+        self.assertCaught(problems, "orders: its TLS volume is not a Certificate's Secret")
+        self.assertCaught(problems, "gateway: RELIABLE_TLS_KEY_FILE is '/etc/key.pem'")
+        self.assertCaught(inv.check_secrets_and_config(objects), "orders: mount secrets through the projected volume")
+
+
+class MtlsComponent(unittest.TestCase):
+    def test_its_gateway_file_differs_from_the_base_only_in_the_schemes(self):
+        base = (DEPLOY / "base/gateway/gateway.toml").read_text()
+        mtls = (DEPLOY / "components/mtls/gateway.toml").read_text()
+        body = lambda text: text.split("\n\n", 1)[1]  # past the header comment
+        tls = inv.tls_modules(render("overlays/prod"))
+        self.assertEqual(tls, {"gateway", "shortener", "orders", "notifier", "inference", "llm"})
+        expected = body(base)
+        for name in tls:
+            expected = expected.replace(f'"http://{name}:', f'"https://{name}:')
+        self.assertEqual(body(mtls), expected)
+
+    def test_dev_runs_without_it_and_staging_and_prod_with_it(self):
+        self.assertEqual(inv.tls_modules(render("overlays/dev")), set())
+        for env in ("staging", "prod"):
+            self.assertEqual(len(of_kind(render(f"overlays/{env}"), "Certificate")), 6, env)
+
+
 class SettingsPassTheBinary(unittest.TestCase):
     """Each module's settings in each environment, as its pod would see them
     (the shared ConfigMap as environment, its config file, placeholder
@@ -155,9 +202,13 @@ class SettingsPassTheBinary(unittest.TestCase):
                         local = pathlib.Path(tmp, file)
                         local.write_text(data[file])
                         args += ["--config", str(local)]
+                    identity = issue_identity(binary, tmp, name) if inv.TLS_FILES.keys() & {
+                        e["name"] for e in c.get("env", [])} else {}
                     for e in c.get("env", []):
                         value = e["value"]
-                        if e["name"].endswith("_FILE"):
+                        if e["name"] in identity:
+                            value = identity[e["name"]]
+                        elif e["name"].endswith("_FILE"):
                             placeholder = pathlib.Path(tmp, pathlib.Path(value).name)
                             placeholder.write_text(placeholder_secret(e["name"]))
                             value = str(placeholder)
@@ -175,6 +226,18 @@ class SettingsPassTheBinary(unittest.TestCase):
             run = subprocess.run([binary, "config", "check", "--target", "gateway", "--config", f.name],
                                  env={"PATH": os.environ.get("PATH", "")}, capture_output=True, text=True)
             self.assertNotEqual(run.returncode, 0, run.stdout)
+
+
+def issue_identity(binary, directory, service):
+    """What cert-manager would mount for `service`, from `reliable pki`:
+    {RELIABLE_TLS_*_FILE: path}."""
+    pki = pathlib.Path(directory, "pki")
+    for args in (["pki", "init", "--dir", str(pki)],
+                 ["pki", "issue", "--service", service, "--dir", str(pki), "--out", directory]):
+        subprocess.run([binary, *args], check=True, capture_output=True)
+    return {"RELIABLE_TLS_CERT_FILE": f"{directory}/{service}.pem",
+            "RELIABLE_TLS_KEY_FILE": f"{directory}/{service}-key.pem",
+            "RELIABLE_TLS_CA_FILE": str(pki / "ca.pem")}
 
 
 def placeholder_secret(var):

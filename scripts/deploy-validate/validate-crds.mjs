@@ -55,6 +55,7 @@ const KINDS = [
   ["@kubernetes-models/kyverno", "kyverno.io/v1", ["ClusterPolicy", "Policy"]],
   ["@kubernetes-models/kyverno", "kyverno.io/v2", ["PolicyException", "CleanupPolicy", "ClusterCleanupPolicy"]],
   ["@kubernetes-models/autoscaler", "autoscaling.k8s.io/v1", ["VerticalPodAutoscaler"]],
+  ["@kubernetes-models/cert-manager", "cert-manager.io/v1", ["Certificate", "Issuer", "ClusterIssuer"]],
 ].flatMap(([pkg, apiVersion, kinds]) => kinds.map((kind) => ({ pkg, apiVersion, kind })));
 
 const key = (apiVersion, kind) => `${apiVersion} ${kind}`;
