@@ -160,6 +160,20 @@ impl Pump {
             let next_due = self.queue.front().map(|(due, _)| *due);
             let deadline = self.deadline();
             let deadline_at = deadline.as_ref().map(|(at, _)| *at);
+            // What is already due goes now: the timer wheel's millisecond
+            // ticks would add a tick per chunk to a zero delay.
+            let now = Instant::now();
+            if let Some((at, end)) = deadline {
+                if at <= now {
+                    return end;
+                }
+            }
+            if next_due.is_some_and(|due| due <= now) {
+                if let Some(end) = self.deliver(writer).await {
+                    return end;
+                }
+                continue;
+            }
             let can_read = !self.source_done && self.queued < QUEUE_CAP && !self.blackholed();
             tokio::select! {
                 biased;
@@ -171,12 +185,12 @@ impl Pump {
                         return end;
                     }
                 }
-                () = sleep_until(deadline_at.unwrap_or_else(Instant::now)), if deadline_at.is_some() => {
-                    if let Some((_, end)) = deadline {
+                () = sleep_until(deadline_at.unwrap_or(now)), if deadline_at.is_some() => {
+                    if let Some(end) = self.deadline().map(|(_, end)| end) {
                         return end;
                     }
                 }
-                () = sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
+                () = sleep_until(next_due.unwrap_or(now)), if next_due.is_some() => {
                     if let Some(end) = self.deliver(writer).await {
                         return end;
                     }
