@@ -14,12 +14,14 @@
 //! toxiproxy, performance.
 
 mod api;
+mod endpoint;
 mod error;
 mod link;
 mod proxies;
 mod pump;
 pub mod spec;
 pub mod toxic;
+mod toxic_spec;
 
 pub use api::{router, ProxyServer, VERSION};
 pub use error::ApiError;

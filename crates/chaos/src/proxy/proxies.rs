@@ -5,23 +5,19 @@
 //! resolve); connections never take it: they read their upstream and
 //! toxics from what the proxy shares with them ([`super::link::Shared`]).
 
+use super::endpoint::{bind, resolve, same_listen};
 use super::error::ApiError;
 use super::link::{accept_loop, Shared};
 use super::pump::{Chain, LiveToxic};
 use super::spec::{ProxyInfo, ProxySpec, ProxyUpdate};
 use super::toxic::{Stream, ToxicSpec};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// How long resolving an upstream's host may take at create or update.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A handle on a set of fault proxies (cheap to clone).
 #[derive(Clone)]
@@ -382,58 +378,6 @@ fn info(name: &str, entry: &Entry) -> ProxyInfo {
         upstream: entry.shared.upstream(),
         enabled: entry.enabled,
         toxics,
-    }
-}
-
-/// Whether two listen addresses are the same (`localhost:80` and
-/// `127.0.0.1:80` are not compared by resolving: only literal addresses).
-fn same_listen(current: &str, asked: &str) -> bool {
-    match (current.parse::<SocketAddr>(), asked.parse::<SocketAddr>()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => current == asked,
-    }
-}
-
-async fn bind(listen: &str) -> Result<TcpListener, ApiError> {
-    match TcpListener::bind(listen).await {
-        Ok(l) => Ok(l),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            Err(ApiError::listen_in_use(listen, &e))
-        }
-        Err(e) => Err(ApiError::bad_listen(listen, e)),
-    }
-}
-
-/// Checks that an upstream is `HOST:PORT` and that the host resolves.
-pub(crate) async fn resolve(upstream: &str) -> Result<(), ApiError> {
-    let Some((host, port)) = upstream.rsplit_once(':') else {
-        return Err(ApiError::bad_upstream(format!(
-            "{upstream:?} is not HOST:PORT"
-        )));
-    };
-    if port.parse::<u16>().is_err() {
-        return Err(ApiError::bad_upstream(format!(
-            "{upstream:?}: port {port:?} is not a number from 0 to 65535"
-        )));
-    }
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host(upstream)).await {
-        Ok(Ok(addrs)) => {
-            let mut addrs = addrs;
-            if addrs.next().is_some() {
-                Ok(())
-            } else {
-                Err(ApiError::bad_upstream(format!(
-                    "host {host:?} has no address"
-                )))
-            }
-        }
-        Ok(Err(e)) => Err(ApiError::bad_upstream(format!(
-            "host {host:?} does not resolve: {e}"
-        ))),
-        Err(_) => Err(ApiError::bad_upstream(format!(
-            "host {host:?} did not resolve within {RESOLVE_TIMEOUT:?}"
-        ))),
     }
 }
 
