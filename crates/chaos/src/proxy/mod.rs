@@ -2,7 +2,9 @@
 //! module and a dependency, driven through Shopify toxiproxy's HTTP API.
 //!
 //! - [`toxic`]: the toxic types and their attributes, parsed and
-//!   range-checked once; [`spec`]: proxies as the API takes and shows them.
+//!   range-checked once, and [`ToxicSpec`], a toxic as the API takes and
+//!   shows it; [`spec`]: proxies likewise; `endpoint`: binding listen
+//!   addresses and resolving upstreams.
 //! - [`Proxies`]: the set of proxies, changed by the API or directly from
 //!   Rust (tests put PostgreSQL, NATS, Redis or a webhook receiver behind
 //!   one without going through HTTP).
