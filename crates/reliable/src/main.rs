@@ -7,6 +7,7 @@
 mod alert_store;
 mod canary_command;
 mod changes_command;
+mod chaos_command;
 mod config_command;
 mod console_sources;
 mod console_traffic;
@@ -79,6 +80,8 @@ enum Command {
     Canary(canary_command::CanaryArgs),
     /// Drills that exercise a safety net for real and measure it.
     Drill(drill_command::DrillArgs),
+    /// Fault injection: the fault proxy (toxiproxy's API).
+    Chaos(chaos_command::ChaosArgs),
     /// The change timeline: what changed, when, by whom.
     Changes(changes_command::ChangesArgs),
     /// Manage the gateway's API keys (create prints the key once).
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
         Command::Slo(args) => return slo_command::run(args),
         Command::Canary(args) => return canary_command::run(args),
         Command::Drill(args) => return drill_command::run(args),
+        Command::Chaos(args) => return chaos_command::run(args),
         Command::Changes(args) => return changes_command::run(args),
         Command::Keys(args) => return keys_command::run(args),
         Command::Config(args) => return config_command::run(args),

@@ -12,6 +12,7 @@
 //! tests run in parallel without seeing each other's rows.
 #![forbid(unsafe_code)]
 
+pub mod fault;
 pub mod llamacpp;
 mod nats;
 pub mod openai;
@@ -20,6 +21,7 @@ pub mod redis;
 mod supervised;
 pub mod wait;
 pub mod webhook;
+pub use fault::{fault_proxy, FaultyLink};
 pub use nats::NatsServer;
 pub use wait::eventually;
 
