@@ -17,6 +17,7 @@ mod exchange;
 mod phase;
 mod schedule;
 mod timer;
+mod wire;
 mod worker;
 
 use crate::observe::Observer;
