@@ -6,14 +6,17 @@
 //! plain GET costs no rendering and no URL parsing per request.
 
 use super::client::{read_answer, Answer, Body, Connector, Http1, Http2, Origin};
+use super::wire::encode_request;
 use crate::plan::RequestPlan;
 use crate::results::{Outcome, Stats};
 use crate::scenario::{Render, State};
 use bytes::Bytes;
-use http::header::HOST;
 use http::{HeaderName, HeaderValue, Request, Uri};
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
+
+#[path = "exchange_http1.rs"]
+mod http1;
 
 /// A request with everything constant already built.
 pub(crate) struct Prepared {
@@ -24,6 +27,10 @@ pub(crate) struct Prepared {
     dynamic_headers: Vec<usize>,
     fixed_body: Option<Bytes>,
     keep_body: bool,
+    /// Checks or captures may read the response's headers.
+    keep_headers: bool,
+    /// The whole HTTP/1.1 request, when nothing in it is templated.
+    fixed_wire: Option<Vec<u8>>,
 }
 
 /// Where a request goes, parsed.
@@ -37,6 +44,10 @@ struct Target {
 }
 
 impl Target {
+    fn path_str(&self) -> &str {
+        self.path.path_and_query().map_or("/", |pq| pq.as_str())
+    }
+
     fn parse(url: &[u8]) -> Option<Self> {
         let absolute = Uri::try_from(url).ok()?;
         let origin = Origin::of(&absolute)?;
@@ -76,6 +87,23 @@ impl Prepared {
             .as_ref()
             .and_then(|b| b.as_literal())
             .map(|b| Bytes::copy_from_slice(b.as_bytes()));
+        let fixed_wire = match (&fixed_target, &plan.body, &fixed_body) {
+            (Some(target), None, _) | (Some(target), Some(_), Some(_))
+                if dynamic_headers.is_empty() =>
+            {
+                let mut out = Vec::new();
+                encode_request(
+                    &mut out,
+                    &plan.method,
+                    target.path_str(),
+                    target.host.as_bytes(),
+                    fixed_headers.iter().map(|(n, v)| (n, v.as_bytes())),
+                    fixed_body.as_deref().unwrap_or_default(),
+                );
+                Some(out)
+            }
+            _ => None,
+        };
         Self {
             plan: plan.clone(),
             fixed_target,
@@ -83,6 +111,8 @@ impl Prepared {
             dynamic_headers,
             fixed_body,
             keep_body: plan.needs_body(),
+            keep_headers: !plan.checks.is_empty() || !plan.captures.is_empty(),
+            fixed_wire,
         }
     }
 
@@ -113,6 +143,8 @@ pub(crate) struct Slot {
     http1: Vec<(Origin, Http1)>,
     http2: SharedHttp2,
     scratch: Vec<u8>,
+    /// The HTTP/1.1 request being sent, reused from one to the next.
+    out: Vec<u8>,
 }
 
 impl Slot {
@@ -122,6 +154,7 @@ impl Slot {
             http1: Vec::new(),
             http2,
             scratch: Vec::new(),
+            out: Vec::new(),
         }
     }
 
@@ -144,28 +177,43 @@ impl Slot {
         render: &mut Render<'_>,
         deadline: Instant,
     ) -> Executed {
-        let built = match self.build(request, render) {
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        let built = if self.connector.http2() {
+            self.build(request, render).map(|(t, r)| (t, Some(r)))
+        } else {
+            self.build_http1(request, render, &mut out)
+                .map(|t| (t, None))
+        };
+        let (target, request_http2) = match built {
             Ok(built) => built,
-            Err(Unsendable::EmptyPool) => return Executed::Skipped,
+            Err(Unsendable::EmptyPool) => {
+                self.out = out;
+                return Executed::Skipped;
+            }
             Err(Unsendable::BadRequest) => {
+                self.out = out;
                 return Executed::Sent {
                     outcome: Outcome::TransportError,
                     answer: None,
-                }
+                };
             }
         };
-        let (target, request_http) = built;
         let origin = &target.origin;
         let result = tokio::time::timeout_at(deadline, async {
-            if self.connector.http2() {
-                self.send_http2(origin, request_http, request.keep_body)
-                    .await
-            } else {
-                self.send_http1(origin, request_http, request.keep_body)
-                    .await
+            match request_http2 {
+                Some(request_http) => {
+                    self.send_http2(origin, request_http, request.keep_body)
+                        .await
+                }
+                None => {
+                    let bytes = request.fixed_wire.as_deref().unwrap_or(&out);
+                    self.send_http1(origin, bytes, request).await
+                }
             }
         })
         .await;
+        self.out = out;
         match result {
             Ok(Ok(answer)) => Executed::Sent {
                 outcome: Outcome::Status(answer.status),
@@ -186,22 +234,14 @@ impl Slot {
         }
     }
 
+    /// Builds an HTTP/2 request.
     fn build(
         &mut self,
         request: &Prepared,
         render: &mut Render<'_>,
     ) -> Result<(Arc<Target>, Request<Body>), Unsendable> {
         let plan = &request.plan;
-        let target = match &request.fixed_target {
-            Some(target) => target.clone(),
-            None => {
-                self.scratch.clear();
-                plan.url
-                    .render(render, &mut self.scratch)
-                    .map_err(|_| Unsendable::EmptyPool)?;
-                Arc::new(Target::parse(&self.scratch).ok_or(Unsendable::BadRequest)?)
-            }
-        };
+        let target = self.target(request, render)?;
         let body = match (&request.fixed_body, &plan.body) {
             (Some(body), _) => body.clone(),
             (None, Some(template)) => {
@@ -213,18 +253,11 @@ impl Slot {
             }
             (None, None) => Bytes::new(),
         };
-        let uri = if self.connector.http2() {
-            target.absolute.clone()
-        } else {
-            target.path.clone()
-        };
+        let uri = target.absolute.clone();
         let mut http_request = Request::new(Body::new(body));
         *http_request.method_mut() = plan.method.clone();
         *http_request.uri_mut() = uri;
         let headers = http_request.headers_mut();
-        if !self.connector.http2() {
-            headers.insert(HOST, target.host.clone());
-        }
         for (name, value) in &request.fixed_headers {
             headers.append(name.clone(), value.clone());
         }
@@ -239,47 +272,6 @@ impl Slot {
             headers.append(name.clone(), value);
         }
         Ok((target, http_request))
-    }
-
-    async fn send_http1(
-        &mut self,
-        origin: &Origin,
-        request: Request<Body>,
-        keep_body: bool,
-    ) -> Result<Answer, ()> {
-        let live = match self.http1.iter().position(|(o, _)| o == origin) {
-            Some(i) => self.http1.swap_remove(i).1,
-            None => self.connector.http1(origin).await.map_err(|_| ())?,
-        };
-        let Http1 {
-            mut sender,
-            mut driver,
-        } = live;
-        let (result, reusable) = {
-            let exchange = async {
-                sender.ready().await?;
-                let response = sender.send_request(request).await?;
-                read_answer(response, keep_body).await
-            };
-            tokio::pin!(exchange);
-            let first = tokio::select! {
-                biased;
-                result = &mut exchange => Some(result),
-                _ = driver.as_mut() => None,
-            };
-            match first {
-                Some(result) => (result, true),
-                // The server closed the connection, perhaps right after
-                // answering (`Connection: close`). The exchange settles
-                // either way: with the response already read, or an error.
-                None => (exchange.await, false),
-            }
-        };
-        let answer = result.map_err(|_| ())?;
-        if reusable && !sender.is_closed() {
-            self.http1.push((origin.clone(), Http1 { sender, driver }));
-        }
-        Ok(answer)
     }
 
     async fn http2_sender(&self, origin: &Origin) -> Result<Http2, ()> {

@@ -17,6 +17,7 @@ mod exchange;
 mod phase;
 mod schedule;
 mod timer;
+mod wire;
 mod worker;
 
 use crate::observe::Observer;
@@ -95,6 +96,11 @@ pub async fn run(
 struct Running {
     scenario: usize,
     shards: Vec<Arc<Shard>>,
+    /// Per shard, the stats swapped out of it last second, emptied and
+    /// ready to swap in again: the collector holds a shard's lock only for
+    /// a swap, never for the merge of its histograms (which takes long
+    /// enough to make the generator thread late).
+    spares: Vec<Vec<Stats>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -264,6 +270,10 @@ fn start(
     }
     Running {
         scenario: index,
+        spares: shards
+            .iter()
+            .map(|_| vec![Stats::default(); scenario.requests.len()])
+            .collect(),
         shards,
         threads: handles,
     }
@@ -293,14 +303,15 @@ fn collect(
             .all(|s| s.done.load(Ordering::SeqCst));
         let mut second: Vec<Stats> =
             vec![Stats::default(); plan.scenarios[scenario.scenario].requests.len()];
-        for shard in &scenario.shards {
+        for (shard, spare) in scenario.shards.iter().zip(scenario.spares.iter_mut()) {
             tick.in_flight += shard.in_flight.load(Ordering::Relaxed);
             tick.queued += shard.queued();
             if let Ok(mut interval) = shard.interval.lock() {
-                for (into, from) in second.iter_mut().zip(interval.iter_mut()) {
-                    into.merge(from);
-                    from.reset();
-                }
+                std::mem::swap(&mut *interval, spare);
+            }
+            for (into, from) in second.iter_mut().zip(spare.iter_mut()) {
+                into.merge(from);
+                from.reset();
             }
         }
         for (request, stats) in second.into_iter().enumerate() {
