@@ -6,6 +6,7 @@
 
 mod alert_store;
 mod canary_command;
+mod chaos_command;
 mod changes_command;
 mod config_command;
 mod console_sources;
@@ -77,6 +78,9 @@ enum Command {
     /// Progressive delivery: run a canary spec and follow its decisions,
     /// or check, list, abort and promote runs.
     Canary(canary_command::CanaryArgs),
+    /// Chaos experiments: a steady-state hypothesis checked before,
+    /// during and after faults, then rollbacks.
+    Chaos(chaos_command::ChaosArgs),
     /// Drills that exercise a safety net for real and measure it.
     Drill(drill_command::DrillArgs),
     /// The change timeline: what changed, when, by whom.
@@ -109,6 +113,7 @@ fn main() -> ExitCode {
         Command::Load(args) => return load_command::run(*args),
         Command::Slo(args) => return slo_command::run(args),
         Command::Canary(args) => return canary_command::run(args),
+        Command::Chaos(args) => return chaos_command::run(args),
         Command::Drill(args) => return drill_command::run(args),
         Command::Changes(args) => return changes_command::run(args),
         Command::Keys(args) => return keys_command::run(args),
