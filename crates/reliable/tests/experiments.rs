@@ -216,8 +216,20 @@ async fn chaos_run(file: &str, vars: Vec<(String, String)>, env: Vec<(String, St
 
 impl Outcome {
     fn journal_line(&self) -> String {
+        let last = self.journal["checks"]
+            .as_array()
+            .and_then(|c| c.last())
+            .and_then(|c| c["readings"].as_array())
+            .map(|readings| {
+                readings
+                    .iter()
+                    .map(|r| format!("{}={} {}", r["probe"], r["value"], r["detail"]))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default();
         format!(
-            "exit {} status {} after {:.1} s, {} checks, deviations {}",
+            "exit {} status {} after {:.1} s, {} checks, last check: {last}; deviations {}",
             self.code,
             self.journal["status"],
             self.journal["duration_s"].as_f64().unwrap_or(0.0),
@@ -315,7 +327,7 @@ struct Orders {
     _pg_db: String,
     _nats: testkit::NatsServer,
     receiver: Counted,
-    proxy: FaultProxy,
+    proxy: Option<FaultProxy>,
     port: u16,
     data: tempfile::TempDir,
     env: Vec<(String, String)>,
@@ -332,14 +344,21 @@ impl Orders {
     async fn start(fronted: Fronted, extra: &[(&str, &str)]) -> Self {
         let nats = testkit::NatsServer::start();
         let receiver = counted_receiver().await;
-        let proxy = FaultProxy::start().await;
-        let nats_url = match fronted {
-            Fronted::Nats => format!("nats://{}", proxy.front("nats", &host_port(&nats.url())).await),
+        let proxy = match fronted {
+            Fronted::None => None,
+            _ => Some(FaultProxy::start().await),
+        };
+        let nats_url = match (&proxy, fronted) {
+            (Some(proxy), Fronted::Nats) => {
+                format!("nats://{}", proxy.front("nats", &host_port(&nats.url())).await)
+            }
             _ => nats.url(),
         };
-        let webhook_url = match fronted {
-            Fronted::Webhook => {
-                let front = proxy.front("webhook", &host_port(receiver.receiver.url())).await;
+        let webhook_url = match (&proxy, fronted) {
+            (Some(proxy), Fronted::Webhook) => {
+                let front = proxy
+                    .front("webhook", &host_port(receiver.receiver.url()))
+                    .await;
                 format!("http://{front}/hook")
             }
             _ => receiver.receiver.url().to_string(),
@@ -395,11 +414,14 @@ impl Orders {
     }
 
     fn vars(&self) -> Vec<(String, String)> {
-        vec![
+        let mut vars = vec![
             var("orders", self.base()),
             var("receiver_stats", self.receiver.stats_url.clone()),
-            var("proxy_api", self.proxy.api.clone()),
-        ]
+        ];
+        if let Some(proxy) = &self.proxy {
+            vars.push(var("proxy_api", proxy.api.clone()));
+        }
+        vars
     }
 }
 

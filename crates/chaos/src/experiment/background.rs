@@ -56,7 +56,8 @@ impl LoadSnapshot {
 pub struct Background {
     stop: Arc<AtomicBool>,
     shared: Arc<Mutex<Accumulated>>,
-    done: tokio::sync::oneshot::Receiver<()>,
+    /// Turns true when the engine has returned.
+    done: tokio::sync::watch::Receiver<bool>,
 }
 
 struct Feed(Arc<Mutex<Accumulated>>);
@@ -91,13 +92,13 @@ impl Background {
             stop: Some(stop.clone()),
         };
         let feed = Feed(shared.clone());
-        let (tx, done) = tokio::sync::oneshot::channel();
+        let (tx, done) = tokio::sync::watch::channel(false);
         tracker.spawn(async move {
             let mut observers: Vec<Box<dyn Observer>> = vec![Box::new(feed)];
             if let Err(e) = load::run(&plan, &options, &mut observers).await {
                 tracing::warn!(error = %e, "the background load could not start");
             }
-            let _ = tx.send(());
+            let _ = tx.send(true);
         });
         Ok(Self { stop, shared, done })
     }
@@ -114,10 +115,17 @@ impl Background {
         snapshot
     }
 
+    /// Waits until the load has run its `duration` (and its last
+    /// requests have finished).
+    pub async fn finished(&self) {
+        let mut done = self.done.clone();
+        let _ = done.wait_for(|done| *done).await;
+    }
+
     /// Stops the load and waits for its last requests.
     pub async fn stop(self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = self.done.await;
+        self.finished().await;
     }
 }
 

@@ -193,8 +193,8 @@ pub struct LoadSection {
     /// scenario, replaces the rate of its constant-rate scenarios.
     pub rate: Option<f64>,
     /// How long the load runs (default: until the experiment ends); with
-    /// a scenario, replaces its scenarios' durations. A finite load lets
-    /// the after-check count what it produced.
+    /// a scenario, replaces its scenarios' durations. The after-check
+    /// waits for a finite load to end, so it counts all it did.
     pub duration: Option<DurationText>,
     /// Keep-alive connections (default 8).
     pub connections: Option<usize>,

@@ -206,6 +206,16 @@ impl Run<'_> {
         let Some(hypothesis) = &self.experiment.hypothesis else {
             return true;
         };
+        // A load with a `duration` is let finish first, so the after-check
+        // counts everything it did.
+        let finite = self.experiment.load.as_ref().is_some_and(|l| l.duration.is_some());
+        if let (true, Some(load)) = (finite, &self.load) {
+            self.say("waiting for the load to finish".to_string());
+            tokio::select! {
+                _ = self.options.cancel.cancelled() => return false,
+                _ = load.finished() => {}
+            }
+        }
         let deadline = Instant::now() + hypothesis.after_within;
         loop {
             if self.check(Phase::After).await {
