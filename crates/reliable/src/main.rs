@@ -6,8 +6,8 @@
 
 mod alert_store;
 mod canary_command;
-mod chaos_command;
 mod changes_command;
+mod chaos_command;
 mod config_command;
 mod console_sources;
 mod console_traffic;

@@ -71,10 +71,14 @@ impl FaultProxy {
         let api = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         let version = format!("{api}/version");
-        testkit::eventually("the fault proxy's API", Duration::from_secs(30), async || {
-            let ok = http.get(&version).send().await.ok()?;
-            ok.status().is_success().then_some(())
-        })
+        testkit::eventually(
+            "the fault proxy's API",
+            Duration::from_secs(30),
+            async || {
+                let ok = http.get(&version).send().await.ok()?;
+                ok.status().is_success().then_some(())
+            },
+        )
         .await;
         Self { child, api, http }
     }
@@ -267,7 +271,10 @@ async fn gateway(when_down: &str) -> Gateway {
         .env("RELIABLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
         .env("RELIABLE_DATA_DIR", data.path())
-        .env("RELIABLE_DATABASE_URL", testkit::postgres().create_database())
+        .env(
+            "RELIABLE_DATABASE_URL",
+            testkit::postgres().create_database(),
+        )
         .env("RELIABLE_REDIS_URL", format!("redis://{front}/"))
         .env("RELIABLE_GATEWAY_ANON_RATE", "100000/min,burst=10000")
         .env("RELIABLE_GATEWAY_RATE_LIMIT_WHEN_DOWN", when_down)
@@ -290,11 +297,7 @@ async fn gateway(when_down: &str) -> Gateway {
 
 async fn redis_blackhole(when_down: &str) -> Outcome {
     let gw = gateway(when_down).await;
-    let mut vars = short(&[
-        ("fault_duration", "5s"),
-        ("warmup", "2s"),
-        ("rate", "50"),
-    ]);
+    let mut vars = short(&[("fault_duration", "5s"), ("warmup", "2s"), ("rate", "50")]);
     vars.push(var("gateway", format!("http://{}", gw.app.addr)));
     vars.push(var("proxy_api", gw.proxy.api.clone()));
     chaos_run("redis-blackhole.yaml", vars, Vec::new()).await
@@ -312,7 +315,9 @@ async fn redis_blackhole_deviates_when_the_gateway_fails_closed() {
     assert_eq!(outcome.code, 1, "{}", outcome.summary());
     let probes = outcome.deviated_probes();
     assert!(
-        probes.iter().any(|p| p == "redirects-answer" || p == "error-rate"),
+        probes
+            .iter()
+            .any(|p| p == "redirects-answer" || p == "error-rate"),
         "{}",
         outcome.summary()
     );
@@ -350,7 +355,10 @@ impl Orders {
         };
         let nats_url = match (&proxy, fronted) {
             (Some(proxy), Fronted::Nats) => {
-                format!("nats://{}", proxy.front("nats", &host_port(&nats.url())).await)
+                format!(
+                    "nats://{}",
+                    proxy.front("nats", &host_port(&nats.url())).await
+                )
             }
             _ => nats.url(),
         };
@@ -455,7 +463,9 @@ async fn webhook_resets_deviate_without_retries() {
     let outcome = webhook_resets("1").await;
     assert_eq!(outcome.code, 1, "{}", outcome.summary());
     assert!(
-        outcome.deviated_probes().contains(&"dead-letters".to_string()),
+        outcome
+            .deviated_probes()
+            .contains(&"dead-letters".to_string()),
         "{}",
         outcome.summary()
     );
@@ -504,7 +514,14 @@ async fn sigkill(relay_after_restart: &str) -> Outcome {
         ("warmup", "2s"),
         ("before_kill", "3s"),
         ("load_duration", "10s"),
-        ("catch_up", if relay_after_restart == "true" { "60s" } else { "10s" }),
+        (
+            "catch_up",
+            if relay_after_restart == "true" {
+                "60s"
+            } else {
+                "10s"
+            },
+        ),
     ]);
     vars.extend(cluster.vars());
     vars.push(var("pidfile", pidfile.display().to_string()));
@@ -549,9 +566,7 @@ async fn postgres_latency(cache_capacity: &str) -> Outcome {
     let front = proxy.front("postgres", &upstream).await;
     let (host, port) = front.rsplit_once(':').expect("host:port");
     through_proxy.set_host(Some(host)).expect("host");
-    through_proxy
-        .set_port(port.parse().ok())
-        .expect("port");
+    through_proxy.set_port(port.parse().ok()).expect("port");
     let through_proxy = through_proxy.to_string();
     let data = tempfile::tempdir().expect("tempdir");
     let mut cmd = reliable();
@@ -600,7 +615,9 @@ async fn postgres_latency_deviates_without_the_cache() {
     let outcome = postgres_latency("0").await;
     assert_eq!(outcome.code, 1, "{}", outcome.summary());
     assert!(
-        outcome.deviated_probes().contains(&"redirect-p99".to_string()),
+        outcome
+            .deviated_probes()
+            .contains(&"redirect-p99".to_string()),
         "{}",
         outcome.summary()
     );

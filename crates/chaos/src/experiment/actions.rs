@@ -48,15 +48,31 @@ impl Actors {
             ActionSpec::Http(request) => self.http(request).await,
             ActionSpec::Pause(pause) => {
                 tokio::time::sleep(pause.duration.0).await;
-                Ok(format!("paused {}", humantime::format_duration(pause.duration.0)))
+                Ok(format!(
+                    "paused {}",
+                    humantime::format_duration(pause.duration.0)
+                ))
             }
         }
     }
 
-    async fn api(&self, method: &str, url: String, body: Option<serde_json::Value>) -> Result<(u16, String), String> {
-        let response = send(&self.http, method, &url, &Default::default(), body.as_ref(), None, Duration::from_secs(10))
-            .await
-            .map_err(|e| format!("toxiproxy API {url}: {e}"))?;
+    async fn api(
+        &self,
+        method: &str,
+        url: String,
+        body: Option<serde_json::Value>,
+    ) -> Result<(u16, String), String> {
+        let response = send(
+            &self.http,
+            method,
+            &url,
+            &Default::default(),
+            body.as_ref(),
+            None,
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|e| format!("toxiproxy API {url}: {e}"))?;
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         Ok((status, text))
@@ -73,23 +89,49 @@ impl Actors {
         });
         let url = format!("{api}/proxies/{}/toxics", add.proxy);
         match self.api("POST", url, Some(body)).await? {
-            (200..=299, _) => Ok(format!("toxic `{}` ({}) on proxy `{}`", add.toxic.name, add.toxic.kind, add.proxy)),
-            (status, text) => Err(format!("adding toxic `{}` to `{}`: {status} {}", add.toxic.name, add.proxy, text.trim())),
+            (200..=299, _) => Ok(format!(
+                "toxic `{}` ({}) on proxy `{}`",
+                add.toxic.name, add.toxic.kind, add.proxy
+            )),
+            (status, text) => Err(format!(
+                "adding toxic `{}` to `{}`: {status} {}",
+                add.toxic.name,
+                add.proxy,
+                text.trim()
+            )),
         }
     }
 
     async fn toxic_remove(&self, remove: &ToxicRemove) -> Result<String, String> {
-        let api = remove.api.as_deref().unwrap_or_default().trim_end_matches('/');
+        let api = remove
+            .api
+            .as_deref()
+            .unwrap_or_default()
+            .trim_end_matches('/');
         let url = format!("{api}/proxies/{}/toxics/{}", remove.proxy, remove.toxic);
         match self.api("DELETE", url, None).await? {
-            (200..=299, _) => Ok(format!("toxic `{}` removed from `{}`", remove.toxic, remove.proxy)),
-            (404, _) => Ok(format!("toxic `{}` was not on `{}`", remove.toxic, remove.proxy)),
-            (status, text) => Err(format!("removing toxic `{}`: {status} {}", remove.toxic, text.trim())),
+            (200..=299, _) => Ok(format!(
+                "toxic `{}` removed from `{}`",
+                remove.toxic, remove.proxy
+            )),
+            (404, _) => Ok(format!(
+                "toxic `{}` was not on `{}`",
+                remove.toxic, remove.proxy
+            )),
+            (status, text) => Err(format!(
+                "removing toxic `{}`: {status} {}",
+                remove.toxic,
+                text.trim()
+            )),
         }
     }
 
     async fn proxy_update(&self, update: &ProxyUpdate) -> Result<String, String> {
-        let api = update.api.as_deref().unwrap_or_default().trim_end_matches('/');
+        let api = update
+            .api
+            .as_deref()
+            .unwrap_or_default()
+            .trim_end_matches('/');
         let mut body = serde_json::Map::new();
         if let Some(enabled) = update.enabled {
             body.insert("enabled".into(), enabled.into());
@@ -104,7 +146,11 @@ impl Actors {
         let url = format!("{api}/proxies/{}", update.proxy);
         match self.api("POST", url, Some(body.into())).await? {
             (200..=299, _) => Ok(format!("proxy `{}` now {note}", update.proxy)),
-            (status, text) => Err(format!("updating proxy `{}`: {status} {}", update.proxy, text.trim())),
+            (status, text) => Err(format!(
+                "updating proxy `{}`: {status} {}",
+                update.proxy,
+                text.trim()
+            )),
         }
     }
 
@@ -115,7 +161,9 @@ impl Actors {
         if let Some(mut previous) = processes.insert(start.process.clone(), owned) {
             stop(&mut previous.child).await;
         }
-        let owned = processes.get_mut(&start.process).ok_or("process vanished")?;
+        let owned = processes
+            .get_mut(&start.process)
+            .ok_or("process vanished")?;
         wait_ready(&self.http, owned).await?;
         Ok(format!("`{}` started (pid {pid})", start.process))
     }
@@ -124,12 +172,20 @@ impl Actors {
         let pid = match (&signal.process, &signal.pidfile) {
             (Some(name), _) => {
                 let processes = self.processes.lock().await;
-                let owned = processes.get(name).ok_or_else(|| format!("no process `{name}`"))?;
-                owned.child.id().ok_or_else(|| format!("`{name}` has already exited"))?
+                let owned = processes
+                    .get(name)
+                    .ok_or_else(|| format!("no process `{name}`"))?;
+                owned
+                    .child
+                    .id()
+                    .ok_or_else(|| format!("`{name}` has already exited"))?
             }
             (None, Some(pidfile)) => {
-                let text = std::fs::read_to_string(pidfile).map_err(|e| format!("reading {pidfile}: {e}"))?;
-                text.trim().parse().map_err(|_| format!("{pidfile} holds `{}`, not a pid", text.trim()))?
+                let text = std::fs::read_to_string(pidfile)
+                    .map_err(|e| format!("reading {pidfile}: {e}"))?;
+                text.trim()
+                    .parse()
+                    .map_err(|_| format!("{pidfile} holds `{}`, not a pid", text.trim()))?
             }
             (None, None) => return Err("no process named".into()),
         };
@@ -146,7 +202,10 @@ impl Actors {
         if let Some(pid) = owned.child.id() {
             send_signal(pid, signal)?;
         }
-        if tokio::time::timeout(Duration::from_secs(30), owned.child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(30), owned.child.wait())
+            .await
+            .is_err()
+        {
             stop(&mut owned.child).await;
         }
         let spec = owned.spec.clone();
@@ -160,7 +219,10 @@ impl Actors {
         let mut file = tokio::fs::File::create(&path)
             .await
             .map_err(|e| format!("creating {}: {e}", path.display()))?;
-        self.files.lock().unwrap_or_else(PoisonError::into_inner).push(path.clone());
+        self.files
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(path.clone());
         let chunk = vec![0u8; 1 << 20];
         let mut written = 0u64;
         while written < fill.bytes {
@@ -182,7 +244,16 @@ impl Actors {
         let items = match &request.for_each {
             None => vec![None],
             Some(each) => {
-                let response = send(&self.http, "GET", &each.url, &Default::default(), None, None, timeout).await?;
+                let response = send(
+                    &self.http,
+                    "GET",
+                    &each.url,
+                    &Default::default(),
+                    None,
+                    None,
+                    timeout,
+                )
+                .await?;
                 if !response.status().is_success() {
                     return Err(format!("{} answered {}", each.url, response.status()));
                 }
@@ -209,7 +280,16 @@ impl Actors {
                 None => request.url.clone(),
             };
             let method = request.method.as_deref().unwrap_or("POST");
-            let outcome = send(&self.http, method, &url, &request.headers, request.json.as_ref(), request.body.as_deref(), timeout).await;
+            let outcome = send(
+                &self.http,
+                method,
+                &url,
+                &request.headers,
+                request.json.as_ref(),
+                request.body.as_deref(),
+                timeout,
+            )
+            .await;
             match outcome {
                 Ok(response) => {
                     let status = response.status().as_u16();
@@ -220,7 +300,10 @@ impl Actors {
                     };
                     if !expected {
                         let text = response.text().await.unwrap_or_default();
-                        failures.push(format!("{method} {url}: {status} {}", text.chars().take(200).collect::<String>()));
+                        failures.push(format!(
+                            "{method} {url}: {status} {}",
+                            text.chars().take(200).collect::<String>()
+                        ));
                     }
                 }
                 Err(e) => failures.push(format!("{method} {url}: {e}")),
@@ -229,7 +312,11 @@ impl Actors {
         if failures.is_empty() {
             Ok(format!("{count} request(s) answered as expected"))
         } else {
-            Err(format!("{} of {count} request(s) failed: {}", failures.len(), failures.join("; ")))
+            Err(format!(
+                "{} of {count} request(s) failed: {}",
+                failures.len(),
+                failures.join("; ")
+            ))
         }
     }
 
@@ -273,18 +360,28 @@ async fn wait_ready(http: &reqwest::Client, owned: &mut Owned) -> Result<(), Str
     let Some(url) = owned.spec.ready.clone() else {
         return Ok(());
     };
-    let limit = owned.spec.ready_timeout.map_or(Duration::from_secs(60), |d| d.0);
+    let limit = owned
+        .spec
+        .ready_timeout
+        .map_or(Duration::from_secs(60), |d| d.0);
     let started = Instant::now();
     loop {
         if let Ok(Some(status)) = owned.child.try_wait() {
-            return Err(format!("`{}` exited with {status} before it was ready", owned.spec.process));
+            return Err(format!(
+                "`{}` exited with {status} before it was ready",
+                owned.spec.process
+            ));
         }
         let ready = http.get(&url).timeout(Duration::from_secs(2)).send().await;
         if matches!(&ready, Ok(r) if r.status().is_success()) {
             return Ok(());
         }
         if started.elapsed() > limit {
-            return Err(format!("`{}` not ready at {url} within {}", owned.spec.process, humantime::format_duration(limit)));
+            return Err(format!(
+                "`{}` not ready at {url} within {}",
+                owned.spec.process,
+                humantime::format_duration(limit)
+            ));
         }
         // Polling a readiness endpoint, not waiting for time to pass.
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -296,7 +393,10 @@ async fn stop(child: &mut tokio::process::Child) {
     if let Some(pid) = child.id() {
         let _ = send_signal(pid, SignalName::Cont);
         let _ = send_signal(pid, SignalName::Term);
-        if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_ok() {
+        if tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .is_ok()
+        {
             return;
         }
     }

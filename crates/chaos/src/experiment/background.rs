@@ -83,7 +83,11 @@ impl Observer for Feed {
 
 impl Background {
     /// Compiles the load and starts it on `tracker`.
-    pub fn start(section: &LoadSection, base_dir: &Path, tracker: &TaskTracker) -> Result<Self, String> {
+    pub fn start(
+        section: &LoadSection,
+        base_dir: &Path,
+        tracker: &TaskTracker,
+    ) -> Result<Self, String> {
         let plan = plan(section, base_dir)?;
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Mutex::new(Accumulated::default()));
@@ -161,7 +165,8 @@ fn plan(section: &LoadSection, base_dir: &Path) -> Result<Plan, String> {
         return Err("load: give `url` or `scenario`".into());
     };
     let path = base_dir.join(scenario);
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("load.scenario: cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("load.scenario: cannot read {}: {e}", path.display()))?;
     let target = section
         .target
         .as_deref()

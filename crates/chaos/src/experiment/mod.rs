@@ -12,8 +12,8 @@
 //! (each probe's value against its tolerance, and when).
 //!
 //! Modules:
-//! - `model`: the file's types (serde + JSON Schema; their `///` docs are
-//!   the user documentation);
+//! - `model`, `kinds`, `schema`: the experiment and the file's types
+//!   (serde + JSON Schema; their `///` docs are the user documentation);
 //! - `parse`: YAML through `yamlspec` (line numbers), `${var}`
 //!   substitution (`vars`), dispatch of probes and actions by `type`;
 //! - `tolerance`: a value against its bounds;
@@ -27,12 +27,15 @@
 
 mod actions;
 mod background;
+mod checks;
 mod journal;
+mod kinds;
 mod model;
 mod parse;
 mod probes;
 mod prometheus;
 mod runner;
+mod schema;
 mod tolerance;
 mod vars;
 
@@ -40,9 +43,10 @@ mod vars;
 mod tests;
 
 pub use journal::{Journal, Status};
-pub use model::{json_schema, Experiment};
+pub use model::Experiment;
 pub use parse::{parse, parse_with_env, ExperimentError};
 pub use runner::{run, RunOptions};
+pub use schema::json_schema;
 
 /// Exit codes of `reliable chaos run`.
 pub mod exit {

@@ -5,6 +5,7 @@
 //! (a tolerance in the hypothesis, toxic attributes in range, a process
 //! named before it is started).
 
+use super::checks::{check_load, check_processes, check_tolerance, check_toxic, check_url};
 use super::model::*;
 use super::vars::{self, Vars};
 use std::collections::HashSet;
@@ -74,7 +75,11 @@ pub fn parse_with_env(
     }
     let mut root = documents.remove(0);
     let Value::Map(entries) = &mut root.value else {
-        return Err(ExperimentError::at(root.line, "", "the file must be a map (title, method, ...)"));
+        return Err(ExperimentError::at(
+            root.line,
+            "",
+            "the file must be a map (title, method, ...)",
+        ));
     };
     let configuration = entries.iter().find(|e| e.key == "configuration");
     let vars = vars::resolve(configuration.map(|e| &e.value), overrides, env)?;
@@ -89,7 +94,10 @@ pub fn parse_with_env(
     if let Some(load) = &file.load {
         check_load(load, field(&root, "load").map_or(0, |n| n.line))?;
     }
-    let hypothesis = match (&file.steady_state_hypothesis, field(&root, "steady-state-hypothesis")) {
+    let hypothesis = match (
+        &file.steady_state_hypothesis,
+        field(&root, "steady-state-hypothesis"),
+    ) {
         (Some(section), Some(node)) => Some(reader.hypothesis(section, node)?),
         _ => None,
     };
@@ -132,7 +140,7 @@ struct Reader<'a> {
 
 /// A probe or action: its `type`, its common keys, and its own fields as
 /// a map node.
-struct Step<'a> {
+pub(super) struct Step<'a> {
     path: String,
     line: usize,
     kind: String,
@@ -142,7 +150,11 @@ struct Step<'a> {
 
 fn step<'a>(node: &'a Node, path: &str, common_keys: &[&str]) -> Result<Step<'a>, ExperimentError> {
     let Value::Map(entries) = &node.value else {
-        return Err(ExperimentError::at(node.line, path, "must be a map with a `type`"));
+        return Err(ExperimentError::at(
+            node.line,
+            path,
+            "must be a map with a `type`",
+        ));
     };
     let mut kind = None;
     let mut common = Vec::new();
@@ -151,7 +163,13 @@ fn step<'a>(node: &'a Node, path: &str, common_keys: &[&str]) -> Result<Step<'a>
         if entry.key == "type" {
             match &entry.value.value {
                 Value::Scalar { text, .. } => kind = Some(text.clone()),
-                _ => return Err(ExperimentError::at(entry.line, &format!("{path}.type"), "must be a name")),
+                _ => {
+                    return Err(ExperimentError::at(
+                        entry.line,
+                        &format!("{path}.type"),
+                        "must be a name",
+                    ))
+                }
             }
         } else if common_keys.contains(&entry.key.as_str()) {
             common.push(entry);
@@ -160,7 +178,11 @@ fn step<'a>(node: &'a Node, path: &str, common_keys: &[&str]) -> Result<Step<'a>
         }
     }
     let Some(kind) = kind else {
-        return Err(ExperimentError::at(node.line, &format!("{path}.type"), "missing"));
+        return Err(ExperimentError::at(
+            node.line,
+            &format!("{path}.type"),
+            "missing",
+        ));
     };
     Ok(Step {
         path: path.to_string(),
@@ -179,12 +201,17 @@ impl Step<'_> {
         yamlspec::from_node(&self.own).map_err(spec_error(&self.path))
     }
 
-    fn common<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ExperimentError> {
+    fn common<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, ExperimentError> {
         let Some(entry) = self.common.iter().find(|e| e.key == key) else {
             return Ok(None);
         };
         let path = format!("{}.{key}", self.path);
-        yamlspec::from_node(&entry.value).map(Some).map_err(spec_error(&path))
+        yamlspec::from_node(&entry.value)
+            .map(Some)
+            .map_err(spec_error(&path))
     }
 
     fn take(&mut self, key: &str) -> Option<Entry> {
@@ -195,7 +222,7 @@ impl Step<'_> {
         Some(entries.remove(at))
     }
 
-    fn error(&self, key: &str, message: impl Into<String>) -> ExperimentError {
+    pub(super) fn error(&self, key: &str, message: impl Into<String>) -> ExperimentError {
         let path = if key.is_empty() {
             self.path.clone()
         } else {
@@ -206,10 +233,18 @@ impl Step<'_> {
 }
 
 impl Reader<'_> {
-    fn hypothesis(&self, section: &HypothesisSection, node: &Node) -> Result<Hypothesis, ExperimentError> {
+    fn hypothesis(
+        &self,
+        section: &HypothesisSection,
+        node: &Node,
+    ) -> Result<Hypothesis, ExperimentError> {
         let path = "steady-state-hypothesis.probes";
         let Some(Value::Seq(items)) = field(node, "probes").map(|n| &n.value) else {
-            return Err(ExperimentError::at(node.line, path, "must be a list of probes"));
+            return Err(ExperimentError::at(
+                node.line,
+                path,
+                "must be a list of probes",
+            ));
         };
         let mut names = HashSet::new();
         let mut probes = Vec::new();
@@ -226,7 +261,11 @@ impl Reader<'_> {
         }
         let interval = section.interval.map_or(Duration::from_secs(1), |d| d.0);
         if interval.is_zero() {
-            return Err(ExperimentError::at(node.line, "steady-state-hypothesis.interval", "must be above zero"));
+            return Err(ExperimentError::at(
+                node.line,
+                "steady-state-hypothesis.interval",
+                "must be above zero",
+            ));
         }
         Ok(Hypothesis {
             title: section.title.clone(),
@@ -236,7 +275,12 @@ impl Reader<'_> {
         })
     }
 
-    fn probe(&self, node: &Node, path: &str, in_hypothesis: bool) -> Result<Probe, ExperimentError> {
+    fn probe(
+        &self,
+        node: &Node,
+        path: &str,
+        in_hypothesis: bool,
+    ) -> Result<Probe, ExperimentError> {
         let mut step = step(node, path, &["name", "tolerance", "when"])?;
         let name: Option<String> = step.common("name")?;
         let tolerance: Option<Tolerance> = step.common("tolerance")?;
@@ -257,11 +301,17 @@ impl Reader<'_> {
                 check_url(&probe.url, &step, "url")?;
                 if let Some(pointer) = &probe.pointer {
                     if !pointer.is_empty() && !pointer.starts_with('/') {
-                        return Err(step.error("pointer", "a JSON pointer starts with `/` (e.g. `/items/0/id`)"));
+                        return Err(step.error(
+                            "pointer",
+                            "a JSON pointer starts with `/` (e.g. `/items/0/id`)",
+                        ));
                     }
                 }
                 if probe.value == Some(HttpValue::Json) && probe.pointer.is_none() {
-                    return Err(step.error("pointer", "missing: `value: json` reads the number at a pointer"));
+                    return Err(step.error(
+                        "pointer",
+                        "missing: `value: json` reads the number at a pointer",
+                    ));
                 }
                 ProbeSpec::Http(probe)
             }
@@ -280,7 +330,10 @@ impl Reader<'_> {
                 check_url(&probe.url, &step, "url")?;
                 if let Some(q) = probe.quantile {
                     if !(q > 0.0 && q < 1.0) {
-                        return Err(step.error("quantile", format!("must be between 0 and 1 (exclusive), got {q}")));
+                        return Err(step.error(
+                            "quantile",
+                            format!("must be between 0 and 1 (exclusive), got {q}"),
+                        ));
                     }
                 }
                 ProbeSpec::Metric(probe)
@@ -331,7 +384,11 @@ impl Reader<'_> {
             return Ok(Vec::new());
         };
         let Value::Seq(items) = &node.value else {
-            return Err(ExperimentError::at(node.line, path, "must be a list of actions"));
+            return Err(ExperimentError::at(
+                node.line,
+                path,
+                "must be a list of actions",
+            ));
         };
         items
             .iter()
@@ -344,7 +401,12 @@ impl Reader<'_> {
         let step = step(node, path, &["name", "pauses"])?;
         let name: Option<String> = step.common("name")?;
         let pauses: Option<Pauses> = step.common("pauses")?;
-        let api = || self.vars.get("proxy_api").unwrap_or(DEFAULT_PROXY_API).to_string();
+        let api = || {
+            self.vars
+                .get("proxy_api")
+                .unwrap_or(DEFAULT_PROXY_API)
+                .to_string()
+        };
         let spec = match step.kind.as_str() {
             "toxic.add" => {
                 let mut action: ToxicAdd = step.fields()?;
@@ -359,7 +421,8 @@ impl Reader<'_> {
             }
             "proxy.update" => {
                 let mut action: ProxyUpdate = step.fields()?;
-                if action.enabled.is_none() && action.upstream.is_none() && action.listen.is_none() {
+                if action.enabled.is_none() && action.upstream.is_none() && action.listen.is_none()
+                {
                     return Err(step.error("", "give at least one of enabled, upstream, listen"));
                 }
                 action.api = Some(action.api.unwrap_or_else(api));
@@ -378,7 +441,10 @@ impl Reader<'_> {
             "process.signal" => {
                 let action: ProcessSignal = step.fields()?;
                 if action.process.is_some() == action.pidfile.is_some() {
-                    return Err(step.error("", "give exactly one of `process` (started by this experiment) and `pidfile`"));
+                    return Err(step.error(
+                        "",
+                        "give exactly one of `process` (started by this experiment) and `pidfile`",
+                    ));
                 }
                 ActionSpec::ProcessSignal(action)
             }
@@ -405,120 +471,4 @@ impl Reader<'_> {
             pauses: pauses.unwrap_or_default(),
         })
     }
-}
-
-fn check_url(text: &str, step: &Step, key: &str) -> Result<(), ExperimentError> {
-    match url::Url::parse(text) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(()),
-        Ok(url) => Err(step.error(key, format!("`{text}`: only http:// and https:// URLs, not {}://", url.scheme()))),
-        Err(e) => Err(step.error(key, format!("`{text}` is not a URL: {e}"))),
-    }
-}
-
-fn check_tolerance(tolerance: &Tolerance, step: &Step) -> Result<(), ExperimentError> {
-    let bounds = [tolerance.min, tolerance.max, tolerance.equals, tolerance.max_increase];
-    if bounds.iter().all(Option::is_none) && tolerance.one_of.is_empty() {
-        return Err(step.error("tolerance", "give at least one of min, max, equals, one_of, max_increase"));
-    }
-    if let (Some(min), Some(max)) = (tolerance.min, tolerance.max) {
-        if min > max {
-            return Err(step.error("tolerance", format!("min {min} is above max {max}")));
-        }
-    }
-    Ok(())
-}
-
-/// The attributes each toxic type takes, as toxiproxy names them.
-fn toxic_attributes(kind: &str) -> Option<&'static [&'static str]> {
-    Some(match kind {
-        "latency" => &["latency", "jitter"],
-        "bandwidth" => &["rate"],
-        "slow_close" => &["delay"],
-        "timeout" | "reset_peer" => &["timeout"],
-        "limit_data" => &["bytes"],
-        "slicer" => &["average_size", "size_variation", "delay"],
-        "blackhole" => &[],
-        _ => return None,
-    })
-}
-
-fn check_toxic(toxic: &ToxicBody, step: &Step) -> Result<(), ExperimentError> {
-    let Some(known) = toxic_attributes(&toxic.kind) else {
-        return Err(step.error(
-            "toxic.type",
-            format!("unknown toxic type `{}` (known: latency, bandwidth, slow_close, timeout, reset_peer, limit_data, slicer, blackhole)", toxic.kind),
-        ));
-    };
-    if let Some(toxicity) = toxic.toxicity {
-        if !(0.0..=1.0).contains(&toxicity) {
-            return Err(step.error("toxic.toxicity", format!("must be between 0 and 1, got {toxicity}")));
-        }
-    }
-    for (name, value) in &toxic.attributes {
-        if !known.contains(&name.as_str()) {
-            return Err(step.error(
-                &format!("toxic.attributes.{name}"),
-                format!("`{}` takes no attribute `{name}` (it takes: {})", toxic.kind, known.join(", ")),
-            ));
-        }
-        if !(value.is_finite() && *value >= 0.0) {
-            return Err(step.error(
-                &format!("toxic.attributes.{name}"),
-                format!("must be a non-negative number, got {value}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_load(load: &LoadSection, line: usize) -> Result<(), ExperimentError> {
-    let error = |key: &str, message: &str| ExperimentError::at(line, &format!("load.{key}"), message);
-    match (&load.url, &load.scenario) {
-        (Some(_), Some(_)) | (None, None) => return Err(error("url", "give exactly one of `url` (quick mode) and `scenario`")),
-        (Some(url), None) => {
-            if url::Url::parse(url).is_err() {
-                return Err(error("url", "is not a URL"));
-            }
-            match load.rate {
-                Some(rate) if rate.is_finite() && rate > 0.0 => {}
-                _ => return Err(error("rate", "quick mode needs a positive rate (requests per second)")),
-            }
-        }
-        (None, Some(_)) => {}
-    }
-    if load.connections == Some(0) {
-        return Err(error("connections", "must be at least 1"));
-    }
-    Ok(())
-}
-
-/// A `process` named by a signal or restart must be started earlier.
-fn check_processes(method: &[Action], rollbacks: &[Action]) -> Result<(), ExperimentError> {
-    let mut started = HashSet::new();
-    for (i, action) in method.iter().chain(rollbacks).enumerate() {
-        let section = if i < method.len() {
-            format!("method[{i}]")
-        } else {
-            format!("rollbacks[{}]", i - method.len())
-        };
-        let named = match &action.spec {
-            ActionSpec::ProcessStart(start) => {
-                started.insert(start.process.clone());
-                None
-            }
-            ActionSpec::ProcessSignal(signal) => signal.process.as_ref(),
-            ActionSpec::ProcessRestart(restart) => Some(&restart.process),
-            _ => None,
-        };
-        if let Some(name) = named {
-            if !started.contains(name) {
-                return Err(ExperimentError::at(
-                    action.line,
-                    &format!("{section}.process"),
-                    format!("no `process.start` before this starts a process named `{name}`"),
-                ));
-            }
-        }
-    }
-    Ok(())
 }

@@ -23,7 +23,10 @@ pub struct Measured {
 
 impl Measured {
     fn of(value: Result<f64, String>) -> Self {
-        Self { value, detail: None }
+        Self {
+            value,
+            detail: None,
+        }
     }
 }
 
@@ -55,7 +58,8 @@ pub fn measure<'a>(probe: &'a Probe, ctx: &'a Probing<'a>) -> Boxed<'a> {
             }
             ProbeSpec::Slo(slo) => Measured::of(slo_probe(slo, ctx.http).await),
             ProbeSpec::Count(count) => {
-                let (left, right) = tokio::join!(measure(&count.left, ctx), measure(&count.right, ctx));
+                let (left, right) =
+                    tokio::join!(measure(&count.left, ctx), measure(&count.right, ctx));
                 let show_side = |m: &Measured| match &m.value {
                     Ok(v) => show(*v),
                     Err(e) => format!("error: {e}"),
@@ -70,7 +74,9 @@ pub fn measure<'a>(probe: &'a Probe, ctx: &'a Probing<'a>) -> Boxed<'a> {
                 let value = match (left.value, right.value) {
                     (Ok(l), Ok(r)) => match count.compare {
                         Compare::Difference => Ok(l - r),
-                        Compare::Ratio if r == 0.0 => Err("ratio with a right side of 0".to_string()),
+                        Compare::Ratio if r == 0.0 => {
+                            Err("ratio with a right side of 0".to_string())
+                        }
                         Compare::Ratio => Ok(l / r),
                     },
                     (Err(e), _) => Err(format!("{}: {e}", count.left.name)),
@@ -92,7 +98,9 @@ pub async fn send(
     body: Option<&str>,
     timeout: Duration,
 ) -> Result<reqwest::Response, String> {
-    let method: reqwest::Method = method.parse().map_err(|_| format!("`{method}` is not a method"))?;
+    let method: reqwest::Method = method
+        .parse()
+        .map_err(|_| format!("`{method}` is not a method"))?;
     let mut request = http.request(method, url).timeout(timeout);
     for (name, value) in headers {
         request = request.header(name, value);
@@ -124,10 +132,14 @@ pub fn number_at(body: &serde_json::Value, pointer: &str) -> Result<f64, String>
         .pointer(pointer)
         .ok_or_else(|| format!("nothing at `{pointer}` in the response"))?;
     match value {
-        serde_json::Value::Number(n) => n.as_f64().ok_or_else(|| format!("`{pointer}` is not a finite number")),
+        serde_json::Value::Number(n) => n
+            .as_f64()
+            .ok_or_else(|| format!("`{pointer}` is not a finite number")),
         serde_json::Value::Bool(b) => Ok(if *b { 1.0 } else { 0.0 }),
         serde_json::Value::Array(items) => Ok(items.len() as f64),
-        serde_json::Value::String(s) => s.parse().map_err(|_| format!("`{pointer}` is the text `{s}`, not a number")),
+        serde_json::Value::String(s) => s
+            .parse()
+            .map_err(|_| format!("`{pointer}` is the text `{s}`, not a number")),
         other => Err(format!("`{pointer}` is {other}, not a number")),
     }
 }
@@ -146,7 +158,11 @@ async fn http_probe(probe: &HttpProbe, http: &reqwest::Client) -> Result<f64, St
     )
     .await?;
     let status = response.status().as_u16();
-    let value = probe.value.unwrap_or(if probe.pointer.is_some() { HttpValue::Json } else { HttpValue::Status });
+    let value = probe.value.unwrap_or(if probe.pointer.is_some() {
+        HttpValue::Json
+    } else {
+        HttpValue::Status
+    });
     match value {
         HttpValue::Status => Ok(f64::from(status)),
         HttpValue::LatencyMs => {
@@ -157,7 +173,10 @@ async fn http_probe(probe: &HttpProbe, http: &reqwest::Client) -> Result<f64, St
             if !response.status().is_success() {
                 return Err(format!("status {status}"));
             }
-            let body: serde_json::Value = response.json().await.map_err(|e| format!("not JSON: {}", describe(&e)))?;
+            let body: serde_json::Value = response
+                .json()
+                .await
+                .map_err(|e| format!("not JSON: {}", describe(&e)))?;
             number_at(&body, probe.pointer.as_deref().unwrap_or(""))
         }
     }
@@ -175,17 +194,30 @@ fn load_probe(probe: &LoadProbe, load: Option<&LoadSnapshot>) -> Result<f64, Str
         LoadScope::Window => &snapshot.window,
         LoadScope::Run => &snapshot.run,
     };
-    background::value(probe.metric, probe.status, stats).ok_or_else(|| background::NO_DATA.to_string())
+    background::value(probe.metric, probe.status, stats)
+        .ok_or_else(|| background::NO_DATA.to_string())
 }
 
 async fn metric_probe(probe: &MetricProbe, key: &str, ctx: &Probing<'_>) -> Result<f64, String> {
-    let response = send(ctx.http, "GET", &probe.url, &Default::default(), None, None, Duration::from_secs(5)).await?;
+    let response = send(
+        ctx.http,
+        "GET",
+        &probe.url,
+        &Default::default(),
+        None,
+        None,
+        Duration::from_secs(5),
+    )
+    .await?;
     if !response.status().is_success() {
         return Err(format!("{} answered {}", probe.url, response.status()));
     }
     let text = response.text().await.map_err(|e| describe(&e))?;
     let samples = prometheus::samples(&text);
-    let mut firsts = ctx.firsts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut firsts = ctx
+        .firsts
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     match probe.quantile {
         Some(q) => {
             let buckets = prometheus::buckets(&samples, &probe.metric, &probe.labels);
@@ -193,21 +225,33 @@ async fn metric_probe(probe: &MetricProbe, key: &str, ctx: &Probing<'_>) -> Resu
                 return Err(format!("no `{}_bucket` series", probe.metric));
             }
             let buckets = if probe.delta {
-                match firsts.entry(key.to_string()).or_insert_with(|| First::Buckets(buckets.clone())) {
+                match firsts
+                    .entry(key.to_string())
+                    .or_insert_with(|| First::Buckets(buckets.clone()))
+                {
                     First::Buckets(first) => prometheus::subtract(&buckets, first),
                     First::Value(_) => buckets,
                 }
             } else {
                 buckets
             };
-            prometheus::quantile(q, &buckets).ok_or_else(|| format!("`{}` has no observations", probe.metric))
+            prometheus::quantile(q, &buckets)
+                .ok_or_else(|| format!("`{}` has no observations", probe.metric))
         }
         None => {
             // A counter not yet incremented is often absent: read it as 0
             // when the metric family is declared.
             let value = prometheus::sum(&samples, &probe.metric, &probe.labels)
-                .or_else(|| text.contains(&format!("# TYPE {} ", probe.metric)).then_some(0.0))
-                .ok_or_else(|| format!("no `{}` series with labels {:?}", probe.metric, probe.labels))?;
+                .or_else(|| {
+                    text.contains(&format!("# TYPE {} ", probe.metric))
+                        .then_some(0.0)
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "no `{}` series with labels {:?}",
+                        probe.metric, probe.labels
+                    )
+                })?;
             if !probe.delta {
                 return Ok(value);
             }
@@ -221,7 +265,16 @@ async fn metric_probe(probe: &MetricProbe, key: &str, ctx: &Probing<'_>) -> Resu
 
 async fn slo_probe(probe: &SloProbe, http: &reqwest::Client) -> Result<f64, String> {
     let url = format!("{}/api/v1/slo/status", probe.url.trim_end_matches('/'));
-    let response = send(http, "GET", &url, &Default::default(), None, None, Duration::from_secs(5)).await?;
+    let response = send(
+        http,
+        "GET",
+        &url,
+        &Default::default(),
+        None,
+        None,
+        Duration::from_secs(5),
+    )
+    .await?;
     if !response.status().is_success() {
         return Err(format!("{url} answered {}", response.status()));
     }
@@ -230,7 +283,11 @@ async fn slo_probe(probe: &SloProbe, http: &reqwest::Client) -> Result<f64, Stri
         .as_array()
         .and_then(|slos| slos.iter().find(|s| s["id"] == probe.slo.as_str()))
         .ok_or_else(|| format!("no SLO `{}` in {url}", probe.slo))?;
-    let field = |name: &str| slo[name].as_f64().ok_or_else(|| format!("SLO `{}` has no data for `{name}` yet", probe.slo));
+    let field = |name: &str| {
+        slo[name]
+            .as_f64()
+            .ok_or_else(|| format!("SLO `{}` has no data for `{name}` yet", probe.slo))
+    };
     match probe.value {
         SloValue::Sli => field("sli"),
         SloValue::BudgetRemaining => field("budget_remaining"),

@@ -25,7 +25,11 @@ fn sample(line: &str) -> Option<Sample> {
     let (name, labels, rest) = match line.find('{') {
         Some(open) => {
             let close = line.rfind('}')?;
-            (&line[..open], labels(&line[open + 1..close])?, &line[close + 1..])
+            (
+                &line[..open],
+                labels(&line[open + 1..close])?,
+                &line[close + 1..],
+            )
         }
         None => {
             let space = line.find(char::is_whitespace)?;
@@ -66,7 +70,10 @@ fn labels(text: &str) -> Option<BTreeMap<String, String>> {
             }
         };
         labels.insert(key, value);
-        rest = after[end + 1..].trim_start().trim_start_matches(',').trim_start();
+        rest = after[end + 1..]
+            .trim_start()
+            .trim_start_matches(',')
+            .trim_start();
     }
     Some(labels)
 }
@@ -79,7 +86,10 @@ fn matches(sample: &Sample, want: &BTreeMap<String, String>) -> bool {
 pub fn sum(samples: &[Sample], name: &str, want: &BTreeMap<String, String>) -> Option<f64> {
     let mut found = false;
     let mut total = 0.0;
-    for s in samples.iter().filter(|s| s.name == name && matches(s, want)) {
+    for s in samples
+        .iter()
+        .filter(|s| s.name == name && matches(s, want))
+    {
         found = true;
         total += s.value;
     }
@@ -91,7 +101,10 @@ pub fn sum(samples: &[Sample], name: &str, want: &BTreeMap<String, String>) -> O
 pub fn buckets(samples: &[Sample], name: &str, want: &BTreeMap<String, String>) -> Vec<(f64, f64)> {
     let bucket = format!("{name}_bucket");
     let mut by_le: Vec<(f64, f64)> = Vec::new();
-    for s in samples.iter().filter(|s| s.name == bucket && matches(s, want)) {
+    for s in samples
+        .iter()
+        .filter(|s| s.name == bucket && matches(s, want))
+    {
         let Some(le) = s.labels.get("le").and_then(|le| parse_le(le)) else {
             continue;
         };
@@ -117,7 +130,10 @@ pub fn subtract(buckets: &[(f64, f64)], earlier: &[(f64, f64)]) -> Vec<(f64, f64
     buckets
         .iter()
         .map(|(le, count)| {
-            let before = earlier.iter().find(|(b, _)| b == le).map_or(0.0, |(_, c)| *c);
+            let before = earlier
+                .iter()
+                .find(|(b, _)| b == le)
+                .map_or(0.0, |(_, c)| *c);
             (*le, (count - before).max(0.0))
         })
         .collect()
@@ -173,9 +189,15 @@ d_bucket{route="/b",le="+Inf"} 0
         let s = samples(TEXT);
         let none = BTreeMap::new();
         assert_eq!(sum(&s, "orders_created_total", &none), Some(42.0));
-        assert_eq!(sum(&s, "notifier_delivery_attempts_total", &none), Some(18.0));
+        assert_eq!(
+            sum(&s, "notifier_delivery_attempts_total", &none),
+            Some(18.0)
+        );
         let webhook = BTreeMap::from([("channel".to_string(), "webhook".to_string())]);
-        assert_eq!(sum(&s, "notifier_delivery_attempts_total", &webhook), Some(13.0));
+        assert_eq!(
+            sum(&s, "notifier_delivery_attempts_total", &webhook),
+            Some(13.0)
+        );
         assert_eq!(sum(&s, "missing", &none), None);
     }
 

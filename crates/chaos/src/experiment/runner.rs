@@ -99,7 +99,12 @@ pub async fn run(experiment: &Experiment, options: RunOptions) -> Journal {
         journal: Mutex::new(journal),
     };
     run.run().await;
-    let Run { load, journal, started, .. } = run;
+    let Run {
+        load,
+        journal,
+        started,
+        ..
+    } = run;
     if let Some(load) = load {
         load.stop().await;
     }
@@ -127,8 +132,16 @@ impl Run<'_> {
 
     async fn run(&self) {
         let cancel = &self.options.cancel;
-        if let Some(warmup) = self.experiment.load.as_ref().map(|l| l.warmup.map_or(Duration::from_secs(2), |d| d.0)) {
-            self.say(format!("load warming up for {}", humantime::format_duration(warmup)));
+        if let Some(warmup) = self
+            .experiment
+            .load
+            .as_ref()
+            .map(|l| l.warmup.map_or(Duration::from_secs(2), |d| d.0))
+        {
+            self.say(format!(
+                "load warming up for {}",
+                humantime::format_duration(warmup)
+            ));
             tokio::select! {
                 _ = cancel.cancelled() => {}
                 _ = tokio::time::sleep(warmup) => {}
@@ -178,7 +191,11 @@ impl Run<'_> {
         let actions = async {
             for action in &self.experiment.method {
                 if let Err(e) = self.act(action, "method").await {
-                    return MethodEnd::Failed(format!("{} ({}): {e}", action.name, action.spec.kind()));
+                    return MethodEnd::Failed(format!(
+                        "{} ({}): {e}",
+                        action.name,
+                        action.spec.kind()
+                    ));
                 }
             }
             MethodEnd::Done
@@ -208,7 +225,11 @@ impl Run<'_> {
         };
         // A load with a `duration` is let finish first, so the after-check
         // counts everything it did.
-        let finite = self.experiment.load.as_ref().is_some_and(|l| l.duration.is_some());
+        let finite = self
+            .experiment
+            .load
+            .as_ref()
+            .is_some_and(|l| l.duration.is_some());
         if let (true, Some(load)) = (finite, &self.load) {
             self.say("waiting for the load to finish".to_string());
             tokio::select! {
@@ -225,7 +246,9 @@ impl Run<'_> {
                 let mut journal = self.journal();
                 let last = journal.checks.last().cloned();
                 if let Some(last) = last {
-                    journal.deviations.extend(last.readings.into_iter().filter(|r| !r.ok));
+                    journal
+                        .deviations
+                        .extend(last.readings.into_iter().filter(|r| !r.ok));
                 }
                 return false;
             }
@@ -293,7 +316,12 @@ impl Run<'_> {
                 continue;
             }
             let tolerance = probe.tolerance.clone().unwrap_or_default();
-            let baseline = self.baselines.lock().unwrap_or_else(PoisonError::into_inner).get(&probe.name).copied();
+            let baseline = self
+                .baselines
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&probe.name)
+                .copied();
             let (value, error, ok, why) = match measured.value {
                 Ok(value) => match tolerance.check(value, baseline) {
                     Ok(()) => (Some(value), None, true, None),
@@ -303,7 +331,10 @@ impl Run<'_> {
             };
             if phase == Phase::Before {
                 if let Some(value) = value {
-                    self.baselines.lock().unwrap_or_else(PoisonError::into_inner).insert(probe.name.clone(), value);
+                    self.baselines
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(probe.name.clone(), value);
                 }
             }
             let reading = Reading {
@@ -321,12 +352,23 @@ impl Run<'_> {
             readings.push(reading);
         }
         let ok = readings.iter().all(|r| r.ok);
-        self.say(format!("{} check: {}", phase_name(phase), if ok { "ok" } else { "DEVIATED" }));
+        self.say(format!(
+            "{} check: {}",
+            phase_name(phase),
+            if ok { "ok" } else { "DEVIATED" }
+        ));
         let mut journal = self.journal();
         if !ok && phase != Phase::After {
-            journal.deviations.extend(readings.iter().filter(|r| !r.ok).cloned());
+            journal
+                .deviations
+                .extend(readings.iter().filter(|r| !r.ok).cloned());
         }
-        journal.checks.push(Check { phase, at_s, ok, readings });
+        journal.checks.push(Check {
+            phase,
+            at_s,
+            ok,
+            readings,
+        });
         ok
     }
 }

@@ -55,17 +55,29 @@ fn a_valid_file_reads_with_its_variables() {
     let experiment = parse_text(VALID).expect("valid");
     let hypothesis = experiment.hypothesis.as_ref().expect("hypothesis");
     assert_eq!(hypothesis.interval, std::time::Duration::from_millis(500));
-    let model::ProbeSpec::Http(http) = &hypothesis.probes[0].spec else { panic!("http") };
-    assert_eq!(http.url, "http://127.0.0.1:9/readyz", "env wins over the default");
+    let model::ProbeSpec::Http(http) = &hypothesis.probes[0].spec else {
+        panic!("http")
+    };
+    assert_eq!(
+        http.url, "http://127.0.0.1:9/readyz",
+        "env wins over the default"
+    );
     assert_eq!(hypothesis.probes[1].when, vec![model::Phase::After]);
-    let model::ActionSpec::ToxicAdd(add) = &experiment.method[0].spec else { panic!("toxic.add") };
+    let model::ActionSpec::ToxicAdd(add) = &experiment.method[0].spec else {
+        panic!("toxic.add")
+    };
     assert_eq!(add.toxic.attributes["latency"], 200.0);
     assert_eq!(add.api.as_deref(), Some("http://127.0.0.1:8474"));
-    assert_eq!(experiment.method[0].pauses.after.map(|d| d.0), Some(std::time::Duration::from_millis(10)));
+    assert_eq!(
+        experiment.method[0].pauses.after.map(|d| d.0),
+        Some(std::time::Duration::from_millis(10))
+    );
     // --var overrides configuration.
     let vars = [("latency".to_string(), "5".to_string())];
     let experiment = parse_with_env(VALID, Path::new("."), &vars, &env).expect("valid");
-    let model::ActionSpec::ToxicAdd(add) = &experiment.method[0].spec else { panic!("toxic.add") };
+    let model::ActionSpec::ToxicAdd(add) = &experiment.method[0].spec else {
+        panic!("toxic.add")
+    };
     assert_eq!(add.toxic.attributes["latency"], 5.0);
 }
 
@@ -73,15 +85,60 @@ fn a_valid_file_reads_with_its_variables() {
 #[test]
 fn bad_inputs_name_their_line_and_field() {
     let cases: &[(&str, &str, usize, &str)] = &[
-        ("type: toxic.add", "type: toxic.addd", 23, "unknown action type `toxic.addd`"),
-        ("type: count", "type: counter", 16, "unknown probe type `counter`"),
-        ("      tolerance: {one_of: [200]}\n", "", 12, "a probe in the hypothesis needs a tolerance"),
-        ("jitter: 0", "jitter: -5", 23, "must be a non-negative number, got -5"),
-        ("type: latency,", "type: latency, toxicity: 1.5,", 23, "toxic.toxicity: must be between 0 and 1, got 1.5"),
-        ("type: latency,", "type: nosuch,", 23, "unknown toxic type `nosuch`"),
-        ("    proxy: postgres\n    toxic: {", "    proxy: postgres\n    proxie: x\n    toxic: {", 26, "method[0].proxie: unknown field `proxie`"),
-        ("${service}/readyz", "${servise}/readyz", 14, "`${servise}` is not defined"),
-        ("title: it answers", "title: it answers\n  intervall: 1s", 10, "unknown field `intervall`"),
+        (
+            "type: toxic.add",
+            "type: toxic.addd",
+            23,
+            "unknown action type `toxic.addd`",
+        ),
+        (
+            "type: count",
+            "type: counter",
+            16,
+            "unknown probe type `counter`",
+        ),
+        (
+            "      tolerance: {one_of: [200]}\n",
+            "",
+            12,
+            "a probe in the hypothesis needs a tolerance",
+        ),
+        (
+            "jitter: 0",
+            "jitter: -5",
+            23,
+            "must be a non-negative number, got -5",
+        ),
+        (
+            "type: latency,",
+            "type: latency, toxicity: 1.5,",
+            23,
+            "toxic.toxicity: must be between 0 and 1, got 1.5",
+        ),
+        (
+            "type: latency,",
+            "type: nosuch,",
+            23,
+            "unknown toxic type `nosuch`",
+        ),
+        (
+            "    proxy: postgres\n    toxic: {",
+            "    proxy: postgres\n    proxie: x\n    toxic: {",
+            26,
+            "method[0].proxie: unknown field `proxie`",
+        ),
+        (
+            "${service}/readyz",
+            "${servise}/readyz",
+            14,
+            "`${servise}` is not defined",
+        ),
+        (
+            "title: it answers",
+            "title: it answers\n  intervall: 1s",
+            10,
+            "unknown field `intervall`",
+        ),
         ("interval: 500ms", "interval: 500", 10, "not a duration"),
     ];
     for (from, to, line, message) in cases {
@@ -97,18 +154,28 @@ fn bad_inputs_name_their_line_and_field() {
 
 #[test]
 fn other_refusals() {
-    let minimal = "title: t\nmethod:\n  - type: process.signal\n    process: db\n    signal: STOP\n";
+    let minimal =
+        "title: t\nmethod:\n  - type: process.signal\n    process: db\n    signal: STOP\n";
     let error = parse_text(minimal).expect_err("unknown process");
-    assert!(error.to_string().contains("no `process.start` before"), "{error}");
+    assert!(
+        error.to_string().contains("no `process.start` before"),
+        "{error}"
+    );
     let error = parse_text("title: t\nmethod:\n  - type: pause\n").expect_err("no duration");
     assert!(error.to_string().contains("duration"), "{error}");
     let error = parse_text("title: t\nmethod:\n  - name: x\n").expect_err("no type");
     assert_eq!(error.path, "method[0].type");
     let error = parse_text("title: t\nsteady-state-hypothesis:\n  title: x\n  probes:\n    - {type: load, metric: p99_ms, tolerance: {max: 1}}\n")
         .expect_err("no load section");
-    assert!(error.to_string().contains("needs a `load` section"), "{error}");
+    assert!(
+        error.to_string().contains("needs a `load` section"),
+        "{error}"
+    );
     let error = parse_text("title: t\nbogus: 1\n").expect_err("unknown top-level key");
-    assert!(error.to_string().contains("unknown field `bogus`"), "{error}");
+    assert!(
+        error.to_string().contains("unknown field `bogus`"),
+        "{error}"
+    );
     let vars = [("bad name".to_string(), "1".to_string())];
     assert!(parse_with_env("title: t\n", Path::new("."), &vars, &env).is_err());
 }
@@ -123,13 +190,23 @@ struct Fake {
 
 async fn fake() -> (String, Arc<Fake>) {
     let state = Arc::new(Fake::default());
-    async fn add(State(s): State<Arc<Fake>>, UrlPath(p): UrlPath<String>, Json(body): Json<serde_json::Value>) -> StatusCode {
+    async fn add(
+        State(s): State<Arc<Fake>>,
+        UrlPath(p): UrlPath<String>,
+        Json(body): Json<serde_json::Value>,
+    ) -> StatusCode {
         let name = body["name"].as_str().unwrap_or_default().to_string();
-        s.requests.lock().unwrap().push(format!("add {p} {name} {}", body["attributes"]));
+        s.requests
+            .lock()
+            .unwrap()
+            .push(format!("add {p} {name} {}", body["attributes"]));
         s.toxics.lock().unwrap().push(name);
         StatusCode::OK
     }
-    async fn remove(State(s): State<Arc<Fake>>, UrlPath((p, t)): UrlPath<(String, String)>) -> StatusCode {
+    async fn remove(
+        State(s): State<Arc<Fake>>,
+        UrlPath((p, t)): UrlPath<(String, String)>,
+    ) -> StatusCode {
         s.requests.lock().unwrap().push(format!("remove {p} {t}"));
         let mut toxics = s.toxics.lock().unwrap();
         match toxics.iter().position(|n| n == &t) {
@@ -148,7 +225,9 @@ async fn fake() -> (String, Arc<Fake>) {
         }
     }
     async fn count(State(s): State<Arc<Fake>>) -> Json<serde_json::Value> {
-        Json(serde_json::json!({"n": s.toxics.lock().unwrap().len(), "items": [{"id": 1}, {"id": 2}]}))
+        Json(
+            serde_json::json!({"n": s.toxics.lock().unwrap().len(), "items": [{"id": 1}, {"id": 2}]}),
+        )
     }
     async fn replay(State(s): State<Arc<Fake>>, UrlPath(id): UrlPath<String>) -> StatusCode {
         s.requests.lock().unwrap().push(format!("replay {id}"));
@@ -197,12 +276,21 @@ async fn a_hypothesis_that_holds_exits_0() {
     let journal = run(&experiment(&base, "slow"), RunOptions::default()).await;
     assert_eq!(journal.status, Status::Ok, "{}", journal.render());
     assert_eq!(journal.exit_code(), exit::OK);
-    assert!(journal.checks.iter().any(|c| c.phase == model::Phase::During));
+    assert!(journal
+        .checks
+        .iter()
+        .any(|c| c.phase == model::Phase::During));
     let requests = fake.requests.lock().unwrap().clone();
     assert_eq!(requests[0], "add db slow {\"latency\":10.0}");
-    assert!(requests.contains(&"replay 1".to_string()) && requests.contains(&"replay 2".to_string()));
+    assert!(
+        requests.contains(&"replay 1".to_string()) && requests.contains(&"replay 2".to_string())
+    );
     // The rollback found nothing to remove: not an error.
-    assert!(journal.activities.iter().all(|a| a.ok), "{}", journal.render());
+    assert!(
+        journal.activities.iter().all(|a| a.ok),
+        "{}",
+        journal.render()
+    );
 }
 
 #[tokio::test]
@@ -212,9 +300,16 @@ async fn a_deviation_stops_the_method_runs_rollbacks_and_exits_1() {
     assert_eq!(journal.status, Status::Deviated, "{}", journal.render());
     assert_eq!(journal.exit_code(), exit::DEVIATED);
     let deviation = &journal.deviations[0];
-    assert_eq!((deviation.probe.as_str(), deviation.value), ("health", Some(503.0)));
+    assert_eq!(
+        (deviation.probe.as_str(), deviation.value),
+        ("health", Some(503.0))
+    );
     assert_eq!(deviation.phase, model::Phase::During);
-    assert!(journal.render().contains("health (during"), "{}", journal.render());
+    assert!(
+        journal.render().contains("health (during"),
+        "{}",
+        journal.render()
+    );
     // The method stopped before its own removal; the rollback removed it.
     let rollback = journal.activities.last().unwrap();
     assert_eq!((rollback.section, rollback.ok), ("rollbacks", true));
@@ -235,7 +330,11 @@ async fn a_failed_action_aborts_with_3_and_still_rolls_back() {
     fake.toxics.lock().unwrap().push("slow".into());
     let journal = run(&experiment, RunOptions::default()).await;
     assert_eq!(journal.exit_code(), exit::ABORTED, "{}", journal.render());
-    assert!(journal.error.as_deref().unwrap_or_default().contains("toxiproxy API"));
+    assert!(journal
+        .error
+        .as_deref()
+        .unwrap_or_default()
+        .contains("toxiproxy API"));
     assert!(fake.toxics.lock().unwrap().is_empty(), "the rollback ran");
 }
 
@@ -249,7 +348,12 @@ async fn an_interrupted_run_rolls_back_and_exits_130() {
     testkit_like_wait(|| !fake.toxics.lock().unwrap().is_empty()).await;
     cancel.cancel();
     let journal = run.await.unwrap();
-    assert_eq!(journal.exit_code(), exit::INTERRUPTED, "{}", journal.render());
+    assert_eq!(
+        journal.exit_code(),
+        exit::INTERRUPTED,
+        "{}",
+        journal.render()
+    );
     assert!(fake.toxics.lock().unwrap().is_empty(), "the rollback ran");
 }
 
@@ -281,12 +385,25 @@ method:
     );
     let journal = run(&parse_text(&text).unwrap(), RunOptions::default()).await;
     assert_eq!(journal.status, Status::Ok, "{}", journal.render());
-    assert!(journal.activities[4].note.contains("3000000 bytes"), "{}", journal.render());
-    assert!(!dir.path().join("chaos-fill").exists(), "removed at the end");
-    assert!(journal.clean_up.iter().any(|n| n.contains("stopped `sleeper`")));
+    assert!(
+        journal.activities[4].note.contains("3000000 bytes"),
+        "{}",
+        journal.render()
+    );
+    assert!(
+        !dir.path().join("chaos-fill").exists(),
+        "removed at the end"
+    );
+    assert!(journal
+        .clean_up
+        .iter()
+        .any(|n| n.contains("stopped `sleeper`")));
 }
 
-const SCHEMA_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../experiments/experiment.schema.json");
+const SCHEMA_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../experiments/experiment.schema.json"
+);
 
 /// The checked-in schema is what editors load; `UPDATE_SCHEMA=1 cargo
 /// test -p reliable-chaos schema` rewrites it.

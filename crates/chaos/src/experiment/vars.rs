@@ -138,7 +138,9 @@ pub fn substitute(node: &mut Node, vars: &Vars, path: &str) -> Result<(), Experi
             if text.contains("${") {
                 // `"${rate}"` (quoted, as a flow map needs) is typed by
                 // the variable's value, like an unquoted `${rate}`.
-                let whole = text.starts_with("${") && text.ends_with('}') && text.matches("${").count() == 1;
+                let whole = text.starts_with("${")
+                    && text.ends_with('}')
+                    && text.matches("${").count() == 1;
                 *text = expand(text, vars).map_err(|m| ExperimentError::at(line, path, m))?;
                 if whole {
                     *quoted = false;
