@@ -21,7 +21,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use support::{reliable, start, Running, SECRET};
 use testkit::webhook::Receiver;
@@ -45,42 +45,26 @@ fn short(vars: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `reliable chaos proxy` on a free port, driven over its HTTP API.
+/// The fault proxy (`chaos::proxy`, what `reliable chaos proxy` serves)
+/// in this test's runtime, driven only over its HTTP API, as the
+/// experiments drive it.
 struct FaultProxy {
-    child: Child,
+    _server: chaos::proxy::ProxyServer,
     api: String,
     http: reqwest::Client,
 }
 
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl FaultProxy {
     async fn start() -> Self {
-        let port = testkit::free_port();
-        let child = reliable()
-            .args(["chaos", "proxy", "--listen", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn reliable chaos proxy");
-        let api = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        let version = format!("{api}/version");
-        testkit::eventually(
-            "the fault proxy's API",
-            Duration::from_secs(30),
-            async || {
-                let ok = http.get(&version).send().await.ok()?;
-                ok.status().is_success().then_some(())
-            },
-        )
-        .await;
-        Self { child, api, http }
+        let server = chaos::proxy::ProxyServer::start("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("start the fault proxy");
+        let api = server.url();
+        Self {
+            _server: server,
+            api,
+            http: reqwest::Client::new(),
+        }
     }
 
     /// A proxy named `name` in front of `upstream` (`host:port`); returns
