@@ -22,7 +22,6 @@ use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 use support::{reliable, start, Running, SECRET};
 use testkit::webhook::Receiver;
 
