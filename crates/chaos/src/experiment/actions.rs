@@ -39,6 +39,7 @@ impl Actors {
     pub async fn run(&self, action: &ActionSpec) -> Result<String, String> {
         match action {
             ActionSpec::ToxicAdd(add) => self.toxic_add(add).await,
+            ActionSpec::ToxicUpdate(update) => self.toxic_update(update).await,
             ActionSpec::ToxicRemove(remove) => self.toxic_remove(remove).await,
             ActionSpec::ProxyUpdate(update) => self.proxy_update(update).await,
             ActionSpec::ProcessStart(start) => self.start(start).await,
@@ -97,6 +98,34 @@ impl Actors {
                 "adding toxic `{}` to `{}`: {status} {}",
                 add.toxic.name,
                 add.proxy,
+                text.trim()
+            )),
+        }
+    }
+
+    async fn toxic_update(&self, update: &ToxicAdd) -> Result<String, String> {
+        let api = update
+            .api
+            .as_deref()
+            .unwrap_or_default()
+            .trim_end_matches('/');
+        let body = serde_json::json!({
+            "toxicity": update.toxic.toxicity.unwrap_or(1.0),
+            "attributes": update.toxic.attributes,
+        });
+        let url = format!(
+            "{api}/proxies/{}/toxics/{}",
+            update.proxy, update.toxic.name
+        );
+        match self.api("POST", url, Some(body)).await? {
+            (200..=299, _) => Ok(format!(
+                "toxic `{}` on `{}` updated",
+                update.toxic.name, update.proxy
+            )),
+            (status, text) => Err(format!(
+                "updating toxic `{}` on `{}`: {status} {}",
+                update.toxic.name,
+                update.proxy,
                 text.trim()
             )),
         }

@@ -197,6 +197,19 @@ pub struct ToxicBody {
     pub attributes: BTreeMap<String, f64>,
 }
 
+/// `repeat`: run an action again, e.g. `toxic.update` every second to
+/// redraw which connections a toxic affects (a toxic's toxicity is drawn
+/// per connection, so long-lived pooled connections would otherwise keep
+/// their first draw).
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Repeat {
+    /// How many times the action runs in all.
+    pub count: u32,
+    /// The wait between two runs.
+    pub every: DurationText,
+}
+
 /// `type: toxic.remove`: `DELETE {api}/proxies/{proxy}/toxics/{toxic}`;
 /// a toxic that is not there is not an error.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

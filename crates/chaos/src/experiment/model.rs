@@ -70,11 +70,15 @@ pub struct Action {
     pub line: usize,
     pub spec: ActionSpec,
     pub pauses: Pauses,
+    pub repeat: Option<Repeat>,
 }
 
 #[derive(Debug, Clone)]
 pub enum ActionSpec {
     ToxicAdd(ToxicAdd),
+    /// `POST {api}/proxies/{proxy}/toxics/{name}`: new attributes and
+    /// toxicity (every connection draws again).
+    ToxicUpdate(ToxicAdd),
     ToxicRemove(ToxicRemove),
     ProxyUpdate(ProxyUpdate),
     ProcessStart(ProcessStart),
@@ -89,6 +93,7 @@ impl ActionSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             ActionSpec::ToxicAdd(_) => "toxic.add",
+            ActionSpec::ToxicUpdate(_) => "toxic.update",
             ActionSpec::ToxicRemove(_) => "toxic.remove",
             ActionSpec::ProxyUpdate(_) => "proxy.update",
             ActionSpec::ProcessStart(_) => "process.start",

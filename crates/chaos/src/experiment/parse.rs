@@ -45,7 +45,7 @@ impl ExperimentError {
 
 const DEFAULT_PROXY_API: &str = "http://127.0.0.1:8474";
 const PROBE_TYPES: &str = "http, load, metric, slo, count";
-const ACTION_TYPES: &str = "toxic.add, toxic.remove, proxy.update, process.start, process.signal, process.restart, disk.fill, http, pause";
+const ACTION_TYPES: &str = "toxic.add, toxic.update, toxic.remove, proxy.update, process.start, process.signal, process.restart, disk.fill, http, pause";
 
 /// Parses `text`; `${var}`s come from `configuration` (environment read
 /// from the process) and `overrides` (`--var`).
@@ -398,9 +398,10 @@ impl Reader<'_> {
     }
 
     fn action(&self, node: &Node, path: &str) -> Result<Action, ExperimentError> {
-        let step = step(node, path, &["name", "pauses"])?;
+        let step = step(node, path, &["name", "pauses", "repeat"])?;
         let name: Option<String> = step.common("name")?;
         let pauses: Option<Pauses> = step.common("pauses")?;
+        let repeat: Option<Repeat> = step.common("repeat")?;
         let api = || {
             self.vars
                 .get("proxy_api")
@@ -413,6 +414,12 @@ impl Reader<'_> {
                 check_toxic(&action.toxic, &step)?;
                 action.api = Some(action.api.unwrap_or_else(api));
                 ActionSpec::ToxicAdd(action)
+            }
+            "toxic.update" => {
+                let mut action: ToxicAdd = step.fields()?;
+                check_toxic(&action.toxic, &step)?;
+                action.api = Some(action.api.unwrap_or_else(api));
+                ActionSpec::ToxicUpdate(action)
             }
             "toxic.remove" => {
                 let mut action: ToxicRemove = step.fields()?;
@@ -469,6 +476,7 @@ impl Reader<'_> {
             line: step.line,
             spec,
             pauses: pauses.unwrap_or_default(),
+            repeat,
         })
     }
 }

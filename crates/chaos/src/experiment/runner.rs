@@ -259,11 +259,27 @@ impl Run<'_> {
         }
     }
 
-    /// One action with its pauses; recorded in the journal.
+    /// One action with its pauses and repeats; recorded in the journal.
     async fn act(&self, action: &Action, section: &'static str) -> Result<(), String> {
         if let Some(before) = action.pauses.before {
             tokio::time::sleep(before.0).await;
         }
+        let (count, every) = action
+            .repeat
+            .map_or((1, Duration::ZERO), |r| (r.count.max(1), r.every.0));
+        for i in 0..count {
+            if i > 0 {
+                tokio::time::sleep(every).await;
+            }
+            self.act_once(action, section).await?;
+        }
+        if let Some(after) = action.pauses.after {
+            tokio::time::sleep(after.0).await;
+        }
+        Ok(())
+    }
+
+    async fn act_once(&self, action: &Action, section: &'static str) -> Result<(), String> {
         let started_s = self.at();
         let outcome = self.actors.run(&action.spec).await;
         let (ok, note) = match &outcome {
@@ -285,11 +301,7 @@ impl Run<'_> {
             ok,
             note,
         });
-        outcome?;
-        if let Some(after) = action.pauses.after {
-            tokio::time::sleep(after.0).await;
-        }
-        Ok(())
+        outcome.map(|_| ())
     }
 
     /// Checks every probe meant for `phase`; records the check. Before and

@@ -14,6 +14,7 @@ pub struct ActionCommon {
     /// Shown in the journal (default: the type).
     pub name: Option<String>,
     pub pauses: Option<Pauses>,
+    pub repeat: Option<Repeat>,
 }
 
 /// Fields every probe has besides its own.
@@ -48,6 +49,7 @@ macro_rules! tagged_schema {
 
 tagged_schema!(ActionSchema, ActionCommon, {
     "toxic.add" => ToxicAdd(ToxicAdd),
+    "toxic.update" => ToxicUpdate(ToxicAdd),
     "toxic.remove" => ToxicRemove(ToxicRemove),
     "proxy.update" => ProxyUpdate(ProxyUpdate),
     "process.start" => ProcessStart(ProcessStart),
