@@ -78,6 +78,9 @@ enum Command {
     /// Progressive delivery: run a canary spec and follow its decisions,
     /// or check, list, abort and promote runs.
     Canary(canary_command::CanaryArgs),
+    /// Chaos experiments: a steady-state hypothesis checked before,
+    /// during and after faults, then rollbacks.
+    Chaos(chaos_command::ChaosArgs),
     /// Drills that exercise a safety net for real and measure it.
     Drill(drill_command::DrillArgs),
     /// Fault injection: the fault proxy (toxiproxy's API).
@@ -112,6 +115,7 @@ fn main() -> ExitCode {
         Command::Load(args) => return load_command::run(*args),
         Command::Slo(args) => return slo_command::run(args),
         Command::Canary(args) => return canary_command::run(args),
+        Command::Chaos(args) => return chaos_command::run(args),
         Command::Drill(args) => return drill_command::run(args),
         Command::Chaos(args) => return chaos_command::run(args),
         Command::Changes(args) => return changes_command::run(args),
