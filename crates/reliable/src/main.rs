@@ -78,13 +78,12 @@ enum Command {
     /// Progressive delivery: run a canary spec and follow its decisions,
     /// or check, list, abort and promote runs.
     Canary(canary_command::CanaryArgs),
-    /// Chaos experiments: a steady-state hypothesis checked before,
-    /// during and after faults, then rollbacks.
+    /// Fault injection: the fault proxy (toxiproxy's API) and chaos
+    /// experiments (a steady-state hypothesis checked before, during and
+    /// after faults, then rollbacks).
     Chaos(chaos_command::ChaosArgs),
     /// Drills that exercise a safety net for real and measure it.
     Drill(drill_command::DrillArgs),
-    /// Fault injection: the fault proxy (toxiproxy's API).
-    Chaos(chaos_command::ChaosArgs),
     /// The change timeline: what changed, when, by whom.
     Changes(changes_command::ChangesArgs),
     /// Manage the gateway's API keys (create prints the key once).
@@ -117,7 +116,6 @@ fn main() -> ExitCode {
         Command::Canary(args) => return canary_command::run(args),
         Command::Chaos(args) => return chaos_command::run(args),
         Command::Drill(args) => return drill_command::run(args),
-        Command::Chaos(args) => return chaos_command::run(args),
         Command::Changes(args) => return changes_command::run(args),
         Command::Keys(args) => return keys_command::run(args),
         Command::Config(args) => return config_command::run(args),

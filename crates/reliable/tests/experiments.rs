@@ -93,8 +93,15 @@ struct Counted {
     stats_url: String,
 }
 
-async fn counted_receiver() -> Counted {
-    let receiver = Receiver::start(SECRET).await;
+/// `close_connections`: every answer says `Connection: close`, so each
+/// delivery opens its own connection through the fault proxy, whose
+/// toxicity is drawn per connection (see `Receiver::start_closing`).
+async fn counted_receiver(close_connections: bool) -> Counted {
+    let receiver = if close_connections {
+        Receiver::start_closing(SECRET).await
+    } else {
+        Receiver::start(SECRET).await
+    };
     let app = Router::new()
         .route("/stats", get(stats))
         .with_state(receiver.clone());
@@ -331,7 +338,7 @@ enum Fronted {
 impl Orders {
     async fn start(fronted: Fronted, extra: &[(&str, &str)]) -> Self {
         let nats = testkit::NatsServer::start();
-        let receiver = counted_receiver().await;
+        let receiver = counted_receiver(fronted == Fronted::Webhook).await;
         let proxy = match fronted {
             Fronted::None => None,
             _ => Some(FaultProxy::start().await),
@@ -427,7 +434,8 @@ async fn webhook_resets(max_attempts: &str) -> Outcome {
     let _app = start(cluster.command());
     let mut vars = short(&[
         ("warmup", "2s"),
-        ("fault_seconds", "6"),
+        ("fault_duration", "6s"),
+        ("max_dead_letters", "6"),
         ("load_duration", "10s"),
         ("catch_up", "30s"),
     ]);
@@ -441,11 +449,6 @@ async fn webhook_resets_hold_with_retries_and_replay() {
     assert_eq!(outcome.code, 0, "{}", outcome.summary());
 }
 
-// Not reliable yet: the proxy draws toxicity per connection and the
-// notifier keeps its connections alive, so with max_attempts = 1 a run
-// sometimes gets fewer failed deliveries than the bound (seen: 6 dead
-// letters in one run, 0 in the next). Run it with `--ignored`.
-#[ignore = "flaky: the resets reach too few deliveries in some runs"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_resets_deviate_without_retries() {
     let outcome = webhook_resets("1").await;
@@ -542,7 +545,7 @@ async fn sigkill_deviates_when_the_restart_has_no_relay() {
 
 async fn postgres_latency(cache_capacity: &str) -> Outcome {
     let nats = testkit::NatsServer::start();
-    let receiver = counted_receiver().await;
+    let receiver = counted_receiver(false).await;
     let proxy = FaultProxy::start().await;
     let database_url = testkit::postgres().create_database();
     let mut through_proxy = url::Url::parse(&database_url).expect("database URL");

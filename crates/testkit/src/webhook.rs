@@ -43,6 +43,19 @@ pub struct Receiver {
 impl Receiver {
     /// Starts the receiver on the current Tokio runtime.
     pub async fn start(secret: &str) -> Self {
+        Self::serve(secret, false).await
+    }
+
+    /// Starts a receiver that answers every request with `Connection:
+    /// close`, as receivers behind some load balancers and serverless
+    /// endpoints do: each delivery then comes on a connection of its own,
+    /// so a fault drawn per connection (a fault proxy's toxicity) is drawn
+    /// per delivery.
+    pub async fn start_closing(secret: &str) -> Self {
+        Self::serve(secret, true).await
+    }
+
+    async fn serve(secret: &str, close_connections: bool) -> Self {
         let inner = Arc::new(Inner {
             secret: secret.to_string(),
             ..Default::default()
@@ -53,9 +66,20 @@ impl Receiver {
         let addr = listener
             .local_addr()
             .unwrap_or_else(|e| panic!("receiver address: {e}"));
-        let app = Router::new()
+        let mut app = Router::new()
             .route("/hook", post(receive))
             .with_state(inner.clone());
+        if close_connections {
+            app = app.layer(axum::middleware::map_response(
+                |mut response: axum::response::Response| async move {
+                    response.headers_mut().insert(
+                        axum::http::header::CONNECTION,
+                        axum::http::HeaderValue::from_static("close"),
+                    );
+                    response
+                },
+            ));
+        }
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
