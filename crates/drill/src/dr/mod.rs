@@ -46,7 +46,7 @@ pub enum DrEngine {
 }
 
 /// One run of the drill.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DrDrill {
     /// Links seeded (each with one visit).
     pub links: u64,

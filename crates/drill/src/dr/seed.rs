@@ -108,8 +108,8 @@ pub(super) async fn seed(
 async fn execute(pool: &Pool, sql: &str, n: i64, now: i64, table: &str) -> Result<(), DrError> {
     let what = format!("seeding {table}");
     let result = match &pool {
-        Pool::Sqlite(p) => sqlx::query(sql).bind(n).bind(now).execute(p).await,
-        Pool::Postgres(p) => sqlx::query(sql).bind(n).bind(now).execute(p).await,
+        Pool::Sqlite(p) => sqlx::query(sql).bind(n).bind(now).execute(p).await.map(|_| ()),
+        Pool::Postgres(p) => sqlx::query(sql).bind(n).bind(now).execute(p).await.map(|_| ()),
     };
     result.map_err(|e| DrError::setup(&what, e))?;
     Ok(())
