@@ -162,8 +162,11 @@ fn verify_tar(path: &Path) -> Result<Manifest, BackupError> {
         BackupError::NotABackup { why, .. } => not_a_backup(why),
         other => other,
     })?;
-    let mut expected: HashMap<&str, &manifest::FileEntry> =
-        manifest.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let mut expected: HashMap<&str, &manifest::FileEntry> = manifest
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f))
+        .collect();
     for entry in entries {
         let mut entry = entry.map_err(|e| damaged(&path.display().to_string(), &e.to_string()))?;
         let name = entry

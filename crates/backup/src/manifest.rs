@@ -103,8 +103,8 @@ impl Manifest {
         };
         let text = std::fs::read_to_string(&path)
             .map_err(|e| not_a_backup(format!("cannot read {FILE}: {e}")))?;
-        let manifest: Self = serde_json::from_str(&text)
-            .map_err(|e| not_a_backup(format!("{FILE}: {e}")))?;
+        let manifest: Self =
+            serde_json::from_str(&text).map_err(|e| not_a_backup(format!("{FILE}: {e}")))?;
         if manifest.format != FORMAT {
             return Err(not_a_backup(format!(
                 "{FILE}: format {} (this binary reads format {FORMAT})",

@@ -101,12 +101,17 @@ async fn version(conn: &mut PgConnection, module: &str) -> Result<Option<i64>, B
     ))
     .fetch_one(&mut *conn)
     .await
-    .map_err(BackupError::db(format!("{module}: reading _sqlx_migrations")))?;
+    .map_err(BackupError::db(format!(
+        "{module}: reading _sqlx_migrations"
+    )))?;
     Ok(Some(version.unwrap_or(0)))
 }
 
 /// The module's tables, each after the tables its foreign keys name.
-async fn tables_in_order(conn: &mut PgConnection, module: &str) -> Result<Vec<String>, BackupError> {
+async fn tables_in_order(
+    conn: &mut PgConnection,
+    module: &str,
+) -> Result<Vec<String>, BackupError> {
     let what = || format!("{module}: listing tables");
     let mut pending: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -170,13 +175,14 @@ async fn copy_out(
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| CopyError::Db(BackupError::db(what())(e)))?;
-        (1..=count.max(1)).map(|i| i.to_string()).collect::<Vec<_>>()
+        (1..=count.max(1))
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
     } else {
         key.iter().map(|k| format!("\"{k}\"")).collect()
     };
     let order = format!("ORDER BY {}", order.join(", "));
-    let statement =
-        format!("COPY (SELECT * FROM \"{module}\".\"{table}\" {order}) TO STDOUT");
+    let statement = format!("COPY (SELECT * FROM \"{module}\".\"{table}\" {order}) TO STDOUT");
     let mut rows = Rows::default();
     let mut stream = conn
         .copy_out_raw(&statement)
@@ -277,8 +283,13 @@ pub(crate) async fn restore(
                 .map_err(BackupError::db(format!("{name}: emptying the new tables")))?;
         }
         for table in &module.tables {
-            copy_in(&mut tx, name, &table.name, &dir.join(name).join(format!("{}.copy", table.name)))
-                .await?;
+            copy_in(
+                &mut tx,
+                name,
+                &table.name,
+                &dir.join(name).join(format!("{}.copy", table.name)),
+            )
+            .await?;
             fix_sequences(&mut tx, name, &table.name).await?;
         }
         for table in &module.tables {
@@ -353,7 +364,11 @@ async fn copy_in(
 
 /// Every sequence owned by a column of the table (serial and identity)
 /// continues after the highest restored value.
-async fn fix_sequences(conn: &mut PgConnection, module: &str, table: &str) -> Result<(), BackupError> {
+async fn fix_sequences(
+    conn: &mut PgConnection,
+    module: &str,
+    table: &str,
+) -> Result<(), BackupError> {
     let qualified = format!("\"{module}\".\"{table}\"");
     let owned: Vec<(String, String)> = sqlx::query_as(
         "SELECT a.attname::text, pg_get_serial_sequence($1::text, a.attname::text) \
@@ -364,7 +379,9 @@ async fn fix_sequences(conn: &mut PgConnection, module: &str, table: &str) -> Re
     .bind(&qualified)
     .fetch_all(&mut *conn)
     .await
-    .map_err(BackupError::db(format!("{module}.{table}: finding sequences")))?;
+    .map_err(BackupError::db(format!(
+        "{module}.{table}: finding sequences"
+    )))?;
     for (column, sequence) in owned {
         sqlx::query(&format!(
             "SELECT setval($1::text::regclass, COALESCE(MAX(\"{column}\")::bigint, 1), \
@@ -373,7 +390,9 @@ async fn fix_sequences(conn: &mut PgConnection, module: &str, table: &str) -> Re
         .bind(&sequence)
         .execute(&mut *conn)
         .await
-        .map_err(BackupError::db(format!("{module}.{table}: moving {sequence}")))?;
+        .map_err(BackupError::db(format!(
+            "{module}.{table}: moving {sequence}"
+        )))?;
     }
     Ok(())
 }

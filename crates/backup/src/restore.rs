@@ -46,7 +46,8 @@ pub async fn restore(
     let (dir, manifest) = if from.is_dir() {
         (from.to_path_buf(), archive::verify(from)?)
     } else {
-        unpacked = tempfile::tempdir().map_err(BackupError::io("creating", std::env::temp_dir()))?;
+        unpacked =
+            tempfile::tempdir().map_err(BackupError::io("creating", std::env::temp_dir()))?;
         let manifest = archive::unpack(from, unpacked.path())?;
         (unpacked.path().to_path_buf(), manifest)
     };
@@ -91,7 +92,11 @@ fn refuse_unless_forced(
 
 /// Copies each module's file into `data_dir` under a temporary name,
 /// checks every copy against the manifest, then renames them all.
-async fn restore_sqlite(dir: &Path, data_dir: &Path, manifest: &Manifest) -> Result<(), BackupError> {
+async fn restore_sqlite(
+    dir: &Path,
+    data_dir: &Path,
+    manifest: &Manifest,
+) -> Result<(), BackupError> {
     std::fs::create_dir_all(data_dir).map_err(BackupError::io("creating", data_dir))?;
     let staging = StagingDir::new(data_dir.join(format!(".restore-{}", std::process::id())))?;
     let mut staged = Vec::new();

@@ -103,7 +103,9 @@ async fn inspect_pool(
         sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
             .fetch_one(pool)
             .await
-            .map_err(BackupError::db(format!("{module}: reading _sqlx_migrations")))?;
+            .map_err(BackupError::db(format!(
+                "{module}: reading _sqlx_migrations"
+            )))?;
     let names: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' \
          AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name",
@@ -125,7 +127,11 @@ async fn inspect_pool(
 
 /// Rows and content checksum of one table: every row as the `quote()`d
 /// values of its columns, in primary-key order (all columns without one).
-async fn content(pool: &SqlitePool, module: &str, table: &str) -> Result<(u64, String), BackupError> {
+async fn content(
+    pool: &SqlitePool,
+    module: &str,
+    table: &str,
+) -> Result<(u64, String), BackupError> {
     let what = || format!("{module}.{table}: reading");
     let columns: Vec<(String, i64)> =
         sqlx::query_as("SELECT name, pk FROM pragma_table_info(?1) ORDER BY cid")

@@ -83,8 +83,7 @@ pub fn run_backup(args: BackupArgs) -> ExitCode {
         Err(code) => return code,
     };
     let store = store_of(&config);
-    let result =
-        runtime.block_on(backup::backup(&store, &stores(), &args.to, &created_by()));
+    let result = runtime.block_on(backup::backup(&store, &stores(), &args.to, &created_by()));
     match result {
         Ok(report) => {
             if args.json {
@@ -97,7 +96,10 @@ pub fn run_backup(args: BackupArgs) -> ExitCode {
                     "rows_per_second": report.rows_per_second(),
                     "manifest": report.manifest,
                 });
-                println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json).unwrap_or_default()
+                );
             } else {
                 let m = &report.manifest;
                 println!(
@@ -148,7 +150,10 @@ pub fn run_restore(args: RestoreArgs) -> ExitCode {
                     "modules": m.modules.iter().map(|m| &m.module).collect::<Vec<_>>(),
                     "snapshot_at": m.snapshot_at,
                 });
-                println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json).unwrap_or_default()
+                );
             } else {
                 println!(
                     "restored {} modules, {} rows (snapshot of {}) into {} in {:.2} s; verified",

@@ -139,7 +139,10 @@ async fn restore_refuses_a_missing_a_non_backup_and_a_damaged_backup() {
         &["restore", "--from", backup.to_str().expect("utf-8")],
     ));
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("damaged") && stderr.contains("gateway.db"), "{stderr}");
+    assert!(
+        stderr.contains("damaged") && stderr.contains("gateway.db"),
+        "{stderr}"
+    );
     assert!(!target.exists(), "nothing restored");
 }
 
@@ -164,9 +167,15 @@ fn drill(cmd: &mut Command, extra: &[&std::ffi::OsStr]) -> serde_json::Value {
     assert_eq!(report["probes"]["orders_ok"], 50);
     assert_eq!(report["outbox"]["replayed"], 0);
     assert_eq!(report["writes"]["missing_before_snapshot"], 0);
-    assert!(report["writes"]["before_snapshot"].as_u64() > Some(0), "{report:#}");
+    assert!(
+        report["writes"]["before_snapshot"].as_u64() > Some(0),
+        "{report:#}"
+    );
     // Links and visits, orders and outbox, and what the writers added.
-    assert!(report["backup"]["rows"].as_u64() >= Some(22_000), "{report:#}");
+    assert!(
+        report["backup"]["rows"].as_u64() >= Some(22_000),
+        "{report:#}"
+    );
     assert!(report["rto_seconds"].as_f64() > Some(0.0));
     report
 }

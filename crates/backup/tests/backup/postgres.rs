@@ -45,8 +45,18 @@ async fn a_database_round_trips_and_its_sequences_continue() {
     let pool = open_module(&target, &ITEMS).await;
     assert_eq!(count(&pool, "items").await, 25);
     assert_eq!(count(&pool, "tags").await, 50);
-    run(&pool, "INSERT INTO items (name) VALUES ($1)", &[Some("new".into())]).await;
-    run(&pool, "INSERT INTO events (payload) VALUES ($1)", &[Some("{}".into())]).await;
+    run(
+        &pool,
+        "INSERT INTO items (name) VALUES ($1)",
+        &[Some("new".into())],
+    )
+    .await;
+    run(
+        &pool,
+        "INSERT INTO events (payload) VALUES ($1)",
+        &[Some("{}".into())],
+    )
+    .await;
     let Pool::Postgres(p) = &pool else {
         unreachable!()
     };
@@ -104,11 +114,10 @@ async fn a_tampered_copy_file_is_refused_and_the_database_stays_empty() {
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&target)
         .await
         .expect("connect");
-    let schemas: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM pg_namespace WHERE nspname IN ('items', 'other')",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .expect("schemas");
+    let schemas: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM pg_namespace WHERE nspname IN ('items', 'other')")
+            .fetch_one(&mut conn)
+            .await
+            .expect("schemas");
     assert_eq!(schemas, 0, "nothing restored");
 }

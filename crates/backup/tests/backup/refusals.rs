@@ -46,7 +46,10 @@ async fn a_truncated_file_is_refused_and_nothing_is_restored() {
 
     let message = error.to_string();
     assert!(matches!(error, BackupError::Damaged { .. }), "{message}");
-    assert!(message.contains("items.db") && message.contains("truncated"), "{message}");
+    assert!(
+        message.contains("items.db") && message.contains("truncated"),
+        "{message}"
+    );
     assert!(db_files(&target).is_empty(), "target untouched");
 }
 
@@ -125,12 +128,17 @@ async fn a_from_that_is_missing_or_not_a_backup_is_refused() {
         matches!(&missing, Err(BackupError::Missing(_))),
         "{missing:?}"
     );
-    assert!(missing.expect_err("missing").to_string().contains("does not exist"));
+    assert!(missing
+        .expect_err("missing")
+        .to_string()
+        .contains("does not exist"));
 
     let plain = dir.path().join("plain");
     std::fs::create_dir(&plain).expect("mkdir");
     std::fs::write(plain.join("items.db"), b"not a database").expect("write");
-    let error = restore_into(&plain, &target).await.expect_err("no manifest");
+    let error = restore_into(&plain, &target)
+        .await
+        .expect_err("no manifest");
     assert!(error.to_string().contains("is not a backup"), "{error}");
     assert!(error.to_string().contains("manifest.json"), "{error}");
 
@@ -165,7 +173,12 @@ async fn a_backup_never_overwrites_and_fails_cleanly_on_an_unwritable_target() {
 
     // The live store is unaffected: it opens, reads and takes writes.
     let pool = open_module(&sqlite_url(&live, &ITEMS), &ITEMS).await;
-    run(&pool, "INSERT INTO items (name) VALUES ($1)", &[Some("live".into())]).await;
+    run(
+        &pool,
+        "INSERT INTO items (name) VALUES ($1)",
+        &[Some("live".into())],
+    )
+    .await;
     assert_eq!(count(&pool, "items").await, 21);
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .expect("ls")
@@ -222,7 +235,9 @@ async fn an_engine_mismatch_is_refused_before_connecting() {
         .expect_err("mismatch");
 
     assert!(
-        error.to_string().contains("a sqlite backup; the target is postgres"),
+        error
+            .to_string()
+            .contains("a sqlite backup; the target is postgres"),
         "{error}"
     );
 }

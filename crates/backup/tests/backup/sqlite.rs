@@ -27,7 +27,10 @@ async fn a_data_dir_round_trips_through_a_directory_backup() {
     assert_eq!(manifest.engine, Engine::Sqlite);
     assert_eq!(manifest.modules.len(), 2);
     let module = &manifest.modules[0];
-    assert_eq!((module.module.as_str(), module.schema_version), ("items", 2));
+    assert_eq!(
+        (module.module.as_str(), module.schema_version),
+        ("items", 2)
+    );
     let rows: Vec<(&str, u64)> = module
         .tables
         .iter()
@@ -56,8 +59,15 @@ async fn a_data_dir_round_trips_through_a_directory_backup() {
     assert_eq!(count(&pool, "items").await, 30);
     assert_eq!(count(&pool, "tags").await, 60);
     // The next id continues after the restored ones.
-    run(&pool, "INSERT INTO items (name) VALUES ($1)", &[Some("new".into())]).await;
-    let Pool::Sqlite(p) = &pool else { unreachable!() };
+    run(
+        &pool,
+        "INSERT INTO items (name) VALUES ($1)",
+        &[Some("new".into())],
+    )
+    .await;
+    let Pool::Sqlite(p) = &pool else {
+        unreachable!()
+    };
     let id: i64 = sqlx::query_scalar("SELECT id FROM items WHERE name = 'new'")
         .fetch_one(p)
         .await
@@ -81,7 +91,11 @@ async fn a_tar_backup_is_one_file_and_restores_the_same_rows() {
         .expect("backup");
 
     assert!(to.is_file());
-    assert_eq!(report.manifest.modules.len(), 1, "no other.db: not backed up");
+    assert_eq!(
+        report.manifest.modules.len(),
+        1,
+        "no other.db: not backed up"
+    );
     let verified = backup::verify(&to).expect("verify");
     assert_eq!(verified, report.manifest);
     let target = tempfile::tempdir().expect("tempdir");

@@ -23,7 +23,10 @@ pub fn schemas() -> Vec<&'static Schema> {
 }
 
 pub fn sqlite_url(dir: &std::path::Path, schema: &Schema) -> String {
-    format!("sqlite://{}", dir.join(format!("{}.db", schema.module)).display())
+    format!(
+        "sqlite://{}",
+        dir.join(format!("{}.db", schema.module)).display()
+    )
 }
 
 /// `n` items with two tags each and one event each; some notes are NULL or

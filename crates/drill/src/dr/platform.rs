@@ -17,7 +17,10 @@ use tower::ServiceExt;
 pub(super) fn url_of(store: &backup::Store, module: &str) -> String {
     match store {
         backup::Store::Sqlite { data_dir } => {
-            format!("sqlite://{}", data_dir.join(format!("{module}.db")).display())
+            format!(
+                "sqlite://{}",
+                data_dir.join(format!("{module}.db")).display()
+            )
         }
         backup::Store::Postgres { url } => url.clone(),
     }
@@ -37,12 +40,10 @@ impl Platform {
     pub(super) async fn start(store: &backup::Store) -> Result<Self, DrError> {
         let supervisor = Supervisor::new();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let links = shortener::storage::connect(
-            &url_of(store, shortener::SERVICE),
-            &PoolConfig::default(),
-        )
-        .await
-        .map_err(|e| DrError::setup("opening the shortener's store", e))?;
+        let links =
+            shortener::storage::connect(&url_of(store, shortener::SERVICE), &PoolConfig::default())
+                .await
+                .map_err(|e| DrError::setup("opening the shortener's store", e))?;
         let shortener = shortener::Shortener::build(
             shortener::ShortenerConfig::default(),
             links,

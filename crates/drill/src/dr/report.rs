@@ -83,10 +83,16 @@ pub fn table(report: &DrReport) -> String {
         ),
         (
             "backup throughput",
-            format!("{:.1} MB/s, {:.0} rows/s", b.mb_per_second, b.rows_per_second),
+            format!(
+                "{:.1} MB/s, {:.0} rows/s",
+                b.mb_per_second, b.rows_per_second
+            ),
         ),
         ("destroy", format!("{:.2} s", report.destroy_seconds)),
-        ("restore + verify", format!("{:.2} s", report.restore_seconds)),
+        (
+            "restore + verify",
+            format!("{:.2} s", report.restore_seconds),
+        ),
         ("start", format!("{:.2} s", report.start_seconds)),
         ("probes + outbox", format!("{:.2} s", report.verify_seconds)),
         ("RTO", format!("{:.2} s", report.rto_seconds)),
@@ -123,7 +129,10 @@ pub fn table(report: &DrReport) -> String {
         ),
         (
             "RPO",
-            format!("{} writes, {:.2} s after the snapshot", w.lost, w.rpo_seconds),
+            format!(
+                "{} writes, {:.2} s after the snapshot",
+                w.lost, w.rpo_seconds
+            ),
         ),
         (
             "result",

@@ -37,14 +37,17 @@ const WRITES_AROUND_BACKUP: usize = 10;
 
 pub async fn run(drill: &DrDrill) -> Result<DrReport, DrError> {
     let work = match &drill.engine {
-        DrEngine::Sqlite { parent: Some(parent) } => tempfile::tempdir_in(parent),
+        DrEngine::Sqlite {
+            parent: Some(parent),
+        } => tempfile::tempdir_in(parent),
         _ => tempfile::tempdir(),
     }
     .map_err(|e| DrError::setup("creating a work directory", e))?;
     let store = match &drill.engine {
         DrEngine::Sqlite { .. } => {
             let data_dir = work.path().join("data");
-            std::fs::create_dir(&data_dir).map_err(|e| DrError::setup("creating the data dir", e))?;
+            std::fs::create_dir(&data_dir)
+                .map_err(|e| DrError::setup("creating the data dir", e))?;
             Store::Sqlite { data_dir }
         }
         DrEngine::Postgres { url } => {
@@ -135,7 +138,10 @@ pub async fn run(drill: &DrDrill) -> Result<DrReport, DrError> {
         failures.push(format!("the outbox was not drained within {DRAIN_WAIT:?}"));
     }
     if outbox.replayed > 0 {
-        failures.push(format!("{} published events were published again", outbox.replayed));
+        failures.push(format!(
+            "{} published events were published again",
+            outbox.replayed
+        ));
     }
     if writes.missing_before_snapshot > 0 {
         failures.push(format!(
@@ -199,10 +205,13 @@ async fn destroy(store: &Store, drill: &DrDrill) -> Result<(), DrError> {
         Store::Postgres { url } => {
             let mut conn = connect(url).await?;
             for schema in &drill.schemas {
-                sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", schema.module))
-                    .execute(&mut conn)
-                    .await
-                    .map_err(|e| DrError::setup("dropping the module schemas", e))?;
+                sqlx::query(&format!(
+                    "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+                    schema.module
+                ))
+                .execute(&mut conn)
+                .await
+                .map_err(|e| DrError::setup("dropping the module schemas", e))?;
             }
             Ok(())
         }

@@ -26,9 +26,13 @@ pub(super) async fn seed(
     orders: u64,
 ) -> Result<(), DrError> {
     let now = kit::storage::time::to_micros(chrono::Utc::now());
-    let pool = open(shortener_url, &PoolConfig::default(), &shortener::storage::SCHEMA)
-        .await
-        .map_err(|e| DrError::setup("opening the shortener's store", e))?;
+    let pool = open(
+        shortener_url,
+        &PoolConfig::default(),
+        &shortener::storage::SCHEMA,
+    )
+    .await
+    .map_err(|e| DrError::setup("opening the shortener's store", e))?;
     let n = i64::try_from(links).unwrap_or(i64::MAX);
     let statements: [(&str, &str); 2] = match &pool {
         Pool::Sqlite(_) => [
@@ -108,8 +112,18 @@ pub(super) async fn seed(
 async fn execute(pool: &Pool, sql: &str, n: i64, now: i64, table: &str) -> Result<(), DrError> {
     let what = format!("seeding {table}");
     let result = match &pool {
-        Pool::Sqlite(p) => sqlx::query(sql).bind(n).bind(now).execute(p).await.map(|_| ()),
-        Pool::Postgres(p) => sqlx::query(sql).bind(n).bind(now).execute(p).await.map(|_| ()),
+        Pool::Sqlite(p) => sqlx::query(sql)
+            .bind(n)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|_| ()),
+        Pool::Postgres(p) => sqlx::query(sql)
+            .bind(n)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|_| ()),
     };
     result.map_err(|e| DrError::setup(&what, e))?;
     Ok(())

@@ -109,7 +109,10 @@ impl Writer {
                     id,
                     at: Utc::now(),
                 };
-                self.acks.lock().unwrap_or_else(|e| e.into_inner()).push(ack);
+                self.acks
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(ack);
             }
             None => {
                 self.errors.fetch_add(1, Ordering::Relaxed);
