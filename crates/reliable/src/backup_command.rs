@@ -55,8 +55,12 @@ pub struct BackupArgs {
     store: StoreFlags,
     /// Where to write it: a new directory, or one tar file if the name
     /// ends in `.tar`. Must not exist.
+    #[arg(long, required_unless_present = "into", conflicts_with = "into")]
+    to: Option<PathBuf>,
+    /// Or: a tar file named after the time, `reliable-<UTC time>.tar`, in
+    /// this existing directory (for scheduled jobs without a shell).
     #[arg(long)]
-    to: PathBuf,
+    into: Option<PathBuf>,
     /// Print the manifest and the figures as JSON.
     #[arg(long)]
     json: bool,
@@ -83,7 +87,18 @@ pub fn run_backup(args: BackupArgs) -> ExitCode {
         Err(code) => return code,
     };
     let store = store_of(&config);
-    let result = runtime.block_on(backup::backup(&store, &stores(), &args.to, &created_by()));
+    let to = match (&args.to, &args.into) {
+        (Some(to), _) => to.clone(),
+        (None, Some(dir)) => dir.join(format!(
+            "reliable-{}.tar",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        )),
+        (None, None) => {
+            eprintln!("error: --to or --into is required");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(backup::backup(&store, &stores(), &to, &created_by()));
     match result {
         Ok(report) => {
             if args.json {

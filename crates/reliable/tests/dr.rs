@@ -62,6 +62,23 @@ async fn a_serving_platform_is_backed_up_and_restored_into_a_new_data_dir() {
     ));
     assert_eq!(code, 0, "{stderr}");
 
+    // --into names a tar after the time (for jobs without a shell).
+    let nightly = dir.path().join("nightly");
+    std::fs::create_dir(&nightly).expect("mkdir");
+    let (code, stderr) = run_to_end(on_data_dir(
+        &data,
+        &["backup", "--into", nightly.to_str().expect("utf-8")],
+    ));
+    assert_eq!(code, 0, "{stderr}");
+    let named: Vec<String> = std::fs::read_dir(&nightly)
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        named.len() == 1 && named[0].starts_with("reliable-") && named[0].ends_with(".tar"),
+        "{named:?}"
+    );
+
     // A backup to an unwritable place fails cleanly (a path under a file:
     // ENOTDIR, which stops root too) and the platform is unaffected.
     let file = dir.path().join("a-file");
