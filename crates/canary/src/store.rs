@@ -19,7 +19,9 @@ use kit::storage::time::to_micros;
 use kit::storage::{Pool, PoolConfig, Schema, StoreError};
 use sqlx::Row;
 
-static SCHEMA: Schema = Schema {
+/// The canary runs' tables (schema `canary` on PostgreSQL, `canary.db`
+/// on SQLite) and their migrations.
+pub static SCHEMA: Schema = Schema {
     module: crate::SERVICE,
     sqlite: &sqlx::migrate!("./migrations/sqlite"),
     postgres: &sqlx::migrate!("./migrations/postgres"),

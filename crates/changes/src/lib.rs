@@ -39,7 +39,8 @@ use writer::{DropReason, Drops, Message, Writer};
 /// The module name of the store: its PostgreSQL schema and SQLite file.
 pub const NAME: &str = "changes";
 
-static SCHEMA: Schema = Schema {
+/// The change timeline's table and migrations.
+pub static SCHEMA: Schema = Schema {
     module: NAME,
     sqlite: &sqlx::migrate!("./migrations/sqlite"),
     postgres: &sqlx::migrate!("./migrations/postgres"),

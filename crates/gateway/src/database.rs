@@ -6,7 +6,9 @@
 
 use kit::storage::{Pool, PoolConfig, Schema, StoreError};
 
-pub(crate) static SCHEMA: Schema = Schema {
+/// The gateway's tables (API keys, route splits): schema `gateway` on
+/// PostgreSQL, `gateway.db` on SQLite.
+pub static SCHEMA: Schema = Schema {
     module: crate::SERVICE,
     sqlite: &sqlx::migrate!("./migrations/sqlite"),
     postgres: &sqlx::migrate!("./migrations/postgres"),

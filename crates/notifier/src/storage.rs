@@ -15,7 +15,7 @@ pub use kit::storage::StoreError;
 
 /// The notifier's tables (schema `notifier` on PostgreSQL, `notifier.db`
 /// on SQLite) and their migrations.
-static SCHEMA: Schema = Schema {
+pub static SCHEMA: Schema = Schema {
     module: crate::SERVICE,
     sqlite: &sqlx::migrate!("./migrations/sqlite"),
     postgres: &sqlx::migrate!("./migrations/postgres"),

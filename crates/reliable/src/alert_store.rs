@@ -20,7 +20,7 @@ use std::sync::Arc;
 /// How long transitions are kept.
 pub const RETENTION: chrono::Duration = chrono::Duration::days(7);
 
-static SCHEMA: Schema = Schema {
+pub(crate) static SCHEMA: Schema = Schema {
     module: "alerts",
     sqlite: &sqlx::migrate!("./migrations/sqlite"),
     postgres: &sqlx::migrate!("./migrations/postgres"),

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod alert_store;
+mod backup_command;
 mod canary_command;
 mod changes_command;
 mod chaos_command;
@@ -84,6 +85,11 @@ enum Command {
     Chaos(chaos_command::ChaosArgs),
     /// Drills that exercise a safety net for real and measure it.
     Drill(drill_command::DrillArgs),
+    /// Back up every module's store (SQLite files or PostgreSQL schemas)
+    /// to a new directory or .tar file, verified.
+    Backup(backup_command::BackupArgs),
+    /// Restore a backup into an empty data dir or database, verified.
+    Restore(backup_command::RestoreArgs),
     /// The change timeline: what changed, when, by whom.
     Changes(changes_command::ChangesArgs),
     /// Manage the gateway's API keys (create prints the key once).
@@ -116,6 +122,8 @@ fn main() -> ExitCode {
         Command::Canary(args) => return canary_command::run(args),
         Command::Chaos(args) => return chaos_command::run(args),
         Command::Drill(args) => return drill_command::run(args),
+        Command::Backup(args) => return backup_command::run_backup(args),
+        Command::Restore(args) => return backup_command::run_restore(args),
         Command::Changes(args) => return changes_command::run(args),
         Command::Keys(args) => return keys_command::run(args),
         Command::Config(args) => return config_command::run(args),

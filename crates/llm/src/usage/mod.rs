@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 /// The usage tables (schema `llm` on PostgreSQL, the module's own file on
 /// SQLite) and their migrations.
-static SCHEMA: Schema = Schema {
+pub static SCHEMA: Schema = Schema {
     module: crate::SERVICE,
     sqlite: &sqlx::migrate!("./migrations/sqlite"),
     postgres: &sqlx::migrate!("./migrations/postgres"),

@@ -36,7 +36,7 @@ pub use kit::storage::StoreError;
 
 /// The orders module's tables (schema `orders` on PostgreSQL, `orders.db`
 /// on SQLite) and their migrations.
-static SCHEMA: Schema = Schema {
+pub static SCHEMA: Schema = Schema {
     module: crate::SERVICE,
     sqlite: &sqlx::migrate!("./migrations/sqlite"),
     postgres: &sqlx::migrate!("./migrations/postgres"),

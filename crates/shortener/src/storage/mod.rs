@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 /// The shortener's tables and migrations. Releases before the shared
 /// `kit::storage` kept them in PostgreSQL's `public` schema; the first
 /// open by this release moves them into `shortener`.
-static SCHEMA: Schema = Schema {
+pub static SCHEMA: Schema = Schema {
     module: crate::SERVICE,
     sqlite: &sqlx::migrate!("./migrations/sqlite"),
     postgres: &sqlx::migrate!("./migrations/postgres"),

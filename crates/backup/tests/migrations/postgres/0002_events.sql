@@ -1,0 +1,4 @@
+CREATE TABLE events (
+    seq     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    payload TEXT   NOT NULL
+);

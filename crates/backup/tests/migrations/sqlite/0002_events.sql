@@ -1,0 +1,4 @@
+CREATE TABLE events (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    payload TEXT    NOT NULL
+);
