@@ -5,25 +5,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-async fn echo() -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
+use tokio::net::TcpStream;
 
 #[tokio::test]
 async fn serves_toxiproxys_api_with_proxies_from_a_config_file() {
-    let upstream = echo().await;
+    let upstream = testkit::echo_server().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("proxies.json");
     std::fs::write(

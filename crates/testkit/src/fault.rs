@@ -156,3 +156,23 @@ impl Drop for FaultyLink {
         self.proxies.stop_all();
     }
 }
+
+/// A TCP echo server on a free loopback port, on the current Tokio
+/// runtime: the simplest dependency to put behind a fault proxy.
+pub async fn echo_server() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind echo server: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("echo server address: {e}"));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut read, mut write) = stream.split();
+                let _ = tokio::io::copy(&mut read, &mut write).await;
+            });
+        }
+    });
+    addr
+}

@@ -21,7 +21,7 @@ pub mod redis;
 mod supervised;
 pub mod wait;
 pub mod webhook;
-pub use fault::{fault_proxy, FaultyLink};
+pub use fault::{echo_server, fault_proxy, FaultyLink};
 pub use nats::NatsServer;
 pub use wait::eventually;
 

@@ -2,25 +2,11 @@
 
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-async fn echo() -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
+use tokio::net::TcpStream;
 
 #[tokio::test]
 async fn faults_come_and_go_on_a_linked_dependency() {
-    let link = testkit::fault_proxy(echo().await).await;
+    let link = testkit::fault_proxy(testkit::echo_server().await).await;
     let mut s = TcpStream::connect(link.addr()).await.unwrap();
     let mut buf = [0u8; 2];
 
@@ -42,7 +28,7 @@ async fn faults_come_and_go_on_a_linked_dependency() {
     s.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"yo");
 
-    let other = echo().await;
+    let other = testkit::echo_server().await;
     link.set_upstream(other).await;
     let mut s = TcpStream::connect(link.addr()).await.unwrap();
     s.write_all(b"ok").await.unwrap();
