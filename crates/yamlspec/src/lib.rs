@@ -23,10 +23,12 @@
 mod de;
 mod duration;
 mod located;
+mod schema_file;
 
 pub use de::{from_node, from_str, SpecError};
 pub use duration::{parse_duration, DurationText};
 pub use located::Located;
+pub use schema_file::check_schema_file;
 
 use std::collections::HashMap;
 use yaml_rust2::parser::{Event, Parser};
