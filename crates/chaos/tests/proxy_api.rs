@@ -92,6 +92,40 @@ async fn proxies_and_toxics_round_trip_through_the_api() {
     server.shutdown().await;
 }
 
+/// Disabling returns only once the socket is closed, and enabling again
+/// binds the same port. The check connects with a blocking call on a
+/// one-thread runtime, so the proxy's own tasks cannot run in between:
+/// what the caller sees is what `update` left, not what a task did later.
+#[tokio::test(flavor = "current_thread")]
+async fn disable_closes_the_listener_before_returning() {
+    use chaos::proxy::{Proxies, ProxySpec, ProxyUpdate};
+    let echo = echo_server().await;
+    let proxies = Proxies::new();
+    let made = proxies
+        .create(ProxySpec::new("pg", echo.to_string()))
+        .await
+        .unwrap();
+    let listen: std::net::SocketAddr = made.listen.parse().unwrap();
+    let toggle = |enabled| ProxyUpdate {
+        enabled: Some(enabled),
+        ..ProxyUpdate::default()
+    };
+    for round in 0..3 {
+        proxies.update("pg", toggle(false)).await.unwrap();
+        assert!(
+            std::net::TcpStream::connect(listen).is_err(),
+            "round {round}: a disabled proxy accepted a connection"
+        );
+        let info = proxies.update("pg", toggle(true)).await.unwrap();
+        assert_eq!(info.listen, listen.to_string(), "round {round}");
+        assert!(
+            std::net::TcpStream::connect(listen).is_ok(),
+            "round {round}: an enabled proxy refused a connection"
+        );
+    }
+    proxies.shutdown().await;
+}
+
 #[tokio::test]
 async fn populate_creates_keeps_and_replaces() {
     let server = server().await;

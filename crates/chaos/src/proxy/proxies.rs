@@ -39,8 +39,16 @@ struct Entry {
     toxics: Vec<(ToxicSpec, u64, u64)>,
     publish: watch::Sender<Chain>,
     shared: Arc<Shared>,
-    /// Stops the accept loop while enabled.
-    listening: Option<CancellationToken>,
+    /// The accept loop while enabled.
+    listening: Option<Listening>,
+}
+
+/// A running accept loop: cancel `stop`, then await `task` so the
+/// listening socket is closed before the API answers (a client that
+/// disables a proxy and then connects must be refused).
+struct Listening {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// A proxy's counters, for `/metrics`.
@@ -156,10 +164,10 @@ impl Proxies {
                 // Bind the new address before letting go of the old one,
                 // so a refused address changes nothing.
                 let listener = bind(&listen).await?;
-                self.stop(entry);
+                self.stop(entry).await;
                 self.serve(entry, listener)?;
             } else {
-                self.stop(entry);
+                self.stop(entry).await;
                 entry.listen = listen;
             }
         }
@@ -172,7 +180,7 @@ impl Proxies {
         if enabled && !entry.enabled {
             self.start(entry).await?;
         } else if !enabled && entry.enabled {
-            self.stop(entry);
+            self.stop(entry).await;
         }
         Ok(info(name, entry))
     }
@@ -183,7 +191,7 @@ impl Proxies {
         let mut entry = proxies
             .remove(name)
             .ok_or_else(|| ApiError::proxy_not_found(name))?;
-        self.stop(&mut entry);
+        self.stop(&mut entry).await;
         Ok(())
     }
 
@@ -329,22 +337,26 @@ impl Proxies {
             .local_addr()
             .map_err(|e| ApiError::bad_listen(&entry.listen, e))?;
         let stop = self.inner.shutdown.child_token();
-        self.inner.tracker.spawn(accept_loop(
+        let task = self.inner.tracker.spawn(accept_loop(
             listener,
             entry.shared.clone(),
             stop.clone(),
             self.inner.tracker.clone(),
         ));
         entry.listen = addr.to_string();
-        entry.listening = Some(stop);
+        entry.listening = Some(Listening { stop, task });
         entry.enabled = true;
         Ok(())
     }
 
-    /// Stops listening and closes the open connections.
-    fn stop(&self, entry: &mut Entry) {
-        if let Some(stop) = entry.listening.take() {
-            stop.cancel();
+    /// Stops listening (the socket is closed when this returns) and closes
+    /// the open connections.
+    async fn stop(&self, entry: &mut Entry) {
+        if let Some(listening) = entry.listening.take() {
+            listening.stop.cancel();
+            // The loop returns at its next poll; a panic in it has already
+            // been reported by the runtime, and the socket is gone either way.
+            let _ = listening.task.await;
         }
         entry
             .shared
