@@ -337,7 +337,7 @@ async fn run_one(drill: &CanaryDrill, scenario: Scenario, seed: u64) -> Result<R
             timeout: Duration::from_secs(5),
         };
         let options = load::EngineOptions {
-            threads: 1,
+            threads: Some(1),
             stop: Some(load_stop.clone()),
         };
         tokio::spawn(async move { load::run_url(spec, &options).await })

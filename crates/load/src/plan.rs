@@ -103,6 +103,18 @@ impl Executor {
         }
     }
 
+    /// The highest arrival rate the executor asks for; `None` in the
+    /// closed model.
+    pub fn peak_rate(&self) -> Option<f64> {
+        match self {
+            Executor::ConstantArrivalRate { rate, .. } => Some(*rate),
+            Executor::RampingArrivalRate { start_rate, stages } => {
+                Some(stages.iter().map(|s| s.target).fold(*start_rate, f64::max))
+            }
+            Executor::ConstantConnections { .. } => None,
+        }
+    }
+
     /// `constant-arrival-rate`, as the file names it.
     pub fn kind(&self) -> &'static str {
         match self {

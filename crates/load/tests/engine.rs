@@ -147,7 +147,7 @@ async fn run_plan(plan: &Plan) -> reliable_load::results::Results {
     run(
         plan,
         &EngineOptions {
-            threads: 2,
+            threads: Some(2),
             stop: None,
         },
         &mut [],
@@ -332,7 +332,7 @@ async fn the_last_arrival_of_a_schedule_is_sent_when_a_connection_is_free() {
         let results = run(
             &plan,
             &EngineOptions {
-                threads,
+                threads: Some(threads),
                 stop: None,
             },
             &mut [],

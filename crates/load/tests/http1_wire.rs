@@ -80,7 +80,7 @@ fn plan(url: String, method: Method) -> Plan {
 
 async fn stats(plan: &Plan) -> reliable_load::results::Stats {
     let options = EngineOptions {
-        threads: 2,
+        threads: Some(2),
         stop: None,
     };
     let results = run(plan, &options, &mut []).await.expect("no setup");

@@ -103,7 +103,7 @@ async fn setup_seeds_the_pool_and_the_hot_set_gets_the_traffic_with_nothing_lost
     let results = run(
         &plan,
         &EngineOptions {
-            threads: 2,
+            threads: Some(2),
             stop: None,
         },
         &mut [],
@@ -183,7 +183,7 @@ scenarios:
     let results = run(
         &plan,
         &EngineOptions {
-            threads: 1,
+            threads: Some(1),
             stop: None,
         },
         &mut [],
@@ -263,7 +263,7 @@ thresholds:
     let results = run(
         &plan,
         &EngineOptions {
-            threads: 1,
+            threads: Some(1),
             stop: None,
         },
         &mut [],

@@ -66,7 +66,9 @@ pub struct LoadArgs {
     /// How often to push while the run goes on.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, requires = "prometheus_push")]
     prometheus_push_every: Duration,
-    /// Generator threads per scenario (default: one per core).
+    /// Generator threads per scenario (default: one per core in the closed
+    /// model; in the open model one per 25,000/s of peak rate, at most one
+    /// per core).
     #[arg(long)]
     threads: Option<usize>,
 }
@@ -81,10 +83,10 @@ fn parse_header(value: &str) -> Result<(HeaderName, HeaderValue), String> {
 }
 
 pub fn run(args: LoadArgs) -> ExitCode {
-    let mut options = load::EngineOptions::default();
-    if let Some(threads) = args.threads {
-        options.threads = threads.max(1);
-    }
+    let options = load::EngineOptions {
+        threads: args.threads.map(|t| t.max(1)),
+        ..Default::default()
+    };
     // The generator runs on its own threads; this runtime only hosts the
     // collector, setup and teardown.
     let runtime = match tokio::runtime::Builder::new_current_thread()

@@ -92,7 +92,7 @@ impl Background {
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Mutex::new(Accumulated::default()));
         let options = load::EngineOptions {
-            threads: 1,
+            threads: Some(1),
             stop: Some(stop.clone()),
         };
         let feed = Feed(shared.clone());

@@ -168,7 +168,7 @@ impl Stage {
         .map_err(setup)?;
         let load_stop = Arc::new(AtomicBool::new(false));
         let options = load::EngineOptions {
-            threads: 1,
+            threads: Some(1),
             stop: Some(load_stop.clone()),
         };
         let (done, load) = oneshot::channel();

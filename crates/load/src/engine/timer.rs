@@ -61,7 +61,15 @@ impl PreciseTimer {
             match ready.try_io(|fd| {
                 rustix::io::read(fd.get_ref(), &mut expirations).map_err(std::io::Error::from)
             }) {
-                Ok(result) => return result.map(|_| ()),
+                Ok(result) => {
+                    // The read took every expiration and the timer is
+                    // disarmed: the descriptor cannot be readable again
+                    // until the next `timerfd_settime`. Forget the
+                    // readiness now, or the next sleep's first read would
+                    // be a wasted syscall that fails with EAGAIN.
+                    ready.clear_ready();
+                    return result.map(|_| ());
+                }
                 Err(_would_block) => continue,
             }
         }

@@ -146,11 +146,48 @@ async fn drive(run: Arc<ScenarioRun>, shard: Arc<Shard>, thread: usize) {
             }
         });
     }
-    if let Some(schedule) = &run.schedule {
-        dispatch(schedule, &run, &shard, &arrivals, thread).await;
-        arrivals.close();
+    let work = async {
+        if let Some(schedule) = &run.schedule {
+            dispatch(schedule, &run, &shard, &arrivals, thread).await;
+            arrivals.close();
+        }
+        while tasks.join_next().await.is_some() {}
+    };
+    tokio::select! {
+        biased;
+        () = work => {}
+        () = keep_timers_ahead(keeper_period(&run)) => {}
     }
-    while tasks.join_next().await.is_some() {}
+}
+
+/// Keeps one timer in this thread's timer wheel, always due before any
+/// request's deadline, and never returns.
+///
+/// Every request is bounded by a Tokio timeout. Tokio wakes its parked
+/// driver (a write to the runtime's eventfd, then an extra `epoll_wait`
+/// and read) whenever a timer is registered earlier than the wake-up it
+/// parked for, and an empty wheel counts as no wake-up at all. In the open
+/// model the wheel empties between batches, so each request's timeout cost
+/// those syscalls: measured at 0.95 eventfd writes per request and about
+/// 5% of the generator's CPU at 20,000/s. With this timer armed no later
+/// than `period` from any moment, and `period` no longer than the shortest
+/// request timeout, a new deadline is never the earliest.
+async fn keep_timers_ahead(period: Duration) {
+    loop {
+        tokio::time::sleep(period).await;
+    }
+}
+
+/// The shortest request timeout, between 1 ms and 1 s: the keeper wakes at
+/// most once a second when timeouts are long, and never more often than
+/// Tokio's timer can tell apart.
+fn keeper_period(run: &ScenarioRun) -> Duration {
+    run.requests
+        .iter()
+        .map(|r| r.plan.timeout)
+        .min()
+        .unwrap_or(Duration::from_secs(1))
+        .clamp(Duration::from_millis(1), Duration::from_secs(1))
 }
 
 /// This thread's share of `total` when split over `threads`.
