@@ -262,16 +262,26 @@ impl Slot {
             headers.append(name.clone(), value.clone());
         }
         for &i in &request.dynamic_headers {
-            let (name, template) = &plan.headers[i];
-            self.scratch.clear();
-            template
-                .render(render, &mut self.scratch)
-                .map_err(|_| Unsendable::EmptyPool)?;
-            let value =
-                HeaderValue::from_bytes(&self.scratch).map_err(|_| Unsendable::BadRequest)?;
+            let (name, value) = self.render_header(request, i, render)?;
             headers.append(name.clone(), value);
         }
         Ok((target, http_request))
+    }
+
+    /// Renders the request's `i`-th header, one whose value is templated.
+    fn render_header<'p>(
+        &mut self,
+        request: &'p Prepared,
+        i: usize,
+        render: &mut Render<'_>,
+    ) -> Result<(&'p HeaderName, HeaderValue), Unsendable> {
+        let (name, template) = &request.plan.headers[i];
+        self.scratch.clear();
+        template
+            .render(render, &mut self.scratch)
+            .map_err(|_| Unsendable::EmptyPool)?;
+        let value = HeaderValue::from_bytes(&self.scratch).map_err(|_| Unsendable::BadRequest)?;
+        Ok((name, value))
     }
 
     async fn http2_sender(&self, origin: &Origin) -> Result<Http2, ()> {

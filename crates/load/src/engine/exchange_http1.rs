@@ -5,7 +5,7 @@ use super::super::client::{Answer, Http1, Origin};
 use super::super::wire::{self, encode_request, Wanted, WireError};
 use super::{Prepared, Slot, Target, Unsendable};
 use crate::scenario::Render;
-use http::{HeaderValue, Method};
+use http::Method;
 use std::sync::Arc;
 
 impl Slot {
@@ -37,14 +37,7 @@ impl Slot {
         };
         let mut dynamic = Vec::with_capacity(request.dynamic_headers.len());
         for &i in &request.dynamic_headers {
-            let (name, template) = &plan.headers[i];
-            self.scratch.clear();
-            template
-                .render(render, &mut self.scratch)
-                .map_err(|_| Unsendable::EmptyPool)?;
-            let value =
-                HeaderValue::from_bytes(&self.scratch).map_err(|_| Unsendable::BadRequest)?;
-            dynamic.push((name, value));
+            dynamic.push(self.render_header(request, i, render)?);
         }
         encode_request(
             out,
