@@ -10,15 +10,16 @@
 //! `d / emission interval` extra requests), which is what lets tests drive
 //! windows without waiting.
 //!
-//! A dead Redis must not cost every request a connect timeout: a failed
-//! or slow decision (over `decision_timeout`) drops the connection and
-//! marks the adapter down; while down, decisions fail at once without
-//! touching the network. Reconnection happens on demand, not in a
-//! background task (which could die unseen and outlive shutdown): the
-//! first decision after the backoff has elapsed on the limiter's clock
-//! tries to reconnect once, while every other decision keeps failing at
-//! once; each failed attempt doubles the backoff, up to 5 s. That one
-//! decision may wait up to the connect timeout, once per backoff.
+//! A dead Redis must not cost requests a connect timeout: a failed or
+//! slow decision (over `decision_timeout`) drops the connection and marks
+//! the adapter down; while down, decisions fail at once without touching
+//! the network. Reconnection happens on demand: the first decision after
+//! the backoff has elapsed on the limiter's clock starts one attempt in a
+//! task and fails at once like the others, so no request waits for a
+//! connect (a blackholed Redis would hold it for the whole connect
+//! timeout). The attempt's task is owned by the limiter and aborted when
+//! it is dropped, so it cannot outlive shutdown; each failed attempt
+//! doubles the backoff, up to 5 s.
 
 mod scripts;
 
@@ -29,6 +30,7 @@ use redis::aio::MultiplexedConnection;
 use scripts::Scripts;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tokio::task::AbortHandle;
 
 /// How the adapter talks to Redis.
 #[derive(Debug, Clone)]
@@ -59,6 +61,11 @@ impl RedisSettings {
 }
 
 pub struct RedisLimiter {
+    shared: Arc<Shared>,
+}
+
+/// What decisions and the reconnect task both use.
+struct Shared {
     client: redis::Client,
     settings: RedisSettings,
     scripts: Scripts,
@@ -82,8 +89,8 @@ enum Link {
         backoff: Duration,
         generation: u64,
     },
-    /// One decision is reconnecting; the others fail at once meanwhile.
-    Reconnecting,
+    /// A task is reconnecting; decisions fail at once meanwhile.
+    Reconnecting { attempt: AbortHandle },
 }
 
 /// Longest wait between reconnect attempts.
@@ -98,7 +105,7 @@ impl RedisLimiter {
     ) -> Result<Self, LimiterError> {
         let client = redis::Client::open(settings.url.as_str())
             .map_err(|e| LimiterError::Config(e.to_string()))?;
-        let limiter = Self {
+        let shared = Arc::new(Shared {
             client,
             scripts: Scripts::new(),
             link: Mutex::new(Link::Down {
@@ -108,10 +115,10 @@ impl RedisLimiter {
             }),
             clock,
             settings,
-        };
-        match limiter.open().await {
+        });
+        match shared.open().await {
             Ok(connection) => {
-                *limiter.link() = Link::Up {
+                *shared.link() = Link::Up {
                     connection,
                     generation: 1,
                 }
@@ -120,30 +127,51 @@ impl RedisLimiter {
                 tracing::warn!(error = %e, "rate-limit Redis unreachable at start; decisions will reconnect");
             }
         }
-        Ok(limiter)
+        Ok(Self { shared })
     }
 
     /// True while decisions go to Redis.
     pub fn is_up(&self) -> bool {
-        matches!(*self.link(), Link::Up { .. })
+        matches!(*self.shared.link(), Link::Up { .. })
     }
 
+    /// True while a reconnect attempt is under way.
+    pub fn is_reconnecting(&self) -> bool {
+        matches!(*self.shared.link(), Link::Reconnecting { .. })
+    }
+}
+
+impl Drop for RedisLimiter {
+    fn drop(&mut self) {
+        if let Link::Reconnecting { attempt } = &*self.shared.link() {
+            attempt.abort();
+        }
+    }
+}
+
+impl Shared {
     fn link(&self) -> MutexGuard<'_, Link> {
         self.link.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Connects and loads the script, bounded as a whole: a server that
-    /// accepts connections but never answers must not hold the decision
-    /// that reconnects.
+    /// Connects and loads the scripts, bounded as a whole: a server that
+    /// accepts connections but never answers must not keep the link
+    /// "reconnecting" for ever.
     async fn open(&self) -> Result<MultiplexedConnection, LimiterError> {
         let timeout = self
             .settings
             .decision_timeout
             .max(Duration::from_millis(500));
         let open = async {
+            // The client's own timeouts (1 s to connect, 500 ms per
+            // answer) are off: this bound and `decision_timeout` govern,
+            // so a decision timeout above 500 ms means what it says.
+            let config = redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(None)
+                .set_response_timeout(None);
             let mut connection = self
                 .client
-                .get_multiplexed_async_connection()
+                .get_multiplexed_async_connection_with_config(&config)
                 .await
                 .map_err(unavailable)?;
             // Load the scripts now, so the first decision is one round trip.
@@ -161,39 +189,40 @@ impl RedisLimiter {
             .map_err(|_| LimiterError::Timeout)?
     }
 
-    /// The connection for one decision and its generation: the current
-    /// one, or a new one if this caller is the one to reconnect.
-    async fn connection(&self) -> Result<(MultiplexedConnection, u64), LimiterError> {
-        let attempt = {
-            let mut link = self.link();
-            match *link {
-                Link::Up {
-                    ref connection,
-                    generation,
-                } => return Ok((connection.clone(), generation)),
-                Link::Reconnecting => return Err(reconnecting()),
-                Link::Down {
-                    last_attempt_us,
-                    backoff,
-                    generation,
-                } => {
-                    let waited_us = now_us(self.clock.as_ref()).saturating_sub(last_attempt_us);
-                    // A clock that went back must not postpone the attempt.
-                    let due = waited_us < 0 || waited_us as u128 >= backoff.as_micros();
-                    if !due {
-                        return Err(reconnecting());
-                    }
-                    *link = Link::Reconnecting;
-                    Reconnect {
-                        limiter: self,
+    /// The connection for one decision and its generation, if the link is
+    /// up. A decision that finds the backoff elapsed starts the reconnect
+    /// task; it and every decision until that task succeeds fail at once.
+    fn connection(self: &Arc<Self>) -> Result<(MultiplexedConnection, u64), LimiterError> {
+        let mut link = self.link();
+        match *link {
+            Link::Up {
+                ref connection,
+                generation,
+            } => Ok((connection.clone(), generation)),
+            Link::Reconnecting { .. } => Err(reconnecting()),
+            Link::Down {
+                last_attempt_us,
+                backoff,
+                generation,
+            } => {
+                let waited_us = now_us(self.clock.as_ref()).saturating_sub(last_attempt_us);
+                // A clock that went back must not postpone the attempt.
+                let due = waited_us < 0 || waited_us as u128 >= backoff.as_micros();
+                if due {
+                    let reconnect = Reconnect {
+                        shared: Arc::clone(self),
                         backoff,
                         generation,
                         finished: false,
-                    }
+                    };
+                    // Spawned under the lock: the task cannot finish (and
+                    // set the link) before it is recorded as running.
+                    let attempt = tokio::spawn(reconnect.run()).abort_handle();
+                    *link = Link::Reconnecting { attempt };
                 }
+                Err(reconnecting())
             }
-        };
-        attempt.run().await
+        }
     }
 
     /// Marks the link down after a decision on connection `generation`
@@ -210,48 +239,45 @@ impl RedisLimiter {
     }
 }
 
-/// The one reconnect attempt in progress. Dropped unfinished (the decision
-/// that carried it was cancelled), it puts the link back down with the
-/// next backoff, so reconnection is never stuck waiting for it.
-struct Reconnect<'a> {
-    limiter: &'a RedisLimiter,
+/// The one reconnect attempt in progress, run by its own task. Dropped
+/// unfinished (the limiter was dropped and aborted it), it puts the link
+/// back down with the next backoff, so it is never stuck reconnecting.
+struct Reconnect {
+    shared: Arc<Shared>,
     backoff: Duration,
     generation: u64,
     finished: bool,
 }
 
-impl Reconnect<'_> {
-    async fn run(mut self) -> Result<(MultiplexedConnection, u64), LimiterError> {
-        let outcome = self.limiter.open().await;
+impl Reconnect {
+    async fn run(mut self) {
+        let outcome = self.shared.open().await;
         self.finished = true;
         match outcome {
             Ok(connection) => {
-                let generation = self.generation + 1;
-                *self.limiter.link() = Link::Up {
-                    connection: connection.clone(),
-                    generation,
+                *self.shared.link() = Link::Up {
+                    connection,
+                    generation: self.generation + 1,
                 };
                 tracing::info!("rate-limit Redis reachable again");
-                Ok((connection, generation))
             }
             Err(e) => {
                 tracing::debug!(error = %e, "rate-limit Redis still unreachable");
                 self.give_up();
-                Err(e)
             }
         }
     }
 
     fn give_up(&self) {
-        *self.limiter.link() = Link::Down {
-            last_attempt_us: now_us(self.limiter.clock.as_ref()),
+        *self.shared.link() = Link::Down {
+            last_attempt_us: now_us(self.shared.clock.as_ref()),
             backoff: self.backoff.saturating_mul(2).min(MAX_BACKOFF),
             generation: self.generation,
         };
     }
 }
 
-impl Drop for Reconnect<'_> {
+impl Drop for Reconnect {
     fn drop(&mut self) {
         if !self.finished {
             self.give_up();
@@ -277,11 +303,11 @@ impl RedisLimiter {
         &'s self,
         build: impl FnOnce(i64) -> Result<redis::ScriptInvocation<'s>, LimiterError> + Send,
     ) -> Result<(T, i64), LimiterError> {
-        let (mut connection, generation) = self.connection().await?;
-        let now = now_us(self.clock.as_ref());
+        let (mut connection, generation) = self.shared.connection()?;
+        let now = now_us(self.shared.clock.as_ref());
         let invocation = build(now)?;
         let outcome = tokio::time::timeout(
-            self.settings.decision_timeout,
+            self.shared.settings.decision_timeout,
             invocation.invoke_async::<T>(&mut connection),
         )
         .await;
@@ -293,12 +319,12 @@ impl RedisLimiter {
             Ok(Err(e)) => LimiterError::Unavailable(e.to_string()),
             Err(_) => LimiterError::Timeout,
         };
-        self.mark_down(generation);
+        self.shared.mark_down(generation);
         Err(failure)
     }
 
     /// The Redis key of GCRA state or of a budget counter.
     fn key(&self, key: &str) -> String {
-        format!("{}{key}", self.settings.key_prefix)
+        format!("{}{key}", self.shared.settings.key_prefix)
     }
 }

@@ -1,9 +1,11 @@
 //! Reconnection on demand: no task watches Redis. While the limiter is
 //! down, decisions fail at once; the first decision after the backoff has
-//! passed on the limiter's (manual) clock tries to reconnect, alone, and
-//! each failed attempt doubles the backoff up to 5 s. Attempts are counted
-//! as connections a listener received, so no test waits to see that
-//! nothing happened.
+//! passed on the limiter's (manual) clock starts one reconnect attempt in
+//! a task, without waiting for it, and each failed attempt doubles the
+//! backoff up to 5 s. Attempts are counted as connections a listener
+//! received, so no test waits to see that nothing happened; the tests
+//! against a silent server run on tokio's paused clock, so the attempt's
+//! connect timeout passes at once.
 
 use chrono::{Duration as ChronoDuration, TimeZone, Utc};
 use kit::ManualClock;
@@ -73,7 +75,16 @@ impl Silent {
     }
 }
 
-#[tokio::test]
+/// Waits until no reconnect attempt is under way (on a paused clock, the
+/// attempt's timeout passes as soon as nothing else can run).
+async fn settled(limiter: &RedisLimiter) {
+    testkit::eventually("the attempt to end", Duration::from_secs(30), async || {
+        (!limiter.is_reconnecting()).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_down_limiter_reconnects_alone_once_the_backoff_has_passed() {
     let mut redis = Silent::start();
     let clock = clock();
@@ -85,65 +96,91 @@ async fn a_down_limiter_reconnects_alone_once_the_backoff_has_passed() {
 
     // Inside the backoff: refused at once, Redis not touched.
     for _ in 0..10 {
-        assert!(is_unavailable(&limiter.check("k", &quota()).await));
+        assert!(refused_at_once(&limiter.check("k", &quota()).await));
     }
     clock.advance(ChronoDuration::milliseconds(999));
-    assert!(is_unavailable(&limiter.check("k", &quota()).await));
+    assert!(refused_at_once(&limiter.check("k", &quota()).await));
+    settled(&limiter).await;
     assert_eq!(redis.attempts(), 0);
 
-    // The backoff has passed: the first decision reconnects, those that
-    // arrive while it does are refused at once instead of piling up.
+    // The backoff has passed: the first decision starts the one attempt,
+    // and neither it nor those that arrive meanwhile wait for it.
     clock.advance(ChronoDuration::milliseconds(1));
     let quota = quota();
+    let started = tokio::time::Instant::now();
     let (first, second, third) = tokio::join!(
         limiter.check("a", &quota),
         limiter.check("b", &quota),
         limiter.check("c", &quota),
     );
-    assert!(
-        is_unavailable(&first) && !refused_at_once(&first),
-        "{first:?}"
+    assert_eq!(
+        tokio::time::Instant::now(),
+        started,
+        "no decision waited on a timer"
     );
-    assert!(refused_at_once(&second), "{second:?}");
-    assert!(refused_at_once(&third), "{third:?}");
+    for outcome in [&first, &second, &third] {
+        assert!(refused_at_once(outcome), "{outcome:?}");
+    }
+    assert!(limiter.is_reconnecting());
+    settled(&limiter).await;
     assert_eq!(redis.attempts(), 1);
+    assert!(!limiter.is_up());
 
     // Each failed attempt doubles the backoff: 2 s, 4 s, then 5 s at most.
     for backoff_ms in [2_000, 4_000, 5_000, 5_000] {
         clock.advance(ChronoDuration::milliseconds(backoff_ms - 1));
-        assert!(is_unavailable(&limiter.check("k", &quota).await));
+        assert!(refused_at_once(&limiter.check("k", &quota).await));
+        settled(&limiter).await;
         assert_eq!(redis.attempts(), 0, "before {backoff_ms} ms");
         clock.advance(ChronoDuration::milliseconds(1));
-        assert!(is_unavailable(&limiter.check("k", &quota).await));
+        assert!(refused_at_once(&limiter.check("k", &quota).await));
+        settled(&limiter).await;
         assert_eq!(redis.attempts(), 1, "at {backoff_ms} ms");
     }
 }
 
-#[tokio::test]
-async fn a_reconnecting_decision_that_is_cancelled_leaves_the_next_one_free_to_try() {
-    let mut redis = Silent::start();
+#[tokio::test(start_paused = true)]
+async fn dropping_the_limiter_ends_its_reconnect_attempt() {
+    let redis = Silent::start();
+    let mut settings = redis.settings();
+    // The attempt would otherwise hang on the silent server for a minute.
+    settings.decision_timeout = Duration::from_secs(60);
     let clock = clock();
-    let limiter = RedisLimiter::connect(redis.settings(), Arc::new(clock.clone()))
+    let limiter = RedisLimiter::connect(settings, Arc::new(clock.clone()))
         .await
         .expect("a limiter, down");
-    redis.attempts();
+    // The attempt at start has timed out; the next one starts now.
     clock.advance(ChronoDuration::seconds(1));
-    // The caller gives up on its decision while it is reconnecting.
-    let quota = quota();
-    let cancelled = tokio::time::timeout(Duration::from_millis(50), limiter.check("k", &quota));
-    assert!(
-        cancelled.await.is_err(),
-        "the attempt hangs on a silent server"
-    );
-    assert_eq!(redis.attempts(), 1);
-    // Not stuck "reconnecting": the next attempt comes after the doubled
-    // backoff.
-    clock.advance(ChronoDuration::milliseconds(1_999));
-    assert!(is_unavailable(&limiter.check("k", &quota).await));
-    assert_eq!(redis.attempts(), 0);
-    clock.advance(ChronoDuration::milliseconds(1));
-    assert!(is_unavailable(&limiter.check("k", &quota).await));
-    assert_eq!(redis.attempts(), 1);
+    assert!(refused_at_once(&limiter.check("k", &quota()).await));
+    assert!(limiter.is_reconnecting());
+    let mut accepted = Vec::new();
+    let attempt = testkit::eventually(
+        "the attempt's connection",
+        Duration::from_secs(30),
+        async || {
+            while let Ok((stream, _)) = redis.listener.accept() {
+                accepted.push(stream);
+            }
+            (accepted.len() == 2).then(|| accepted.pop())
+        },
+    )
+    .await
+    .expect("a connection");
+    attempt.set_nonblocking(true).expect("non-blocking");
+    let mut attempt = tokio::net::TcpStream::from_std(attempt).expect("tokio stream");
+
+    drop(limiter);
+    // The attempt's task is aborted, which closes its connection: the
+    // server reads end of stream well before the attempt's own 60 s bound
+    // (on the paused clock, that bound would pass as soon as nothing else
+    // can run, and close the connection too, but only at 60 s).
+    let eof = tokio::time::timeout(Duration::from_secs(30), async {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 256];
+        while attempt.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+    })
+    .await;
+    assert!(eof.is_ok(), "the attempt's connection outlived the limiter");
 }
 
 #[tokio::test]
@@ -167,11 +204,15 @@ async fn after_redis_returns_the_next_decision_past_the_backoff_is_global_again(
 
     // Redis is back, but nothing reconnects until a decision comes after
     // the backoff: no background task is watching.
-    assert!(is_unavailable(&limiter.check("k", &quota).await));
-    assert!(!limiter.is_up());
+    assert!(refused_at_once(&limiter.check("k", &quota).await));
+    assert!(!limiter.is_up() && !limiter.is_reconnecting());
     clock.advance(ChronoDuration::seconds(1));
-    let decision = limiter.check("k", &quota).await.expect("decided by Redis");
+    // That decision starts the attempt and is refused; once the attempt
+    // has succeeded, Redis decides again.
+    assert!(refused_at_once(&limiter.check("k", &quota).await));
+    settled(&limiter).await;
     assert!(limiter.is_up());
+    let decision = limiter.check("k", &quota).await.expect("decided by Redis");
     // The new Redis started empty: a fresh burst.
     assert_eq!((decision.allowed, decision.remaining), (true, 1));
 }

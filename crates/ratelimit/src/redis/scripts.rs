@@ -111,7 +111,7 @@ impl RateLimiter for RedisLimiter {
         let redis_key = self.key(key);
         let ((allowed, tat_us), now) = self
             .run::<(i64, i64)>(|now| {
-                let mut invocation = self.scripts.gcra.key(redis_key);
+                let mut invocation = self.shared.scripts.gcra.key(redis_key);
                 invocation
                     .arg(now)
                     .arg(quota.emission_interval_us())
@@ -131,7 +131,7 @@ impl RateLimiter for RedisLimiter {
         let redis_key = self.key(key);
         let back = cost.saturating_mul(quota.emission_interval_us());
         self.run::<i64>(|now| {
-            let mut invocation = self.scripts.refund.key(redis_key);
+            let mut invocation = self.shared.scripts.refund.key(redis_key);
             invocation.arg(now).arg(back);
             Ok(invocation)
         })
@@ -150,6 +150,7 @@ impl RateLimiter for RedisLimiter {
             .run::<(i64, i64)>(|now| {
                 let span = budget::current_span(window, now)?;
                 let mut invocation = self
+                    .shared
                     .scripts
                     .reserve
                     .key(self.budget_key(key, window, span.start));
@@ -178,7 +179,7 @@ impl RateLimiter for RedisLimiter {
         };
         let redis_key = self.budget_key(key, window, span.start);
         self.run::<i64>(|now| {
-            let mut invocation = self.scripts.settle.key(redis_key);
+            let mut invocation = self.shared.scripts.settle.key(redis_key);
             invocation
                 .arg(budget::clamp_delta(delta))
                 .arg(budget::MAX_USED)
