@@ -6,8 +6,11 @@
 //! schedule. Its dispatcher waits on a precise timer and releases due
 //! arrivals as semaphore permits, several at a time when they fall due
 //! within [`BATCH_WINDOW`] of each other; an idle slot takes the next
-//! arrival and sends it. Nothing crosses threads per request: the hand-off is a wake-up
-//! within the same runtime. Latency counts from the arrival's due time, so
+//! arrival and sends it, and a slot that finishes a request releases
+//! whatever has fallen due meanwhile, so a runtime busy with answers does
+//! not leave due arrivals waiting for the timer to be polled. Nothing
+//! crosses threads per request: the hand-off is a wake-up within the same
+//! runtime. Latency counts from the arrival's due time, so
 //! an arrival that waited for a free slot carries its wait (no coordinated
 //! omission). The generator's own lateness, from the moment a request
 //! could have gone (due, and a slot free) to the moment it went, is
@@ -197,6 +200,14 @@ fn share(total: usize, threads: usize, thread: usize) -> usize {
 
 /// Releases this thread's arrivals (every `threads`-th, from `thread`) as
 /// they fall due.
+///
+/// The dispatcher is not the only one to release them: every slot that
+/// finishes a request releases what has fallen due meanwhile
+/// ([`release_due`]). A busy runtime polls its I/O driver, and so sees the
+/// dispatcher's timer fire, only between batches of tasks (every 61 polls
+/// in Tokio), so a dispatcher alone released arrivals a millisecond or more
+/// late whenever answers came back in a burst; the finishing slots are
+/// exactly the ones that can take them.
 async fn dispatch(
     schedule: &Schedule,
     run: &ScenarioRun,
@@ -211,41 +222,62 @@ async fn dispatch(
             None
         }
     };
-    let mut k = 0u64;
-    loop {
-        if run.stop.load(Ordering::Relaxed) {
-            return;
-        }
-        let n = k * run.threads as u64 + thread as u64;
-        let Some(offset) = schedule.due(n) else {
+    while !run.stop.load(Ordering::Relaxed) {
+        let Some(due) = release_due(schedule, run, shard, arrivals, thread, Instant::now()) else {
             break;
         };
-        let due = run.start + offset;
-        if due >= run.end {
-            break;
-        }
-        if due > Instant::now() {
-            let due_of = |k: u64| {
-                let n = k * run.threads as u64 + thread as u64;
-                let due = run.start + schedule.due(n)?;
-                (due < run.end).then_some(due)
-            };
-            let wake = last_due_within(due_of, k, due + BATCH_WINDOW);
-            sleep_until(&mut timer, wake).await;
-            continue;
-        }
-        shard.released.fetch_add(1, Ordering::Relaxed);
-        arrivals.add_permits(1);
-        k += 1;
+        let due_of = |k: u64| {
+            let n = k * run.threads as u64 + thread as u64;
+            let due = run.start + schedule.due(n)?;
+            (due < run.end).then_some(due)
+        };
+        let next = shard.released.load(Ordering::Relaxed);
+        let wake = last_due_within(due_of, next, due + BATCH_WINDOW);
+        sleep_until(&mut timer, wake).await;
     }
     // The caller closes `arrivals` next, and a closed semaphore refuses even
     // the permits it still holds: the arrival released a moment ago would
     // be dropped before any connection could take it. Keep the schedule
     // open to its end, so an arrival is dropped only when no connection
-    // came free in time.
-    if Instant::now() < run.end {
+    // came free in time; a run stopped early ends now.
+    if Instant::now() < run.end && !run.stop.load(Ordering::Relaxed) {
         sleep_until(&mut timer, run.end).await;
     }
+}
+
+/// Releases every arrival of this thread's share due by `now`, and returns
+/// when the next one is due (`None` past the schedule's end). The count of
+/// arrivals released so far is the cursor: the thread's runtime runs one
+/// task at a time, so no two calls interleave.
+fn release_due(
+    schedule: &Schedule,
+    run: &ScenarioRun,
+    shard: &Shard,
+    arrivals: &Semaphore,
+    thread: usize,
+    now: Instant,
+) -> Option<Instant> {
+    let first = shard.released.load(Ordering::Relaxed);
+    let mut k = first;
+    let upcoming = loop {
+        let n = k * run.threads as u64 + thread as u64;
+        let Some(offset) = schedule.due(n) else {
+            break None;
+        };
+        let due = run.start + offset;
+        if due >= run.end {
+            break None;
+        }
+        if due > now {
+            break Some(due);
+        }
+        k += 1;
+    };
+    if k > first {
+        shard.released.store(k, Ordering::Relaxed);
+        arrivals.add_permits(usize::try_from(k - first).unwrap_or(usize::MAX));
+    }
+    upcoming
 }
 
 /// Arrivals due within this much of the next one are released together,
@@ -342,6 +374,9 @@ async fn open_slot(
             );
         });
         free_since = finished;
+        if !run.stop.load(Ordering::Relaxed) {
+            release_due(schedule, run, shard, arrivals, thread, finished);
+        }
     }
 }
 
