@@ -46,6 +46,7 @@
 #![deny(unsafe_code)]
 
 mod engine;
+pub mod floor;
 pub mod observe;
 pub mod output;
 pub mod plan;

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant, SystemTime};
 use worker::{ScenarioRun, Shard};
 
 pub use phase::SetupError;
+pub(crate) use timer::PreciseTimer;
 
 /// Requests still in flight when their scenario ends get this long (or
 /// their timeout, if shorter) before they count as timeouts, so a target

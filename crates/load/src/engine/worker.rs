@@ -6,9 +6,9 @@
 //! schedule. Its dispatcher waits on a precise timer and releases due
 //! arrivals as semaphore permits, several at a time when they fall due
 //! within [`BATCH_WINDOW`] of each other; an idle slot takes the next
-//! arrival and sends it, and a slot that finishes a request releases
-//! whatever has fallen due meanwhile, so a runtime busy with answers does
-//! not leave due arrivals waiting for the timer to be polled. Nothing
+//! arrival and sends it, and a slot that finishes a request releases the
+//! arrivals overdue by more than that window, so a runtime busy with
+//! answers does not leave them waiting for the timer to be polled. Nothing
 //! crosses threads per request: the hand-off is a wake-up within the same
 //! runtime. Latency counts from the arrival's due time, so
 //! an arrival that waited for a free slot carries its wait (no coordinated
@@ -202,12 +202,17 @@ fn share(total: usize, threads: usize, thread: usize) -> usize {
 /// they fall due.
 ///
 /// The dispatcher is not the only one to release them: every slot that
-/// finishes a request releases what has fallen due meanwhile
-/// ([`release_due`]). A busy runtime polls its I/O driver, and so sees the
-/// dispatcher's timer fire, only between batches of tasks (every 61 polls
-/// in Tokio), so a dispatcher alone released arrivals a millisecond or more
-/// late whenever answers came back in a burst; the finishing slots are
-/// exactly the ones that can take them.
+/// finishes a request releases the arrivals overdue by more than
+/// [`BATCH_WINDOW`] ([`release_due`]), which the dispatcher would already
+/// have released had it run. A busy runtime polls its I/O driver, and so
+/// sees the dispatcher's timer fire, only between batches of tasks (every
+/// 61 polls in Tokio), so a dispatcher alone released arrivals a
+/// millisecond or more late whenever answers came back in a burst; the
+/// finishing slots are exactly the ones that can take them. Arrivals not
+/// yet overdue by the window are left to the dispatcher: released early by
+/// a slot, they would go out one by one, and their answers wake the thread
+/// one by one (measured: 0.80 context switches per request instead of
+/// 0.62, and 8% more CPU).
 async fn dispatch(
     schedule: &Schedule,
     run: &ScenarioRun,
@@ -374,8 +379,10 @@ async fn open_slot(
             );
         });
         free_since = finished;
-        if !run.stop.load(Ordering::Relaxed) {
-            release_due(schedule, run, shard, arrivals, thread, finished);
+        if let Some(overdue) = finished.checked_sub(BATCH_WINDOW) {
+            if !run.stop.load(Ordering::Relaxed) {
+                release_due(schedule, run, shard, arrivals, thread, overdue);
+            }
         }
     }
 }
