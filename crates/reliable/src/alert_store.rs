@@ -30,7 +30,7 @@ pub(crate) static SCHEMA: Schema = Schema {
 /// Where the alert history lives: `alerts.db` in the data dir, or schema
 /// `alerts` of the shared PostgreSQL database in `serve` when one is set.
 pub fn url(config: &crate::settings::Config, embedded: bool) -> String {
-    match (embedded, config.database_url()) {
+    match (embedded, config.shared_database_url()) {
         (false, Some(url)) => url.to_string(),
         _ => format!("sqlite://{}", config.data_dir.join("alerts.db").display()),
     }

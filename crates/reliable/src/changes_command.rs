@@ -145,7 +145,7 @@ pub async fn open(
     config: &crate::settings::Config,
 ) -> anyhow::Result<(changes::ChangeStore, kit::tasks::TaskSpawner)> {
     use anyhow::Context as _;
-    let configured = config.database_url();
+    let configured = config.shared_database_url();
     if configured.is_none() {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;

@@ -190,7 +190,7 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
     // what modules record while stopping is written at the end.
     let change_store = changes::ChangeStore::open(
         &changes::database_url(
-            config.database_url().filter(|_| !embedded),
+            config.shared_database_url().filter(|_| !embedded),
             &config.data_dir,
         ),
         &config.changes,

@@ -255,6 +255,22 @@ impl Config {
     pub fn database_url(&self) -> Option<&str> {
         self.database_url.as_ref().map(Secret::expose)
     }
+
+    /// The configured database when the platform's own stores (change
+    /// timeline, alert history, probe results) can share it: PostgreSQL,
+    /// where each store has a schema of its own. A SQLite file has no
+    /// schemas, and every store's migrations would meet in one
+    /// `_sqlx_migrations` table (the second store to migrate found a
+    /// "migration 1" that was not its own and refused to start), so with a
+    /// SQLite URL those stores keep their own files in the data dir.
+    pub fn shared_database_url(&self) -> Option<&str> {
+        self.database_url().filter(|url| {
+            matches!(
+                kit::storage::Backend::of(url),
+                Ok(kit::storage::Backend::Postgres)
+            )
+        })
+    }
 }
 
 /// A URL setting must parse and use one of `schemes`; the message never

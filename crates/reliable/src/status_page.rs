@@ -26,7 +26,7 @@ use crate::settings::Config;
 
 /// Where the probes' store lives (see the module docs).
 pub fn store_url(config: &Config, embedded: bool) -> String {
-    match (embedded, config.database_url()) {
+    match (embedded, config.shared_database_url()) {
         (false, Some(url)) => url.to_string(),
         _ => format!("sqlite://{}", config.data_dir.join("probes.db").display()),
     }

@@ -218,6 +218,49 @@ async fn serve_runs_the_shortener_on_postgres_and_applies_migrations() {
     assert!(logs.iter().all(|l| !l.contains(&database_url)));
 }
 
+#[tokio::test]
+async fn serve_runs_the_shortener_on_a_sqlite_url_beside_the_platform_stores() {
+    // The platform's own stores (change timeline, alerts, probes) used to
+    // share a configured SQLite file with the module: their migrations met
+    // in one `_sqlx_migrations` table and the shortener refused to start
+    // ("migration 1 was previously applied but has been modified").
+    let dir = tempfile::tempdir().expect("dir");
+    let database = dir.path().join("links.db");
+    let mut cmd = reliable();
+    cmd.args(["serve", "--target", "shortener"])
+        .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_DATA_DIR", dir.path())
+        .env(
+            "RELIABLE_DATABASE_URL",
+            format!("sqlite://{}", database.display()),
+        );
+    let app = start(cmd);
+    let base = format!("http://{}", app.addr);
+    let http = client();
+    assert_eq!(create_link(&http, &base, "lite").await.status(), 201);
+    let redirect = http
+        .get(format!("{base}/lite"))
+        .send()
+        .await
+        .expect("redirect");
+    assert_eq!(redirect.status(), 302);
+    stop(app).await;
+    // The links are in the configured file, the change timeline in its own.
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", database.display()))
+        .await
+        .expect("sqlite");
+    let slugs: Vec<String> = sqlx::query_scalar("SELECT slug FROM links")
+        .fetch_all(&pool)
+        .await
+        .expect("links");
+    assert_eq!(slugs, ["lite"]);
+    assert!(
+        dir.path().join("changes.db").exists(),
+        "change timeline in the data dir"
+    );
+}
+
 #[test]
 fn configuration_errors_name_the_bad_key_and_exit_2() {
     let dir = tempfile::tempdir().expect("dir");
