@@ -226,15 +226,11 @@ async fn serve_runs_the_shortener_on_a_sqlite_url_beside_the_platform_stores() {
     // ("migration 1 was previously applied but has been modified").
     let dir = tempfile::tempdir().expect("dir");
     let database = dir.path().join("links.db");
-    let mut cmd = reliable();
-    cmd.args(["serve", "--target", "shortener"])
-        .env("RELIABLE_LISTEN", "127.0.0.1:0")
-        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
-        .env("RELIABLE_DATA_DIR", dir.path())
-        .env(
-            "RELIABLE_DATABASE_URL",
-            format!("sqlite://{}", database.display()),
-        );
+    let mut cmd = support::serve("shortener", dir.path());
+    cmd.env(
+        "RELIABLE_DATABASE_URL",
+        format!("sqlite://{}", database.display()),
+    );
     let app = start(cmd);
     let base = format!("http://{}", app.addr);
     let http = client();

@@ -256,19 +256,15 @@ async fn gateway(when_down: &str) -> Gateway {
     let proxy = FaultProxy::start().await;
     let front = proxy.front("redis", &host_port(&redis.url())).await;
     let data = tempfile::tempdir().expect("tempdir");
-    let mut cmd = reliable();
-    cmd.args(["serve", "--target", "gateway,shortener"])
-        .env("RELIABLE_LISTEN", "127.0.0.1:0")
-        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
-        .env("RELIABLE_DATA_DIR", data.path())
-        .env(
-            "RELIABLE_DATABASE_URL",
-            testkit::postgres().create_database(),
-        )
-        .env("RELIABLE_REDIS_URL", format!("redis://{front}/"))
-        .env("RELIABLE_GATEWAY_ANON_RATE", "100000/min,burst=10000")
-        .env("RELIABLE_GATEWAY_RATE_LIMIT_WHEN_DOWN", when_down)
-        .env("RELIABLE_LOG", "error");
+    let mut cmd = support::serve("gateway,shortener", data.path());
+    cmd.env(
+        "RELIABLE_DATABASE_URL",
+        testkit::postgres().create_database(),
+    )
+    .env("RELIABLE_REDIS_URL", format!("redis://{front}/"))
+    .env("RELIABLE_GATEWAY_ANON_RATE", "100000/min,burst=10000")
+    .env("RELIABLE_GATEWAY_RATE_LIMIT_WHEN_DOWN", when_down)
+    .env("RELIABLE_LOG", "error");
     let app = start(cmd);
     let created = reqwest::Client::new()
         .post(format!("http://{}/api/v1/links", app.addr))

@@ -26,6 +26,17 @@ pub fn reliable() -> Command {
     cmd
 }
 
+/// `reliable serve --target TARGETS` on free ports, keeping its files in
+/// `data`; add the database and the rest.
+pub fn serve(targets: &str, data: &std::path::Path) -> Command {
+    let mut cmd = reliable();
+    cmd.args(["serve", "--target", targets])
+        .env("RELIABLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0")
+        .env("RELIABLE_DATA_DIR", data);
+    cmd
+}
+
 /// Starts `cmd` and waits (bounded) for its `listening on http(s)://ADDR`
 /// line; later stdout lines are kept in [`Running::lines`].
 pub fn start(cmd: Command) -> Running {
