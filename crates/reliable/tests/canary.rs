@@ -235,3 +235,56 @@ fn canary_check_validates_specs_without_a_controller() {
         "{err}"
     );
 }
+
+/// The canary drill, whole, as CI runs it: every scenario must end as it
+/// should. Each scenario runs in its own `reliable drill canary` process,
+/// all at once: the drill judges on the process's metrics, so scenarios
+/// sharing a process must take turns (about 100 s in all), while separate
+/// processes end with the slowest one. Times are printed, never asserted
+/// (a shared 2-core machine).
+#[test]
+fn every_canary_drill_scenario_ends_as_it_should() {
+    let runs: Vec<_> = drill::canary::Scenario::ALL
+        .iter()
+        .map(|scenario| {
+            let name = scenario.name();
+            let child = reliable()
+                .args([
+                    "drill",
+                    "canary",
+                    "--dwell",
+                    "3s",
+                    "--json",
+                    "--scenario",
+                    name,
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("start the drill");
+            (*scenario, child)
+        })
+        .collect();
+    for (scenario, child) in runs {
+        let name = scenario.name();
+        let out = child.wait_with_output().expect("the drill ends");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: the drill failed ({:?}): {stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows: Vec<Value> = serde_json::from_str(&stdout).expect("rows as JSON");
+        assert_eq!(rows.len(), 1, "{name}: {stdout}");
+        let row = &rows[0];
+        println!("{name}: {row}");
+        assert_eq!(row["as_expected"], true, "{name} ended wrongly: {row}");
+        if scenario.is_bad() {
+            assert!(
+                row["requests_affected"].as_u64().unwrap_or(0) > 0,
+                "{name}: the bad version was never reached: {row}"
+            );
+        }
+    }
+}

@@ -35,7 +35,9 @@ pub(super) struct Observe {
 /// Histogram handles per (route, method, status), resolved once: the
 /// `metrics` registry lookup hashes and allocates every label, which is a
 /// measurable share of a microsecond-scale request. Cardinality is bounded
-/// by the route templates, the known methods and the status codes.
+/// by the route templates, the known methods and the status codes. The
+/// first place looked is the route's own [`RouteSeries`]; this map is
+/// shared by every route and holds what those do not.
 struct RequestDurations {
     by_route: RwLock<HashMap<String, SeriesOfRoute>>,
 }
@@ -52,19 +54,17 @@ impl RequestDurations {
 
     /// `service` is only read when a series is first seen: a route
     /// template belongs to one module, so it never changes for a route.
-    fn record(
+    fn histogram(
         &self,
         service: &'static str,
         route: &str,
         method: &'static str,
         status: u16,
-        seconds: f64,
-    ) {
+    ) -> metrics::Histogram {
         {
             let routes = self.by_route.read().unwrap_or_else(|e| e.into_inner());
             if let Some(histogram) = routes.get(route).and_then(|m| m.get(&(method, status))) {
-                histogram.record(seconds);
-                return;
+                return histogram.clone();
             }
         }
         let histogram = metrics::histogram!(
@@ -74,13 +74,74 @@ impl RequestDurations {
             "http_request_method" => method,
             "http_response_status_code" => status.to_string(),
         );
-        histogram.record(seconds);
         self.by_route
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .entry(route.to_string())
             .or_default()
-            .insert((method, status), histogram);
+            .insert((method, status), histogram.clone());
+        histogram
+    }
+}
+
+/// The histogram handles one route has used, found without hashing.
+///
+/// The observe layer wraps each route separately (`route_layer`), so each
+/// wrapped route gets one of these: its requests share a route template,
+/// and a handful of (method, status) pairs, so a short scan finds the
+/// handle. Issue 18's profile had the shared map's two SipHash lookups per
+/// request among the redirect's and the gateway's top costs. The
+/// fallback (every unmatched path) shares one too; past [`Self::MAX`]
+/// entries, new label sets go to the shared map only.
+#[derive(Default)]
+struct RouteSeries {
+    seen: RwLock<Vec<Seen>>,
+}
+
+struct Seen {
+    service: &'static str,
+    route: Box<str>,
+    method: &'static str,
+    status: u16,
+    histogram: metrics::Histogram,
+}
+
+impl RouteSeries {
+    const MAX: usize = 32;
+
+    fn record(
+        &self,
+        shared: &RequestDurations,
+        service: &'static str,
+        route: &str,
+        method: &'static str,
+        status: u16,
+        seconds: f64,
+    ) {
+        {
+            let seen = self.seen.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(s) = seen.iter().find(|s| {
+                s.status == status
+                    && s.method == method
+                    && s.service == service
+                    && *s.route == *route
+            }) {
+                s.histogram.record(seconds);
+                return;
+            }
+        }
+        let histogram = shared.histogram(service, route, method, status);
+        histogram.record(seconds);
+        let mut seen = self.seen.write().unwrap_or_else(|e| e.into_inner());
+        if seen.len() < Self::MAX {
+            seen.push(Seen {
+                service,
+                route: route.into(),
+                method,
+                status,
+                histogram,
+            });
+        }
     }
 }
 
@@ -225,6 +286,7 @@ impl<S> Layer<S> for ObserveLayer {
         ObserveService {
             inner,
             observe: self.0.clone(),
+            series: Arc::default(),
         }
     }
 }
@@ -233,6 +295,8 @@ impl<S> Layer<S> for ObserveLayer {
 pub(super) struct ObserveService<S> {
     inner: S,
     observe: Arc<Observe>,
+    /// This route's handles (one per `layer` call, that is per route).
+    series: Arc<RouteSeries>,
 }
 
 impl<S> Service<Request> for ObserveService<S>
@@ -278,6 +342,7 @@ where
         // answer (500 problem), not a dropped connection.
         let inner = std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(request)));
         let observe = self.observe.clone();
+        let series = self.series.clone();
         Box::pin(async move {
             let outcome = match inner {
                 Ok(inner) => {
@@ -316,7 +381,8 @@ where
                 .remove::<ServiceLabel>()
                 .map_or(observe.service, |s| s.0);
             let elapsed = start.elapsed();
-            observe.durations.record(
+            series.record(
+                &observe.durations,
                 service,
                 route,
                 method,
@@ -339,5 +405,39 @@ where
             response.headers_mut().insert(X_REQUEST_ID, request_id);
             Ok(response)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(series: &RouteSeries) -> usize {
+        series.seen.read().map(|s| s.len()).unwrap_or(0)
+    }
+
+    #[test]
+    fn a_route_keeps_one_handle_per_label_set_and_at_most_max() {
+        let shared = RequestDurations::new();
+        let series = RouteSeries::default();
+        for _ in 0..3 {
+            series.record(&shared, "svc", "/{slug}", "GET", 302, 0.001);
+        }
+        assert_eq!(seen(&series), 1);
+        series.record(&shared, "svc", "/{slug}", "GET", 404, 0.001);
+        series.record(&shared, "svc", "/{slug}", "HEAD", 302, 0.001);
+        assert_eq!(seen(&series), 3);
+        // The shared map holds the same label sets, by route.
+        let routes = shared.by_route.read().expect("map");
+        assert_eq!(routes.get("/{slug}").map(HashMap::len), Some(3));
+        drop(routes);
+        // Past MAX, new label sets are still recorded (shared map) but not
+        // kept by the route.
+        for status in 100..200 {
+            series.record(&shared, "svc", "/{slug}", "GET", status, 0.001);
+        }
+        assert_eq!(seen(&series), RouteSeries::MAX);
+        let routes = shared.by_route.read().expect("map");
+        assert_eq!(routes.get("/{slug}").map(HashMap::len), Some(103));
     }
 }
