@@ -42,8 +42,8 @@ pub const NAME: &str = "changes";
 /// The change timeline's table and migrations.
 pub static SCHEMA: Schema = Schema {
     module: NAME,
-    sqlite: &sqlx::migrate!("./migrations/sqlite"),
-    postgres: &sqlx::migrate!("./migrations/postgres"),
+    sqlite: &kit::storage::migrate!("./migrations/sqlite"),
+    postgres: &kit::storage::migrate!("./migrations/postgres"),
     legacy_public_tables: &[],
 };
 

@@ -10,8 +10,8 @@ use kit::storage::{Pool, PoolConfig, Schema, StoreError};
 /// PostgreSQL, `gateway.db` on SQLite.
 pub static SCHEMA: Schema = Schema {
     module: crate::SERVICE,
-    sqlite: &sqlx::migrate!("./migrations/sqlite"),
-    postgres: &sqlx::migrate!("./migrations/postgres"),
+    sqlite: &kit::storage::migrate!("./migrations/sqlite"),
+    postgres: &kit::storage::migrate!("./migrations/postgres"),
     legacy_public_tables: &[],
 };
 

@@ -11,15 +11,15 @@ use sqlx::Row;
 
 static ITEMS: Schema = Schema {
     module: "items",
-    sqlite: &sqlx::migrate!("./tests/storage_migrations/sqlite"),
-    postgres: &sqlx::migrate!("./tests/storage_migrations/postgres"),
+    sqlite: &kit::storage::migrate!("./tests/storage_migrations/sqlite"),
+    postgres: &kit::storage::migrate!("./tests/storage_migrations/postgres"),
     legacy_public_tables: &[],
 };
 
 static OTHER: Schema = Schema {
     module: "other_items",
-    sqlite: &sqlx::migrate!("./tests/storage_migrations/sqlite"),
-    postgres: &sqlx::migrate!("./tests/storage_migrations/postgres"),
+    sqlite: &kit::storage::migrate!("./tests/storage_migrations/sqlite"),
+    postgres: &kit::storage::migrate!("./tests/storage_migrations/postgres"),
     legacy_public_tables: &[],
 };
 

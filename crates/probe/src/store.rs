@@ -18,8 +18,8 @@ pub const RETENTION_DAYS: i64 = 90;
 
 pub const SCHEMA: Schema = Schema {
     module: "probes",
-    sqlite: &sqlx::migrate!("./migrations/sqlite"),
-    postgres: &sqlx::migrate!("./migrations/postgres"),
+    sqlite: &kit::storage::migrate!("./migrations/sqlite"),
+    postgres: &kit::storage::migrate!("./migrations/postgres"),
     legacy_public_tables: &[],
 };
 

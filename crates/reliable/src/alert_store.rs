@@ -22,8 +22,8 @@ pub const RETENTION: chrono::Duration = chrono::Duration::days(7);
 
 pub(crate) static SCHEMA: Schema = Schema {
     module: "alerts",
-    sqlite: &sqlx::migrate!("./migrations/sqlite"),
-    postgres: &sqlx::migrate!("./migrations/postgres"),
+    sqlite: &kit::storage::migrate!("./migrations/sqlite"),
+    postgres: &kit::storage::migrate!("./migrations/postgres"),
     legacy_public_tables: &[],
 };
 

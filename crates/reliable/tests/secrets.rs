@@ -9,6 +9,9 @@
 
 mod support;
 
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
+use resilience::client::{ClientSettings, HttpClient};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::{order_body, reliable, start_with_stderr, stop};
@@ -32,6 +35,55 @@ impl Secrets {
                 "{what} holds a secret:\n{text}"
             );
         }
+    }
+}
+
+/// HTTPS to the platform, trusting its CA: the platform's own client
+/// (rustls on `ring`). reqwest's TLS would compile a second crypto
+/// library (aws-lc) into every test build for this one test.
+struct Https(HttpClient);
+
+impl Https {
+    fn new(ca_file: &std::path::Path) -> Self {
+        let settings = ClientSettings {
+            ca_file: Some(ca_file.to_path_buf()),
+            ..ClientSettings::default()
+        };
+        Self(HttpClient::new(&settings).expect("HTTPS client"))
+    }
+
+    /// One request; the status and the body as text.
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        header: Option<(&str, &str)>,
+        json: Option<serde_json::Value>,
+    ) -> (StatusCode, String) {
+        let mut request = http::Request::builder().method(method).uri(url);
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        let body = match json {
+            Some(json) => {
+                request = request.header("content-type", "application/json");
+                resilience::body::full(serde_json::to_vec(&json).expect("json").into())
+            }
+            None => resilience::body::empty(),
+        };
+        let response = self
+            .0
+            .send(request.body(body).expect("request"))
+            .await
+            .expect(url);
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 }
 
@@ -123,50 +175,48 @@ async fn no_secret_reaches_a_log_a_metric_a_document_or_a_span() {
     let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
     let app = start_with_stderr(cmd, Stdio::from(stderr));
     let base = format!("https://{}", app.addr);
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca_file).expect("ca")).expect("pem");
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .add_root_certificate(ca)
-        .build()
-        .expect("client");
+    let https = Https::new(&ca_file);
 
     let mut bodies = Vec::new();
-    let link = http
-        .post(format!("{base}/api/v1/links"))
-        .json(&serde_json::json!({"url": "https://example.com/", "slug": "secret-test"}))
-        .send()
-        .await
-        .expect("create link");
-    assert_eq!(link.status(), 201);
-    bodies.push(link.text().await.expect("body"));
-    let redirect = http
-        .get(format!("{base}/secret-test"))
-        .send()
-        .await
-        .expect("redirect");
-    assert_eq!(redirect.status(), 302);
-    let order = http
-        .post(format!("{base}/api/v1/orders"))
-        .header("idempotency-key", "secret-1")
-        .json(&order_body("c1"))
-        .send()
-        .await
-        .expect("create order");
-    assert_eq!(order.status(), 201);
-    bodies.push(order.text().await.expect("body"));
+    let (status, body) = https
+        .send(
+            Method::POST,
+            &format!("{base}/api/v1/links"),
+            None,
+            Some(serde_json::json!({"url": "https://example.com/", "slug": "secret-test"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    bodies.push(body);
+    let (status, _) = https
+        .send(Method::GET, &format!("{base}/secret-test"), None, None)
+        .await;
+    assert_eq!(status, 302);
+    let (status, body) = https
+        .send(
+            Method::POST,
+            &format!("{base}/api/v1/orders"),
+            Some(("idempotency-key", "secret-1")),
+            Some(order_body("c1")),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    bodies.push(body);
     // A key the gateway does not know, in both places a client may send it.
     for (name, value) in [
         ("authorization", format!("Bearer {API_KEY}")),
         ("x-api-key", API_KEY.to_string()),
     ] {
-        let refused = http
-            .get(format!("{base}/api/v1/links"))
-            .header(name, value)
-            .send()
-            .await
-            .expect("keyed request");
-        assert_eq!(refused.status(), 401, "{name}");
-        bodies.push(refused.text().await.expect("body"));
+        let (status, body) = https
+            .send(
+                Method::GET,
+                &format!("{base}/api/v1/links"),
+                Some((name, &value)),
+                None,
+            )
+            .await;
+        assert_eq!(status, 401, "{name}");
+        bodies.push(body);
     }
     receiver
         .wait_until(Duration::from_secs(30), "the order's event", |r| {
@@ -174,7 +224,9 @@ async fn no_secret_reaches_a_log_a_metric_a_document_or_a_span() {
         })
         .await;
     for path in ["/metrics", "/openapi.json", "/readyz", "/api/v1/slo/status"] {
-        let text = support::get_text(&http, &format!("{base}{path}")).await;
+        let (_, text) = https
+            .send(Method::GET, &format!("{base}{path}"), None, None)
+            .await;
         secrets.assert_clean(path, &text);
     }
     for body in &bodies {

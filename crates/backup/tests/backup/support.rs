@@ -6,15 +6,15 @@ use kit::storage::{open, Pool, PoolConfig, Schema};
 
 pub static ITEMS: Schema = Schema {
     module: "items",
-    sqlite: &sqlx::migrate!("./tests/migrations/sqlite"),
-    postgres: &sqlx::migrate!("./tests/migrations/postgres"),
+    sqlite: &kit::storage::migrate!("./tests/migrations/sqlite"),
+    postgres: &kit::storage::migrate!("./tests/migrations/postgres"),
     legacy_public_tables: &[],
 };
 
 pub static OTHER: Schema = Schema {
     module: "other",
-    sqlite: &sqlx::migrate!("./tests/migrations/sqlite"),
-    postgres: &sqlx::migrate!("./tests/migrations/postgres"),
+    sqlite: &kit::storage::migrate!("./tests/migrations/sqlite"),
+    postgres: &kit::storage::migrate!("./tests/migrations/postgres"),
     legacy_public_tables: &[],
 };
 

@@ -24,6 +24,12 @@ pub mod time;
 pub use config::PoolConfig;
 pub use error::{is_unique_violation, StoreError};
 pub use open::{open_postgres, open_sqlite, Backend, Schema};
+/// `migrate!("./migrations/sqlite")`: the migrations in that directory
+/// (relative to the calling crate), embedded at build time, for a
+/// [`Schema`]. sqlx's own macro, taken from sqlx-macros directly: sqlx's
+/// `macros` feature would also build both database drivers for the
+/// compiler.
+pub use sqlx_macros::migrate;
 
 use crate::health::ReadinessCheck;
 use sqlx::{PgPool, SqlitePool};

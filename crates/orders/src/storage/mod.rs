@@ -38,8 +38,8 @@ pub use kit::storage::StoreError;
 /// on SQLite) and their migrations.
 pub static SCHEMA: Schema = Schema {
     module: crate::SERVICE,
-    sqlite: &sqlx::migrate!("./migrations/sqlite"),
-    postgres: &sqlx::migrate!("./migrations/postgres"),
+    sqlite: &kit::storage::migrate!("./migrations/sqlite"),
+    postgres: &kit::storage::migrate!("./migrations/postgres"),
     legacy_public_tables: &[],
 };
 

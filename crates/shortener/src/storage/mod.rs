@@ -31,8 +31,8 @@ use tokio::sync::mpsc;
 /// open by this release moves them into `shortener`.
 pub static SCHEMA: Schema = Schema {
     module: crate::SERVICE,
-    sqlite: &sqlx::migrate!("./migrations/sqlite"),
-    postgres: &sqlx::migrate!("./migrations/postgres"),
+    sqlite: &kit::storage::migrate!("./migrations/sqlite"),
+    postgres: &kit::storage::migrate!("./migrations/postgres"),
     legacy_public_tables: &["links", "link_tags", "visits"],
 };
 
