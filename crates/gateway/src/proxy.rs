@@ -214,7 +214,7 @@ fn prepare_headers(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, host: 
     // A chain from an untrusted peer is dropped, not extended: upstreams
     // that read it must not see the spoofed part.
     let chain = if peer == client {
-        peer.to_string()
+        kit::net::ip_text(peer)
     } else {
         let previous = headers
             .get_all(X_FORWARDED_FOR)
@@ -224,7 +224,7 @@ fn prepare_headers(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, host: 
             .join(", ");
         format!("{previous}, {peer}")
     };
-    if let Ok(chain) = HeaderValue::from_str(&chain) {
+    if let Ok(chain) = HeaderValue::try_from(chain) {
         headers.insert(X_FORWARDED_FOR, chain);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));

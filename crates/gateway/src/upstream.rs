@@ -25,6 +25,10 @@ use tower::ServiceExt;
 /// The `server_address` metric label of every in-process endpoint.
 pub const IN_PROCESS: &str = "in-process";
 
+// One per endpoint, made when the routes load and only borrowed on the
+// request path, so its size costs nothing there; boxing the client would
+// add a pointer chase per request instead.
+#[allow(clippy::large_enum_variant)]
 pub enum Upstream {
     /// A remote endpoint and the client of its pool (which carries the
     /// pool's TLS trust).
@@ -54,7 +58,13 @@ impl Upstream {
         timeout: Duration,
     ) -> Result<Response, ClientError> {
         match self {
-            Upstream::Http { client: http, .. } => {
+            Upstream::Http { base, client: http } => {
+                // The proxy dropped the client's Host; the upstream's own
+                // goes out, made once per endpoint.
+                let mut request = request;
+                request
+                    .headers_mut()
+                    .insert(http::header::HOST, base.host_header().clone());
                 Ok(http.send_within(request, timeout).await?.map(Body::new))
             }
             Upstream::InProcess(router) => {

@@ -281,7 +281,7 @@ impl LinkStore for PostgresStore {
             visits.iter().map(|v| v.referrer_host.clone()).collect();
         let ips: Vec<Option<String>> = visits
             .iter()
-            .map(|v| v.client_ip.map(|ip| ip.to_string()))
+            .map(|v| v.client_ip.map(kit::net::ip_text))
             .collect();
         let agents: Vec<Option<String>> = visits.iter().map(|v| v.user_agent.clone()).collect();
         let bots: Vec<bool> = visits.iter().map(|v| v.is_bot).collect();

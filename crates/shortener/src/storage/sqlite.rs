@@ -278,7 +278,7 @@ impl LinkStore for SqliteStore {
                     .push_bind(to_micros(visit.at))
                     .push_bind(rand::random::<i64>())
                     .push_bind(visit.referrer_host.as_deref())
-                    .push_bind(visit.client_ip.map(|ip| ip.to_string()))
+                    .push_bind(visit.client_ip.map(kit::net::ip_text))
                     .push_bind(visit.user_agent.as_deref())
                     .push_bind(visit.is_bot);
             });
