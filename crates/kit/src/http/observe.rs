@@ -118,14 +118,12 @@ impl RouteSeries {
         status: u16,
         seconds: f64,
     ) {
+        let is_it = |s: &Seen| {
+            s.status == status && s.method == method && s.service == service && *s.route == *route
+        };
         {
             let seen = self.seen.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(s) = seen.iter().find(|s| {
-                s.status == status
-                    && s.method == method
-                    && s.service == service
-                    && *s.route == *route
-            }) {
+            if let Some(s) = seen.iter().find(|s| is_it(s)) {
                 s.histogram.record(seconds);
                 return;
             }
@@ -133,7 +131,8 @@ impl RouteSeries {
         let histogram = shared.histogram(service, route, method, status);
         histogram.record(seconds);
         let mut seen = self.seen.write().unwrap_or_else(|e| e.into_inner());
-        if seen.len() < Self::MAX {
+        // Two first requests of one label set may both get here: keep one.
+        if seen.len() < Self::MAX && !seen.iter().any(is_it) {
             seen.push(Seen {
                 service,
                 route: route.into(),
