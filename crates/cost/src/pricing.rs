@@ -314,6 +314,15 @@ nodes:
     }
 
     #[test]
+    fn the_shipped_example_reads() {
+        let text = include_str!("../../../cost.example.yaml");
+        let pricing = Pricing::parse(text).expect("cost.example.yaml");
+        assert_eq!(pricing.currency.as_str(), "USD");
+        assert_eq!(pricing.nodes.len(), 2);
+        assert!(pricing.token_cost("gpt-4o-mini", 1000, 1000).is_some());
+    }
+
+    #[test]
     fn tokens_are_priced_per_thousand() {
         let text = format!("{EXAMPLE}llm:\n  gpt-x: {{input_per_1k: 0.5, output_per_1k: 1.5}}\n");
         let pricing = Pricing::parse(&text).expect("parse");
