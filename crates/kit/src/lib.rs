@@ -37,6 +37,7 @@
 pub mod changes;
 pub mod clock;
 pub mod config;
+pub mod cpu_cost;
 pub mod forwarded;
 pub mod health;
 pub mod http;

@@ -68,7 +68,9 @@ pub fn render() -> String {
     match recorder() {
         Some(r) => {
             r.process.collect();
-            r.handle.render()
+            let mut text = r.handle.render();
+            crate::cpu_cost::counters().render_into(&mut text);
+            text
         }
         None => String::new(),
     }

@@ -264,3 +264,46 @@ async fn a_module_router_can_carry_its_own_service_label() {
         "{text}"
     );
 }
+
+/// Spends CPU on the polling thread, as a model call would.
+fn spin(rounds: u64) -> u64 {
+    let mut x = 0u64;
+    for i in 0..rounds {
+        x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+    }
+    x
+}
+
+fn cost_series(text: &str, route: &str) -> Option<f64> {
+    let prefix =
+        format!("reliable_cost_cpu_seconds_total{{module=\"kit-cost-test\",route=\"{route}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn cpu_is_charged_to_the_route_that_spent_it() {
+    kit::metrics::install();
+    let router = Router::new()
+        .route("/heavy", get(|| async { spin(2_000_000).to_string() }))
+        .route("/cheap", get(|| async { "ok" }))
+        .merge(kit::metrics::routes());
+    let config = HttpConfig {
+        cost_sample_every: 1,
+        ..HttpConfig::default()
+    };
+    let router = stack(router, "kit-cost-test", &config);
+    for _ in 0..20 {
+        assert_eq!(call(&router, get_req("/heavy")).await.0, StatusCode::OK);
+        assert_eq!(call(&router, get_req("/cheap")).await.0, StatusCode::OK);
+    }
+    let text = metrics_text(&router).await;
+    let heavy = cost_series(&text, "/heavy").expect("heavy route charged");
+    let cheap = cost_series(&text, "/cheap").expect("cheap route charged");
+    assert!(heavy > 0.0 && cheap > 0.0, "{heavy} {cheap}");
+    assert!(
+        heavy > cheap * 20.0,
+        "heavy {heavy} s against cheap {cheap} s"
+    );
+}

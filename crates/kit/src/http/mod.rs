@@ -62,6 +62,11 @@ pub struct HttpConfig {
     /// Send `X-Content-Type-Options`, `Content-Security-Policy` and
     /// `Referrer-Policy` on every response that does not set its own.
     pub security_headers: bool,
+    /// Measure the CPU of one request in this many, per thread, for
+    /// `reliable_cost_cpu_seconds_total{module,route}` (cost attribution,
+    /// docs/operations/cost.md); each measured request counts this many
+    /// times. 0 turns it off, 1 measures every request.
+    pub cost_sample_every: u32,
 }
 
 impl Default for HttpConfig {
@@ -71,6 +76,7 @@ impl Default for HttpConfig {
             body_limit_bytes: 64 * 1024,
             trusted_proxies: Vec::new(),
             security_headers: true,
+            cost_sample_every: crate::cpu_cost::DEFAULT_SAMPLE_EVERY,
         }
     }
 }
@@ -108,7 +114,11 @@ impl HttpConfig {
 
 /// Wraps a module's router in the platform's middleware stack.
 pub fn stack(router: Router, service: &'static str, config: &HttpConfig) -> Router {
-    let observe = ObserveLayer::new(Arc::new(Observe::new(service, config.request_timeout)));
+    let observe = ObserveLayer::new(Arc::new(Observe::new(
+        service,
+        config.request_timeout,
+        config.cost_sample_every,
+    )));
     let fallback = observe.layer(tower::service_fn(|_: axum::extract::Request| async {
         Ok::<_, Infallible>(not_found().await.into_response())
     }));

@@ -8,6 +8,7 @@
 //! redirect path.
 
 use super::{TRACEPARENT, X_REQUEST_ID};
+use crate::cpu_cost;
 use crate::metrics::HTTP_SERVER_REQUEST_DURATION;
 use crate::problem::Problem;
 use crate::telemetry;
@@ -30,6 +31,8 @@ pub(super) struct Observe {
     service: &'static str,
     timeout: Duration,
     durations: RequestDurations,
+    /// One request in this many has its CPU measured (`cpu_cost`).
+    cost_sample_every: u32,
 }
 
 /// Histogram handles per (route, method, status), resolved once: the
@@ -219,11 +222,12 @@ where
 }
 
 impl Observe {
-    pub(super) fn new(service: &'static str, timeout: Duration) -> Self {
+    pub(super) fn new(service: &'static str, timeout: Duration, cost_sample_every: u32) -> Self {
         Self {
             service,
             timeout,
             durations: RequestDurations::new(),
+            cost_sample_every,
         }
     }
 }
@@ -339,19 +343,30 @@ where
         }
         // A handler that panics is a bug, and the client still deserves an
         // answer (500 problem), not a dropped connection.
+        // Decided before the inner call: a module the handler calls
+        // in-process starts its own request inside this one (cpu_cost).
+        let cpu_scale = cpu_cost::sample(self.observe.cost_sample_every);
         let inner = std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(request)));
         let observe = self.observe.clone();
         let series = self.series.clone();
         Box::pin(async move {
+            let mut cpu_nanos = None;
             let outcome = match inner {
                 Ok(inner) => {
                     let guarded = AssertUnwindSafe(inner).catch_unwind();
-                    telemetry::in_request(
+                    let handled = telemetry::in_request(
                         context.clone(),
                         server.as_ref(),
                         tokio::time::timeout(observe.timeout, guarded),
-                    )
-                    .await
+                    );
+                    match cpu_scale {
+                        Some(scale) => {
+                            let (outcome, nanos) = cpu_cost::Measured::new(handled, scale).await;
+                            cpu_nanos = Some(nanos);
+                            outcome
+                        }
+                        None => handled.await,
+                    }
                 }
                 Err(panic) => Ok(Err(panic)),
             };
@@ -379,6 +394,9 @@ where
                 .extensions_mut()
                 .remove::<ServiceLabel>()
                 .map_or(observe.service, |s| s.0);
+            if let Some(nanos) = cpu_nanos {
+                cpu_cost::counters().add(service, route, nanos);
+            }
             let elapsed = start.elapsed();
             series.record(
                 &observe.durations,
