@@ -15,6 +15,7 @@
 
 pub mod allocation;
 pub mod pricing;
+pub mod prometheus;
 pub mod window;
 
 pub use allocation::{allocate, Allocation, AllocationSet, IdleOptions, Usage, IDLE, UNALLOCATED};
