@@ -13,6 +13,7 @@ mod config_command;
 mod console_sources;
 mod console_traffic;
 mod console_wiring;
+mod cost_command;
 mod drill_command;
 mod keys_command;
 mod load_command;
@@ -92,6 +93,9 @@ enum Command {
     Restore(backup_command::RestoreArgs),
     /// The change timeline: what changed, when, by whom.
     Changes(changes_command::ChangesArgs),
+    /// What each module, route, pod or namespace cost over a window, by
+    /// OpenCost's allocation rules, from Prometheus and a pricing file.
+    Cost(cost_command::CostArgs),
     /// Manage the gateway's API keys (create prints the key once).
     Keys(keys_command::KeysArgs),
     /// Check a configuration (`check`) or list every key (`defaults`).
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
         Command::Restore(args) => return backup_command::run_restore(args),
         Command::Changes(args) => return changes_command::run(args),
         Command::Keys(args) => return keys_command::run(args),
+        Command::Cost(args) => return cost_command::run(args),
         Command::Config(args) => return config_command::run(args),
         Command::Openapi { target, markdown } => {
             // The console's JSON API is served on its own listener, so it

@@ -161,7 +161,8 @@ fn fetch(source: &Source) -> anyhow::Result<StatusReport> {
     })
 }
 
-/// One instant-vector query: (labels, value) per series.
+/// One instant-vector query: (labels, value) per series. The answer is
+/// read by the same parser as `reliable cost`'s queries.
 async fn query(
     client: &reqwest::Client,
     base: &url::Url,
@@ -169,30 +170,16 @@ async fn query(
 ) -> anyhow::Result<Vec<(BTreeMap<String, String>, f64)>> {
     let mut url = base.join("api/v1/query")?;
     url.query_pairs_mut().append_pair("query", promql);
-    let body: serde_json::Value = client
+    let body = client
         .get(url.clone())
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("{url}: {e}"))?
-        .json()
+        .bytes()
         .await?;
-    anyhow::ensure!(
-        body["status"] == "success",
-        "{url}: {promql}: {}",
-        body["error"]
-    );
-    let mut out = Vec::new();
-    for series in body["data"]["result"].as_array().into_iter().flatten() {
-        let labels: BTreeMap<String, String> =
-            serde_json::from_value(series["metric"].clone()).unwrap_or_default();
-        let value = series["value"][1]
-            .as_str()
-            .and_then(|v| v.parse::<f64>().ok());
-        if let Some(v) = value.filter(|v| v.is_finite()) {
-            out.push((labels, v));
-        }
-    }
-    Ok(out)
+    let samples = cost::prometheus::parse_vector(&body)
+        .map_err(|e| anyhow::anyhow!("{url}: {promql}: {e}"))?;
+    Ok(samples.into_iter().map(|s| (s.labels, s.value)).collect())
 }
 
 /// Builds the report from the generated rules' recorded series.
