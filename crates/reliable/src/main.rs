@@ -16,6 +16,7 @@ mod console_wiring;
 mod drill_command;
 mod keys_command;
 mod load_command;
+mod load_tools_command;
 mod mtls;
 mod openapi;
 mod pki_command;

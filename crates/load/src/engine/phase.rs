@@ -17,6 +17,7 @@ use rand::SeedableRng;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use crate::start_at::StartAtError;
 use std::time::Instant;
 
 /// Why setup could not seed what the scenarios need.
@@ -39,6 +40,9 @@ pub enum SetupError {
         sent: u64,
         detail: String,
     },
+    /// `--start-at` was already past when setup finished.
+    #[error("after setup: {0}")]
+    StartAt(#[from] StartAtError),
 }
 
 /// One step's running tally, shared by its concurrent senders.
