@@ -88,7 +88,7 @@ impl StartAt {
 
     /// Waits until `now()` reaches the start; refuses a start already
     /// past (see [`StartAt::delay`]).
-    pub async fn wait(&self, now: &dyn Fn() -> DateTime<Utc>) -> Result<(), StartAtError> {
+    pub async fn wait(&self, now: &(dyn Fn() -> DateTime<Utc> + Sync)) -> Result<(), StartAtError> {
         loop {
             let delay = self.delay(now())?;
             if delay.is_zero() {

@@ -111,8 +111,8 @@ fn parse_header(value: &str) -> Result<(HeaderName, HeaderValue), String> {
     Ok((name, value))
 }
 
-pub fn run(args: LoadArgs) -> ExitCode {
-    if let Some(tool) = args.tool {
+pub fn run(mut args: LoadArgs) -> ExitCode {
+    if let Some(tool) = args.tool.take() {
         return load_tools_command::run(tool);
     }
     if args.json && is_stdout(args.out_hist.as_deref()) {

@@ -34,13 +34,13 @@ fn samples(seed: u64, n: usize) -> Vec<Sample> {
 
 fn stats_of(samples: &[Sample]) -> Stats {
     let mut stats = Stats::default();
-    for (i, (micros, outcome)) in samples.iter().enumerate() {
+    for (micros, outcome) in samples {
         let ok = matches!(outcome, Outcome::Status(200 | 404));
         stats.record_outcome(*outcome, ok, Duration::from_micros(*micros));
         record(&mut stats.lateness, Duration::from_micros(micros / 7 + 1));
         stats.record_check("is 200", *outcome == Outcome::Status(200));
         stats.sent += 1;
-        stats.bytes_received += 10 + (i as u64 % 3);
+        stats.bytes_received += 10 + micros % 3;
     }
     stats
 }
