@@ -245,7 +245,8 @@ impl CapacityModel {
             if viral.replicas > peak.replicas {
                 notes.push(format!(
                     "a viral spike needs {} replicas against {} at peak: autoscale on CPU, and let the gateway's limits shed the rest",
-                    viral.replicas, peak.replicas
+                    thousands(&viral.replicas.to_string()),
+                    thousands(&peak.replicas.to_string())
                 ));
             }
         }
@@ -264,8 +265,14 @@ impl std::fmt::Display for CapacityPlan {
             ("read-write-ratio", number(m.read_write_ratio)),
             ("peak-factor", number(m.peak_factor)),
             ("spike-factor", number(m.spike_factor)),
-            ("redirects-per-core", format!("{}/s", group(m.redirects_per_core))),
-            ("creates-per-core", format!("{}/s", group(m.creates_per_core))),
+            (
+                "redirects-per-core",
+                format!("{}/s", group(m.redirects_per_core)),
+            ),
+            (
+                "creates-per-core",
+                format!("{}/s", group(m.creates_per_core)),
+            ),
             ("pg-writes-per-visit", number(m.pg_writes_per_visit)),
             ("pg-writes-per-create", number(m.pg_writes_per_create)),
             ("utilization", format!("{}%", number(m.utilization * 100.0))),
@@ -289,8 +296,8 @@ impl std::fmt::Display for CapacityPlan {
         let rows: [(&str, fn(&Level) -> String); 5] = [
             ("creates/s", |l| group(l.creates_per_s)),
             ("redirects/s", |l| group(l.redirects_per_s)),
-            ("cores", |l| format!("{:.1}", l.cores)),
-            ("replicas", |l| l.replicas.to_string()),
+            ("cores", |l| cores(l.cores)),
+            ("replicas", |l| thousands(&l.replicas.to_string())),
             ("PostgreSQL rows/s", |l| group(l.pg_rows_per_s)),
         ];
         for (label, cell) in rows {
@@ -319,18 +326,37 @@ fn group(value: f64) -> String {
     if value.abs() < 10.0 {
         return format!("{value:.2}");
     }
-    let digits = format!("{:.0}", value.abs());
-    let mut out = String::new();
+    let digits = thousands(&format!("{:.0}", value.abs()));
+    if value < 0.0 {
+        format!("-{digits}")
+    } else {
+        digits
+    }
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(digits: &str) -> String {
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, digit) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(digit);
     }
-    if value < 0.0 {
-        out.insert(0, '-');
-    }
     out
+}
+
+/// Cores: two decimals below 10 (`0.01`, `1.27`), one above (`5,083.3`).
+fn cores(value: f64) -> String {
+    if value < 10.0 {
+        return format!("{value:.2}");
+    }
+    let tenths = (value * 10.0).round();
+    format!(
+        "{}.{}",
+        group((tenths / 10.0).trunc()),
+        (tenths % 10.0) as u8
+    )
 }
 
 /// A model input as given: no trailing zeros.

@@ -135,7 +135,10 @@ mod tests {
     fn nonsense_is_refused_showing_both_forms() {
         for bad in ["", "tomorrow", "-5", "2026-12-02 03:00", "NaN", "1e300"] {
             let error = StartAt::parse(bad).expect_err(bad).to_string();
-            assert!(error.contains("RFC 3339") && error.contains("Unix seconds"), "{error}");
+            assert!(
+                error.contains("RFC 3339") && error.contains("Unix seconds"),
+                "{error}"
+            );
         }
     }
 
@@ -150,9 +153,14 @@ mod tests {
         let error = start
             .delay(at("2026-12-02T03:01:00Z"))
             .expect_err("a minute late");
-        assert!(matches!(error, StartAtError::Past { late_by, .. } if late_by == Duration::from_secs(60)));
+        assert!(
+            matches!(error, StartAtError::Past { late_by, .. } if late_by == Duration::from_secs(60))
+        );
         let text = error.to_string();
-        assert!(text.contains("2026-12-02T03:00:00.000Z") && text.contains("in the past"), "{text}");
+        assert!(
+            text.contains("2026-12-02T03:00:00.000Z") && text.contains("in the past"),
+            "{text}"
+        );
     }
 
     /// The wall clock runs on Tokio's paused time: the wait takes no real
@@ -161,9 +169,7 @@ mod tests {
     async fn the_wait_ends_at_the_start_on_the_injected_clock() {
         let begun = tokio::time::Instant::now();
         let wall = at("2026-12-02T02:59:50.250Z");
-        let now = move || {
-            wall + chrono::Duration::from_std(begun.elapsed()).expect("small")
-        };
+        let now = move || wall + chrono::Duration::from_std(begun.elapsed()).expect("small");
         let start = StartAt::parse("2026-12-02T03:00:00Z").expect("parses");
         start.wait(&now).await.expect("ahead");
         assert_eq!(begun.elapsed(), Duration::from_millis(9_750));

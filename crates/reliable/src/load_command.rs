@@ -251,18 +251,17 @@ async fn run_scenario(
             }
         }
     }
-    let results =
-        match load::run_at(&plan, options, &mut observers, args.start_at.as_ref()).await {
-            Ok(results) => results,
-            Err(load::SetupError::StartAt(e)) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    let results = match load::run_at(&plan, options, &mut observers, args.start_at.as_ref()).await {
+        Ok(results) => results,
+        Err(load::SetupError::StartAt(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let verdicts = load::threshold::evaluate_all(&plan.thresholds, &results);
     if let Some(path) = &args.out_hist {
         let mut hist = HistRun::of(&plan, &results);

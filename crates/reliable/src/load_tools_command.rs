@@ -141,7 +141,11 @@ fn merge(args: MergeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    eprintln!("merged {} runs from {} files", merged.agents, args.files.len());
+    eprintln!(
+        "merged {} runs from {} files",
+        merged.agents,
+        args.files.len()
+    );
     if args.json {
         println!("{}", output::json(plan, results, &verdicts));
     } else if args.out_hist.as_deref() != Some(std::path::Path::new("-")) {

@@ -93,13 +93,24 @@ async fn three_agents_merge_into_the_count_the_server_saw() {
         assert_eq!(out.status.code(), Some(99), "{}", stderr(&out));
         let report = json(&out);
         let started = report["started_unix_ms"].as_u64().expect("started");
-        assert!(started >= start_ms as u64, "began {started}, before {start_ms}");
-        sent += report["scenarios"][0]["total"]["sent"].as_u64().expect("sent");
+        assert!(
+            started >= start_ms as u64,
+            "began {started}, before {start_ms}"
+        );
+        sent += report["scenarios"][0]["total"]["sent"]
+            .as_u64()
+            .expect("sent");
     }
-    assert_eq!(seen.load(Ordering::SeqCst), sent, "every request sent was answered once");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        sent,
+        "every request sent was answered once"
+    );
     assert!(sent > 3 * RATE * SECONDS * 9 / 10, "{sent}");
 
-    let files: Vec<_> = (0..3).map(|i| dir.path().join(format!("agent-{i}.json"))).collect();
+    let files: Vec<_> = (0..3)
+        .map(|i| dir.path().join(format!("agent-{i}.json")))
+        .collect();
     let mut merge = reliable();
     merge
         .args(["load", "merge", "--json", "--html"])
@@ -114,7 +125,10 @@ async fn three_agents_merge_into_the_count_the_server_saw() {
     assert_eq!(total["sent"].as_u64(), Some(sent));
     assert_eq!(total["completed"].as_u64(), Some(sent));
     assert_eq!(total["status_counts"]["200"].as_u64(), Some(sent));
-    assert_eq!(merged["scenarios"][0]["target_rate_per_s"], 3.0 * RATE as f64);
+    assert_eq!(
+        merged["scenarios"][0]["target_rate_per_s"],
+        3.0 * RATE as f64
+    );
     assert_eq!(merged["thresholds_passed"], true);
     let html = std::fs::read_to_string(dir.path().join("merged.html")).expect("html");
     assert!(html.contains("<html"), "an HTML report");
@@ -159,9 +173,17 @@ async fn out_hist_to_stdout_is_the_file_and_nothing_else() {
 fn bad_files_and_a_past_start_are_refused_by_name() {
     let dir = tempfile::tempdir().expect("dir");
     let corrupt = dir.path().join("agent-1.json");
-    std::fs::write(&corrupt, "{\"format\": \"reliable-load-hist\", \"version\": 1").expect("w");
+    std::fs::write(
+        &corrupt,
+        "{\"format\": \"reliable-load-hist\", \"version\": 1",
+    )
+    .expect("w");
     let newer = dir.path().join("agent-2.json");
-    std::fs::write(&newer, "{\"format\": \"reliable-load-hist\", \"version\": 7}").expect("w");
+    std::fs::write(
+        &newer,
+        "{\"format\": \"reliable-load-hist\", \"version\": 7}",
+    )
+    .expect("w");
     for (file, expected) in [(&corrupt, "not JSON"), (&newer, "version 7")] {
         let mut cmd = reliable();
         cmd.args(["load", "merge"]).arg(file);
@@ -174,7 +196,13 @@ fn bad_files_and_a_past_start_are_refused_by_name() {
         );
     }
     let mut past = reliable();
-    past.args(["load", "--url", "http://127.0.0.1:9/", "--start-at", "2020-01-01T00:00:00Z"]);
+    past.args([
+        "load",
+        "--url",
+        "http://127.0.0.1:9/",
+        "--start-at",
+        "2020-01-01T00:00:00Z",
+    ]);
     let out = output_of(past);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("in the past"), "{}", stderr(&out));
@@ -194,8 +222,24 @@ fn plan_prints_the_arithmetic_and_refuses_nonsense() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("1,000,000 users x 5/day"), "{text}");
     assert!(text.contains("PostgreSQL rows/s"), "{text}");
+    // The Scaling Reliable page shows this very output: it must not drift.
+    let page = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/operations/scaling.md");
+    let page = std::fs::read_to_string(&page).expect("docs/operations/scaling.md");
+    assert!(
+        page.contains(&format!("$ reliable load plan --dau 1000000\n{text}")),
+        "docs/operations/scaling.md no longer shows `reliable load plan --dau 1000000`; paste:\n{text}"
+    );
     let mut cmd = reliable();
-    cmd.args(["load", "plan", "--dau", "1000000", "--json", "--utilization", "0.5"]);
+    cmd.args([
+        "load",
+        "plan",
+        "--dau",
+        "1000000",
+        "--json",
+        "--utilization",
+        "0.5",
+    ]);
     let plan = json(&output_of(cmd));
     assert_eq!(plan["model"]["utilization"], 0.5);
     assert_eq!(plan["levels"][1]["level"], "peak");

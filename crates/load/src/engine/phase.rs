@@ -12,12 +12,12 @@ use super::exchange::{Executed, Prepared, SharedHttp2, Slot};
 use crate::plan::SetupStep;
 use crate::results::{Outcome, PhaseResults, Stats};
 use crate::scenario::{Render, State};
+use crate::start_at::StartAtError;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use crate::start_at::StartAtError;
 use std::time::Instant;
 
 /// Why setup could not seed what the scenarios need.

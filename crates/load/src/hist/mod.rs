@@ -147,7 +147,11 @@ impl HistRun {
         }
         match value.get("version") {
             Some(v) if v.as_u64() == Some(u64::from(VERSION)) => {}
-            Some(v) => return Err(HistError::Version { found: v.to_string() }),
+            Some(v) => {
+                return Err(HistError::Version {
+                    found: v.to_string(),
+                })
+            }
             None => {
                 return Err(HistError::Version {
                     found: "missing".to_string(),
@@ -267,11 +271,13 @@ impl HistRun {
         let mut thresholds = Vec::new();
         for t in &file.thresholds {
             let delay = Duration::from_micros(t.delay_abort_eval_us);
-            let parsed = Threshold::parse(&t.key, &t.expression, t.abort_on_fail, delay)
-                .map_err(|e| HistError::Threshold {
-                    key: t.key.clone(),
-                    expression: t.expression.clone(),
-                    message: e.0,
+            let parsed =
+                Threshold::parse(&t.key, &t.expression, t.abort_on_fail, delay).map_err(|e| {
+                    HistError::Threshold {
+                        key: t.key.clone(),
+                        expression: t.expression.clone(),
+                        message: e.0,
+                    }
                 })?;
             thresholds.push(parsed);
         }

@@ -32,7 +32,10 @@ pub(super) fn skeleton_step(name: &str, expect_status: StatusSet) -> SetupStep {
 }
 
 /// Only the model (open or closed) of the executor matters to the reports.
-pub(super) fn skeleton_scenario(results: &ScenarioResults, requests: Vec<RequestPlan>) -> ScenarioPlan {
+pub(super) fn skeleton_scenario(
+    results: &ScenarioResults,
+    requests: Vec<RequestPlan>,
+) -> ScenarioPlan {
     let duration = results.duration;
     let executor = if results.executor == "constant-connections" {
         Executor::ConstantConnections { duration }
@@ -53,4 +56,3 @@ pub(super) fn skeleton_scenario(results: &ScenarioResults, requests: Vec<Request
         requests,
     }
 }
-

@@ -1,11 +1,11 @@
 use super::skeleton::{skeleton_request, skeleton_scenario};
 use super::*;
-use crate::plan::StatusSet;
-use base64::Engine;
 use crate::output::RunDigest;
+use crate::plan::StatusSet;
 use crate::plan::{Executor, Plan, ScenarioPlan};
 use crate::results::{record, Outcome, Point, Results, ScenarioResults, Series, Stats};
 use crate::threshold::{evaluate_all, Threshold};
+use base64::Engine;
 
 /// One request's outcome: latency in microseconds and how it ended.
 type Sample = (u64, Outcome);
@@ -13,7 +13,9 @@ type Sample = (u64, Outcome);
 /// Deterministic samples spread over five decades (20 us to 3 s), with a
 /// few 503s and timeouts, different for each `seed`.
 fn samples(seed: u64, n: usize) -> Vec<Sample> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
             x = x
@@ -54,7 +56,10 @@ fn plan() -> Plan {
         pools: Vec::new(),
         setup: Vec::new(),
         scenarios: vec![ScenarioPlan {
-            requests: vec![skeleton_request("create", StatusSet(vec![(200, 299)])), lookup],
+            requests: vec![
+                skeleton_request("create", StatusSet(vec![(200, 299)])),
+                lookup,
+            ],
             ..skeleton_scenario(&scenario(100.0, 8, 0, 0, vec![]), vec![])
         }],
         teardown: Vec::new(),
@@ -62,8 +67,7 @@ fn plan() -> Plan {
             Threshold::parse("http_req_duration", "p(99) < 2s", false, Duration::ZERO)
                 .expect("parses"),
             Threshold::parse("errors", "rate < 1%", false, Duration::ZERO).expect("parses"),
-            Threshold::parse("http_reqs", "count >= 9000", false, Duration::ZERO)
-                .expect("parses"),
+            Threshold::parse("http_reqs", "count >= 9000", false, Duration::ZERO).expect("parses"),
         ],
         dau: Some("1,000 users x 5/day".to_string()),
     };
@@ -286,24 +290,24 @@ fn bad_files_are_refused_saying_what_is_wrong() {
     assert!(decode_error("{ not json").contains("not JSON"));
     assert!(decode_error(r#"{"format": "k6"}"#).contains("\"k6\""));
     let newer = decode_error(&with("/version", 2.into()));
-    assert!(newer.contains("version 2") && newer.contains("version 1"), "{newer}");
+    assert!(
+        newer.contains("version 2") && newer.contains("version 1"),
+        "{newer}"
+    );
     let mut missing = good.clone();
-    missing
-        .as_object_mut()
-        .expect("object")
-        .remove("scenarios");
+    missing.as_object_mut().expect("object").remove("scenarios");
     assert!(decode_error(&missing.to_string()).contains("scenarios"));
-    let base64 = decode_error(&with(
-        "/scenarios/0/requests/0/stats/latency",
-        "!!!".into(),
-    ));
+    let base64 = decode_error(&with("/scenarios/0/requests/0/stats/latency", "!!!".into()));
     assert!(
         base64.contains("scenario `mix`, request `create`: latency") && base64.contains("base64"),
         "{base64}"
     );
     let junk = base64::engine::general_purpose::STANDARD.encode(b"HISTFAAAjunkjunkjunk");
     let corrupt = decode_error(&with("/scenarios/0/requests/0/stats/lateness", junk.into()));
-    assert!(corrupt.contains("lateness: the histogram does not decode"), "{corrupt}");
+    assert!(
+        corrupt.contains("lateness: the histogram does not decode"),
+        "{corrupt}"
+    );
     let executor = decode_error(&with("/scenarios/0/executor", "per-vu-iterations".into()));
     assert!(executor.contains("per-vu-iterations"), "{executor}");
     let threshold = decode_error(&with("/thresholds/0/expression", "p(99) <".into()));
