@@ -293,7 +293,7 @@ impl std::fmt::Display for CapacityPlan {
             write!(f, "{:>14}", level.level)?;
         }
         writeln!(f)?;
-        let rows: [(&str, fn(&Level) -> String); 5] = [
+        let rows: [(&str, Cell); 5] = [
             ("creates/s", |l| group(l.creates_per_s)),
             ("redirects/s", |l| group(l.redirects_per_s)),
             ("cores", |l| cores(l.cores)),
@@ -320,6 +320,9 @@ impl std::fmt::Display for CapacityPlan {
         Ok(())
     }
 }
+
+/// How a row of the table shows a level.
+type Cell = fn(&Level) -> String;
 
 /// Whole numbers with thousands separators; below 10, two decimals.
 fn group(value: f64) -> String {

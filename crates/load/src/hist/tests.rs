@@ -202,7 +202,7 @@ fn merging_three_agents_equals_one_run_over_the_same_samples() {
     );
     assert_eq!(total.target_rate_per_s, Some(300.0));
     assert_eq!(total.connections, 24);
-    assert!(total.requests[1].unexpected_statuses.get("404").is_none());
+    assert!(!total.requests[1].unexpected_statuses.contains_key("404"));
 }
 
 #[test]
