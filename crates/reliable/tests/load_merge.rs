@@ -78,7 +78,7 @@ async fn three_agents_merge_into_the_count_the_server_saw() {
     let (target, seen) = serve().await;
     // Far enough ahead for three debug processes to start; Unix seconds
     // with a fraction, as a Job template's parameter would give it.
-    let start_ms = chrono::Utc::now().timestamp_millis() + 1_500;
+    let start_ms = chrono::Utc::now().timestamp_millis() + 3_000;
     let start_at = format!("{}.{:03}", start_ms / 1_000, start_ms % 1_000);
     let agents: Vec<_> = (0..3)
         .map(|i| {
