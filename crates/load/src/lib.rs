@@ -36,6 +36,10 @@
 //! - [`results`]: HDR histograms per scenario and request name, a capped
 //!   per-second series (memory does not grow with run length);
 //! - [`threshold`]: `p(99) < 25ms` and friends;
+//! - [`hist`]: a run's histograms in a file (`--out-hist`), and the exact
+//!   merge of several agents' files (`reliable load merge`);
+//! - [`start_at`]: a wall-clock start so agents begin together;
+//! - [`capacity`]: `reliable load plan`, from DAU to cores and replicas;
 //! - [`output`], [`observe`]: summary, JSON, CSV, HTML, progress, push;
 //! - `report`: the `--url` quick mode's report, whose JSON the benchmark
 //!   scripts read.
@@ -45,22 +49,26 @@
 //! Tokio marks unsafe because it cannot see that the descriptor is owned.
 #![deny(unsafe_code)]
 
+pub mod capacity;
 mod engine;
 pub mod floor;
+pub mod hist;
 pub mod observe;
 pub mod output;
 pub mod plan;
 mod report;
 pub mod results;
 pub mod scenario;
+pub mod start_at;
 pub mod threshold;
 
-pub use engine::{run, EngineOptions, SetupError, GRACEFUL_STOP};
+pub use engine::{run, run_at, EngineOptions, SetupError, GRACEFUL_STOP};
 pub use report::{Latency, Report};
 
 use http::{HeaderName, HeaderValue, Method};
 use plan::{Executor, Plan, RequestPlan, ScenarioPlan, StatusSet};
 use report::RunShape;
+use results::Results;
 use scenario::Template;
 use std::time::Duration;
 use url::Url;
@@ -104,6 +112,8 @@ pub enum LoadError {
     Duration,
     #[error("timeout must be longer than zero")]
     Timeout,
+    #[error(transparent)]
+    StartAt(#[from] start_at::StartAtError),
 }
 
 impl LoadSpec {
@@ -184,15 +194,36 @@ impl LoadSpec {
 /// spec is invalid; errors during the run, a refused connection included,
 /// are counted in the report.
 pub async fn run_url(spec: LoadSpec, options: &EngineOptions) -> Result<Report, LoadError> {
+    Ok(run_url_at(spec, options, None).await?.report)
+}
+
+/// A quick-mode run: the report, and the plan and results it came from
+/// (for `--out-hist`).
+#[derive(Debug, Clone)]
+pub struct QuickRun {
+    pub report: Report,
+    pub plan: Plan,
+    pub results: Results,
+}
+
+/// [`run_url`], starting the load at `start_at` when given; a start
+/// already past is an error.
+pub async fn run_url_at(
+    spec: LoadSpec,
+    options: &EngineOptions,
+    start_at: Option<&start_at::StartAt>,
+) -> Result<QuickRun, LoadError> {
     let plan = spec.plan()?;
-    // The quick mode has no setup, so it cannot fail; an empty report is
-    // the honest answer if it ever does.
-    let results = engine::run(&plan, options, &mut [])
-        .await
-        .unwrap_or_default();
+    // The quick mode has no setup, so only the start can fail; an empty
+    // report is the honest answer if anything else ever does.
+    let results = match engine::run_at(&plan, options, &mut [], start_at).await {
+        Ok(results) => results,
+        Err(SetupError::StartAt(e)) => return Err(e.into()),
+        Err(_) => Results::default(),
+    };
     let stats = results.total();
     let scheduled = results.scenarios.first().map(|s| s.scheduled);
-    Ok(Report::new(
+    let report = Report::new(
         RunShape {
             rate: spec.rate,
             connections: spec.connections,
@@ -201,5 +232,10 @@ pub async fn run_url(spec: LoadSpec, options: &EngineOptions) -> Result<Report, 
             scheduled: spec.rate.and(scheduled),
         },
         &stats,
-    ))
+    );
+    Ok(QuickRun {
+        report,
+        plan,
+        results,
+    })
 }

@@ -67,6 +67,22 @@ fn every_shipped_scenario_compiles() {
     }
 }
 
+/// The load agents' Job (deploy/load) mounts its own scenario file.
+#[test]
+fn the_load_agents_scenario_compiles_with_thresholds_for_the_merge() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/load/scenario.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let plan = compile(&text, &options()).unwrap_or_else(|e| panic!("deploy/load: {e}"));
+    assert_eq!(plan.setup.len(), 1, "each agent seeds its links");
+    assert_eq!(
+        mix(&plan.scenarios[0]),
+        [("create", 1), ("redirect", 20)],
+        "the mix deploy/load/scenario.yaml describes"
+    );
+    assert!(!plan.thresholds.is_empty(), "the merge judges them");
+}
+
 fn rate(scenario: &ScenarioPlan) -> f64 {
     match scenario.executor {
         Executor::ConstantArrivalRate { rate, .. } => rate,

@@ -17,6 +17,7 @@ mod cost_command;
 mod drill_command;
 mod keys_command;
 mod load_command;
+mod load_tools_command;
 mod mtls;
 mod openapi;
 mod pki_command;

@@ -24,6 +24,7 @@ use crate::observe::Observer;
 use crate::plan::{Plan, ScenarioPlan};
 use crate::results::{Point, Results, ScenarioResults, Series, Stats, Tick};
 use crate::scenario::State;
+use crate::start_at::StartAt;
 use crate::threshold::Threshold;
 use client::Connector;
 use exchange::Prepared;
@@ -94,11 +95,26 @@ pub async fn run(
     options: &EngineOptions,
     observers: &mut [Box<dyn Observer>],
 ) -> Result<Results, SetupError> {
+    run_at(plan, options, observers, None).await
+}
+
+/// [`run`], with the load phase waiting for `start_at` after setup (so
+/// agents on several machines begin their load together). A start that
+/// setup has already overrun is an error, and nothing is sent.
+pub async fn run_at(
+    plan: &Plan,
+    options: &EngineOptions,
+    observers: &mut [Box<dyn Observer>],
+    start_at: Option<&StartAt>,
+) -> Result<Results, SetupError> {
     let state = Arc::new(State::new(&plan.pools));
     let mut results = Results {
         setup: phase::run("setup", &plan.setup, &state, true).await?,
         ..Results::default()
     };
+    if let Some(start_at) = start_at {
+        start_at.wait(&chrono::Utc::now).await?;
+    }
     load_phase(plan, options, &state, observers, &mut results).await;
     // Teardown runs even after an abort; its failures are reported, not
     // fatal.

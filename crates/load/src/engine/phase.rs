@@ -12,6 +12,7 @@ use super::exchange::{Executed, Prepared, SharedHttp2, Slot};
 use crate::plan::SetupStep;
 use crate::results::{Outcome, PhaseResults, Stats};
 use crate::scenario::{Render, State};
+use crate::start_at::StartAtError;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use std::collections::BTreeMap;
@@ -39,6 +40,9 @@ pub enum SetupError {
         sent: u64,
         detail: String,
     },
+    /// `--start-at` was already past when setup finished.
+    #[error("after setup: {0}")]
+    StartAt(#[from] StartAtError),
 }
 
 /// One step's running tally, shared by its concurrent senders.
