@@ -37,15 +37,17 @@ async fn cluster() -> NatsCluster {
 /// Publishes until the bus takes it (a leader election in between),
 /// bounded.
 async fn publish_retrying(bus: &JetStreamBus, events: &[Event]) {
-    testkit::eventually("a publish to be acknowledged", Duration::from_secs(60), async || {
-        match bus.publish(events).await {
+    testkit::eventually(
+        "a publish to be acknowledged",
+        Duration::from_secs(60),
+        async || match bus.publish(events).await {
             Ok(()) => Some(()),
             Err(e) => {
                 eprintln!("retrying after: {e}");
                 None
             }
-        }
-    })
+        },
+    )
     .await;
 }
 
@@ -105,7 +107,11 @@ async fn an_existing_stream_changes_its_replica_count_in_place() {
     let placement = three.placement().await.expect("placement");
     assert_eq!(placement.replicas, 3, "{placement:?}");
     let mut sub = three.subscribe("worker").await.expect("subscribe");
-    assert_eq!(drain(&mut sub, 1).await, ["kept"], "the stream kept its events");
+    assert_eq!(
+        drain(&mut sub, 1).await,
+        ["kept"],
+        "the stream kept its events"
+    );
 }
 
 #[tokio::test]
@@ -177,7 +183,10 @@ async fn every_server_down_at_start_connects_later() {
 
 #[tokio::test]
 async fn a_bad_server_list_is_refused_without_its_text() {
-    for list in ["nats://a:4222,,nats://b:4222", "nats://u:hunter2@a:4222,http://b"] {
+    for list in [
+        "nats://a:4222,,nats://b:4222",
+        "nats://u:hunter2@a:4222,http://b",
+    ] {
         let error = match JetStreamBus::connect(config(list.to_string(), 1)).await {
             Ok(_) => panic!("{list} accepted"),
             Err(e) => e,
@@ -220,10 +229,7 @@ async fn killing_the_stream_leader_loses_no_acknowledged_event() {
     let cluster = killing.await.expect("join");
     testkit::eventually("a new stream leader", Duration::from_secs(60), async || {
         let placement = bus.placement().await.ok()?;
-        placement
-            .leader
-            .filter(|new| *new != leader)
-            .map(|_| ())
+        placement.leader.filter(|new| *new != leader).map(|_| ())
     })
     .await;
     // As the notifier does: subscribing again until the consumer's own

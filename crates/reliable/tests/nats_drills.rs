@@ -58,7 +58,12 @@ impl Drill {
         let receiver = counted_receiver(SECRET).await;
         let data = tempfile::tempdir().expect("tempdir");
         let mut cmd = reliable();
-        orders_env(&mut cmd, data.path(), &cluster.url(), receiver.receiver.url());
+        orders_env(
+            &mut cmd,
+            data.path(),
+            &cluster.url(),
+            receiver.receiver.url(),
+        );
         cmd.env("RELIABLE_NATS_STREAM_REPLICAS", replicas)
             .env("RELIABLE_LOG", "error");
         let app = start(cmd);
@@ -98,7 +103,9 @@ fn table(drill: &str, replicas: &str, outcome: &Outcome, faults: &[&str]) -> Str
         .last("failures")
         .zip(requests)
         .map(|((rate, _), n)| (rate * n).round());
-    let lost = outcome.last("none-lost").map(|(v, _)| (-v).max(0.0));
+    let lost = outcome
+        .last("none-lost")
+        .map(|(v, _)| if v < 0.0 { -v } else { 0.0 });
     let duplicated = outcome
         .last("no-duplicate-delivery")
         .zip(outcome.last("one-event-per-order"))
@@ -143,12 +150,15 @@ fn table(drill: &str, replicas: &str, outcome: &Outcome, faults: &[&str]) -> Str
         "| drill | replicas | exit | requests | failures | lost | duplicated | unavailability window | time to recover |\n\
          |---|---|---|---|---|---|---|---|---|\n\
          | {drill} | {replicas} | {} | {} | {} | {} | {} | {window:.1} s | {recover} |\n\
-         deviations: {}",
+         delivered/acknowledged: {}; deviations: {}",
         outcome.code,
         shown(requests),
         shown(failures),
         shown(lost),
         shown(duplicated),
+        outcome
+            .last("none-lost")
+            .map_or_else(|| "-".to_string(), |(_, detail)| detail),
         outcome.deviated_probes().join(", "),
     )
 }
@@ -161,8 +171,8 @@ async fn leader_kill(replicas: &str) -> Outcome {
         ("rate", "50"),
         ("warmup", "2s"),
         ("before_kill", "3s"),
-        ("after_kill", "12s"),
-        ("load_duration", "18s"),
+        ("after_kill", "18s"),
+        ("load_duration", "23s"),
         ("catch_up", "40s"),
     ]);
     vars.extend(drill.vars());
@@ -191,7 +201,9 @@ async fn leader_kill_stalls_with_one_replica() {
     assert_eq!(outcome.code, 1, "{}", outcome.summary());
     let probes = outcome.deviated_probes();
     assert!(
-        probes.iter().any(|p| p == "publish-delay" || p == "none-lost"),
+        probes
+            .iter()
+            .any(|p| p == "publish-delay" || p == "none-lost"),
         "{}",
         outcome.summary()
     );
@@ -205,8 +217,8 @@ async fn rolling_restart(replicas: &str) -> Outcome {
         ("rate", "50"),
         ("warmup", "2s"),
         ("before_restart", "2s"),
-        ("down_for", "3s"),
-        ("load_duration", "25s"),
+        ("down_for", "6s"),
+        ("load_duration", "30s"),
         ("catch_up", "40s"),
     ]);
     vars.extend(drill.vars());
@@ -332,7 +344,12 @@ fn three_replicas_on_a_single_server_is_a_clear_error_naming_the_cluster_size() 
     let nats = testkit::NatsServer::start();
     let data = tempfile::tempdir().expect("tempdir");
     let mut cmd = reliable();
-    orders_env(&mut cmd, data.path(), &nats.url(), "http://127.0.0.1:9/hook");
+    orders_env(
+        &mut cmd,
+        data.path(),
+        &nats.url(),
+        "http://127.0.0.1:9/hook",
+    );
     cmd.env("RELIABLE_NATS_STREAM_REPLICAS", "3");
     let (code, stderr) = support::run_to_end(cmd);
     assert_ne!(code, 0, "{stderr}");

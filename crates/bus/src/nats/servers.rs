@@ -76,7 +76,8 @@ mod tests {
     #[test]
     fn a_list_is_split_on_commas_and_shown_without_credentials() {
         let servers =
-            Servers::parse("nats://app:s3cret@10.0.0.1:4222, tls://10.0.0.2:4223,10.0.0.3").unwrap();
+            Servers::parse("nats://app:s3cret@10.0.0.1:4222, tls://10.0.0.2:4223,10.0.0.3")
+                .unwrap();
         assert_eq!(servers.len(), 3);
         assert_eq!(
             servers.shown(),
@@ -94,10 +95,7 @@ mod tests {
     #[test]
     fn bad_entries_are_named_by_position_never_by_text() {
         let empty = Servers::parse("nats://a:4222,,nats://b:4222").unwrap_err();
-        assert!(
-            empty.to_string().contains("entry 2 of 3"),
-            "{empty}"
-        );
+        assert!(empty.to_string().contains("entry 2 of 3"), "{empty}");
         let bad = Servers::parse("nats://a:4222,http://user:hunter2@b:4222").unwrap_err();
         let text = bad.to_string();
         assert!(text.contains("entry 2 of 2"), "{text}");

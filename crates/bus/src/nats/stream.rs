@@ -92,9 +92,7 @@ impl JetStreamBus {
         let code = error.error_code();
         if code == ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED {
             self.single_server(current)
-        } else if code == ErrorCode::CLUSTER_NO_PEERS
-            || code == ErrorCode::INSUFFICIENT_RESOURCES
-        {
+        } else if code == ErrorCode::CLUSTER_NO_PEERS || code == ErrorCode::INSUFFICIENT_RESOURCES {
             BusError::Config(format!(
                 "stream {name} wants {wanted} replicas{was}, but JetStream found no {wanted} \
                  servers to place them on: {} ({error}); set the replicas to at most the \
@@ -131,7 +129,10 @@ impl JetStreamBus {
     /// `server `n1` (127.0.0.1:4222)`: the server this client talks to.
     fn server_shown(&self) -> String {
         let info = self.client.server_info();
-        format!("server `{}` ({}:{})", info.server_name, info.host, info.port)
+        format!(
+            "server `{}` ({}:{})",
+            info.server_name, info.host, info.port
+        )
     }
 
     /// The cluster as the connected server advertises it: its name and

@@ -22,8 +22,7 @@ pub async fn read_pidfile(
         Some(item) => pidfile.replace("{{item}}", &look_up(http, item).await?),
         None => pidfile.to_string(),
     };
-    let text =
-        std::fs::read_to_string(&pidfile).map_err(|e| format!("reading {pidfile}: {e}"))?;
+    let text = std::fs::read_to_string(&pidfile).map_err(|e| format!("reading {pidfile}: {e}"))?;
     let pid = text
         .trim()
         .parse()
@@ -91,6 +90,85 @@ pub fn is_running(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::experiment::{parse, run, RunOptions};
+
+    /// The pid file is named by what a service reports (here: a fake
+    /// monitoring endpoint saying `node-b` leads); the first URL is down,
+    /// the second answers; the action waits until the process is gone.
+    #[tokio::test]
+    async fn a_pidfile_named_by_a_looked_up_item_is_signalled_and_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        std::fs::write(dir.path().join("node-b.pid"), child.id().to_string()).unwrap();
+        let app = axum::Router::new().route(
+            "/jsz",
+            axum::routing::get(|| async {
+                axum::Json(serde_json::json!({"streams": [{"leader": "node-b"}]}))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let down = format!("http://127.0.0.1:{}/jsz", free_port());
+        let text = format!(
+            r#"
+title: kill the leader
+method:
+  - type: process.signal
+    pidfile: "{dir}/{{{{item}}}}.pid"
+    item: {{urls: ["{down}", "http://{addr}/jsz"], pointer: /streams/0/leader}}
+    signal: KILL
+    wait: 10s
+"#,
+            dir = dir.path().display()
+        );
+        let experiment = parse(&text, Path::new("."), &[]).unwrap();
+        let journal = run(&experiment, RunOptions::default()).await;
+        server.abort();
+        let note = &journal.activities[0].note;
+        assert!(journal.activities[0].ok, "{}", journal.render());
+        assert!(
+            note.contains("node-b.pid") && note.contains("exited"),
+            "{note}"
+        );
+        assert!(child.try_wait().unwrap().is_some(), "killed");
+    }
+
+    #[test]
+    fn an_item_and_its_placeholder_come_together() {
+        let refused = [
+            ("pidfile: /run/{{item}}.pid", "no `item"),
+            (
+                "pidfile: /run/a.pid\n    item: {urls: [\"http://h/\"], pointer: /x}",
+                "has none",
+            ),
+            (
+                "pidfile: /run/{{item}}.pid\n    item: {urls: [], pointer: /x}",
+                "at least one URL",
+            ),
+            (
+                "pidfile: /run/{{item}}.pid\n    item: {urls: [\"nats://h\"], pointer: /x}",
+                "only http",
+            ),
+        ];
+        for (fields, expected) in refused {
+            let text = format!(
+                "title: t\nmethod:\n  - type: process.signal\n    signal: KILL\n    {fields}\n"
+            );
+            let error = parse(&text, Path::new("."), &[]).expect_err(fields);
+            assert!(error.to_string().contains(expected), "{fields}: {error}");
+        }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap()
+    }
 
     #[test]
     fn this_process_runs_and_a_reaped_child_does_not() {
@@ -111,7 +189,10 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "{pid} never exited");
             std::thread::yield_now();
         }
-        assert!(std::fs::metadata(format!("/proc/{pid}")).is_ok(), "a zombie");
+        assert!(
+            std::fs::metadata(format!("/proc/{pid}")).is_ok(),
+            "a zombie"
+        );
         child.wait().expect("wait");
     }
 }
