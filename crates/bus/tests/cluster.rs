@@ -28,6 +28,27 @@ fn config(url: String, replicas: usize) -> JetStreamConfig {
     }
 }
 
+/// Waits (bounded) until the consumer `durable` of the stream `ORDERS`
+/// has `followers` servers besides its leader, as JetStream reports it.
+async fn consumer_followers(url: &str, durable: &str, followers: usize) {
+    let first = url.split(',').next().expect("a server");
+    let client = async_nats::connect(first).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    testkit::eventually(
+        "the consumer's replicas",
+        Duration::from_secs(30),
+        async || {
+            let stream = js.get_stream("ORDERS").await.ok()?;
+            let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+                stream.get_consumer(durable).await.ok()?;
+            let info = consumer.info().await.ok()?;
+            let replicas = info.cluster.as_ref()?.replicas.len();
+            (replicas == followers).then_some(())
+        },
+    )
+    .await;
+}
+
 async fn cluster() -> NatsCluster {
     tokio::task::spawn_blocking(NatsCluster::start)
         .await
@@ -90,6 +111,7 @@ async fn a_stream_on_a_cluster_is_replicated_and_its_consumer_follows() {
     publish_retrying(&bus, &[event("a"), event("b")]).await;
     let mut sub = bus.subscribe("worker").await.expect("subscribe");
     assert_eq!(drain(&mut sub, 2).await, ["a", "b"]);
+    consumer_followers(&cluster.url(), "worker", 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,12 +122,16 @@ async fn an_existing_stream_changes_its_replica_count_in_place() {
         .expect("connect with R1");
     publish_retrying(&one, &[event("kept")]).await;
     assert_eq!(one.placement().await.expect("placement").replicas, 1);
+    drop(one.subscribe("worker").await.expect("an R1 consumer"));
+    consumer_followers(&cluster.url(), "worker", 0).await;
 
     let three = JetStreamBus::connect(config(cluster.url(), 3))
         .await
         .expect("connect with R3");
     let placement = three.placement().await.expect("placement");
     assert_eq!(placement.replicas, 3, "{placement:?}");
+    // The consumer made under R1 follows the stream to three copies.
+    consumer_followers(&cluster.url(), "worker", 2).await;
     let mut sub = three.subscribe("worker").await.expect("subscribe");
     assert_eq!(
         drain(&mut sub, 1).await,
