@@ -268,5 +268,11 @@ async fn killing_the_stream_leader_loses_no_acknowledged_event() {
     let unique: BTreeSet<_> = seen.iter().collect();
     assert_eq!(unique.len(), 100);
     assert_eq!(seen.len(), 100, "an event was stored twice: {seen:?}");
-    drop(cluster);
+
+    // The killed node comes back on its store and catches up: its
+    // `/healthz` answers ok only once its copies are current.
+    tokio::task::spawn_blocking(move || cluster.restart(&leader))
+        .await
+        .expect("join")
+        .expect("the old leader back and current");
 }
