@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 pub use memory::InProcessBus;
-pub use nats::{JetStreamBus, JetStreamConfig};
+pub use nats::{JetStreamBus, JetStreamConfig, Placement};
 
 /// The ids the in-process bus reports as acked
 /// ([`InProcessBus::with_ack_feed`]), handed to the outbox owner as a port.
@@ -69,6 +69,11 @@ pub enum BusError {
     Malformed(String),
     #[error("event bus closed")]
     Closed,
+    /// The bus's configuration cannot work against this broker (a server
+    /// list that does not parse, more stream replicas than servers): an
+    /// operator has to change it; retrying does not help.
+    #[error("event bus configuration: {0}")]
+    Config(String),
 }
 
 impl BusError {

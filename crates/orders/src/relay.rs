@@ -175,6 +175,7 @@ impl Publisher for TracedPublisher {
                 BusError::Unavailable(_) => "unavailable",
                 BusError::Malformed(_) => "malformed",
                 BusError::Closed => "closed",
+                BusError::Config(_) => "config",
             };
             for hop in &hops {
                 hop.fail(error_type);

@@ -449,13 +449,15 @@ async fn wire_bus(
         let Some(url) = &config.nats_url else {
             bail!("orders and notifier need NATS JetStream: set RELIABLE_NATS_URL=nats://...");
         };
+        let replicas = config.nats_stream_replicas;
         let bus_config = JetStreamConfig {
             ack_wait: config.notifier.ack_wait,
+            replicas: usize::from(replicas),
             ..JetStreamConfig::new(url.expose())
         };
-        let bus = JetStreamBus::connect(bus_config)
-            .await
-            .context("connecting to NATS JetStream")?;
+        let bus = JetStreamBus::connect(bus_config).await.with_context(|| {
+            format!("connecting to NATS JetStream (RELIABLE_NATS_STREAM_REPLICAS={replicas})")
+        })?;
         nats = Some(bus.clone());
         (Arc::new(bus.clone()), Arc::new(bus))
     };

@@ -70,8 +70,17 @@ macro_rules! platform_config {
             /// module keeps its tables in a schema named after it.
             pub database_url: Option<kit::config::Secret>,
             /// NATS server with JetStream, for `serve` with orders or the
-            /// notifier (`nats://host:4222`).
+            /// notifier (`nats://host:4222`), or several servers of a
+            /// cluster, comma-separated (`nats://n1:4222,nats://n2:4222`);
+            /// the client connects and reconnects to any of them.
             pub nats_url: Option<kit::config::Secret>,
+            /// Servers that keep a copy of every event in the JetStream
+            /// stream (its consumers inherit it): 1 for a single NATS
+            /// server, 3 on a three-node cluster, so a lost node loses no
+            /// acknowledged event; 1 to 5. An existing stream is changed to
+            /// this count at start where JetStream allows it (see
+            /// docs/operations/nats.md).
+            pub nats_stream_replicas: u8,
             /// Redis for the gateway's global rate limits (`redis://host:6379`);
             /// without it each replica limits on its own.
             pub redis_url: Option<kit::config::Secret>,
@@ -112,6 +121,7 @@ macro_rules! platform_config {
                     data_dir: std::path::PathBuf::from("./data"),
                     database_url: None,
                     nats_url: None,
+                    nats_stream_replicas: 1,
                     redis_url: None,
                     log: "info".to_string(),
                     shutdown_grace: std::time::Duration::ZERO,
@@ -240,6 +250,15 @@ impl Config {
         }
         if let Some(url) = &self.database_url {
             check_url("database_url", url, &["postgres", "postgresql", "sqlite"])?;
+        }
+        if !(1..=5).contains(&self.nats_stream_replicas) {
+            return Err(ConfigError::invalid(
+                "nats_stream_replicas",
+                format!(
+                    "must be from 1 to 5 (JetStream keeps at most 5 copies), got {}",
+                    self.nats_stream_replicas
+                ),
+            ));
         }
         self.http.validate()?;
         self.tls.validate()?;

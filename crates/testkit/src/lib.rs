@@ -15,6 +15,7 @@
 pub mod fault;
 pub mod llamacpp;
 mod nats;
+pub mod nats_cluster;
 pub mod openai;
 pub mod otlp;
 pub mod redis;
@@ -23,6 +24,7 @@ pub mod wait;
 pub mod webhook;
 pub use fault::{echo_server, fault_proxy, FaultyLink};
 pub use nats::NatsServer;
+pub use nats_cluster::NatsCluster;
 pub use wait::eventually;
 
 use std::io;

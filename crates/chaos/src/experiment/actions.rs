@@ -5,6 +5,7 @@
 //! rollbacks, whatever happened.
 
 use super::model::*;
+use super::pids;
 use super::probes::{describe, send};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -198,6 +199,7 @@ impl Actors {
     }
 
     async fn signal(&self, signal: &ProcessSignal) -> Result<String, String> {
+        let mut target = String::new();
         let pid = match (&signal.process, &signal.pidfile) {
             (Some(name), _) => {
                 let processes = self.processes.lock().await;
@@ -210,16 +212,34 @@ impl Actors {
                     .ok_or_else(|| format!("`{name}` has already exited"))?
             }
             (None, Some(pidfile)) => {
-                let text = std::fs::read_to_string(pidfile)
-                    .map_err(|e| format!("reading {pidfile}: {e}"))?;
-                text.trim()
-                    .parse()
-                    .map_err(|_| format!("{pidfile} holds `{}`, not a pid", text.trim()))?
+                let (pid, pidfile) =
+                    pids::read_pidfile(&self.http, pidfile, signal.item.as_ref()).await?;
+                target = format!(" ({pidfile})");
+                pid
             }
             (None, None) => return Err("no process named".into()),
         };
         send_signal(pid, signal.signal)?;
-        Ok(format!("{:?} sent to pid {pid}", signal.signal))
+        let Some(wait) = signal.wait else {
+            return Ok(format!("{:?} sent to pid {pid}{target}", signal.signal));
+        };
+        let started = Instant::now();
+        while pids::is_running(pid) {
+            if started.elapsed() > wait.0 {
+                return Err(format!(
+                    "pid {pid}{target} still runs {} after {:?}",
+                    humantime::format_duration(wait.0),
+                    signal.signal
+                ));
+            }
+            // Polling the process table, not waiting for time to pass.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(format!(
+            "{:?} sent to pid {pid}{target}; exited after {} ms",
+            signal.signal,
+            started.elapsed().as_millis()
+        ))
     }
 
     async fn restart(&self, restart: &ProcessRestart) -> Result<String, String> {

@@ -269,8 +269,27 @@ pub enum SignalName {
 #[serde(deny_unknown_fields)]
 pub struct ProcessSignal {
     pub process: Option<String>,
+    /// A file holding the pid; `{{item}}` in it stands for the value
+    /// `item` reads (e.g. `/run/nats/{{item}}.pid`).
     pub pidfile: Option<String>,
+    /// Read at run time, for `{{item}}` in `pidfile`: which process to
+    /// signal as a service reports it (the node leading a stream).
+    pub item: Option<ItemLookup>,
     pub signal: SignalName,
+    /// Then wait up to this long for the process to exit (an error if it
+    /// does not), so the next action starts with it gone.
+    pub wait: Option<DurationText>,
+}
+
+/// A value read over HTTP when the action runs: GET each of `urls` in
+/// turn, the first JSON with a string (or a number) at `pointer` gives it
+/// (several URLs: any member of a cluster may answer, some may be down).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemLookup {
+    pub urls: Vec<String>,
+    /// JSON pointer, e.g. `/account_details/0/stream_detail/0/cluster/leader`.
+    pub pointer: String,
 }
 
 /// `type: process.restart`: signal a process the experiment started

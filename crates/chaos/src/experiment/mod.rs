@@ -19,7 +19,8 @@
 //! - `tolerance`: a value against its bounds;
 //! - `probes`, `actions`: what each `type` does; actions reach the fault
 //!   proxy only through toxiproxy's HTTP API, so an experiment also runs
-//!   against a real toxiproxy;
+//!   against a real toxiproxy; `pids`: which process a pid file (maybe
+//!   named through a value read over HTTP) means, and whether it still runs;
 //! - `background`: the `load` section, `reliable load`'s engine running
 //!   for the whole experiment, read window by window;
 //! - `runner`: the phases, pauses, continuous checks, rollbacks, Ctrl-C;
@@ -32,6 +33,7 @@ mod journal;
 mod kinds;
 mod model;
 mod parse;
+mod pids;
 mod probes;
 mod prometheus;
 mod runner;

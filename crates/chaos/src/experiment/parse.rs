@@ -453,6 +453,33 @@ impl Reader<'_> {
                         "give exactly one of `process` (started by this experiment) and `pidfile`",
                     ));
                 }
+                let templated = action
+                    .pidfile
+                    .as_deref()
+                    .is_some_and(|p| p.contains("{{item}}"));
+                match &action.item {
+                    Some(item) if templated => {
+                        if item.urls.is_empty() {
+                            return Err(step.error("item.urls", "must list at least one URL"));
+                        }
+                        for url in &item.urls {
+                            check_url(url, &step, "item.urls")?;
+                        }
+                    }
+                    Some(_) => {
+                        return Err(step.error(
+                            "item",
+                            "`item` is read for `{{item}}` in `pidfile`, which has none",
+                        ))
+                    }
+                    None if templated => {
+                        return Err(step.error(
+                            "pidfile",
+                            "has `{{item}}` but no `item: {url, pointer}` says what it is",
+                        ))
+                    }
+                    None => {}
+                }
                 ActionSpec::ProcessSignal(action)
             }
             "process.restart" => ActionSpec::ProcessRestart(step.fields()?),

@@ -6,6 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub mod chaos;
+
 pub const SECRET: &str = "fault-test-secret";
 
 pub struct Running {

@@ -6,29 +6,53 @@
 //! through a durable pull consumer with explicit acks: a message not acked
 //! within `ack_wait` (the worker died) is delivered again, and JetStream
 //! counts the deliveries for the retry policy.
+//!
+//! - `servers`: the comma-separated server list, shown without credentials;
+//! - `stream`: creating the stream with its replica count, updating it, and
+//!   saying why JetStream refused.
+//!
+//! In a cluster the stream's leader can move (a node killed or restarted):
+//! until a new leader is elected, publishes fail fast ("no responders") or
+//! time out, and the relay retries them (the duplicate window makes a
+//! publish that did land a no-op); the pull consumer notices the silence by
+//! its idle heartbeat and pulls again from the new leader.
+
+mod servers;
+mod stream;
 
 use crate::{headers, BusError, Delivery, Event, Publisher, Settle, Subscriber, Subscription};
-use async_nats::jetstream::{self, consumer, stream, AckKind};
+use async_nats::jetstream::{self, consumer, AckKind};
 use async_nats::HeaderMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use servers::Servers;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::OnceCell;
 
 /// Where the stream lives and how it behaves.
 #[derive(Debug, Clone)]
 pub struct JetStreamConfig {
+    /// One NATS URL or several, comma-separated; may carry credentials,
+    /// so it is never logged.
     pub url: String,
     /// Stream name, e.g. `ORDERS`.
     pub stream: String,
     /// Subjects the stream captures: `<subject_prefix>.>`.
     pub subject_prefix: String,
+    /// Servers that keep a copy of every message (1 on a single server,
+    /// 3 on a three-node cluster); consumers inherit it.
+    pub replicas: usize,
     /// Re-publishing an event id within this window is a no-op.
     pub duplicate_window: Duration,
     /// An unacked delivery comes back after this long.
     pub ack_wait: Duration,
     /// How long a publish waits for the stream's acknowledgement.
     pub publish_timeout: Duration,
+    /// The server sends an idle heartbeat this often on a pull; two
+    /// missed (the consumer's leader died) start a fresh pull.
+    pub pull_heartbeat: Duration,
 }
 
 impl JetStreamConfig {
@@ -37,9 +61,11 @@ impl JetStreamConfig {
             url: url.into(),
             stream: "ORDERS".into(),
             subject_prefix: "orders".into(),
+            replicas: 1,
             duplicate_window: Duration::from_secs(120),
             ack_wait: Duration::from_secs(30),
             publish_timeout: Duration::from_secs(5),
+            pull_heartbeat: Duration::from_secs(1),
         }
     }
 }
@@ -50,50 +76,106 @@ pub struct JetStreamBus {
     context: jetstream::Context,
     client: async_nats::Client,
     config: JetStreamConfig,
+    /// Set once the stream is known to exist as configured; until then
+    /// (no server answered at start) the first publish checks it.
+    stream_ready: Arc<OnceCell<()>>,
+}
+
+/// Where the stream lives now, as JetStream reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The configured replica count.
+    pub replicas: usize,
+    /// The server that leads the stream (orders its writes).
+    pub leader: Option<String>,
+    /// The other servers holding a copy.
+    pub followers: Vec<String>,
 }
 
 impl JetStreamBus {
-    /// Connects (retrying in the background if the server is not up yet is
-    /// the client's job after the first connection) and creates the stream
-    /// if it does not exist.
+    /// Connects to any server of the list and makes sure the stream
+    /// exists with its replica count.
+    ///
+    /// When no server of the list answers, that is logged as an error and
+    /// the client keeps trying in the background: the process starts (the
+    /// outbox accepts events) and the stream is checked on first use. A
+    /// stream JetStream refuses (more replicas than servers) is an error
+    /// here when a server answers at start.
     pub async fn connect(config: JetStreamConfig) -> Result<Self, BusError> {
         // A `tls://` URL needs a process-wide rustls provider; this build
         // links two (ring here, aws-lc-rs for the webhook client).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = async_nats::ConnectOptions::new()
-            .name("reliable")
-            .connection_timeout(Duration::from_secs(5))
-            .max_reconnects(None)
-            .connect(config.url.as_str())
-            .await
-            .map_err(BusError::unavailable)?;
+        let servers = Servers::parse(&config.url)?;
+        let options = || {
+            async_nats::ConnectOptions::new()
+                .name("reliable")
+                .connection_timeout(Duration::from_secs(5))
+                .max_reconnects(None)
+        };
+        let client = match options().connect(servers.addrs()).await {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::error!(
+                    servers = %servers.shown(),
+                    error = %e,
+                    "none of the {} NATS servers in the list answers ({}); connecting in the \
+                     background, events wait in the outbox until one does",
+                    servers.len(),
+                    servers.shown()
+                );
+                options()
+                    .retry_on_initial_connect()
+                    .connect(servers.addrs())
+                    .await
+                    .map_err(BusError::unavailable)?
+            }
+        };
         let mut context = jetstream::new(client.clone());
         context.set_timeout(config.publish_timeout);
         let bus = Self {
             context,
             client,
             config,
+            stream_ready: Arc::new(OnceCell::new()),
         };
-        bus.ensure_stream().await?;
+        if bus.is_connected() {
+            match bus.stream_ready().await {
+                Ok(()) => {}
+                Err(e @ BusError::Config(_)) => return Err(e),
+                // A cluster still electing its leader: checked on first use.
+                Err(e) => tracing::warn!(error = %e, "stream not checked yet; will retry"),
+            }
+        }
         Ok(bus)
     }
 
-    async fn ensure_stream(&self) -> Result<stream::Stream, BusError> {
-        self.context
-            .get_or_create_stream(stream::Config {
-                name: self.config.stream.clone(),
-                subjects: vec![format!("{}.>", self.config.subject_prefix)],
-                storage: stream::StorageType::File,
-                duplicate_window: self.config.duplicate_window,
-                ..Default::default()
-            })
+    /// Ensures the stream once per process (again after a failure).
+    async fn stream_ready(&self) -> Result<(), BusError> {
+        self.stream_ready
+            .get_or_try_init(|| async { self.ensure_stream().await.map(|_| ()) })
             .await
-            .map_err(BusError::unavailable)
+            .map(|_| ())
     }
 
     /// True while the client is connected to the server.
     pub fn is_connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// The stream's replica count, leader and followers now.
+    pub async fn placement(&self) -> Result<Placement, BusError> {
+        let mut stream = self
+            .context
+            .get_stream(&self.config.stream)
+            .await
+            .map_err(BusError::unavailable)?;
+        let info = stream.info().await.map_err(BusError::unavailable)?;
+        let cluster = info.cluster.clone().unwrap_or_default();
+        Ok(Placement {
+            replicas: info.config.num_replicas,
+            leader: cluster.leader,
+            followers: cluster.replicas.into_iter().map(|p| p.name).collect(),
+        })
     }
 }
 
@@ -114,6 +196,7 @@ fn headers_of(event: &Event) -> HeaderMap {
 #[async_trait]
 impl Publisher for JetStreamBus {
     async fn publish(&self, events: &[Event]) -> Result<(), BusError> {
+        self.stream_ready().await?;
         // Pipelined: send every message, then wait for the acks in order.
         let mut acks = Vec::with_capacity(events.len());
         for event in events {
@@ -167,6 +250,7 @@ impl Subscriber for JetStreamBus {
         Ok(Box::new(JetStreamSubscription {
             consumer,
             messages: None,
+            heartbeat: self.config.pull_heartbeat,
         }))
     }
 }
@@ -174,6 +258,7 @@ impl Subscriber for JetStreamBus {
 struct JetStreamSubscription {
     consumer: consumer::PullConsumer,
     messages: Option<consumer::pull::Stream>,
+    heartbeat: Duration,
 }
 
 fn event_of(message: &jetstream::Message) -> Result<Event, BusError> {
@@ -204,8 +289,13 @@ impl Subscription for JetStreamSubscription {
             let messages = match &mut self.messages {
                 Some(messages) => messages,
                 None => {
+                    // Short pulls with frequent heartbeats: a pull left with
+                    // a dead leader is noticed in two heartbeats.
                     let messages = self
                         .consumer
+                        .stream()
+                        .expires(self.heartbeat * 10)
+                        .heartbeat(self.heartbeat)
                         .messages()
                         .await
                         .map_err(BusError::unavailable)?;
