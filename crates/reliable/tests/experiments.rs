@@ -15,34 +15,12 @@
 
 mod support;
 
-use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use serde_json::json;
 use std::process::Command;
+use support::chaos::{
+    chaos_run, counted_closing_receiver, counted_receiver, short, var, Counted, Outcome,
+};
 use support::{reliable, start, Running, SECRET};
-use testkit::webhook::Receiver;
-
-fn experiments_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments")
-}
-
-/// Full durations (the files' defaults) instead of CI's short ones.
-fn full() -> bool {
-    std::env::var_os("CHAOS_FULL").is_some_and(|v| v != "0")
-}
-
-/// `(name, value)` pairs: CI's short durations unless [`full`].
-fn short(vars: &[(&str, &str)]) -> Vec<(String, String)> {
-    if full() {
-        return Vec::new();
-    }
-    vars.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
 
 /// The fault proxy (`chaos::proxy`, what `reliable chaos proxy` serves)
 /// in this test's runtime, driven only over its HTTP API, as the
@@ -86,160 +64,9 @@ impl FaultProxy {
     }
 }
 
-/// A webhook receiver whose counts are served as JSON, for the
-/// experiments' `count` probes.
-struct Counted {
-    receiver: Receiver,
-    stats_url: String,
-}
-
-/// `close_connections`: every answer says `Connection: close`, so each
-/// delivery opens its own connection through the fault proxy, whose
-/// toxicity is drawn per connection (see `Receiver::start_closing`).
-async fn counted_receiver(close_connections: bool) -> Counted {
-    let receiver = if close_connections {
-        Receiver::start_closing(SECRET).await
-    } else {
-        Receiver::start(SECRET).await
-    };
-    let app = Router::new()
-        .route("/stats", get(stats))
-        .with_state(receiver.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind stats");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Counted {
-        receiver,
-        stats_url: format!("http://{addr}/stats"),
-    }
-}
-
-/// `orders_delivered`: distinct orders with an `orders.created`
-/// notification; `orders_created_events`: distinct event ids of those;
-/// `duplicate_deliveries`: deliveries of an event id already accepted.
-async fn stats(State(receiver): State<Receiver>) -> Json<Value> {
-    let deliveries = receiver.deliveries();
-    let mut per_event: HashMap<&str, usize> = HashMap::new();
-    let mut created_events = HashSet::new();
-    let mut created_orders = HashSet::new();
-    for d in &deliveries {
-        *per_event.entry(d.event_id.as_str()).or_default() += 1;
-        if d.event_type == "orders.created" {
-            created_events.insert(d.event_id.as_str());
-            if let Some(id) = serde_json::from_slice::<Value>(&d.body)
-                .ok()
-                .and_then(|b| b["order"]["id"].as_str().map(str::to_string))
-            {
-                created_orders.insert(id);
-            }
-        }
-    }
-    Json(json!({
-        "requests": receiver.requests(),
-        "accepted": deliveries.len(),
-        "distinct_events": per_event.len(),
-        "duplicate_deliveries": per_event.values().map(|n| n - 1).sum::<usize>(),
-        "orders_delivered": created_orders.len(),
-        "orders_created_events": created_events.len(),
-    }))
-}
-
-/// What `reliable chaos run --json` did.
-struct Outcome {
-    code: i32,
-    journal: Value,
-    stderr: String,
-}
-
-impl Outcome {
-    /// Probes named in the deviations.
-    fn deviated_probes(&self) -> Vec<String> {
-        self.journal["deviations"]
-            .as_array()
-            .map(|d| {
-                d.iter()
-                    .filter_map(|r| r["probe"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    fn summary(&self) -> String {
-        format!(
-            "exit {}; deviations {}; error {}; stderr:\n{}",
-            self.code, self.journal["deviations"], self.journal["error"], self.stderr
-        )
-    }
-}
-
-/// Runs `reliable chaos run experiments/FILE --json` with `vars` and
-/// `env` (a process the experiment starts inherits it).
-async fn chaos_run(file: &str, vars: Vec<(String, String)>, env: Vec<(String, String)>) -> Outcome {
-    let mut cmd = reliable();
-    cmd.arg("chaos")
-        .arg("run")
-        .arg(experiments_dir().join(file))
-        .arg("--json");
-    for (k, v) in &vars {
-        cmd.arg("--var").arg(format!("{k}={v}"));
-    }
-    for (k, v) in &env {
-        cmd.env(k, v);
-    }
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .expect("join")
-        .expect("run reliable chaos run");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let journal = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON journal ({e}): {}\n{stderr}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
-    let outcome = Outcome {
-        code: out.status.code().unwrap_or(-1),
-        journal,
-        stderr,
-    };
-    println!("chaos run {file}: {}", outcome.journal_line());
-    outcome
-}
-
-impl Outcome {
-    fn journal_line(&self) -> String {
-        let last = self.journal["checks"]
-            .as_array()
-            .and_then(|c| c.last())
-            .and_then(|c| c["readings"].as_array())
-            .map(|readings| {
-                readings
-                    .iter()
-                    .map(|r| format!("{}={} {}", r["probe"], r["value"], r["detail"]))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-            .unwrap_or_default();
-        format!(
-            "exit {} status {} after {:.1} s, {} checks, last check: {last}; deviations {}",
-            self.code,
-            self.journal["status"],
-            self.journal["duration_s"].as_f64().unwrap_or(0.0),
-            self.journal["checks"].as_array().map_or(0, Vec::len),
-            self.journal["deviations"]
-        )
-    }
-}
-
 fn host_port(url: &str) -> String {
     let rest = url.split("://").nth(1).unwrap_or(url);
     rest.split('/').next().unwrap_or(rest).to_string()
-}
-
-fn var(k: &str, v: impl Into<String>) -> (String, String) {
-    (k.to_string(), v.into())
 }
 
 // ---- 3. Redis blackholed ------------------------------------------------
@@ -334,7 +161,11 @@ enum Fronted {
 impl Orders {
     async fn start(fronted: Fronted, extra: &[(&str, &str)]) -> Self {
         let nats = testkit::NatsServer::start();
-        let receiver = counted_receiver(fronted == Fronted::Webhook).await;
+        let receiver = if fronted == Fronted::Webhook {
+            counted_closing_receiver(SECRET).await
+        } else {
+            counted_receiver(SECRET).await
+        };
         let proxy = match fronted {
             Fronted::None => None,
             _ => Some(FaultProxy::start().await),
@@ -541,7 +372,7 @@ async fn sigkill_deviates_when_the_restart_has_no_relay() {
 
 async fn postgres_latency(cache_capacity: &str) -> Outcome {
     let nats = testkit::NatsServer::start();
-    let receiver = counted_receiver(false).await;
+    let receiver = counted_receiver(SECRET).await;
     let proxy = FaultProxy::start().await;
     let database_url = testkit::postgres().create_database();
     let mut through_proxy = url::Url::parse(&database_url).expect("database URL");

@@ -41,7 +41,17 @@ pub struct Counted {
 }
 
 pub async fn counted_receiver(secret: &str) -> Counted {
-    let receiver = Receiver::start(secret).await;
+    counted(Receiver::start(secret).await).await
+}
+
+/// As [`counted_receiver`], but every answer says `Connection: close`, so
+/// each delivery opens its own connection through a fault proxy, whose
+/// toxicity is drawn per connection (see `Receiver::start_closing`).
+pub async fn counted_closing_receiver(secret: &str) -> Counted {
+    counted(Receiver::start_closing(secret).await).await
+}
+
+async fn counted(receiver: Receiver) -> Counted {
     let app = Router::new()
         .route("/stats", get(stats))
         .with_state(receiver.clone());
@@ -142,6 +152,31 @@ impl Outcome {
             })
     }
 
+    /// One line for the test log: exit, status, duration, the last
+    /// check's readings and the deviations.
+    pub fn journal_line(&self) -> String {
+        let last = self.journal["checks"]
+            .as_array()
+            .and_then(|c| c.last())
+            .and_then(|c| c["readings"].as_array())
+            .map(|readings| {
+                readings
+                    .iter()
+                    .map(|r| format!("{}={} {}", r["probe"], r["value"], r["detail"]))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default();
+        format!(
+            "exit {} status {} after {:.1} s, {} checks, last check: {last}; deviations {}",
+            self.code,
+            self.journal["status"],
+            self.journal["duration_s"].as_f64().unwrap_or(0.0),
+            self.journal["checks"].as_array().map_or(0, Vec::len),
+            self.journal["deviations"]
+        )
+    }
+
     /// When the method's action named `name` started (seconds from the
     /// start of the run).
     pub fn action_started(&self, name: &str) -> Option<f64> {
@@ -182,9 +217,11 @@ pub async fn chaos_run(
             String::from_utf8_lossy(&out.stdout)
         )
     });
-    Outcome {
+    let outcome = Outcome {
         code: out.status.code().unwrap_or(-1),
         journal,
         stderr,
-    }
+    };
+    println!("chaos run {file}: {}", outcome.journal_line());
+    outcome
 }
