@@ -72,8 +72,14 @@ macro_rules! platform_config {
             /// NATS server with JetStream, for `serve` with orders or the
             /// notifier (`nats://host:4222`).
             pub nats_url: Option<kit::config::Secret>,
-            /// Redis for the gateway's global rate limits (`redis://host:6379`);
-            /// without it each replica limits on its own.
+            /// Redis for the gateway's global rate limits and the LLM
+            /// gateway's token budgets, in one of three forms:
+            /// `redis://host:6379[/db]` (one server),
+            /// `redis+sentinel://[user:pass@]h1:26379,h2:26379/MASTER_NAME[/db]`
+            /// (Sentinel) or `redis+cluster://[user:pass@]h1:7000,h2:7001`
+            /// (Cluster); a server in another mode than the form says stops
+            /// the start (docs/operations/redis.md). Without it each replica
+            /// limits on its own.
             pub redis_url: Option<kit::config::Secret>,
             /// Log filter, e.g. `info` or `info,shortener=debug`.
             pub log: String,

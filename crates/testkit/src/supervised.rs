@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Builds the server's command line from its directory, pid file and port.
-pub(crate) type CommandLine = fn(dir: &Path, pid_file: &Path, port: u16) -> Command;
+pub(crate) type CommandLine = Box<dyn Fn(&Path, &Path, u16) -> Command + Send + Sync>;
 
 pub(crate) struct SupervisedServer {
     name: &'static str,
@@ -26,7 +26,10 @@ pub(crate) struct SupervisedServer {
 }
 
 impl SupervisedServer {
-    pub(crate) fn start(name: &'static str, command_line: CommandLine) -> io::Result<Self> {
+    pub(crate) fn start(
+        name: &'static str,
+        command_line: impl Fn(&Path, &Path, u16) -> Command + Send + Sync + 'static,
+    ) -> io::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("reliable-{name}-"))
             .tempdir()?
@@ -46,7 +49,7 @@ impl SupervisedServer {
             name,
             port: crate::free_port(),
             dir,
-            command_line,
+            command_line: Box::new(command_line),
             server: Mutex::new(None),
             _supervisor: Mutex::new(supervisor),
         };
@@ -56,6 +59,11 @@ impl SupervisedServer {
 
     pub(crate) fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The server's directory (its files, its pid file `server.pid`).
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Kills the server (SIGKILL: no clean shutdown) and waits for it.

@@ -178,3 +178,6 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+pub mod balancer;
+pub mod chaos_run;
