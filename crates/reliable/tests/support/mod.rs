@@ -181,3 +181,4 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 pub mod balancer;
 pub mod chaos_run;
+pub mod limit_meter;
