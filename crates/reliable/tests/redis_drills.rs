@@ -155,8 +155,17 @@ impl Watch {
 
 /// Prints the drill's table from the journal and the timeline.
 fn table(drill: &str, outcome: &Outcome, timeline: &Timeline) {
-    let requests = outcome.last_reading("requests").unwrap_or(0.0);
-    let failures = (outcome.last_reading("no-failed-requests").unwrap_or(0.0) * requests).round();
+    let requests = outcome
+        .last_reading("requests")
+        .map_or("-".to_string(), |r| format!("{r}"));
+    let failed = outcome.last_reading("no-failed-requests").unwrap_or(0.0);
+    let failures = if failed == 0.0 {
+        "0".to_string()
+    } else {
+        format!("{:.1}% of requests", failed * 100.0)
+    };
+    // Requests never answered are among the failures.
+    let lost = if failed == 0.0 { "0" } else { "<= failures" };
     let window = match (timeline.first_degraded, timeline.last_recovered) {
         (Some(a), Some(b)) if b >= a => format!("{:.1} s", (b - a) as f64 / 1000.0),
         (Some(_), None) => "not recovered".to_string(),
@@ -167,11 +176,6 @@ fn table(drill: &str, outcome: &Outcome, timeline: &Timeline) {
         (Some(_), Some(_)) => "before the promotion was seen".to_string(),
         _ => "-".to_string(),
     };
-    let lost = if failures == 0.0 {
-        "0".to_string()
-    } else {
-        format!("<= {failures}")
-    };
     println!(
         "drill {drill}: exit {}\n\
          | requests | failures | lost | global limiting unavailable | promotion to global again |\n\
@@ -179,6 +183,12 @@ fn table(drill: &str, outcome: &Outcome, timeline: &Timeline) {
          | {requests} | {failures} | {lost} | {window} | {recover} |",
         outcome.code
     );
+    if let (Some(before), Some(after)) = (
+        outcome.first_reading("global-limit"),
+        outcome.last_reading("global-limit"),
+    ) {
+        println!("admitted by all gateways: {before:.1}/s before the kill, {after:.1}/s after");
+    }
 }
 
 // ---- Redis Cluster: a master SIGKILLed under load ---------------------------
@@ -195,7 +205,7 @@ async fn cluster_master_kill(when_down: &str) -> (Outcome, Timeline) {
         gateways.push(gateway(
             &database_url,
             &cluster.url(),
-            "100/s,burst=4",
+            "100/s,burst=20",
             when_down,
         ));
     }

@@ -66,12 +66,14 @@ impl Outcome {
             .and_then(|r| r["value"].as_f64())
     }
 
-    /// Seconds from the start of the run to the end of the method.
-    pub fn method_end_s(&self) -> Option<f64> {
-        self.journal["method"]
+    /// The first reading of `probe` in the journal's checks.
+    pub fn first_reading(&self, probe: &str) -> Option<f64> {
+        self.journal["checks"]
             .as_array()?
-            .last()
-            .and_then(|a| Some(a["at_s"].as_f64()? + a["duration_s"].as_f64()?))
+            .iter()
+            .flat_map(|c| c["readings"].as_array().into_iter().flatten())
+            .find(|r| r["probe"] == probe)
+            .and_then(|r| r["value"].as_f64())
     }
 }
 

@@ -31,7 +31,9 @@ type Samples = Arc<Mutex<VecDeque<(Instant, f64)>>>;
 /// Requests allowed so far by the gateway whose metrics are `text`.
 fn allowed(text: &str) -> f64 {
     text.lines()
-        .filter(|l| l.starts_with("ratelimit_decisions_total{") && l.contains("outcome=\"allowed\""))
+        .filter(|l| {
+            l.starts_with("ratelimit_decisions_total{") && l.contains("outcome=\"allowed\"")
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -52,6 +54,8 @@ impl LimitMeter {
                     };
                     total = total.zip(text).map(|(sum, text)| sum + allowed(&text));
                 }
+                // Stamped halfway through the scrapes.
+                let at = at + (Instant::now() - at) / 2;
                 if let Some(total) = total {
                     let mut samples = sampled.lock().expect("samples");
                     samples.push_back((at, total));
