@@ -127,7 +127,7 @@ impl RedisLimiter {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, LimiterError> {
         let deployment = deployment::parse(&settings.url, &settings.url_setting)?;
-        let connector = Connector::new(deployment, settings.url_setting.clone())?;
+        let connector = Connector::new(deployment, settings.url_setting.clone());
         let shared = Arc::new(Shared {
             connector,
             scripts: Scripts::new(),

@@ -64,27 +64,16 @@ impl ConnectionLike for Connection {
 /// Opens links for one deployment.
 pub(crate) struct Connector {
     deployment: Deployment,
-    /// Built once: it holds the seed nodes and the cluster's settings.
-    cluster: Option<ClusterClient>,
     /// The setting the URL came from, for messages.
     setting: String,
 }
 
 impl Connector {
-    pub(crate) fn new(deployment: Deployment, setting: String) -> Result<Self, LimiterError> {
-        let cluster = match &deployment {
-            Deployment::Cluster { nodes } => Some(
-                ClusterClient::builder(nodes.clone())
-                    .build()
-                    .map_err(|e| LimiterError::Config(format!("{setting}: {e}")))?,
-            ),
-            _ => None,
-        };
-        Ok(Self {
+    pub(crate) fn new(deployment: Deployment, setting: String) -> Self {
+        Self {
             deployment,
-            cluster,
             setting,
-        })
+        }
     }
 
     /// Connects in the URL's mode and checks the server agrees, bounded by
@@ -127,9 +116,9 @@ impl Connector {
             }
             Deployment::Cluster { nodes } => {
                 self.expect_cluster(nodes).await?;
-                let Some(client) = &self.cluster else {
-                    return Err(LimiterError::Config("cluster client missing".into()));
-                };
+                let client = ClusterClient::builder(nodes.clone())
+                    .build()
+                    .map_err(|e| LimiterError::Config(format!("{}: {e}", self.setting)))?;
                 // The crate's own timeouts are set to the open's bound; a
                 // decision is bounded by the adapter's decision timeout.
                 let config = ClusterConfig::new()

@@ -181,4 +181,5 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 pub mod balancer;
 pub mod chaos_run;
+pub mod failover_watch;
 pub mod limit_meter;
