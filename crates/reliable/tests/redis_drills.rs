@@ -89,10 +89,11 @@ fn table(drill: &str, outcome: &Outcome, timeline: &Timeline) {
          | {requests} | {failures} | {lost} | {window} | {recover} |",
         outcome.code
     );
-    if let (Some(before), Some(after)) = (
+    let limit = (
         outcome.first_reading("global-limit"),
         outcome.last_reading("global-limit"),
-    ) {
+    );
+    if let (0, (Some(before), Some(after))) = (outcome.code, limit) {
         println!("admitted by all gateways: {before:.1}/s before the kill, {after:.1}/s after");
     }
 }

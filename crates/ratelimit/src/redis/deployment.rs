@@ -2,7 +2,7 @@
 //!
 //! | form | deployment |
 //! |---|---|
-//! | `redis://[user:pass@]host:6379[/db]`, `rediss://...` | one server (standalone) |
+//! | `redis://[user:pass@]host:6379[/db]` | one server (standalone) |
 //! | `redis+sentinel://[user:pass@]h1:26379,h2:26379/MASTER_NAME[/db]` | a master found through Sentinel |
 //! | `redis+cluster://[user:pass@]h1:7000,h2:7001` | Redis Cluster |
 //!
@@ -54,8 +54,7 @@ pub(crate) fn parse(url: &str, setting: &str) -> Result<Deployment, LimiterError
     let bad = |what: String| LimiterError::Config(format!("{setting} {what}"));
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(bad(
-            "is not a Redis URL: expected redis://, rediss://, redis+sentinel:// or redis+cluster://"
-                .into(),
+            "is not a Redis URL: expected redis://, redis+sentinel:// or redis+cluster://".into(),
         ));
     };
     match scheme {
