@@ -46,6 +46,15 @@ pub struct GatewayConfig {
     /// When the shared (Redis) limiter is unreachable: `open` decides per
     /// replica, `closed` answers 503.
     pub rate_limit_when_down: RateLimitWhenDown,
+    /// Longest one shared (Redis) limiter decision may take before Redis
+    /// counts as down for it (then `rate_limit_when_down` applies and the
+    /// limiter reconnects in the background). Low, so a dead or
+    /// blackholed Redis costs a request at most this; raise it where a
+    /// loaded host answers slowly while Redis is fine (every timeout is a
+    /// decision made by one replica alone).
+    #[schemars(with = "kit::config::reference::Duration")]
+    #[serde(with = "humantime_serde")]
+    pub rate_limit_timeout: Duration,
     /// How long a key found in the store is trusted without asking it
     /// again; a revocation takes effect within this time. `0s` asks the
     /// store on every request.
@@ -84,6 +93,7 @@ impl Default for GatewayConfig {
             anon_rate: None,
             key_rate: None,
             rate_limit_when_down: RateLimitWhenDown::Open,
+            rate_limit_timeout: Duration::from_millis(50),
             key_cache_ttl: Duration::from_secs(5),
             breaker: BreakerConfig::default(),
             retry: RetryConfig::default(),
@@ -297,6 +307,12 @@ impl GatewayConfig {
                     ),
                 ));
             }
+        }
+        if self.rate_limit_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "gateway.rate_limit_timeout",
+                "must be above zero",
+            ));
         }
         if self.split_refresh.is_zero() {
             return Err(ConfigError::invalid(

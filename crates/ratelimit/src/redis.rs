@@ -20,13 +20,25 @@
 //! timeout). The attempt's task is owned by the limiter and aborted when
 //! it is dropped, so it cannot outlive shutdown; each failed attempt
 //! doubles the backoff, up to 5 s.
+//!
+//! Three deployments, named by the URL's form ([`deployment`]): one
+//! server, a master found through Sentinel, or Redis Cluster, each through
+//! the crate's own client; the server's mode is checked when connecting
+//! and a mismatch is a configuration error ([`connection`]). Each script
+//! touches one key, and every key of one limiter key carries that key as
+//! its hash tag (`{...}`), so a GCRA state and its budget counters live in
+//! one cluster slot. A failover (or a demoted master answering
+//! `READONLY`) drops the link like any outage; the reconnect asks the
+//! deployment again, so it follows the new master.
 
+mod connection;
+mod deployment;
 mod scripts;
 
 use crate::local::now_us;
 use crate::LimiterError;
+use connection::{is_outage, unavailable, Connection, Connector};
 use kit::Clock;
-use redis::aio::MultiplexedConnection;
 use scripts::Scripts;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -35,11 +47,17 @@ use tokio::task::AbortHandle;
 /// How the adapter talks to Redis.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// `redis://host:port/db`; a secret if it carries a password.
+    /// `redis://host:port/db` (one server),
+    /// `redis+sentinel://h1:26379,h2:26379/MASTER_NAME[/db]` or
+    /// `redis+cluster://h1:7000,h2:7001`; a secret if it carries a password.
     pub url: String,
+    /// The setting `url` came from, named in configuration errors
+    /// (`RELIABLE_REDIS_URL`).
+    pub url_setting: String,
     /// Prefix of every key, so limiters can share a Redis. GCRA keys are
-    /// `{prefix}{key}`, budget counters `{prefix}budget:{day|month}:{window
-    /// start}:{key}`.
+    /// `PREFIX{KEY}`, budget counters `PREFIXbudget:{day|month}:{window
+    /// start}:{KEY}`, braces included: the limiter key is the hash tag
+    /// (with `%` and `}` in it written `%25` and `%7D`).
     pub key_prefix: String,
     /// Longest a decision (or refund, reservation, settlement) may take
     /// before it counts as a failure.
@@ -53,6 +71,7 @@ impl RedisSettings {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            url_setting: "RELIABLE_REDIS_URL".to_string(),
             key_prefix: "reliable:rl:".to_string(),
             decision_timeout: Duration::from_millis(50),
             reconnect_backoff: Duration::from_millis(100),
@@ -66,7 +85,7 @@ pub struct RedisLimiter {
 
 /// What decisions and the reconnect task both use.
 struct Shared {
-    client: redis::Client,
+    connector: Connector,
     settings: RedisSettings,
     scripts: Scripts,
     clock: Arc<dyn Clock>,
@@ -79,7 +98,7 @@ enum Link {
     /// later one, so that a decision failing late on a connection already
     /// replaced does not drop the new one.
     Up {
-        connection: MultiplexedConnection,
+        connection: Connection,
         generation: u64,
     },
     /// Decisions fail at once until `backoff` has passed since the last
@@ -99,14 +118,18 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 impl RedisLimiter {
     /// Connects once (bounded by the decision timeout); if Redis is not
     /// there yet the limiter starts down and decisions reconnect it later.
+    /// A malformed URL, or a server in another mode than the URL says
+    /// (a cluster node behind `redis://`, a standalone server behind
+    /// `redis+cluster://`, a master name the sentinels do not know), is a
+    /// [`LimiterError::Config`] naming both.
     pub async fn connect(
         settings: RedisSettings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, LimiterError> {
-        let client = redis::Client::open(settings.url.as_str())
-            .map_err(|e| LimiterError::Config(e.to_string()))?;
+        let deployment = deployment::parse(&settings.url, &settings.url_setting)?;
+        let connector = Connector::new(deployment, settings.url_setting.clone());
         let shared = Arc::new(Shared {
-            client,
+            connector,
             scripts: Scripts::new(),
             link: Mutex::new(Link::Down {
                 last_attempt_us: now_us(clock.as_ref()),
@@ -123,6 +146,7 @@ impl RedisLimiter {
                     generation: 1,
                 }
             }
+            Err(e @ LimiterError::Config(_)) => return Err(e),
             Err(e) => {
                 tracing::warn!(error = %e, "rate-limit Redis unreachable at start; decisions will reconnect");
             }
@@ -154,10 +178,10 @@ impl Shared {
         self.link.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Connects and loads the scripts, bounded as a whole: a server that
-    /// accepts connections but never answers must not keep the link
-    /// "reconnecting" for ever.
-    async fn open(&self) -> Result<MultiplexedConnection, LimiterError> {
+    /// Connects (in the URL's mode, checked) and loads the scripts,
+    /// bounded as a whole: a server that accepts connections but never
+    /// answers must not keep the link "reconnecting" for ever.
+    async fn open(&self) -> Result<Connection, LimiterError> {
         let timeout = self
             .settings
             .decision_timeout
@@ -166,15 +190,9 @@ impl Shared {
             // The client's own timeouts (1 s to connect, 500 ms per
             // answer) are off: this bound and `decision_timeout` govern,
             // so a decision timeout above 500 ms means what it says.
-            let config = redis::AsyncConnectionConfig::new()
-                .set_connection_timeout(None)
-                .set_response_timeout(None);
-            let mut connection = self
-                .client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await
-                .map_err(unavailable)?;
-            // Load the scripts now, so the first decision is one round trip.
+            let mut connection = self.connector.open(timeout).await?;
+            // Load the scripts now, so the first decision is one round
+            // trip (in a cluster, into every master).
             for script in self.scripts.all() {
                 script
                     .prepare_invoke()
@@ -192,7 +210,7 @@ impl Shared {
     /// The connection for one decision and its generation, if the link is
     /// up. A decision that finds the backoff elapsed starts the reconnect
     /// task; it and every decision until that task succeeds fail at once.
-    fn connection(self: &Arc<Self>) -> Result<(MultiplexedConnection, u64), LimiterError> {
+    fn connection(self: &Arc<Self>) -> Result<(Connection, u64), LimiterError> {
         let mut link = self.link();
         match *link {
             Link::Up {
@@ -261,6 +279,12 @@ impl Reconnect {
                 };
                 tracing::info!("rate-limit Redis reachable again");
             }
+            Err(e @ LimiterError::Config(_)) => {
+                // The deployment changed under us (a node now in another
+                // mode): said loudly, and retried like an outage.
+                tracing::error!(error = %e, "rate-limit Redis is not in the mode its URL names");
+                self.give_up();
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "rate-limit Redis still unreachable");
                 self.give_up();
@@ -289,10 +313,6 @@ fn reconnecting() -> LimiterError {
     LimiterError::Unavailable("reconnecting".into())
 }
 
-fn unavailable(e: redis::RedisError) -> LimiterError {
-    LimiterError::Unavailable(e.to_string())
-}
-
 impl RedisLimiter {
     /// Runs one script on the current connection, bounded by the decision
     /// timeout; `build` makes the invocation from the time (microseconds)
@@ -313,7 +333,7 @@ impl RedisLimiter {
         .await;
         let failure = match outcome {
             Ok(Ok(value)) => return Ok((value, now)),
-            Ok(Err(e)) if !e.is_io_error() && !e.is_connection_dropped() && !e.is_timeout() => {
+            Ok(Err(e)) if !is_outage(&e) => {
                 return Err(LimiterError::Unavailable(e.to_string()));
             }
             Ok(Err(e)) => LimiterError::Unavailable(e.to_string()),
@@ -323,8 +343,36 @@ impl RedisLimiter {
         Err(failure)
     }
 
-    /// The Redis key of GCRA state or of a budget counter.
-    fn key(&self, key: &str) -> String {
-        format!("{}{key}", self.shared.settings.key_prefix)
+    /// The Redis key of GCRA state or of a budget counter: `PREFIX` then
+    /// `kind` then the limiter key as the hash tag.
+    fn key(&self, kind: &str, key: &str) -> String {
+        format!(
+            "{}{kind}{{{}}}",
+            self.shared.settings.key_prefix,
+            hash_tag(key)
+        )
+    }
+}
+
+/// `key` with `%` and `}` escaped, so the whole of it is the hash tag (a
+/// `}` would end the tag early) and two keys never share an escaped form.
+fn hash_tag(key: &str) -> std::borrow::Cow<'_, str> {
+    if key.contains(['%', '}']) {
+        key.replace('%', "%25").replace('}', "%7D").into()
+    } else {
+        key.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hash_tag;
+
+    #[test]
+    fn the_whole_limiter_key_is_the_hash_tag() {
+        assert_eq!(hash_tag("anon:10.0.0.1"), "anon:10.0.0.1");
+        assert_eq!(hash_tag("a}b"), "a%7Db");
+        assert_eq!(hash_tag("a%7Db"), "a%257Db");
+        assert_eq!(hash_tag("{x"), "{x");
     }
 }

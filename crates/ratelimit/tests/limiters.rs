@@ -203,7 +203,7 @@ async fn redis_keys_expire_on_their_own() {
         .await
         .expect("connection");
     let ttl: i64 = redis::cmd("PTTL")
-        .arg(format!("{prefix}ttl"))
+        .arg(format!("{prefix}{{ttl}}"))
         .query_async(&mut connection)
         .await
         .expect("pttl");

@@ -167,10 +167,11 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
     };
     if needs(Port::Limiter) {
         let limiter = gateway::limiter(
-            config
-                .redis_url
-                .as_ref()
-                .map(|url| ratelimit::RedisSettings::new(url.expose())),
+            config.redis_url.as_ref().map(|url| {
+                let mut settings = ratelimit::RedisSettings::new(url.expose());
+                settings.decision_timeout = config.gateway.rate_limit_timeout;
+                settings
+            }),
             config.gateway.rate_limit_when_down,
             clock.clone(),
         )

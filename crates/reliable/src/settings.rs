@@ -81,8 +81,14 @@ macro_rules! platform_config {
             /// this count at start where JetStream allows it (see
             /// docs/operations/nats.md).
             pub nats_stream_replicas: u8,
-            /// Redis for the gateway's global rate limits (`redis://host:6379`);
-            /// without it each replica limits on its own.
+            /// Redis for the gateway's global rate limits and the LLM
+            /// gateway's token budgets, in one of three forms:
+            /// `redis://host:6379[/db]` (one server),
+            /// `redis+sentinel://[user:pass@]h1:26379,h2:26379/MASTER_NAME[/db]`
+            /// (Sentinel) or `redis+cluster://[user:pass@]h1:7000,h2:7001`
+            /// (Cluster); a server in another mode than the form says stops
+            /// the start (docs/operations/redis.md). Without it each replica
+            /// limits on its own.
             pub redis_url: Option<kit::config::Secret>,
             /// Log filter, e.g. `info` or `info,shortener=debug`.
             pub log: String,

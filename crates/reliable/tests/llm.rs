@@ -244,6 +244,24 @@ fn serve_llm(database_url: &str, redis_url: &str, config: &std::path::Path) -> R
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_tokens_per_minute_on_redis_and_account_exactly() {
     let redis = testkit::redis::RedisServer::start();
+    two_replicas_share_tokens(redis.url()).await;
+}
+
+/// The same on a Redis Cluster (3 masters, 3 replicas) and behind
+/// Sentinel: the LLM gateway's limits work unchanged in every mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_tokens_per_minute_on_a_redis_cluster() {
+    let cluster = testkit::redis::RedisCluster::start();
+    two_replicas_share_tokens(cluster.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_tokens_per_minute_behind_redis_sentinel() {
+    let sentinels = testkit::redis::RedisSentinels::start();
+    two_replicas_share_tokens(sentinels.url()).await;
+}
+
+async fn two_replicas_share_tokens(redis_url: String) {
     let database_url = testkit::postgres().create_database();
     let backend = Arc::new(
         ScriptedBackend::start(Script {
@@ -275,8 +293,8 @@ async fn two_replicas_share_tokens_per_minute_on_redis_and_account_exactly() {
     let key = key_in("team-a", "llm:invoke");
     let admin = key_in("finance", "llm:admin");
     let replicas = [
-        serve_llm(&database_url, &redis.url(), &config),
-        serve_llm(&database_url, &redis.url(), &config),
+        serve_llm(&database_url, &redis_url, &config),
+        serve_llm(&database_url, &redis_url, &config),
     ];
     let http = reqwest::Client::new();
     let mut body = chat(false);

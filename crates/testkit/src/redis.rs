@@ -3,6 +3,18 @@
 //! down with the test process. [`RedisServer::stop`] and
 //! [`RedisServer::start_again`] let fault tests take Redis away and bring
 //! it back on the same port.
+//!
+//! [`RedisCluster`] (3 masters, 3 replicas) and [`RedisSentinels`]
+//! (master, replica, 3 sentinels) are the two other deployments the
+//! limiter supports, for failover and resharding tests.
+
+mod cli;
+mod cluster;
+mod sentinel;
+
+pub use cli::{cli, info_field};
+pub use cluster::{RedisCluster, SlotMove};
+pub use sentinel::{RedisSentinels, MASTER_NAME};
 
 use crate::supervised::SupervisedServer;
 use std::io;
@@ -36,6 +48,10 @@ impl RedisServer {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.0.port())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.0.port()
     }
 
     /// Kills the server (SIGKILL) and waits for it to exit.

@@ -101,14 +101,14 @@ impl Scripts {
 
 impl RedisLimiter {
     fn budget_key(&self, key: &str, window: BudgetWindow, start: i64) -> String {
-        self.key(&format!("budget:{window}:{start}:{key}"))
+        self.key(&format!("budget:{window}:{start}:"), key)
     }
 }
 
 #[async_trait::async_trait]
 impl RateLimiter for RedisLimiter {
     async fn check_n(&self, key: &str, quota: &Quota, cost: u64) -> Result<Decision, LimiterError> {
-        let redis_key = self.key(key);
+        let redis_key = self.key("", key);
         let ((allowed, tat_us), now) = self
             .run::<(i64, i64)>(|now| {
                 let mut invocation = self.shared.scripts.gcra.key(redis_key);
@@ -128,7 +128,7 @@ impl RateLimiter for RedisLimiter {
     }
 
     async fn refund(&self, key: &str, quota: &Quota, cost: u64) -> Result<(), LimiterError> {
-        let redis_key = self.key(key);
+        let redis_key = self.key("", key);
         let back = cost.saturating_mul(quota.emission_interval_us());
         self.run::<i64>(|now| {
             let mut invocation = self.shared.scripts.refund.key(redis_key);

@@ -180,3 +180,7 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+pub mod balancer;
+pub mod failover_watch;
+pub mod limit_meter;
