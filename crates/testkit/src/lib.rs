@@ -17,12 +17,14 @@ pub mod llamacpp;
 mod nats;
 pub mod openai;
 pub mod otlp;
+pub mod pg_cluster;
 pub mod redis;
 mod supervised;
 pub mod wait;
 pub mod webhook;
 pub use fault::{echo_server, fault_proxy, FaultyLink};
 pub use nats::NatsServer;
+pub use pg_cluster::PgCluster;
 pub use wait::eventually;
 
 use std::io;

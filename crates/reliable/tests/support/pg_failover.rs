@@ -1,0 +1,530 @@
+//! The environment of `experiments/pg-failover.yaml`, its run by the built
+//! binary (`reliable chaos run ... --json`), and the drill's table.
+//!
+//! Built here: a primary and a streaming standby (`testkit::PgCluster`),
+//! the standby streaming through the fault proxy `replication`, the `-rw`
+//! endpoint as the fault proxy `rw` (both `chaos::proxy::ProxyServer`, what
+//! `reliable chaos proxy` serves, driven over its HTTP API as the
+//! experiment drives it), NATS, a webhook receiver and a stats endpoint
+//! serving their counts, and `reliable serve --target
+//! shortener,orders,notifier` on `-rw` with its read URL on the standby.
+//!
+//! The write unavailability is measured here, not by the experiment: a
+//! link is created every 20 ms for the whole run, and the window is the
+//! longest time between two acknowledged writes.
+
+use crate::support::{reliable, start, Running, SECRET};
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use testkit::webhook::Receiver;
+use testkit::PgCluster;
+
+const DATABASE: &str = "drill";
+/// Links the redirect load spreads over (`pg-1` .. `pg-50`).
+const LINKS: usize = 50;
+
+/// One run of the drill.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// `synchronous_standby_names` names the standby (the mechanism).
+    pub synchronous: bool,
+    /// The replication link stalls before the kill.
+    pub stall: bool,
+}
+
+/// Full durations (the file's) instead of CI's seconds.
+pub fn full() -> bool {
+    std::env::var_os("CHAOS_FULL").is_some_and(|v| v != "0")
+}
+
+/// What the run did: the exit code, the journal and the table's figures.
+pub struct Report {
+    pub code: i32,
+    pub journal: Value,
+    pub stderr: String,
+    pub requested: f64,
+    pub acknowledged: f64,
+    pub in_database: f64,
+    pub lost: f64,
+    pub duplicated_events: f64,
+    pub duplicate_deliveries: f64,
+    pub redirect_error_rate: f64,
+    /// Longest time between two acknowledged writes, ms.
+    pub unavailable_ms: u64,
+    /// From the SIGKILL to the first acknowledged write after it, ms.
+    pub recovered_ms: Option<u64>,
+}
+
+impl Report {
+    pub fn deviated_probes(&self) -> Vec<String> {
+        self.journal["deviations"]
+            .as_array()
+            .map(|d| {
+                d.iter()
+                    .filter_map(|r| r["probe"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "exit {}; deviations {}; error {}; stderr:\n{}",
+            self.code, self.journal["deviations"], self.journal["error"], self.stderr
+        )
+    }
+
+    /// The drill's table row (docs/operations/postgres.md).
+    pub fn row(&self, options: Options) -> String {
+        format!(
+            "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2}% | {} ms | {} |",
+            if options.synchronous { "synchronous" } else { "asynchronous" },
+            if options.stall { "yes" } else { "no" },
+            self.code,
+            self.requested,
+            self.requested - self.acknowledged,
+            self.acknowledged,
+            self.in_database,
+            self.lost,
+            self.duplicated_events,
+            self.duplicate_deliveries,
+            self.redirect_error_rate * 100.0,
+            self.unavailable_ms,
+            self.recovered_ms
+                .map_or_else(|| "-".to_string(), |ms| format!("{ms} ms")),
+        )
+    }
+}
+
+pub const TABLE_HEADER: &str = "| replication | stall | exit | orders requested | failed | acknowledged | in database | lost | duplicated events | duplicate deliveries | redirect errors | write unavailability | time to recover |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+
+/// Builds the environment, runs the drill, measures, tears down.
+pub async fn run(options: Options) -> Report {
+    let replication_port = testkit::free_port();
+    let cluster = Arc::new(
+        tokio::task::spawn_blocking(move || PgCluster::start_via(replication_port))
+            .await
+            .expect("join")
+            .expect("start the primary and the standby"),
+    );
+    let proxy = chaos::proxy::ProxyServer::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("start the fault proxy");
+    let api = proxy.url();
+    let http = reqwest::Client::new();
+    let primary = format!("127.0.0.1:{}", cluster.primary_port());
+    create_proxy(&http, &api, "replication", &format!("127.0.0.1:{replication_port}"), &primary).await;
+    let rw_listen = format!("127.0.0.1:{}", testkit::free_port());
+    create_proxy(&http, &api, "rw", &rw_listen, &primary).await;
+    let rw_port: u16 = rw_listen
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("rw port");
+    {
+        let cluster = cluster.clone();
+        tokio::task::spawn_blocking(move || {
+            cluster.wait_streaming()?;
+            cluster.set_synchronous(options.synchronous)?;
+            cluster.create_database(DATABASE)
+        })
+        .await
+        .expect("join")
+        .expect("replication and the drill's database");
+    }
+
+    let nats = testkit::NatsServer::start();
+    let receiver = Receiver::start(SECRET).await;
+    let receiver_stats = serve_json(
+        Router::new()
+            .route("/stats", get(receiver_counts))
+            .with_state(receiver.clone()),
+    )
+    .await;
+    let cluster_stats = serve_json(
+        Router::new()
+            .route("/stats", get(orders_in_database))
+            .with_state((cluster.clone(), rw_port)),
+    )
+    .await;
+
+    let data = tempfile::tempdir().expect("tempdir");
+    let port = testkit::free_port();
+    let target = format!("http://127.0.0.1:{port}");
+    let app = start_platform(
+        port,
+        data.path(),
+        &PgCluster::url(rw_port, DATABASE),
+        &PgCluster::url(cluster.standby_port(), DATABASE),
+        &nats.url(),
+        receiver.url(),
+    );
+    create_links(&http, &target).await;
+    let pidfile = data.path().join("primary.pid");
+    std::fs::write(
+        &pidfile,
+        cluster.primary_pid().expect("primary pid").to_string(),
+    )
+    .expect("pidfile");
+
+    let prober = WriteProber::start(target.clone());
+    let mut vars = vec![
+        ("target", target.clone()),
+        ("proxy_api", api.clone()),
+        ("receiver_stats", format!("{receiver_stats}/stats")),
+        ("cluster_stats", format!("{cluster_stats}/stats")),
+        ("pidfile", pidfile.display().to_string()),
+        (
+            "standby_url",
+            PgCluster::url(cluster.standby_port(), "postgres"),
+        ),
+        (
+            "new_primary",
+            format!("127.0.0.1:{}", cluster.standby_port()),
+        ),
+        (
+            "stall_toxicity",
+            if options.stall { "1" } else { "0" }.to_string(),
+        ),
+    ];
+    if !full() {
+        for (k, v) in [
+            ("rate", "50"),
+            ("warmup", "2s"),
+            ("before_fault", "3s"),
+            ("stall", "2s"),
+            ("load_duration", "12s"),
+            ("catch_up", "30s"),
+        ] {
+            vars.push((k, v.to_string()));
+        }
+    }
+    let (code, journal, stderr) = chaos_run(&vars).await;
+    let writes = prober.stop().await;
+    drop(app);
+    let mut report = report_of(code, journal, stderr, &writes);
+    report.recovered_ms = recovery(&report.journal, &writes);
+    println!("pg-failover {options:?}: {}", journal_line(&report.journal));
+    println!("{TABLE_HEADER}\n{}", report.row(options));
+    drop(nats);
+    drop(cluster);
+    report
+}
+
+async fn create_proxy(http: &reqwest::Client, api: &str, name: &str, listen: &str, upstream: &str) {
+    let response = http
+        .post(format!("{api}/proxies"))
+        .json(&json!({"name": name, "listen": listen, "upstream": upstream, "enabled": true}))
+        .send()
+        .await
+        .expect("create proxy");
+    assert!(
+        response.status().is_success(),
+        "create proxy {name}: {}",
+        response.status()
+    );
+}
+
+/// Serves `app` on a free port; returns its base URL.
+async fn serve_json(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind stats");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+/// `orders_in_db`: the orders in the database behind `-rw` (the new
+/// primary after the failover).
+async fn orders_in_database(
+    State((cluster, rw_port)): State<(Arc<PgCluster>, u16)>,
+) -> Result<Json<Value>, String> {
+    let counted = tokio::task::spawn_blocking(move || {
+        cluster.sql(rw_port, DATABASE, "SELECT count(*) FROM orders.orders")
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    let n: u64 = counted.parse().map_err(|_| format!("not a count: {counted}"))?;
+    Ok(Json(json!({"orders_in_db": n})))
+}
+
+/// The receiver's counts: distinct orders with an `orders.created`
+/// notification, distinct events of those, repeated deliveries.
+async fn receiver_counts(State(receiver): State<Receiver>) -> Json<Value> {
+    let deliveries = receiver.deliveries();
+    let mut per_event: HashMap<&str, usize> = HashMap::new();
+    let mut created_events = HashSet::new();
+    let mut created_orders = HashSet::new();
+    for d in &deliveries {
+        *per_event.entry(d.event_id.as_str()).or_default() += 1;
+        if d.event_type == "orders.created" {
+            created_events.insert(d.event_id.as_str());
+            if let Some(id) = serde_json::from_slice::<Value>(&d.body)
+                .ok()
+                .and_then(|b| b["order"]["id"].as_str().map(str::to_string))
+            {
+                created_orders.insert(id);
+            }
+        }
+    }
+    Json(json!({
+        "duplicate_deliveries": per_event.values().map(|n| n - 1).sum::<usize>(),
+        "orders_delivered": created_orders.len(),
+        "orders_created_events": created_events.len(),
+    }))
+}
+
+fn start_platform(
+    port: u16,
+    data: &Path,
+    database_url: &str,
+    read_url: &str,
+    nats_url: &str,
+    webhook_url: &str,
+) -> Running {
+    let mut cmd = reliable();
+    cmd.args(["serve", "--target", "shortener,orders,notifier"]);
+    for (k, v) in [
+        ("RELIABLE_LISTEN", format!("127.0.0.1:{port}")),
+        ("RELIABLE_CONSOLE_LISTEN", "127.0.0.1:0".to_string()),
+        ("RELIABLE_DATA_DIR", data.display().to_string()),
+        ("RELIABLE_DATABASE_URL", database_url.to_string()),
+        ("RELIABLE_DATABASE_READ_URL", read_url.to_string()),
+        ("RELIABLE_NATS_URL", nats_url.to_string()),
+        ("RELIABLE_NOTIFIER_WEBHOOK_URL", webhook_url.to_string()),
+        ("RELIABLE_NOTIFIER_WEBHOOK_SECRET", SECRET.to_string()),
+        ("RELIABLE_NOTIFIER_ALLOW_PRIVATE", "true".to_string()),
+        ("RELIABLE_NOTIFIER_ACK_WAIT", "2s".to_string()),
+        ("RELIABLE_NOTIFIER_BACKOFF_BASE", "50ms".to_string()),
+        ("RELIABLE_NOTIFIER_BACKOFF_MAX", "1s".to_string()),
+        ("RELIABLE_NOTIFIER_LOG_CHANNEL", "false".to_string()),
+        ("RELIABLE_ORDERS_RELAY_POLL_INTERVAL", "50ms".to_string()),
+        // Fail fast (503) rather than queue for a dead primary.
+        ("RELIABLE_ORDERS_DATABASE_ACQUIRE_TIMEOUT", "1s".to_string()),
+        ("RELIABLE_SHORTENER_DATABASE_ACQUIRE_TIMEOUT", "1s".to_string()),
+        ("RELIABLE_LOG", "error".to_string()),
+    ] {
+        cmd.env(k, v);
+    }
+    start(cmd)
+}
+
+async fn create_links(http: &reqwest::Client, target: &str) {
+    for i in 1..=LINKS {
+        let created = http
+            .post(format!("{target}/api/v1/links"))
+            .json(&json!({"url": format!("https://example.com/{i}"), "slug": format!("pg-{i}")}))
+            .send()
+            .await
+            .expect("create link");
+        assert_eq!(created.status(), 201, "link pg-{i}");
+    }
+}
+
+/// One probe write: when it was sent (Unix ms) and whether it was
+/// acknowledged.
+type Write = (u64, bool);
+
+/// Creates a link every 20 ms until stopped.
+struct WriteProber {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<Vec<Write>>,
+}
+
+impl WriteProber {
+    fn start(target: String) -> Self {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .expect("client");
+            let writes = Arc::new(Mutex::new(Vec::new()));
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            let mut n = 0u64;
+            let mut inflight = tokio::task::JoinSet::new();
+            while !token.is_cancelled() {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = token.cancelled() => break,
+                }
+                n += 1;
+                let (http, target, writes) = (http.clone(), target.clone(), writes.clone());
+                inflight.spawn(async move {
+                    let at = unix_ms();
+                    let ok = http
+                        .post(format!("{target}/api/v1/links"))
+                        .json(&json!({"url": "https://example.com/probe", "slug": format!("w-{n}")}))
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status() == 201);
+                    writes.lock().expect("writes").push((at, ok));
+                });
+            }
+            while inflight.join_next().await.is_some() {}
+            let mut writes = std::mem::take(&mut *writes.lock().expect("writes"));
+            writes.sort_unstable();
+            writes
+        });
+        Self { stop, task }
+    }
+
+    async fn stop(self) -> Vec<Write> {
+        self.stop.cancel();
+        self.task.await.expect("prober")
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The longest time between two acknowledged writes with a failed one
+/// in between.
+fn unavailability(writes: &[Write]) -> u64 {
+    let mut longest = 0;
+    let mut last_ok: Option<u64> = None;
+    let mut failed_since = false;
+    for &(at, ok) in writes {
+        if ok {
+            if let (Some(previous), true) = (last_ok, failed_since) {
+                longest = longest.max(at - previous);
+            }
+            last_ok = Some(at);
+            failed_since = false;
+        } else {
+            failed_since = true;
+        }
+    }
+    longest
+}
+
+/// From the SIGKILL (its journal activity) to the first acknowledged
+/// write sent after it.
+fn recovery(journal: &Value, writes: &[Write]) -> Option<u64> {
+    let start = journal["started_unix_ms"].as_u64()?;
+    let killed_s = journal["activities"]
+        .as_array()?
+        .iter()
+        .find(|a| a["name"] == "SIGKILL the primary")?["started_s"]
+        .as_f64()?;
+    let killed = start + (killed_s * 1000.0) as u64;
+    let first_ok_after = writes
+        .iter()
+        .find(|&&(at, ok)| ok && at > killed)
+        .map(|&(at, _)| at)?;
+    let failed_after = writes.iter().any(|&(at, ok)| !ok && at >= killed);
+    Some(if failed_after {
+        first_ok_after - killed
+    } else {
+        0
+    })
+}
+
+/// The value of `probe` in the last check (the after-check).
+fn last_reading(journal: &Value, probe: &str) -> f64 {
+    journal["checks"]
+        .as_array()
+        .and_then(|c| c.last())
+        .and_then(|c| c["readings"].as_array())
+        .and_then(|r| r.iter().find(|r| r["probe"] == probe))
+        .and_then(|r| r["value"].as_f64())
+        .unwrap_or(f64::NAN)
+}
+
+fn report_of(code: i32, journal: Value, stderr: String, writes: &[Write]) -> Report {
+    let in_db_minus_acked = last_reading(&journal, "none-lost");
+    Report {
+        code,
+        requested: last_reading(&journal, "orders-requested"),
+        acknowledged: last_reading(&journal, "orders-acknowledged"),
+        in_database: last_reading(&journal, "orders-in-database"),
+        // Acknowledged orders missing from the promoted database (at
+        // least: an order committed whose answer was lost counts the
+        // other way).
+        lost: (-in_db_minus_acked).max(0.0),
+        duplicated_events: last_reading(&journal, "one-event-per-order"),
+        duplicate_deliveries: last_reading(&journal, "duplicate-deliveries"),
+        redirect_error_rate: last_reading(&journal, "redirect-errors-run"),
+        unavailable_ms: unavailability(writes),
+        recovered_ms: None,
+        journal,
+        stderr,
+    }
+}
+
+fn experiment() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/pg-failover.yaml")
+}
+
+/// `reliable chaos run experiments/pg-failover.yaml --json` with `vars`.
+async fn chaos_run(vars: &[(&str, String)]) -> (i32, Value, String) {
+    let mut cmd = reliable();
+    cmd.args(["chaos", "run"]).arg(experiment()).arg("--json");
+    for (k, v) in vars {
+        cmd.arg("--var").arg(format!("{k}={v}"));
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run reliable chaos run");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let journal = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON journal ({e}): {}\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (out.status.code().unwrap_or(-1), journal, stderr)
+}
+
+fn journal_line(journal: &Value) -> String {
+    let last = journal["checks"]
+        .as_array()
+        .and_then(|c| c.last())
+        .and_then(|c| c["readings"].as_array())
+        .map(|readings| {
+            readings
+                .iter()
+                .map(|r| format!("{}={} {}", r["probe"], r["value"], r["detail"]))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default();
+    format!(
+        "status {} after {:.1} s, last check: {last}; deviations {}",
+        journal["status"],
+        journal["duration_s"].as_f64().unwrap_or(0.0),
+        journal["deviations"]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailability_is_the_longest_gap_with_a_failure() {
+        let writes = [
+            (0, true),
+            (20, true),
+            (40, false),
+            (60, false),
+            (80, true),
+            (100, true),
+        ];
+        assert_eq!(unavailability(&writes), 60);
+        assert_eq!(unavailability(&[(0, true), (500, true)]), 0);
+    }
+}
