@@ -221,7 +221,7 @@ async fn a_read_url_that_names_the_primary_works_with_no_lag() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_replica_sends_reads_to_the_primary() {
+async fn a_replica_not_measured_yet_gets_no_reads() {
     let url = testkit::postgres().create_database();
     let primary = open_postgres(&url, &pool_config(), &ITEMS)
         .await

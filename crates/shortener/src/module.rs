@@ -1,5 +1,6 @@
 //! The shortener as the platform's registry sees it.
 
+use crate::storage::LinkStore;
 use crate::{storage, Shortener, ShortenerConfig, SERVICE};
 use axum::Router;
 use kit::config::ConfigError;
@@ -42,7 +43,8 @@ impl Module for Shortener {
                 SERVICE,
                 config.replica_settings(),
             )?;
-            store = Arc::new(storage::ReplicaRouted::new(store, replica)?);
+            let routed: Arc<dyn LinkStore> = Arc::new(storage::ReplicaRouted::new(store, replica)?);
+            store = routed;
         }
         Ok(Shortener::build(
             config,

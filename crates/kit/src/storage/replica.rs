@@ -142,6 +142,9 @@ impl ReadReplica {
         module: &str,
         settings: ReplicaSettings,
     ) -> Result<Self, StoreError> {
+        // The metric handles below are resolved once: the recorder must be
+        // there first.
+        crate::metrics::install();
         let options = PgConnectOptions::from_str(url)?
             .application_name(&format!("reliable-{module}-ro"))
             .options([("search_path", module)]);

@@ -141,13 +141,13 @@ pub async fn run(options: Options) -> Report {
 
     let nats = testkit::NatsServer::start();
     let receiver = Receiver::start(SECRET).await;
-    let receiver_stats = serve_json(
+    let (receiver_stats, _receiver_server) = serve_json(
         Router::new()
             .route("/stats", get(receiver_counts))
             .with_state(receiver.clone()),
     )
     .await;
-    let cluster_stats = serve_json(
+    let (cluster_stats, cluster_server) = serve_json(
         Router::new()
             .route("/stats", get(orders_in_database))
             .with_state((cluster.clone(), rw_port)),
@@ -213,6 +213,8 @@ pub async fn run(options: Options) -> Report {
     println!("pg-failover {options:?}: {}", journal_line(&report.journal));
     println!("{TABLE_HEADER}\n{}", report.row(options));
     drop(nats);
+    // The stats server holds the cluster: stop it, then the servers stop.
+    drop(cluster_server);
     drop(cluster);
     report
 }
@@ -231,14 +233,20 @@ async fn create_proxy(http: &reqwest::Client, api: &str, name: &str, listen: &st
     );
 }
 
-/// Serves `app` on a free port; returns its base URL.
-async fn serve_json(app: Router) -> String {
+/// Serves `app` on a free port until the handle is dropped; returns its
+/// base URL.
+async fn serve_json(app: Router) -> (String, tokio_util::task::AbortOnDropHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind stats");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (
+        format!("http://{addr}"),
+        tokio_util::task::AbortOnDropHandle::new(task),
+    )
 }
 
 /// `orders_in_db`: the orders in the database behind `-rw` (the new
