@@ -201,6 +201,40 @@ async fn reads_go_back_to_the_primary_while_the_replica_lags_past_the_bound() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_primary_is_down_reads_go_to_the_replica_whatever_its_lag() {
+    let cluster = blocking(PgCluster::start).expect("cluster");
+    let primary_url = blocking(|| cluster.create_database("orphaned")).expect("database");
+    let primary = open_postgres(&primary_url, &pool_config(), &ITEMS)
+        .await
+        .expect("open");
+    let stop = CancellationToken::new();
+    let replica = monitored(
+        &PgCluster::url(cluster.standby_port(), "orphaned"),
+        &primary,
+        &stop,
+    );
+    blocking(|| cluster.pause_replay()).expect("pause replay");
+    testkit::eventually("the lag past the bound", LIMIT, async || {
+        insert(&primary, &format!("w-{}", rand_name())).await.ok()?;
+        (replica.route() == Route::Primary).then_some(())
+    })
+    .await;
+    // The primary dies: nothing can change any more, and the replica's
+    // copy, however old, is the only one.
+    blocking(|| cluster.kill_primary()).expect("kill the primary");
+    testkit::eventually("reads on the replica again", LIMIT, async || {
+        (replica.route() == Route::Replica).then_some(())
+    })
+    .await;
+    assert!(
+        replica.lag().is_some_and(|l| l > settings().max_lag),
+        "{:?}",
+        replica.lag()
+    );
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_url_that_names_the_primary_works_with_no_lag() {
     let url = testkit::postgres().create_database();
     let primary = open_postgres(&url, &pool_config(), &ITEMS)

@@ -17,9 +17,14 @@
 //! or below its replay position; the lag is the time since then. This
 //! reads 0 on an idle primary (unlike `now() - pg_last_xact_replay_timestamp()`,
 //! which grows while nothing is written) and grows at once when replay
-//! stops while the primary writes. When the primary cannot be reached
-//! (during a failover) the last lag stands: nothing new can be committed,
-//! so the replica falls no further behind and reads keep being served.
+//! stops while the primary writes.
+//!
+//! While the primary cannot be reached (a failover), reads go to the
+//! replica whatever its lag, counted in
+//! `<module>_read_replica_stale_reads_total`: the replica's copy, however
+//! old, beats no answer, and nothing can be changed on a primary nobody
+//! reaches. The module does the same for a read the primary fails as
+//! unavailable before the monitor has noticed ([`ReadReplica::stale_read`]).
 //!
 //! A read URL that points at a primary (`pg_is_in_recovery()` false)
 //! works, with a warning: its lag is 0 by definition.
@@ -30,7 +35,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::collections::VecDeque;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -96,6 +101,8 @@ struct Shared {
     /// Last measured lag in microseconds, [`UNKNOWN`] if none.
     lag_us: AtomicU64,
     role: AtomicU8,
+    /// The primary answered the last measurement.
+    primary_up: AtomicBool,
 }
 
 /// A module's read replica: its pool and its measured lag.
@@ -111,6 +118,7 @@ struct Metrics {
     lag_seconds: metrics::Gauge,
     lag_bytes: metrics::Gauge,
     reads: metrics::Counter,
+    stale_reads: metrics::Counter,
     fallback_lag: metrics::Counter,
     fallback_error: metrics::Counter,
     fallback_not_found: metrics::Counter,
@@ -124,6 +132,7 @@ impl Metrics {
             lag_seconds: metrics::gauge!(format!("{module}_read_replica_lag_seconds")),
             lag_bytes: metrics::gauge!(format!("{module}_read_replica_lag_bytes")),
             reads: metrics::counter!(reads),
+            stale_reads: metrics::counter!(format!("{module}_read_replica_stale_reads_total")),
             fallback_lag: metrics::counter!(fallbacks.clone(), "reason" => "lag"),
             fallback_error: metrics::counter!(fallbacks.clone(), "reason" => "error"),
             fallback_not_found: metrics::counter!(fallbacks, "reason" => "not_found"),
@@ -158,6 +167,7 @@ impl ReadReplica {
             shared: Arc::new(Shared {
                 lag_us: AtomicU64::new(UNKNOWN),
                 role: AtomicU8::new(ReplicaRole::Unknown as u8),
+                primary_up: AtomicBool::new(true),
             }),
             metrics: Arc::new(Metrics::new(module)),
         })
@@ -191,11 +201,19 @@ impl ReadReplica {
 
     /// Where the next read goes. A read sent to the primary because of
     /// the lag is counted here (`<module>_read_replica_fallbacks_total{reason="lag"}`);
-    /// one sent to the replica in `<module>_read_replica_reads_total`.
+    /// one sent to the replica in `<module>_read_replica_reads_total`, or,
+    /// past the bound while the primary is unreachable, in
+    /// `<module>_read_replica_stale_reads_total`.
     pub fn route(&self) -> Route {
         match self.lag() {
             Some(lag) if lag <= self.settings.max_lag => {
                 self.metrics.reads.increment(1);
+                Route::Replica
+            }
+            _ if !self.shared.primary_up.load(Ordering::Acquire)
+                && self.role() != ReplicaRole::Unknown =>
+            {
+                self.stale_read();
                 Route::Replica
             }
             _ => {
@@ -203,6 +221,12 @@ impl ReadReplica {
                 Route::Primary
             }
         }
+    }
+
+    /// Counts a read served by the replica past the bound because the
+    /// primary could not answer it.
+    pub fn stale_read(&self) {
+        self.metrics.stale_reads.increment(1);
     }
 
     /// Counts a read that went to the primary after all.
@@ -223,6 +247,16 @@ impl ReadReplica {
         loop {
             let primary_lsn = primary_position(&primary).await;
             let sampled_at = Instant::now();
+            let up = primary_lsn.is_ok();
+            if self.shared.primary_up.swap(up, Ordering::AcqRel) != up {
+                if up {
+                    tracing::info!("the primary answers again; the read replica's lag bound applies");
+                } else {
+                    tracing::warn!(
+                        "the primary cannot be measured; reads go to the read replica whatever its lag"
+                    );
+                }
+            }
             match replica_position(&self.pool).await {
                 Ok(Position::Primary) => {
                     if !warned_primary {

@@ -12,6 +12,10 @@
 //! stay on the primary. A slug the replica does not have is looked up on
 //! the primary too, so a new link redirects at once.
 //!
+//! While the primary is unreachable (a failover), look-ups are served by
+//! the replica whatever its lag: nothing can change on a primary nobody
+//! reaches, and a stale redirect beats a 503.
+//!
 //! Staleness: a read routed to the replica is at most
 //! [`ReplicaSettings::staleness`](kit::storage::ReplicaSettings::staleness)
 //! behind. The cache does not keep a link loaded within that time of its
@@ -68,19 +72,41 @@ impl ReplicaRouted {
 #[async_trait]
 impl LinkStore for ReplicaRouted {
     async fn lookup(&self, slug: &Slug) -> Result<Option<Link>, StoreError> {
+        // What the replica answered, when it answered "no such link".
+        let mut replica_none = false;
         if self.replica.route() == Route::Replica {
             match self.copy.find(slug).await {
                 Ok(Some(link)) => return Ok(Some(link)),
                 // A link created a moment ago may not be there yet: a
                 // replica's "no such link" is confirmed on the primary.
-                Ok(None) => self.replica.fallback(Fallback::NotFound),
+                Ok(None) => {
+                    self.replica.fallback(Fallback::NotFound);
+                    replica_none = true;
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "read replica failed a look-up; reading the primary");
                     self.replica.fallback(Fallback::Error);
                 }
             }
         }
-        self.primary.find(slug).await
+        match self.primary.find(slug).await {
+            Err(e) if e.is_unavailable() => {
+                if replica_none {
+                    return Ok(None);
+                }
+                // The primary is unreachable (a failover the lag monitor
+                // has not seen yet): the replica's copy, however far
+                // behind, beats a 503 for a redirect.
+                match self.copy.find(slug).await {
+                    Ok(found) => {
+                        self.replica.stale_read();
+                        Ok(found)
+                    }
+                    Err(_) => Err(e),
+                }
+            }
+            other => other,
+        }
     }
 
     fn read_staleness(&self) -> Duration {
