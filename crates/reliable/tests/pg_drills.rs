@@ -59,3 +59,25 @@ async fn pg_failover_with_asynchronous_replication_loses_acknowledged_orders() {
         assert!(matches!(report.code, 0 | 1), "{}", report.summary());
     }
 }
+
+/// Bad input: a read URL that is not PostgreSQL, and a lag bound no
+/// coarser than its measurement, are refused naming the key.
+#[test]
+fn a_read_replica_setting_that_cannot_work_is_refused_naming_its_key() {
+    for (env, key) in [
+        (
+            ("RELIABLE_DATABASE_READ_URL", "mysql://db/links"),
+            "database_read_url",
+        ),
+        (
+            ("RELIABLE_SHORTENER_READ_REPLICA_CHECK_INTERVAL", "5s"),
+            "shortener.read_replica_check_interval",
+        ),
+    ] {
+        let mut cmd = support::reliable();
+        cmd.args(["config", "check"]).env(env.0, env.1);
+        let (code, stderr) = support::run_to_end(cmd);
+        assert_eq!(code, 2, "{env:?}: {stderr}");
+        assert!(stderr.contains(key), "{env:?}: {stderr}");
+    }
+}

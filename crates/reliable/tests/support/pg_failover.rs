@@ -169,6 +169,7 @@ pub async fn run(options: Options) -> Report {
         receiver.url(),
     );
     create_links(&http, &target).await;
+    wait_ready(&http, &target).await;
     let pidfile = data.path().join("primary.pid");
     std::fs::write(
         &pidfile,
@@ -329,6 +330,20 @@ fn start_platform(
         cmd.env(k, v);
     }
     start(cmd)
+}
+
+/// The experiment's before-check wants a ready platform: wait for it
+/// (bounded), naming the failing check if it never comes.
+async fn wait_ready(http: &reqwest::Client, target: &str) {
+    let mut last = String::new();
+    let ready = testkit::eventually("the platform ready", Duration::from_secs(60), async || {
+        let response = http.get(format!("{target}/readyz")).send().await.ok()?;
+        let ok = response.status().is_success();
+        last = response.text().await.unwrap_or_default();
+        Some(ok).filter(|ok| *ok)
+    })
+    .await;
+    assert!(ready, "not ready: {last}");
 }
 
 async fn create_links(http: &reqwest::Client, target: &str) {
