@@ -12,8 +12,7 @@
 
 use axum::http::StatusCode;
 use kit::storage::{
-    open_postgres, PoolConfig, ReadReplica, ReplicaRole, ReplicaSettings, Route, Schema,
-    StoreError,
+    open_postgres, PoolConfig, ReadReplica, ReplicaRole, ReplicaSettings, Route, Schema, StoreError,
 };
 use kit::CancellationToken;
 use sqlx::PgPool;

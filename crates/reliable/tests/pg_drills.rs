@@ -13,9 +13,9 @@
 //! (`scripts/pg-failover-drill`, which also runs the drill without the
 //! stall: `PG_DRILL_STALL=0`). Each run prints the drill's table.
 
-mod support;
 #[path = "support/pg_failover.rs"]
 mod pg_failover;
+mod support;
 
 use pg_failover::{run, Options};
 

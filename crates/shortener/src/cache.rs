@@ -159,17 +159,24 @@ mod tests {
 
     #[test]
     fn a_link_changed_within_the_settle_time_is_not_cached() {
-        let cache = LinkCache::new(100, Duration::from_secs(60)).with_settle(Duration::from_secs(60));
+        let cache =
+            LinkCache::new(100, Duration::from_secs(60)).with_settle(Duration::from_secs(60));
         cache.insert(cache.ticket(), link("abc", None));
         assert!(cache.get("abc").is_some(), "unchanged links are cached");
         cache.invalidate(&Slug::parse("abc").expect("valid"));
         cache.insert(cache.ticket(), link("abc", None));
-        assert!(cache.get("abc").is_none(), "a possibly stale copy is not kept");
+        assert!(
+            cache.get("abc").is_none(),
+            "a possibly stale copy is not kept"
+        );
         cache.insert(cache.ticket(), link("other", None));
         assert!(cache.get("other").is_some());
         cache.clear();
         cache.insert(cache.ticket(), link("other", None));
-        assert!(cache.get("other").is_none(), "after a reset every link settles");
+        assert!(
+            cache.get("other").is_none(),
+            "after a reset every link settles"
+        );
 
         let no_replica = LinkCache::new(100, Duration::from_secs(60));
         no_replica.invalidate(&Slug::parse("abc").expect("valid"));

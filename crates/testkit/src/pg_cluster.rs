@@ -176,7 +176,11 @@ impl PgCluster {
     /// Creates `database` on the primary (the standby gets it by
     /// replication) and returns the primary's URL of it.
     pub fn create_database(&self, database: &str) -> io::Result<String> {
-        self.sql(self.primary.port, "postgres", &format!("CREATE DATABASE {database}"))?;
+        self.sql(
+            self.primary.port,
+            "postgres",
+            &format!("CREATE DATABASE {database}"),
+        )?;
         Ok(Self::url(self.primary.port, database))
     }
 
@@ -267,13 +271,21 @@ impl PgCluster {
     /// Stops WAL replay on the standby: it keeps receiving but falls
     /// behind (a replica lagging).
     pub fn pause_replay(&self) -> io::Result<()> {
-        self.sql(self.standby.port, "postgres", "SELECT pg_wal_replay_pause()")
-            .map(drop)
+        self.sql(
+            self.standby.port,
+            "postgres",
+            "SELECT pg_wal_replay_pause()",
+        )
+        .map(drop)
     }
 
     pub fn resume_replay(&self) -> io::Result<()> {
-        self.sql(self.standby.port, "postgres", "SELECT pg_wal_replay_resume()")
-            .map(drop)
+        self.sql(
+            self.standby.port,
+            "postgres",
+            "SELECT pg_wal_replay_resume()",
+        )
+        .map(drop)
     }
 
     /// Waits until the standby has replayed everything the primary has

@@ -148,7 +148,9 @@ mod tests {
 
     #[test]
     fn postgres_codes() {
-        for code in ["08006", "08001", "08P01", "53300", "57P01", "57P02", "57P03", "25006"] {
+        for code in [
+            "08006", "08001", "08P01", "53300", "57P01", "57P02", "57P03", "25006",
+        ] {
             assert!(postgres_unavailable(code), "{code}");
         }
         for code in ["23505", "42P01", "40001", "57014", "25001"] {

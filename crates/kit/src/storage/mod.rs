@@ -27,9 +27,7 @@ pub mod time;
 pub use config::PoolConfig;
 pub use error::{is_unique_violation, StoreError};
 pub use open::{open_postgres, open_sqlite, Backend, Schema};
-pub use replica::{
-    DatabaseReadUrl, Fallback, ReadReplica, ReplicaRole, ReplicaSettings, Route,
-};
+pub use replica::{DatabaseReadUrl, Fallback, ReadReplica, ReplicaRole, ReplicaSettings, Route};
 /// `migrate!("./migrations/sqlite")`: the migrations in that directory
 /// (relative to the calling crate), embedded at build time, for a
 /// [`Schema`]. sqlx's own macro, taken from sqlx-macros directly: sqlx's

@@ -250,7 +250,9 @@ impl ReadReplica {
             let up = primary_lsn.is_ok();
             if self.shared.primary_up.swap(up, Ordering::AcqRel) != up {
                 if up {
-                    tracing::info!("the primary answers again; the read replica's lag bound applies");
+                    tracing::info!(
+                        "the primary answers again; the read replica's lag bound applies"
+                    );
                 } else {
                     tracing::warn!(
                         "the primary cannot be measured; reads go to the read replica whatever its lag"
@@ -298,7 +300,9 @@ impl ReadReplica {
 
     fn record(&self, role: ReplicaRole, lag: Option<Duration>, bytes: u64) {
         self.shared.role.store(role as u8, Ordering::Release);
-        let us = lag.map_or(UNKNOWN, |l| u64::try_from(l.as_micros()).unwrap_or(UNKNOWN - 1));
+        let us = lag.map_or(UNKNOWN, |l| {
+            u64::try_from(l.as_micros()).unwrap_or(UNKNOWN - 1)
+        });
         self.shared.lag_us.store(us, Ordering::Release);
         self.metrics
             .lag_seconds

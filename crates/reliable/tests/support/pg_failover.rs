@@ -122,7 +122,14 @@ pub async fn run(options: Options) -> Report {
     let api = proxy.url();
     let http = reqwest::Client::new();
     let primary = format!("127.0.0.1:{}", cluster.primary_port());
-    create_proxy(&http, &api, "replication", &format!("127.0.0.1:{replication_port}"), &primary).await;
+    create_proxy(
+        &http,
+        &api,
+        "replication",
+        &format!("127.0.0.1:{replication_port}"),
+        &primary,
+    )
+    .await;
     let rw_listen = format!("127.0.0.1:{}", testkit::free_port());
     create_proxy(&http, &api, "rw", &rw_listen, &primary).await;
     let rw_port: u16 = rw_listen
@@ -267,7 +274,9 @@ async fn orders_in_database(
     .await
     .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())?;
-    let n: u64 = counted.parse().map_err(|_| format!("not a count: {counted}"))?;
+    let n: u64 = counted
+        .parse()
+        .map_err(|_| format!("not a count: {counted}"))?;
     Ok(Json(json!({"orders_in_db": n})))
 }
 
@@ -324,7 +333,10 @@ fn start_platform(
         ("RELIABLE_ORDERS_RELAY_POLL_INTERVAL", "50ms".to_string()),
         // Fail fast (503) rather than queue for a dead primary.
         ("RELIABLE_ORDERS_DATABASE_ACQUIRE_TIMEOUT", "1s".to_string()),
-        ("RELIABLE_SHORTENER_DATABASE_ACQUIRE_TIMEOUT", "1s".to_string()),
+        (
+            "RELIABLE_SHORTENER_DATABASE_ACQUIRE_TIMEOUT",
+            "1s".to_string(),
+        ),
         ("RELIABLE_LOG", "error".to_string()),
     ] {
         cmd.env(k, v);
@@ -397,11 +409,17 @@ impl WriteProber {
                     let sent = unix_ms();
                     let ok = http
                         .post(format!("{target}/api/v1/links"))
-                        .json(&json!({"url": "https://example.com/probe", "slug": format!("w-{n}")}))
+                        .json(
+                            &json!({"url": "https://example.com/probe", "slug": format!("w-{n}")}),
+                        )
                         .send()
                         .await
                         .is_ok_and(|r| r.status() == 201);
-                    let write = Write { sent, answered: unix_ms(), ok };
+                    let write = Write {
+                        sent,
+                        answered: unix_ms(),
+                        ok,
+                    };
                     writes.lock().expect("writes").push(write);
                 });
             }

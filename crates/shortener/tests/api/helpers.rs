@@ -75,9 +75,8 @@ pub async fn spawn_with_read_replica(
         config.replica_settings(),
     )
     .expect("read replica");
-    let store: Arc<dyn LinkStore> = Arc::new(
-        shortener::storage::ReplicaRouted::new(primary, replica.clone()).expect("routed"),
-    );
+    let store: Arc<dyn LinkStore> =
+        Arc::new(shortener::storage::ReplicaRouted::new(primary, replica.clone()).expect("routed"));
     let dir = tempfile::tempdir().expect("temp dir");
     let app = spawn_app_on(config, store, db_url.to_string(), dir).await;
     (app, replica)
