@@ -212,6 +212,11 @@ async fn while_the_primary_is_down_reads_go_to_the_replica_whatever_its_lag() {
         &primary,
         &stop,
     );
+    // Measured once (the database is on the standby) before it lags.
+    testkit::eventually("the replica within its bound", LIMIT, async || {
+        (replica.route() == Route::Replica).then_some(())
+    })
+    .await;
     blocking(|| cluster.pause_replay()).expect("pause replay");
     testkit::eventually("the lag past the bound", LIMIT, async || {
         insert(&primary, &format!("w-{}", rand_name())).await.ok()?;
