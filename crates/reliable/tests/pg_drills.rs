@@ -15,6 +15,8 @@
 
 #[path = "support/pg_failover.rs"]
 mod pg_failover;
+#[path = "support/pg_report.rs"]
+mod pg_report;
 mod support;
 
 use pg_failover::{run, Options};

@@ -20,6 +20,7 @@
 
 mod config;
 mod error;
+mod lag;
 mod open;
 mod replica;
 pub mod time;
