@@ -157,6 +157,7 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
     }
 
     let ports = Ports::new();
+    wire_read_replica(&ports, &config, embedded);
     // Modules that can split traffic (the gateway's canary routes)
     // register here; a canary controller in the same process finds them.
     ports.insert(kit::traffic::SplitRegistry::new());
@@ -403,6 +404,21 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
         bail!("{failure}");
     }
     server_result.context("HTTP server failed")
+}
+
+/// The read replica, for the modules that read from one (the shortener):
+/// only next to a PostgreSQL primary in `serve`.
+fn wire_read_replica(ports: &Ports, config: &Config, embedded: bool) {
+    let Some(url) = &config.database_read_url else {
+        return;
+    };
+    if embedded || config.shared_database_url().is_none() {
+        tracing::warn!(
+            "database_read_url is ignored: a read replica is used only by `serve` on a PostgreSQL database_url"
+        );
+        return;
+    }
+    ports.insert(kit::storage::DatabaseReadUrl(url.clone()));
 }
 
 /// Where a module's store lives: its own SQLite file in `up` (and for a

@@ -69,6 +69,13 @@ macro_rules! platform_config {
             /// PostgreSQL for `serve` (`postgres://user:pass@host/db`); each
             /// module keeps its tables in a schema named after it.
             pub database_url: Option<kit::config::Secret>,
+            /// A PostgreSQL read replica (a streaming standby, Kubernetes'
+            /// `-ro` Service) for `serve`: the shortener reads redirect
+            /// look-ups there while its lag is within
+            /// `shortener.read_replica_max_lag`; everything else stays on
+            /// `database_url`. A URL that names a primary works, with a
+            /// warning (docs/operations/postgres.md).
+            pub database_read_url: Option<kit::config::Secret>,
             /// NATS server with JetStream, for `serve` with orders or the
             /// notifier (`nats://host:4222`), or several servers of a
             /// cluster, comma-separated (`nats://n1:4222,nats://n2:4222`);
@@ -126,6 +133,7 @@ macro_rules! platform_config {
                     console_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8081)),
                     data_dir: std::path::PathBuf::from("./data"),
                     database_url: None,
+                    database_read_url: None,
                     nats_url: None,
                     nats_stream_replicas: 1,
                     redis_url: None,
@@ -265,6 +273,9 @@ impl Config {
                     self.nats_stream_replicas
                 ),
             ));
+        }
+        if let Some(url) = &self.database_read_url {
+            check_url("database_read_url", url, &["postgres", "postgresql"])?;
         }
         self.http.validate()?;
         self.tls.validate()?;

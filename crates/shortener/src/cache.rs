@@ -9,13 +9,19 @@
 //! version. Links that expire are still checked against the clock on every
 //! hit; links with `max_visits` are never cached (their count lives in the
 //! database).
+//!
+//! With a read replica, a load may read a copy up to the store's
+//! `read_staleness` behind the primary, so a load that follows a change
+//! notification can still see the old version. The cache then keeps no
+//! load of a link changed (or of any link, after a reset) less than
+//! `settle` ago: such a stale read is served once, never kept for the TTL.
 
 use crate::domain::{Link, Slug};
 use axum::http::HeaderValue;
 use moka::sync::Cache;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A link ready to redirect: the `Location` value is built once per load,
 /// not once per request.
@@ -37,8 +43,12 @@ impl CachedLink {
 pub struct LinkCache {
     links: Cache<Slug, Arc<CachedLink>>,
     generation: AtomicU64,
-    /// Serialises "check generation + insert" against "bump + remove".
-    write: Mutex<()>,
+    /// Serialises "check generation + insert" against "bump + remove";
+    /// holds the time of the last [`LinkCache::clear`].
+    write: Mutex<Option<Instant>>,
+    /// Slugs changed less than `settle` ago (only with a settle time).
+    recent: Option<Cache<Slug, ()>>,
+    settle: Duration,
 }
 
 /// Proof that a load started at a given cache generation.
@@ -53,8 +63,18 @@ impl LinkCache {
                 .time_to_live(ttl)
                 .build(),
             generation: AtomicU64::new(0),
-            write: Mutex::new(()),
+            write: Mutex::new(None),
+            recent: None,
+            settle: Duration::ZERO,
         }
+    }
+
+    /// Keeps no load of a link within `settle` of its last change (see
+    /// the module docs); zero (the default) keeps every load.
+    pub fn with_settle(mut self, settle: Duration) -> Self {
+        self.settle = settle;
+        self.recent = (!settle.is_zero()).then(|| Cache::builder().time_to_live(settle).build());
+        self
     }
 
     pub fn get(&self, slug: &str) -> Option<Arc<CachedLink>> {
@@ -71,20 +91,32 @@ impl LinkCache {
         if cached.link.max_visits.is_some() {
             return;
         }
-        let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        if self.generation.load(Ordering::Acquire) == ticket.0 {
-            self.links.insert(cached.link.slug.clone(), cached);
+        let cleared_at = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        if self.generation.load(Ordering::Acquire) != ticket.0 {
+            return;
         }
+        if let Some(recent) = &self.recent {
+            let settling = recent.contains_key(&cached.link.slug)
+                || cleared_at.is_some_and(|at| at.elapsed() < self.settle);
+            if settling {
+                return;
+            }
+        }
+        self.links.insert(cached.link.slug.clone(), cached);
     }
 
     pub fn invalidate(&self, slug: &Slug) {
         let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
         self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Some(recent) = &self.recent {
+            recent.insert(slug.clone(), ());
+        }
         self.links.invalidate(slug);
     }
 
     pub fn clear(&self) {
-        let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cleared_at = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        *cleared_at = Some(Instant::now());
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.links.invalidate_all();
     }
@@ -123,6 +155,33 @@ mod tests {
         let ticket = cache.ticket();
         cache.insert(ticket, link("abc", None));
         assert!(cache.get("abc").is_some());
+    }
+
+    #[test]
+    fn a_link_changed_within_the_settle_time_is_not_cached() {
+        let cache =
+            LinkCache::new(100, Duration::from_secs(60)).with_settle(Duration::from_secs(60));
+        cache.insert(cache.ticket(), link("abc", None));
+        assert!(cache.get("abc").is_some(), "unchanged links are cached");
+        cache.invalidate(&Slug::parse("abc").expect("valid"));
+        cache.insert(cache.ticket(), link("abc", None));
+        assert!(
+            cache.get("abc").is_none(),
+            "a possibly stale copy is not kept"
+        );
+        cache.insert(cache.ticket(), link("other", None));
+        assert!(cache.get("other").is_some());
+        cache.clear();
+        cache.insert(cache.ticket(), link("other", None));
+        assert!(
+            cache.get("other").is_none(),
+            "after a reset every link settles"
+        );
+
+        let no_replica = LinkCache::new(100, Duration::from_secs(60));
+        no_replica.invalidate(&Slug::parse("abc").expect("valid"));
+        no_replica.insert(no_replica.ticket(), link("abc", None));
+        assert!(no_replica.get("abc").is_some());
     }
 
     #[test]

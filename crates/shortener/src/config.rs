@@ -56,6 +56,20 @@ pub struct ShortenerConfig {
     pub visit_shutdown_timeout: Duration,
     /// The link database's connection pool (`[shortener.database]`).
     pub database: PoolConfig,
+    /// With a read replica (`database_read_url`): the most its replay may
+    /// lag behind the primary for redirect look-ups to be read there.
+    /// Past it they go back to the primary, counted in
+    /// `shortener_read_replica_fallbacks_total{reason="lag"}`. A disabled
+    /// or deleted link can redirect for at most this plus
+    /// `read_replica_check_interval` (see docs/operations/postgres.md).
+    #[schemars(with = "kit::config::reference::Duration")]
+    #[serde(with = "humantime_serde")]
+    pub read_replica_max_lag: Duration,
+    /// How often the read replica's lag is measured (a query on the
+    /// primary and one on the replica); below `read_replica_max_lag`.
+    #[schemars(with = "kit::config::reference::Duration")]
+    #[serde(with = "humantime_serde")]
+    pub read_replica_check_interval: Duration,
 }
 
 impl Default for ShortenerConfig {
@@ -74,6 +88,8 @@ impl Default for ShortenerConfig {
             visit_buffer: 65_536,
             visit_shutdown_timeout: Duration::from_secs(10),
             database: PoolConfig::with_max_connections(16),
+            read_replica_max_lag: Duration::from_secs(2),
+            read_replica_check_interval: Duration::from_millis(250),
         }
     }
 }
@@ -122,6 +138,28 @@ impl ShortenerConfig {
             ));
         }
         self.database.validate("shortener.database")?;
+        if self.read_replica_max_lag.is_zero() {
+            return Err(ConfigError::invalid(
+                "shortener.read_replica_max_lag",
+                "must be above zero",
+            ));
+        }
+        if self.read_replica_check_interval.is_zero()
+            || self.read_replica_check_interval >= self.read_replica_max_lag
+        {
+            return Err(ConfigError::invalid(
+                "shortener.read_replica_check_interval",
+                "must be above zero and below shortener.read_replica_max_lag",
+            ));
+        }
         Ok(())
+    }
+
+    /// The read replica's bound and measurement interval.
+    pub fn replica_settings(&self) -> kit::storage::ReplicaSettings {
+        kit::storage::ReplicaSettings {
+            max_lag: self.read_replica_max_lag,
+            check_interval: self.read_replica_check_interval,
+        }
     }
 }

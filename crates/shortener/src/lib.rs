@@ -78,7 +78,8 @@ impl Shortener {
         );
         let trusted = config.trusted_proxies.clone();
         let state = Arc::new(AppState {
-            cache: cache::LinkCache::new(config.cache_capacity, config.cache_ttl),
+            cache: cache::LinkCache::new(config.cache_capacity, config.cache_ttl)
+                .with_settle(store.read_staleness()),
             store: store.clone(),
             recorder,
             clock,
@@ -88,6 +89,14 @@ impl Shortener {
             targets,
             metrics: Metrics::new(),
         });
+        if let Some(work) = store.background(tasks.stop_token()) {
+            // A read replica's lag measurement: without it every look-up
+            // reads the primary, which is safe; it never ends before stop.
+            tasks.spawn("read-replica-lag", OnFailure::Unready, async move {
+                work.await;
+                Ok::<(), std::convert::Infallible>(())
+            });
+        }
         if let Some(ChangeFeed { mut changes, pump }) = store.watch_changes() {
             // The store spawns nothing; its listener runs here, supervised
             // and stopped with the module.

@@ -1,10 +1,12 @@
 //! The shortener as the platform's registry sees it.
 
+use crate::storage::LinkStore;
 use crate::{storage, Shortener, ShortenerConfig, SERVICE};
 use axum::Router;
 use kit::config::ConfigError;
 use kit::health::ReadinessCheck;
 use kit::module::{Context, Declaration, Module, ModuleConfig, Port, StartError};
+use kit::storage::{DatabaseReadUrl, ReadReplica};
 use std::sync::Arc;
 
 impl ModuleConfig for ShortenerConfig {
@@ -31,7 +33,19 @@ impl Module for Shortener {
         let url = context
             .database_url
             .ok_or("the shortener needs a database")?;
-        let store = storage::connect(&url, &config.database).await?;
+        let mut store = storage::connect(&url, &config.database).await?;
+        // The `-ro` endpoint, when the binary was given one (`serve` on
+        // PostgreSQL): redirect look-ups read there.
+        if let Ok(read_url) = context.ports.get::<DatabaseReadUrl>() {
+            let replica = ReadReplica::open(
+                read_url.0.expose(),
+                &config.database,
+                SERVICE,
+                config.replica_settings(),
+            )?;
+            let routed: Arc<dyn LinkStore> = Arc::new(storage::ReplicaRouted::new(store, replica)?);
+            store = routed;
+        }
         Ok(Shortener::build(
             config,
             store,

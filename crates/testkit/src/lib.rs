@@ -18,6 +18,7 @@ mod nats;
 pub mod nats_cluster;
 pub mod openai;
 pub mod otlp;
+pub mod pg_cluster;
 pub mod redis;
 mod supervised;
 pub mod wait;
@@ -25,6 +26,7 @@ pub mod webhook;
 pub use fault::{echo_server, fault_proxy, FaultyLink};
 pub use nats::NatsServer;
 pub use nats_cluster::NatsCluster;
+pub use pg_cluster::PgCluster;
 pub use wait::eventually;
 
 use std::io;

@@ -98,11 +98,21 @@ fn sqlx_unavailable(error: &sqlx::Error) -> bool {
 }
 
 /// SQLSTATE classes and codes that mean "not now" rather than "never".
+///
+/// A failover produces all of them: connections to the old primary end
+/// (57P01 on a fast shutdown, 57P02 when a sibling backend crashed, an I/O
+/// error on SIGKILL), the promoted standby refuses connections while it
+/// finishes recovery (57P03) and writes while it is still a standby
+/// (25006 `read_only_sql_transaction`, also what a demoted node answers).
+/// Each maps to a retryable 503; the transaction it cut was rolled back.
 fn postgres_unavailable(code: &str) -> bool {
     // 08: connection exception; 53: insufficient resources (too many
     // connections, disk full); 57P01-03: admin shutdown, crash shutdown,
-    // cannot connect now (starting up or in recovery).
-    code.starts_with("08") || code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03")
+    // cannot connect now (starting up or in recovery); 25006: read-only
+    // transaction (a standby, before or instead of promotion).
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "25006")
 }
 
 /// SQLite result codes (extended codes carry the primary in the low byte):
@@ -138,10 +148,12 @@ mod tests {
 
     #[test]
     fn postgres_codes() {
-        for code in ["08006", "08001", "53300", "57P01", "57P03"] {
+        for code in [
+            "08006", "08001", "08P01", "53300", "57P01", "57P02", "57P03", "25006",
+        ] {
             assert!(postgres_unavailable(code), "{code}");
         }
-        for code in ["23505", "42P01", "40001", "57014"] {
+        for code in ["23505", "42P01", "40001", "57014", "25001"] {
             assert!(!postgres_unavailable(code), "{code}");
         }
     }

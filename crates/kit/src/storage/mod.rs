@@ -10,7 +10,9 @@
 //!   [`is_unavailable`](StoreError::is_unavailable) and the one mapping to
 //!   problem+json ([`StoreError::to_problem`]);
 //! - [`DatabaseReady`]: the one readiness check, `<module>-database`;
-//! - [`time`]: the one representation of stored times (Unix microseconds).
+//! - [`time`]: the one representation of stored times (Unix microseconds);
+//! - [`ReadReplica`]: an optional read replica with its lag measured and
+//!   bounded (`replica.rs`).
 //!
 //! Why here: each module once had its own error enum, pool opening with
 //! hard-coded sizes, `CREATE SCHEMA` race handling and time format, and
@@ -18,12 +20,15 @@
 
 mod config;
 mod error;
+mod lag;
 mod open;
+mod replica;
 pub mod time;
 
 pub use config::PoolConfig;
 pub use error::{is_unique_violation, StoreError};
 pub use open::{open_postgres, open_sqlite, Backend, Schema};
+pub use replica::{DatabaseReadUrl, Fallback, ReadReplica, ReplicaRole, ReplicaSettings, Route};
 /// `migrate!("./migrations/sqlite")`: the migrations in that directory
 /// (relative to the calling crate), embedded at build time, for a
 /// [`Schema`]. sqlx's own macro, taken from sqlx-macros directly: sqlx's

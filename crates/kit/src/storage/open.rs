@@ -93,6 +93,11 @@ pub async fn open_postgres(
     let pool = PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout)
+        // A pooled connection is pinged before it is handed out (sqlx's
+        // default, kept on purpose): after a failover or a server restart
+        // the dead ones are dropped and replaced by new connections, so
+        // only requests already running on a cut connection fail (503).
+        .test_before_acquire(true)
         .connect_with(options.options([("search_path", name)]))
         .await?;
     schema.postgres.run(&pool).await?;

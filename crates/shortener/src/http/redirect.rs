@@ -57,7 +57,7 @@ async fn load(state: &AppState, slug: &Slug) -> Result<Option<Arc<CachedLink>>, 
     }
     state.metrics.cache_misses.increment(1);
     let ticket = state.cache.ticket();
-    let link = state.store.find(slug).await.map_err(store_failure)?;
+    let link = state.store.lookup(slug).await.map_err(store_failure)?;
     let Some(link) = link else {
         return Ok(None);
     };

@@ -9,11 +9,17 @@
 //! - [`LinkStore::claim_visit`] is one conditional `UPDATE` so `max_visits`
 //!   holds exactly however many redirects race, on any number of replicas;
 //! - [`LinkStore::record_visits`] writes a whole batch in one transaction.
+//!
+//! [`ReplicaRouted`] (`replica.rs`) puts an optional PostgreSQL read
+//! replica behind [`LinkStore::lookup`], the redirect's read, and nothing
+//! else.
 
 mod postgres;
+mod replica;
 mod sqlite;
 
 pub use postgres::PostgresStore;
+pub use replica::{NotPostgres, ReplicaRouted};
 pub use sqlite::SqliteStore;
 
 pub use kit::storage::StoreError;
@@ -83,6 +89,22 @@ pub trait LinkStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Link, StoreError>;
     async fn find(&self, slug: &Slug) -> Result<Option<Link>, StoreError>;
+    /// The redirect's read of a link: [`LinkStore::find`], or a read
+    /// replica's copy of it, at most [`LinkStore::read_staleness`] old.
+    async fn lookup(&self, slug: &Slug) -> Result<Option<Link>, StoreError> {
+        self.find(slug).await
+    }
+    /// How far behind the primary a [`LinkStore::lookup`] may be (zero
+    /// without a read replica). The cache does not keep what it loads for
+    /// a link that changed less than this long ago.
+    fn read_staleness(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+    /// Work the store needs running (a read replica's lag measurement),
+    /// until the token is cancelled; the caller runs it as a tracked task.
+    fn background(&self, _stop: kit::CancellationToken) -> Option<BoxFuture<'static, ()>> {
+        None
+    }
     async fn list(&self, query: &ListQuery) -> Result<Vec<Link>, StoreError>;
     /// Applies a patch; `None` if the link does not exist.
     async fn update(

@@ -417,9 +417,15 @@ async fn listen(pool: PgPool, tx: mpsc::Sender<LinkChange>) {
                     Ok(slug) => LinkChange::Changed(slug),
                     Err(_) => continue,
                 },
-                // Connection lost: the next call reconnects, but
-                // notifications in between are gone.
-                Ok(None) => LinkChange::Reset,
+                // Connection lost: notifications from now on are missed.
+                // Drop everything now, and again once listening (the
+                // outer loop), so nothing loaded during the gap stays.
+                Ok(None) => {
+                    if tx.send(LinkChange::Reset).await.is_err() {
+                        return;
+                    }
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "link change listener failed; reconnecting");
                     break;

@@ -55,6 +55,33 @@ pub async fn spawn_postgres_replica(db_url: &str) -> TestApp {
     spawn_app_on(ShortenerConfig::default(), store, db_url.to_string(), dir).await
 }
 
+/// The shortener on a PostgreSQL primary with its redirect look-ups on the
+/// read replica at `read_url` (`config`'s replica bound); also returns the
+/// replica, to watch its measured lag.
+pub async fn spawn_with_read_replica(
+    db_url: &str,
+    read_url: &str,
+    config: ShortenerConfig,
+) -> (TestApp, kit::storage::ReadReplica) {
+    let primary: Arc<dyn LinkStore> = Arc::new(
+        shortener::storage::PostgresStore::connect(db_url, &config.database)
+            .await
+            .expect("postgres"),
+    );
+    let replica = kit::storage::ReadReplica::open(
+        read_url,
+        &config.database,
+        shortener::SERVICE,
+        config.replica_settings(),
+    )
+    .expect("read replica");
+    let store: Arc<dyn LinkStore> =
+        Arc::new(shortener::storage::ReplicaRouted::new(primary, replica.clone()).expect("routed"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = spawn_app_on(config, store, db_url.to_string(), dir).await;
+    (app, replica)
+}
+
 async fn spawn_app_on(
     config: ShortenerConfig,
     store: Arc<dyn LinkStore>,

@@ -3,6 +3,7 @@
 
 mod helpers;
 mod links;
+mod read_replica;
 mod redirects;
 mod replicas;
 mod shutdown;
