@@ -107,7 +107,9 @@ async fn version(conn: &mut PgConnection, module: &str) -> Result<Option<i64>, B
     Ok(Some(version.unwrap_or(0)))
 }
 
-/// The module's tables, each after the tables its foreign keys name.
+/// The module's tables, each after the tables its foreign keys name. A
+/// partitioned table counts once, as its parent (its rows are read and
+/// restored through it; the partitions are the module's to create).
 async fn tables_in_order(
     conn: &mut PgConnection,
     module: &str,
@@ -115,8 +117,8 @@ async fn tables_in_order(
     let what = || format!("{module}: listing tables");
     let mut pending: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND c.relname <> '_sqlx_migrations' \
-         ORDER BY c.relname",
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
+         AND c.relname <> '_sqlx_migrations' ORDER BY c.relname",
     )
     .bind(module)
     .fetch_all(&mut *conn)

@@ -54,6 +54,14 @@ pub struct ShortenerConfig {
     #[schemars(with = "kit::config::reference::Duration")]
     #[serde(with = "humantime_serde")]
     pub visit_shutdown_timeout: Duration,
+    /// How long visits are kept, e.g. `90d`; none (the default) keeps
+    /// them forever. On PostgreSQL visits are partitioned by day and
+    /// whole day partitions are dropped once they end before now minus
+    /// this (so a visit is kept up to one day longer); on SQLite expired
+    /// rows are deleted. Checked at start and hourly. At least `1d`.
+    #[schemars(with = "Option<kit::config::reference::Duration>")]
+    #[serde(with = "humantime_serde")]
+    pub visit_retention: Option<Duration>,
     /// The link database's connection pool (`[shortener.database]`).
     pub database: PoolConfig,
     /// With a read replica (`database_read_url`): the most its replay may
@@ -72,6 +80,11 @@ pub struct ShortenerConfig {
     pub read_replica_check_interval: Duration,
 }
 
+/// Shortest `visit_retention`: partitions are days.
+pub const MIN_VISIT_RETENTION: Duration = Duration::from_secs(86_400);
+/// Longest `visit_retention` (100 years), so the cutoff stays a valid time.
+pub const MAX_VISIT_RETENTION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 impl Default for ShortenerConfig {
     fn default() -> Self {
         Self {
@@ -87,6 +100,7 @@ impl Default for ShortenerConfig {
             visit_flush_interval: Duration::from_secs(1),
             visit_buffer: 65_536,
             visit_shutdown_timeout: Duration::from_secs(10),
+            visit_retention: None,
             database: PoolConfig::with_max_connections(16),
             read_replica_max_lag: Duration::from_secs(2),
             read_replica_check_interval: Duration::from_millis(250),
@@ -137,6 +151,14 @@ impl ShortenerConfig {
                 "must be above zero",
             ));
         }
+        if let Some(retention) = self.visit_retention {
+            if !(MIN_VISIT_RETENTION..=MAX_VISIT_RETENTION).contains(&retention) {
+                return Err(ConfigError::invalid(
+                    "shortener.visit_retention",
+                    "must be between 1d and 100y (unset keeps visits forever)",
+                ));
+            }
+        }
         self.database.validate("shortener.database")?;
         if self.read_replica_max_lag.is_zero() {
             return Err(ConfigError::invalid(
@@ -161,5 +183,70 @@ impl ShortenerConfig {
             max_lag: self.read_replica_max_lag,
             check_interval: self.read_replica_check_interval,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_retention(retention: Option<Duration>) -> Result<(), ConfigError> {
+        ShortenerConfig {
+            visit_retention: retention,
+            ..ShortenerConfig::default()
+        }
+        .validate()
+    }
+
+    #[test]
+    fn visit_retention_is_unset_or_between_a_day_and_a_century() {
+        assert!(with_retention(None).is_ok());
+        assert!(with_retention(Some(Duration::from_secs(90 * 86_400))).is_ok());
+        assert!(with_retention(Some(MIN_VISIT_RETENTION)).is_ok());
+        for bad in [
+            Duration::ZERO,
+            Duration::from_secs(3600),
+            MAX_VISIT_RETENTION + Duration::from_secs(1),
+        ] {
+            let error = with_retention(Some(bad)).expect_err("refused");
+            assert!(
+                error.to_string().contains("shortener.visit_retention"),
+                "{error}"
+            );
+        }
+    }
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    struct Platform {
+        #[serde(default)]
+        shortener: ShortenerConfig,
+    }
+
+    #[test]
+    fn visit_retention_reads_from_its_environment_name() {
+        let load = |vars: Vec<(String, String)>| {
+            kit::config::load_from::<Platform, _>(
+                None,
+                &std::collections::BTreeMap::<String, String>::new(),
+                &[],
+                vars,
+            )
+        };
+        let unset = load(vec![]).expect("defaults");
+        assert_eq!(unset.config.shortener.visit_retention, None);
+        let set = load(vec![(
+            "RELIABLE_SHORTENER_VISIT_RETENTION".into(),
+            "90d".into(),
+        )])
+        .expect("90d");
+        assert_eq!(
+            set.config.shortener.visit_retention,
+            Some(Duration::from_secs(90 * 86_400))
+        );
+        assert!(load(vec![(
+            "RELIABLE_SHORTENER_VISIT_RETENTION".into(),
+            "forever".into()
+        )])
+        .is_err());
     }
 }

@@ -5,6 +5,7 @@
 //!   and PostgreSQL adapters and their migrations;
 //! - `cache`: the hot-slug cache, invalidated on change;
 //! - `visits`: batched visit recording off the redirect path;
+//! - `visit_upkeep`: day partitions ahead of the clock, and retention;
 //! - `http`: the links API and the redirect handler.
 //!
 //! [`Shortener`] is the module as the binary sees it: build it from a
@@ -20,6 +21,7 @@ mod http;
 mod module;
 mod state;
 pub mod storage;
+mod visit_upkeep;
 mod visits;
 
 pub use config::ShortenerConfig;
@@ -33,7 +35,8 @@ use kit::tasks::{OnFailure, TaskSpawner};
 use kit::Clock;
 use state::{AppState, Metrics};
 use std::sync::Arc;
-use storage::{ChangeFeed, LinkChange, LinkStore};
+use storage::{ChangeFeed, LinkChange, LinkStore, StoreError, VisitMaintenance};
+use visit_upkeep::VisitUpkeep;
 use visits::{RecorderSettings, VisitRecorder};
 
 pub const SERVICE: &str = "shortener";
@@ -41,6 +44,7 @@ pub const SERVICE: &str = "shortener";
 /// A running shortener module.
 pub struct Shortener {
     state: Arc<AppState>,
+    upkeep: Arc<VisitUpkeep>,
     tasks: TaskSpawner,
 }
 
@@ -76,6 +80,12 @@ impl Shortener {
             },
             &tasks,
         );
+        let upkeep = Arc::new(VisitUpkeep::new(
+            store.clone(),
+            clock.clone(),
+            config.visit_retention,
+        ));
+        upkeep.clone().spawn(&tasks);
         let trusted = config.trusted_proxies.clone();
         let state = Arc::new(AppState {
             cache: cache::LinkCache::new(config.cache_capacity, config.cache_ttl)
@@ -124,7 +134,11 @@ impl Shortener {
                 }
             });
         }
-        Ok(Self { state, tasks })
+        Ok(Self {
+            state,
+            upkeep,
+            tasks,
+        })
     }
 
     /// The module's routes, without the platform middleware (the binary
@@ -142,6 +156,12 @@ impl Shortener {
     /// tests: before reading analytics).
     pub async fn flush_visits(&self) {
         self.state.recorder.flush().await;
+    }
+
+    /// Runs one round of visit upkeep now, at the module clock's time:
+    /// day partitions ahead, retention (it also runs hourly by itself).
+    pub async fn maintain_visits(&self) -> Result<VisitMaintenance, StoreError> {
+        self.upkeep.run_once().await
     }
 
     /// Writes every buffered visit and stops background work. Call after

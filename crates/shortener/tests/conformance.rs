@@ -380,6 +380,51 @@ async fn large_batches_are_written_whole(store: Arc<dyn LinkStore>) {
     assert_eq!((summary.total, summary.bots), (2500, 500));
 }
 
+async fn retention_removes_expired_visits_only(store: Arc<dyn LinkStore>) {
+    let now = at("2030-06-10T12:00:00Z");
+    let link = store
+        .create(&slug("ret"), &new_link("https://e.example/"), now)
+        .await
+        .expect("create");
+    let days = [
+        "2030-05-31",
+        "2030-06-05",
+        "2030-06-07",
+        "2030-06-09",
+        "2030-06-10",
+    ];
+    let batch: Vec<Visit> = days
+        .iter()
+        .map(|d| visit(link.id, &format!("{d}T06:00:00Z"), None, false, false))
+        .collect();
+    store.record_visits(&batch).await.expect("visits");
+    let total = || async {
+        store
+            .visit_summary(link.id, at("2000-01-01T00:00:00Z"), 10)
+            .await
+            .expect("summary")
+            .total
+    };
+
+    store.maintain_visits(now, None).await.expect("keep all");
+    assert_eq!(total().await, 5, "no retention keeps everything");
+    // Three days: everything before 2030-06-07T12:00 goes.
+    let three_days = std::time::Duration::from_secs(3 * 86_400);
+    store
+        .maintain_visits(now, Some(three_days))
+        .await
+        .expect("retention");
+    assert_eq!(total().await, 2);
+    let link = store.find(&slug("ret")).await.expect("find").expect("kept");
+    assert_eq!(link.visit_count, 5, "the all-time count stays");
+    // New visits keep arriving after a round.
+    store
+        .record_visits(&[visit(link.id, "2030-06-10T13:00:00Z", None, false, false)])
+        .await
+        .expect("visits");
+    assert_eq!(total().await, 3);
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -415,4 +460,5 @@ conformance!(
     claims_hold_max_visits_exactly_under_concurrency,
     visits_are_counted_once_and_summarised,
     large_batches_are_written_whole,
+    retention_removes_expired_visits_only,
 );

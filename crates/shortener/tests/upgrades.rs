@@ -3,15 +3,16 @@
 //! sqlx's migrator, with a row written as that release wrote it), open it
 //! with this release, and read the link back.
 //!
-//! - PostgreSQL: the shortener lived in `public` with `TIMESTAMPTZ` times;
-//!   now it lives in schema `shortener` with Unix microseconds.
+//! - PostgreSQL: the shortener lived in `public` with `TIMESTAMPTZ` times
+//!   and one `visits` table; now it lives in schema `shortener` with Unix
+//!   microseconds and `visits` partitioned by day.
 //! - SQLite: times were Unix milliseconds; now microseconds.
 //!
 //! Also: replicas opening one database at once (fresh or old) all succeed.
 
 use chrono::{DateTime, Utc};
 use kit::storage::PoolConfig;
-use shortener::domain::{NewLink, RedirectStatus, Slug, Tags, TargetUrl};
+use shortener::domain::{NewLink, RedirectStatus, Slug, Tags, TargetUrl, Visit};
 use shortener::storage::{connect, LinkStore, SqliteStore};
 use sqlx::migrate::Migrator;
 use sqlx::Connection;
@@ -125,9 +126,26 @@ async fn an_upgraded_postgres_replica_finds_links_written_in_public() {
         .expect("create after upgrade");
     let old = store.find(&slug("old")).await.expect("find").expect("old");
     assert!(new.id > old.id);
+    // Visits keep going in, with ids after the old ones.
+    let visit = Visit {
+        link_id: new.id,
+        at: at("2030-01-05T00:00:00Z"),
+        referrer_host: None,
+        client_ip: None,
+        user_agent: None,
+        is_bot: true,
+        counted: false,
+    };
+    store.record_visits(&[visit]).await.expect("visit");
+    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM shortener.visits ORDER BY id")
+        .fetch_all(&mut conn)
+        .await
+        .expect("ids");
+    assert_eq!(ids.len(), 3);
+    assert!(ids[2] > ids[1]);
 
     // Nothing of the shortener is left in `public`, and the history moved.
-    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
     let left: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
     )
@@ -140,7 +158,32 @@ async fn an_upgraded_postgres_replica_finds_links_written_in_public() {
             .fetch_all(&mut conn)
             .await
             .expect("history");
-    assert_eq!(history, [1, 2]);
+    assert_eq!(history, [1, 2, 3]);
+
+    // Visits became a table partitioned by day; the old rows moved into
+    // the partitions of their days; the new one, whose day has no
+    // partition yet (no maintenance ran here), is in the default one.
+    let placed: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT tableoid::regclass::text, count(*) FROM shortener.visits GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("placement");
+    assert_eq!(
+        placed,
+        [
+            ("shortener.visits_default".to_string(), 1),
+            ("shortener.visits_p20300103".to_string(), 1),
+            ("shortener.visits_p20300104".to_string(), 1)
+        ]
+    );
+    let kind: String = sqlx::query_scalar(
+        "SELECT relkind::text FROM pg_class WHERE oid = 'shortener.visits'::regclass",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("relkind");
+    assert_eq!(kind, "p");
 
     // A second start finds everything in place.
     drop(store);

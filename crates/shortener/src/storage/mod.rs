@@ -13,7 +13,14 @@
 //! [`ReplicaRouted`] (`replica.rs`) puts an optional PostgreSQL read
 //! replica behind [`LinkStore::lookup`], the redirect's read, and nothing
 //! else.
+//!
+//! Visits are the one table that grows with traffic. On PostgreSQL it is
+//! partitioned by day and written with binary `COPY` (`pg_visit_copy`,
+//! `pg_visit_partitions`); [`LinkStore::maintain_visits`] keeps its day
+//! partitions ahead of the clock and applies `shortener.visit_retention`.
 
+mod pg_visit_copy;
+mod pg_visit_partitions;
 mod postgres;
 mod replica;
 mod sqlite;
@@ -26,10 +33,11 @@ pub use kit::storage::StoreError;
 
 use crate::domain::{Link, LinkPatch, NewLink, Slug, Tag, Visit, VisitSummary};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use futures::future::BoxFuture;
 use kit::storage::{Pool, PoolConfig, Schema};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// The shortener's tables and migrations. Releases before the shared
@@ -60,6 +68,18 @@ pub enum Claim {
     Exhausted,
     /// The link no longer exists.
     Gone,
+}
+
+/// What one [`LinkStore::maintain_visits`] round did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VisitMaintenance {
+    /// Day partitions created (PostgreSQL), oldest first.
+    pub created: Vec<NaiveDate>,
+    /// Day partitions dropped by retention (PostgreSQL), oldest first.
+    pub dropped: Vec<NaiveDate>,
+    /// Visits deleted row by row by retention: every expired visit on
+    /// SQLite; on PostgreSQL only those in the default partition.
+    pub deleted: u64,
 }
 
 /// Link changes from every replica: the receiver, and the future that
@@ -126,6 +146,17 @@ pub trait LinkStore: Send + Sync + 'static {
         since: DateTime<Utc>,
         top: u32,
     ) -> Result<VisitSummary, StoreError>;
+    /// Keeps the visits table in shape at time `now`: on PostgreSQL,
+    /// creates the day partitions around `now` (and moves any of their
+    /// visits out of the default partition); with a `retention`, removes
+    /// the visits older than `now - retention` (PostgreSQL: drops the day
+    /// partitions that end before it, so a visit is kept up to one day
+    /// longer). Safe to run from every replica at once.
+    async fn maintain_visits(
+        &self,
+        now: DateTime<Utc>,
+        retention: Option<Duration>,
+    ) -> Result<VisitMaintenance, StoreError>;
     /// The pool, for readiness ([`kit::storage::DatabaseReady`]).
     fn pool(&self) -> Pool;
     /// A feed of link changes made by any replica, when the backend has one.
@@ -141,6 +172,16 @@ pub async fn connect(url: &str, pool: &PoolConfig) -> Result<Arc<dyn LinkStore>,
         Pool::Sqlite(pool) => Arc::new(SqliteStore::new(pool)),
         Pool::Postgres(pool) => Arc::new(PostgresStore::new(pool)),
     })
+}
+
+/// The oldest visit time `retention` keeps at `now`.
+fn retention_cutoff(now: DateTime<Utc>, retention: Duration) -> Result<DateTime<Utc>, StoreError> {
+    chrono::Duration::from_std(retention)
+        .ok()
+        .and_then(|r| now.checked_sub_signed(r))
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!("visit retention {retention:?} is out of range"))
+        })
 }
 
 /// The error of an insert into `links`: a taken slug, or the database's.

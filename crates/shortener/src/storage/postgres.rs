@@ -2,14 +2,14 @@
 //! Tables live in schema `shortener` (`kit::storage`); times are Unix
 //! microseconds.
 //!
-//! Visit batches go in with one `INSERT ... SELECT FROM UNNEST(...)`, one
-//! round trip per batch. Updates and deletes `NOTIFY` on
+//! Visit batches go in with binary `COPY` into a table partitioned by day
+//! (`pg_visit_copy`, `pg_visit_partitions`). Updates and deletes `NOTIFY` on
 //! `reliable_link_changed` inside their transaction, so every replica's
 //! cache drops the link as soon as the change commits.
 
 use super::{
     insert_error, link_from_parts, ChangeFeed, Claim, LinkChange, LinkStore, ListQuery, RawLink,
-    StoreError,
+    StoreError, VisitMaintenance,
 };
 use crate::domain::{
     DayCount, Link, LinkPatch, NewLink, ReferrerCount, Slug, Tags, Visit, VisitSummary,
@@ -272,53 +272,15 @@ impl LinkStore for PostgresStore {
     }
 
     async fn record_visits(&self, visits: &[Visit]) -> Result<(), StoreError> {
-        if visits.is_empty() {
-            return Ok(());
-        }
-        let link_ids: Vec<i64> = visits.iter().map(|v| v.link_id).collect();
-        let at: Vec<i64> = visits.iter().map(|v| to_micros(v.at)).collect();
-        let referrers: Vec<Option<String>> =
-            visits.iter().map(|v| v.referrer_host.clone()).collect();
-        let ips: Vec<Option<String>> = visits
-            .iter()
-            .map(|v| v.client_ip.map(kit::net::ip_text))
-            .collect();
-        let agents: Vec<Option<String>> = visits.iter().map(|v| v.user_agent.clone()).collect();
-        let bots: Vec<bool> = visits.iter().map(|v| v.is_bot).collect();
-        let mut uncounted: BTreeMap<i64, i64> = BTreeMap::new();
-        for visit in visits.iter().filter(|v| !v.counted) {
-            *uncounted.entry(visit.link_id).or_default() += 1;
-        }
-        let (count_ids, counts): (Vec<i64>, Vec<i64>) = uncounted.into_iter().unzip();
+        super::pg_visit_copy::record_visits(&self.pool, visits).await
+    }
 
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO visits (link_id, visited_at, referrer_host, client_ip, user_agent, is_bot)
-             SELECT v.link_id, v.visited_at, v.referrer_host, v.client_ip, v.user_agent, v.is_bot
-             FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bool[])
-                  AS v(link_id, visited_at, referrer_host, client_ip, user_agent, is_bot)
-             WHERE EXISTS (SELECT 1 FROM links l WHERE l.id = v.link_id)",
-        )
-        .bind(&link_ids)
-        .bind(&at)
-        .bind(&referrers)
-        .bind(&ips)
-        .bind(&agents)
-        .bind(&bots)
-        .execute(&mut *tx)
-        .await?;
-        if !count_ids.is_empty() {
-            sqlx::query(
-                "UPDATE links l SET visit_count = l.visit_count + c.n
-                 FROM UNNEST($1::bigint[], $2::bigint[]) AS c(id, n) WHERE l.id = c.id",
-            )
-            .bind(&count_ids)
-            .bind(&counts)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+    async fn maintain_visits(
+        &self,
+        now: DateTime<Utc>,
+        retention: Option<Duration>,
+    ) -> Result<VisitMaintenance, StoreError> {
+        super::pg_visit_partitions::maintain(&self.pool, now, retention).await
     }
 
     async fn visit_summary(

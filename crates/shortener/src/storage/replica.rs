@@ -24,7 +24,7 @@
 //! within that bound; if the notification is lost, the cache TTL bounds
 //! it, as without a replica.
 
-use super::{ChangeFeed, Claim, LinkStore, ListQuery, PostgresStore, StoreError};
+use super::{ChangeFeed, Claim, LinkStore, ListQuery, PostgresStore, StoreError, VisitMaintenance};
 use crate::domain::{Link, LinkPatch, NewLink, Slug, Visit, VisitSummary};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -167,6 +167,14 @@ impl LinkStore for ReplicaRouted {
         top: u32,
     ) -> Result<VisitSummary, StoreError> {
         self.primary.visit_summary(link_id, since, top).await
+    }
+
+    async fn maintain_visits(
+        &self,
+        now: DateTime<Utc>,
+        retention: Option<Duration>,
+    ) -> Result<VisitMaintenance, StoreError> {
+        self.primary.maintain_visits(now, retention).await
     }
 
     fn pool(&self) -> Pool {

@@ -5,7 +5,10 @@
 //! write transaction starts with a write statement, so SQLite takes the write lock up front and concurrent
 //! writers queue on `busy_timeout` instead of failing with `SQLITE_BUSY`.
 
-use super::{insert_error, link_from_parts, Claim, LinkStore, ListQuery, RawLink, StoreError};
+use super::{
+    insert_error, link_from_parts, Claim, LinkStore, ListQuery, RawLink, StoreError,
+    VisitMaintenance,
+};
 use crate::domain::{
     DayCount, Link, LinkPatch, NewLink, ReferrerCount, Slug, Tags, Visit, VisitSummary,
 };
@@ -354,6 +357,28 @@ impl LinkStore for SqliteStore {
             per_day,
             top_referrers,
         ))
+    }
+
+    async fn maintain_visits(
+        &self,
+        now: DateTime<Utc>,
+        retention: Option<std::time::Duration>,
+    ) -> Result<VisitMaintenance, StoreError> {
+        // One file, no partitions: retention is a range delete on the
+        // clustered (link, time) key.
+        let Some(retention) = retention else {
+            return Ok(VisitMaintenance::default());
+        };
+        let cutoff = super::retention_cutoff(now, retention)?;
+        let deleted = sqlx::query("DELETE FROM visits WHERE visited_at < ?")
+            .bind(to_micros(cutoff))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(VisitMaintenance {
+            deleted,
+            ..VisitMaintenance::default()
+        })
     }
 
     fn pool(&self) -> Pool {

@@ -46,13 +46,17 @@ pub async fn spawn_app_with(config: ShortenerConfig) -> TestApp {
 
 /// A replica on a shared PostgreSQL database.
 pub async fn spawn_postgres_replica(db_url: &str) -> TestApp {
+    spawn_postgres_replica_with(db_url, ShortenerConfig::default()).await
+}
+
+pub async fn spawn_postgres_replica_with(db_url: &str, config: ShortenerConfig) -> TestApp {
     let store: Arc<dyn LinkStore> = Arc::new(
         shortener::storage::PostgresStore::connect(db_url, &Default::default())
             .await
             .expect("postgres"),
     );
     let dir = tempfile::tempdir().expect("temp dir");
-    spawn_app_on(ShortenerConfig::default(), store, db_url.to_string(), dir).await
+    spawn_app_on(config, store, db_url.to_string(), dir).await
 }
 
 /// The shortener on a PostgreSQL primary with its redirect look-ups on the

@@ -8,4 +8,5 @@ mod redirects;
 mod replicas;
 mod shutdown;
 mod targets;
+mod visit_ingest;
 mod visits;
