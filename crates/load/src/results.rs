@@ -213,13 +213,17 @@ impl ScenarioResults {
     }
 }
 
-/// One second of one (scenario, request name).
-#[derive(Debug, Clone, PartialEq)]
+/// One second of one (scenario, request name). Its serde shape is the
+/// one `--json` prints (`series[].points[]`) and `--out-hist` keeps.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Point {
     /// Seconds from the start of the load phase, at the end of the second
     /// (or of the merged bucket).
+    #[serde(rename = "t_s")]
     pub t: f64,
     /// Width of the bucket in seconds (1 until the series is coarsened).
+    #[serde(rename = "width_s")]
     pub width: f64,
     pub sent: u64,
     pub completed: u64,

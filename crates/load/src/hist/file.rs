@@ -110,59 +110,7 @@ pub struct StatsEntry {
 pub struct SeriesEntry {
     pub scenario: String,
     pub name: String,
-    pub points: Vec<PointEntry>,
-}
-
-/// One second of one name; percentiles, not histograms (the per-second
-/// charts only, never the summary's figures).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PointEntry {
-    pub t_s: f64,
-    pub width_s: f64,
-    pub sent: u64,
-    pub completed: u64,
-    pub errors: u64,
-    pub check_failures: u64,
-    pub p50_us: u64,
-    pub p90_us: u64,
-    pub p99_us: u64,
-    pub max_us: u64,
-    pub lateness_p99_us: u64,
-}
-
-impl From<&Point> for PointEntry {
-    fn from(p: &Point) -> Self {
-        Self {
-            t_s: p.t,
-            width_s: p.width,
-            sent: p.sent,
-            completed: p.completed,
-            errors: p.errors,
-            check_failures: p.check_failures,
-            p50_us: p.p50_us,
-            p90_us: p.p90_us,
-            p99_us: p.p99_us,
-            max_us: p.max_us,
-            lateness_p99_us: p.lateness_p99_us,
-        }
-    }
-}
-
-impl From<&PointEntry> for Point {
-    fn from(p: &PointEntry) -> Self {
-        Self {
-            t: p.t_s,
-            width: p.width_s,
-            sent: p.sent,
-            completed: p.completed,
-            errors: p.errors,
-            check_failures: p.check_failures,
-            p50_us: p.p50_us,
-            p90_us: p.p90_us,
-            p99_us: p.p99_us,
-            max_us: p.max_us,
-            lateness_p99_us: p.lateness_p99_us,
-        }
-    }
+    /// Percentiles, not histograms: the per-second charts only, never
+    /// the summary's figures.
+    pub points: Vec<Point>,
 }

@@ -28,7 +28,7 @@ use crate::plan::{Plan, RequestPlan, SetupStep};
 use crate::results::{PhaseResults, Results, ScenarioResults, Series};
 use crate::threshold::Threshold;
 use codec::{executor_kind, micros, ranges, stats, stats_entry, status_set, threshold_entry};
-use file::{PhaseEntry, PointEntry, RequestEntry, ScenarioEntry, SeriesEntry};
+use file::{PhaseEntry, RequestEntry, ScenarioEntry, SeriesEntry};
 use skeleton::{skeleton_request, skeleton_scenario, skeleton_step};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -261,7 +261,7 @@ impl HistRun {
                 .map(|s| SeriesEntry {
                     scenario: s.scenario.clone(),
                     name: s.name.clone(),
-                    points: s.points.iter().map(PointEntry::from).collect(),
+                    points: s.points.clone(),
                 })
                 .collect(),
         }
@@ -317,7 +317,7 @@ impl HistRun {
             .map(|s| Series {
                 scenario: s.scenario.clone(),
                 name: s.name.clone(),
-                points: s.points.iter().map(Into::into).collect(),
+                points: s.points.clone(),
             })
             .collect();
         Ok(Self {

@@ -137,22 +137,8 @@ pub struct SeriesDigest {
     pub points: Vec<PointDigest>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct PointDigest {
-    /// Seconds from the start of the load phase, at the end of the bucket.
-    pub t_s: f64,
-    /// 1 until a long run's series is coarsened (then 2, 4, ...).
-    pub width_s: f64,
-    pub sent: u64,
-    pub completed: u64,
-    pub errors: u64,
-    pub check_failures: u64,
-    pub p50_us: u64,
-    pub p90_us: u64,
-    pub p99_us: u64,
-    pub max_us: u64,
-    pub lateness_p99_us: u64,
-}
+/// One second of one name, as `--json` prints it.
+pub type PointDigest = crate::results::Point;
 
 impl Percentiles {
     /// `None` for an empty histogram, whose percentiles would read as 0.
@@ -340,23 +326,7 @@ impl SeriesDigest {
         Self {
             scenario: series.scenario.clone(),
             name: series.name.clone(),
-            points: series
-                .points
-                .iter()
-                .map(|p| PointDigest {
-                    t_s: p.t,
-                    width_s: p.width,
-                    sent: p.sent,
-                    completed: p.completed,
-                    errors: p.errors,
-                    check_failures: p.check_failures,
-                    p50_us: p.p50_us,
-                    p90_us: p.p90_us,
-                    p99_us: p.p99_us,
-                    max_us: p.max_us,
-                    lateness_p99_us: p.lateness_p99_us,
-                })
-                .collect(),
+            points: series.points.to_vec(),
         }
     }
 }
