@@ -34,7 +34,7 @@ use std::task::{Context, Poll};
 pub const COST_CPU_SECONDS: &str = "reliable_cost_cpu_seconds_total";
 
 /// The default of `http.cost_sample_every`.
-pub const DEFAULT_SAMPLE_EVERY: u32 = 16;
+pub const DEFAULT_SAMPLE_EVERY: u32 = 32;
 
 thread_local! {
     /// Requests seen since this thread last measured one.
