@@ -159,19 +159,7 @@ impl PgServer {
 
     fn start_with(commit_option: &str) -> io::Result<Self> {
         let bin = bin_dir();
-        let dir = tempfile::Builder::new()
-            .prefix("reliable-pg-")
-            .tempdir()?
-            .keep();
-        if is_root() {
-            check(
-                Command::new("chown")
-                    .args(["-R", "postgres:postgres"])
-                    .arg(&dir)
-                    .output(),
-                "chown",
-            )?;
-        }
+        let dir = server_dir("reliable-pg-")?;
         let data = dir.join("data");
         check(
             as_db_user(&bin.join("initdb"))
@@ -291,4 +279,20 @@ fn rand_suffix() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos() as u64)
         .unwrap_or(0)
+}
+
+/// A kept temp directory for a PostgreSQL server's files, owned by the
+/// `postgres` user when the tests run as root (initdb refuses root).
+pub(crate) fn server_dir(prefix: &str) -> io::Result<std::path::PathBuf> {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir()?.keep();
+    if is_root() {
+        check(
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir)
+                .output(),
+            "chown",
+        )?;
+    }
+    Ok(dir)
 }

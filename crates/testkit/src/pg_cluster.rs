@@ -16,7 +16,7 @@
 //! removed when the cluster is dropped or the test process exits
 //! (a supervising shell, as for [`crate::PgServer`]).
 
-use super::{as_db_user, bin_dir, check, free_port, is_root};
+use super::{as_db_user, bin_dir, check, free_port};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -62,19 +62,7 @@ impl PgCluster {
 
     fn start_inner(replication_port: Option<u16>) -> io::Result<Self> {
         let bin = bin_dir();
-        let dir = tempfile::Builder::new()
-            .prefix("reliable-pgcluster-")
-            .tempdir()?
-            .keep();
-        if is_root() {
-            check(
-                Command::new("chown")
-                    .args(["-R", "postgres:postgres"])
-                    .arg(&dir)
-                    .output(),
-                "chown",
-            )?;
-        }
+        let dir = crate::server_dir("reliable-pgcluster-")?;
         let primary = Node {
             data: dir.join("primary"),
             port: free_port(),
