@@ -10,16 +10,20 @@
 //!   times) against an injected `now`;
 //! - `allocation`: max(request, usage) × time × rate per workload, idle as
 //!   its own line or shared by cost, aggregation by a property, and the
-//!   JSON shape of OpenCost's `/allocation`.
+//!   JSON shape of OpenCost's `/allocation`;
+//! - `tokens`: LLM spend per key and model (external per-token prices or a
+//!   self-hosted backend's hours split by token share), and budgets.
 #![forbid(unsafe_code)]
 
 pub mod allocation;
 pub mod pricing;
 pub mod prometheus;
+pub mod tokens;
 pub mod window;
 
 pub use allocation::{allocate, Allocation, AllocationSet, IdleOptions, Usage, IDLE, UNALLOCATED};
 pub use pricing::{Pricing, PricingError};
+pub use tokens::{spend, BudgetStatus, SpendBasis, TokenSpend, TokenUsage};
 pub use window::{Window, WindowError};
 
 /// Hours in the month a projection is made for (30 days).

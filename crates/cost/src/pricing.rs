@@ -33,6 +33,11 @@ pub struct Pricing {
     /// the LLM gateway reports it.
     #[serde(default)]
     pub llm: BTreeMap<String, TokenPrice>,
+    /// Self-hosted LLM backends (llama.cpp, vLLM) by the model name the LLM
+    /// gateway reports: what an hour of the backend costs. Each key pays
+    /// the model's hours in proportion to the tokens it used.
+    #[serde(default)]
+    pub llm_self_hosted: BTreeMap<String, SelfHosted>,
     /// Monthly budgets; an alert fires when the projected month exceeds one.
     #[serde(default)]
     pub budgets: Budgets,
@@ -91,6 +96,15 @@ pub struct TokenPrice {
     pub input_per_1k: Price,
     /// 1,000 completion (output) tokens.
     pub output_per_1k: Price,
+}
+
+/// What an hour of a self-hosted model's backend costs.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SelfHosted {
+    /// One hour of the backend: its node's hourly price, or its share of
+    /// one (a GPU node's price when it has the node to itself).
+    pub hourly: Price,
 }
 
 /// Monthly budgets, in the file's currency.
@@ -198,6 +212,15 @@ impl Pricing {
                     group.node_type
                 )));
             }
+        }
+        if let Some(model) = pricing
+            .llm
+            .keys()
+            .find(|m| pricing.llm_self_hosted.contains_key(*m))
+        {
+            return Err(PricingError(format!(
+                "llm_self_hosted.{model}: `{model}` is also priced per token under llm; a model is either external or self-hosted"
+            )));
         }
         Ok(pricing)
     }
