@@ -12,10 +12,13 @@
 //!   its own line or shared by cost, aggregation by a property, and the
 //!   JSON shape of OpenCost's `/allocation`;
 //! - `tokens`: LLM spend per key and model (external per-token prices or a
-//!   self-hosted backend's hours split by token share), and budgets.
+//!   self-hosted backend's hours split by token share), and budgets;
+//! - `budget_rules`: the budgets as burn-rate style Prometheus alerts,
+//!   written with the SLO rules.
 #![forbid(unsafe_code)]
 
 pub mod allocation;
+pub mod budget_rules;
 pub mod pricing;
 pub mod prometheus;
 pub mod tokens;

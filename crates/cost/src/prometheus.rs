@@ -19,11 +19,14 @@
 //! | module | `kube_pod_labels`' `label_app_kubernetes_io_name` (kube-state-metrics with `--metric-labels-allowlist=pods=[app.kubernetes.io/name]`) |
 //! | route CPU | `increase(reliable_cost_cpu_seconds_total[W])` |
 //! | route requests | `increase(http_server_request_duration_seconds_count[W])` |
+//! | tokens per key and model | `increase(llm_key_tokens_total[W])` ([`tokens`]) |
 
 use crate::allocation::Usage;
 use crate::window::Window;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
+
+pub mod tokens;
 
 /// What one query measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,6 +40,7 @@ pub enum Measure {
     PodModule,
     RouteCpuSeconds,
     RouteRequests,
+    KeyTokens,
 }
 
 /// A PromQL instant query and what it measures.

@@ -3,7 +3,10 @@
 //! output token, request duration), `llm_*` where they do not. Labels are
 //! bounded: `gen_ai_request_model` is a configured or discovered model
 //! (discovery is capped per backend), `server_address` a configured
-//! backend name, `outcome`/`reason`/`gen_ai_token_type` fixed lists.
+//! backend name, `outcome`/`reason`/`gen_ai_token_type` fixed lists,
+//! `key` an API key's name: keys are issued by an administrator, and only
+//! the gateway in front names one (it drops any `X-Api-Key-Name` a client
+//! sent), so the set is as bounded as the key store.
 
 /// Histogram: from the request's arrival to its first token leaving.
 pub const TIME_TO_FIRST_TOKEN: &str = "gen_ai_server_time_to_first_token_seconds";
@@ -14,6 +17,10 @@ pub const REQUEST_DURATION: &str = "gen_ai_server_request_duration_seconds";
 /// Counter: tokens by `gen_ai_token_type` (`input`, `output`), as the
 /// backend reported them (or as estimated when it reported none).
 pub const TOKENS: &str = "llm_tokens_total";
+/// Counter: tokens by API `key` (`anonymous` without one), model and
+/// `gen_ai_token_type`: what `reliable cost --aggregate key` and the
+/// budget alerts of `reliable slo generate --pricing` price.
+pub const KEY_TOKENS: &str = "llm_key_tokens_total";
 /// Counter: requests by `outcome`: `ok`, `fallback` (served after a
 /// failed attempt), `client-cancel`, `backend-error`, `budget-exceeded`
 /// (any key limit), `rejected` (bad input, unknown model, no key).
@@ -47,6 +54,7 @@ pub(crate) fn describe() {
         "LLM requests from arrival to the last byte"
     );
     describe_counter!(TOKENS, "Input and output tokens");
+    describe_counter!(KEY_TOKENS, "Input and output tokens by API key and model");
     describe_counter!(REQUESTS, "LLM requests by outcome");
     describe_gauge!(BACKEND_IN_FLIGHT, "Backend calls in flight");
     describe_counter!(STREAM_ABORTS, "Streams ended by an error event");

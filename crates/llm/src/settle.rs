@@ -2,7 +2,8 @@
 //!
 //! A [`Settlement`] is built on the request path (or when a stream ends,
 //! or when its client goes away) and handed to [`Settler::settle`], which
-//! updates the metrics at once and then, on a tracked task, charges the
+//! updates the metrics at once (tokens by backend, and by the caller's key
+//! for cost: `llm_key_tokens_total`) and then, on a tracked task, charges the
 //! key's limits and writes the usage ledger, so neither the client nor a
 //! dropped stream waits on Redis or the database.
 
@@ -58,6 +59,8 @@ impl Settler {
             ("output", usage.completion_tokens),
         ] {
             metrics::counter!(m::TOKENS, "gen_ai_request_model" => model, "server_address" => backend, "gen_ai_token_type" => kind)
+                .increment(count);
+            metrics::counter!(m::KEY_TOKENS, "key" => ticket.caller.as_str().to_string(), "gen_ai_request_model" => model, "gen_ai_token_type" => kind)
                 .increment(count);
         }
         if estimated {

@@ -2,6 +2,8 @@
 //! window, by OpenCost's allocation rules (the `cost` crate), from a
 //! Prometheus that scrapes cAdvisor, kube-state-metrics and the modules.
 //! docs/operations/cost.md has the model and the queries.
+//! `--aggregate key|model` prices the LLM gateway's tokens per API key
+//! instead (`cost::prometheus::tokens`), with the keys' budgets.
 
 use clap::{Args, ValueEnum};
 use cost::prometheus::{self, Measure, Sample};
@@ -23,7 +25,8 @@ pub struct CostArgs {
     /// seconds separated by a comma.
     #[arg(long, default_value = "7d")]
     window: String,
-    /// What to group by.
+    /// What to group by: `key` and `model` are the LLM gateway's spend
+    /// per API key and per model, from its tokens.
     #[arg(long, value_enum, default_value = "module")]
     aggregate: Aggregate,
     /// The pricing file (see cost.example.yaml).
@@ -46,6 +49,10 @@ enum Aggregate {
     Namespace,
     Pod,
     Container,
+    /// LLM spend per API key.
+    Key,
+    /// LLM spend per model.
+    Model,
 }
 
 impl Aggregate {
@@ -56,6 +63,8 @@ impl Aggregate {
             Aggregate::Namespace => "namespace",
             Aggregate::Pod => "pod",
             Aggregate::Container => "container",
+            Aggregate::Key => "key",
+            Aggregate::Model => "model",
         }
     }
 }
@@ -92,7 +101,10 @@ fn report(args: &CostArgs) -> Result<String, Failure> {
         .map_err(|e| Failure::Input(format!("{}: {e}", args.pricing.display())))?;
     let window = Window::parse(&args.window, chrono::Utc::now())
         .map_err(|e| Failure::Input(e.to_string()))?;
-    let answers = fetch(&args.prometheus, &window)?;
+    if matches!(args.aggregate, Aggregate::Key | Aggregate::Model) {
+        return key_report(args, &pricing, &window);
+    }
+    let answers = fetch(&args.prometheus, &window, prometheus::queries(&window))?;
     let usages = if args.aggregate == Aggregate::Route {
         prometheus::route_usages(&answers, &window)
     } else {
@@ -124,8 +136,68 @@ fn report(args: &CostArgs) -> Result<String, Failure> {
     ))
 }
 
-/// Sends every query, evaluated at the window's end.
-fn fetch(base: &url::Url, window: &Window) -> Result<HashMap<Measure, Vec<Sample>>, Failure> {
+/// LLM spend per key or model: the table (or JSON) of the allocation,
+/// the keys' budgets and what had no price.
+fn key_report(args: &CostArgs, pricing: &Pricing, window: &Window) -> Result<String, Failure> {
+    let query = prometheus::tokens::query(window);
+    let measure = query.measure;
+    let answers = fetch(&args.prometheus, window, vec![query])?;
+    let samples = answers.get(&measure).map_or(&[][..], Vec::as_slice);
+    let by = args.aggregate.property();
+    let spend = prometheus::tokens::key_spend(pricing, window, samples, by);
+    let set = &spend.set;
+    if args.json {
+        let json = serde_json::json!({
+            "window": {"start": window.start.to_rfc3339(), "end": window.end.to_rfc3339()},
+            "currency": pricing.currency.as_str(),
+            "aggregate": by,
+            "allocations": set,
+            "totalCost": set.total_cost(),
+            "projectedMonthCost": cost::project_month(set.total_cost(), window.hours()),
+            "spend": spend.lines,
+            "budgets": spend.budgets,
+        });
+        return serde_json::to_string_pretty(&json)
+            .map(|text| text + "\n")
+            .map_err(|e| Failure::Source(e.to_string()));
+    }
+    let currency = pricing.currency.as_str();
+    let mut out = table(set, window, by, currency);
+    for budget in &spend.budgets {
+        let _ = writeln!(
+            out,
+            "budget of key {}: {:.2} {currency} a month, projected {:.2}{}",
+            budget.name,
+            budget.budget,
+            budget.projected_month,
+            if budget.over { " (over)" } else { "" }
+        );
+    }
+    // spend() orders its lines by model: one name each after dedup.
+    let mut unpriced: Vec<&str> = spend
+        .lines
+        .iter()
+        .filter(|l| l.basis == cost::SpendBasis::Unpriced)
+        .map(|l| l.model.as_str())
+        .collect();
+    unpriced.dedup();
+    if !unpriced.is_empty() {
+        let _ = writeln!(
+            out,
+            "unpriced (no price in {}, counted at 0): {}",
+            args.pricing.display(),
+            unpriced.join(", ")
+        );
+    }
+    Ok(out)
+}
+
+/// Sends `queries`, each evaluated at the window's end.
+fn fetch(
+    base: &url::Url,
+    window: &Window,
+    queries: Vec<prometheus::Query>,
+) -> Result<HashMap<Measure, Vec<Sample>>, Failure> {
     let runtime =
         crate::runtime().ok_or_else(|| Failure::Source("no async runtime".to_string()))?;
     runtime.block_on(async {
@@ -134,7 +206,7 @@ fn fetch(base: &url::Url, window: &Window) -> Result<HashMap<Measure, Vec<Sample
             .build()
             .map_err(|e| Failure::Source(e.to_string()))?;
         let mut answers = HashMap::new();
-        for query in prometheus::queries(window) {
+        for query in queries {
             let mut url = base
                 .join("api/v1/query")
                 .map_err(|e| Failure::Input(format!("--prometheus {base}: {e}")))?;

@@ -36,14 +36,26 @@ fn promtool() -> Command {
     Command::new("promtool")
 }
 
+/// The command that writes deploy/prometheus/.
+const GENERATE: &str =
+    "reliable slo generate slo/ -o deploy/prometheus/ --pricing cost.example.yaml";
+
 #[test]
 fn committed_rules_are_what_the_specs_generate() {
     let out = tempfile::tempdir().expect("tempdir");
     let (code, stdout, stderr) = run(reliable()
-        .args(["slo", "generate", "slo/", "-o"])
+        .args([
+            "slo",
+            "generate",
+            "slo/",
+            "--pricing",
+            "cost.example.yaml",
+            "-o",
+        ])
         .arg(out.path()));
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(stdout.lines().count(), 12, "{stdout}");
+    assert_eq!(stdout.lines().count(), 14, "{stdout}");
+    assert!(out.path().join("cost.rules.yml").exists(), "{stdout}");
     for entry in std::fs::read_dir(out.path()).expect("read") {
         let generated = entry.expect("entry").path();
         let name = generated.file_name().expect("name");
@@ -51,7 +63,7 @@ fn committed_rules_are_what_the_specs_generate() {
         assert_eq!(
             std::fs::read_to_string(&generated).expect("generated"),
             std::fs::read_to_string(&committed).unwrap_or_default(),
-            "{} is stale: run `reliable slo generate slo/ -o deploy/prometheus/`",
+            "{} is stale: run `{GENERATE}`",
             committed.display()
         );
     }
@@ -66,7 +78,7 @@ fn promtool_checks_every_rule_file_and_passes_the_unit_tests() {
         .filter(|p| p.to_string_lossy().ends_with(".rules.yml"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 6);
+    assert_eq!(files.len(), 7, "6 spec files and the budgets: {files:?}");
     let (code, stdout, stderr) = run(promtool().args(["check", "rules"]).args(&files));
     assert_eq!(code, 0, "{stdout}{stderr}");
     let tests: Vec<PathBuf> = std::fs::read_dir(dir.join("tests"))
@@ -77,6 +89,81 @@ fn promtool_checks_every_rule_file_and_passes_the_unit_tests() {
     let (code, stdout, stderr) = run(promtool().args(["test", "rules"]).args(&tests));
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("SUCCESS"), "{stdout}");
+}
+
+#[test]
+fn without_a_pricing_file_only_the_slo_rules_are_written() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let (code, stdout, stderr) = run(reliable()
+        .args(["slo", "generate", "slo/", "-o"])
+        .arg(out.path()));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().count(), 12, "{stdout}");
+    assert!(!out.path().join("cost.rules.yml").exists());
+}
+
+/// cost.example.yaml with `from` replaced by `to`, as `dir/name`.
+fn pricing(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {
+    let example = std::fs::read_to_string(repo().join("cost.example.yaml")).expect("example");
+    assert!(example.contains(from), "{from}");
+    let path = dir.join(name);
+    std::fs::write(&path, example.replace(from, to)).expect("write");
+    path
+}
+
+#[test]
+fn a_bad_pricing_file_writes_nothing_and_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let generate = |pricing: &Path| {
+        run(reliable()
+            .args(["slo", "generate", "slo/", "-o"])
+            .arg(&out)
+            .arg("--pricing")
+            .arg(pricing))
+    };
+    let cases = [
+        (
+            dir.path().join("missing.yaml"),
+            "missing.yaml: No such file or directory".to_string(),
+        ),
+        (
+            pricing(dir.path(), "negative.yaml", "team-a: 50", "team-a: -50"),
+            "budgets.keys.team-a: a price must be a finite number of at least 0, got -50"
+                .to_string(),
+        ),
+        (
+            pricing(dir.path(), "typo.yaml", "inference: 300", "inferense: 300"),
+            "budgets.modules.inferense: no module is named `inferense` (modules: ".to_string(),
+        ),
+        (
+            pricing(dir.path(), "name.yaml", "team-a: 50", "'Team A': 50"),
+            "budgets.keys.Team A: a budget name is 1 to 64 of a-z".to_string(),
+        ),
+    ];
+    for (file, needle) in cases {
+        let (code, _, stderr) = generate(&file);
+        assert_eq!(code, 2, "{needle}: {stderr}");
+        assert!(stderr.contains(&needle), "{needle}: {stderr}");
+        assert!(!out.exists(), "nothing written: {needle}");
+    }
+
+    // A spec file named `cost` would be overwritten by the budgets' files.
+    let specs = dir.path().join("specs");
+    std::fs::create_dir(&specs).expect("specs");
+    std::fs::copy(repo().join("slo/llm.yaml"), specs.join("cost.yaml")).expect("copy");
+    let (code, _, stderr) = run(reliable()
+        .args(["slo", "generate"])
+        .arg(&specs)
+        .arg("-o")
+        .arg(&out)
+        .args(["--pricing", "cost.example.yaml"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("cost.yaml: a spec file named `cost` would be overwritten"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
 }
 
 /// A spec with two faults: an objective of 100 % and a query that does not parse.

@@ -90,18 +90,29 @@ fn all_groups(slos: &[&Slo]) -> Vec<RuleGroup> {
 
 /// All groups of these SLOs, one Prometheus rule file.
 pub fn rule_file(slos: &[&Slo], source: &str) -> String {
-    let mut out = header(source);
-    groups(&mut out, 0, &all_groups(slos));
-    out
+    groups_file(&header(source), &all_groups(slos))
 }
 
 /// The same groups as a `monitoring.coreos.com/v1` `PrometheusRule`.
 pub fn prometheus_rule(name: &str, slos: &[&Slo], source: &str) -> String {
-    let mut out = header(source);
+    groups_resource(&header(source), name, &all_groups(slos))
+}
+
+/// Any rule groups (the cost budget alerts use it too) as a rule file,
+/// after `header` (comment lines, each ending in a newline).
+pub fn groups_file(header: &str, rule_groups: &[RuleGroup]) -> String {
+    let mut out = header.to_string();
+    groups(&mut out, 0, rule_groups);
+    out
+}
+
+/// Any rule groups as a `PrometheusRule` named `name`, after `header`.
+pub fn groups_resource(header: &str, name: &str, rule_groups: &[RuleGroup]) -> String {
+    let mut out = header.to_string();
     out.push_str("apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n");
     let _ = writeln!(out, "  name: {}", scalar(name));
     out.push_str("  labels:\n    app.kubernetes.io/part-of: reliable\n    app.kubernetes.io/managed-by: reliable-slo\nspec:\n");
-    groups(&mut out, 2, &all_groups(slos));
+    groups(&mut out, 2, rule_groups);
     out
 }
 

@@ -3,5 +3,6 @@
 mod bad_input;
 mod failures;
 mod helpers;
+mod key_tokens;
 mod limits;
 mod streaming;
