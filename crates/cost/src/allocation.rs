@@ -22,7 +22,7 @@
 
 use crate::pricing::{NodeRates, Pricing};
 use crate::window::Window;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The idle line's name.
@@ -59,7 +59,7 @@ pub struct Usage {
 
 /// One line of an allocation set, with OpenCost's field names so tools
 /// written for OpenCost's `/allocation` read it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Allocation {
     pub name: String,
@@ -95,7 +95,7 @@ pub struct Allocation {
 }
 
 /// A window as OpenCost writes it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WindowJson {
     pub start: String,
     pub end: String,

@@ -305,9 +305,14 @@ fn allocate_step(
         }
     }
     if options.idle.include_idle {
-        let idle_core_hours =
-            ((options.capacity_cores * seconds - process_cpu) / 3600.0).max(0.0);
-        add_idle(&mut set, idle_core_hours, rate, options.idle.share_idle, minutes);
+        let idle_core_hours = ((options.capacity_cores * seconds - process_cpu) / 3600.0).max(0.0);
+        add_idle(
+            &mut set,
+            idle_core_hours,
+            rate,
+            options.idle.share_idle,
+            minutes,
+        );
     }
     set
 }

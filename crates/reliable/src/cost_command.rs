@@ -1,7 +1,10 @@
-//! `reliable cost`: what each module, route, pod or namespace cost over a
-//! window, by OpenCost's allocation rules (the `cost` crate), from a
-//! Prometheus that scrapes cAdvisor, kube-state-metrics and the modules.
-//! docs/operations/cost.md has the model and the queries.
+//! `reliable cost`: what each module, route, model, key, pod or namespace
+//! cost over a window, by OpenCost's allocation rules (the `cost` crate),
+//! from a running platform's own measurement (`--url`, the default:
+//! `GET /api/v1/cost/allocation`, [`crate::cost_url`]) or from a
+//! Prometheus that scrapes cAdvisor, kube-state-metrics and the modules
+//! (`--prometheus`). docs/operations/cost.md has the model and the
+//! queries.
 
 use clap::{Args, ValueEnum};
 use cost::prometheus::{self, Measure, Sample};
@@ -14,45 +17,56 @@ use std::time::Duration;
 
 #[derive(Debug, Args)]
 pub struct CostArgs {
+    /// A running platform (`reliable up` or `serve`): its address. Default:
+    /// RELIABLE_URL, then http://127.0.0.1:8080. The key it sends, which
+    /// needs the `cost:read` scope, comes from RELIABLE_API_KEY.
+    #[arg(long, conflicts_with = "prometheus")]
+    pub(crate) url: Option<url::Url>,
     /// A Prometheus that scrapes cAdvisor, kube-state-metrics and the
     /// modules (its HTTP API base, e.g. http://prometheus:9090).
-    #[arg(long, required = true)]
-    prometheus: url::Url,
+    #[arg(long)]
+    prometheus: Option<url::Url>,
     /// The window, as OpenCost's `window`: 30m, 24h, 7d, today, yesterday,
     /// week, month, lastweek, lastmonth, or two RFC 3339 times or Unix
     /// seconds separated by a comma.
     #[arg(long, default_value = "7d")]
-    window: String,
-    /// What to group by.
+    pub(crate) window: String,
+    /// What to group by (`model` and `key` with the platform's own
+    /// measurement; `namespace`, `pod` and `container` with Prometheus).
     #[arg(long, value_enum, default_value = "module")]
-    aggregate: Aggregate,
-    /// The pricing file (see cost.example.yaml).
-    #[arg(long, default_value = "cost.yaml")]
-    pricing: PathBuf,
+    pub(crate) aggregate: Aggregate,
+    /// The pricing file for `--prometheus` (see cost.example.yaml); default
+    /// cost.yaml. A platform prices with its own `cost.pricing`.
+    #[arg(long, conflicts_with = "url")]
+    pricing: Option<PathBuf>,
     /// Spread idle cost over the lines in proportion to their cost,
     /// instead of an `__idle__` line.
     #[arg(long)]
-    share_idle: bool,
+    pub(crate) share_idle: bool,
     /// Print JSON (OpenCost's allocation fields) instead of a table.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// The properties a report groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Aggregate {
+pub(crate) enum Aggregate {
     Module,
     Route,
+    Model,
+    Key,
     Namespace,
     Pod,
     Container,
 }
 
 impl Aggregate {
-    fn property(self) -> &'static str {
+    pub(crate) fn property(self) -> &'static str {
         match self {
             Aggregate::Module => "module",
             Aggregate::Route => "route",
+            Aggregate::Model => "model",
+            Aggregate::Key => "key",
             Aggregate::Namespace => "namespace",
             Aggregate::Pod => "pod",
             Aggregate::Container => "container",
@@ -61,7 +75,7 @@ impl Aggregate {
 }
 
 /// What stopped the report, and its exit code.
-enum Failure {
+pub(crate) enum Failure {
     /// What the operator gave (exit 2).
     Input(String),
     /// What failed underneath (exit 1).
@@ -69,7 +83,11 @@ enum Failure {
 }
 
 pub fn run(args: CostArgs) -> ExitCode {
-    match report(&args) {
+    let result = match &args.prometheus {
+        Some(prometheus) => report(&args, prometheus),
+        None => crate::cost_url::report(&args),
+    };
+    match result {
         Ok(text) => {
             let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
             ExitCode::SUCCESS
@@ -85,14 +103,24 @@ pub fn run(args: CostArgs) -> ExitCode {
     }
 }
 
-fn report(args: &CostArgs) -> Result<String, Failure> {
-    let text = std::fs::read_to_string(&args.pricing)
-        .map_err(|e| Failure::Input(format!("{}: {e}", args.pricing.display())))?;
-    let pricing = Pricing::parse(&text)
-        .map_err(|e| Failure::Input(format!("{}: {e}", args.pricing.display())))?;
+fn report(args: &CostArgs, base: &url::Url) -> Result<String, Failure> {
+    if matches!(args.aggregate, Aggregate::Model | Aggregate::Key) {
+        return Err(Failure::Input(format!(
+            "--aggregate {} needs the platform's own measurement (--url); Prometheus has no such series",
+            args.aggregate.property()
+        )));
+    }
+    let path = args
+        .pricing
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("cost.yaml"));
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
+    let pricing =
+        Pricing::parse(&text).map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
     let window = Window::parse(&args.window, chrono::Utc::now())
         .map_err(|e| Failure::Input(e.to_string()))?;
-    let answers = fetch(&args.prometheus, &window)?;
+    let answers = fetch(base, &window)?;
     let usages = if args.aggregate == Aggregate::Route {
         prometheus::route_usages(&answers, &window)
     } else {
@@ -103,25 +131,48 @@ fn report(args: &CostArgs) -> Result<String, Failure> {
         share_idle: args.share_idle,
     };
     let set = cost::allocate(&pricing, &window, &usages, idle).aggregate(args.aggregate.property());
-    if args.json {
-        let json = serde_json::json!({
-            "window": {"start": window.start.to_rfc3339(), "end": window.end.to_rfc3339()},
-            "currency": pricing.currency.as_str(),
-            "aggregate": args.aggregate.property(),
-            "allocations": set,
-            "totalCost": set.total_cost(),
-            "projectedMonthCost": cost::project_month(set.total_cost(), window.hours()),
+    let report = Report {
+        set: &set,
+        window: &window,
+        by: args.aggregate.property(),
+        currency: pricing.currency.as_str(),
+        hours: window.hours(),
+        note: None,
+    };
+    render(&report, args.json)
+}
+
+/// A priced set and how to present it.
+pub(crate) struct Report<'a> {
+    pub set: &'a AllocationSet,
+    pub window: &'a Window,
+    pub by: &'a str,
+    pub currency: &'a str,
+    /// The hours the 30-day projection extrapolates from.
+    pub hours: f64,
+    /// A line to print under the table (example prices).
+    pub note: Option<&'a str>,
+}
+
+/// The table, or JSON with `json`.
+pub(crate) fn render(report: &Report<'_>, json: bool) -> Result<String, Failure> {
+    if json {
+        let mut json = serde_json::json!({
+            "window": {"start": report.window.start.to_rfc3339(), "end": report.window.end.to_rfc3339()},
+            "currency": report.currency,
+            "aggregate": report.by,
+            "allocations": report.set,
+            "totalCost": report.set.total_cost(),
+            "projectedMonthCost": cost::project_month(report.set.total_cost(), report.hours),
         });
+        if let Some(note) = report.note {
+            json["note"] = serde_json::Value::from(note);
+        }
         return serde_json::to_string_pretty(&json)
             .map(|text| text + "\n")
             .map_err(|e| Failure::Source(e.to_string()));
     }
-    Ok(table(
-        &set,
-        &window,
-        args.aggregate.property(),
-        pricing.currency.as_str(),
-    ))
+    Ok(table(report))
 }
 
 /// Sends every query, evaluated at the window's end.
@@ -156,7 +207,15 @@ fn fetch(base: &url::Url, window: &Window) -> Result<HashMap<Measure, Vec<Sample
     })
 }
 
-fn table(set: &AllocationSet, window: &Window, by: &str, currency: &str) -> String {
+fn table(report: &Report<'_>) -> String {
+    let Report {
+        set,
+        window,
+        by,
+        currency,
+        hours,
+        note,
+    } = *report;
     let total = set.total_cost();
     let mut lines: Vec<_> = set.allocations.values().collect();
     lines.sort_by(|a, b| b.total_cost.total_cmp(&a.total_cost));
@@ -208,7 +267,10 @@ fn table(set: &AllocationSet, window: &Window, by: &str, currency: &str) -> Stri
     let _ = writeln!(
         out,
         "30-day projection: {:.2} {currency}",
-        cost::project_month(total, window.hours())
+        cost::project_month(total, hours)
     );
+    if let Some(note) = note {
+        let _ = writeln!(out, "{note}");
+    }
     out
 }

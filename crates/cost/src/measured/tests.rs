@@ -88,10 +88,7 @@ fn window(from: u32, to: u32) -> Window {
 }
 
 fn close(actual: f64, expected: f64) {
-    assert!(
-        (actual - expected).abs() < 1e-12,
-        "{actual} != {expected}"
-    );
+    assert!((actual - expected).abs() < 1e-12, "{actual} != {expected}");
 }
 
 #[test]
@@ -134,7 +131,10 @@ fn the_worked_example_figure_for_figure() {
     let shortener = &modules.allocations["shortener"];
     close(shortener.total_cost, 3.585e-4);
     assert_eq!(shortener.requests, 900);
-    close(shortener.cost_per_1k_requests.expect("requests"), 3.585e-4 / 0.9);
+    close(
+        shortener.cost_per_1k_requests.expect("requests"),
+        3.585e-4 / 0.9,
+    );
     close(modules.allocations["llm"].total_cost, 0.0027);
     close(modules.allocations[SHARED].total_cost, 6e-4);
 }
@@ -169,8 +169,7 @@ fn without_requests_the_overhead_is_unallocated() {
             share_idle: false,
         },
     };
-    let sets =
-        allocate_measured(&pricing(), &window(0, 5), None, &rows, no_idle).expect("window");
+    let sets = allocate_measured(&pricing(), &window(0, 5), None, &rows, no_idle).expect("window");
     let set = &sets[0];
     close(set.allocations[UNALLOCATED].cpu_cost, 4e-5);
     assert!(!set.allocations.contains_key(IDLE));
@@ -194,8 +193,8 @@ fn steps_take_the_buckets_that_start_in_them() {
     for set in &sets {
         close(set.total_cost(), 9.6e-3);
     }
-    let whole = allocate_measured(&pricing(), &window(0, 10), None, &rows, options(false))
-        .expect("window");
+    let whole =
+        allocate_measured(&pricing(), &window(0, 10), None, &rows, options(false)).expect("window");
     close(whole[0].total_cost(), 2.0 * 9.6e-3);
     assert_eq!(whole[0].allocations["shortener /{slug}"].requests, 1800);
 }
