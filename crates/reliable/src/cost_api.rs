@@ -152,7 +152,7 @@ async fn allocation(
 
 async fn answer(live: &CostLive, query: &AllocationQuery) -> Result<AllocationResponse, Problem> {
     let window = Window::parse(&query.window, live.now())
-        .map_err(|e| Problem::invalid_query("window", e.reason))?;
+        .map_err(|e| Problem::invalid_query("window", format!("`{}`: {}", e.text, e.reason)))?;
     let step = match &query.step {
         None => None,
         Some(text) => {

@@ -248,22 +248,22 @@ fn table(report: &Report<'_>) -> String {
         };
         let per_1k = line
             .cost_per_1k_requests
-            .map_or_else(|| "-".to_string(), |c| format!("{c:.6}"));
+            .map_or_else(|| "-".to_string(), |c| figure(c, 6));
         let _ = writeln!(
             out,
-            "{:<40} {:>10.2} {:>10.2} {:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>6.1}% {:>11}",
+            "{:<40} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>6.1}% {:>11}",
             line.name,
-            line.cpu_core_hours,
-            line.ram_byte_hours / (1u64 << 30) as f64,
-            line.cpu_cost,
-            line.ram_cost,
-            line.gpu_cost + line.external_cost + line.shared_cost,
-            line.total_cost,
+            figure(line.cpu_core_hours, 2),
+            figure(line.ram_byte_hours / (1u64 << 30) as f64, 2),
+            figure(line.cpu_cost, 4),
+            figure(line.ram_cost, 4),
+            figure(line.gpu_cost + line.external_cost + line.shared_cost, 4),
+            figure(line.total_cost, 4),
             share,
             per_1k
         );
     }
-    let _ = writeln!(out, "{:<40} {:>76.4}", "total", total);
+    let _ = writeln!(out, "{:<40} {:>76}", "total", figure(total, 4));
     let _ = writeln!(
         out,
         "30-day projection: {:.2} {currency}",
@@ -273,4 +273,16 @@ fn table(report: &Report<'_>) -> String {
         let _ = writeln!(out, "{note}");
     }
     out
+}
+
+/// `value` with `decimals` places, or in scientific notation when those
+/// would show only zeros (a platform measured for minutes costs
+/// millionths).
+fn figure(value: f64, decimals: usize) -> String {
+    let smallest = 10f64.powi(-i32::try_from(decimals).unwrap_or(i32::MAX));
+    if value == 0.0 || value.abs() >= smallest {
+        format!("{value:.decimals$}")
+    } else {
+        format!("{value:.2e}")
+    }
 }

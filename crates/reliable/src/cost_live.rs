@@ -193,7 +193,12 @@ impl CostLive {
             loop {
                 tokio::select! {
                     () = stop.cancelled() => return Ok::<(), std::convert::Infallible>(()),
-                    _ = interval.tick() => ticking.tick(&kit::metrics::render()).await,
+                    _ = interval.tick() => {
+                        let text = kit::metrics::render();
+                        let snapshot = Snapshot::parse(ticking.now(), &text)
+                            .with_process_cpu(crate::cost_sample::process_cpu_seconds());
+                        ticking.record(snapshot).await;
+                    }
                 }
             }
         });
@@ -214,9 +219,15 @@ impl CostLive {
 
     /// One sample of `metrics` at the clock's time: its increases into the
     /// store (kept for the next tick when it fails), and hourly pruning.
+    #[cfg(test)]
     pub async fn tick(&self, metrics: &str) {
+        self.record(Snapshot::parse(self.inner.clock.now(), metrics))
+            .await;
+    }
+
+    /// One sample (taken at the clock's time): see [`Self::tick`].
+    async fn record(&self, snapshot: Snapshot) {
         let now = self.inner.clock.now();
-        let snapshot = Snapshot::parse(now, metrics);
         let rows = {
             let mut previous = lock(&self.inner.previous);
             let from = previous.take().or_else(|| {

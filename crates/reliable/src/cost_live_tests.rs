@@ -99,6 +99,17 @@ async fn ticks_fill_buckets_survive_resets_and_restarts_and_are_pruned() {
     let set = &sets[0];
     let slug = &set.allocations["shortener /{slug}"];
     assert_eq!(slug.requests, 590);
+    // A window that starts between two stored microseconds (the system
+    // clock's nanoseconds) still holds its buckets.
+    let nanos = Window {
+        start: minutes(0) - Span::nanoseconds(1),
+        end: minutes(10),
+    };
+    let sets = live
+        .allocation(&nanos, None, IdleOptions::default())
+        .await
+        .expect("allocation");
+    assert_eq!(sets[0].allocations["shortener /{slug}"].requests, 590);
     // 5.9 CPU-seconds over 590 s observed.
     assert!((slug.cpu_core_usage_average - 0.01).abs() < 1e-9);
     // Process 17.7 s - route 5.9 s: 11.8 s of overhead, all on the one

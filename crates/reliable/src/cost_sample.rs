@@ -6,7 +6,9 @@
 //! scrape (docs/operations/cost.md lists the series). Counters that went
 //! down were reset (the series restarted), so their increase is their
 //! new value, never negative; gauges (memory) are integrated over the
-//! interval, at the newer sample's value.
+//! interval, at the newer sample's value. The process's CPU is read from
+//! its own clock ([`process_cpu_seconds`]): the exported counter has
+//! whole seconds only.
 
 use chrono::{DateTime, Utc};
 use cost::measured::{Kind, Measured, TASK_PREFIX};
@@ -89,6 +91,15 @@ impl Snapshot {
         snapshot
     }
 
+    /// The process's CPU read from its own clock instead of
+    /// `process_cpu_seconds_total`, which is exported in whole seconds
+    /// (the metrics facade's counters are integers): too coarse for a
+    /// 10-second tick.
+    pub fn with_process_cpu(mut self, seconds: f64) -> Self {
+        self.process_cpu = seconds;
+        self
+    }
+
     /// An empty snapshot at `at`: every counter at 0 (the process's start).
     pub fn zero(at: DateTime<Utc>) -> Self {
         Snapshot {
@@ -96,6 +107,12 @@ impl Snapshot {
             ..Snapshot::default()
         }
     }
+}
+
+/// This process's CPU time (user and system, every thread), in seconds.
+pub fn process_cpu_seconds() -> f64 {
+    let time = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    time.tv_sec as f64 + time.tv_nsec as f64 / 1e9
 }
 
 /// A counter's increase from `old` to `new`; a reset counts from zero.

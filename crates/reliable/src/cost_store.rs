@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use cost::measured::{Kind, Measured};
 use cost::Window;
-use kit::storage::time::{from_micros, to_micros};
+use kit::storage::time::to_micros;
 use kit::storage::{Pool, PoolConfig, Schema, StoreError};
 use sqlx::{PgPool, Row, SqlitePool};
 use std::sync::Arc;
@@ -97,21 +97,31 @@ const READ: &str = "SELECT (bucket - $1) / $2 AS step, kind, module, route, mode
     GROUP BY step, kind, module, route, model, api_key
     LIMIT $5";
 
-/// The step in microseconds: the window's length without one.
-fn step_micros(window: &Window, step: Option<Duration>) -> i64 {
-    let step = step.unwrap_or(window.end - window.start);
+/// A step in microseconds (at least 1).
+fn step_micros(step: Duration) -> i64 {
     step.num_microseconds().unwrap_or(i64::MAX).max(1)
 }
 
 macro_rules! cost_store {
     ($store:ty, $row:ty) => {
         impl $store {
-            fn measured(row: &$row, start: i64, step: i64) -> Result<Measured, StoreError> {
+            /// A summed row; its bucket is its step's start, computed from
+            /// the window's (never rounded to the stored microseconds, so
+            /// it stays within the window).
+            fn measured(
+                row: &$row,
+                window: &Window,
+                step: Duration,
+            ) -> Result<Measured, StoreError> {
                 let index: i64 = row.try_get("step")?;
                 let kind_text: String = row.try_get("kind")?;
                 let kind = Kind::parse(&kind_text)
                     .ok_or_else(|| StoreError::Corrupt(format!("unknown kind `{kind_text}`")))?;
-                let bucket = from_micros(start.saturating_add(index.saturating_mul(step)))?;
+                let bucket = i32::try_from(index)
+                    .ok()
+                    .and_then(|index| step.checked_mul(index))
+                    .and_then(|offset| window.start.checked_add_signed(offset))
+                    .ok_or_else(|| StoreError::Corrupt(format!("step {index} out of range")))?;
                 Ok(Measured {
                     bucket,
                     kind,
@@ -160,10 +170,10 @@ macro_rules! cost_store {
                 step: Option<Duration>,
             ) -> Result<Vec<Measured>, StoreError> {
                 let start = to_micros(window.start);
-                let step = step_micros(window, step);
+                let step = step.unwrap_or(window.end - window.start);
                 let rows = sqlx::query(READ)
                     .bind(start)
-                    .bind(step)
+                    .bind(step_micros(step))
                     .bind(start)
                     .bind(to_micros(window.end))
                     .bind(i64::try_from(MAX_READ_ROWS + 1).unwrap_or(i64::MAX))
@@ -175,7 +185,7 @@ macro_rules! cost_store {
                     )));
                 }
                 rows.iter()
-                    .map(|row| Self::measured(row, start, step))
+                    .map(|row| Self::measured(row, window, step))
                     .collect()
             }
 
