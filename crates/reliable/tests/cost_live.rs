@@ -258,3 +258,24 @@ async fn the_platform_prices_its_own_traffic_behind_cost_read() {
     assert!(after >= seen, "{after} < {seen}");
     stop(app).await;
 }
+
+/// A `serve` without the gateway and without a database measures itself
+/// but has no key store to check a key against: 503, saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serve_without_a_key_store_says_so() {
+    let dir = tempfile::tempdir().expect("dir");
+    let app = start(support::serve("inference", dir.path()));
+    let base = format!("http://{}", app.addr);
+    let http = reqwest::Client::new();
+    let (status, body) = allocation(&http, &base, "window=1h", Some("rlk_x")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["type"], "/problems/unavailable");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("key store"),
+        "{body}"
+    );
+    stop(app).await;
+}
