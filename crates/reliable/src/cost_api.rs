@@ -113,7 +113,7 @@ pub struct AllocationResponse {
 
 /// The OpenAPI document of the cost API.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(allocation))]
+#[openapi(paths(allocation), components(schemas(Aggregate)))]
 pub struct CostApi;
 
 /// What each module, route, model and key cost (OpenCost's `/allocation`).
