@@ -279,3 +279,44 @@ async fn a_serve_without_a_key_store_says_so() {
     );
     stop(app).await;
 }
+
+/// Every schema the endpoint's OpenAPI operation refers to is in the
+/// document (Schemathesis and client generators stop at a dangling one).
+#[test]
+fn the_endpoint_s_schema_references_resolve() {
+    let out = reliable()
+        .arg("openapi")
+        .output()
+        .expect("reliable openapi");
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let mut pending = vec![doc["paths"]["/api/v1/cost/allocation"].clone()];
+    assert!(pending[0]["get"].is_object(), "no cost operation");
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    let name = target
+                        .strip_prefix("#/components/schemas/")
+                        .unwrap_or_else(|| panic!("unexpected reference {target}"));
+                    let schema = &doc["components"]["schemas"][name];
+                    assert!(schema.is_object(), "{target} is not in the document");
+                    if seen.insert(name.to_string()) {
+                        pending.push(schema.clone());
+                    }
+                }
+                pending.extend(map.into_iter().map(|(_, v)| v));
+            }
+            Value::Array(items) => pending.extend(items),
+            _ => {}
+        }
+    }
+    for name in [
+        "AllocationResponse",
+        "Allocation",
+        "Aggregate",
+        "PricingSource",
+    ] {
+        assert!(seen.contains(name), "{name} not reached: {seen:?}");
+    }
+}
