@@ -99,8 +99,9 @@ enum Command {
     Restore(backup_command::RestoreArgs),
     /// The change timeline: what changed, when, by whom.
     Changes(changes_command::ChangesArgs),
-    /// What each module, route, pod or namespace cost over a window, by
-    /// OpenCost's allocation rules, from Prometheus and a pricing file.
+    /// What each module, route, model, key, pod or namespace cost over a
+    /// window, by OpenCost's allocation rules: from a running platform's
+    /// own measurement (--url, the default) or from Prometheus.
     Cost(cost_command::CostArgs),
     /// Manage the gateway's API keys (create prints the key once).
     Keys(keys_command::KeysArgs),
