@@ -22,7 +22,7 @@
 
 use crate::pricing::{NodeRates, Pricing};
 use crate::window::Window;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The idle line's name.
@@ -59,7 +59,7 @@ pub struct Usage {
 
 /// One line of an allocation set, with OpenCost's field names so tools
 /// written for OpenCost's `/allocation` read it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Allocation {
     pub name: String,
@@ -95,7 +95,7 @@ pub struct Allocation {
 }
 
 /// A window as OpenCost writes it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WindowJson {
     pub start: String,
     pub end: String,
@@ -350,7 +350,7 @@ fn add_into(group: &mut Allocation, part: &Allocation) {
 }
 
 /// Derived fields: efficiencies, total, cost per 1,000 requests.
-fn finish(allocation: &mut Allocation) {
+pub(crate) fn finish(allocation: &mut Allocation) {
     allocation.cpu_efficiency = ratio(
         allocation.cpu_core_usage_average,
         allocation.cpu_core_request_average,

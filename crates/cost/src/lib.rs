@@ -11,6 +11,8 @@
 //! - `allocation`: max(request, usage) × time × rate per workload, idle as
 //!   its own line or shared by cost, aggregation by a property, and the
 //!   JSON shape of OpenCost's `/allocation`;
+//! - `measured`: what `reliable up` and `serve` measure of themselves
+//!   (5-minute buckets) priced by the same rules;
 //! - `tokens`: LLM spend per key and model (external per-token prices or a
 //!   self-hosted backend's hours split by token share), and budgets;
 //! - `budget_rules`: the budgets as burn-rate style Prometheus alerts,
@@ -19,6 +21,7 @@
 
 pub mod allocation;
 pub mod budget_rules;
+pub mod measured;
 pub mod pricing;
 pub mod prometheus;
 pub mod tokens;

@@ -1,9 +1,10 @@
-//! `reliable cost`: what each module, route, pod or namespace cost over a
-//! window, by OpenCost's allocation rules (the `cost` crate), from a
-//! Prometheus that scrapes cAdvisor, kube-state-metrics and the modules.
-//! docs/operations/cost.md has the model and the queries.
-//! `--aggregate key|model` prices the LLM gateway's tokens per API key
-//! instead (`cost::prometheus::tokens`), with the keys' budgets.
+//! `reliable cost`: what each module, route, model, key, pod or namespace
+//! cost over a window, by OpenCost's allocation rules (the `cost` crate),
+//! from a running platform's own measurement (`--url`, the default:
+//! `GET /api/v1/cost/allocation`, [`crate::cost_url`]) or from a
+//! Prometheus that scrapes cAdvisor, kube-state-metrics and the modules
+//! (`--prometheus`). docs/operations/cost.md has the model and the
+//! queries.
 
 use clap::{Args, ValueEnum};
 use cost::prometheus::{self, Measure, Sample};
@@ -16,61 +17,67 @@ use std::time::Duration;
 
 #[derive(Debug, Args)]
 pub struct CostArgs {
+    /// A running platform (`reliable up` or `serve`): its address. Default:
+    /// RELIABLE_URL, then http://127.0.0.1:8080. The key it sends, which
+    /// needs the `cost:read` scope, comes from RELIABLE_API_KEY.
+    #[arg(long, conflicts_with = "prometheus")]
+    pub(crate) url: Option<url::Url>,
     /// A Prometheus that scrapes cAdvisor, kube-state-metrics and the
     /// modules (its HTTP API base, e.g. http://prometheus:9090).
-    #[arg(long, required = true)]
-    prometheus: url::Url,
+    #[arg(long)]
+    prometheus: Option<url::Url>,
     /// The window, as OpenCost's `window`: 30m, 24h, 7d, today, yesterday,
     /// week, month, lastweek, lastmonth, or two RFC 3339 times or Unix
     /// seconds separated by a comma.
     #[arg(long, default_value = "7d")]
-    window: String,
-    /// What to group by: `key` and `model` are the LLM gateway's spend
-    /// per API key and per model, from its tokens.
+    pub(crate) window: String,
+    /// What to group by. `key` and `model`: the LLM gateway's spend per API
+    /// key and model (from Prometheus, its tokens; from a platform, also
+    /// inference model versions by CPU). `namespace`, `pod` and
+    /// `container`: Prometheus only.
     #[arg(long, value_enum, default_value = "module")]
-    aggregate: Aggregate,
-    /// The pricing file (see cost.example.yaml).
-    #[arg(long, default_value = "cost.yaml")]
-    pricing: PathBuf,
+    pub(crate) aggregate: Aggregate,
+    /// The pricing file for `--prometheus` (see cost.example.yaml); default
+    /// cost.yaml. A platform prices with its own `cost.pricing`.
+    #[arg(long, conflicts_with = "url")]
+    pricing: Option<PathBuf>,
     /// Spread idle cost over the lines in proportion to their cost,
     /// instead of an `__idle__` line.
     #[arg(long)]
-    share_idle: bool,
+    pub(crate) share_idle: bool,
     /// Print JSON (OpenCost's allocation fields) instead of a table.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// The properties a report groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Aggregate {
+pub(crate) enum Aggregate {
     Module,
     Route,
+    Model,
+    Key,
     Namespace,
     Pod,
     Container,
-    /// LLM spend per API key.
-    Key,
-    /// LLM spend per model.
-    Model,
 }
 
 impl Aggregate {
-    fn property(self) -> &'static str {
+    pub(crate) fn property(self) -> &'static str {
         match self {
             Aggregate::Module => "module",
             Aggregate::Route => "route",
+            Aggregate::Model => "model",
+            Aggregate::Key => "key",
             Aggregate::Namespace => "namespace",
             Aggregate::Pod => "pod",
             Aggregate::Container => "container",
-            Aggregate::Key => "key",
-            Aggregate::Model => "model",
         }
     }
 }
 
 /// What stopped the report, and its exit code.
-enum Failure {
+pub(crate) enum Failure {
     /// What the operator gave (exit 2).
     Input(String),
     /// What failed underneath (exit 1).
@@ -78,7 +85,11 @@ enum Failure {
 }
 
 pub fn run(args: CostArgs) -> ExitCode {
-    match report(&args) {
+    let result = match &args.prometheus {
+        Some(prometheus) => report(&args, prometheus),
+        None => crate::cost_url::report(&args),
+    };
+    match result {
         Ok(text) => {
             let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
             ExitCode::SUCCESS
@@ -94,17 +105,21 @@ pub fn run(args: CostArgs) -> ExitCode {
     }
 }
 
-fn report(args: &CostArgs) -> Result<String, Failure> {
-    let text = std::fs::read_to_string(&args.pricing)
-        .map_err(|e| Failure::Input(format!("{}: {e}", args.pricing.display())))?;
-    let pricing = Pricing::parse(&text)
-        .map_err(|e| Failure::Input(format!("{}: {e}", args.pricing.display())))?;
+fn report(args: &CostArgs, base: &url::Url) -> Result<String, Failure> {
+    let path = args
+        .pricing
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("cost.yaml"));
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
+    let pricing =
+        Pricing::parse(&text).map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
     let window = Window::parse(&args.window, chrono::Utc::now())
         .map_err(|e| Failure::Input(e.to_string()))?;
     if matches!(args.aggregate, Aggregate::Key | Aggregate::Model) {
-        return key_report(args, &pricing, &window);
+        return key_report(args, base, &path, &pricing, &window);
     }
-    let answers = fetch(&args.prometheus, &window, prometheus::queries(&window))?;
+    let answers = fetch(base, &window, prometheus::queries(&window))?;
     let usages = if args.aggregate == Aggregate::Route {
         prometheus::route_usages(&answers, &window)
     } else {
@@ -115,41 +130,71 @@ fn report(args: &CostArgs) -> Result<String, Failure> {
         share_idle: args.share_idle,
     };
     let set = cost::allocate(&pricing, &window, &usages, idle).aggregate(args.aggregate.property());
-    if args.json {
-        let json = serde_json::json!({
-            "window": {"start": window.start.to_rfc3339(), "end": window.end.to_rfc3339()},
-            "currency": pricing.currency.as_str(),
-            "aggregate": args.aggregate.property(),
-            "allocations": set,
-            "totalCost": set.total_cost(),
-            "projectedMonthCost": cost::project_month(set.total_cost(), window.hours()),
+    let report = Report {
+        set: &set,
+        window: &window,
+        by: args.aggregate.property(),
+        currency: pricing.currency.as_str(),
+        hours: window.hours(),
+        note: None,
+    };
+    render(&report, args.json)
+}
+
+/// A priced set and how to present it.
+pub(crate) struct Report<'a> {
+    pub set: &'a AllocationSet,
+    pub window: &'a Window,
+    pub by: &'a str,
+    pub currency: &'a str,
+    /// The hours the 30-day projection extrapolates from.
+    pub hours: f64,
+    /// A line to print under the table (example prices).
+    pub note: Option<&'a str>,
+}
+
+/// The table, or JSON with `json`.
+pub(crate) fn render(report: &Report<'_>, json: bool) -> Result<String, Failure> {
+    if json {
+        let mut json = serde_json::json!({
+            "window": {"start": report.window.start.to_rfc3339(), "end": report.window.end.to_rfc3339()},
+            "currency": report.currency,
+            "aggregate": report.by,
+            "allocations": report.set,
+            "totalCost": report.set.total_cost(),
+            "projectedMonthCost": cost::project_month(report.set.total_cost(), report.hours),
         });
+        if let Some(note) = report.note {
+            json["note"] = serde_json::Value::from(note);
+        }
         return serde_json::to_string_pretty(&json)
             .map(|text| text + "\n")
             .map_err(|e| Failure::Source(e.to_string()));
     }
-    Ok(table(
-        &set,
-        &window,
-        args.aggregate.property(),
-        pricing.currency.as_str(),
-    ))
+    Ok(table(report))
 }
 
-/// LLM spend per key or model: the table (or JSON) of the allocation,
-/// the keys' budgets and what had no price.
-fn key_report(args: &CostArgs, pricing: &Pricing, window: &Window) -> Result<String, Failure> {
+/// LLM spend per key or model from Prometheus: the table (or JSON) of
+/// the allocation, the keys' budgets and what had no price.
+fn key_report(
+    args: &CostArgs,
+    base: &url::Url,
+    pricing_path: &std::path::Path,
+    pricing: &Pricing,
+    window: &Window,
+) -> Result<String, Failure> {
     let query = prometheus::tokens::query(window);
     let measure = query.measure;
-    let answers = fetch(&args.prometheus, window, vec![query])?;
+    let answers = fetch(base, window, vec![query])?;
     let samples = answers.get(&measure).map_or(&[][..], Vec::as_slice);
     let by = args.aggregate.property();
     let spend = prometheus::tokens::key_spend(pricing, window, samples, by);
     let set = &spend.set;
+    let currency = pricing.currency.as_str();
     if args.json {
         let json = serde_json::json!({
             "window": {"start": window.start.to_rfc3339(), "end": window.end.to_rfc3339()},
-            "currency": pricing.currency.as_str(),
+            "currency": currency,
             "aggregate": by,
             "allocations": set,
             "totalCost": set.total_cost(),
@@ -161,8 +206,14 @@ fn key_report(args: &CostArgs, pricing: &Pricing, window: &Window) -> Result<Str
             .map(|text| text + "\n")
             .map_err(|e| Failure::Source(e.to_string()));
     }
-    let currency = pricing.currency.as_str();
-    let mut out = table(set, window, by, currency);
+    let mut out = table(&Report {
+        set,
+        window,
+        by,
+        currency,
+        hours: window.hours(),
+        note: None,
+    });
     for budget in &spend.budgets {
         let _ = writeln!(
             out,
@@ -185,7 +236,7 @@ fn key_report(args: &CostArgs, pricing: &Pricing, window: &Window) -> Result<Str
         let _ = writeln!(
             out,
             "unpriced (no price in {}, counted at 0): {}",
-            args.pricing.display(),
+            pricing_path.display(),
             unpriced.join(", ")
         );
     }
@@ -228,7 +279,15 @@ fn fetch(
     })
 }
 
-fn table(set: &AllocationSet, window: &Window, by: &str, currency: &str) -> String {
+fn table(report: &Report<'_>) -> String {
+    let Report {
+        set,
+        window,
+        by,
+        currency,
+        hours,
+        note,
+    } = *report;
     let total = set.total_cost();
     let mut lines: Vec<_> = set.allocations.values().collect();
     lines.sort_by(|a, b| b.total_cost.total_cmp(&a.total_cost));
@@ -261,26 +320,41 @@ fn table(set: &AllocationSet, window: &Window, by: &str, currency: &str) -> Stri
         };
         let per_1k = line
             .cost_per_1k_requests
-            .map_or_else(|| "-".to_string(), |c| format!("{c:.6}"));
+            .map_or_else(|| "-".to_string(), |c| figure(c, 6));
         let _ = writeln!(
             out,
-            "{:<40} {:>10.2} {:>10.2} {:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>6.1}% {:>11}",
+            "{:<40} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>6.1}% {:>11}",
             line.name,
-            line.cpu_core_hours,
-            line.ram_byte_hours / (1u64 << 30) as f64,
-            line.cpu_cost,
-            line.ram_cost,
-            line.gpu_cost + line.external_cost + line.shared_cost,
-            line.total_cost,
+            figure(line.cpu_core_hours, 2),
+            figure(line.ram_byte_hours / (1u64 << 30) as f64, 2),
+            figure(line.cpu_cost, 4),
+            figure(line.ram_cost, 4),
+            figure(line.gpu_cost + line.external_cost + line.shared_cost, 4),
+            figure(line.total_cost, 4),
             share,
             per_1k
         );
     }
-    let _ = writeln!(out, "{:<40} {:>76.4}", "total", total);
+    let _ = writeln!(out, "{:<40} {:>76}", "total", figure(total, 4));
     let _ = writeln!(
         out,
         "30-day projection: {:.2} {currency}",
-        cost::project_month(total, window.hours())
+        cost::project_month(total, hours)
     );
+    if let Some(note) = note {
+        let _ = writeln!(out, "{note}");
+    }
     out
+}
+
+/// `value` with `decimals` places, or in scientific notation when those
+/// would show only zeros (a platform measured for minutes costs
+/// millionths).
+fn figure(value: f64, decimals: usize) -> String {
+    let smallest = 10f64.powi(-i32::try_from(decimals).unwrap_or(i32::MAX));
+    if value == 0.0 || value.abs() >= smallest {
+        format!("{value:.decimals$}")
+    } else {
+        format!("{value:.2e}")
+    }
 }

@@ -13,7 +13,12 @@ mod config_command;
 mod console_sources;
 mod console_traffic;
 mod console_wiring;
+mod cost_api;
 mod cost_command;
+mod cost_live;
+mod cost_sample;
+mod cost_store;
+mod cost_url;
 mod drill_command;
 mod keys_command;
 mod load_command;
@@ -94,8 +99,9 @@ enum Command {
     Restore(backup_command::RestoreArgs),
     /// The change timeline: what changed, when, by whom.
     Changes(changes_command::ChangesArgs),
-    /// What each module, route, pod or namespace cost over a window, by
-    /// OpenCost's allocation rules, from Prometheus and a pricing file.
+    /// What each module, route, model, key, pod or namespace cost over a
+    /// window, by OpenCost's allocation rules: from a running platform's
+    /// own measurement (--url, the default) or from Prometheus.
     Cost(cost_command::CostArgs),
     /// Manage the gateway's API keys (create prints the key once).
     Keys(keys_command::KeysArgs),

@@ -62,6 +62,7 @@ pub fn document(entries: &[&Entry]) -> OpenApi {
     doc.merge(kit::health::HealthApi::openapi());
     doc.merge(kit::metrics::MetricsApi::openapi());
     doc.merge(crate::slo_live::SloApi::openapi());
+    doc.merge(crate::cost_api::CostApi::openapi());
     // The public status page runs where the public front (the gateway)
     // does: in `up`, and in `serve` with the gateway among the targets.
     if entries.iter().any(|e| e.declaration.fronts_others) {

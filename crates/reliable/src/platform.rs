@@ -273,6 +273,21 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
         .context("opening the alert history (alerts.db / schema alerts)")?;
     let live_slos =
         crate::slo_live::LiveSlos::start(&config.slo, clock.clone(), alerts, &platform_tasks)?;
+    // The platform measures its own cost (docs/operations/cost.md).
+    let cost_store = crate::cost_store::open(&crate::cost_store::url(&config, embedded))
+        .await
+        .context("opening the cost measurement (cost.db / schema cost)")?;
+    let cost_live = crate::cost_live::CostLive::start(
+        &config.cost,
+        clock.clone(),
+        cost_store,
+        &platform_tasks,
+    )?;
+    let gateway_runs = started.iter().any(|m| m.name == "gateway");
+    let cost_routes = crate::cost_api::routes(crate::cost_api::CostApiState {
+        live: cost_live,
+        keys: crate::cost_api::key_store(&config, embedded, gateway_runs).await?,
+    });
     // Probes and the public status page (crates/probe): in `up`, and in
     // `serve` only where the public front runs, so replicas of other
     // modules do not probe (and count) the same targets again.
@@ -307,6 +322,7 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
     }
     let mut platform_routes = live_slos
         .routes()
+        .merge(cost_routes)
         .merge(readiness.routes())
         .merge(kit::metrics::routes())
         .merge(crate::openapi::routes(&document));

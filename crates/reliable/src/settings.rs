@@ -120,6 +120,9 @@ macro_rules! platform_config {
             pub status: probe::StatusConfig,
             /// The change timeline's bounds (docs/operations/changes.md).
             pub changes: changes::ChangesConfig,
+            /// The platform's own cost measurement and its prices
+            /// (`GET /api/v1/cost/allocation`, docs/operations/cost.md).
+            pub cost: crate::cost_live::CostConfig,
             $(
                 #[doc = concat!("The `", stringify!($name), "` module.")]
                 pub $name: <$module as kit::module::Module>::Config,
@@ -146,6 +149,7 @@ macro_rules! platform_config {
                     probes: Default::default(),
                     status: Default::default(),
                     changes: Default::default(),
+                    cost: Default::default(),
                     $( $name: Default::default(), )*
                 }
             }
@@ -284,6 +288,7 @@ impl Config {
         self.probes.validate()?;
         self.status.validate()?;
         self.changes.validate()?;
+        self.cost.validate()?;
         self.validate_modules()
     }
 

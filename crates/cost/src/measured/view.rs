@@ -1,0 +1,164 @@
+//! The console's cost panel in one call: cost per module per step, the
+//! top routes and models, LLM spend per key against its budget, totals.
+//! Pure, over the measured buckets, so the binary's wiring is one call.
+
+use super::{allocate_measured, Kind, Measured, Options};
+use crate::allocation::{AllocationSet, IDLE, UNALLOCATED};
+use crate::pricing::Pricing;
+use crate::tokens::{budgets, spend, BudgetStatus, TokenSpend, TokenUsage};
+use crate::window::{Window, WindowError};
+use chrono::Duration;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The cost of one step, by module.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepCost {
+    pub start: String,
+    pub end: String,
+    /// Module -> total cost (`__shared__` and `__unallocated__` included).
+    pub modules: BTreeMap<String, f64>,
+    pub idle_cost: f64,
+}
+
+/// A route or model and what it cost over the window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LineCost {
+    pub name: String,
+    pub total_cost: f64,
+    pub requests: u64,
+    pub cost_per_1k_requests: Option<f64>,
+}
+
+/// Everything the console's cost panel shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CostView {
+    pub currency: String,
+    pub start: String,
+    pub end: String,
+    /// Hours the platform ran (was measured) within the window.
+    pub observed_hours: f64,
+    pub steps: Vec<StepCost>,
+    /// The costliest routes, most first.
+    pub top_routes: Vec<LineCost>,
+    /// The costliest model versions (inference) and LLM models, most first.
+    pub top_models: Vec<LineCost>,
+    /// LLM spend per key and model.
+    pub keys: Vec<TokenSpend>,
+    /// Every budget of the pricing file, projected at the observed rate.
+    pub budgets: Vec<BudgetStatus>,
+    /// Everything, idle included.
+    pub total_cost: f64,
+    pub idle_cost: f64,
+    /// `total_cost` over 30 days at the observed rate.
+    pub projected_month: f64,
+}
+
+/// Hours the process was observed in `rows`.
+pub fn observed_hours(rows: &[Measured]) -> f64 {
+    rows.iter()
+        .filter(|r| r.kind == Kind::Process)
+        .map(|r| r.seconds)
+        .sum::<f64>()
+        / 3600.0
+}
+
+/// The panel over `window` in steps of `step`, the `top` costliest routes
+/// and models; `rows` are the buckets of the window.
+pub fn view(
+    pricing: &Pricing,
+    window: &Window,
+    step: Option<Duration>,
+    rows: &[Measured],
+    options: Options,
+    top: usize,
+) -> Result<CostView, WindowError> {
+    let rows: Vec<Measured> = rows
+        .iter()
+        .filter(|r| r.bucket >= window.start && r.bucket < window.end)
+        .cloned()
+        .collect();
+    let steps = allocate_measured(pricing, window, step, &rows, options)?
+        .iter()
+        .map(|set| {
+            let modules = set.aggregate("module");
+            StepCost {
+                start: set.window.start.to_rfc3339(),
+                end: set.window.end.to_rfc3339(),
+                idle_cost: modules.allocations.get(IDLE).map_or(0.0, |a| a.total_cost),
+                modules: modules
+                    .allocations
+                    .iter()
+                    .filter(|(name, _)| *name != IDLE)
+                    .map(|(name, a)| (name.clone(), a.total_cost))
+                    .collect(),
+            }
+        })
+        .collect();
+    let whole = allocate_measured(pricing, window, None, &rows, options)?
+        .pop()
+        .unwrap_or_else(|| AllocationSet {
+            window: *window,
+            allocations: BTreeMap::new(),
+        });
+    let hours = observed_hours(&rows);
+    let tokens: Vec<TokenUsage> = rows
+        .iter()
+        .filter(|r| r.kind == Kind::Tokens)
+        .map(|r| TokenUsage {
+            key: r.key.clone(),
+            model: r.model.clone(),
+            prompt_tokens: r.input_tokens.round() as u64,
+            completion_tokens: r.output_tokens.round() as u64,
+            requests: 0,
+        })
+        .collect();
+    let keys = spend(pricing, &tokens, hours);
+    let mut by_key: BTreeMap<String, f64> = BTreeMap::new();
+    for line in &keys {
+        *by_key.entry(line.key.clone()).or_default() += line.cost;
+    }
+    let by_module: BTreeMap<String, f64> = whole
+        .aggregate("module")
+        .allocations
+        .into_iter()
+        .filter(|(name, _)| name != IDLE)
+        .map(|(name, a)| (name, a.total_cost))
+        .collect();
+    let total_cost = whole.total_cost();
+    Ok(CostView {
+        currency: pricing.currency.as_str().to_string(),
+        start: window.start.to_rfc3339(),
+        end: window.end.to_rfc3339(),
+        observed_hours: hours,
+        steps,
+        top_routes: top_lines(&whole, "route", top),
+        top_models: top_lines(&whole, "model", top),
+        budgets: budgets(pricing, &by_module, &by_key, hours),
+        keys,
+        idle_cost: whole.allocations.get(IDLE).map_or(0.0, |a| a.total_cost),
+        total_cost,
+        projected_month: crate::project_month(total_cost, hours),
+    })
+}
+
+fn top_lines(set: &AllocationSet, by: &str, top: usize) -> Vec<LineCost> {
+    let mut lines: Vec<LineCost> = set
+        .aggregate(by)
+        .allocations
+        .into_values()
+        .filter(|a| a.name != IDLE && a.name != UNALLOCATED)
+        .map(|a| LineCost {
+            name: a.name,
+            total_cost: a.total_cost,
+            requests: a.requests,
+            cost_per_1k_requests: a.cost_per_1k_requests,
+        })
+        .collect();
+    lines.sort_by(|a, b| b.total_cost.total_cmp(&a.total_cost));
+    lines.truncate(top);
+    lines
+}
