@@ -111,6 +111,11 @@ fn group_thousands(digits: &str) -> String {
     out
 }
 
+/// A count with thousands separators: `52,000`.
+pub fn count(n: u64) -> String {
+    group_thousands(&n.to_string())
+}
+
 /// Cost per 1,000 requests; `None` without requests.
 pub fn per_1k(cost: f64, requests: u64) -> Option<f64> {
     (requests > 0).then(|| cost / requests as f64 * 1000.0)
@@ -178,7 +183,11 @@ mod tests {
 
     #[test]
     fn cost_per_1k_needs_requests() {
-        assert_eq!(per_1k(0.002, 5_000), Some(0.0004));
+        let per = per_1k(0.002, 5_000).unwrap_or_default();
+        assert!((per - 0.0004).abs() < 1e-15, "{per}");
         assert_eq!(per_1k(1.0, 0), None);
+        assert_eq!(count(52_000), "52,000");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1_000_000), "1,000,000");
     }
 }

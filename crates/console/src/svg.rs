@@ -203,6 +203,8 @@ pub fn budget_bar(
     };
     let scale = projected.max(budget);
     let x = |v: f64| if scale > 0.0 { v / scale * BW } else { 0.0 };
+    // The mark stays whole at either end.
+    let mark = x(budget).clamp(1.0, BW - 1.0);
     let text = format!(
         "projected month {} of a {} budget",
         label(Some(projected)),
@@ -213,7 +215,7 @@ pub fn budget_bar(
             title { (text) }
             rect.budget-track x="0" y="2" width=(BW) height=(BH - 4.0) rx="3" {}
             rect class=(if over { "spend over" } else { "spend" }) x="0" y="2" width=(format!("{:.1}", x(projected))) height=(BH - 4.0) rx="3" {}
-            line.budget-mark x1=(format!("{:.1}", x(budget))) y1="0" x2=(format!("{:.1}", x(budget))) y2=(BH) {}
+            line.budget-mark x1=(format!("{mark:.1}")) y1="0" x2=(format!("{mark:.1}")) y2=(BH) {}
         }
     }
 }
@@ -332,5 +334,58 @@ fn node_class(kind: NodeKind) -> &'static str {
         NodeKind::Client => "client",
         NodeKind::Module => "module",
         NodeKind::Dependency => "dependency",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dollars(v: Option<f64>) -> String {
+        format::money(v, "USD")
+    }
+
+    #[test]
+    fn a_chart_with_nothing_to_stack_says_no_data() {
+        let zero = vec![("a".to_string(), vec![0.0, f64::NAN, -1.0])];
+        let html = stacked_bars("c", "Cost", "d", &[0, 1, 2], 1, &zero, &dollars).into_string();
+        assert_eq!(html, r#"<p class="muted">Cost: no data</p>"#);
+        let html = stacked_bars("c", "Cost", "d", &[], 1, &[], &dollars).into_string();
+        assert!(html.contains("no data"));
+    }
+
+    #[test]
+    fn bars_scale_to_the_tallest_stack() {
+        let series = vec![
+            ("a".to_string(), vec![1.0, 3.0]),
+            ("b".to_string(), vec![1.0, 0.0]),
+        ];
+        let html =
+            stacked_bars("c", "Cost", "d", &[0, 60_000], 60_000, &series, &dollars).into_string();
+        // Three segments (b spent nothing in the second step); the axis
+        // tops at the tallest stack, $3.
+        assert_eq!(html.matches("<rect").count(), 3);
+        assert!(html.contains(">$3.00</text>"));
+        assert!(html.contains(">$1.50</text>"));
+        assert!(html.contains(r#"<title id="c-title">Cost</title><desc id="c-desc">d</desc>"#));
+    }
+
+    #[test]
+    fn a_budget_bar_scales_to_the_larger_of_budget_and_spend() {
+        let over = budget_bar(30.0, 10.0, true, &dollars).into_string();
+        assert!(
+            over.contains(r#"class="spend over" x="0" y="2" width="240.0""#),
+            "{over}"
+        );
+        assert!(over.contains(r#"x1="80.0""#), "{over}");
+        let under = budget_bar(5.0, 10.0, false, &dollars).into_string();
+        assert!(
+            under.contains(r#"class="spend" x="0" y="2" width="120.0""#),
+            "{under}"
+        );
+        // The budget mark at the end stays whole.
+        assert!(under.contains(r#"x1="239.0""#), "{under}");
+        let nothing = budget_bar(0.0, 0.0, false, &dollars).into_string();
+        assert!(!nothing.contains("NaN"));
     }
 }

@@ -44,6 +44,9 @@ async fn the_page_shows_the_figures_formatted() {
         "gpt-4o-mini",
         "no budget",
         "projected month $27.00 of a $1.00 budget",
+        // requests grouped; a background task answers none
+        "52,000",
+        "no requests",
     ] {
         assert!(answer.body.contains(text), "/cost lacks {text:?}");
     }
