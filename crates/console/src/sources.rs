@@ -202,6 +202,10 @@ pub trait ModuleApi: Send + Sync {
 }
 
 /// What the platform costs over a window, priced by the pricing file.
+///
+/// Asked on every load of the cost page and of the SLO pages (which
+/// refresh every `console.refresh`): answer from what is already measured
+/// (the sampler's memory), not by measuring.
 #[async_trait]
 pub trait CostSource: Send + Sync {
     /// The cost over `query`'s window, with one step per `query.step`.
