@@ -1,6 +1,7 @@
 // Loads every console page in Debian's headless Chromium and fails on any
 // console error, page error, failed request or 4xx/5xx answer; asserts the
-// SLO cards show real numbers (a percentage, not "no data"); takes
+// SLO cards show real numbers (a percentage, not "no data") and the cost
+// page says what it measures (figures, or that cost is not measured); takes
 // full-page screenshots at a desktop and a phone viewport.
 //
 //   node check-pages.mjs CONSOLE_URL SCREENSHOT_DIR
@@ -35,6 +36,7 @@ const pages = [
   ['changes', '/changes'],
   ['canaries', '/canaries'],
   ['models', '/models'],
+  ['cost', '/cost'],
 ];
 
 const browser = await chromium.launch({
@@ -75,6 +77,11 @@ try {
         if (percentages.length === 0) {
           problems.push(`${viewport.name} ${path}: no SLO card shows a percentage (${JSON.stringify(numbers)})`);
         }
+      }
+      if (name === 'cost') {
+        // Measured (a chart or the empty state) or not: the page says which.
+        const said = await page.locator('main .notice, main svg, main p.muted').count();
+        if (said === 0) problems.push(`${viewport.name} ${path}: the cost page shows neither figures nor a notice`);
       }
       const file = join(shots, `${name}-${viewport.name}.png`);
       await page.screenshot({ path: file, fullPage: true });

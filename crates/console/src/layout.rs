@@ -13,13 +13,14 @@ pub async fn stylesheet() -> impl IntoResponse {
 }
 
 /// The navigation entries: (path, label).
-const NAV: [(&str, &str); 6] = [
+const NAV: [(&str, &str); 7] = [
     ("/", "Overview"),
     ("/slos", "SLOs"),
     ("/alerts", "Alerts"),
     ("/changes", "Changes"),
     ("/canaries", "Canaries"),
     ("/models", "Models"),
+    ("/cost", "Cost"),
 ];
 
 /// A page: `active` is its navigation path, `refresh` the reload period

@@ -9,7 +9,8 @@
 //! - [`config`]: the `[console]` section.
 //! - `access`: who may read it (nobody is asked on loopback; a key with
 //!   `console:read` otherwise) and the login sessions.
-//! - `pages`: one module per page, each with its JSON twin.
+//! - `pages`: one module per page, each with its JSON twin (overview,
+//!   SLOs, alerts, changes, canaries, models, cost).
 //! - `layout`, `format`, `svg`: the page shell and CSS, numbers for
 //!   people, and the charts and service graph drawn server-side.
 #![forbid(unsafe_code)]

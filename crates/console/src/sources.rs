@@ -33,6 +33,9 @@ pub struct Sources {
     /// The error-budget policy (`slo/policy/`): the band each SLO's
     /// remaining budget puts its service in.
     pub policy: Option<Policy>,
+    /// What the modules, routes, models and API keys cost; `None` when
+    /// this process does not measure cost (the cost page says so).
+    pub cost: Option<Arc<dyn CostSource>>,
     /// Checks presented keys when the console listens beyond loopback.
     pub keys: Option<Arc<dyn KeyVerifier>>,
     pub clock: Arc<dyn Clock>,
@@ -196,6 +199,93 @@ pub trait ModuleApi: Send + Sync {
             "POST {path} is not wired"
         )))
     }
+}
+
+/// What the platform costs over a window, priced by the pricing file.
+///
+/// Asked on every load of the cost page and of the SLO pages (which
+/// refresh every `console.refresh`): answer from what is already measured
+/// (the sampler's memory), not by measuring.
+#[async_trait]
+pub trait CostSource: Send + Sync {
+    /// The cost over `query`'s window, with one step per `query.step`.
+    async fn cost(&self, query: &CostQuery) -> Result<CostReport, SourceError>;
+}
+
+/// The window the console asks about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CostQuery {
+    /// The window in OpenCost's form (`1h`, `24h`, `7d`...), ending now.
+    pub window: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// The width of one bar of the chart; the window holds a whole number
+    /// of steps.
+    pub step: std::time::Duration,
+}
+
+/// What the platform cost over a window: plain figures in one currency.
+/// Lists need no order (the console sorts them) and may be long (it shows
+/// the top ones).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CostReport {
+    /// ISO 4217 code from the pricing file (`USD`).
+    pub currency: String,
+    /// The prices are the examples compiled into Reliable, not the
+    /// operator's: every figure is a placeholder.
+    pub example_prices: bool,
+    /// Cost per module in each step, oldest first.
+    pub steps: Vec<CostStep>,
+    /// Per module: its total cost and requests over the window.
+    pub modules: Vec<CostLine>,
+    /// Per HTTP route (and `task:<name>` background task).
+    pub routes: Vec<CostLine>,
+    /// Per inference model version (`NAME:VERSION`) and LLM model.
+    pub models: Vec<CostLine>,
+    /// LLM spend per API key, with its monthly budget.
+    pub keys: Vec<KeySpend>,
+    /// Capacity paid for and used by nothing (OpenCost's idle line).
+    pub idle: f64,
+    /// Everything, idle included.
+    pub total: f64,
+    /// `total` over 30 days at the window's rate.
+    pub projected_month: f64,
+}
+
+/// One bar of the cost chart.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CostStep {
+    /// The step's start (Unix ms).
+    pub start_ms: i64,
+    /// Cost per module in the step; a module absent spent nothing.
+    pub modules: std::collections::BTreeMap<String, f64>,
+}
+
+/// What one module, route or model cost.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CostLine {
+    /// The module, route template or model version.
+    pub name: String,
+    /// The module it belongs to (its own name for a module line).
+    pub module: String,
+    pub cost: f64,
+    /// Requests answered in the window (0 for a background task).
+    pub requests: u64,
+}
+
+/// What one LLM API key spent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct KeySpend {
+    /// The key's name (`anonymous` for calls without one).
+    pub key: String,
+    /// Its monthly budget from the pricing file; `None` without one.
+    pub budget: Option<f64>,
+    /// Spent in the window.
+    pub spent: f64,
+    /// `spent` over 30 days at the window's rate.
+    pub projected_month: f64,
+    /// The projection is above the budget.
+    pub over_budget: bool,
 }
 
 /// Checks a presented API key (the gateway's key store).

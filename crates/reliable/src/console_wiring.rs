@@ -106,6 +106,9 @@ impl ConsoleWiring {
             canaries: api("canary", self.canaries),
             models: api("inference", self.models),
             policy: Some(error_budget_policy()?),
+            // The cost page says cost is not measured until the sampler
+            // is wired here.
+            cost: None,
             keys,
             clock: platform.clock.clone(),
         };

@@ -7,6 +7,7 @@
 mod alerts;
 mod canaries;
 mod changes;
+mod cost;
 mod models;
 mod overview;
 mod slos;
@@ -35,6 +36,8 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/api/v1/canaries", get(canaries::api))
         .route("/models", get(models::page))
         .route("/api/v1/models", get(models::api))
+        .route("/cost", get(cost::page))
+        .route("/api/v1/cost", get(cost::api))
 }
 
 /// The console's JSON API.
@@ -51,7 +54,8 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         alerts::api,
         changes::api,
         canaries::api,
-        models::api
+        models::api,
+        cost::api
     )
 )]
 pub struct ApiDoc;

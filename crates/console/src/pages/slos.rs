@@ -51,6 +51,18 @@ pub(crate) struct SloCard {
     pub alerts: Vec<Alert>,
     /// SLI and budget over the window, oldest first.
     pub series: Vec<SloPoint>,
+    /// What a request of its service cost over the window; `None` when
+    /// the process does not measure cost.
+    pub cost: Option<SloCost>,
+}
+
+/// The cost of the SLO's service, beside the SLO.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct SloCost {
+    pub currency: String,
+    /// Cost per 1,000 requests over the window; `None` when the service
+    /// answered none.
+    pub per_1k_requests: Option<f64>,
 }
 
 /// The SLO page.
@@ -103,7 +115,7 @@ fn band_class(policy: Option<&Policy>, band: &Band) -> &'static str {
     }
 }
 
-fn load(app: &App, params: &SloParams, only: Option<&str>) -> Result<SlosView, PageError> {
+async fn load(app: &App, params: &SloParams, only: Option<&str>) -> Result<SlosView, PageError> {
     query::refresh(params.refresh.as_deref(), app.refresh)?;
     let window = Window::parse(params.window.as_deref())?;
     if let Some(id) = only {
@@ -118,6 +130,13 @@ fn load(app: &App, params: &SloParams, only: Option<&str>) -> Result<SlosView, P
     let report = app.sources.slos.report();
     let alerts = app.sources.slos.alerts();
     let policy = app.sources.policy.as_ref();
+    let costs = super::cost::module_costs(app, window).await;
+    let cost_of = |service: &str| {
+        costs.as_ref().map(|(currency, modules)| SloCost {
+            currency: currency.clone(),
+            per_1k_requests: modules.get(service).copied().flatten(),
+        })
+    };
     let points = if only.is_some() {
         DETAIL_POINTS
     } else {
@@ -135,6 +154,7 @@ fn load(app: &App, params: &SloParams, only: Option<&str>) -> Result<SlosView, P
                 .cloned()
                 .collect(),
             series: app.sources.slos.series(&status.id, since_ms, points),
+            cost: cost_of(&status.service),
             status,
         })
         .collect();
@@ -174,7 +194,10 @@ pub(crate) async fn api_list(
     uri: Uri,
 ) -> Result<Json<SlosView>, Problem> {
     let params = query::parse::<SloParams>(&uri).map_err(|e| e.problem())?;
-    load(&app, &params, None).map(Json).map_err(|e| e.problem())
+    load(&app, &params, None)
+        .await
+        .map(Json)
+        .map_err(|e| e.problem())
 }
 
 /// One SLO's card.
@@ -195,12 +218,13 @@ pub(crate) async fn api_one(
 ) -> Result<Json<SlosView>, Problem> {
     let params = query::parse::<SloParams>(&uri).map_err(|e| e.problem())?;
     load(&app, &params, Some(&id))
+        .await
         .map(Json)
         .map_err(|e| e.problem())
 }
 
 pub(crate) async fn page_list(State(app): State<Arc<App>>, uri: Uri) -> Response {
-    html_page(&app, &uri, None)
+    html_page(&app, &uri, None).await
 }
 
 pub(crate) async fn page_one(
@@ -208,11 +232,12 @@ pub(crate) async fn page_one(
     Path(id): Path<String>,
     uri: Uri,
 ) -> Response {
-    html_page(&app, &uri, Some(&id))
+    html_page(&app, &uri, Some(&id)).await
 }
 
-fn html_page(app: &App, uri: &Uri, only: Option<&str>) -> Response {
-    let result = query::parse::<SloParams>(uri).and_then(|params| {
+async fn html_page(app: &App, uri: &Uri, only: Option<&str>) -> Response {
+    let result = async {
+        let params = query::parse::<SloParams>(uri)?;
         let refresh = query::refresh(params.refresh.as_deref(), app.refresh)?;
         // Validated above (digits only), so safe to repeat in links.
         let keep = params
@@ -220,8 +245,9 @@ fn html_page(app: &App, uri: &Uri, only: Option<&str>) -> Response {
             .as_deref()
             .map(|r| format!("&refresh={r}"))
             .unwrap_or_default();
-        Ok((load(app, &params, only)?, refresh, keep))
-    });
+        Ok::<_, PageError>((load(app, &params, only).await?, refresh, keep))
+    }
+    .await;
     match result {
         Ok((view, refresh, keep)) => {
             let title = only.map_or_else(|| "SLOs".to_string(), |id| format!("SLO {id}"));
@@ -293,6 +319,10 @@ fn render_card(policy: Option<&Policy>, card: &SloCard, window: &str) -> Markup 
                     @if let Some(t) = s.budget_remaining_seconds.filter(|t| t.is_finite()) {
                         " (" (human_duration(t)) ")"
                     }
+                }
+                @if let Some(cost) = &card.cost {
+                    span { "cost per 1,000 requests" }
+                    span { (format::money(cost.per_1k_requests, &cost.currency)) " " span.muted { (s.service) ", last " (window) } }
                 }
                 @if let Some(band) = &card.band {
                     span { "policy" }

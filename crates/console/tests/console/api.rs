@@ -144,6 +144,7 @@ async fn openapi_lists_every_endpoint() {
         "/api/v1/changes",
         "/api/v1/canaries",
         "/api/v1/models",
+        "/api/v1/cost",
     ] {
         assert!(doc["paths"][path].is_object(), "{path}");
     }

@@ -4,6 +4,8 @@
 mod access;
 mod api;
 mod bad_input;
+mod cost;
+mod fake_cost;
 mod module_apis;
 mod pages;
 mod support;

@@ -1,5 +1,6 @@
 //! Fake sources with fixed data, and request helpers.
 
+use crate::fake_cost::{CostData, FakeCost};
 use crate::module_apis::{canary_api, inference_api, FakeKeys};
 use async_trait::async_trait;
 use axum::body::Body;
@@ -7,8 +8,9 @@ use axum::http::{Request, StatusCode};
 use axum::Router;
 use chrono::{DateTime, TimeZone, Utc};
 use console::sources::{
-    DependencyState, DependencyStatus, EdgeKind, GraphEdge, GraphNode, KeyVerifier, ModuleApi,
-    ModuleStatus, NodeKind, PlatformSource, ServiceGraph, SloSource, SourceError, Sources,
+    CostSource, DependencyState, DependencyStatus, EdgeKind, GraphEdge, GraphNode, KeyVerifier,
+    ModuleApi, ModuleStatus, NodeKind, PlatformSource, ServiceGraph, SloSource, SourceError,
+    Sources,
 };
 use console::Access;
 use http_body_util::BodyExt;
@@ -249,6 +251,8 @@ pub struct Setup {
     pub changes: bool,
     pub keys: bool,
     pub failing_history: bool,
+    /// The cost source; `None`: cost is not measured.
+    pub cost: Option<CostData>,
     pub access: Access,
 }
 
@@ -259,6 +263,7 @@ impl Default for Setup {
             changes: true,
             keys: true,
             failing_history: false,
+            cost: Some(CostData::Measured),
             access: Access::Loopback,
         }
     }
@@ -290,6 +295,12 @@ pub fn change_log() -> Arc<MemoryChangeLog> {
 }
 
 pub fn app(setup: Setup) -> Router {
+    let cost = setup.cost.map(|data| Arc::new(FakeCost::new(data)));
+    app_with_cost(setup, cost)
+}
+
+/// The console over `cost` (kept by the caller to see what it was asked).
+pub fn app_with_cost(setup: Setup, cost: Option<Arc<FakeCost>>) -> Router {
     let sources = Sources {
         platform: Arc::new(FakePlatform),
         slos: Arc::new(FakeSlos {
@@ -305,6 +316,7 @@ pub fn app(setup: Setup) -> Router {
             .modules
             .then(|| Arc::new(inference_api()) as Arc<dyn ModuleApi>),
         policy: Some(Policy::default()),
+        cost: cost.map(|c| c as Arc<dyn CostSource>),
         keys: setup
             .keys
             .then(|| Arc::new(FakeKeys) as Arc<dyn KeyVerifier>),
@@ -361,7 +373,7 @@ pub async fn get(router: &Router, uri: &str) -> Answer {
 }
 
 /// Every page and API path.
-pub const PAGES: [&str; 7] = [
+pub const PAGES: [&str; 8] = [
     "/",
     "/slos",
     "/slos/shortener-availability",
@@ -369,8 +381,9 @@ pub const PAGES: [&str; 7] = [
     "/changes",
     "/canaries",
     "/models",
+    "/cost",
 ];
-pub const APIS: [&str; 7] = [
+pub const APIS: [&str; 8] = [
     "/api/v1/overview",
     "/api/v1/slos",
     "/api/v1/slos/shortener-availability",
@@ -378,4 +391,5 @@ pub const APIS: [&str; 7] = [
     "/api/v1/changes",
     "/api/v1/canaries",
     "/api/v1/models",
+    "/api/v1/cost",
 ];

@@ -82,7 +82,7 @@ async fn every_page_renders_cleanly_in_headless_chromium() {
         String::from_utf8_lossy(&output.stderr)
     );
     for name in [
-        "overview", "slos", "slo", "alerts", "changes", "canaries", "models",
+        "overview", "slos", "slo", "alerts", "changes", "canaries", "models", "cost",
     ] {
         for viewport in ["desktop", "phone"] {
             let shot =

@@ -89,6 +89,7 @@ async fn up_serves_every_console_page_with_live_data_and_its_headers() {
         "/changes".into(),
         "/canaries".into(),
         "/models".into(),
+        "/cost".into(),
         "/api/v1/overview".into(),
         "/api/v1/slos".into(),
         format!("/api/v1/slos/{slo}?window=1h"),
@@ -96,6 +97,7 @@ async fn up_serves_every_console_page_with_live_data_and_its_headers() {
         "/api/v1/changes".into(),
         "/api/v1/canaries".into(),
         "/api/v1/models".into(),
+        "/api/v1/cost".into(),
         "/api/v1/openapi.json".into(),
         "/style.css".into(),
     ] {
