@@ -106,9 +106,8 @@ impl ConsoleWiring {
             canaries: api("canary", self.canaries),
             models: api("inference", self.models),
             policy: Some(error_budget_policy()?),
-            // The cost page says cost is not measured until the sampler
-            // is wired here.
-            cost: None,
+            // The platform's own measurement (docs/operations/cost.md).
+            cost: Some(Arc::new(platform.cost.clone())),
             keys,
             clock: platform.clock.clone(),
         };
@@ -139,6 +138,8 @@ pub struct Platform<'a> {
     pub clock: Arc<dyn Clock>,
     /// The NATS client when the bus is JetStream.
     pub nats: Option<bus::JetStreamBus>,
+    /// The platform's cost measurement, for the cost page.
+    pub cost: crate::cost_live::CostLive,
 }
 
 impl Platform<'_> {

@@ -297,10 +297,6 @@ impl CostLive {
     }
 
     /// The console's cost panel over `window` in `step`s.
-    #[allow(
-        dead_code,
-        reason = "the console's cost panel (issue 21's console part) calls it"
-    )]
     pub async fn view(&self, window: &Window, step: Option<Span>) -> Result<CostView, CostError> {
         window.steps(step, cost::measured::MAX_STEPS)?;
         let rows = self.inner.store.read(window, step).await?;

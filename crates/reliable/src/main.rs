@@ -15,6 +15,7 @@ mod console_traffic;
 mod console_wiring;
 mod cost_api;
 mod cost_command;
+mod cost_console;
 mod cost_live;
 mod cost_sample;
 mod cost_store;

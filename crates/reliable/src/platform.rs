@@ -285,7 +285,7 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
     )?;
     let gateway_runs = started.iter().any(|m| m.name == "gateway");
     let cost_routes = crate::cost_api::routes(crate::cost_api::CostApiState {
-        live: cost_live,
+        live: cost_live.clone(),
         keys: crate::cost_api::key_store(&config, embedded, gateway_runs).await?,
     });
     // Probes and the public status page (crates/probe): in `up`, and in
@@ -365,6 +365,7 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
                 slos: &live_slos,
                 clock: clock.clone(),
                 nats,
+                cost: cost_live,
             };
             Some(
                 console

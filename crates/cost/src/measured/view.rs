@@ -22,11 +22,14 @@ pub struct StepCost {
     pub idle_cost: f64,
 }
 
-/// A route or model and what it cost over the window.
+/// A module, route or model and what it cost over the window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LineCost {
     pub name: String,
+    /// The module it belongs to (its own name on a module's line; empty
+    /// when the measurement names none).
+    pub module: String,
     pub total_cost: f64,
     pub requests: u64,
     pub cost_per_1k_requests: Option<f64>,
@@ -42,6 +45,8 @@ pub struct CostView {
     /// Hours the platform ran (was measured) within the window.
     pub observed_hours: f64,
     pub steps: Vec<StepCost>,
+    /// Every module (with `__shared__` and `__unallocated__`), most first.
+    pub modules: Vec<LineCost>,
     /// The costliest routes, most first.
     pub top_routes: Vec<LineCost>,
     /// The costliest model versions (inference) and LLM models, most first.
@@ -135,6 +140,7 @@ pub fn view(
         end: window.end.to_rfc3339(),
         observed_hours: hours,
         steps,
+        modules: top_lines(&whole, "module", usize::MAX),
         top_routes: top_lines(&whole, "route", top),
         top_models: top_lines(&whole, "model", top),
         budgets: budgets(pricing, &by_module, &by_key, hours),
@@ -145,17 +151,34 @@ pub fn view(
     })
 }
 
+/// The lines of `set` grouped by `by` within their module (two modules'
+/// routes of the same template stay apart), the `top` costliest first.
 fn top_lines(set: &AllocationSet, by: &str, top: usize) -> Vec<LineCost> {
-    let mut lines: Vec<LineCost> = set
-        .aggregate(by)
-        .allocations
-        .into_values()
-        .filter(|a| a.name != IDLE && a.name != UNALLOCATED)
-        .map(|a| LineCost {
-            name: a.name,
-            total_cost: a.total_cost,
-            requests: a.requests,
-            cost_per_1k_requests: a.cost_per_1k_requests,
+    let mut groups: BTreeMap<(String, String), (f64, u64)> = BTreeMap::new();
+    for allocation in set.allocations.values() {
+        let Some(name) = allocation.properties.get(by) else {
+            continue;
+        };
+        if allocation.name == IDLE || name == UNALLOCATED {
+            continue;
+        }
+        let module = allocation
+            .properties
+            .get("module")
+            .cloned()
+            .unwrap_or_default();
+        let group = groups.entry((module, name.clone())).or_default();
+        group.0 += allocation.total_cost;
+        group.1 += allocation.requests;
+    }
+    let mut lines: Vec<LineCost> = groups
+        .into_iter()
+        .map(|((module, name), (total_cost, requests))| LineCost {
+            name,
+            module,
+            total_cost,
+            requests,
+            cost_per_1k_requests: (requests > 0).then(|| total_cost / requests as f64 * 1000.0),
         })
         .collect();
     lines.sort_by(|a, b| b.total_cost.total_cmp(&a.total_cost));
