@@ -98,9 +98,9 @@ async fn every_page_renders_cleanly_in_headless_chromium() {
 }
 
 /// The whole browser check, `npm ci` included, on a cold cache.
-const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
+pub(crate) const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
 
-fn which(program: &str) -> Option<std::path::PathBuf> {
+pub(crate) fn which(program: &str) -> Option<std::path::PathBuf> {
     if program.contains('/') {
         return Path::new(program).is_file().then(|| program.into());
     }
@@ -112,7 +112,7 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
 
 /// `npm ci` into the package, once per lock file (a stamp holds its hash),
 /// never downloading a browser.
-async fn npm_ci(package: &Path) {
+pub(crate) async fn npm_ci(package: &Path) {
     let lock = std::fs::read(package.join("package-lock.json")).expect("package-lock.json");
     let stamp = package.join("node_modules/.package-lock.stamp");
     let fingerprint = format!("{:x}", fnv(&lock));

@@ -10,6 +10,7 @@
 //! tick fast; waits poll with a deadline, never a fixed sleep.
 
 mod browser;
+mod cost_question;
 mod pages;
 #[path = "../support/mod.rs"]
 mod support;
