@@ -213,6 +213,27 @@ impl Runtime {
         })
     }
 
+    /// Bytes of the plan's constant tensors: the weights as loaded and
+    /// optimized (tract may have folded or repacked them, so this is not the
+    /// ONNX file's size). A packed (exotic) constant counts its plain bytes
+    /// when it has them and nothing otherwise.
+    pub fn weight_bytes(&self) -> u64 {
+        self.plan
+            .model()
+            .nodes()
+            .iter()
+            .filter_map(|node| node.op_as::<tract_onnx::tract_core::ops::konst::Const>())
+            .map(|konst| {
+                let tensor = konst.val();
+                if tensor.is_plain() {
+                    tensor.len() as u64 * tensor.datum_type().size_of() as u64
+                } else {
+                    0
+                }
+            })
+            .sum()
+    }
+
     /// Whether every input's first dimension is the batch, so requests can
     /// be concatenated along it.
     pub fn batched(&self) -> bool {
