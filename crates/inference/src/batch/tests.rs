@@ -457,3 +457,19 @@ async fn a_batchs_cpu_is_charged_evenly_to_its_requests_routes_and_model() {
     // the remainder (under one nanosecond per request).
     assert!(a >= b && a - b < 2, "a {a} ns, b {b} ns");
 }
+
+#[test]
+fn a_models_weights_are_its_constant_tensors_bytes() {
+    for version in [1, 2] {
+        let file = std::fs::metadata(models().join(format!("digits/{version}/model.onnx")))
+            .expect("model.onnx")
+            .len();
+        let weights = digits(version).weight_bytes();
+        // The file is mostly its initializers: the decoded tensors come
+        // close to its size, never far above it.
+        assert!(
+            weights > file / 2 && weights < file * 2,
+            "digits/{version}: {weights} bytes of weights, file {file} bytes"
+        );
+    }
+}
