@@ -9,6 +9,12 @@
 //! the outputs are cut back into each request's rows in the same order.
 //! A queue belongs to one version, so batches never mix versions.
 //!
+//! Each batch's CPU is measured on its pool thread (the thread's CPU clock
+//! read before and after: far cheaper than any batch) and charged evenly
+//! to its requests' routes under their model version's label
+//! (`reliable_cost_cpu_seconds_total{module,route,model}`), every batch,
+//! so the figure is exact, not a sampled estimate.
+//!
 //! The queue is bounded (`queue_capacity` requests): when it is full a
 //! request is refused at once (503 with `Retry-After`) rather than held in
 //! memory. Time is Tokio's, so tests drive the batching window with a
@@ -18,6 +24,7 @@
 use crate::pool::ComputePool;
 use crate::request::Prepared;
 use crate::runtime::Runtime;
+use kit::cpu_cost::{self, ChargeTo};
 use oip::TensorData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,7 +61,11 @@ struct Job {
     request: Prepared,
     enqueued: Instant,
     reply: oneshot::Sender<Result<Answer, BatchError>>,
+    /// Where its share of the batch's CPU goes.
+    charge: Option<ChargeTo>,
 }
+
+type Reply = oneshot::Sender<Result<Answer, BatchError>>;
 
 /// Batching limits of one model version.
 #[derive(Debug, Clone, Copy)]
@@ -85,13 +96,19 @@ impl BatchQueue {
         (Self { sender }, task)
     }
 
-    /// Queues `request` and waits for its answer.
-    pub async fn infer(&self, request: Prepared) -> Result<Answer, BatchError> {
+    /// Queues `request` and waits for its answer. Its share of its batch's
+    /// CPU is charged to `charge`.
+    pub async fn infer(
+        &self,
+        request: Prepared,
+        charge: Option<ChargeTo>,
+    ) -> Result<Answer, BatchError> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             request,
             enqueued: Instant::now(),
             reply,
+            charge,
         };
         self.sender.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => BatchError::QueueFull,
@@ -176,7 +193,8 @@ async fn batcher(
     }
 }
 
-/// Joins the jobs' inputs, runs them once, cuts the outputs back.
+/// Runs one batch on the pool thread, charges its CPU to its requests,
+/// then answers them.
 fn run_batch(
     runtime: &Runtime,
     jobs: Vec<Job>,
@@ -184,6 +202,27 @@ fn run_batch(
     rows: usize,
     dispatched: std::time::Instant,
 ) {
+    let cpu_before = cpu_cost::thread_cpu_nanos();
+    let charges: Vec<ChargeTo> = jobs.iter().filter_map(|j| j.charge.clone()).collect();
+    let answers = answer_batch(runtime, jobs, waited, rows, dispatched);
+    // Charged before the answers leave, so a caller that has its answer
+    // finds its CPU counted.
+    let spent = cpu_cost::thread_cpu_nanos().saturating_sub(cpu_before);
+    cpu_cost::charge_evenly(charges.iter(), spent);
+    for (reply, answer) in answers {
+        let _ = reply.send(answer);
+    }
+}
+
+/// Joins the jobs' inputs, runs them once, cuts the outputs back: each
+/// job's reply with its answer.
+fn answer_batch(
+    runtime: &Runtime,
+    jobs: Vec<Job>,
+    waited: Vec<Duration>,
+    rows: usize,
+    dispatched: std::time::Instant,
+) -> Vec<(Reply, Result<Answer, BatchError>)> {
     // The batcher's wait (Tokio's clock) plus the pool's (the wall clock).
     let began = std::time::Instant::now();
     let pool_wait = began.saturating_duration_since(dispatched);
@@ -203,16 +242,17 @@ fn run_batch(
         row_counts.push(job.request.rows);
         replies.push((job.reply, queued));
     }
+    let failed = |replies: Vec<(Reply, Duration)>, error: BatchError| {
+        replies
+            .into_iter()
+            .map(|(reply, _)| (reply, Err(error.clone())))
+            .collect()
+    };
     let result = runtime.run(inputs, rows);
     let compute = began.elapsed();
     let outputs = match result {
         Ok(outputs) => outputs,
-        Err(e) => {
-            for (reply, _) in replies {
-                let _ = reply.send(Err(BatchError::Run(e.to_string())));
-            }
-            return;
-        }
+        Err(e) => return failed(replies, BatchError::Run(e.to_string())),
     };
     // Per output: each request's part (rows × elements per row).
     let mut per_request: Vec<Vec<(Vec<usize>, TensorData)>> =
@@ -228,12 +268,10 @@ fn run_batch(
             .then(|| data.split(&sizes))
             .flatten()
         else {
-            for (reply, _) in replies {
-                let _ = reply.send(Err(BatchError::Run(format!(
-                    "an output of shape {shape:?} cannot be split into the batch's {rows} rows"
-                ))));
-            }
-            return;
+            let reason = format!(
+                "an output of shape {shape:?} cannot be split into the batch's {rows} rows"
+            );
+            return failed(replies, BatchError::Run(reason));
         };
         for ((slot, part), &request_rows) in per_request.iter_mut().zip(parts).zip(&row_counts) {
             let mut part_shape = shape.clone();
@@ -241,13 +279,18 @@ fn run_batch(
             slot.push((part_shape, part));
         }
     }
-    for ((reply, queued), outputs) in replies.into_iter().zip(per_request) {
-        let _ = reply.send(Ok(Answer {
-            outputs,
-            queued,
-            compute,
-        }));
-    }
+    replies
+        .into_iter()
+        .zip(per_request)
+        .map(|((reply, queued), outputs)| {
+            let answer = Answer {
+                outputs,
+                queued,
+                compute,
+            };
+            (reply, Ok(answer))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -13,10 +13,11 @@ use crate::names::{ModelName, Version};
 use crate::policy::ServingPolicy;
 use crate::service::{InferError, Pin, Service};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{MatchedPath, Path, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
+use kit::cpu_cost::CostTag;
 use kit::Problem;
 use oip::{
     InferRequest, ModelMetadata, RepositoryIndexRequest, RepositoryModel, ServerMetadata,
@@ -438,6 +439,7 @@ fn answered(response: oip::InferResponse) -> Response {
 
 async fn run_infer(
     service: Arc<Service>,
+    route: Option<MatchedPath>,
     name: &str,
     path_version: Option<&str>,
     headers: &HeaderMap,
@@ -469,10 +471,18 @@ async fn run_infer(
         Ok(version) => version,
         Err(e) => return err_response(infer_problem(e)),
     };
-    match service.infer(&model, version, request).await {
+    // The request's own CPU (observe layer) and its batch's (pool thread)
+    // go to the version that ran it.
+    let tag = CostTag {
+        model: version.cost_label.clone(),
+    };
+    let route = route.map(|r| Arc::<str>::from(r.as_str()));
+    let mut response = match service.infer(&model, version, request, route).await {
         Ok(response) => answered(response),
         Err(e) => err_response(infer_problem(e)),
-    }
+    };
+    response.extensions_mut().insert(tag);
+    response
 }
 
 const INFER_ERRORS: &str = "Problem types: `/problems/malformed-json` (not JSON), `/problems/invalid-body` (not a request), `/problems/invalid-input` (wrong datatype, shape, data length, unknown or missing input, batch over the limit), `/problems/invalid-name` (a version that is not a number).";
@@ -499,11 +509,12 @@ const INFER_ERRORS: &str = "Problem types: `/problems/malformed-json` (not JSON)
     ))]
 async fn infer(
     State(service): State<Arc<Service>>,
+    route: Option<MatchedPath>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    run_infer(service, &name, None, &headers, &body).await
+    run_infer(service, route, &name, None, &headers, &body).await
 }
 
 /// Run one version of the model on the inputs.
@@ -520,11 +531,12 @@ async fn infer(
     ))]
 async fn infer_version(
     State(service): State<Arc<Service>>,
+    route: Option<MatchedPath>,
     Path((name, version)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    run_infer(service, &name, Some(&version), &headers, &body).await
+    run_infer(service, route, &name, Some(&version), &headers, &body).await
 }
 
 /// The true label of an earlier prediction.

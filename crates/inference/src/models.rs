@@ -44,9 +44,22 @@ pub struct LoadedVersion {
     pub drift: Option<Arc<DriftMonitor>>,
     /// `version` as a metric label and a protocol string.
     pub version_label: String,
+    /// `NAME:VERSION`: the `model` label of its CPU cost.
+    pub cost_label: Arc<str>,
+    /// Bytes of the plan's constant tensors (the weights as loaded).
+    pub weight_bytes: u64,
 }
 
 impl LoadedVersion {
+    /// Where a request's share of a batch's CPU goes.
+    pub fn charge_to(&self, route: Arc<str>) -> kit::cpu_cost::ChargeTo {
+        kit::cpu_cost::ChargeTo {
+            module: crate::SERVICE,
+            route,
+            model: Some(self.cost_label.clone()),
+        }
+    }
+
     /// The predicted class of each row, from the class output of `outputs`
     /// (as a label when `labels` names it), and its index when numeric.
     pub fn classes(
@@ -121,6 +134,9 @@ pub struct Models {
     changing: tokio::sync::Mutex<()>,
     /// The platform's change timeline: versions loaded and unloaded.
     changes: std::sync::RwLock<ChangeRecorder>,
+    /// `reliable_memory_bytes{component="model_weights"}`: the loaded
+    /// versions' weights, set on every load and unload.
+    weights: kit::memory::MemoryGauge,
 }
 
 impl Models {
@@ -139,7 +155,19 @@ impl Models {
             settings,
             changing: tokio::sync::Mutex::new(()),
             changes: std::sync::RwLock::new(ChangeRecorder::discard()),
+            weights: kit::memory::gauge(crate::SERVICE, "model_weights"),
         }
+    }
+
+    /// Swaps in the loaded set and sets the weights' memory figure.
+    fn publish(&self, map: BTreeMap<String, Arc<Model>>) {
+        let bytes = map
+            .values()
+            .flat_map(|m| m.versions.values())
+            .map(|v| v.weight_bytes)
+            .sum();
+        self.loaded.store(Arc::new(map));
+        self.weights.set(bytes);
     }
 
     /// Records versions loaded and unloaded on the platform's change
@@ -219,7 +247,7 @@ impl Models {
         });
         let mut map = BTreeMap::clone(&self.loaded.load());
         map.insert(name.to_string(), model.clone());
-        self.loaded.store(Arc::new(map));
+        self.publish(map);
         let before = current.as_ref().map(|m| &m.versions);
         for (number, version) in &model.versions {
             let previous = before.and_then(|v| v.get(number));
@@ -260,7 +288,7 @@ impl Models {
         let Some(model) = map.remove(name.as_str()) else {
             return Err(NotLoaded(name.to_string()));
         };
-        self.loaded.store(Arc::new(map));
+        self.publish(map);
         tracing::info!(model = %name, "model unloaded");
         for (number, version) in &model.versions {
             self.note(
@@ -275,7 +303,7 @@ impl Models {
 
     /// Drops every model (at shutdown), so their batchers can end.
     pub fn unload_all(&self) {
-        self.loaded.store(Arc::new(BTreeMap::new()));
+        self.publish(BTreeMap::new());
     }
 
     /// Every version in the store with its state: `READY`, `UNAVAILABLE`
@@ -387,6 +415,7 @@ impl Models {
         self.tasks.spawn(batcher);
         ::metrics::counter!(metrics::MODEL_LOADS, "model" => name.to_string(), "outcome" => "loaded").increment(1);
         tracing::info!(model = %name, version = version.get(), sha256 = %sha256, "model version loaded");
+        let weight_bytes = runtime.weight_bytes();
         Ok(Arc::new(LoadedVersion {
             name: name.clone(),
             version,
@@ -399,6 +428,8 @@ impl Models {
             queue,
             class_output,
             drift,
+            cost_label: format!("{name}:{version_label}").into(),
+            weight_bytes,
             version_label,
         }))
     }

@@ -22,6 +22,9 @@ pub struct Runtime {
     pub inputs: Vec<TensorSpec>,
     /// Outputs in the order the plan gives them.
     pub outputs: Vec<TensorSpec>,
+    /// Bytes of the typed model's constant tensors (the decoded ONNX
+    /// initializers), before tract repacks them for its kernels.
+    weight_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -201,6 +204,7 @@ impl Runtime {
                 )));
             }
         }
+        let weight_bytes = constant_bytes(&typed);
         let plan = typed
             .into_optimized()
             .map_err(onnx_err)?
@@ -210,7 +214,13 @@ impl Runtime {
             plan,
             inputs,
             outputs,
+            weight_bytes,
         })
+    }
+
+    /// Bytes of the model's weights: its constant tensors as loaded.
+    pub fn weight_bytes(&self) -> u64 {
+        self.weight_bytes
     }
 
     /// Whether every input's first dimension is the batch, so requests can
@@ -251,6 +261,18 @@ impl Runtime {
             })
             .collect()
     }
+}
+
+/// The bytes of a model's plain constant tensors.
+fn constant_bytes(model: &TypedModel) -> u64 {
+    model
+        .nodes()
+        .iter()
+        .filter_map(|node| node.op_as::<tract_onnx::tract_core::ops::konst::Const>())
+        .map(|konst| konst.val())
+        .filter(|tensor| tensor.is_plain())
+        .map(|tensor| tensor.len() as u64 * tensor.datum_type().size_of() as u64)
+        .sum()
 }
 
 fn to_tensor(shape: &[usize], data: TensorData) -> TractResult<Tensor> {

@@ -129,19 +129,21 @@ impl Service {
         }
     }
 
-    /// Serves one infer request on `version`.
+    /// Serves one infer request on `version`; its batch's CPU is charged
+    /// to `route` (the request's route template) and the version.
     pub async fn infer(
         self: &Arc<Self>,
         model: &Model,
         version: Arc<LoadedVersion>,
         request: InferRequest,
+        route: Option<Arc<str>>,
     ) -> Result<InferResponse, InferError> {
         let started = Instant::now();
         let labels = [
             ("model", model.name.to_string()),
             ("version", version.version_label.clone()),
         ];
-        let result = self.infer_on(model, &version, request).await;
+        let result = self.infer_on(model, &version, request, route).await;
         match &result {
             Ok(_) => {
                 ::metrics::histogram!(metrics::REQUEST_DURATION, &labels)
@@ -161,6 +163,7 @@ impl Service {
         model: &Model,
         version: &Arc<LoadedVersion>,
         request: InferRequest,
+        route: Option<Arc<str>>,
     ) -> Result<InferResponse, InferError> {
         let id = request
             .id
@@ -189,17 +192,22 @@ impl Service {
             .and_then(|v| Version::new(v).ok())
             .and_then(|v| model.versions.get(&v).cloned())
             .map(|shadow| (shadow, prepared.clone()));
-        let answer = version.queue.infer(prepared).await.map_err(|e| match e {
-            BatchError::QueueFull => {
-                InferError::QueueFull(model.name.to_string(), version.version.get())
-            }
-            BatchError::Stopped => {
-                InferError::NotReady(model.name.to_string(), version.version.get())
-            }
-            BatchError::Run(reason) => {
-                InferError::Runtime(model.name.to_string(), version.version.get(), reason)
-            }
-        })?;
+        let charge = route.clone().map(|route| version.charge_to(route));
+        let answer = version
+            .queue
+            .infer(prepared, charge)
+            .await
+            .map_err(|e| match e {
+                BatchError::QueueFull => {
+                    InferError::QueueFull(model.name.to_string(), version.version.get())
+                }
+                BatchError::Stopped => {
+                    InferError::NotReady(model.name.to_string(), version.version.get())
+                }
+                BatchError::Run(reason) => {
+                    InferError::Runtime(model.name.to_string(), version.version.get(), reason)
+                }
+            })?;
         let labels = [
             ("model", model.name.to_string()),
             ("version", version.version_label.clone()),
@@ -235,6 +243,7 @@ impl Service {
                 shadow,
                 mirrored,
                 classes.iter().map(|(l, _)| l.clone()).collect(),
+                route,
             );
         }
         let mut outputs: Vec<Option<(Vec<usize>, TensorData)>> =
@@ -264,11 +273,19 @@ impl Service {
     }
 
     /// Sends a copy to the shadow version in the background: its answer
-    /// is compared with the primary's classes and dropped.
-    fn mirror(&self, shadow: Arc<LoadedVersion>, request: request::Prepared, primary: Vec<String>) {
+    /// is compared with the primary's classes and dropped. Its batch's CPU
+    /// goes to the primary's route, under the shadow version's label.
+    fn mirror(
+        &self,
+        shadow: Arc<LoadedVersion>,
+        request: request::Prepared,
+        primary: Vec<String>,
+        route: Option<Arc<str>>,
+    ) {
+        let charge = route.map(|route| shadow.charge_to(route));
         self.shadows.spawn(async move {
             let started = Instant::now();
-            let outcome = match shadow.queue.infer(request).await {
+            let outcome = match shadow.queue.infer(request, charge).await {
                 Ok(answer) => {
                     let mirrored: Vec<String> = shadow
                         .classes(&answer.outputs)

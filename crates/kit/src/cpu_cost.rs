@@ -14,9 +14,17 @@
 //! estimate of the route's CPU, and the data path pays a fraction of a
 //! percent for it (docs/performance.md).
 //!
-//! Not in it: work a request hands to another thread or task (a batching
-//! writer, a spawned task). That stays in the process's CPU, and the cost
-//! report shows it as the module's or the process's shared line.
+//! Work a request hands to another thread is charged where it can be
+//! named: a compute pool measures each job on its own thread's clock and
+//! charges it with [`ChargeTo`] (the inference module's batches, split
+//! evenly over their requests, every batch measured, so never scaled); a
+//! handler names the model version its request ran with a [`CostTag`]
+//! response extension, which adds the `model` label. A module's supervised
+//! background tasks are measured on every poll ([`TaskCpu`], by
+//! `TaskSpawner`) under `route="task:<name>"`: they poll far less often
+//! than requests arrive (a batching writer wakes once per batch). What is
+//! left (a bare spawned task, hyper's parsing, the runtime) stays in the
+//! process's CPU, and the cost report shows it as the shared line.
 //!
 //! The `metrics` facade has integer counters only, so these are kept here
 //! in nanoseconds and rendered into `/metrics` as seconds.
@@ -32,6 +40,10 @@ use std::task::{Context, Poll};
 
 /// The counter's name.
 pub const COST_CPU_SECONDS: &str = "reliable_cost_cpu_seconds_total";
+
+/// The route label of a background task's series: `task:<name>`. HTTP
+/// routes start with `/`, so the two never meet.
+pub const TASK_ROUTE_PREFIX: &str = "task:";
 
 /// The default of `http.cost_sample_every`.
 pub const DEFAULT_SAMPLE_EVERY: u32 = 32;
@@ -103,15 +115,9 @@ impl<F: Future> Future for Measured<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let outer_scale = ACTIVE.with(|a| a.replace((*this.scale).max(1)));
-        let outer_nested = NESTED.with(|n| n.replace(0));
-        let before = thread_cpu_nanos();
-        let polled = this.inner.poll(cx);
-        let elapsed = thread_cpu_nanos().saturating_sub(before);
-        let nested = NESTED.with(Cell::get);
-        *this.spent_nanos += elapsed.saturating_sub(nested);
-        ACTIVE.with(|a| a.set(outer_scale));
-        NESTED.with(|n| n.set(outer_nested.saturating_add(elapsed)));
+        let inner = this.inner;
+        let (polled, own) = measure_poll(*this.scale, || inner.poll(cx));
+        *this.spent_nanos += own;
         match polled {
             Poll::Ready(output) => {
                 let scaled = this.spent_nanos.saturating_mul(u64::from(*this.scale));
@@ -122,10 +128,101 @@ impl<F: Future> Future for Measured<F> {
     }
 }
 
-/// (module, route) to its nanoseconds.
-type ByLabel = HashMap<(&'static str, Box<str>), Arc<AtomicU64>>;
+/// Runs one poll on the thread's CPU clock, as a measured poll at `scale`
+/// (requests started inside it are measured at that scale and left out of
+/// it). Returns the poll's result and its own CPU, not scaled.
+fn measure_poll<T>(scale: u32, poll: impl FnOnce() -> T) -> (T, u64) {
+    let outer_scale = ACTIVE.with(|a| a.replace(scale.max(1)));
+    let outer_nested = NESTED.with(|n| n.replace(0));
+    let before = thread_cpu_nanos();
+    let polled = poll();
+    let elapsed = thread_cpu_nanos().saturating_sub(before);
+    let nested = NESTED.with(Cell::get);
+    ACTIVE.with(|a| a.set(outer_scale));
+    NESTED.with(|n| n.set(outer_nested.saturating_add(elapsed)));
+    (polled, elapsed.saturating_sub(nested))
+}
 
-/// The counters, by (module, route).
+pin_project_lite::pin_project! {
+    /// A background task's future, every poll of it timed on the thread's
+    /// CPU clock and added to its counter at once (a task may never end).
+    /// Requests the task starts in-process are measured on their own and
+    /// left out of it, as for [`Measured`].
+    pub struct TaskCpu<F> {
+        #[pin]
+        inner: F,
+        counter: Arc<AtomicU64>,
+    }
+}
+
+impl<F> TaskCpu<F> {
+    /// Charges `inner`'s polls to `module`'s `task:<task>` series.
+    pub fn new(inner: F, module: &'static str, task: &str) -> Self {
+        let route = format!("{TASK_ROUTE_PREFIX}{task}");
+        Self {
+            inner,
+            counter: counters().counter(module, &route, None),
+        }
+    }
+}
+
+impl<F: Future> Future for TaskCpu<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let inner = this.inner;
+        let (polled, own) = measure_poll(1, || inner.poll(cx));
+        this.counter.fetch_add(own, Ordering::Relaxed);
+        polled
+    }
+}
+
+/// The model version a request ran, as a response extension: the observe
+/// layer adds it as the `model` label of the request's CPU. The value is
+/// `NAME:VERSION` of a loaded version (bounded by what is registered).
+#[derive(Debug, Clone)]
+pub struct CostTag {
+    pub model: Arc<str>,
+}
+
+/// Where CPU spent off the request's future is charged: a compute pool's
+/// job, measured on the pool thread with [`thread_cpu_nanos`]. Measure every
+/// job (a job is far heavier than two clock reads) and charge it unscaled.
+#[derive(Debug, Clone)]
+pub struct ChargeTo {
+    pub module: &'static str,
+    pub route: Arc<str>,
+    pub model: Option<Arc<str>>,
+}
+
+impl ChargeTo {
+    pub fn charge(&self, nanos: u64) {
+        counters().add_labelled(self.module, &self.route, self.model.as_deref(), nanos);
+    }
+}
+
+/// Charges `nanos` evenly to `targets` (the first takes the remainder), so
+/// the total is kept exactly.
+pub fn charge_evenly<'a>(targets: impl ExactSizeIterator<Item = &'a ChargeTo>, nanos: u64) {
+    let count = targets.len() as u64;
+    if count == 0 {
+        return;
+    }
+    let share = nanos / count;
+    let remainder = nanos % count;
+    for (i, target) in targets.enumerate() {
+        target.charge(if i == 0 { share + remainder } else { share });
+    }
+}
+
+/// The labels of one series: module, route and, for inference, the model.
+type Labels = (&'static str, Box<str>, Option<Box<str>>);
+
+/// The labels to their nanoseconds.
+type ByLabel = HashMap<Labels, Arc<AtomicU64>>;
+
+/// The counters, by (module, route, model).
 #[derive(Default)]
 pub struct CpuCounters {
     by_label: RwLock<ByLabel>,
@@ -135,39 +232,57 @@ pub struct CpuCounters {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteCpu {
     pub module: &'static str,
+    /// A route template, or `task:<name>` for a background task.
     pub route: String,
+    /// `NAME:VERSION` of an inference model version, else `None`.
+    pub model: Option<String>,
     pub nanos: u64,
 }
 
 impl CpuCounters {
     /// Adds `nanos` (already scaled by the sampling) to a route.
     pub fn add(&self, module: &'static str, route: &str, nanos: u64) {
-        {
-            let by_label = self.by_label.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(counter) = by_label.get(&(module, route.into())) {
-                counter.fetch_add(nanos, Ordering::Relaxed);
-                return;
-            }
-        }
-        let mut by_label = self.by_label.write().unwrap_or_else(|e| e.into_inner());
-        by_label
-            .entry((module, route.into()))
-            .or_default()
+        self.add_labelled(module, route, None, nanos);
+    }
+
+    /// Adds `nanos` to a route and, if given, a model version.
+    pub fn add_labelled(&self, module: &'static str, route: &str, model: Option<&str>, nanos: u64) {
+        self.counter(module, route, model)
             .fetch_add(nanos, Ordering::Relaxed);
     }
 
-    /// Every route's total so far, sorted by module and route.
+    /// The counter of one series, created at zero if new: a caller that
+    /// adds often (a task's every poll) keeps it.
+    pub fn counter(
+        &self,
+        module: &'static str,
+        route: &str,
+        model: Option<&str>,
+    ) -> Arc<AtomicU64> {
+        let labels: Labels = (module, route.into(), model.map(Into::into));
+        {
+            let by_label = self.by_label.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(counter) = by_label.get(&labels) {
+                return counter.clone();
+            }
+        }
+        let mut by_label = self.by_label.write().unwrap_or_else(|e| e.into_inner());
+        by_label.entry(labels).or_default().clone()
+    }
+
+    /// Every series' total so far, sorted by module, route and model.
     pub fn snapshot(&self) -> Vec<RouteCpu> {
         let by_label = self.by_label.read().unwrap_or_else(|e| e.into_inner());
         let mut all: Vec<RouteCpu> = by_label
             .iter()
-            .map(|((module, route), nanos)| RouteCpu {
+            .map(|((module, route, model), nanos)| RouteCpu {
                 module,
                 route: route.to_string(),
+                model: model.as_ref().map(|m| m.to_string()),
                 nanos: nanos.load(Ordering::Relaxed),
             })
             .collect();
-        all.sort_by(|a, b| (a.module, &a.route).cmp(&(b.module, &b.route)));
+        all.sort_by(|a, b| (a.module, &a.route, &a.model).cmp(&(b.module, &b.route, &b.model)));
         all
     }
 
@@ -179,17 +294,20 @@ impl CpuCounters {
         }
         out.push_str("# HELP ");
         out.push_str(COST_CPU_SECONDS);
-        out.push_str(" Thread CPU time spent serving requests (estimated from a sample), by module and route\n# TYPE ");
+        out.push_str(" Thread CPU time spent serving requests (estimated from a sample) and running background tasks (route task:NAME), by module, route and model version\n# TYPE ");
         out.push_str(COST_CPU_SECONDS);
         out.push_str(" counter\n");
         for route in all {
-            let _ = writeln!(
+            let _ = write!(
                 out,
-                "{COST_CPU_SECONDS}{{module=\"{}\",route=\"{}\"}} {}",
+                "{COST_CPU_SECONDS}{{module=\"{}\",route=\"{}\"",
                 escape(route.module),
                 escape(&route.route),
-                route.nanos as f64 / 1e9
             );
+            if let Some(model) = &route.model {
+                let _ = write!(out, ",model=\"{}\"", escape(model));
+            }
+            let _ = writeln!(out, "}} {}", route.nanos as f64 / 1e9);
         }
     }
 }
@@ -215,87 +333,4 @@ fn escape(value: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_request_in_every_is_sampled_per_thread() {
-        let sampled = (0..64).filter(|_| sample(16).is_some()).count();
-        assert_eq!(sampled, 4);
-        assert!((0..10).all(|_| sample(1) == Some(1)));
-        assert!((0..10).all(|_| sample(0).is_none()));
-    }
-
-    fn spin(rounds: u64) -> u64 {
-        let mut x = 0u64;
-        for i in 0..rounds {
-            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
-        }
-        x
-    }
-
-    #[test]
-    fn a_nested_request_is_measured_at_the_outer_scale_and_left_out_of_it() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
-        let ((inner_scale, inner_nanos), outer_nanos) = runtime.block_on(Measured::new(
-            async {
-                // As the in-process gateway does: a module's request starts
-                // and runs inside the outer request's poll.
-                let scale = sample(1000).expect("nested requests are always measured");
-                let (_, nanos) = Measured::new(async { spin(5_000_000) }, scale).await;
-                (scale, nanos)
-            },
-            7,
-        ));
-        assert_eq!(inner_scale, 7);
-        assert!(inner_nanos > 0);
-        assert!(
-            outer_nanos * 10 < inner_nanos,
-            "outer {outer_nanos} ns should hold little more than the hand-off, inner {inner_nanos} ns"
-        );
-        assert_eq!(sample(0), None, "nothing stays active after the poll");
-    }
-
-    #[test]
-    fn a_busy_future_is_charged_its_cpu_and_a_waiting_one_nothing() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .expect("runtime");
-        let (_, busy) = runtime.block_on(Measured::new(async { spin(5_000_000) }, 1));
-        let (_, waiting) = runtime.block_on(Measured::new(
-            async {
-                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-            },
-            1,
-        ));
-        assert!(busy > waiting * 10, "busy {busy} ns, waiting {waiting} ns");
-    }
-
-    #[test]
-    fn counters_render_as_seconds_with_escaped_labels() {
-        let counters = CpuCounters::default();
-        counters.add("shortener", "/{slug}", 1_500_000_000);
-        counters.add("shortener", "/{slug}", 500_000_000);
-        counters.add("gateway", "/say \"hi\"", 1);
-        let mut out = String::new();
-        counters.render_into(&mut out);
-        assert!(
-            out.contains("# TYPE reliable_cost_cpu_seconds_total counter"),
-            "{out}"
-        );
-        assert!(
-            out.contains(
-                "reliable_cost_cpu_seconds_total{module=\"shortener\",route=\"/{slug}\"} 2\n"
-            ),
-            "{out}"
-        );
-        assert!(
-            out.contains("route=\"/say \\\"hi\\\"\"} 0.000000001"),
-            "{out}"
-        );
-    }
-}
+mod tests;

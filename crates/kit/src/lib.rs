@@ -13,6 +13,8 @@
 //!   own `service.name`;
 //! - [`trace_context`]: W3C `traceparent` parsing and generation;
 //! - [`metrics`]: the Prometheus recorder, `/metrics` rendering, process metrics;
+//! - [`cpu_cost`] and [`memory`]: CPU by module, route, model version and
+//!   background task, and memory by module, for cost attribution;
 //! - [`http`]: the middleware stack (request id, tracing, RED metrics,
 //!   timeout, body limit, panic to 500) and the problem+json JSON extractor;
 //! - [`forwarded`]: the client's address behind trusted proxies (`X-Forwarded-For`);
@@ -41,6 +43,7 @@ pub mod cpu_cost;
 pub mod forwarded;
 pub mod health;
 pub mod http;
+pub mod memory;
 pub mod metrics;
 pub mod module;
 pub mod net;

@@ -70,6 +70,7 @@ pub fn render() -> String {
             r.process.collect();
             let mut text = r.handle.render();
             crate::cpu_cost::counters().render_into(&mut text);
+            crate::memory::parts().render_into(&mut text);
             text
         }
         None => String::new(),

@@ -18,6 +18,10 @@
 //!
 //! Each module's tasks are stopped together ([`TaskSpawner::shutdown`]),
 //! so the binary can stop modules in the reverse of their start order.
+//!
+//! Every poll of a task is timed on the thread's CPU clock and counted in
+//! `reliable_cost_cpu_seconds_total{module,route="task:<name>"}`, so a
+//! module's background work is part of its cost (crate::cpu_cost).
 
 use crate::health::ReadinessCheck;
 use futures::FutureExt;
@@ -182,7 +186,10 @@ impl TaskSpawner {
         let module = self.module;
         let stop = self.stop.clone();
         self.tracker.spawn(async move {
-            let outcome = AssertUnwindSafe(future).catch_unwind().await;
+            // Every poll's CPU goes to `reliable_cost_cpu_seconds_total`
+            // under `route="task:<name>"` (cpu_cost).
+            let measured = crate::cpu_cost::TaskCpu::new(future, module, task);
+            let outcome = AssertUnwindSafe(measured).catch_unwind().await;
             let reason = match outcome {
                 Ok(Ok(())) if stop.is_cancelled() => return,
                 Ok(Ok(())) => "ended before shutdown".to_string(),

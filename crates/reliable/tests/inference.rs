@@ -871,3 +871,73 @@ async fn shadow_feedback_and_drift() {
     );
     stop(platform.app).await;
 }
+
+/// The value of every series of `name` whose labels hold all of `labels`,
+/// summed (0 when there is none).
+fn metric_sum(metrics: &str, name: &str, labels: &[&str]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_model_versions_cpu_follows_its_requests_and_weights_are_reported() {
+    let platform = up(&[]);
+    let rows = reference().inputs;
+    let cost = "reliable_cost_cpu_seconds_total";
+    let route = r#"route="/v2/models/{name}/versions/{version}/infer""#;
+    let before = platform.metrics().await;
+    let v1_before = metric_sum(&before, cost, &[route, r#"model="digits:1""#]);
+    let v2_before = metric_sum(&before, cost, &[r#"model="digits:2""#]);
+    for _ in 0..40 {
+        let (status, body, _) = platform
+            .infer(
+                "/v2/models/digits/versions/1/infer",
+                &infer_body(&rows, None),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let after = platform.metrics().await;
+    let v1 = metric_sum(
+        &after,
+        cost,
+        &[r#"module="inference""#, route, r#"model="digits:1""#],
+    );
+    assert!(
+        v1 > v1_before,
+        "version 1's CPU moves with its requests: {v1_before} -> {v1}\n{after}"
+    );
+    assert_eq!(
+        metric_sum(&after, cost, &[r#"model="digits:2""#]),
+        v2_before,
+        "version 2 ran nothing"
+    );
+    assert!(
+        !after.lines().any(|l| l.starts_with(cost)
+            && l.contains(r#"module="gateway""#)
+            && l.contains("model=")),
+        "the gateway in front is never charged a model: {after}"
+    );
+    // Background tasks are charged as tasks.
+    assert!(
+        after
+            .lines()
+            .any(|l| l.starts_with(cost) && l.contains(r#"route="task:"#)),
+        "{after}"
+    );
+    let weights = metric_sum(
+        &after,
+        "reliable_memory_bytes",
+        &[r#"module="inference""#, r#"component="model_weights""#],
+    );
+    assert!(
+        weights > 1000.0,
+        "the loaded versions' weights: {weights}\n{after}"
+    );
+    stop(platform.app).await;
+}

@@ -15,9 +15,17 @@
 //! notification can still see the old version. The cache then keeps no
 //! load of a link changed (or of any link, after a reset) less than
 //! `settle` ago: such a stale read is served once, never kept for the TTL.
+//!
+//! Its memory is reported as `reliable_memory_bytes{module="shortener",
+//! component="link_cache"}`: each entry's own bytes (key, value, and the
+//! strings they hold), measured when it is inserted and taken off when moka
+//! removes it (replaced, invalidated, expired or evicted). Moka's
+//! bookkeeping per entry (its node and queues) is not in the figure.
 
 use crate::domain::{Link, Slug};
 use axum::http::HeaderValue;
+use kit::memory::MemoryRegistration;
+use moka::notification::RemovalCause;
 use moka::sync::Cache;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,6 +57,29 @@ pub struct LinkCache {
     /// Slugs changed less than `settle` ago (only with a settle time).
     recent: Option<Cache<Slug, ()>>,
     settle: Duration,
+    /// The entries' bytes ([`entry_bytes`]), and its registration.
+    bytes: Arc<AtomicU64>,
+    _memory: MemoryRegistration,
+}
+
+/// What one entry holds: the key, the value and the heap they point to.
+fn entry_bytes(key: &Slug, value: &CachedLink) -> u64 {
+    let link = &value.link;
+    let strings = key.as_str().len()
+        + link.slug.as_str().len()
+        + link.url.as_str().len()
+        + value.location.len()
+        + link
+            .tags
+            .iter()
+            .map(|t| t.as_str().len() + std::mem::size_of::<String>())
+            .sum::<usize>();
+    // The value sits in an `Arc` (two counters ahead of it).
+    let fixed = std::mem::size_of::<Slug>()
+        + std::mem::size_of::<Arc<CachedLink>>()
+        + 2 * std::mem::size_of::<usize>()
+        + std::mem::size_of::<CachedLink>();
+    (fixed + strings) as u64
 }
 
 /// Proof that a load started at a given cache generation.
@@ -57,15 +88,27 @@ pub struct LoadTicket(u64);
 
 impl LinkCache {
     pub fn new(capacity: u64, ttl: Duration) -> Self {
+        let bytes = Arc::new(AtomicU64::new(0));
+        let removed = bytes.clone();
+        let read = bytes.clone();
         Self {
             links: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
+                .eviction_listener(
+                    move |key: Arc<Slug>, value: Arc<CachedLink>, _: RemovalCause| {
+                        removed.fetch_sub(entry_bytes(&key, &value), Ordering::Relaxed);
+                    },
+                )
                 .build(),
             generation: AtomicU64::new(0),
             write: Mutex::new(None),
             recent: None,
             settle: Duration::ZERO,
+            bytes,
+            _memory: kit::memory::measured(crate::SERVICE, "link_cache", move || {
+                read.load(Ordering::Relaxed)
+            }),
         }
     }
 
@@ -102,7 +145,12 @@ impl LinkCache {
                 return;
             }
         }
-        self.links.insert(cached.link.slug.clone(), cached);
+        let slug = cached.link.slug.clone();
+        // Added before the insert: a replaced entry is taken off by the
+        // listener, which may run at once.
+        self.bytes
+            .fetch_add(entry_bytes(&slug, &cached), Ordering::Relaxed);
+        self.links.insert(slug, cached);
     }
 
     pub fn invalidate(&self, slug: &Slug) {
@@ -182,6 +230,29 @@ mod tests {
         no_replica.invalidate(&Slug::parse("abc").expect("valid"));
         no_replica.insert(no_replica.ticket(), link("abc", None));
         assert!(no_replica.get("abc").is_some());
+    }
+
+    #[test]
+    fn the_cache_reports_the_bytes_of_the_entries_it_holds() {
+        let cache = LinkCache::new(100, Duration::from_secs(60));
+        assert_eq!(cache.bytes.load(Ordering::Relaxed), 0);
+        let one = link("abc", None);
+        let size = entry_bytes(&one.link.slug, &one);
+        assert!(size > 100, "{size}");
+        cache.insert(cache.ticket(), one);
+        cache.insert(cache.ticket(), link("def", None));
+        cache.links.run_pending_tasks();
+        assert_eq!(cache.bytes.load(Ordering::Relaxed), 2 * size);
+        // Replacing an entry counts it once.
+        cache.insert(cache.ticket(), link("abc", None));
+        cache.links.run_pending_tasks();
+        assert_eq!(cache.bytes.load(Ordering::Relaxed), 2 * size);
+        cache.invalidate(&Slug::parse("abc").expect("valid"));
+        cache.links.run_pending_tasks();
+        assert_eq!(cache.bytes.load(Ordering::Relaxed), size);
+        cache.clear();
+        cache.links.run_pending_tasks();
+        assert_eq!(cache.bytes.load(Ordering::Relaxed), 0);
     }
 
     #[test]

@@ -172,12 +172,12 @@ fn assert_answer(answer: &Answer, version: u64, indices: &[usize]) {
 async fn a_request_within_the_window_joins_the_batch() {
     let (queue, task, batches) = batcher(2, limits(64, 10, 16), 1);
     tokio::spawn(task);
-    let mut a = Box::pin(queue.infer(rows(&[0])));
+    let mut a = Box::pin(queue.infer(rows(&[0]), None));
     assert!(submit(&mut a).await.is_pending());
     settle().await; // the batcher holds A and waits until 10 ms
     tokio::time::advance(Duration::from_millis(5)).await;
     settle().await;
-    let mut b = Box::pin(queue.infer(rows(&[1])));
+    let mut b = Box::pin(queue.infer(rows(&[1]), None));
     assert!(submit(&mut b).await.is_pending());
     let (a, b) = (a.await.expect("A"), b.await.expect("B"));
     assert_eq!(batches.get(), vec![2], "B came 5 ms into A's 10 ms window");
@@ -189,12 +189,12 @@ async fn a_request_within_the_window_joins_the_batch() {
 async fn a_request_after_the_window_starts_another_batch() {
     let (queue, task, batches) = batcher(2, limits(64, 1, 16), 1);
     tokio::spawn(task);
-    let mut a = Box::pin(queue.infer(rows(&[0])));
+    let mut a = Box::pin(queue.infer(rows(&[0]), None));
     assert!(submit(&mut a).await.is_pending());
     settle().await; // the batcher holds A and waits until 1 ms
     tokio::time::advance(Duration::from_millis(5)).await;
     settle().await; // its timer fired: A's batch is closed
-    let mut b = Box::pin(queue.infer(rows(&[1])));
+    let mut b = Box::pin(queue.infer(rows(&[1]), None));
     assert!(submit(&mut b).await.is_pending());
     let (a, b) = (a.await.expect("A"), b.await.expect("B"));
     assert_eq!(
@@ -212,7 +212,9 @@ async fn zero_delay_batches_what_is_queued_and_never_waits() {
     let start = Instant::now();
     // Queued before the batcher's task exists, so all three are waiting
     // when it first looks.
-    let mut queued: Vec<_> = (0..3).map(|i| Box::pin(queue.infer(rows(&[i])))).collect();
+    let mut queued: Vec<_> = (0..3)
+        .map(|i| Box::pin(queue.infer(rows(&[i]), None)))
+        .collect();
     for infer in &mut queued {
         assert!(submit(infer).await.is_pending());
     }
@@ -222,8 +224,16 @@ async fn zero_delay_batches_what_is_queued_and_never_waits() {
     }
     assert_eq!(batches.get(), vec![3]);
     // Alone in the queue, a request is a batch at once.
-    assert_answer(&queue.infer(rows(&[3])).await.expect("answered"), 2, &[3]);
-    assert_answer(&queue.infer(rows(&[4])).await.expect("answered"), 2, &[4]);
+    assert_answer(
+        &queue.infer(rows(&[3]), None).await.expect("answered"),
+        2,
+        &[3],
+    );
+    assert_answer(
+        &queue.infer(rows(&[4]), None).await.expect("answered"),
+        2,
+        &[4],
+    );
     assert_eq!(batches.get(), vec![3, 1, 1]);
     // No timer was ever set: the paused clock did not move.
     assert_eq!(Instant::now(), start);
@@ -238,7 +248,7 @@ async fn batches_stay_within_max_batch_size_and_never_split_a_request() {
         .iter()
         .map(|indices| {
             let (queue, request) = (queue.clone(), rows(indices));
-            tokio::spawn(async move { queue.infer(request).await })
+            tokio::spawn(async move { queue.infer(request, None).await })
         })
         .collect();
     for (handle, indices) in handles.into_iter().zip(&requests) {
@@ -268,7 +278,7 @@ async fn every_request_gets_its_own_rows_back() {
     let handles: Vec<_> = (0..reference().inputs.len())
         .map(|i| {
             let (queue, request) = (queue.clone(), rows(&[i]));
-            tokio::spawn(async move { queue.infer(request).await })
+            tokio::spawn(async move { queue.infer(request, None).await })
         })
         .collect();
     assert_eq!(handles.len(), 32);
@@ -321,7 +331,7 @@ async fn versions_never_mix() {
     for i in 0..reference().inputs.len() {
         for (version, queue) in &queues {
             let (queue, request) = (queue.clone(), rows(&[i]));
-            let handle = tokio::spawn(async move { queue.infer(request).await });
+            let handle = tokio::spawn(async move { queue.infer(request, None).await });
             handles.push((*version, i, handle));
         }
     }
@@ -357,7 +367,7 @@ async fn a_full_queue_refuses_at_once_and_the_queued_are_answered() {
     let refused_at = loop {
         let i = accepted.len();
         assert!(i < 10, "nothing was refused");
-        let mut infer = Box::pin(queue.infer(rows(&[i])));
+        let mut infer = Box::pin(queue.infer(rows(&[i]), None));
         match submit(&mut infer).await {
             Poll::Pending => accepted.push((i, infer)),
             Poll::Ready(Err(BatchError::QueueFull)) => break i,
@@ -368,7 +378,7 @@ async fn a_full_queue_refuses_at_once_and_the_queued_are_answered() {
     // Accepted: a batch in the pool's queue (2 jobs for 1 thread) twice, a
     // batch waiting for room there, and `queue_capacity` (2) in the queue.
     assert_eq!(refused_at, 5, "accepted {refused_at} before refusing");
-    let mut again = Box::pin(queue.infer(rows(&[31])));
+    let mut again = Box::pin(queue.infer(rows(&[31]), None));
     assert!(matches!(
         submit(&mut again).await,
         Poll::Ready(Err(BatchError::QueueFull))
@@ -385,7 +395,11 @@ async fn a_full_queue_refuses_at_once_and_the_queued_are_answered() {
     }
     assert_eq!(batches.get().iter().sum::<usize>(), 5);
     // Drained, the queue takes requests again.
-    assert_answer(&queue.infer(rows(&[31])).await.expect("answered"), 2, &[31]);
+    assert_answer(
+        &queue.infer(rows(&[31]), None).await.expect("answered"),
+        2,
+        &[31],
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -395,7 +409,7 @@ async fn dropping_every_queue_ends_the_batcher_after_draining() {
     // holds a clone) before the batcher first runs.
     for i in 0..3 {
         let queue = queue.clone();
-        let mut infer = Box::pin(async move { queue.infer(rows(&[i])).await });
+        let mut infer = Box::pin(async move { queue.infer(rows(&[i]), None).await });
         assert!(submit(&mut infer).await.is_pending());
     }
     drop(queue);
@@ -407,4 +421,55 @@ async fn dropping_every_queue_ends_the_batcher_after_draining() {
         .expect("the batcher ended")
         .expect("the batcher did not panic");
     assert_eq!(batches.get(), vec![3], "what was queued still ran");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batchs_cpu_is_charged_evenly_to_its_requests_routes_and_model() {
+    let (queue, task, batches) = batcher(1, limits(64, 0, 16), 1);
+    let to = |route: &str| {
+        Some(ChargeTo {
+            module: "inference-batch-test",
+            route: route.into(),
+            model: Some("digits:1".into()),
+        })
+    };
+    let mut a = Box::pin(queue.infer(rows(&[0, 1, 2]), to("/a")));
+    let mut b = Box::pin(queue.infer(rows(&[3]), to("/b")));
+    assert!(submit(&mut a).await.is_pending());
+    assert!(submit(&mut b).await.is_pending());
+    tokio::spawn(task);
+    a.await.expect("answered");
+    b.await.expect("answered");
+    assert_eq!(batches.get(), vec![4], "one batch");
+    let charged = |route: &str| {
+        cpu_cost::counters()
+            .snapshot()
+            .into_iter()
+            .find(|c| c.module == "inference-batch-test" && c.route == route)
+            .map(|c| (c.model, c.nanos))
+    };
+    let (model_a, a) = charged("/a").expect("charged before the answer");
+    let (model_b, b) = charged("/b").expect("charged before the answer");
+    assert_eq!(model_a.as_deref(), Some("digits:1"));
+    assert_eq!(model_b.as_deref(), Some("digits:1"));
+    assert!(b > 0);
+    // Split by request, not by row: equal shares, the first one keeping
+    // the remainder (under one nanosecond per request).
+    assert!(a >= b && a - b < 2, "a {a} ns, b {b} ns");
+}
+
+#[test]
+fn a_models_weights_are_its_constant_tensors_bytes() {
+    for version in [1, 2] {
+        let file = std::fs::metadata(models().join(format!("digits/{version}/model.onnx")))
+            .expect("model.onnx")
+            .len();
+        let weights = digits(version).weight_bytes();
+        // The file is mostly its initializers: the decoded tensors come
+        // close to its size, never far above it.
+        assert!(
+            weights > file / 2 && weights < file * 2,
+            "digits/{version}: {weights} bytes of weights, file {file} bytes"
+        );
+    }
 }

@@ -394,8 +394,12 @@ where
                 .extensions_mut()
                 .remove::<ServiceLabel>()
                 .map_or(observe.service, |s| s.0);
+            // Taken off every response, so it never reaches an outer
+            // (in-process gateway) request and labels that.
+            let tag = response.extensions_mut().remove::<cpu_cost::CostTag>();
             if let Some(nanos) = cpu_nanos {
-                cpu_cost::counters().add(service, route, nanos);
+                let model = tag.as_ref().map(|t| &*t.model);
+                cpu_cost::counters().add_labelled(service, route, model, nanos);
             }
             let elapsed = start.elapsed();
             series.record(

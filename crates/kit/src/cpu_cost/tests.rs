@@ -1,0 +1,226 @@
+use super::*;
+
+#[test]
+fn one_request_in_every_is_sampled_per_thread() {
+    let sampled = (0..64).filter(|_| sample(16).is_some()).count();
+    assert_eq!(sampled, 4);
+    assert!((0..10).all(|_| sample(1) == Some(1)));
+    assert!((0..10).all(|_| sample(0).is_none()));
+}
+
+fn spin(rounds: u64) -> u64 {
+    let mut x = 0u64;
+    for i in 0..rounds {
+        x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+    }
+    x
+}
+
+#[test]
+fn a_nested_request_is_measured_at_the_outer_scale_and_left_out_of_it() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let ((inner_scale, inner_nanos), outer_nanos) = runtime.block_on(Measured::new(
+        async {
+            // As the in-process gateway does: a module's request starts
+            // and runs inside the outer request's poll.
+            let scale = sample(1000).expect("nested requests are always measured");
+            let (_, nanos) = Measured::new(async { spin(5_000_000) }, scale).await;
+            (scale, nanos)
+        },
+        7,
+    ));
+    assert_eq!(inner_scale, 7);
+    assert!(inner_nanos > 0);
+    assert!(
+        outer_nanos * 10 < inner_nanos,
+        "outer {outer_nanos} ns should hold little more than the hand-off, inner {inner_nanos} ns"
+    );
+    assert_eq!(sample(0), None, "nothing stays active after the poll");
+}
+
+#[test]
+fn a_busy_future_is_charged_its_cpu_and_a_waiting_one_nothing() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("runtime");
+    let (_, busy) = runtime.block_on(Measured::new(async { spin(5_000_000) }, 1));
+    let (_, waiting) = runtime.block_on(Measured::new(
+        async {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        },
+        1,
+    ));
+    assert!(busy > waiting * 10, "busy {busy} ns, waiting {waiting} ns");
+}
+
+#[test]
+fn counters_render_as_seconds_with_escaped_labels() {
+    let counters = CpuCounters::default();
+    counters.add("shortener", "/{slug}", 1_500_000_000);
+    counters.add("shortener", "/{slug}", 500_000_000);
+    counters.add("gateway", "/say \"hi\"", 1);
+    let mut out = String::new();
+    counters.render_into(&mut out);
+    assert!(
+        out.contains("# TYPE reliable_cost_cpu_seconds_total counter"),
+        "{out}"
+    );
+    assert!(
+        out.contains("reliable_cost_cpu_seconds_total{module=\"shortener\",route=\"/{slug}\"} 2\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("route=\"/say \\\"hi\\\"\"} 0.000000001"),
+        "{out}"
+    );
+}
+
+fn series(module: &str, route: &str, model: Option<&str>) -> Option<u64> {
+    counters()
+        .snapshot()
+        .into_iter()
+        .find(|c| c.module == module && c.route == route && c.model.as_deref() == model)
+        .map(|c| c.nanos)
+}
+
+#[tokio::test]
+async fn a_background_task_is_charged_its_cpu_under_task_name() {
+    let supervisor = crate::tasks::Supervisor::new();
+    let tasks = supervisor.for_module("cost-tasks");
+    for (name, rounds) in [("burner", 20_000_000u64), ("idler", 0)] {
+        let stop = tasks.stop_token();
+        tasks.spawn(name, crate::tasks::OnFailure::Unready, async move {
+            std::hint::black_box(spin(rounds));
+            stop.cancelled().await;
+            Ok::<(), String>(())
+        });
+    }
+    // One thread: yielding runs both tasks up to their wait.
+    tokio::task::yield_now().await;
+    tasks.shutdown().await;
+    assert!(
+        supervisor.failures().is_empty(),
+        "{:?}",
+        supervisor.failures()
+    );
+    let burner = series("cost-tasks", "task:burner", None).expect("burner's series");
+    let idler = series("cost-tasks", "task:idler", None).expect("idler's series");
+    assert!(
+        burner > 10 * idler.max(1_000),
+        "burner {burner} ns, idler {idler} ns"
+    );
+    let mut out = String::new();
+    counters().render_into(&mut out);
+    assert!(
+        out.contains(
+            "reliable_cost_cpu_seconds_total{module=\"cost-tasks\",route=\"task:burner\"} "
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_charge_is_split_evenly_and_keeps_the_total() {
+    let to = |model: &str| ChargeTo {
+        module: "cost-charge",
+        route: "/v2/models/{name}/infer".into(),
+        model: Some(model.into()),
+    };
+    let targets = [to("digits:1"), to("digits:1"), to("digits:2")];
+    charge_evenly(targets.iter(), 1_000_000_001);
+    let route = "/v2/models/{name}/infer";
+    assert_eq!(
+        series("cost-charge", route, Some("digits:1")),
+        Some(666_666_668)
+    );
+    assert_eq!(
+        series("cost-charge", route, Some("digits:2")),
+        Some(333_333_333)
+    );
+    assert_eq!(series("cost-charge", route, None), None);
+    let mut out = String::new();
+    counters().render_into(&mut out);
+    assert!(
+        out.contains("{module=\"cost-charge\",route=\"/v2/models/{name}/infer\",model=\"digits:2\"} 0.333333333\n"),
+        "{out}"
+    );
+}
+
+mod tagged {
+    use super::*;
+    use crate::http::{stack, HttpConfig};
+    use axum::body::Body;
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    fn every_request() -> HttpConfig {
+        HttpConfig {
+            cost_sample_every: 1,
+            ..HttpConfig::default()
+        }
+    }
+
+    /// A module whose handler spins and names the model version it ran.
+    fn model_module() -> Router {
+        let router = Router::new().route(
+            "/infer/{name}",
+            get(|| async {
+                std::hint::black_box(spin(2_000_000));
+                let mut response = "ok".into_response();
+                response.extensions_mut().insert(CostTag {
+                    model: "digits:2".into(),
+                });
+                response
+            }),
+        );
+        stack(router, "cost-tagged", &every_request())
+    }
+
+    async fn call(router: Router, path: &str) -> Response {
+        let request = axum::extract::Request::get(path)
+            .body(Body::empty())
+            .expect("request");
+        router.oneshot(request).await.expect("infallible")
+    }
+
+    #[tokio::test]
+    async fn a_cost_tag_puts_the_request_on_its_model_label() {
+        let response = call(model_module(), "/infer/digits").await;
+        assert!(response.status().is_success());
+        assert!(
+            response.extensions().get::<CostTag>().is_none(),
+            "the tag is taken off the response"
+        );
+        let nanos = series("cost-tagged", "/infer/{name}", Some("digits:2"));
+        assert!(nanos.is_some_and(|n| n > 0), "{:?}", counters().snapshot());
+        assert_eq!(series("cost-tagged", "/infer/{name}", None), None);
+    }
+
+    #[tokio::test]
+    async fn an_outer_request_calling_a_tagged_module_in_process_is_not_tagged() {
+        // As `reliable up`'s gateway does: its handler calls the module's
+        // router inside its own request.
+        let gateway = Router::new().route(
+            "/gw/{*rest}",
+            get(|| async { call(model_module(), "/infer/digits").await }),
+        );
+        let gateway = stack(gateway, "cost-gateway", &every_request());
+        let response = call(gateway, "/gw/infer/digits").await;
+        assert!(response.status().is_success());
+        assert!(series("cost-gateway", "/gw/{*rest}", None).is_some());
+        assert_eq!(
+            series("cost-gateway", "/gw/{*rest}", Some("digits:2")),
+            None,
+            "{:?}",
+            counters().snapshot()
+        );
+        let inner = series("cost-tagged", "/infer/{name}", Some("digits:2"));
+        assert!(inner.is_some_and(|n| n > 0));
+    }
+}
