@@ -165,13 +165,7 @@ impl Platform<'_> {
 
     /// The gateway's key store, where the gateway keeps it in this mode.
     async fn keys(&self) -> anyhow::Result<Arc<dyn KeyVerifier>> {
-        let url = match (self.embedded, self.config.database_url()) {
-            (false, Some(url)) => url.to_string(),
-            _ => format!(
-                "sqlite://{}",
-                self.config.data_dir.join("gateway.db").display()
-            ),
-        };
+        let url = self.config.gateway_keys_url(self.embedded);
         let store = gateway::keys::connect(&url, &self.config.gateway.database)
             .await
             .context("opening the gateway's key store for the console's access check")?;

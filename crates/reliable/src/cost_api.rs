@@ -14,9 +14,9 @@
 //! key store (hashes compared, never raw keys). Where that store is
 //! depends on the mode: `gateway.db` in the data dir in `up` (and in
 //! `serve` with the gateway and no `database_url`), the shared database
-//! in `serve` with `database_url`. A `serve` with neither the gateway nor
-//! a database has no key store: it measures, but answers 503 until it is
-//! given `database_url` (the keys live there).
+//! in `serve` with `database_url`. A `serve` without the gateway and
+//! without a PostgreSQL database has no key store: it measures, but
+//! answers 503 (on a SQLite URL the keys would share the modules' file).
 
 use crate::cost_live::{CostError, CostLive, PricingSource};
 use axum::extract::State;
@@ -257,11 +257,14 @@ pub async fn key_store(
     gateway_runs: bool,
 ) -> anyhow::Result<Option<Arc<dyn KeyVerifier>>> {
     use anyhow::Context as _;
-    let url = match (embedded, config.database_url()) {
-        (false, Some(url)) => url.to_string(),
-        (false, None) if !gateway_runs => return Ok(None),
-        _ => format!("sqlite://{}", config.data_dir.join("gateway.db").display()),
-    };
+    // A `serve` without the gateway reads the keys only where they live
+    // apart from this process's modules: PostgreSQL's schema `gateway`.
+    // On a SQLite URL they would share the modules' file, whose
+    // `_sqlx_migrations` the key store's migration would refuse.
+    if !embedded && !gateway_runs && config.shared_database_url().is_none() {
+        return Ok(None);
+    }
+    let url = config.gateway_keys_url(embedded);
     let store = gateway::keys::connect(&url, &config.gateway.database)
         .await
         .context("opening the gateway's key store for the cost API's access check")?;

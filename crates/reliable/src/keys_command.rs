@@ -70,10 +70,7 @@ pub fn run(args: KeysArgs) -> ExitCode {
     let Some(runtime) = crate::runtime() else {
         return ExitCode::FAILURE;
     };
-    let url = match config.database_url() {
-        Some(url) => url.to_string(),
-        None => format!("sqlite://{}", config.data_dir.join("gateway.db").display()),
-    };
+    let url = config.gateway_keys_url(false);
     let pool = &config.gateway.database;
     match runtime.block_on(act(args.action, &url, &config.data_dir, pool)) {
         Ok(Some(change)) => {

@@ -297,6 +297,17 @@ impl Config {
         self.database_url.as_ref().map(Secret::expose)
     }
 
+    /// Where the gateway keeps its API keys in this mode (`embedded`: `up`):
+    /// the database URL in `serve` (schema `gateway` on PostgreSQL),
+    /// else its own file `gateway.db` in the data dir. `reliable keys`,
+    /// the console, the status page and the cost API read them there.
+    pub fn gateway_keys_url(&self, embedded: bool) -> String {
+        match (embedded, self.database_url()) {
+            (false, Some(url)) => url.to_string(),
+            _ => format!("sqlite://{}", self.data_dir.join("gateway.db").display()),
+        }
+    }
+
     /// The configured database when the platform's own stores (change
     /// timeline, alert history, probe results) can share it: PostgreSQL,
     /// where each store has a schema of its own. A SQLite file has no

@@ -34,10 +34,7 @@ pub fn store_url(config: &Config, embedded: bool) -> String {
 
 /// Where the gateway keeps its keys (as `database_url_of` chooses).
 fn keys_url(config: &Config, embedded: bool) -> String {
-    match (embedded, config.database_url()) {
-        (false, Some(url)) => url.to_string(),
-        _ => format!("sqlite://{}", config.data_dir.join("gateway.db").display()),
-    }
+    config.gateway_keys_url(embedded)
 }
 
 /// Starts the probes on `tasks` and returns the status page's routes
