@@ -278,6 +278,20 @@ async fn a_serve_without_a_key_store_says_so() {
         "{body}"
     );
     stop(app).await;
+
+    // Modules on a SQLite URL keep their migrations in its file: the cost
+    // API must not open the key store there (it would refuse to migrate
+    // and stop the process); it measures and answers 503 the same way.
+    let mut cmd = support::serve("shortener", dir.path());
+    cmd.env(
+        "RELIABLE_DATABASE_URL",
+        format!("sqlite://{}", dir.path().join("modules.db").display()),
+    );
+    let app = start(cmd);
+    let base = format!("http://{}", app.addr);
+    let (status, body) = allocation(&http, &base, "window=1h", Some("rlk_x")).await;
+    assert_eq!(status, 503, "{body}");
+    stop(app).await;
 }
 
 /// Every schema the endpoint's OpenAPI operation refers to is in the
