@@ -10,6 +10,7 @@
 //! cores    = (redirects/s / redirects_per_core + creates/s / creates_per_core) / utilization
 //! replicas = max(min_replicas, ceil(cores / cores_per_replica))
 //! pg rows  = redirects/s x pg_writes_per_visit + creates/s x pg_writes_per_create
+//! pg WAL   = redirects/s x pg_wal_bytes_per_visit + creates/s x pg_wal_bytes_per_create
 //! ```
 //!
 //! The defaults are this repository's measured figures (each constant says
@@ -37,10 +38,21 @@ pub const REDIRECTS_PER_CORE: f64 = 25_400.0;
 /// been measured alone; both are one PostgreSQL transaction per request).
 pub const CREATES_PER_CORE: f64 = 750.0;
 /// Rows PostgreSQL writes per redirect: the visit row, and its link's
-/// `visit_count` (one update per link per batch, so at most one per visit).
+/// `visit_count` (one update per link per batch). Measured by
+/// `scripts/bench-pg-writes` (pg_stat_user_tables): 2.00 with visits
+/// spread over 1,000 links, 1.002 with all on one link; the plan takes
+/// the worst.
 pub const PG_WRITES_PER_VISIT: f64 = 2.0;
-/// Rows per link create: the link and one tag (the DAU scenario's).
+/// Rows per link create: the link and one tag (the DAU scenario's);
+/// measured 2.00 by `scripts/bench-pg-writes`.
 pub const PG_WRITES_PER_CREATE: f64 = 2.0;
+/// WAL bytes per redirect, measured by `scripts/bench-pg-writes`
+/// (pg_current_wal_lsn): 401 with visits spread over 1,000 links (the
+/// visit row, its index entries, the link's count update), 200 all on
+/// one link; without full-page images.
+pub const PG_WAL_BYTES_PER_VISIT: f64 = 401.0;
+/// WAL bytes per link create, measured by `scripts/bench-pg-writes`.
+pub const PG_WAL_BYTES_PER_CREATE: f64 = 651.0;
 /// The busiest a core is planned to be at a level: the rest is headroom
 /// for a replica lost and for the tail latency, which climbs long before
 /// a core is full (docs/performance.md: p99 5.89 ms at 38k/s, 0.90 ms at
@@ -67,6 +79,8 @@ pub struct CapacityModel {
     pub creates_per_core: f64,
     pub pg_writes_per_visit: f64,
     pub pg_writes_per_create: f64,
+    pub pg_wal_bytes_per_visit: f64,
+    pub pg_wal_bytes_per_create: f64,
     pub utilization: f64,
     pub cores_per_replica: f64,
     pub min_replicas: u64,
@@ -90,6 +104,7 @@ pub struct Level {
     pub cores: f64,
     pub replicas: u64,
     pub pg_rows_per_s: f64,
+    pub pg_wal_bytes_per_s: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -101,6 +116,7 @@ pub struct CapacityPlan {
     /// At the day's average rate.
     pub visits_per_day: f64,
     pub pg_rows_per_day: f64,
+    pub pg_wal_bytes_per_day: f64,
     /// What this scale calls for beyond replicas.
     pub notes: Vec<String>,
 }
@@ -118,6 +134,8 @@ impl CapacityModel {
             creates_per_core: CREATES_PER_CORE,
             pg_writes_per_visit: PG_WRITES_PER_VISIT,
             pg_writes_per_create: PG_WRITES_PER_CREATE,
+            pg_wal_bytes_per_visit: PG_WAL_BYTES_PER_VISIT,
+            pg_wal_bytes_per_create: PG_WAL_BYTES_PER_CREATE,
             utilization: UTILIZATION,
             cores_per_replica: CORES_PER_REPLICA,
             min_replicas: MIN_REPLICAS,
@@ -162,6 +180,8 @@ impl CapacityModel {
         for (flag, value) in [
             ("pg-writes-per-visit", self.pg_writes_per_visit),
             ("pg-writes-per-create", self.pg_writes_per_create),
+            ("pg-wal-per-visit", self.pg_wal_bytes_per_visit),
+            ("pg-wal-per-create", self.pg_wal_bytes_per_create),
         ] {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(CapacityError {
@@ -203,6 +223,9 @@ impl CapacityModel {
         let pg_rows_per_day = (average.reads * self.pg_writes_per_visit
             + average.writes * self.pg_writes_per_create)
             * SECONDS_PER_DAY;
+        let pg_wal_bytes_per_day = (average.reads * self.pg_wal_bytes_per_visit
+            + average.writes * self.pg_wal_bytes_per_create)
+            * SECONDS_PER_DAY;
         let notes = self.notes(&levels);
         CapacityPlan {
             model: self.clone(),
@@ -210,6 +233,7 @@ impl CapacityModel {
             levels,
             visits_per_day,
             pg_rows_per_day,
+            pg_wal_bytes_per_day,
             notes,
         }
     }
@@ -226,6 +250,8 @@ impl CapacityModel {
             replicas,
             pg_rows_per_s: redirects * self.pg_writes_per_visit
                 + creates * self.pg_writes_per_create,
+            pg_wal_bytes_per_s: redirects * self.pg_wal_bytes_per_visit
+                + creates * self.pg_wal_bytes_per_create,
         }
     }
 
@@ -275,6 +301,14 @@ impl std::fmt::Display for CapacityPlan {
             ),
             ("pg-writes-per-visit", number(m.pg_writes_per_visit)),
             ("pg-writes-per-create", number(m.pg_writes_per_create)),
+            (
+                "pg-wal-per-visit",
+                format!("{} bytes", number(m.pg_wal_bytes_per_visit)),
+            ),
+            (
+                "pg-wal-per-create",
+                format!("{} bytes", number(m.pg_wal_bytes_per_create)),
+            ),
             ("utilization", format!("{}%", number(m.utilization * 100.0))),
             ("cores-per-replica", number(m.cores_per_replica)),
             ("min-replicas", m.min_replicas.to_string()),
@@ -293,12 +327,13 @@ impl std::fmt::Display for CapacityPlan {
             write!(f, "{:>14}", level.level)?;
         }
         writeln!(f)?;
-        let rows: [(&str, Cell); 5] = [
+        let rows: [(&str, Cell); 6] = [
             ("creates/s", |l| group(l.creates_per_s)),
             ("redirects/s", |l| group(l.redirects_per_s)),
             ("cores", |l| cores(l.cores)),
             ("replicas", |l| thousands(&l.replicas.to_string())),
             ("PostgreSQL rows/s", |l| group(l.pg_rows_per_s)),
+            ("PostgreSQL WAL MB/s", |l| group(l.pg_wal_bytes_per_s / 1e6)),
         ];
         for (label, cell) in rows {
             write!(f, "{label:<22}")?;
@@ -310,9 +345,10 @@ impl std::fmt::Display for CapacityPlan {
         writeln!(f)?;
         writeln!(
             f,
-            "per day at the average: {} visits, {} PostgreSQL rows",
+            "per day at the average: {} visits, {} PostgreSQL rows, {} GB of WAL",
             group(self.visits_per_day),
-            group(self.pg_rows_per_day)
+            group(self.pg_rows_per_day),
+            group(self.pg_wal_bytes_per_day / 1e9)
         )?;
         for note in &self.notes {
             writeln!(f, "note: {note}")?;

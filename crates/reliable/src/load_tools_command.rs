@@ -78,6 +78,13 @@ pub struct PlanArgs {
     /// PostgreSQL rows written per link create.
     #[arg(long, default_value_t = capacity::PG_WRITES_PER_CREATE)]
     pg_writes_per_create: f64,
+    /// PostgreSQL WAL bytes written per visit (measured by
+    /// scripts/bench-pg-writes).
+    #[arg(long = "pg-wal-per-visit", default_value_t = capacity::PG_WAL_BYTES_PER_VISIT)]
+    pg_wal_bytes_per_visit: f64,
+    /// PostgreSQL WAL bytes written per link create.
+    #[arg(long = "pg-wal-per-create", default_value_t = capacity::PG_WAL_BYTES_PER_CREATE)]
+    pg_wal_bytes_per_create: f64,
     /// The busiest a core is planned to be (0.6 = 60%).
     #[arg(long, default_value_t = capacity::UTILIZATION)]
     utilization: f64,
@@ -189,6 +196,8 @@ fn plan(args: PlanArgs) -> ExitCode {
         creates_per_core: args.creates_per_core,
         pg_writes_per_visit: args.pg_writes_per_visit,
         pg_writes_per_create: args.pg_writes_per_create,
+        pg_wal_bytes_per_visit: args.pg_wal_bytes_per_visit,
+        pg_wal_bytes_per_create: args.pg_wal_bytes_per_create,
         utilization: args.utilization,
         cores_per_replica: args.cores_per_replica,
         min_replicas: args.min_replicas,

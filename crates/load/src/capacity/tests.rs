@@ -172,6 +172,31 @@ fn other_inputs_move_the_plan_as_the_formula_says() {
 }
 
 #[test]
+fn wal_is_the_visits_and_creates_times_their_bytes() {
+    let model = CapacityModel {
+        pg_wal_bytes_per_visit: 400.0,
+        pg_wal_bytes_per_create: 1_000.0,
+        ..CapacityModel::for_dau(86_400_000.0)
+    };
+    let plan = model.plan().expect("plan");
+    // 500,000 redirects/s x 400 + 5,000 creates/s x 1,000 = 205 MB/s on
+    // average, 2.5 times that at peak; 205 MB x 86,400 a day.
+    assert!(close(level(&plan, "average").pg_wal_bytes_per_s, 205e6));
+    assert!(close(level(&plan, "peak").pg_wal_bytes_per_s, 512.5e6));
+    assert!(close(plan.pg_wal_bytes_per_day, 205e6 * 86_400.0));
+    let text = plan.to_string();
+    let wal = text
+        .lines()
+        .find(|l| l.starts_with("PostgreSQL WAL MB/s"))
+        .expect("WAL row");
+    assert_eq!(
+        wal.split_whitespace().skip(3).collect::<Vec<_>>(),
+        ["205", "512", "20,500"]
+    );
+    assert!(text.contains("17,712 GB of WAL"), "{text}");
+}
+
+#[test]
 fn nonsense_inputs_name_their_flag() {
     let refused = |model: CapacityModel| model.plan().expect_err("refused").to_string();
     assert!(refused(CapacityModel::for_dau(0.0)).starts_with("--dau:"));
@@ -197,6 +222,11 @@ fn nonsense_inputs_name_their_flag() {
         ..base.clone()
     })
     .starts_with("--pg-writes-per-visit:"));
+    assert!(refused(CapacityModel {
+        pg_wal_bytes_per_create: f64::NAN,
+        ..base.clone()
+    })
+    .starts_with("--pg-wal-per-create:"));
     let utilization = refused(CapacityModel {
         utilization: 60.0,
         ..base.clone()

@@ -18,8 +18,14 @@ pub struct Running {
     pub lines: mpsc::Receiver<String>,
 }
 
+/// The binary under test: this build's, or `RELIABLE_BIN` (a release
+/// build, for the benchmarks and the drills' full variants: a debug
+/// build's platform and load generator cost several times the CPU).
 pub fn reliable() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reliable"));
+    let binary =
+        std::env::var_os("RELIABLE_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_reliable").into());
+    let mut cmd = Command::new(binary);
+    cmd.env_remove("RELIABLE_BIN");
     // No synthetic redirect probe: tests count requests, visits and spans
     // exactly (tests/probes.rs turns it on).
     cmd.env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -184,3 +190,4 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 pub mod balancer;
 pub mod failover_watch;
 pub mod limit_meter;
+pub mod process_cpu;
