@@ -273,18 +273,11 @@ fn allocate_step(
             ..Usage::default()
         });
     }
-    let tokens: Vec<TokenUsage> = rows
-        .iter()
-        .filter(|r| r.kind == Kind::Tokens)
-        .map(|r| TokenUsage {
-            key: r.key.clone(),
-            model: r.model.clone(),
-            prompt_tokens: r.input_tokens.round() as u64,
-            completion_tokens: r.output_tokens.round() as u64,
-            requests: 0,
-        })
-        .collect();
-    for line in spend(pricing, &tokens, seconds / 3600.0) {
+    for line in spend(
+        pricing,
+        &token_usages(rows.iter().copied()),
+        seconds / 3600.0,
+    ) {
         usages.push(line.usage(minutes));
     }
 
@@ -394,6 +387,20 @@ fn add_idle(set: &mut AllocationSet, core_hours: f64, rate: f64, share: bool, mi
     };
     finish(&mut line);
     set.allocations.insert(IDLE.to_string(), line);
+}
+
+/// The token rows of `rows`, as the LLM spend arithmetic takes them.
+pub(crate) fn token_usages<'a>(rows: impl IntoIterator<Item = &'a Measured>) -> Vec<TokenUsage> {
+    rows.into_iter()
+        .filter(|r| r.kind == Kind::Tokens)
+        .map(|r| TokenUsage {
+            key: r.key.clone(),
+            model: r.model.clone(),
+            prompt_tokens: r.input_tokens.round() as u64,
+            completion_tokens: r.output_tokens.round() as u64,
+            requests: 0,
+        })
+        .collect()
 }
 
 #[cfg(test)]

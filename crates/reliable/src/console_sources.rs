@@ -25,7 +25,7 @@ use console::sources::{
 use gateway::keys::{ApiKey, KeyStore};
 use kit::health::Readiness;
 use kit::module::Port;
-use kit::tasks::{OnFailure, TaskSpawner};
+use kit::tasks::TaskSpawner;
 use kit::Clock;
 use slo::policy::Policy;
 use std::sync::{Arc, Mutex};
@@ -80,21 +80,11 @@ impl PlatformView {
     /// minutes are kept, whatever `every`).
     pub fn sample_traffic(&self, every: Duration, clock: Arc<dyn Clock>, tasks: &TaskSpawner) {
         let traffic = self.traffic.clone();
-        let stop = tasks.stop_token();
         // Without it the overview shows stale rates: fail readiness so
         // someone looks, as the SLO evaluator does.
-        tasks.spawn("console-traffic", OnFailure::Unready, async move {
-            let mut interval = tokio::time::interval(every);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return Ok::<(), std::convert::Infallible>(()),
-                    _ = interval.tick() => {
-                        let text = kit::metrics::render();
-                        lock(&traffic).observe(clock.now().timestamp_millis(), &text);
-                    }
-                }
-            }
+        crate::metrics_tick::spawn(tasks, "console-traffic", every, move |text| {
+            lock(&traffic).observe(clock.now().timestamp_millis(), &text);
+            std::future::ready(())
         });
     }
 

@@ -25,7 +25,7 @@ use crate::cost_store::{CostStore, RETENTION};
 use chrono::{DateTime, Duration as Span, Utc};
 use cost::measured::{allocate_measured, merge, CostView, Measured, Options};
 use cost::{AllocationSet, IdleOptions, Pricing, Window};
-use kit::tasks::{OnFailure, TaskSpawner};
+use kit::tasks::TaskSpawner;
 use kit::Clock;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -184,22 +184,13 @@ impl CostLive {
     ) -> anyhow::Result<Self> {
         let live = Self::new(config, clock, store)?;
         let ticking = live.clone();
-        let stop = tasks.stop_token();
-        let tick = config.tick;
         // Without it the cost report stops growing: serve, but say so.
-        tasks.spawn("cost-meter", OnFailure::Unready, async move {
-            let mut interval = tokio::time::interval(tick);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return Ok::<(), std::convert::Infallible>(()),
-                    _ = interval.tick() => {
-                        let text = kit::metrics::render();
-                        let snapshot = Snapshot::parse(ticking.now(), &text)
-                            .with_process_cpu(crate::cost_sample::process_cpu_seconds());
-                        ticking.record(snapshot).await;
-                    }
-                }
+        crate::metrics_tick::spawn(tasks, "cost-meter", config.tick, move |text| {
+            let ticking = ticking.clone();
+            async move {
+                let snapshot = Snapshot::parse(ticking.now(), &text)
+                    .with_process_cpu(crate::cost_sample::process_cpu_seconds());
+                ticking.record(snapshot).await;
             }
         });
         Ok(live)

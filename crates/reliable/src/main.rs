@@ -24,6 +24,7 @@ mod drill_command;
 mod keys_command;
 mod load_command;
 mod load_tools_command;
+mod metrics_tick;
 mod mtls;
 mod openapi;
 mod pki_command;

@@ -21,7 +21,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use console::sources::{SloSource, SourceError};
-use kit::tasks::{OnFailure, TaskSpawner};
+use kit::tasks::TaskSpawner;
 use kit::Clock;
 use serde::{Deserialize, Serialize};
 use slo::alerts::{Alert, AlertTransition, SloPoint};
@@ -131,20 +131,12 @@ impl LiveSlos {
         store: Arc<dyn AlertStore>,
         tasks: &TaskSpawner,
     ) -> anyhow::Result<Self> {
-        let stop = tasks.stop_token();
         let live = Self::new(&load_specs(config)?, clock, store);
         let ticking = live.clone();
-        let tick = config.tick;
         // Without it the status page freezes: serve, but leave rotation.
-        tasks.spawn("slo-evaluator", OnFailure::Unready, async move {
-            let mut interval = tokio::time::interval(tick);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return Ok::<(), std::convert::Infallible>(()),
-                    _ = interval.tick() => ticking.tick(&kit::metrics::render()).await,
-                }
-            }
+        crate::metrics_tick::spawn(tasks, "slo-evaluator", config.tick, move |text| {
+            let ticking = ticking.clone();
+            async move { ticking.tick(&text).await }
         });
         Ok(live)
     }

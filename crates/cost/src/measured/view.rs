@@ -5,7 +5,7 @@
 use super::{allocate_measured, Kind, Measured, Options};
 use crate::allocation::{AllocationSet, IDLE, UNALLOCATED};
 use crate::pricing::Pricing;
-use crate::tokens::{budgets, spend, BudgetStatus, TokenSpend, TokenUsage};
+use crate::tokens::{budgets, spend, BudgetStatus, TokenSpend};
 use crate::window::{Window, WindowError};
 use chrono::Duration;
 use serde::Serialize;
@@ -110,18 +110,7 @@ pub fn view(
             allocations: BTreeMap::new(),
         });
     let hours = observed_hours(&rows);
-    let tokens: Vec<TokenUsage> = rows
-        .iter()
-        .filter(|r| r.kind == Kind::Tokens)
-        .map(|r| TokenUsage {
-            key: r.key.clone(),
-            model: r.model.clone(),
-            prompt_tokens: r.input_tokens.round() as u64,
-            completion_tokens: r.output_tokens.round() as u64,
-            requests: 0,
-        })
-        .collect();
-    let keys = spend(pricing, &tokens, hours);
+    let keys = spend(pricing, &super::token_usages(&rows), hours);
     let mut by_key: BTreeMap<String, f64> = BTreeMap::new();
     for line in &keys {
         *by_key.entry(line.key.clone()).or_default() += line.cost;
