@@ -243,6 +243,14 @@ fn key_report(
     Ok(out)
 }
 
+/// The client both sources are read with (30 s per answer).
+pub(crate) fn http_client() -> Result<reqwest::Client, Failure> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| Failure::Source(e.to_string()))
+}
+
 /// Sends `queries`, each evaluated at the window's end.
 fn fetch(
     base: &url::Url,
@@ -252,10 +260,7 @@ fn fetch(
     let runtime =
         crate::runtime().ok_or_else(|| Failure::Source("no async runtime".to_string()))?;
     runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| Failure::Source(e.to_string()))?;
+        let client = http_client()?;
         let mut answers = HashMap::new();
         for query in queries {
             let mut url = base

@@ -10,7 +10,6 @@ use crate::cost_api::{AllocationResponse, ALLOCATION_PATH};
 use crate::cost_command::{render, Aggregate, CostArgs, Failure, Report};
 use crate::cost_live::PricingSource;
 use cost::{AllocationSet, Window};
-use std::time::Duration;
 
 /// The platform's address when neither `--url` nor RELIABLE_URL is given.
 const DEFAULT_URL: &str = "http://127.0.0.1:8080";
@@ -110,10 +109,7 @@ fn fetch(url: &url::Url, key: Option<&str>) -> Result<AllocationResponse, Failur
     let runtime =
         crate::runtime().ok_or_else(|| Failure::Source("no async runtime".to_string()))?;
     runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| Failure::Source(e.to_string()))?;
+        let client = crate::cost_command::http_client()?;
         let mut request = client.get(url.clone());
         if let Some(key) = key {
             request = request.bearer_auth(key);

@@ -155,8 +155,9 @@ async fn cost_by_module_names_the_same_leader_in_the_cli_and_the_console() {
     );
 
     // One command answers the question.
-    let cli = reliable()
-        .args([
+    let cost_cli = |json: bool| {
+        let mut cmd = reliable();
+        cmd.args([
             "cost",
             "--url",
             &base,
@@ -164,11 +165,14 @@ async fn cost_by_module_names_the_same_leader_in_the_cli_and_the_console() {
             "1h",
             "--aggregate",
             "module",
-            "--json",
         ])
-        .env("RELIABLE_API_KEY", &reader)
-        .output()
-        .expect("reliable cost");
+        .env("RELIABLE_API_KEY", &reader);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output().expect("reliable cost")
+    };
+    let cli = cost_cli(true);
     assert!(
         cli.status.success(),
         "{}",
@@ -184,19 +188,7 @@ async fn cost_by_module_names_the_same_leader_in_the_cli_and_the_console() {
         .collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
     assert_eq!(ranked[0].0, "llm", "{ranked:?}");
-    let table = reliable()
-        .args([
-            "cost",
-            "--url",
-            &base,
-            "--window",
-            "1h",
-            "--aggregate",
-            "module",
-        ])
-        .env("RELIABLE_API_KEY", &reader)
-        .output()
-        .expect("reliable cost");
+    let table = cost_cli(false);
     let table = String::from_utf8_lossy(&table.stdout).to_string();
     println!("{table}");
     assert!(table.contains("30-day projection"), "{table}");
