@@ -152,7 +152,8 @@ impl Module for GatewayModule {
                 // is known before serving).
                 let server = HttpServer::bind(addr)
                     .await
-                    .map_err(|e| format!("binding gateway.admin_listen ({addr}): {e}"))?;
+                    .map_err(|e| format!("binding gateway.admin_listen ({addr}): {e}"))?
+                    .with_cost_sampling(context.http.cost_sample_every);
                 let bound = server.local_addr();
                 let router = kit::http::stack(gateway.admin_router(), SERVICE, &context.http);
                 let stop = context.tasks.stop_token();

@@ -22,8 +22,11 @@
 //! response extension, which adds the `model` label. A module's supervised
 //! background tasks are measured on every poll ([`TaskCpu`], by
 //! `TaskSpawner`) under `route="task:<name>"`: they poll far less often
-//! than requests arrive (a batching writer wakes once per batch). What is
-//! left (a bare spawned task, hyper's parsing, the runtime) stays in the
+//! than requests arrive (a batching writer wakes once per batch).
+//! A connection's own polls (hyper reading and writing, the observe
+//! layer's bookkeeping) are measured for the same sampled requests and
+//! charged to the route each served ([`connection`]). What is left (a bare
+//! spawned task, the runtime's scheduling and reactor) stays in the
 //! process's CPU, and the cost report shows it as the shared line.
 //!
 //! The `metrics` facade has integer counters only, so these are kept here
@@ -56,6 +59,15 @@ thread_local! {
     /// CPU of measured polls nested in the running one, so it can leave
     /// them out.
     static NESTED: Cell<u64> = const { Cell::new(0) };
+    /// An unmeasured poll of a connection is running on this thread: the
+    /// connection decided its request is not sampled (`connection`).
+    static IN_CONNECTION: Cell<bool> = const { Cell::new(false) };
+    /// A measured poll of a connection is running on this thread, and no
+    /// request inside it has been entered yet (`connection`).
+    static CONNECTION_MEASURING: Cell<bool> = const { Cell::new(false) };
+    /// The counter the last measured request that finished on this thread
+    /// was charged to, for its connection to charge its own CPU to.
+    static LAST_CHARGED: Cell<Option<Arc<AtomicU64>>> = const { Cell::new(None) };
 }
 
 /// Whether to measure the request starting on this thread, and how many
@@ -65,11 +77,22 @@ thread_local! {
 /// thread (`reliable up`'s gateway calling a module in-process) is always
 /// measured, at the outer one's scale: its CPU is then taken out of the
 /// outer request's, so the gateway is charged for its own work only.
+///
+/// A request a connection serves follows the connection's decision
+/// ([`connection`]): measured inside its measured polls, not otherwise.
 pub fn sample(every: u32) -> Option<u32> {
     let active = ACTIVE.with(Cell::get);
     if active != 0 {
         return Some(active);
     }
+    if IN_CONNECTION.with(Cell::get) {
+        return None;
+    }
+    tick(every)
+}
+
+/// One tick of this thread's sampling: `Some(every)` once in `every` calls.
+fn tick(every: u32) -> Option<u32> {
     if every == 0 {
         return None;
     }
@@ -116,8 +139,19 @@ impl<F: Future> Future for Measured<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let inner = this.inner;
-        let (polled, own) = measure_poll(*this.scale, || inner.poll(cx));
-        *this.spent_nanos += own;
+        let polled = if CONNECTION_MEASURING.with(|c| c.replace(false)) {
+            // The connection's poll around this one is measured and charged
+            // to this request's route: reading the clock here too would
+            // only split the same charge in two. Requests nested in this
+            // one (an in-process module's) are measured on their own.
+            let polled = inner.poll(cx);
+            CONNECTION_MEASURING.with(|c| c.set(true));
+            polled
+        } else {
+            let (polled, own) = measure_poll(*this.scale, || inner.poll(cx));
+            *this.spent_nanos += own;
+            polled
+        };
         match polled {
             Poll::Ready(output) => {
                 let scaled = this.spent_nanos.saturating_mul(u64::from(*this.scale));
@@ -194,6 +228,14 @@ pub struct ChargeTo {
     pub module: &'static str,
     pub route: Arc<str>,
     pub model: Option<Arc<str>>,
+}
+
+/// Charges a measured request's CPU (already scaled) to its series, and
+/// notes the series for the connection serving it ([`connection`]).
+pub fn charge_request(module: &'static str, route: &str, model: Option<&str>, nanos: u64) {
+    let counter = counters().counter(module, route, model);
+    counter.fetch_add(nanos, Ordering::Relaxed);
+    LAST_CHARGED.with(|last| last.set(Some(counter)));
 }
 
 impl ChargeTo {
@@ -331,6 +373,8 @@ fn escape(value: &str) -> String {
     }
     escaped
 }
+
+pub mod connection;
 
 #[cfg(test)]
 mod tests;

@@ -20,6 +20,7 @@
 //! router. Refused handshakes and requests are logged with the peer's
 //! address and the reason (never key material).
 
+use crate::cpu_cost::connection::ConnectionMeter;
 use crate::problem::Problem;
 use crate::tls::{AllowList, PeerIdentity};
 use axum::extract::connect_info::ConnectInfo;
@@ -47,6 +48,9 @@ pub struct HttpServer {
     listener: TcpListener,
     local_addr: SocketAddr,
     tls: Option<TlsListener>,
+    /// `http.cost_sample_every`: each connection measures its own CPU for
+    /// one request in this many ([`crate::cpu_cost::connection`]).
+    cost_sample_every: u32,
 }
 
 /// What makes a listener serve HTTPS.
@@ -67,7 +71,16 @@ impl HttpServer {
             listener,
             local_addr,
             tls: None,
+            cost_sample_every: crate::cpu_cost::DEFAULT_SAMPLE_EVERY,
         })
+    }
+
+    /// Measures one request's CPU in `every` (the router's
+    /// `http.cost_sample_every`; 0 measures none). The connection decides
+    /// which requests, and its own CPU is charged to their routes.
+    pub fn with_cost_sampling(mut self, every: u32) -> Self {
+        self.cost_sample_every = every;
+        self
     }
 
     /// Serves HTTPS instead of HTTP.
@@ -108,6 +121,7 @@ impl HttpServer {
             };
             // Small responses (redirects) must not wait for Nagle.
             let _ = tcp.set_nodelay(true);
+            let meter = ConnectionMeter::new();
             if let Some(tls) = &self.tls {
                 let connection = TlsConnection {
                     tls: tls.clone(),
@@ -115,19 +129,23 @@ impl HttpServer {
                     http: http.clone(),
                     watcher: connections.watcher(),
                     shutdown: shutdown.clone(),
+                    meter: meter.clone(),
                 };
-                tokio::spawn(connection.serve(tcp, peer));
+                // The handshake is charged with the first request.
+                tokio::spawn(meter.connection(self.cost_sample_every, connection.serve(tcp, peer)));
                 continue;
             }
             let router = router.clone();
+            let request_meter = meter.clone();
             let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
                 let mut request = request.map(axum::body::Body::new);
                 request.extensions_mut().insert(ConnectInfo(peer));
                 // `Router` is always ready; `call` on a clone is what
                 // `oneshot` would do, without its extra state machine.
-                router.clone().call(request)
+                request_meter.request(router.clone().call(request))
             });
             let connection = connections.watch(http.serve_connection(TokioIo::new(tcp), service));
+            let connection = meter.connection(self.cost_sample_every, connection);
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     // Resets, timeouts and malformed requests: the client's
@@ -152,6 +170,7 @@ struct TlsConnection {
     watcher: hyper_util::server::graceful::Watcher,
     /// A handshake still running at shutdown is dropped, not waited for.
     shutdown: CancellationToken,
+    meter: ConnectionMeter,
 }
 
 impl TlsConnection {
@@ -179,7 +198,7 @@ impl TlsConnection {
             .peer_certificates()
             .and_then(|chain| chain.first())
             .and_then(PeerIdentity::of_certificate);
-        let (allow, router) = (self.tls.allow, self.router);
+        let (allow, router, meter) = (self.tls.allow, self.router, self.meter);
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let mut request = request.map(axum::body::Body::new);
             request.extensions_mut().insert(ConnectInfo(peer));
@@ -199,12 +218,12 @@ impl TlsConnection {
                     forbidden(&refusal.prefix)
                 });
             let mut router = router.clone();
-            async move {
+            meter.request(async move {
                 match refused {
                     Some(response) => Ok(response),
                     None => router.call(request).await,
                 }
-            }
+            })
         });
         let connection = self
             .watcher

@@ -49,7 +49,7 @@ impl ConsoleWiring {
             )
         })?;
         Ok(Some(Self {
-            server,
+            server: server.with_cost_sampling(config.http.cost_sample_every),
             modules: Vec::new(),
             canaries: None,
             models: None,

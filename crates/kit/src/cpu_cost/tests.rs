@@ -224,3 +224,138 @@ mod tagged {
         assert!(inner.is_some_and(|n| n > 0));
     }
 }
+
+/// Spins until this thread's CPU clock has moved `nanos`: CPU spent for
+/// certain, whatever the machine's speed.
+fn burn(nanos: u64) {
+    let start = thread_cpu_nanos();
+    while thread_cpu_nanos().saturating_sub(start) < nanos {
+        spin(1_000);
+    }
+}
+
+fn charged(module: &str, route: &str) -> u64 {
+    counters()
+        .snapshot()
+        .into_iter()
+        .filter(|c| c.module == module && c.route == route)
+        .map(|c| c.nanos)
+        .sum()
+}
+
+/// One request as kit's server and observe layer serve it: the
+/// connection reads (CPU), the observe layer measures the handler if the
+/// connection's poll says so and charges its route, the connection writes
+/// (CPU) and drops the body, then waits for the next request. Returns the
+/// scale the request was measured at.
+async fn serve_one(
+    meter: &connection::ConnectionMeter,
+    route: &'static str,
+    reading: u64,
+    writing: u64,
+) -> Option<u32> {
+    burn(reading);
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let seen_in_request = seen.clone();
+    let response = meter
+        .request(async move {
+            let scale = sample(1_000_000);
+            if let Some(scale) = scale {
+                let ((), nanos) = Measured::new(async { burn(200_000) }, scale).await;
+                charge_request("conn-test", route, None, nanos);
+            }
+            *seen_in_request.lock().expect("not poisoned") = scale;
+            Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::empty()))
+        })
+        .await;
+    burn(writing);
+    drop(response);
+    // The connection waits for the client's next request.
+    tokio::task::yield_now().await;
+    let scale = *seen.lock().expect("not poisoned");
+    scale
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn a_connection_charges_its_own_cpu_to_the_route_it_served() {
+    let meter = connection::ConnectionMeter::new();
+    let (reading, writing) = (3_000_000, 2_000_000);
+    let scale = current_thread().block_on(
+        meter.connection(1, serve_one(&meter, "/heavy-body", reading, writing)),
+    );
+    assert_eq!(scale, Some(1));
+    let total = charged("conn-test", "/heavy-body");
+    assert!(
+        total >= 200_000 + reading + writing,
+        "the route is charged the handler's 0.2 ms and the connection's 5 ms: {total} ns"
+    );
+}
+
+#[test]
+fn the_connection_decides_which_requests_are_measured() {
+    let meter = connection::ConnectionMeter::new();
+    let scales = current_thread().block_on(meter.connection(2, async {
+        let mut scales = Vec::new();
+        for _ in 0..4 {
+            scales.push(serve_one(&meter, "/every-other", 1_000_000, 0).await);
+        }
+        scales
+    }));
+    assert_eq!(scales, [Some(2), None, Some(2), None]);
+    let total = charged("conn-test", "/every-other");
+    assert!(
+        total >= 2 * 2 * (1_000_000 + 200_000),
+        "two requests measured, each counting twice: {total} ns"
+    );
+}
+
+#[test]
+fn an_unsampled_connection_measures_nothing() {
+    let meter = connection::ConnectionMeter::new();
+    let scale = current_thread().block_on(
+        meter.connection(0, serve_one(&meter, "/never", 1_000_000, 0)),
+    );
+    assert_eq!(scale, None, "the observe layer follows the connection");
+    assert_eq!(charged("conn-test", "/never"), 0);
+}
+
+#[test]
+fn an_in_process_module_request_in_a_measured_connection_is_charged_on_its_own() {
+    let meter = connection::ConnectionMeter::new();
+    current_thread().block_on(meter.connection(1, async {
+        let response = meter
+            .request(async {
+                // The gateway's request: measured by its connection...
+                let scale = sample(1_000_000).expect("the connection measures this request");
+                let ((), outer) = Measured::new(
+                    async {
+                        burn(1_000_000);
+                        // ...and a module's request, in-process, inside it.
+                        let scale = sample(1_000_000).expect("nested: measured");
+                        let ((), inner) = Measured::new(async { burn(3_000_000) }, scale).await;
+                        charge_request("conn-test", "/module", None, inner);
+                    },
+                    scale,
+                )
+                .await;
+                charge_request("conn-test", "/gateway", None, outer);
+                Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::empty()))
+            })
+            .await;
+        drop(response);
+        tokio::task::yield_now().await;
+    }));
+    let module = charged("conn-test", "/module");
+    let gateway = charged("conn-test", "/gateway");
+    assert!(module >= 3_000_000, "module {module} ns");
+    assert!(
+        (1_000_000..module).contains(&gateway),
+        "the gateway is charged its own 1 ms, not the module's 3 ms: {gateway} ns"
+    );
+}

@@ -399,7 +399,7 @@ where
             let tag = response.extensions_mut().remove::<cpu_cost::CostTag>();
             if let Some(nanos) = cpu_nanos {
                 let model = tag.as_ref().map(|t| &*t.model);
-                cpu_cost::counters().add_labelled(service, route, model, nanos);
+                cpu_cost::charge_request(service, route, model, nanos);
             }
             let elapsed = start.elapsed();
             series.record(
