@@ -8,11 +8,18 @@
 //! [`AllocationSet`]s, one per step. The attribution rule:
 //!
 //! - a route's CPU is what `reliable_cost_cpu_seconds_total` measured for
-//!   it, plus its share, by request count, of the process's **protocol
-//!   overhead** (process CPU − request CPU − task CPU: parsing, writing,
-//!   the runtime), priced into `sharedCost`, never silently into
-//!   `cpuCost`; with no request at all the overhead is the
-//!   `__unallocated__` line;
+//!   it, plus its share of the process's **protocol overhead** (process
+//!   CPU − request CPU − task CPU: what no connection, request or task
+//!   poll holds, the runtime's scheduling and its threads' wake-ups),
+//!   priced into `sharedCost`, never silently into `cpuCost`. The share
+//!   is in proportion to the route's measured CPU, because that overhead
+//!   grows with the work, not with the request count: measured with
+//!   `scripts/bench-cost-attribution`, an inference batch left 197 us
+//!   unmeasured where a redirect left 13 us, the same 15:1 as their
+//!   measured CPU (docs/operations/cost.md, "Attribution, checked").
+//!   With no CPU measured on any route (sampling off) it is split by
+//!   request count; with no request at all it is the `__unallocated__`
+//!   line;
 //! - requests of a route whose CPU is measured per model version (the
 //!   request counter has no model label) are split between the versions
 //!   in proportion to their CPU;
@@ -215,6 +222,12 @@ fn allocate_step(
     let measured_cpu: f64 = routes.values().map(|r| r.cpu_seconds).sum();
     let overhead = (process_cpu - measured_cpu).max(0.0);
     let requests: f64 = routes.values().map(|r| r.requests).sum();
+    // The CPU of the lines that served requests: the overhead's weights.
+    let serving_cpu: f64 = routes
+        .values()
+        .filter(|r| r.requests > 0.0)
+        .map(|r| r.cpu_seconds)
+        .sum();
 
     let mut usages = Vec::new();
     let mut shared_cpu: BTreeMap<String, f64> = BTreeMap::new();
@@ -229,8 +242,13 @@ fn allocate_step(
             properties.insert("model".to_string(), model.clone());
             format!("{module} {route} {model}")
         };
-        if requests > 0.0 && line.requests > 0.0 {
-            shared_cpu.insert(name.clone(), overhead * line.requests / requests);
+        if line.requests > 0.0 {
+            let weight = if serving_cpu > 0.0 {
+                line.cpu_seconds / serving_cpu
+            } else {
+                line.requests / requests
+            };
+            shared_cpu.insert(name.clone(), overhead * weight);
         }
         usages.push(Usage {
             name,

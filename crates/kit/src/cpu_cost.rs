@@ -198,6 +198,16 @@ impl<F> TaskCpu<F> {
             counter: counters().counter(module, &route, None),
         }
     }
+
+    /// Adds `inner`'s polls to `spent` (nanoseconds), for a task that
+    /// works for requests and hands its CPU on to them (an inference
+    /// batcher charges it to each batch's requests).
+    pub fn adding_to(inner: F, spent: Arc<AtomicU64>) -> Self {
+        Self {
+            inner,
+            counter: spent,
+        }
+    }
 }
 
 impl<F: Future> Future for TaskCpu<F> {

@@ -99,11 +99,12 @@ fn the_worked_example_figure_for_figure() {
     let set = &sets[0];
     let line = |name: &str| set.allocations.get(name).expect(name);
 
-    // Overhead 18 - (3 + 12 + 1.5) = 1.5 core-seconds over 1,000 requests.
+    // Overhead 18 - (3 + 12 + 1.5) = 1.5 core-seconds, shared by the
+    // routes' measured CPU (3 + 12): a tenth of each.
     let slug = line("shortener /{slug}");
     close(slug.cpu_cost, 3e-5);
-    close(slug.shared_cost, 1.35e-5);
-    close(slug.total_cost, 4.35e-5);
+    close(slug.shared_cost, 3e-6);
+    close(slug.total_cost, 3.3e-5);
     close(slug.cpu_core_usage_average, 0.01);
     assert_eq!(slug.requests, 900);
     assert_eq!(slug.minutes, 5.0);
@@ -111,9 +112,9 @@ fn the_worked_example_figure_for_figure() {
     // The route's 100 requests go to its only model version.
     let infer = line("inference /v2/infer resnet:1");
     close(infer.cpu_cost, 1.2e-4);
-    close(infer.shared_cost, 1.5e-6);
+    close(infer.shared_cost, 1.2e-5);
     assert_eq!(infer.requests, 100);
-    close(infer.cost_per_1k_requests.expect("requests"), 1.215e-3);
+    close(infer.cost_per_1k_requests.expect("requests"), 1.32e-3);
     assert!(!set.allocations.contains_key("inference /v2/infer"));
 
     close(line("shortener task:visit-writer").total_cost, 1.5e-5);
@@ -129,11 +130,11 @@ fn the_worked_example_figure_for_figure() {
 
     let modules = set.aggregate("module");
     let shortener = &modules.allocations["shortener"];
-    close(shortener.total_cost, 3.585e-4);
+    close(shortener.total_cost, 3.48e-4);
     assert_eq!(shortener.requests, 900);
     close(
         shortener.cost_per_1k_requests.expect("requests"),
-        3.585e-4 / 0.9,
+        3.48e-4 / 0.9,
     );
     close(modules.allocations["llm"].total_cost, 0.0027);
     close(modules.allocations[SHARED].total_cost, 6e-4);
@@ -146,7 +147,7 @@ fn shared_idle_is_spread_by_cpu_cost_and_the_total_is_unchanged() {
     let set = &sets[0];
     assert!(!set.allocations.contains_key(IDLE));
     let slug = &set.allocations["shortener /{slug}"];
-    close(slug.cpu_cost_idle, 5.82e-3 * 4.35e-5 / 1.8e-4);
+    close(slug.cpu_cost_idle, 5.82e-3 * 3.3e-5 / 1.8e-4);
     close(set.total_cost(), 9.6e-3);
     // Memory and external lines have no CPU: no idle.
     assert_eq!(set.allocations[SHARED].cpu_cost_idle, 0.0);
@@ -174,6 +175,31 @@ fn without_requests_the_overhead_is_unallocated() {
     close(set.allocations[UNALLOCATED].cpu_cost, 4e-5);
     assert!(!set.allocations.contains_key(IDLE));
     close(set.total_cost(), 6e-5);
+}
+
+#[test]
+fn with_sampling_off_the_overhead_is_shared_by_request_count() {
+    let rows = vec![
+        Measured {
+            seconds: 300.0,
+            cpu_seconds: 4.0,
+            ..Measured::new(at(0), Kind::Process)
+        },
+        route(0, "shortener", "/{slug}", "", 0.0, 300.0),
+        route(0, "shortener", "/api/v1/links", "", 0.0, 100.0),
+    ];
+    let no_idle = Options {
+        capacity_cores: 1.0,
+        idle: IdleOptions {
+            include_idle: false,
+            share_idle: false,
+        },
+    };
+    let sets = allocate_measured(&pricing(), &window(0, 5), None, &rows, no_idle).expect("window");
+    let set = &sets[0];
+    close(set.allocations["shortener /{slug}"].shared_cost, 3e-5);
+    close(set.allocations["shortener /api/v1/links"].shared_cost, 1e-5);
+    close(set.total_cost(), 4e-5);
 }
 
 #[test]
@@ -233,7 +259,7 @@ fn the_view_has_steps_top_lines_keys_and_budgets() {
     )
     .expect("view");
     assert_eq!(panel.steps.len(), 2);
-    close(panel.steps[0].modules["shortener"], 3.585e-4);
+    close(panel.steps[0].modules["shortener"], 3.48e-4);
     close(panel.steps[0].idle_cost, 5.82e-3);
     assert_eq!(panel.top_routes.len(), 1);
     assert_eq!(panel.top_routes[0].name, "/v2/infer");

@@ -458,6 +458,59 @@ async fn a_batchs_cpu_is_charged_evenly_to_its_requests_routes_and_model() {
     assert!(a >= b && a - b < 2, "a {a} ns, b {b} ns");
 }
 
+/// What a pool thread spends between two batches (waking up, handing
+/// back answers; here a job that burns 3 ms of CPU) is charged to the
+/// next batch: nothing the pool does is left unattributed.
+#[tokio::test]
+async fn a_pool_threads_cpu_between_batches_is_charged_to_the_next_batch() {
+    let pool = Arc::new(ComputePool::new(1).expect("one pool thread"));
+    let batches = Batches::default();
+    let (queue, task) = BatchQueue::start(
+        digits(1),
+        pool.clone(),
+        limits(64, 0, 16),
+        batches.observer(),
+    );
+    tokio::spawn(task);
+    let to = |route: &str| {
+        Some(ChargeTo {
+            module: "inference-gap-test",
+            route: route.into(),
+            model: None,
+        })
+    };
+    let charged = |route: &str| {
+        cpu_cost::counters()
+            .snapshot()
+            .into_iter()
+            .find(|c| c.module == "inference-gap-test" && c.route == route)
+            .map_or(0, |c| c.nanos)
+    };
+    queue
+        .infer(rows(&[0]), to("/first"))
+        .await
+        .expect("answered");
+    let first = charged("/first");
+    const GAP: u64 = 3_000_000;
+    pool.execute(|| {
+        let start = cpu_cost::thread_cpu_nanos();
+        while cpu_cost::thread_cpu_nanos().saturating_sub(start) < GAP {
+            std::hint::black_box(start);
+        }
+    })
+    .await
+    .expect("pool running");
+    queue
+        .infer(rows(&[0]), to("/second"))
+        .await
+        .expect("answered");
+    let second = charged("/second");
+    assert!(
+        second >= GAP && second > first,
+        "the second batch carries the 3 ms spent before it: first {first} ns, second {second} ns"
+    );
+}
+
 #[test]
 fn a_models_weights_are_its_constant_tensors_bytes() {
     for version in [1, 2] {

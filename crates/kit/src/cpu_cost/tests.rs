@@ -286,9 +286,8 @@ fn current_thread() -> tokio::runtime::Runtime {
 fn a_connection_charges_its_own_cpu_to_the_route_it_served() {
     let meter = connection::ConnectionMeter::new();
     let (reading, writing) = (3_000_000, 2_000_000);
-    let scale = current_thread().block_on(
-        meter.connection(1, serve_one(&meter, "/heavy-body", reading, writing)),
-    );
+    let scale = current_thread()
+        .block_on(meter.connection(1, serve_one(&meter, "/heavy-body", reading, writing)));
     assert_eq!(scale, Some(1));
     let total = charged("conn-test", "/heavy-body");
     assert!(
@@ -318,9 +317,8 @@ fn the_connection_decides_which_requests_are_measured() {
 #[test]
 fn an_unsampled_connection_measures_nothing() {
     let meter = connection::ConnectionMeter::new();
-    let scale = current_thread().block_on(
-        meter.connection(0, serve_one(&meter, "/never", 1_000_000, 0)),
-    );
+    let scale =
+        current_thread().block_on(meter.connection(0, serve_one(&meter, "/never", 1_000_000, 0)));
     assert_eq!(scale, None, "the observe layer follows the connection");
     assert_eq!(charged("conn-test", "/never"), 0);
 }
@@ -358,4 +356,19 @@ fn an_in_process_module_request_in_a_measured_connection_is_charged_on_its_own()
         (1_000_000..module).contains(&gateway),
         "the gateway is charged its own 1 ms, not the module's 3 ms: {gateway} ns"
     );
+}
+
+#[test]
+fn a_task_adding_to_a_shared_counter_hands_its_cpu_on() {
+    let spent = Arc::new(AtomicU64::new(0));
+    current_thread().block_on(TaskCpu::adding_to(
+        async {
+            burn(2_000_000);
+            tokio::task::yield_now().await;
+            burn(1_000_000);
+        },
+        spent.clone(),
+    ));
+    let spent = spent.load(Ordering::Relaxed);
+    assert!(spent >= 3_000_000, "both polls counted: {spent} ns");
 }
