@@ -337,9 +337,12 @@ async fn once(
     let Some(body) = outgoing.body.next_attempt() else {
         return Attempt::failed(GatewayError::Unreachable, Retry::Never);
     };
+    let Ok(uri) = endpoint.target.uri(&outgoing.target) else {
+        return Attempt::failed(GatewayError::Unreachable, Retry::Never);
+    };
     let mut builder = http::Request::builder()
         .method(outgoing.method.clone())
-        .uri(endpoint.target.uri(&outgoing.target));
+        .uri(uri);
     if let Some(headers) = builder.headers_mut() {
         headers.clone_from(&outgoing.headers);
     }

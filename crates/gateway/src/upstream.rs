@@ -41,10 +41,10 @@ pub enum Upstream {
 
 impl Upstream {
     /// The URI to request `target` (path and query) of this upstream at.
-    pub(crate) fn uri(&self, target: &str) -> String {
+    pub(crate) fn uri(&self, target: &str) -> Result<http::Uri, http::Error> {
         match self {
-            Upstream::Http { base, .. } => base.uri(target),
-            Upstream::InProcess(_) => target.to_string(),
+            Upstream::Http { base, .. } => base.request_uri(target),
+            Upstream::InProcess(_) => Ok(http::Uri::try_from(target)?),
         }
     }
 
@@ -69,9 +69,12 @@ impl Upstream {
             }
             Upstream::InProcess(router) => {
                 let mut request = request.map(Body::new);
-                request
-                    .extensions_mut()
-                    .insert(ConnectInfo(SocketAddr::new(client, 0)));
+                let extensions = request.extensions_mut();
+                extensions.insert(ConnectInfo(SocketAddr::new(client, 0)));
+                // The module's stack need not redo what the gateway's did.
+                extensions.insert(kit::http::InProcessCall {
+                    caller_timeout: timeout,
+                });
                 let call = router.clone().oneshot(request);
                 match tokio::time::timeout(timeout, call).await {
                     Ok(answer) => Ok(answer.unwrap_or_else(|never| match never {})),
@@ -84,7 +87,10 @@ impl Upstream {
     /// An active health check: `GET path` answers 2xx within `timeout`.
     /// The gateway itself asks: an in-process module sees a loopback peer.
     pub(crate) async fn is_ready(&self, path: &str, timeout: Duration) -> bool {
-        let Ok(request) = http::Request::get(self.uri(path)).body(resilience::body::empty()) else {
+        let Ok(uri) = self.uri(path) else {
+            return false;
+        };
+        let Ok(request) = http::Request::get(uri).body(resilience::body::empty()) else {
             return false;
         };
         matches!(

@@ -174,6 +174,64 @@ async fn a_slow_handler_is_cut_off_at_the_timeout() {
     assert_eq!(body["type"], "/problems/unavailable");
 }
 
+fn in_process(path: &str, caller_timeout: Duration) -> Request<Body> {
+    let mut request = Request::get(path)
+        .header("x-request-id", "from-the-gateway")
+        .body(Body::empty())
+        .expect("request");
+    request
+        .extensions_mut()
+        .insert(kit::http::InProcessCall { caller_timeout });
+    request
+}
+
+/// An in-process caller that gives up sooner than the module would is the
+/// one whose timeout counts: the module arms none of its own (a timer
+/// less per request). One that waits longer still gets the module's.
+#[tokio::test(start_paused = true)]
+async fn an_in_process_call_keeps_the_module_timeout_only_when_it_is_shorter() {
+    let router = app();
+    let (status, _, _) = call(&router, in_process("/slow", Duration::from_secs(1))).await;
+    assert_eq!(status, 200, "the caller's shorter timeout covers it");
+    let (status, _, body) = call(&router, in_process("/slow", Duration::from_secs(30))).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["type"], "/problems/unavailable");
+}
+
+/// The caller's request id is the module's too, and the caller echoes it.
+#[tokio::test]
+async fn an_in_process_call_keeps_the_callers_request_id() {
+    let router = Router::new().route(
+        "/id",
+        get(|headers: axum::http::HeaderMap| async move {
+            headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        }),
+    );
+    let router = stack(router, "kit-test", &HttpConfig::default());
+    let response = router
+        .clone()
+        .oneshot(in_process("/id", Duration::from_secs(1)))
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("x-request-id").is_none());
+    let bytes = axum::body::to_bytes(response.into_body(), 1024)
+        .await
+        .expect("body");
+    assert_eq!(&bytes[..], b"from-the-gateway");
+    // Served directly, the same request gets its id echoed.
+    let request = Request::get("/id")
+        .header("x-request-id", "from-the-client")
+        .body(Body::empty())
+        .expect("request");
+    let response = router.oneshot(request).await.expect("infallible");
+    assert_eq!(response.headers()["x-request-id"], "from-the-client");
+}
+
 #[tokio::test]
 async fn metrics_use_route_templates_not_raw_paths() {
     let router = app();

@@ -117,6 +117,23 @@ impl BaseUrl {
     }
 }
 
+impl BaseUrl {
+    /// [`BaseUrl::uri`] as an `http::Uri`, assembled from the parts parsed
+    /// once: only `target` is parsed per call, where parsing the whole
+    /// string again would scan the scheme and authority each time.
+    pub fn request_uri(&self, target: &str) -> Result<http::Uri, http::Error> {
+        http::Uri::builder()
+            .scheme(if self.https {
+                Scheme::HTTPS
+            } else {
+                Scheme::HTTP
+            })
+            .authority(self.authority.clone())
+            .path_and_query(target)
+            .build()
+    }
+}
+
 impl fmt::Display for BaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = if self.https { "https" } else { "http" };
@@ -319,6 +336,11 @@ mod tests {
         let url = BaseUrl::parse("https://api.example:8443").expect("https");
         assert!(url.is_https());
         assert_eq!(url.uri("/v1?x=1"), "https://api.example:8443/v1?x=1");
+        assert_eq!(
+            url.request_uri("/v1?x=1").expect("uri").to_string(),
+            "https://api.example:8443/v1?x=1"
+        );
+        assert!(url.request_uri("/bad path").is_err());
         let url = BaseUrl::parse("http://127.0.0.1:9000/").expect("trailing slash");
         assert_eq!(url.authority().as_str(), "127.0.0.1:9000");
         assert_eq!(url.uri("/"), "http://127.0.0.1:9000/");

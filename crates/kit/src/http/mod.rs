@@ -40,6 +40,20 @@ use std::time::Duration;
 use tower::Layer;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Set by an in-process caller on a request it hands straight to a
+/// module's router (the gateway in front of co-located modules in
+/// `reliable up`): the caller's own stack already ran for it, so the
+/// request carries a checked `X-Request-Id` and the caller's
+/// `traceparent`, and the caller waits `caller_timeout` for the answer
+/// and echoes the request id itself. The module's observe layer then
+/// keeps only what is the module's own (its trace context, metrics,
+/// cost sampling and panic catching), and arms its timeout only when it
+/// is shorter than the caller's, which would otherwise fire first.
+#[derive(Debug, Clone, Copy)]
+pub struct InProcessCall {
+    pub caller_timeout: Duration,
+}
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// HTTP settings shared by every module.

@@ -7,7 +7,7 @@
 //! inner router and boxes a future) showed up at ~5% of CPU on the
 //! redirect path.
 
-use super::{TRACEPARENT, X_REQUEST_ID};
+use super::{InProcessCall, TRACEPARENT, X_REQUEST_ID};
 use crate::cpu_cost;
 use crate::metrics::HTTP_SERVER_REQUEST_DURATION;
 use crate::problem::Problem;
@@ -320,10 +320,24 @@ where
         let method = method_label(request.method());
         // Set by the router before route layers run; absent on the fallback.
         let route = request.extensions().get::<MatchedPath>().cloned();
-        let request_id = request_id_of(&request);
-        request
-            .headers_mut()
-            .insert(X_REQUEST_ID, request_id.clone());
+        let in_process = request.extensions_mut().remove::<InProcessCall>();
+        // The in-process caller's stack already checked (or made) the id
+        // and put it in the headers.
+        let forwarded_id = in_process
+            .and_then(|_| request.headers().get(&X_REQUEST_ID))
+            .cloned();
+        let request_id = match forwarded_id {
+            Some(id) => id,
+            None => {
+                let id = request_id_of(&request);
+                request.headers_mut().insert(X_REQUEST_ID, id.clone());
+                id
+            }
+        };
+        let timeout = match in_process {
+            Some(call) if call.caller_timeout <= self.observe.timeout => None,
+            _ => Some(self.observe.timeout),
+        };
         let remote = request
             .headers()
             .get(&TRACEPARENT)
@@ -357,7 +371,7 @@ where
                     let handled = telemetry::in_request(
                         context.clone(),
                         server.as_ref(),
-                        tokio::time::timeout(observe.timeout, guarded),
+                        Deadline::new(timeout, guarded),
                     );
                     match cpu_scale {
                         Some(scale) => {
@@ -423,9 +437,44 @@ where
             if let Some(server) = server {
                 server.finish(status.as_u16());
             }
-            response.headers_mut().insert(X_REQUEST_ID, request_id);
+            if in_process.is_none() {
+                response.headers_mut().insert(X_REQUEST_ID, request_id);
+            }
             Ok(response)
         })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// `tokio::time::timeout` when there is a timeout to arm: a timer
+    /// entry costs a registration and a removal per request, which an
+    /// in-process call whose caller waits less can skip.
+    #[project = DeadlineProj]
+    enum Deadline<F> {
+        Armed { #[pin] timeout: tokio::time::Timeout<F> },
+        Unarmed { #[pin] inner: F },
+    }
+}
+
+impl<F: Future> Deadline<F> {
+    fn new(timeout: Option<Duration>, inner: F) -> Self {
+        match timeout {
+            Some(after) => Deadline::Armed {
+                timeout: tokio::time::timeout(after, inner),
+            },
+            None => Deadline::Unarmed { inner },
+        }
+    }
+}
+
+impl<F: Future> Future for Deadline<F> {
+    type Output = Result<F::Output, tokio::time::error::Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            DeadlineProj::Armed { timeout } => timeout.poll(cx),
+            DeadlineProj::Unarmed { inner } => inner.poll(cx).map(Ok),
+        }
     }
 }
 
