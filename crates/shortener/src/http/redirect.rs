@@ -70,11 +70,12 @@ async fn load(state: &AppState, slug: &Slug) -> Result<Option<Arc<CachedLink>>, 
     Ok(Some(cached))
 }
 
+/// At most the first 1,024 characters of a header: `to_str` only accepts
+/// visible ASCII, so characters are bytes and a slice copies them at once
+/// (collecting `chars()` pushed them one by one).
 fn header_string(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.chars().take(1024).collect())
+    let value = headers.get(name)?.to_str().ok()?;
+    Some(value[..value.len().min(1024)].to_owned())
 }
 
 /// Follow a short link.
