@@ -80,6 +80,17 @@ fn options(share_idle: bool) -> Options {
     }
 }
 
+/// One core of capacity and no idle line: only the measured lines.
+fn one_core_no_idle() -> Options {
+    Options {
+        capacity_cores: 1.0,
+        idle: IdleOptions {
+            include_idle: false,
+            share_idle: false,
+        },
+    }
+}
+
 fn window(from: u32, to: u32) -> Window {
     Window {
         start: at(from),
@@ -163,14 +174,8 @@ fn without_requests_the_overhead_is_unallocated() {
         },
         route(0, "notifier", "task:deliver", "", 2.0, 0.0),
     ];
-    let no_idle = Options {
-        capacity_cores: 1.0,
-        idle: IdleOptions {
-            include_idle: false,
-            share_idle: false,
-        },
-    };
-    let sets = allocate_measured(&pricing(), &window(0, 5), None, &rows, no_idle).expect("window");
+    let sets = allocate_measured(&pricing(), &window(0, 5), None, &rows, one_core_no_idle())
+        .expect("window");
     let set = &sets[0];
     close(set.allocations[UNALLOCATED].cpu_cost, 4e-5);
     assert!(!set.allocations.contains_key(IDLE));
@@ -188,14 +193,8 @@ fn with_sampling_off_the_overhead_is_shared_by_request_count() {
         route(0, "shortener", "/{slug}", "", 0.0, 300.0),
         route(0, "shortener", "/api/v1/links", "", 0.0, 100.0),
     ];
-    let no_idle = Options {
-        capacity_cores: 1.0,
-        idle: IdleOptions {
-            include_idle: false,
-            share_idle: false,
-        },
-    };
-    let sets = allocate_measured(&pricing(), &window(0, 5), None, &rows, no_idle).expect("window");
+    let sets = allocate_measured(&pricing(), &window(0, 5), None, &rows, one_core_no_idle())
+        .expect("window");
     let set = &sets[0];
     close(set.allocations["shortener /{slug}"].shared_cost, 3e-5);
     close(set.allocations["shortener /api/v1/links"].shared_cost, 1e-5);
