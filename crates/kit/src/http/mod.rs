@@ -23,13 +23,14 @@
 
 mod extract;
 mod observe;
+mod security;
 
 pub use extract::{parse_json, ApiJson, ApiQuery};
 
 use crate::forwarded::TrustedProxies;
 use crate::problem::Problem;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, StatusCode};
 use axum::response::IntoResponse;
 use axum::Router;
 use observe::{Observe, ObserveLayer};
@@ -143,35 +144,19 @@ pub fn stack(router: Router, service: &'static str, config: &HttpConfig) -> Rout
     } else {
         router
     };
-    let router = router
-        .fallback_service(fallback)
-        .layer(DefaultBodyLimit::max(config.body_limit_bytes));
+    let router = router.fallback_service(fallback);
+    // One router layer, not one per concern: axum boxes the future of
+    // each `Router::layer` on every request (see `security`).
+    let body_limit = DefaultBodyLimit::max(config.body_limit_bytes);
     if config.security_headers {
-        with_security_headers(router)
+        router.layer(
+            tower::ServiceBuilder::new()
+                .layer(security::SecurityHeadersLayer)
+                .layer(body_limit),
+        )
     } else {
-        router
+        router.layer(body_limit)
     }
-}
-
-/// For API responses: load nothing, be framed by no one.
-const CONTENT_SECURITY_POLICY: HeaderValue =
-    HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'");
-
-fn with_security_headers(router: Router) -> Router {
-    use tower_http::set_header::SetResponseHeaderLayer;
-    router
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            CONTENT_SECURITY_POLICY,
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
 }
 
 /// Labels the request metrics of `router`'s routes with `service` instead
