@@ -1,5 +1,6 @@
-//! `ObserveLayer`: request id, trace context, timeout, panic catching and
-//! the duration histogram, as one plain tower service. It runs on each
+//! `ObserveLayer`: request id, trace context, timeout, panic catching, the
+//! duration histogram, the body limit and the security headers, as one
+//! plain tower service. It runs on each
 //! route (a route layer) and on the fallback, so the matched route template
 //! is right there in the request; separate layers for panics and for
 //! carrying the route label out of the router cost an allocation and a
@@ -7,13 +8,13 @@
 //! inner router and boxes a future) showed up at ~5% of CPU on the
 //! redirect path.
 
-use super::{InProcessCall, TRACEPARENT, X_REQUEST_ID};
+use super::{security, InProcessCall, TRACEPARENT, X_REQUEST_ID};
 use crate::cpu_cost;
 use crate::metrics::HTTP_SERVER_REQUEST_DURATION;
 use crate::problem::Problem;
 use crate::telemetry;
 use crate::trace_context::TraceParent;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
@@ -30,6 +31,10 @@ use tower::{Layer, Service};
 pub(super) struct Observe {
     service: &'static str,
     timeout: Duration,
+    /// The largest body the route's extractors read (413 beyond).
+    body_limit: DefaultBodyLimit,
+    /// Add the security headers a response does not set itself.
+    security_headers: bool,
     durations: RequestDurations,
     /// One request in this many has its CPU measured (`cpu_cost`).
     cost_sample_every: u32,
@@ -222,12 +227,14 @@ where
 }
 
 impl Observe {
-    pub(super) fn new(service: &'static str, timeout: Duration, cost_sample_every: u32) -> Self {
+    pub(super) fn new(service: &'static str, config: &super::HttpConfig) -> Self {
         Self {
             service,
-            timeout,
+            timeout: config.request_timeout,
+            body_limit: DefaultBodyLimit::max(config.body_limit_bytes),
+            security_headers: config.security_headers,
             durations: RequestDurations::new(),
-            cost_sample_every,
+            cost_sample_every: config.cost_sample_every,
         }
     }
 }
@@ -282,12 +289,17 @@ impl ObserveLayer {
     }
 }
 
+/// The route's service with its body limit: set here, inside the route
+/// layer, because a `Router::layer` of its own would cost every request a
+/// boxed future and a boxed service clone (issue 18).
+type Limited<S> = <DefaultBodyLimit as Layer<S>>::Service;
+
 impl<S> Layer<S> for ObserveLayer {
-    type Service = ObserveService<S>;
+    type Service = ObserveService<Limited<S>>;
 
     fn layer(&self, inner: S) -> Self::Service {
         ObserveService {
-            inner,
+            inner: self.0.body_limit.layer(inner),
             observe: self.0.clone(),
             series: Arc::default(),
         }
@@ -439,6 +451,9 @@ where
             }
             if in_process.is_none() {
                 response.headers_mut().insert(X_REQUEST_ID, request_id);
+            }
+            if observe.security_headers {
+                security::add_missing(response.headers_mut());
             }
             Ok(response)
         })

@@ -1,19 +1,13 @@
-//! The security headers every response gets, as one tower layer.
+//! The security headers every response gets, set by the observe layer in
+//! one pass over the response.
 //!
-//! Three `SetResponseHeaderLayer`s did the same work, but each was a
-//! `Router::layer` of its own, and axum boxes the future of every router
-//! layer for every request (a `MapFuture` box and its move): on the
-//! redirect path those boxes were among the largest `memcpy` callers
-//! (issue 18). This layer sets the three headers in one pass over the
-//! response, and [`super::stack`] applies it together with the body limit
-//! as a single router layer.
+//! Three `SetResponseHeaderLayer`s did this before, each a `Router::layer`
+//! of its own, and axum boxes the future of every router layer for every
+//! request (a `MapFuture` box and its move, a boxed service clone, a
+//! content-length pass): on the redirect path those were among the
+//! largest costs of kit's stack (issue 18).
 
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
-use axum::response::Response;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use tower::{Layer, Service};
 
 /// For API responses: load nothing, be framed by no one.
 const CONTENT_SECURITY_POLICY: HeaderValue =
@@ -36,61 +30,6 @@ const HEADERS: [(HeaderName, HeaderValue); 3] = [
 pub(super) fn add_missing(headers: &mut HeaderMap) {
     for (name, value) in HEADERS {
         headers.entry(name).or_insert(value);
-    }
-}
-
-#[derive(Clone, Copy)]
-pub(super) struct SecurityHeadersLayer;
-
-impl<S> Layer<S> for SecurityHeadersLayer {
-    type Service = SecurityHeaders<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        SecurityHeaders { inner }
-    }
-}
-
-#[derive(Clone)]
-pub(super) struct SecurityHeaders<S> {
-    inner: S,
-}
-
-impl<S, R> Service<R> for SecurityHeaders<S>
-where
-    S: Service<R, Response = Response>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = WithSecurityHeaders<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: R) -> Self::Future {
-        WithSecurityHeaders {
-            inner: self.inner.call(request),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    pub(super) struct WithSecurityHeaders<F> {
-        #[pin]
-        inner: F,
-    }
-}
-
-impl<F, E> Future for WithSecurityHeaders<F>
-where
-    F: Future<Output = Result<Response, E>>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut response = std::task::ready!(self.project().inner.poll(cx))?;
-        add_missing(response.headers_mut());
-        Poll::Ready(Ok(response))
     }
 }
 
