@@ -183,6 +183,17 @@ impl<T> Pool<T> {
     /// (the endpoint a retry just failed on) when there is another; `None`
     /// when every endpoint is ejected or its breaker open.
     pub fn pick(&self, avoid: Option<&Arc<Endpoint<T>>>) -> Option<InFlight<T>> {
+        // One endpoint (an in-process module, a single upstream) has no
+        // choice to make and nothing to avoid in favour of another: no
+        // candidate list is built (~250 instructions a call).
+        if let [only] = self.endpoints.as_slice() {
+            let now = only.clock.now();
+            if !(only.available(now) && only.breaker().try_acquire(now)) {
+                return None;
+            }
+            only.in_flight.fetch_add(1, Ordering::AcqRel);
+            return Some(InFlight(only.clone()));
+        }
         let now = self.endpoints.first().map(|e| e.clock.now())?;
         let mut candidates: Vec<&Arc<Endpoint<T>>> =
             self.endpoints.iter().filter(|e| e.available(now)).collect();
@@ -320,6 +331,20 @@ mod tests {
         let heavy = pool.endpoints[1].in_flight() as f64;
         let ratio = heavy / light;
         assert!((2.5..=3.5).contains(&ratio), "{heavy} / {light}");
+    }
+
+    #[test]
+    fn a_lone_endpoint_is_picked_while_it_admits() {
+        let pool = pool(1);
+        let slot = pool.pick(Some(&pool.endpoints[0])).expect("the only one");
+        assert_eq!(pool.endpoints[0].in_flight(), 1);
+        drop(slot);
+        pool.endpoints[0].set_healthy(false);
+        assert!(pool.pick(None).is_none(), "ejected");
+        pool.endpoints[0].set_healthy(true);
+        pool.endpoints[0].record(false);
+        assert!(pool.pick(None).is_none(), "breaker open");
+        assert_eq!(pool.endpoints[0].in_flight(), 0);
     }
 
     #[test]
