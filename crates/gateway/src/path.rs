@@ -88,12 +88,22 @@ impl CleanPath {
         &self.0
     }
 
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
     /// True if `prefix` (itself clean) covers this path on whole segments.
     pub fn has_prefix(&self, prefix: &str) -> bool {
-        let prefix = prefix.trim_end_matches('/');
-        prefix.is_empty()
-            || self.0 == prefix
-            || (self.0.starts_with(prefix) && self.0.as_bytes().get(prefix.len()) == Some(&b'/'))
+        self.has_trimmed_prefix(prefix.trim_end_matches('/'))
+    }
+
+    /// [`CleanPath::has_prefix`] for a prefix without a trailing `/` (as
+    /// the compiled routes keep theirs), tried once per route a request.
+    pub fn has_trimmed_prefix(&self, prefix: &str) -> bool {
+        match self.0.as_bytes().strip_prefix(prefix.as_bytes()) {
+            Some(rest) => prefix.is_empty() || rest.first().is_none_or(|&b| b == b'/'),
+            None => false,
+        }
     }
 
     /// The path with `prefix` removed (for `strip_prefix`); `/` if nothing is left.

@@ -164,7 +164,7 @@ impl Route {
     }
 
     fn matches(&self, path: &CleanPath, method: &Method, host: Option<&str>) -> bool {
-        path.has_prefix(&self.prefix)
+        path.has_trimmed_prefix(&self.prefix)
             && self.method.as_ref().is_none_or(|m| m == method)
             && self.host.as_deref().is_none_or(|h| Some(h) == host)
     }
