@@ -65,15 +65,23 @@ pub(crate) async fn authenticate(
 }
 
 /// Checks the key and scope of `route`, then the caller's rate.
-/// `rate_headers` is filled even when the answer is 429.
+/// `key_headers` says whether `headers` carries `X-Api-Key` or
+/// `Authorization` at all (the caller's one pass over them found out):
+/// without, no key is looked for. `rate_headers` is filled even when the
+/// answer is 429.
 pub(crate) async fn admit(
     shared: &Shared,
     route: &Route,
     headers: &HeaderMap,
+    key_headers: bool,
     client_ip: IpAddr,
     rate_headers: &mut Vec<(HeaderName, HeaderValue)>,
 ) -> Result<Option<StoredKey>, GatewayError> {
-    let key = authenticate(shared, headers).await?;
+    let key = if key_headers {
+        authenticate(shared, headers).await?
+    } else {
+        None
+    };
     if let Some(scope) = &route.scope {
         let key = key.as_ref().ok_or(GatewayError::KeyMissing)?;
         if !key.scopes.contains(scope) {

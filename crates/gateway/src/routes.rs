@@ -210,10 +210,12 @@ impl Route {
         &self.upstream_prefix
     }
 
-    pub fn upstream_path(&self, path: &CleanPath) -> String {
+    /// Takes the path: without `strip_prefix` it is the upstream path
+    /// as it is, not a copy.
+    pub fn upstream_path(&self, path: CleanPath) -> String {
         match &self.strip_prefix {
             Some(prefix) => path.without_prefix(prefix),
-            None => path.as_str().to_string(),
+            None => path.into_string(),
         }
     }
 }

@@ -59,8 +59,8 @@ impl Upstream {
     ) -> Result<Response, ClientError> {
         match self {
             Upstream::Http { base, client: http } => {
-                // The proxy dropped the client's Host; the upstream's own
-                // goes out, made once per endpoint.
+                // The upstream's own Host goes out (made once per
+                // endpoint), in place of the client's.
                 let mut request = request;
                 request
                     .headers_mut()
@@ -69,6 +69,9 @@ impl Upstream {
             }
             Upstream::InProcess(router) => {
                 let mut request = request.map(Body::new);
+                // A module is reached by no host name: the client's Host
+                // is not passed on (X-Forwarded-Host says it).
+                request.headers_mut().remove(http::header::HOST);
                 let extensions = request.extensions_mut();
                 extensions.insert(ConnectInfo(SocketAddr::new(client, 0)));
                 // The module's stack need not redo what the gateway's did.
