@@ -28,27 +28,74 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     UPGRADE,
 ];
 
+/// The index of `name` in [`HOP_BY_HOP`] (names are lowercase, as a
+/// [`HeaderName`] is): a match on the text, which rules out nearly every
+/// other name by its length alone.
+fn hop_by_hop_index(name: &str) -> Option<usize> {
+    Some(match name {
+        "connection" => 0,
+        "keep-alive" => 1,
+        "proxy-connection" => 2,
+        "proxy-authenticate" => 3,
+        "proxy-authorization" => 4,
+        "te" => 5,
+        "trailer" => 6,
+        "transfer-encoding" => 7,
+        "upgrade" => 8,
+        _ => return None,
+    })
+}
+
 /// Removes hop-by-hop headers, including those named by `Connection`.
 ///
 /// Runs twice per proxied request (request and response), and most
-/// messages carry none: one pass over the names decides, and only a
-/// message that has some pays for the removals (each a hash and a probe).
+/// messages carry one at most (`Connection: keep-alive`, which nginx sends
+/// on every response): one pass over the names notes which are there, and
+/// only those are removed (a remove is a hash and a probe even for an
+/// absent name). A name in `Connection` that is itself hop-by-hop (as
+/// `keep-alive` is) or that the message does not carry (as `close`) costs
+/// nothing more; only one that names a header present is looked up.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(i) = hop_by_hop_index(name.as_str()) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
         return;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    if present & 1 != 0 {
+        let mut named: Vec<HeaderName> = Vec::new();
+        for token in headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+        {
+            let hop_by_hop = HOP_BY_HOP
+                .iter()
+                .any(|name| name.as_str().eq_ignore_ascii_case(token));
+            if hop_by_hop
+                || !headers
+                    .keys()
+                    .any(|name| name.as_str().eq_ignore_ascii_case(token))
+            {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                named.push(name);
+            }
+        }
+        for name in named {
+            headers.remove(name);
+        }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
 }
 
@@ -56,6 +103,14 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    #[test]
+    fn the_index_agrees_with_the_list() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_by_hop_index(name.as_str()), Some(i), "{name}");
+        }
+        assert_eq!(hop_by_hop_index("host"), None);
+    }
 
     #[test]
     fn strips_hop_by_hop_and_connection_named_headers() {
@@ -74,8 +129,39 @@ mod tests {
     }
 
     #[test]
+    fn connection_names_are_matched_in_any_case_and_absent_ones_cost_nothing() {
+        let mut h = HeaderMap::new();
+        h.append(CONNECTION, HeaderValue::from_static("Keep-Alive, close"));
+        h.append(CONNECTION, HeaderValue::from_static(" X-Secret-Hop ,"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+
+        // A header named by `Connection` goes even when it is the only one.
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("close"));
+        h.insert("close", HeaderValue::from_static("1"));
+        h.insert(http::header::HOST, HeaderValue::from_static("a"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key(http::header::HOST));
+    }
+
+    #[test]
     fn a_lone_hop_by_hop_header_is_found_without_connection() {
-        for name in ["keep-alive", "proxy-connection", "te", "upgrade"] {
+        for name in [
+            "keep-alive",
+            "proxy-connection",
+            "proxy-authenticate",
+            "proxy-authorization",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+        ] {
             let mut h = HeaderMap::new();
             h.insert(name, HeaderValue::from_static("x"));
             h.insert("x-kept", HeaderValue::from_static("1"));

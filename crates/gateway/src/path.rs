@@ -37,18 +37,40 @@ impl CleanPath {
         if path.len() > MAX_LEN {
             return Err(PathError::TooLong(MAX_LEN));
         }
-        if path.bytes().any(|b| b == b'\\' || b.is_ascii_control()) {
-            return Err(PathError::BadCharacter);
+        // One pass over the bytes finds a refused byte, a `%` (only then
+        // are encoded separators looked for), a dot segment, and whether
+        // the path is already collapsed (no `//`), as nearly every path is:
+        // then it is kept as is. Lowercasing a copy for the `%2e` check,
+        // two splits and a rebuilt String cost ~1,370 instructions a
+        // request. The errors keep their order of precedence.
+        let bytes = path.as_bytes();
+        let mut percent = false;
+        let mut dot_segment = false;
+        let mut collapsed = true;
+        let mut segment_start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            match b {
+                b'\\' => return Err(PathError::BadCharacter),
+                b if b.is_ascii_control() => return Err(PathError::BadCharacter),
+                b'%' => percent = true,
+                b'/' => {
+                    if i > 0 {
+                        dot_segment |= is_dot_segment(&bytes[segment_start..i]);
+                        collapsed &= i != segment_start;
+                    }
+                    segment_start = i + 1;
+                }
+                _ => {}
+            }
         }
-        let lower = path.to_ascii_lowercase();
-        if ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e)) {
+        if percent && has_encoded_separator(bytes) {
             return Err(PathError::EncodedSeparator);
         }
-        if path
-            .split('/')
-            .any(|segment| segment == "." || segment == "..")
-        {
+        if dot_segment || is_dot_segment(&bytes[segment_start..]) {
             return Err(PathError::DotSegment);
+        }
+        if collapsed {
+            return Ok(Self(path.to_string()));
         }
         // Collapse `//` so `//admin` cannot dodge a `/admin` route rule.
         let mut clean = String::with_capacity(path.len());
@@ -66,12 +88,22 @@ impl CleanPath {
         &self.0
     }
 
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
     /// True if `prefix` (itself clean) covers this path on whole segments.
     pub fn has_prefix(&self, prefix: &str) -> bool {
-        let prefix = prefix.trim_end_matches('/');
-        prefix.is_empty()
-            || self.0 == prefix
-            || (self.0.starts_with(prefix) && self.0.as_bytes().get(prefix.len()) == Some(&b'/'))
+        self.has_trimmed_prefix(prefix.trim_end_matches('/'))
+    }
+
+    /// [`CleanPath::has_prefix`] for a prefix without a trailing `/` (as
+    /// the compiled routes keep theirs), tried once per route a request.
+    pub fn has_trimmed_prefix(&self, prefix: &str) -> bool {
+        match self.0.as_bytes().strip_prefix(prefix.as_bytes()) {
+            Some(rest) => prefix.is_empty() || rest.first().is_none_or(|&b| b == b'/'),
+            None => false,
+        }
     }
 
     /// The path with `prefix` removed (for `strip_prefix`); `/` if nothing is left.
@@ -87,6 +119,21 @@ impl CleanPath {
             rest.to_string()
         }
     }
+}
+
+fn is_dot_segment(segment: &[u8]) -> bool {
+    matches!(segment, b"." | b"..")
+}
+
+/// `%2e`, `%2f` or `%5c` in any case.
+fn has_encoded_separator(bytes: &[u8]) -> bool {
+    bytes.windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!(
+                [w[1], w[2].to_ascii_lowercase()],
+                [b'2', b'e'] | [b'2', b'f'] | [b'5', b'c']
+            )
+    })
 }
 
 impl fmt::Display for CleanPath {
@@ -123,6 +170,55 @@ mod tests {
         assert_eq!(CleanPath::parse("/a/b/").unwrap().as_str(), "/a/b/");
         assert_eq!(CleanPath::parse("/").unwrap().as_str(), "/");
         assert_eq!(CleanPath::parse("/a..b/c.d").unwrap().as_str(), "/a..b/c.d");
+    }
+
+    /// The parse before it became one pass, kept as the reference.
+    fn reference(path: &str) -> Result<String, PathError> {
+        if !path.starts_with('/') {
+            return Err(PathError::NotAbsolute);
+        }
+        if path.bytes().any(|b| b == b'\\' || b.is_ascii_control()) {
+            return Err(PathError::BadCharacter);
+        }
+        let lower = path.to_ascii_lowercase();
+        if ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e)) {
+            return Err(PathError::EncodedSeparator);
+        }
+        if path.split('/').any(|s| s == "." || s == "..") {
+            return Err(PathError::DotSegment);
+        }
+        let mut clean = String::new();
+        for segment in path.split('/').filter(|s| !s.is_empty()) {
+            clean.push('/');
+            clean.push_str(segment);
+        }
+        if clean.is_empty() || path.ends_with('/') {
+            clean.push('/');
+        }
+        Ok(clean)
+    }
+
+    #[test]
+    fn agrees_with_the_reference_on_every_short_path() {
+        let alphabet = [b'/', b'.', b'%', b'2', b'5', b'e', b'F', b'c', b'a', b'\\'];
+        let mut path = Vec::new();
+        for len in 0..=5u32 {
+            for n in 0..alphabet.len().pow(len) {
+                path.clear();
+                path.push(b'/');
+                let mut n = n;
+                for _ in 0..len {
+                    path.push(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                let path = std::str::from_utf8(&path).expect("ascii");
+                assert_eq!(
+                    CleanPath::parse(path).map(|p| p.0),
+                    reference(path),
+                    "{path:?}"
+                );
+            }
+        }
     }
 
     #[test]

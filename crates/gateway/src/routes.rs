@@ -164,7 +164,7 @@ impl Route {
     }
 
     fn matches(&self, path: &CleanPath, method: &Method, host: Option<&str>) -> bool {
-        path.has_prefix(&self.prefix)
+        path.has_trimmed_prefix(&self.prefix)
             && self.method.as_ref().is_none_or(|m| m == method)
             && self.host.as_deref().is_none_or(|h| Some(h) == host)
     }
@@ -210,10 +210,12 @@ impl Route {
         &self.upstream_prefix
     }
 
-    pub fn upstream_path(&self, path: &CleanPath) -> String {
+    /// Takes the path: without `strip_prefix` it is the upstream path
+    /// as it is, not a copy.
+    pub fn upstream_path(&self, path: CleanPath) -> String {
         match &self.strip_prefix {
             Some(prefix) => path.without_prefix(prefix),
-            None => path.as_str().to_string(),
+            None => path.into_string(),
         }
     }
 }

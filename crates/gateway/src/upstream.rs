@@ -14,13 +14,54 @@
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::response::Response;
 use axum::Router;
-use resilience::body::ClientBody;
+use bytes::Bytes;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use resilience::body::{BoxError, ClientBody};
 use resilience::{BaseUrl, ClientError, HttpClient};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tower::ServiceExt;
+
+/// An answer's body as the endpoint gives it: hyper's for an HTTP
+/// endpoint, the module's own for an in-process one. One type, so the
+/// proxy boxes the body once (with its limit and in-flight slot) rather
+/// than boxing hyper's first.
+pub enum UpstreamBody {
+    Http(Incoming),
+    InProcess(Body),
+}
+
+impl HttpBody for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpstreamBody::Http(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            UpstreamBody::InProcess(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Http(body) => body.is_end_stream(),
+            UpstreamBody::InProcess(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Http(body) => body.size_hint(),
+            UpstreamBody::InProcess(body) => body.size_hint(),
+        }
+    }
+}
 
 /// The `server_address` metric label of every in-process endpoint.
 pub const IN_PROCESS: &str = "in-process";
@@ -56,19 +97,25 @@ impl Upstream {
         request: http::Request<ClientBody>,
         client: IpAddr,
         timeout: Duration,
-    ) -> Result<Response, ClientError> {
+    ) -> Result<http::Response<UpstreamBody>, ClientError> {
         match self {
             Upstream::Http { base, client: http } => {
-                // The proxy dropped the client's Host; the upstream's own
-                // goes out, made once per endpoint.
+                // The upstream's own Host goes out (made once per
+                // endpoint), in place of the client's.
                 let mut request = request;
                 request
                     .headers_mut()
                     .insert(http::header::HOST, base.host_header().clone());
-                Ok(http.send_within(request, timeout).await?.map(Body::new))
+                Ok(http
+                    .send_within(request, timeout)
+                    .await?
+                    .map(UpstreamBody::Http))
             }
             Upstream::InProcess(router) => {
                 let mut request = request.map(Body::new);
+                // A module is reached by no host name: the client's Host
+                // is not passed on (X-Forwarded-Host says it).
+                request.headers_mut().remove(http::header::HOST);
                 let extensions = request.extensions_mut();
                 extensions.insert(ConnectInfo(SocketAddr::new(client, 0)));
                 // The module's stack need not redo what the gateway's did.
@@ -77,7 +124,9 @@ impl Upstream {
                 });
                 let call = router.clone().oneshot(request);
                 match tokio::time::timeout(timeout, call).await {
-                    Ok(answer) => Ok(answer.unwrap_or_else(|never| match never {})),
+                    Ok(answer) => Ok(answer
+                        .unwrap_or_else(|never| match never {})
+                        .map(UpstreamBody::InProcess)),
                     Err(_) => Err(ClientError::Timeout(timeout)),
                 }
             }

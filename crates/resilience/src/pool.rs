@@ -91,6 +91,12 @@ impl<T> Endpoint<T> {
     /// Records a call's outcome in the breaker.
     pub fn record(&self, success: bool) {
         let mut breaker = self.breaker();
+        if success && breaker.is_closed() {
+            // Closed stays closed: no time to read, no change to report
+            // (a clock read and two state checks were ~200 instructions).
+            breaker.on_success();
+            return;
+        }
         let now = self.clock.now();
         let before = breaker.state(now);
         if success {
@@ -183,6 +189,26 @@ impl<T> Pool<T> {
     /// (the endpoint a retry just failed on) when there is another; `None`
     /// when every endpoint is ejected or its breaker open.
     pub fn pick(&self, avoid: Option<&Arc<Endpoint<T>>>) -> Option<InFlight<T>> {
+        // One endpoint (an in-process module, a single upstream) has no
+        // choice to make and nothing to avoid in favour of another: no
+        // candidate list is built (~165 instructions a call).
+        if let [only] = self.endpoints.as_slice() {
+            if !only.is_healthy() {
+                return None;
+            }
+            // A closed breaker admits whatever the time: the clock is read
+            // only for an open or half-open one (`try_acquire` alone is
+            // `would_admit` and the claim of a half-open probe).
+            let admitted = {
+                let mut breaker = only.breaker();
+                breaker.is_closed() || breaker.try_acquire(only.clock.now())
+            };
+            if !admitted {
+                return None;
+            }
+            only.in_flight.fetch_add(1, Ordering::AcqRel);
+            return Some(InFlight(only.clone()));
+        }
         let now = self.endpoints.first().map(|e| e.clock.now())?;
         let mut candidates: Vec<&Arc<Endpoint<T>>> =
             self.endpoints.iter().filter(|e| e.available(now)).collect();
@@ -320,6 +346,45 @@ mod tests {
         let heavy = pool.endpoints[1].in_flight() as f64;
         let ratio = heavy / light;
         assert!((2.5..=3.5).contains(&ratio), "{heavy} / {light}");
+    }
+
+    #[test]
+    fn a_lone_endpoint_is_picked_while_it_admits() {
+        let pool = pool(1);
+        let slot = pool.pick(Some(&pool.endpoints[0])).expect("the only one");
+        assert_eq!(pool.endpoints[0].in_flight(), 1);
+        drop(slot);
+        pool.endpoints[0].set_healthy(false);
+        assert!(pool.pick(None).is_none(), "ejected");
+        pool.endpoints[0].set_healthy(true);
+        pool.endpoints[0].record(false);
+        assert!(pool.pick(None).is_none(), "breaker open");
+        assert_eq!(pool.endpoints[0].in_flight(), 0);
+    }
+
+    #[test]
+    fn a_lone_endpoint_probes_once_half_open_and_closes_on_success() {
+        let clock = kit::ManualClock::new(chrono::Utc::now());
+        let pool = Pool::new(
+            "p",
+            [(0usize, "e")],
+            Arc::new(clock.clone()),
+            || Breaker::new(1, Duration::from_secs(10)),
+            METRICS,
+        );
+        pool.endpoints[0].record(false);
+        assert!(pool.pick(None).is_none(), "open");
+        clock.advance(chrono::Duration::seconds(10));
+        let probe = pool.pick(None).expect("the half-open probe");
+        assert!(pool.pick(None).is_none(), "one probe at a time");
+        pool.endpoints[0].record(true);
+        drop(probe);
+        assert_eq!(pool.endpoints[0].breaker_state(), BreakerState::Closed);
+        assert!(pool.pick(None).is_some());
+        // Successes on a closed breaker keep it closed; a failure opens it.
+        pool.endpoints[0].record(true);
+        pool.endpoints[0].record(false);
+        assert_eq!(pool.endpoints[0].breaker_state(), BreakerState::Open);
     }
 
     #[test]

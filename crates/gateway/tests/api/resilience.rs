@@ -140,6 +140,51 @@ async fn an_upstream_503_is_retried_for_get_but_relayed_for_post() {
 }
 
 #[tokio::test]
+async fn a_retry_sends_the_headers_the_first_attempt_would_have() {
+    let (up, busy) = (Upstream::start("up").await, Upstream::start("busy").await);
+    busy.set_mode(FAIL_503);
+    let mut cfg = config(&[("p", &[&up, &busy])], vec![RouteConfig::new("/", "p")]);
+    cfg.breaker.failures_to_open = 1000;
+    cfg.retry.budget_min_reserve = 100;
+    let gw = spawn_gateway(cfg).await;
+    let http = client();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let response = http
+            .get(gw.url("/x?q=1"))
+            .header("x-custom", "kept")
+            .header("x-request-id", "one-id")
+            .header("connection", "x-hop")
+            .header("x-hop", "dropped")
+            .header("x-api-key-name", "spoofed")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let echo = json(response).await;
+        assert_eq!(echo["upstream"], "up");
+        let mut headers = echo["headers"].as_object().unwrap().clone();
+        // A new root trace per request: present, never the same.
+        assert!(headers.remove("traceparent").is_some());
+        seen.insert(serde_json::Value::Object(headers).to_string());
+    }
+    assert!(busy.hits() > 0, "some requests were retried");
+    assert_eq!(
+        seen.len(),
+        1,
+        "retried or not, one set of headers: {seen:?}"
+    );
+    let headers: serde_json::Value = serde_json::from_str(seen.first().unwrap()).unwrap();
+    assert_eq!(headers["x-custom"], "kept");
+    assert_eq!(headers["x-request-id"], "one-id");
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(headers["x-forwarded-host"], "127.0.0.1");
+    assert_eq!(headers["x-forwarded-proto"], "http");
+    assert!(headers.get("x-hop").is_none(), "{headers}");
+    assert!(headers.get("x-api-key-name").is_none(), "{headers}");
+}
+
+#[tokio::test]
 async fn the_retry_budget_caps_retries() {
     let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
     a.stop().await;
