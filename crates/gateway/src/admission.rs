@@ -99,13 +99,14 @@ pub(crate) async fn admit(
     // instructions a request on routes without a limit too.
     let bucket = match &key {
         Some(k) => format!("key:{}", k.id),
-        None => format!("ip:{client_ip}"),
+        // Every limited anonymous request: without `fmt` (see ip_text).
+        None => "ip:".to_string() + &kit::net::ip_text(client_ip),
     };
     let decision = shared.limiter.check(&bucket, &quota).await.map_err(|e| {
         tracing::warn!(error = %e, "rate limiter refused to decide");
         GatewayError::LimiterDown
     })?;
-    if let Some(policy) = PolicyName::parse(policy) {
+    if let Some(policy) = PolicyName::from_static(policy) {
         rate_headers.extend(ratelimit::headers::headers(&policy, &quota, &decision));
     }
     if !decision.allowed {
