@@ -117,14 +117,22 @@ async fn refused_connections_are_retried_for_any_method() {
     );
 }
 
-#[tokio::test]
-async fn an_upstream_503_is_retried_for_get_but_relayed_for_post() {
+/// A pool of a healthy upstream and one that answers 503, whose breaker
+/// never opens and whose retry budget always has room: a GET that lands
+/// on the busy one is retried on the other.
+async fn gateway_with_a_busy_endpoint() -> (Upstream, Upstream, TestGateway) {
     let (up, busy) = (Upstream::start("up").await, Upstream::start("busy").await);
     busy.set_mode(FAIL_503);
     let mut cfg = config(&[("p", &[&up, &busy])], vec![RouteConfig::new("/", "p")]);
     cfg.breaker.failures_to_open = 1000;
     cfg.retry.budget_min_reserve = 100;
     let gw = spawn_gateway(cfg).await;
+    (up, busy, gw)
+}
+
+#[tokio::test]
+async fn an_upstream_503_is_retried_for_get_but_relayed_for_post() {
+    let (_up, _busy, gw) = gateway_with_a_busy_endpoint().await;
     let http = client();
     let mut post_503 = 0;
     for _ in 0..20 {
@@ -141,12 +149,7 @@ async fn an_upstream_503_is_retried_for_get_but_relayed_for_post() {
 
 #[tokio::test]
 async fn a_retry_sends_the_headers_the_first_attempt_would_have() {
-    let (up, busy) = (Upstream::start("up").await, Upstream::start("busy").await);
-    busy.set_mode(FAIL_503);
-    let mut cfg = config(&[("p", &[&up, &busy])], vec![RouteConfig::new("/", "p")]);
-    cfg.breaker.failures_to_open = 1000;
-    cfg.retry.budget_min_reserve = 100;
-    let gw = spawn_gateway(cfg).await;
+    let (_up, busy, gw) = gateway_with_a_busy_endpoint().await;
     let http = client();
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..20 {
