@@ -193,7 +193,11 @@ impl Module for GatewayModule {
     }
 
     fn router(&self) -> Router {
-        self.gateway.router()
+        self.gateway.routes()
+    }
+
+    fn catch_all(&self) -> Option<kit::http::CatchAll> {
+        Some(self.gateway.catch_all())
     }
 
     fn readiness_checks(&self) -> Vec<Arc<dyn ReadinessCheck>> {

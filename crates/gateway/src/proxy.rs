@@ -52,8 +52,13 @@ pub const X_API_KEY_NAME: HeaderName = HeaderName::from_static("x-api-key-name")
 /// can be retried; longer ones stream and are sent once.
 pub const REPLAY_BUFFER_BYTES: usize = 64 * 1024;
 
-/// The axum handler behind every path.
+/// The axum handler of `/`.
 pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    respond(shared, request).await
+}
+
+/// The answer to one request: forwarded, or the problem that stopped it.
+pub(crate) async fn respond(shared: Arc<Shared>, request: Request) -> Response {
     let started = Instant::now();
     let mut rate_headers = Vec::new();
     let mut labels = ("unmatched", "none");
@@ -206,11 +211,7 @@ async fn forward(
 
     let pool = route.choose_pool(&parts.headers);
     labels.1 = pool.name;
-    let trace = parts
-        .extensions
-        .get::<TraceParent>()
-        .copied()
-        .unwrap_or_else(TraceParent::new_root);
+    let trace = kit::telemetry::current_trace().unwrap_or_else(TraceParent::new_root);
     let forwarding = Forwarding {
         peer,
         client: client_ip,

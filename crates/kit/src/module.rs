@@ -145,6 +145,13 @@ pub trait Module: Sized + Send + Sync + 'static {
     /// wraps them).
     fn router(&self) -> Router;
 
+    /// What answers the paths none of its routes match (the gateway's
+    /// proxy), when it is the front; the platform stacks it with
+    /// [`crate::http::stack_with_catch_all`].
+    fn catch_all(&self) -> Option<crate::http::CatchAll> {
+        None
+    }
+
     /// What must hold for it to serve (its database, typically).
     fn readiness_checks(&self) -> Vec<Arc<dyn ReadinessCheck>>;
 

@@ -365,3 +365,74 @@ async fn cpu_is_charged_to_the_route_that_spent_it() {
         "heavy {heavy} s against cheap {cheap} s"
     );
 }
+
+/// A catch-all answers every path no route matches, observed as a route
+/// under its own label (request id, security headers, the handler's trace
+/// context, the duration histogram); routes and their 405s still win.
+#[tokio::test]
+async fn a_catch_all_answers_unmatched_paths_as_an_observed_route() {
+    kit::metrics::install();
+    let catch_all =
+        kit::http::CatchAll::new("/{*rest}", |request: axum::extract::Request| async move {
+            let trace = kit::telemetry::current_trace().expect("the observe layer sets the trace");
+            let id = request.headers()["x-request-id"].clone();
+            axum::response::IntoResponse::into_response((
+                StatusCode::ACCEPTED,
+                [("x-seen-trace", trace.to_string())],
+                [("x-seen-id", id)],
+                format!("caught {}", request.uri().path()),
+            ))
+        });
+    assert_eq!(catch_all.route(), "/{*rest}");
+    let routes = Router::new()
+        .route("/ok", get(|| async { "ok" }))
+        .merge(kit::metrics::routes());
+    let router = kit::http::stack_with_catch_all(
+        routes,
+        "kit-catch-all",
+        &HttpConfig::default(),
+        Some(catch_all),
+    );
+    let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let request = Request::get("/any/where?x=1")
+        .header("traceparent", parent)
+        .body(Body::empty())
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let headers = response.headers().clone();
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let id = headers["x-request-id"].to_str().expect("ascii").to_string();
+    assert_eq!(id.len(), 32);
+    // The handler saw the id the response echoes, and a child of the
+    // caller's trace.
+    assert_eq!(headers["x-seen-id"], id.as_str());
+    let seen = headers["x-seen-trace"].to_str().expect("ascii");
+    assert!(
+        seen.starts_with("00-0af7651916cd43dd8448eb211c80319c-"),
+        "{seen}"
+    );
+    assert!(!seen.contains("b7ad6b7169203331"), "a child span: {seen}");
+    let body = axum::body::to_bytes(response.into_body(), 1 << 10)
+        .await
+        .expect("body");
+    assert_eq!(&body[..], b"caught /any/where");
+
+    let (status, _, _) = call(&router, get_req("/ok")).await;
+    assert_eq!(status, StatusCode::OK);
+    let post = Request::post("/ok").body(Body::empty()).expect("request");
+    let (status, _, body) = call(&router, post).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["type"], "/problems/method-not-allowed");
+
+    let text = metrics_text(&router).await;
+    assert!(text.contains(
+        r#"http_server_request_duration_seconds_count{service="kit-catch-all",http_route="/{*rest}",http_request_method="GET",http_response_status_code="202"} 1"#
+    ), "{text}");
+    assert!(
+        !text.contains("/any/where"),
+        "raw paths must not become labels"
+    );
+    // Outside a request there is no context.
+    assert!(kit::telemetry::current_trace().is_none());
+}

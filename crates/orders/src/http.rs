@@ -10,11 +10,10 @@ use crate::storage::{CreateOutcome, IdempotentCreate, StoreError, TransitionOutc
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use kit::http::{ApiJson, ApiQuery};
-use kit::trace_context::TraceParent;
 use kit::Problem;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -196,8 +195,8 @@ fn store_failure(error: StoreError) -> Problem {
 
 /// The request's own context, kept with the event: the relay's publish
 /// span is its child.
-fn event_traceparent(trace: Option<Extension<TraceParent>>) -> Option<String> {
-    trace.map(|Extension(t)| t.to_string())
+fn event_traceparent() -> Option<String> {
+    kit::telemetry::current_trace().map(|t| t.to_string())
 }
 
 fn json_response(status: StatusCode, order_id: &str, body: String, replayed: bool) -> Response {
@@ -241,7 +240,6 @@ fn json_response(status: StatusCode, order_id: &str, body: String, replayed: boo
 )]
 async fn create_order(
     State(state): State<Arc<AppState>>,
-    trace: Option<Extension<TraceParent>>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<CreateOrder>,
 ) -> Result<Response, Problem> {
@@ -250,7 +248,7 @@ async fn create_order(
     let fingerprint = new_order.fingerprint();
     let now = state.clock.now();
     let order = new_order.into_order(OrderId::generate(), now);
-    let event = OrderEvent::of(&order, event_traceparent(trace), now);
+    let event = OrderEvent::of(&order, event_traceparent(), now);
     let body = order_json(&order).to_string();
     let ttl = chrono::Duration::from_std(state.config.idempotency_ttl)
         .unwrap_or(chrono::Duration::days(1));
@@ -406,12 +404,11 @@ async fn transition(
     state: Arc<AppState>,
     id: String,
     action: Action,
-    trace: Option<Extension<TraceParent>>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let id = parse_order_id(&id)?;
     let outcome = state
         .store
-        .transition(&id, action, event_traceparent(trace), state.clock.now())
+        .transition(&id, action, event_traceparent(), state.clock.now())
         .await
         .map_err(store_failure)?;
     match outcome {
@@ -447,9 +444,8 @@ async fn transition(
 async fn confirm(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    trace: Option<Extension<TraceParent>>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    transition(state, id, Action::Confirm, trace).await
+    transition(state, id, Action::Confirm).await
 }
 
 /// Ship a confirmed order.
@@ -469,9 +465,8 @@ async fn confirm(
 async fn ship(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    trace: Option<Extension<TraceParent>>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    transition(state, id, Action::Ship, trace).await
+    transition(state, id, Action::Ship).await
 }
 
 /// Cancel a pending or confirmed order.
@@ -491,9 +486,8 @@ async fn ship(
 async fn cancel(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    trace: Option<Extension<TraceParent>>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    transition(state, id, Action::Cancel, trace).await
+    transition(state, id, Action::Cancel).await
 }
 
 #[cfg(test)]

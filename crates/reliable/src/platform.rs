@@ -340,10 +340,11 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
     let router = match started.iter().find(|m| m.fronts_others) {
         // The front serves the platform's routes itself and everything
         // else through its pools.
-        Some(front) => kit::http::stack(
+        Some(front) => kit::http::stack_with_catch_all(
             front.module.router().merge(platform_routes),
             front.name,
             &outer_http,
+            front.module.catch_all(),
         ),
         None => {
             let mut router = platform_routes;

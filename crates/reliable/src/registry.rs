@@ -41,6 +41,7 @@ pub struct Entry {
 /// A started module, whatever its type.
 pub trait Running: Send + Sync {
     fn router(&self) -> axum::Router;
+    fn catch_all(&self) -> Option<kit::http::CatchAll>;
     fn readiness_checks(&self) -> Vec<Arc<dyn ReadinessCheck>>;
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()>;
 }
@@ -48,6 +49,10 @@ pub trait Running: Send + Sync {
 impl<M: Module> Running for M {
     fn router(&self) -> axum::Router {
         Module::router(self)
+    }
+
+    fn catch_all(&self) -> Option<kit::http::CatchAll> {
+        Module::catch_all(self)
     }
 
     fn readiness_checks(&self) -> Vec<Arc<dyn ReadinessCheck>> {

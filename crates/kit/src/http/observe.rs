@@ -17,6 +17,7 @@ use crate::trace_context::TraceParent;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
 use futures::FutureExt;
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -239,19 +240,18 @@ impl Observe {
     }
 }
 
-fn request_id_of(request: &Request) -> HeaderValue {
-    request
-        .headers()
-        .get(&X_REQUEST_ID)
-        .filter(|v| {
-            let bytes = v.as_bytes();
-            !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
-        })
-        .cloned()
-        .unwrap_or_else(new_request_id)
+/// The client's `X-Request-Id` when it is sane (1 to 128 visible ASCII
+/// characters).
+fn sane_request_id(request: &Request) -> Option<&HeaderValue> {
+    request.headers().get(&X_REQUEST_ID).filter(|v| {
+        let bytes = v.as_bytes();
+        !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
+    })
 }
 
-/// 32 random hex digits, formatted without the `fmt` machinery.
+/// 32 random hex digits, formatted without the `fmt` machinery, in a
+/// buffer whose clones share it (one allocation; a copied slice is
+/// copied again on its first clone).
 fn new_request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let id: u128 = rand::random();
@@ -259,7 +259,8 @@ fn new_request_id() -> HeaderValue {
     for (i, digit) in digits.iter_mut().enumerate() {
         *digit = HEX[((id >> (124 - 4 * i)) & 0xf) as usize];
     }
-    HeaderValue::from_bytes(&digits).unwrap_or(HeaderValue::from_static("0"))
+    HeaderValue::from_maybe_shared(axum::body::Bytes::from_owner(digits))
+        .unwrap_or(HeaderValue::from_static("0"))
 }
 
 fn method_label(method: &http::Method) -> &'static str {
@@ -302,6 +303,7 @@ impl<S> Layer<S> for ObserveLayer {
             inner: self.0.body_limit.layer(inner),
             observe: self.0.clone(),
             series: Arc::default(),
+            fixed_route: None,
         }
     }
 }
@@ -312,6 +314,84 @@ pub(super) struct ObserveService<S> {
     observe: Arc<Observe>,
     /// This route's handles (one per `layer` call, that is per route).
     series: Arc<RouteSeries>,
+    /// The route label of a [`CatchAll`]; routes read axum's matched path.
+    fixed_route: Option<&'static str>,
+}
+
+/// Answers every path no route matches, in place of the 404 problem (see
+/// [`super::stack_with_catch_all`]): the gateway's proxy. Its requests
+/// are observed under `route` like a route's; it enforces its own body
+/// limit (no extractor runs before it). Cloning it (axum does for each
+/// request) copies a pointer.
+#[derive(Clone)]
+pub struct CatchAll {
+    route: &'static str,
+    handler: Arc<dyn Fn(Request) -> BoxFuture<'static, Response> + Send + Sync>,
+}
+
+impl CatchAll {
+    /// `route` is the `http_route` label of its requests (`/{*path}`).
+    pub fn new<F, Fut>(route: &'static str, handler: F) -> Self
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response> + Send + 'static,
+    {
+        Self {
+            route,
+            handler: Arc::new(move |request| Box::pin(handler(request))),
+        }
+    }
+
+    pub fn route(&self) -> &'static str {
+        self.route
+    }
+}
+
+impl Service<Request> for CatchAll {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = futures::future::Map<
+        BoxFuture<'static, Response>,
+        fn(Response) -> Result<Response, Infallible>,
+    >;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        (self.handler)(request).map(Ok)
+    }
+}
+
+/// `catch_all` observed as a route named after it.
+pub(super) fn catch_all(observe: Arc<Observe>, catch_all: CatchAll) -> ObserveService<CatchAll> {
+    ObserveService {
+        fixed_route: Some(catch_all.route),
+        inner: catch_all,
+        observe,
+        series: Arc::default(),
+    }
+}
+
+/// The route a request is observed under.
+enum RouteName {
+    /// The template axum matched.
+    Matched(MatchedPath),
+    /// A [`CatchAll`]'s label.
+    Fixed(&'static str),
+    /// No route: the 404 fallback.
+    Unmatched,
+}
+
+impl RouteName {
+    fn template(&self) -> Option<&str> {
+        match self {
+            RouteName::Matched(path) => Some(path.as_str()),
+            RouteName::Fixed(route) => Some(route),
+            RouteName::Unmatched => None,
+        }
+    }
 }
 
 impl<S> Service<Request> for ObserveService<S>
@@ -330,18 +410,28 @@ where
     fn call(&mut self, mut request: Request) -> Self::Future {
         let start = Instant::now();
         let method = method_label(request.method());
-        // Set by the router before route layers run; absent on the fallback.
-        let route = request.extensions().get::<MatchedPath>().cloned();
+        let route = match self.fixed_route {
+            Some(route) => RouteName::Fixed(route),
+            // Set by the router before route layers run; absent on the
+            // fallback.
+            None => request
+                .extensions()
+                .get::<MatchedPath>()
+                .cloned()
+                .map_or(RouteName::Unmatched, RouteName::Matched),
+        };
         let in_process = request.extensions_mut().remove::<InProcessCall>();
         // The in-process caller's stack already checked (or made) the id
         // and put it in the headers.
         let forwarded_id = in_process
             .and_then(|_| request.headers().get(&X_REQUEST_ID))
             .cloned();
-        let request_id = match forwarded_id {
+        let request_id = match forwarded_id.or_else(|| sane_request_id(&request).cloned()) {
             Some(id) => id,
+            // None sent, or one not worth keeping: replaced, so that what
+            // the handler forwards and logs agree.
             None => {
-                let id = request_id_of(&request);
+                let id = new_request_id();
                 request.headers_mut().insert(X_REQUEST_ID, id.clone());
                 id
             }
@@ -358,11 +448,11 @@ where
         let (server, context) = telemetry::begin_request(
             self.observe.service,
             method,
-            route.as_ref().map(MatchedPath::as_str),
+            route.template(),
             &request_id,
             remote,
         );
-        request.extensions_mut().insert(context.trace);
+        // Handlers read the context from the task (`telemetry::current_trace`).
         if let Some(server) = &server {
             // The module's route layer names the module in it (ModuleLabel).
             request.extensions_mut().insert(server.module().clone());
@@ -415,7 +505,7 @@ where
                 }
             };
             let status = response.status();
-            let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            let route = route.template().unwrap_or("unmatched");
             let service = response
                 .extensions_mut()
                 .remove::<ServiceLabel>()
@@ -449,11 +539,17 @@ where
             if let Some(server) = server {
                 server.finish(status.as_u16());
             }
+            let headers = response.headers_mut();
+            // Room for what is added below, made at once: an insert into
+            // a full map grows and rehashes it.
+            headers.reserve(
+                usize::from(in_process.is_none()) + 3 * usize::from(observe.security_headers),
+            );
             if in_process.is_none() {
-                response.headers_mut().insert(X_REQUEST_ID, request_id);
+                headers.insert(X_REQUEST_ID, request_id);
             }
             if observe.security_headers {
-                security::add_missing(response.headers_mut());
+                security::add_missing(headers);
             }
             Ok(response)
         })

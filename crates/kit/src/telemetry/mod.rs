@@ -66,8 +66,8 @@ mod hop;
 mod log;
 mod routing;
 
-pub use hop::Hop;
 pub(crate) use hop::{begin_request, in_request, with_request};
+pub use hop::{current_trace, Hop};
 pub(crate) use routing::ModuleSlot;
 
 use crate::trace_context::TraceParent;
