@@ -24,9 +24,10 @@
 //! checks, the HTTP(S) client and streaming bodies) are the `resilience`
 //! crate's; the gateway keeps its routing, admission and header rules.
 //!
-//! The gateway is a fallback router: the platform merges its own
-//! `/healthz`, `/readyz` and `/metrics` in front and wraps it in kit's
-//! stack (request id, trace context, panic catching).
+//! The gateway is the platform's catch-all: the platform merges its own
+//! `/healthz`, `/readyz` and `/metrics` with [`Gateway::routes`] and
+//! wraps them in kit's stack (request id, trace context, panic catching)
+//! with [`Gateway::catch_all`], the proxy, answering every other path.
 #![forbid(unsafe_code)]
 
 pub mod admin;

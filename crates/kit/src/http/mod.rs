@@ -13,7 +13,11 @@
 //!    histogram labelled by route template, never by raw path.
 //!
 //! Unknown paths and methods answer problem+json 404/405 too, observed
-//! like any route (`http_route="unmatched"` for unknown paths).
+//! like any route (`http_route="unmatched"` for unknown paths), unless a
+//! [`CatchAll`] answers the paths no route matches
+//! ([`stack_with_catch_all`]: the gateway's proxy, observed under its own
+//! label). Handlers read their request's trace context with
+//! [`crate::telemetry::current_trace`].
 //!
 //! Every response gets the security headers a browser heeds
 //! (`http.security_headers`): `X-Content-Type-Options: nosniff`, a
