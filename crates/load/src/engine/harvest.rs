@@ -125,9 +125,10 @@ mod linux {
             };
             let mut woken = 0;
             loop {
-                let mut events = [MaybeUninit::<epoll::Event>::uninit(); 64];
+                const BATCH: usize = 64;
+                let mut events = [MaybeUninit::<epoll::Event>::uninit(); BATCH];
                 let (ready, _) = epoll::wait(&self.epoll, &mut events, Some(&zero))?;
-                let full = ready.len() == events.len();
+                let full = ready.len() == BATCH;
                 let mut waiting = self.lock();
                 for event in ready.iter() {
                     let Some(entry) = usize::try_from(event.data.u64())
@@ -509,6 +510,7 @@ mod tests {
 #[cfg(all(test, target_os = "linux"))]
 mod harvested {
     use super::*;
+    use std::future::Future;
     use std::io::Write;
     use std::pin::pin;
     use std::sync::atomic::{AtomicUsize, Ordering};
