@@ -20,7 +20,7 @@
 
 use super::client::{Connector, Origin};
 use super::exchange::{settle, Executed, Prepared, SharedHttp2, Slot};
-use super::harvest::{Harvester, HARVEST_INTERVAL};
+use super::harvest::{Eager, Harvester, HARVEST_INTERVAL};
 use super::schedule::Schedule;
 use super::timer::PreciseTimer;
 use crate::results::{record, Stats};
@@ -216,12 +216,27 @@ fn harvest(harvester: Option<&Harvester>) {
 /// Sleeps until `wake`, or for at most a [`HARVEST_INTERVAL`] while
 /// answers are awaited; a longer sleep ends early when a request starts
 /// waiting for its answer (at low rates the next arrival can be seconds
-/// away).
-async fn pause(timer: &mut Option<PreciseTimer>, harvester: Option<&Harvester>, wake: Instant) {
+/// away). While arrivals queue for a connection (`behind`), it ends as
+/// soon as an answer comes, so the queue drains at the server's pace.
+async fn pause(
+    timer: &mut Option<PreciseTimer>,
+    harvester: Option<&Harvester>,
+    eager: &mut Eager,
+    behind: bool,
+    wake: Instant,
+) {
     let Some(harvester) = harvester else {
         return sleep_until(timer, wake).await;
     };
     let soon = Instant::now() + HARVEST_INTERVAL;
+    if behind {
+        tokio::select! {
+            () = sleep_until(timer, wake.min(soon)) => {}
+            () = harvester.ready(eager) => {}
+        }
+        return;
+    }
+    eager.off();
     if harvester.waiting() || wake <= soon {
         return sleep_until(timer, wake.min(soon)).await;
     }
@@ -297,6 +312,7 @@ async fn dispatch(
             None
         }
     };
+    let mut eager = Eager::default();
     while !run.stop.load(Ordering::Relaxed) {
         // Answers first: the connections they free can take the arrivals.
         harvest(harvester);
@@ -310,7 +326,7 @@ async fn dispatch(
         };
         let next = shard.released.load(Ordering::Relaxed);
         let wake = last_due_within(due_of, next, due + BATCH_WINDOW);
-        pause(&mut timer, harvester, wake).await;
+        pause(&mut timer, harvester, &mut eager, shard.queued() > 0, wake).await;
     }
     // The caller closes `arrivals` next, and a closed semaphore refuses even
     // the permits it still holds: the arrival released a moment ago would
@@ -318,7 +334,14 @@ async fn dispatch(
     // open to its end, so an arrival is dropped only when no connection
     // came free in time; a run stopped early ends now.
     while Instant::now() < run.end && !run.stop.load(Ordering::Relaxed) {
-        pause(&mut timer, harvester, run.end).await;
+        pause(
+            &mut timer,
+            harvester,
+            &mut eager,
+            shard.queued() > 0,
+            run.end,
+        )
+        .await;
         harvest(harvester);
     }
 }
