@@ -345,3 +345,33 @@ async fn the_last_arrival_of_a_schedule_is_sent_when_a_connection_is_free() {
         assert_eq!(scenario.dropped, 0, "{threads} threads");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sparse_open_model_reads_each_answer_long_before_the_next_arrival() {
+    // The open model reads its answers when its thread wakes anyway; with
+    // arrivals 250 ms apart and a 200 ms timeout, an answer left for the
+    // next arrival's wake-up would time out. Each is read within a
+    // harvest interval of its arrival instead.
+    let base = serve(Protocol::Http1).await;
+    let mut sparse = scenario(
+        "sparse",
+        constant(4.0, 1_000),
+        vec![request("r", format!("{base}/r"), 1)],
+    );
+    sparse.connections = 1;
+    sparse.requests[0].timeout = Duration::from_millis(200);
+    let results = run(
+        &plan(vec![sparse]),
+        &EngineOptions {
+            threads: Some(1),
+            stop: None,
+        },
+        &mut [],
+    )
+    .await
+    .expect("no setup to fail");
+    let stats = &results.scenarios[0].requests[0].1;
+    assert_eq!(stats.sent, 4);
+    assert_eq!(stats.timeouts, 0);
+    assert_eq!(stats.ok, 4);
+}

@@ -7,6 +7,7 @@
 //! multiplexes, so it stays on hyper, its driver runs as its own task on
 //! the same (single-threaded) runtime and the sending tasks share it.
 
+use super::harvest::{Harvester, TickedStream};
 use super::wire::Inbox;
 use bytes::Bytes;
 use http::uri::{Authority, Scheme};
@@ -98,11 +99,18 @@ impl Connector {
         self.http2
     }
 
-    async fn stream(&self, origin: &Origin) -> std::io::Result<Stream> {
+    async fn stream(
+        &self,
+        origin: &Origin,
+        harvester: Option<&Arc<Harvester>>,
+    ) -> std::io::Result<Stream> {
         let tcp = TcpStream::connect(&origin.addr).await?;
         tcp.set_nodelay(true)?;
         if !origin.tls {
-            return Ok(Stream::Plain(tcp));
+            return Ok(match harvester {
+                Some(harvester) => Stream::Ticked(TickedStream::new(tcp, harvester.clone())?),
+                None => Stream::Plain(tcp),
+            });
         }
         let name = rustls_pki_types::ServerName::try_from(origin.host.clone())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -112,10 +120,15 @@ impl Connector {
         Ok(Stream::Tls(Box::new(tls)))
     }
 
-    /// Opens an HTTP/1.1 connection.
-    pub(crate) async fn http1(&self, origin: &Origin) -> std::io::Result<Http1> {
+    /// Opens an HTTP/1.1 connection; a plain one is read at `harvester`'s
+    /// harvests when there is one.
+    pub(crate) async fn http1(
+        &self,
+        origin: &Origin,
+        harvester: Option<&Arc<Harvester>>,
+    ) -> std::io::Result<Http1> {
         Ok(Http1 {
-            stream: self.stream(origin).await?,
+            stream: self.stream(origin, harvester).await?,
             inbox: Inbox::default(),
         })
     }
@@ -123,7 +136,7 @@ impl Connector {
     /// Opens an HTTP/2 connection; its driver runs on the current runtime
     /// until the connection closes or the runtime stops.
     pub(crate) async fn http2_connect(&self, origin: &Origin) -> std::io::Result<Http2> {
-        let stream = self.stream(origin).await?;
+        let stream = self.stream(origin, None).await?;
         let (sender, driver) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
             .map_err(std::io::Error::other)?;
@@ -167,6 +180,9 @@ pub(crate) struct Answer {
     /// Kept only when asked for, at most [`MAX_KEPT_BODY`].
     pub body: Vec<u8>,
     pub body_bytes: u64,
+    /// When its last bytes arrived, if the connection knows (a harvested
+    /// one read it later); else it was read as it came.
+    pub received_at: Option<std::time::Instant>,
 }
 
 /// Reads a response to the end, keeping the body if `keep_body`.
@@ -191,13 +207,26 @@ pub(crate) async fn read_answer(
         headers: parts.headers,
         body: kept,
         body_bytes,
+        received_at: None,
     })
 }
 
-/// Plain TCP or TLS, one type for hyper.
+/// Plain TCP (on the runtime's epoll or harvested) or TLS, one type for
+/// hyper and the wire.
 pub(crate) enum Stream {
     Plain(TcpStream),
+    Ticked(TickedStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// When the last bytes read arrived, for a harvested connection.
+    pub(crate) fn take_received_at(&mut self) -> Option<std::time::Instant> {
+        match self {
+            Stream::Ticked(s) => s.take_received_at(),
+            Stream::Plain(_) | Stream::Tls(_) => None,
+        }
+    }
 }
 
 impl AsyncRead for Stream {
@@ -208,6 +237,7 @@ impl AsyncRead for Stream {
     ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Ticked(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
@@ -221,6 +251,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Ticked(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
@@ -228,6 +259,7 @@ impl AsyncWrite for Stream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Ticked(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
@@ -235,6 +267,7 @@ impl AsyncWrite for Stream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Ticked(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
@@ -246,6 +279,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Ticked(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
@@ -253,6 +287,7 @@ impl AsyncWrite for Stream {
     fn is_write_vectored(&self) -> bool {
         match self {
             Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Ticked(s) => s.is_write_vectored(),
             Stream::Tls(s) => s.is_write_vectored(),
         }
     }

@@ -6,6 +6,7 @@
 //! plain GET costs no rendering and no URL parsing per request.
 
 use super::client::{read_answer, Answer, Body, Connector, Http1, Http2, Origin};
+use super::harvest::Harvester;
 use super::wire::encode_request;
 use crate::plan::RequestPlan;
 use crate::results::{Outcome, Stats};
@@ -142,17 +143,25 @@ pub(crate) struct Slot {
     connector: Connector,
     http1: Vec<(Origin, Http1)>,
     http2: SharedHttp2,
+    /// Reads its plain HTTP/1.1 connections when the thread wakes anyway
+    /// (the open model), instead of when answers arrive.
+    harvester: Option<Arc<Harvester>>,
     scratch: Vec<u8>,
     /// The HTTP/1.1 request being sent, reused from one to the next.
     out: Vec<u8>,
 }
 
 impl Slot {
-    pub(crate) fn new(connector: Connector, http2: SharedHttp2) -> Self {
+    pub(crate) fn new(
+        connector: Connector,
+        http2: SharedHttp2,
+        harvester: Option<Arc<Harvester>>,
+    ) -> Self {
         Self {
             connector,
             http1: Vec::new(),
             http2,
+            harvester,
             scratch: Vec::new(),
             out: Vec::new(),
         }
@@ -164,7 +173,7 @@ impl Slot {
         if self.connector.http2() {
             let _ = self.http2_sender(origin).await;
         } else if !self.http1.iter().any(|(o, _)| o == origin) {
-            if let Ok(connection) = self.connector.http1(origin).await {
+            if let Ok(connection) = self.connector.http1(origin, self.harvester.as_ref()).await {
                 self.http1.push((origin.clone(), connection));
             }
         }

@@ -92,17 +92,18 @@ impl Slot {
         };
         let (mut connection, reused) = match self.http1.iter().position(|(o, _)| o == origin) {
             Some(i) => (self.http1.swap_remove(i).1, true),
-            None => (self.connector.http1(origin).await.map_err(|_| ())?, false),
+            None => (self.open_http1(origin).await?, false),
         };
         let mut result = exchange(&mut connection, bytes, wanted).await;
         if reused
             && request.plan.method.is_idempotent()
             && matches!(result, Err(WireError::ClosedBeforeResponse))
         {
-            connection = self.connector.http1(origin).await.map_err(|_| ())?;
+            connection = self.open_http1(origin).await?;
             result = exchange(&mut connection, bytes, wanted).await;
         }
         let response = result.map_err(|_| ())?;
+        let received_at = connection.stream.take_received_at();
         if response.reusable {
             self.http1.push((origin.clone(), connection));
         }
@@ -111,7 +112,15 @@ impl Slot {
             headers: response.headers,
             body: response.body,
             body_bytes: response.body_bytes,
+            received_at,
         })
+    }
+
+    async fn open_http1(&self, origin: &Origin) -> Result<Http1, ()> {
+        self.connector
+            .http1(origin, self.harvester.as_ref())
+            .await
+            .map_err(|_| ())
     }
 }
 

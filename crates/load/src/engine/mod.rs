@@ -4,6 +4,8 @@
 //! - `timer`: a sub-millisecond sleep inside the runtime (timerfd);
 //! - `client`: TCP/TLS, HTTP/1.1 and HTTP/2 connections;
 //! - `exchange`: one request from template to checks and captures;
+//! - `harvest`: the open model's answers read when its thread wakes
+//!   anyway, timed by the kernel's receive timestamps;
 //! - `worker`: a scenario's threads, slots and dispatchers;
 //! - `phase`: setup and teardown (closed model, counted, capture checks).
 //!
@@ -14,6 +16,7 @@
 
 mod client;
 mod exchange;
+mod harvest;
 mod phase;
 mod schedule;
 mod timer;

@@ -135,7 +135,7 @@ async fn run_step(step: &SetupStep, state: &Arc<State>) -> Tally {
     let http2: SharedHttp2 = Arc::default();
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..step.concurrency.max(1) {
-        let mut slot = Slot::new(connector.clone(), http2.clone());
+        let mut slot = Slot::new(connector.clone(), http2.clone(), None);
         let (request, tally, next, state) =
             (request.clone(), tally.clone(), next.clone(), state.clone());
         let repeat = step.repeat;

@@ -8,7 +8,9 @@
 //! within [`BATCH_WINDOW`] of each other; an idle slot takes the next
 //! arrival and sends it, and a slot that finishes a request releases the
 //! arrivals overdue by more than that window, so a runtime busy with
-//! answers does not leave them waiting for the timer to be polled. Nothing
+//! answers does not leave them waiting for the timer to be polled. The
+//! answers themselves do not wake the thread: the dispatcher reads them
+//! when it wakes for a batch ([`super::harvest`]). Nothing
 //! crosses threads per request: the hand-off is a wake-up within the same
 //! runtime. Latency counts from the arrival's due time, so
 //! an arrival that waited for a free slot carries its wait (no coordinated
@@ -18,6 +20,7 @@
 
 use super::client::{Connector, Origin};
 use super::exchange::{settle, Executed, Prepared, SharedHttp2, Slot};
+use super::harvest::{Eager, Harvester, HARVEST_INTERVAL};
 use super::schedule::Schedule;
 use super::timer::PreciseTimer;
 use crate::results::{record, Stats};
@@ -74,6 +77,9 @@ pub(crate) struct Shard {
     /// Open model: arrivals released by the dispatcher and taken by slots.
     pub released: AtomicU64,
     pub taken: AtomicU64,
+    /// Open model: slots waiting for an arrival, or woken with one they
+    /// have not taken yet.
+    pub idle_slots: AtomicU64,
     /// Set when the thread has ended and recorded everything.
     pub done: AtomicBool,
 }
@@ -85,6 +91,7 @@ impl Shard {
             in_flight: AtomicU64::new(0),
             released: AtomicU64::new(0),
             taken: AtomicU64::new(0),
+            idle_slots: AtomicU64::new(0),
             done: AtomicBool::new(false),
         }
     }
@@ -94,6 +101,14 @@ impl Shard {
         self.released
             .load(Ordering::Relaxed)
             .saturating_sub(self.taken.load(Ordering::Relaxed))
+    }
+
+    /// Some arrival released so far will find no idle slot: the thread is
+    /// behind its schedule. Right after a release, the permits not yet
+    /// taken are mostly those the woken slots are about to take, so
+    /// [`Shard::queued`] alone is not the test.
+    fn behind(&self) -> bool {
+        self.queued() > self.idle_slots.load(Ordering::Relaxed)
     }
 }
 
@@ -129,9 +144,10 @@ async fn drive(run: Arc<ScenarioRun>, shard: Arc<Shard>, thread: usize) {
             seen
         });
     let arrivals = Arc::new(Semaphore::new(0));
+    let harvester = open_model_harvester(&run);
     let mut tasks = tokio::task::JoinSet::new();
     for slot_index in 0..slots {
-        let mut slot = Slot::new(run.connector.clone(), http2.clone());
+        let mut slot = Slot::new(run.connector.clone(), http2.clone(), harvester.clone());
         let run = run.clone();
         let shard = shard.clone();
         let arrivals = arrivals.clone();
@@ -149,17 +165,96 @@ async fn drive(run: Arc<ScenarioRun>, shard: Arc<Shard>, thread: usize) {
             }
         });
     }
+    let harvester = harvester.as_deref();
     let work = async {
         if let Some(schedule) = &run.schedule {
-            dispatch(schedule, &run, &shard, &arrivals, thread).await;
+            dispatch(schedule, &run, &shard, &arrivals, thread, harvester).await;
             arrivals.close();
         }
-        while tasks.join_next().await.is_some() {}
+        let joined = async { while tasks.join_next().await.is_some() {} };
+        match harvester {
+            // The requests still out are read by a harvest of their own.
+            Some(harvester) => tokio::select! {
+                () = joined => {}
+                () = harvest_forever(harvester) => {}
+            },
+            None => joined.await,
+        }
     };
     tokio::select! {
         biased;
         () = work => {}
         () = keep_timers_ahead(keeper_period(&run)) => {}
+    }
+}
+
+/// The open model reads its plain HTTP/1.1 answers at the dispatcher's
+/// wake-ups ([`super::harvest`]); the closed model reads each as it
+/// comes, since its next request waits for it.
+fn open_model_harvester(run: &ScenarioRun) -> Option<Arc<Harvester>> {
+    if run.schedule.is_none() || run.connector.http2() {
+        return None;
+    }
+    match Harvester::new() {
+        Ok(harvester) => Some(Arc::new(harvester)),
+        Err(e) => {
+            if e.kind() != std::io::ErrorKind::Unsupported {
+                eprintln!("load: answers read as they come ({e})");
+            }
+            None
+        }
+    }
+}
+
+/// Harvests every [`HARVEST_INTERVAL`] once the dispatcher has ended,
+/// for the requests still out; never returns.
+async fn harvest_forever(harvester: &Harvester) {
+    loop {
+        harvest(Some(harvester));
+        tokio::time::sleep(HARVEST_INTERVAL).await;
+    }
+}
+
+fn harvest(harvester: Option<&Harvester>) {
+    if let Some(harvester) = harvester {
+        if let Err(e) = harvester.harvest() {
+            // A private epoll on live descriptors does not fail; if it
+            // does, the requests waiting on it time out and say so.
+            eprintln!("load: reading answers failed: {e}");
+        }
+    }
+}
+
+/// Sleeps until `wake`, or for at most a [`HARVEST_INTERVAL`] while
+/// answers are awaited; a longer sleep ends early when a request starts
+/// waiting for its answer (at low rates the next arrival can be seconds
+/// away). While arrivals queue for a connection (`behind`), it ends as
+/// soon as an answer comes, so the queue drains at the server's pace.
+async fn pause(
+    timer: &mut Option<PreciseTimer>,
+    harvester: Option<&Harvester>,
+    eager: &mut Eager,
+    behind: bool,
+    wake: Instant,
+) {
+    let Some(harvester) = harvester else {
+        return sleep_until(timer, wake).await;
+    };
+    let soon = Instant::now() + HARVEST_INTERVAL;
+    if behind {
+        tokio::select! {
+            () = sleep_until(timer, wake.min(soon)) => {}
+            () = harvester.ready(eager) => {}
+        }
+        return;
+    }
+    eager.off();
+    if harvester.waiting() || wake <= soon {
+        return sleep_until(timer, wake.min(soon)).await;
+    }
+    tokio::select! {
+        () = sleep_until(timer, wake) => {}
+        () = harvester.first_waiter() => {}
     }
 }
 
@@ -199,7 +294,8 @@ fn share(total: usize, threads: usize, thread: usize) -> usize {
 }
 
 /// Releases this thread's arrivals (every `threads`-th, from `thread`) as
-/// they fall due.
+/// they fall due, and reads the answers that came in meanwhile (a
+/// harvest) each time it wakes.
 ///
 /// The dispatcher is not the only one to release them: every slot that
 /// finishes a request releases the arrivals overdue by more than
@@ -219,6 +315,7 @@ async fn dispatch(
     shard: &Shard,
     arrivals: &Semaphore,
     thread: usize,
+    harvester: Option<&Harvester>,
 ) {
     let mut timer = match PreciseTimer::new() {
         Ok(timer) => Some(timer),
@@ -227,7 +324,10 @@ async fn dispatch(
             None
         }
     };
+    let mut eager = Eager::default();
     while !run.stop.load(Ordering::Relaxed) {
+        // Answers first: the connections they free can take the arrivals.
+        harvest(harvester);
         let Some(due) = release_due(schedule, run, shard, arrivals, thread, Instant::now()) else {
             break;
         };
@@ -238,16 +338,23 @@ async fn dispatch(
         };
         let next = shard.released.load(Ordering::Relaxed);
         let wake = last_due_within(due_of, next, due + BATCH_WINDOW);
-        sleep_until(&mut timer, wake).await;
+        pause(&mut timer, harvester, &mut eager, shard.behind(), wake).await;
     }
     // The caller closes `arrivals` next, and a closed semaphore refuses even
     // the permits it still holds: the arrival released a moment ago would
     // be dropped before any connection could take it. Keep the schedule
     // open to its end, so an arrival is dropped only when no connection
     // came free in time; a run stopped early ends now.
-    if Instant::now() < run.end && !run.stop.load(Ordering::Relaxed) {
-        sleep_until(&mut timer, run.end).await;
+    while Instant::now() < run.end && !run.stop.load(Ordering::Relaxed) {
+        pause(&mut timer, harvester, &mut eager, shard.behind(), run.end).await;
+        harvest(harvester);
     }
+    // A connection whose answer came by the end came free in time: read
+    // what arrived, and yield, so that the slots it frees (and those the
+    // runtime finds ready as it yields) take the queued arrivals before
+    // the caller closes the semaphore. Woken tasks run before this one.
+    harvest(harvester);
+    tokio::task::yield_now().await;
 }
 
 /// Releases every arrival of this thread's share due by `now`, and returns
@@ -342,7 +449,10 @@ async fn open_slot(
     };
     let mut free_since = Instant::now();
     loop {
-        match arrivals.acquire().await {
+        shard.idle_slots.fetch_add(1, Ordering::Relaxed);
+        let acquired = arrivals.acquire().await;
+        shard.idle_slots.fetch_sub(1, Ordering::Relaxed);
+        match acquired {
             Ok(permit) => permit.forget(),
             Err(_closed) => return,
         }
@@ -361,6 +471,17 @@ async fn open_slot(
         let request = &run.requests[index];
         let executed = send(&mut slot, &mut rng, run, shard, request, sent_at).await;
         let finished = Instant::now();
+        // A harvested answer is read after it arrived; its latency ends
+        // when it arrived.
+        let answered = match &executed {
+            Executed::Sent {
+                answer: Some(answer),
+                ..
+            } => answer
+                .received_at
+                .map_or(finished, |at| at.clamp(sent_at, finished)),
+            _ => finished,
+        };
         let measured = due >= run.measure_from && due < run.end;
         record_into(shard, index, |stats| {
             if measured && matches!(executed, Executed::Sent { .. }) {
@@ -372,7 +493,7 @@ async fn open_slot(
             settle(
                 request,
                 executed,
-                finished.saturating_duration_since(due),
+                answered.saturating_duration_since(due),
                 stats,
                 &run.state,
                 measured,
