@@ -145,9 +145,12 @@ pub trait Module: Sized + Send + Sync + 'static {
     /// wraps them).
     fn router(&self) -> Router;
 
-    /// What answers the paths none of its routes match (the gateway's
-    /// proxy), when it is the front; the platform stacks it with
-    /// [`crate::http::stack_with_catch_all`].
+    /// What answers the paths none of its routes match: the gateway's
+    /// proxy, when it is the front; the shortener's redirect, for the
+    /// one-segment paths. The platform stacks it with
+    /// [`crate::http::stack_with_catch_all`] where the module's stack is
+    /// its own (alone, or as an in-process pool), and as a route of its
+    /// [`crate::http::CatchAll::route`] template beside other modules.
     fn catch_all(&self) -> Option<crate::http::CatchAll> {
         None
     }

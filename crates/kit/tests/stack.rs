@@ -436,3 +436,53 @@ async fn a_catch_all_answers_unmatched_paths_as_an_observed_route() {
     // Outside a request there is no context.
     assert!(kit::telemetry::current_trace().is_none());
 }
+
+/// A catch-all that claims only some paths (a module's `/{slug}`) answers
+/// those under its label; every other unmatched path is the 404 problem,
+/// observed as unmatched, exactly as without it.
+#[tokio::test]
+async fn a_claiming_catch_all_leaves_the_other_paths_unmatched() {
+    kit::metrics::install();
+    let catch_all =
+        kit::http::CatchAll::new("/{slug}", |request: axum::extract::Request| async move {
+            axum::response::IntoResponse::into_response(format!("slug {}", request.uri().path()))
+        })
+        .claiming(kit::http::one_segment);
+    let router = kit::http::stack_with_catch_all(
+        Router::new()
+            .route("/ok", get(|| async { "ok" }))
+            .merge(kit::metrics::routes()),
+        "kit-claiming",
+        &HttpConfig::default(),
+        Some(catch_all),
+    );
+    for path in ["/abc", "/abc?x=1", "/%2F"] {
+        let (status, _, _) = call(&router, get_req(path)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    for path in ["/", "/a/b", "/abc/"] {
+        let (status, _, body) = call(&router, get_req(path)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(body["type"], "/problems/not-found", "{path}");
+    }
+    let (status, _, _) = call(&router, get_req("/ok")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let text = metrics_text(&router).await;
+    assert!(text.contains(
+        r#"http_server_request_duration_seconds_count{service="kit-claiming",http_route="/{slug}",http_request_method="GET",http_response_status_code="200"} 3"#
+    ), "{text}");
+    assert!(text.contains(
+        r#"http_server_request_duration_seconds_count{service="kit-claiming",http_route="unmatched",http_request_method="GET",http_response_status_code="404"} 3"#
+    ), "{text}");
+}
+
+#[test]
+fn one_segment_is_what_a_single_parameter_route_matches() {
+    for path in ["/a", "/abc", "/a.b", "/%2F"] {
+        assert!(kit::http::one_segment(path), "{path}");
+    }
+    for path in ["", "/", "a", "/a/", "/a/b", "//"] {
+        assert!(!kit::http::one_segment(path), "{path}");
+    }
+}

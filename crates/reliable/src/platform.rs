@@ -253,7 +253,7 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
                 security_headers: false,
                 ..limits.apply(&config.http)
             };
-            let router = kit::http::stack(pool, name, &http);
+            let router = kit::http::stack_with_catch_all(pool, name, &http, module.catch_all());
             pool_router = Some(router.clone());
             fronted.push(Colocated {
                 name,
@@ -357,15 +357,26 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
                 [only] => only.name,
                 _ => "reliable",
             };
+            let mut catch_all = None;
             for module in &started {
-                let routes = module.module.router();
+                let mut routes = module.module.router();
+                if let Some(own) = module.module.catch_all() {
+                    if started.len() == 1 {
+                        // Alone, its catch-all is the stack's.
+                        catch_all = Some(own);
+                    } else {
+                        // Beside others, a route of its own label, which
+                        // is a route template (`/{slug}`).
+                        routes = routes.route_service(own.route(), own);
+                    }
+                }
                 router = router.merge(if started.len() == 1 {
                     routes
                 } else {
                     kit::http::service_label(routes, module.name)
                 });
             }
-            kit::http::stack(router, label, &outer_http)
+            kit::http::stack_with_catch_all(router, label, &outer_http, catch_all)
         }
     };
 

@@ -141,10 +141,23 @@ impl Shortener {
         })
     }
 
-    /// The module's routes, without the platform middleware (the binary
-    /// wraps the whole router once with `kit::http::stack`).
+    /// The module's routes, the redirect at `/{slug}` included, without
+    /// the platform middleware (wrap them once with `kit::http::stack`).
     pub fn router(&self) -> Router {
         http::routes(self.state.clone())
+    }
+
+    /// The links API without the redirect, which is then
+    /// [`Shortener::redirect_catch_all`]: how the platform serves the
+    /// module, with `kit::http::stack_with_catch_all`.
+    pub fn api_router(&self) -> Router {
+        http::api_routes(self.state.clone())
+    }
+
+    /// The redirect, answering every one-segment path that no route of
+    /// the stack matches (observed under `/{slug}`, as the route).
+    pub fn redirect_catch_all(&self) -> kit::http::CatchAll {
+        http::redirect_catch_all(self.state.clone())
     }
 
     /// `shortener-database`: ready while the link database answers.

@@ -56,8 +56,14 @@ impl Module for Shortener {
         .await?)
     }
 
+    /// The redirect is the catch-all, not a route (see
+    /// [`Shortener::redirect_catch_all`]).
     fn router(&self) -> Router {
-        Shortener::router(self)
+        Shortener::api_router(self)
+    }
+
+    fn catch_all(&self) -> Option<kit::http::CatchAll> {
+        Some(Shortener::redirect_catch_all(self))
     }
 
     fn readiness_checks(&self) -> Vec<Arc<dyn ReadinessCheck>> {

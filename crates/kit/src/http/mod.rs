@@ -30,7 +30,7 @@ mod observe;
 mod security;
 
 pub use extract::{parse_json, ApiJson, ApiQuery};
-pub use observe::CatchAll;
+pub use observe::{one_segment, CatchAll};
 
 use crate::forwarded::TrustedProxies;
 use crate::problem::Problem;

@@ -314,8 +314,9 @@ pub(super) struct ObserveService<S> {
     observe: Arc<Observe>,
     /// This route's handles (one per `layer` call, that is per route).
     series: Arc<RouteSeries>,
-    /// The route label of a [`CatchAll`]; routes read axum's matched path.
-    fixed_route: Option<&'static str>,
+    /// The route label of a [`CatchAll`], and the paths it claims (the
+    /// others are unmatched); routes read axum's matched path.
+    fixed_route: Option<(&'static str, fn(&str) -> bool)>,
 }
 
 /// Answers every path no route matches, in place of the 404 problem (see
@@ -326,7 +327,22 @@ pub(super) struct ObserveService<S> {
 #[derive(Clone)]
 pub struct CatchAll {
     route: &'static str,
+    /// The paths it answers; the others get the 404 problem and are
+    /// observed as unmatched.
+    claims: fn(&str) -> bool,
     handler: Arc<dyn Fn(Request) -> BoxFuture<'static, Response> + Send + Sync>,
+}
+
+/// Every path: a proxy's catch-all.
+fn every_path(_: &str) -> bool {
+    true
+}
+
+/// One non-empty segment (`/abc`, not `/`, `/a/b` or `/abc/`): what an
+/// axum route `/{param}` matches.
+pub fn one_segment(path: &str) -> bool {
+    path.strip_prefix('/')
+        .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
 }
 
 impl CatchAll {
@@ -338,12 +354,27 @@ impl CatchAll {
     {
         Self {
             route,
+            claims: every_path,
             handler: Arc::new(move |request| Box::pin(handler(request))),
         }
     }
 
+    /// Answers only the paths `claims` accepts (for example
+    /// [`one_segment`], a module's `/{slug}` as its catch-all); the others
+    /// get the 404 problem, observed as unmatched, as without it.
+    #[must_use]
+    pub fn claiming(mut self, claims: fn(&str) -> bool) -> Self {
+        self.claims = claims;
+        self
+    }
+
     pub fn route(&self) -> &'static str {
         self.route
+    }
+
+    /// Whether it answers `path`.
+    pub fn claims(&self, path: &str) -> bool {
+        (self.claims)(path)
     }
 }
 
@@ -360,14 +391,21 @@ impl Service<Request> for CatchAll {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        if !self.claims(request.uri().path()) {
+            return unclaimed().map(Ok);
+        }
         (self.handler)(request).map(Ok)
     }
+}
+
+fn unclaimed() -> BoxFuture<'static, Response> {
+    Box::pin(async { super::not_found().await.into_response() })
 }
 
 /// `catch_all` observed as a route named after it.
 pub(super) fn catch_all(observe: Arc<Observe>, catch_all: CatchAll) -> ObserveService<CatchAll> {
     ObserveService {
-        fixed_route: Some(catch_all.route),
+        fixed_route: Some((catch_all.route, catch_all.claims)),
         inner: catch_all,
         observe,
         series: Arc::default(),
@@ -411,7 +449,8 @@ where
         let start = Instant::now();
         let method = method_label(request.method());
         let route = match self.fixed_route {
-            Some(route) => RouteName::Fixed(route),
+            Some((route, claims)) if claims(request.uri().path()) => RouteName::Fixed(route),
+            Some(_) => RouteName::Unmatched,
             // Set by the router before route layers run; absent on the
             // fallback.
             None => request

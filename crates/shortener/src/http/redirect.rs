@@ -78,6 +78,21 @@ fn header_string(headers: &HeaderMap, name: header::HeaderName) -> Option<String
     Some(value[..value.len().min(1024)].to_owned())
 }
 
+/// [`redirect`] as the module's catch-all (`super::redirect_catch_all`):
+/// the peer's address read as its extractor would.
+pub(crate) async fn serve(state: Arc<AppState>, request: Request) -> Response {
+    let Some(ConnectInfo(peer)) = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .cloned()
+    else {
+        // As the extractor: a server that records no peer is a bug.
+        tracing::error!("the request carries no peer address");
+        return Problem::internal().into_response();
+    };
+    redirect(State(state), ConnectInfo(peer), request).await
+}
+
 /// Follow a short link.
 ///
 /// GET and HEAD redirect (HEAD neither counts nor uses up a visit). A link

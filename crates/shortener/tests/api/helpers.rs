@@ -108,14 +108,17 @@ async fn spawn_app_on(
     .expect("shortener starts");
     let readiness = Readiness::new();
     readiness.add_check(module.readiness_check());
+    // Served as the platform serves it: the redirect is the stack's
+    // catch-all, not a route.
     let router = module
-        .router()
+        .api_router()
         .merge(readiness.routes())
         .merge(kit::metrics::routes());
-    let router = kit::http::stack(
+    let router = kit::http::stack_with_catch_all(
         router,
         shortener::SERVICE,
         &kit::http::HttpConfig::default(),
+        Some(module.redirect_catch_all()),
     );
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(server.serve(router, shutdown.clone()));

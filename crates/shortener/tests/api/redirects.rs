@@ -174,3 +174,21 @@ async fn hot_slugs_are_served_from_the_cache() {
     // The recorder is global to the test process; other tests add to it.
     assert!(hits >= 19.0, "{hits}");
 }
+
+#[tokio::test]
+async fn the_redirect_is_observed_under_its_route_and_other_paths_as_unmatched() {
+    let app = spawn_app().await;
+    app.create(json!({"url": "https://e.x/", "slug": "observed"}))
+        .await;
+    assert_eq!(app.get("/observed").await.status(), 302);
+    assert_problem(app.get("/no/such/path").await, 404, "not-found").await;
+    let metrics = app.get("/metrics").await.text().await.expect("text");
+    // The recorder is global to the test process: other tests add to
+    // these series, never take them away.
+    for series in [
+        r#"http_server_request_duration_seconds_count{service="shortener",http_route="/{slug}",http_request_method="GET",http_response_status_code="302"}"#,
+        r#"http_server_request_duration_seconds_count{service="shortener",http_route="unmatched",http_request_method="GET",http_response_status_code="404"}"#,
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
+}
