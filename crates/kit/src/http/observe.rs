@@ -316,7 +316,7 @@ pub(super) struct ObserveService<S> {
     series: Arc<RouteSeries>,
     /// The route label of a [`CatchAll`], and the paths it claims (the
     /// others are unmatched); routes read axum's matched path.
-    fixed_route: Option<(&'static str, fn(&str) -> bool)>,
+    fixed_route: Option<(&'static str, PathClaim)>,
 }
 
 /// Answers every path no route matches, in place of the 404 problem (see
@@ -329,9 +329,12 @@ pub struct CatchAll {
     route: &'static str,
     /// The paths it answers; the others get the 404 problem and are
     /// observed as unmatched.
-    claims: fn(&str) -> bool,
+    claims: PathClaim,
     handler: Arc<dyn Fn(Request) -> BoxFuture<'static, Response> + Send + Sync>,
 }
+
+/// Which request paths a [`CatchAll`] answers.
+type PathClaim = fn(&str) -> bool;
 
 /// Every path: a proxy's catch-all.
 fn every_path(_: &str) -> bool {
