@@ -86,7 +86,7 @@ macro_rules! key_store {
                      VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
                 ))
                 .bind(new.name.as_str())
-                .bind(key.hash().as_str())
+                .bind(key.hash().hex())
                 .bind(key.display_prefix())
                 .bind(new.scopes.to_stored())
                 .bind(new.rate.map(|q| q.to_string()))
@@ -99,7 +99,7 @@ macro_rules! key_store {
 
             async fn find(&self, hash: &KeyHash) -> Result<Option<StoredKey>, StoreError> {
                 sqlx::query(&format!("SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1"))
-                    .bind(hash.as_str())
+                    .bind(hash.hex())
                     .fetch_optional(&self.pool)
                     .await?
                     .as_ref()
