@@ -16,9 +16,9 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use bytes::Bytes;
-use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use resilience::body::{BoxError, ClientBody};
-use resilience::{BaseUrl, ClientError, HttpClient, ResponseBody};
+use resilience::{BaseUrl, ClientError, HttpClient};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -30,7 +30,7 @@ use tower::ServiceExt;
 /// proxy boxes the body once (with its limit and in-flight slot) rather
 /// than boxing hyper's first.
 pub enum UpstreamBody {
-    Http(ResponseBody),
+    Http(Incoming),
     InProcess(Body),
 }
 

@@ -15,14 +15,16 @@
 //! ways ([`crate::body`]); a per-call timeout covers the wait for the
 //! response head, so a long stream (SSE) is not cut off by it.
 
-use crate::body::{is_over_limit, BoxError, ClientBody};
-use crate::connections::{Conn, Home, IdleList, Key, ResponseBody, SendError};
+use crate::body::{is_over_limit, ClientBody};
 use crate::failure::{causes, Classify, Retry};
 use crate::resolve::{AddressFilter, FilteredResolver};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Request, Response};
+use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use rustls_pki_types::CertificateDer;
 use std::error::Error;
 use std::fmt;
@@ -216,12 +218,9 @@ fn tls_config(
 }
 
 /// A pooled HTTP/1.1 client for `http://` and `https://`; cheap to clone.
-/// Its connections are driven by the task that sends on them
-/// ([`crate::connections`]).
 #[derive(Clone)]
 pub struct HttpClient {
-    connector: HttpsConnector<HttpConnector<FilteredResolver>>,
-    idle: Arc<IdleList>,
+    inner: Client<HttpsConnector<HttpConnector<FilteredResolver>>, ClientBody>,
 }
 
 impl HttpClient {
@@ -239,55 +238,20 @@ impl HttpClient {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        Ok(Self {
-            connector,
-            idle: Arc::new(IdleList::new(
-                settings.max_idle_per_host,
-                settings.idle_timeout,
-            )),
-        })
+        let inner = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(settings.idle_timeout)
+            .pool_max_idle_per_host(settings.max_idle_per_host)
+            .build(connector);
+        Ok(Self { inner })
     }
 
     /// Sends `request` (an absolute URI, e.g. from [`BaseUrl::uri`]) and
-    /// returns once the response head is in; the body streams after. A
-    /// request without a `Host` header gets the URI's.
+    /// returns once the response head is in; the body streams after.
     pub async fn send(
         &self,
         request: Request<ClientBody>,
-    ) -> Result<Response<ResponseBody>, ClientError> {
-        let (mut request, key, uri) = origin_form(request)?;
-        let home = || Home {
-            list: self.idle.clone(),
-            key: key.clone(),
-        };
-        while let Some(conn) = self.idle.take(&key) {
-            match conn.send(request, home()).await {
-                Ok(response) => return Ok(response),
-                // Closed while idle, before taking it: try the next.
-                Err(SendError::Unsent(unsent, _)) => request = unsent,
-                Err(SendError::Failed(error)) => return Err(ClientError::exchange(error)),
-            }
-        }
-        // Boxed: connecting (resolution, TCP, TLS) is the cold path, and
-        // its future is kilobytes that every caller's future would
-        // otherwise carry and move around on each request.
-        let conn = Box::pin(self.connect(uri)).await?;
-        match conn.send(request, home()).await {
-            Ok(response) => Ok(response),
-            Err(SendError::Unsent(_, error) | SendError::Failed(error)) => {
-                Err(ClientError::exchange(error))
-            }
-        }
-    }
-
-    /// A new connection to the server of `uri`.
-    async fn connect(&self, uri: http::Uri) -> Result<Conn, ClientError> {
-        let io = tower::ServiceExt::oneshot(self.connector.clone(), uri)
-            .await
-            .map_err(ClientError::connect)?;
-        Conn::handshake(io)
-            .await
-            .map_err(|e| ClientError::Connect(e.into()))
+    ) -> Result<Response<Incoming>, ClientError> {
+        self.inner.request(request).await.map_err(ClientError::from)
     }
 
     /// [`HttpClient::send`], giving up when no response head came within
@@ -296,58 +260,14 @@ impl HttpClient {
         &self,
         request: Request<ClientBody>,
         timeout: Duration,
-    ) -> Result<Response<ResponseBody>, ClientError> {
+    ) -> Result<Response<Incoming>, ClientError> {
         tokio::time::timeout(timeout, self.send(request))
             .await
             .unwrap_or(Err(ClientError::Timeout(timeout)))
     }
-
-    #[cfg(test)]
-    pub(crate) fn idle_connections(&self) -> usize {
-        self.idle.len()
-    }
 }
 
-/// `request` as it goes on the wire (origin-form: path and query), with
-/// the server it goes to and its absolute URI (to connect to); `Host`
-/// added from the URI when missing, with the port only when it is not the
-/// scheme's default.
-fn origin_form(
-    mut request: Request<ClientBody>,
-) -> Result<(Request<ClientBody>, Key, http::Uri), ClientError> {
-    let uri = request.uri();
-    let https = match uri.scheme() {
-        Some(s) if *s == Scheme::HTTP => false,
-        Some(s) if *s == Scheme::HTTPS => true,
-        _ => return Err(ClientError::Connect(NotAbsolute(uri.to_string()).into())),
-    };
-    let Some(authority) = uri.authority().cloned() else {
-        return Err(ClientError::Connect(NotAbsolute(uri.to_string()).into()));
-    };
-    let path = uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let absolute = std::mem::replace(request.uri_mut(), http::Uri::from(path));
-    if !request.headers().contains_key(http::header::HOST) {
-        let default_port = if https { 443 } else { 80 };
-        let host = match authority.port_u16() {
-            Some(port) if port != default_port => HeaderValue::try_from(authority.as_str()),
-            _ => HeaderValue::try_from(authority.host()),
-        };
-        if let Ok(host) = host {
-            request.headers_mut().insert(http::header::HOST, host);
-        }
-    }
-    Ok((request, Key::new(https, authority), absolute))
-}
-
-/// A request URI without a scheme and a server.
-#[derive(Debug, thiserror::Error)]
-#[error("`{0}` is not an absolute http:// or https:// URI")]
-struct NotAbsolute(String);
-
-type Source = BoxError;
+type Source = hyper_util::client::legacy::Error;
 
 /// Why a call failed, by what failed (see [`Classify`]).
 #[derive(Debug, thiserror::Error)]
@@ -374,23 +294,16 @@ fn is_tls(error: &(dyn Error + 'static)) -> bool {
     causes(error).any(|cause| cause.is::<rustls::Error>())
 }
 
-impl ClientError {
-    /// A failure to connect: TLS when the handshake failed.
-    fn connect(error: BoxError) -> Self {
-        if is_tls(&*error) {
-            ClientError::Tls(error)
-        } else {
-            ClientError::Connect(error)
-        }
-    }
-
-    /// A failure once connected: the request body's own limit, or the
-    /// exchange.
-    fn exchange(error: hyper::Error) -> Self {
+impl From<Source> for ClientError {
+    fn from(error: Source) -> Self {
         if is_over_limit(&error) {
-            ClientError::RequestBodyTooLarge(error.into())
+            ClientError::RequestBodyTooLarge(error)
+        } else if is_tls(&error) {
+            ClientError::Tls(error)
+        } else if error.is_connect() {
+            ClientError::Connect(error)
         } else {
-            ClientError::Exchange(error.into())
+            ClientError::Exchange(error)
         }
     }
 }
