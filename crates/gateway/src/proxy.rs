@@ -337,9 +337,6 @@ impl Forwarding {
         if let Some(name) = &self.key_name {
             headers.insert(X_API_KEY_NAME, name.clone());
         }
-        // Each attempt sends its own CLIENT span's context when traces are
-        // exported (see `once`); this one stands otherwise.
-        headers.insert(kit::http::TRACEPARENT, self.trace.header_value());
         headers
     }
 }
@@ -479,16 +476,15 @@ async fn once(
     };
     let started = Instant::now();
     let max = shared.config.max_response_body_bytes;
-    let mut request = request;
     let hop = kit::telemetry::exporting().then(|| client_span(route, endpoint, &request));
-    if let Some(hop) = &hop {
-        request
-            .headers_mut()
-            .insert(kit::http::TRACEPARENT, hop.traceparent().header_value());
-    }
+    // Each attempt sends its own CLIENT span's context when traces are
+    // exported; the request's otherwise.
+    let trace = hop
+        .as_ref()
+        .map_or(outgoing.forwarding.trace, |hop| hop.traceparent());
     let send = endpoint
         .target
-        .send(request, outgoing.client_ip, route.timeout);
+        .send(request, outgoing.client_ip, route.timeout, Some(trace));
     let sent = match &hop {
         Some(hop) => hop.run(send).await,
         None => send.await,

@@ -17,6 +17,7 @@ use axum::extract::ConnectInfo;
 use axum::Router;
 use bytes::Bytes;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use kit::trace_context::TraceParent;
 use resilience::body::{BoxError, ClientBody};
 use resilience::{BaseUrl, ClientError, HttpClient};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -91,18 +92,30 @@ impl Upstream {
 
     /// Sends `request` (its URI made by [`Upstream::uri`]) and waits at
     /// most `timeout` for the response head; the body streams after.
-    /// `client` is the address an in-process module sees as its peer.
+    /// `client` is the address an in-process module sees as its peer;
+    /// `trace` the trace context the upstream continues (its
+    /// `traceparent` header, and for an in-process module the parsed
+    /// value too).
     pub(crate) async fn send(
         &self,
         request: http::Request<ClientBody>,
         client: IpAddr,
         timeout: Duration,
+        trace: Option<TraceParent>,
     ) -> Result<http::Response<UpstreamBody>, ClientError> {
+        let mut request = request;
+        // In-process too: a module's router gets the headers a remote one
+        // would (its observe layer takes the context from `InProcessCall`
+        // rather than parsing this again).
+        if let Some(trace) = trace {
+            request
+                .headers_mut()
+                .insert(kit::http::TRACEPARENT, trace.header_value());
+        }
         match self {
             Upstream::Http { base, client: http } => {
                 // The upstream's own Host goes out (made once per
                 // endpoint), in place of the client's.
-                let mut request = request;
                 request
                     .headers_mut()
                     .insert(http::header::HOST, base.host_header().clone());
@@ -121,6 +134,7 @@ impl Upstream {
                 // The module's stack need not redo what the gateway's did.
                 extensions.insert(kit::http::InProcessCall {
                     caller_timeout: timeout,
+                    trace,
                 });
                 let call = router.clone().oneshot(request);
                 match tokio::time::timeout(timeout, call).await {
@@ -143,7 +157,7 @@ impl Upstream {
             return false;
         };
         matches!(
-            self.send(request, Ipv4Addr::LOCALHOST.into(), timeout).await,
+            self.send(request, Ipv4Addr::LOCALHOST.into(), timeout, None).await,
             Ok(response) if response.status().is_success()
         )
     }

@@ -179,9 +179,10 @@ fn in_process(path: &str, caller_timeout: Duration) -> Request<Body> {
         .header("x-request-id", "from-the-gateway")
         .body(Body::empty())
         .expect("request");
-    request
-        .extensions_mut()
-        .insert(kit::http::InProcessCall { caller_timeout });
+    request.extensions_mut().insert(kit::http::InProcessCall {
+        caller_timeout,
+        trace: None,
+    });
     request
 }
 
@@ -485,4 +486,66 @@ fn one_segment_is_what_a_single_parameter_route_matches() {
     for path in ["", "/", "a", "/a/", "/a/b", "//"] {
         assert!(!kit::http::one_segment(path), "{path}");
     }
+}
+
+/// An in-process caller hands its trace context over parsed: the module's
+/// handler runs in a child of it, and a `traceparent` header on the same
+/// request (which a caller sends too) is not parsed again.
+#[tokio::test]
+async fn an_in_process_call_continues_the_trace_it_hands_over() {
+    let catch_all = kit::http::CatchAll::new("/{*rest}", |_: axum::extract::Request| async move {
+        let trace = kit::telemetry::current_trace().expect("the observe layer sets the trace");
+        axum::response::IntoResponse::into_response([("x-seen-trace", trace.to_string())])
+    });
+    let router = kit::http::stack_with_catch_all(
+        Router::new(),
+        "kit-in-process-trace",
+        &HttpConfig::default(),
+        Some(catch_all),
+    );
+    let handed = kit::trace_context::TraceParent::parse(
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    )
+    .expect("valid");
+    let mut request = Request::get("/x")
+        .header("x-request-id", "from-the-gateway")
+        .header(
+            "traceparent",
+            "00-11111111111111111111111111111111-2222222222222222-01",
+        )
+        .body(Body::empty())
+        .expect("request");
+    request.extensions_mut().insert(kit::http::InProcessCall {
+        caller_timeout: Duration::from_secs(1),
+        trace: Some(handed),
+    });
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    let seen = response.headers()["x-seen-trace"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(
+        seen.starts_with("00-0af7651916cd43dd8448eb211c80319c-"),
+        "the handed trace, not the header's: {seen}"
+    );
+    assert!(!seen.contains("b7ad6b7169203331"), "a child span: {seen}");
+
+    // Without one handed over, the header is read, as for any request.
+    let mut request = Request::get("/x")
+        .header(
+            "traceparent",
+            "00-11111111111111111111111111111111-2222222222222222-01",
+        )
+        .body(Body::empty())
+        .expect("request");
+    request.extensions_mut().insert(kit::http::InProcessCall {
+        caller_timeout: Duration::from_secs(1),
+        trace: None,
+    });
+    let response = router.oneshot(request).await.expect("infallible");
+    let seen = response.headers()["x-seen-trace"].to_str().expect("ascii");
+    assert!(
+        seen.starts_with("00-11111111111111111111111111111111-"),
+        "{seen}"
+    );
 }

@@ -482,11 +482,14 @@ where
             Some(call) if call.caller_timeout <= self.observe.timeout => None,
             _ => Some(self.observe.timeout),
         };
-        let remote = request
-            .headers()
-            .get(&TRACEPARENT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(TraceParent::parse);
+        let remote = match in_process.and_then(|call| call.trace) {
+            Some(trace) => Some(trace),
+            None => request
+                .headers()
+                .get(&TRACEPARENT)
+                .and_then(|v| v.to_str().ok())
+                .and_then(TraceParent::parse),
+        };
         let (server, context) = telemetry::begin_request(
             self.observe.service,
             method,
