@@ -507,18 +507,24 @@ async fn an_in_process_call_continues_the_trace_it_hands_over() {
         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     )
     .expect("valid");
-    let mut request = Request::get("/x")
-        .header("x-request-id", "from-the-gateway")
-        .header(
-            "traceparent",
-            "00-11111111111111111111111111111111-2222222222222222-01",
-        )
-        .body(Body::empty())
-        .expect("request");
-    request.extensions_mut().insert(kit::http::InProcessCall {
-        caller_timeout: Duration::from_secs(1),
-        trace: Some(handed),
-    });
+    // A request as the gateway hands it over: its own `traceparent`
+    // header, and maybe the parsed context.
+    let handed_over = |trace| {
+        let mut request = Request::get("/x")
+            .header("x-request-id", "from-the-gateway")
+            .header(
+                "traceparent",
+                "00-11111111111111111111111111111111-2222222222222222-01",
+            )
+            .body(Body::empty())
+            .expect("request");
+        request.extensions_mut().insert(kit::http::InProcessCall {
+            caller_timeout: Duration::from_secs(1),
+            trace,
+        });
+        request
+    };
+    let request = handed_over(Some(handed));
     let response = router.clone().oneshot(request).await.expect("infallible");
     let seen = response.headers()["x-seen-trace"]
         .to_str()
@@ -531,17 +537,7 @@ async fn an_in_process_call_continues_the_trace_it_hands_over() {
     assert!(!seen.contains("b7ad6b7169203331"), "a child span: {seen}");
 
     // Without one handed over, the header is read, as for any request.
-    let mut request = Request::get("/x")
-        .header(
-            "traceparent",
-            "00-11111111111111111111111111111111-2222222222222222-01",
-        )
-        .body(Body::empty())
-        .expect("request");
-    request.extensions_mut().insert(kit::http::InProcessCall {
-        caller_timeout: Duration::from_secs(1),
-        trace: None,
-    });
+    let request = handed_over(None);
     let response = router.oneshot(request).await.expect("infallible");
     let seen = response.headers()["x-seen-trace"].to_str().expect("ascii");
     assert!(
