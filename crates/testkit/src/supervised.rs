@@ -46,7 +46,7 @@ impl SupervisedServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let server = Self {
+        let mut server = Self {
             name,
             port: crate::free_port(),
             dir,
@@ -54,8 +54,20 @@ impl SupervisedServer {
             server: Mutex::new(None),
             _supervisor: Mutex::new(supervisor),
         };
-        server.start_again()?;
-        Ok(server)
+        // A server that exits at once most likely lost its port to another
+        // test between `free_port` and its own bind: it gets another.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match server.launch() {
+                Ok(()) => return Ok(server),
+                Err(Launch::Exited(why)) if attempts < 3 => {
+                    eprintln!("{name} exited at start ({why}); trying another port");
+                    server.port = crate::free_port();
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     pub(crate) fn port(&self) -> u16 {
@@ -79,23 +91,40 @@ impl SupervisedServer {
     /// Starts the server (again) on the same port and files, and waits
     /// until it accepts connections.
     pub(crate) fn start_again(&self) -> io::Result<()> {
+        self.launch().map_err(io::Error::from)
+    }
+
+    fn launch(&self) -> Result<(), Launch> {
         let mut server = self.server.lock().unwrap_or_else(|e| e.into_inner());
         if server.is_some() {
             return Ok(());
         }
+        // What it says goes to a file of its own, for the error below.
+        let log = self.dir.join("server.log");
+        let output = std::fs::File::create(&log)?;
         let child = (self.command_line)(&self.dir, &self.dir.join("server.pid"), self.port)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(output.try_clone()?)
+            .stderr(output)
             .spawn()?;
-        *server = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let child = server.insert(child);
+        let deadline = Instant::now() + START_BUDGET;
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if Instant::now() > deadline {
-                return Err(io::Error::other(format!(
-                    "{} did not listen within 20 s",
-                    self.name
+            if let Some(status) = child.try_wait()? {
+                *server = None;
+                return Err(Launch::Exited(format!(
+                    "{status}; it said: {}",
+                    last_lines(&log)
                 )));
+            }
+            if Instant::now() > deadline {
+                return Err(Launch::Io(io::Error::other(format!(
+                    "{} did not listen on port {} within {} s; it said: {}",
+                    self.name,
+                    self.port,
+                    START_BUDGET.as_secs(),
+                    last_lines(&log)
+                ))));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -103,8 +132,93 @@ impl SupervisedServer {
     }
 }
 
+/// How long a server may take to listen: generous, since a loaded 2-core
+/// machine (a release build beside the tests) once took a Redis node past
+/// 20 s. A server that exits is seen at once, whatever this says.
+const START_BUDGET: Duration = Duration::from_secs(60);
+
+/// Why a server did not come up.
+enum Launch {
+    /// It exited before it listened.
+    Exited(String),
+    Io(io::Error),
+}
+
+impl From<io::Error> for Launch {
+    fn from(e: io::Error) -> Self {
+        Launch::Io(e)
+    }
+}
+
+impl From<Launch> for io::Error {
+    fn from(launch: Launch) -> Self {
+        match launch {
+            Launch::Exited(why) => io::Error::other(format!("the server exited at start: {why}")),
+            Launch::Io(e) => e,
+        }
+    }
+}
+
+/// The last few lines of a server's log, on one line.
+fn last_lines(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(5).collect();
+    let joined = lines.into_iter().rev().collect::<Vec<_>>().join(" | ");
+    if joined.is_empty() {
+        "nothing".to_string()
+    } else {
+        joined
+    }
+}
+
 impl Drop for SupervisedServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_that_exits_at_start_is_reported_with_what_it_said() {
+        let started = SupervisedServer::start("exits", |_, _, port| {
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", &format!("echo cannot bind {port} >&2; exit 3")]);
+            cmd
+        });
+        let Err(error) = started else {
+            panic!("a server that exits must not be reported as started");
+        };
+        let message = error.to_string();
+        assert!(message.contains("exited at start"), "{message}");
+        assert!(message.contains("cannot bind"), "{message}");
+        assert!(message.contains("exit status: 3"), "{message}");
+    }
+
+    #[test]
+    fn a_listening_server_starts_stops_and_starts_again_on_its_port() {
+        let server = SupervisedServer::start("listener", |_, _, port| {
+            let mut cmd = Command::new("python3");
+            cmd.args([
+                "-c",
+                "import socket, sys, time\n\
+                 s = socket.socket()\n\
+                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+                 s.bind(('127.0.0.1', int(sys.argv[1])))\n\
+                 s.listen()\n\
+                 time.sleep(600)",
+                &port.to_string(),
+            ]);
+            cmd
+        })
+        .expect("a listening server starts");
+        let port = server.port();
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
+        server.stop();
+        server.start_again().expect("starts again");
+        assert_eq!(server.port(), port);
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
     }
 }
