@@ -465,15 +465,12 @@ async fn once(
     let Ok(uri) = endpoint.target.uri(&outgoing.target) else {
         return Attempt::failed(GatewayError::Unreachable, Retry::Never);
     };
-    let mut builder = http::Request::builder()
-        .method(outgoing.method.clone())
-        .uri(uri);
-    if let Some(slot) = builder.headers_mut() {
-        *slot = headers;
-    }
-    let Ok(request) = builder.body(body) else {
-        return Attempt::failed(GatewayError::Unreachable, Retry::Never);
-    };
+    // Set part by part: the builder moves its `Result` of the parts
+    // through every call.
+    let mut request = http::Request::new(body);
+    *request.method_mut() = outgoing.method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
     let started = Instant::now();
     let max = shared.config.max_response_body_bytes;
     let hop = kit::telemetry::exporting().then(|| client_span(route, endpoint, &request));

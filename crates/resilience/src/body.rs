@@ -129,6 +129,12 @@ impl RequestBody {
     /// stream itself the first time; `None` once a stream was sent.
     pub fn next_attempt(&mut self) -> Option<ClientBody> {
         match std::mem::replace(&mut self.0, Kept::Sent) {
+            // Most requests carry none: an empty body boxes nothing (a
+            // `Full` of no bytes is an allocation a request).
+            Kept::Whole(bytes) if bytes.is_empty() => {
+                self.0 = Kept::Whole(bytes);
+                Some(empty())
+            }
             Kept::Whole(bytes) => {
                 self.0 = Kept::Whole(bytes.clone());
                 Some(full(bytes))
@@ -205,6 +211,20 @@ mod tests {
         for _ in 0..2 {
             let sent = body.next_attempt().expect("body");
             assert_eq!(collect(sent).await.expect("bytes"), "abcd");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_empty_body_is_sent_empty_on_every_attempt() {
+        let mut body = RequestBody::read_ahead(chunks(&[]), 8, 16)
+            .await
+            .expect("read");
+        assert!(body.is_replayable());
+        for _ in 0..2 {
+            let sent = body.next_attempt().expect("body");
+            assert!(sent.is_end_stream(), "nothing to send");
+            assert_eq!(sent.size_hint().exact(), Some(0));
+            assert_eq!(collect(sent).await.expect("bytes"), "");
         }
     }
 
