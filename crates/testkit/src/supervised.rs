@@ -199,18 +199,21 @@ mod tests {
 
     #[test]
     fn a_listening_server_starts_stops_and_starts_again_on_its_port() {
-        let server = SupervisedServer::start("listener", |_, _, port| {
+        let server = SupervisedServer::start("listener", |_, pid_file, port| {
             let mut cmd = Command::new("python3");
             cmd.args([
                 "-c",
-                "import socket, sys, time\n\
+                "import os, signal, socket, sys\n\
+                 open(sys.argv[2], 'w').write(str(os.getpid()))\n\
                  s = socket.socket()\n\
                  s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
                  s.bind(('127.0.0.1', int(sys.argv[1])))\n\
                  s.listen()\n\
-                 time.sleep(600)",
+                 signal.pause()",
                 &port.to_string(),
-            ]);
+            ])
+            // The supervisor kills it by this file if the test process dies.
+            .arg(pid_file);
             cmd
         })
         .expect("a listening server starts");
