@@ -62,7 +62,7 @@ impl SupervisedServer {
             match server.launch() {
                 Ok(()) => return Ok(server),
                 Err(Launch::Exited(why)) if attempts < 3 => {
-                    eprintln!("{name} exited at start ({why}); trying another port");
+                    eprintln!("{why}; trying another port");
                     server.port = crate::free_port();
                 }
                 Err(e) => return Err(e.into()),
@@ -113,7 +113,9 @@ impl SupervisedServer {
             if let Some(status) = child.try_wait()? {
                 *server = None;
                 return Err(Launch::Exited(format!(
-                    "{status}; it said: {}",
+                    "{} on port {} exited at start ({status}); it said: {}",
+                    self.name,
+                    self.port,
                     last_lines(&log)
                 )));
             }
@@ -153,7 +155,7 @@ impl From<io::Error> for Launch {
 impl From<Launch> for io::Error {
     fn from(launch: Launch) -> Self {
         match launch {
-            Launch::Exited(why) => io::Error::other(format!("the server exited at start: {why}")),
+            Launch::Exited(why) => io::Error::other(why),
             Launch::Io(e) => e,
         }
     }
