@@ -98,12 +98,11 @@ impl Upstream {
     /// value too).
     pub(crate) async fn send(
         &self,
-        request: http::Request<ClientBody>,
+        mut request: http::Request<ClientBody>,
         client: IpAddr,
         timeout: Duration,
         trace: Option<TraceParent>,
     ) -> Result<http::Response<UpstreamBody>, ClientError> {
-        let mut request = request;
         // In-process too: a module's router gets the headers a remote one
         // would (its observe layer takes the context from `InProcessCall`
         // rather than parsing this again).

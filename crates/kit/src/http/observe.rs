@@ -497,14 +497,13 @@ where
             Some(call) if call.caller_timeout <= self.observe.timeout => None,
             _ => Some(self.observe.timeout),
         };
-        let remote = match in_process.and_then(|call| call.trace) {
-            Some(trace) => Some(trace),
-            None => request
+        let remote = in_process.and_then(|call| call.trace).or_else(|| {
+            request
                 .headers()
                 .get(&TRACEPARENT)
                 .and_then(|v| v.to_str().ok())
-                .and_then(TraceParent::parse),
-        };
+                .and_then(TraceParent::parse)
+        });
         let (server, context) = telemetry::begin_request(
             self.observe.service,
             method,
