@@ -357,6 +357,52 @@ async fn visits_are_counted_once_and_summarised(store: Arc<dyn LinkStore>) {
     assert!(store.pool().ping().await.is_ok());
 }
 
+/// A batch whose visits of a link were all counted by claims (a
+/// `max_visits` link) changes no count, and is still checked against
+/// deleted links: the existing link's visits are stored, the deleted
+/// link's skipped.
+async fn counted_visits_are_stored_only_for_links_that_exist(store: Arc<dyn LinkStore>) {
+    let now = at("2030-01-01T00:00:00Z");
+    let limited = NewLink {
+        max_visits: Some(10),
+        ..new_link("https://e.example/")
+    };
+    let kept = store
+        .create(&slug("kept"), &limited, now)
+        .await
+        .expect("create");
+    let gone = store
+        .create(&slug("gone-counted"), &limited, now)
+        .await
+        .expect("create");
+    for id in [kept.id, gone.id] {
+        assert_eq!(store.claim_visit(id).await.expect("claim"), Claim::Granted);
+    }
+    assert!(store.delete(&slug("gone-counted")).await.expect("delete"));
+    let batch = [
+        visit(kept.id, "2030-01-01T10:00:00Z", None, false, true),
+        visit(gone.id, "2030-01-01T10:00:00Z", None, false, true),
+    ];
+    store.record_visits(&batch).await.expect("visits");
+    let stored = store
+        .find(&slug("kept"))
+        .await
+        .expect("find")
+        .expect("exists");
+    assert_eq!(stored.visit_count, 1, "counted once, by the claim");
+    let since = at("2029-12-01T00:00:00Z");
+    let summary = store
+        .visit_summary(kept.id, since, 10)
+        .await
+        .expect("summary");
+    assert_eq!(summary.total, 1);
+    let orphans = store
+        .visit_summary(gone.id, since, 10)
+        .await
+        .expect("summary");
+    assert_eq!(orphans.total, 0, "the deleted link's visit is skipped");
+}
+
 async fn large_batches_are_written_whole(store: Arc<dyn LinkStore>) {
     let now = at("2030-01-01T00:00:00Z");
     let link = store
@@ -459,6 +505,7 @@ conformance!(
     delete_removes_link_tags_and_visits,
     claims_hold_max_visits_exactly_under_concurrency,
     visits_are_counted_once_and_summarised,
+    counted_visits_are_stored_only_for_links_that_exist,
     large_batches_are_written_whole,
     retention_removes_expired_visits_only,
 );
