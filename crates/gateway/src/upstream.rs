@@ -124,7 +124,16 @@ impl Upstream {
                     .map(UpstreamBody::Http))
             }
             Upstream::InProcess(router) => {
-                let mut request = request.map(Body::new);
+                // An empty body (most requests) becomes axum's own empty
+                // one, which allocates nothing; `Body::new` boxes the
+                // already boxed body a second time (issue 18).
+                let mut request = request.map(|body| {
+                    if body.is_end_stream() {
+                        Body::empty()
+                    } else {
+                        Body::new(body)
+                    }
+                });
                 // A module is reached by no host name: the client's Host
                 // is not passed on (X-Forwarded-Host says it).
                 request.headers_mut().remove(http::header::HOST);

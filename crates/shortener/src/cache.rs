@@ -48,8 +48,12 @@ impl CachedLink {
     }
 }
 
+/// Slugs are short and the cache is read on every redirect: foldhash
+/// instead of the standard SipHash (seeded per process, as SipHash is).
+type SlugHasher = foldhash::fast::RandomState;
+
 pub struct LinkCache {
-    links: Cache<Slug, Arc<CachedLink>>,
+    links: Cache<Slug, Arc<CachedLink>, SlugHasher>,
     generation: AtomicU64,
     /// Serialises "check generation + insert" against "bump + remove";
     /// holds the time of the last [`LinkCache::clear`].
@@ -100,7 +104,7 @@ impl LinkCache {
                         removed.fetch_sub(entry_bytes(&key, &value), Ordering::Relaxed);
                     },
                 )
-                .build(),
+                .build_with_hasher(SlugHasher::default()),
             generation: AtomicU64::new(0),
             write: Mutex::new(None),
             recent: None,
