@@ -321,8 +321,9 @@ impl LinkStore for SqliteStore {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         // Which links still exist (a link deleted while its visits were
         // buffered loses them), found once per link by the count update
-        // it needs anyway: a check per visit inside the INSERT cost about
-        // 1,000 instructions a visit (issue 18).
+        // it needs anyway: a check per visit inside the INSERT (and the
+        // nonce bound from Rust) cost about 1,000 instructions a visit
+        // (issue 18).
         let mut gone = Vec::new();
         for (&link_id, &uncounted) in &links {
             let exists = if uncounted > 0 {

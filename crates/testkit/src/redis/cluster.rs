@@ -30,7 +30,7 @@ pub struct RedisCluster {
 
 const SLOTS: [(u16, u16); 3] = [(0, 5460), (5461, 10922), (10923, 16383)];
 
-fn node(bus_port: u16) -> SupervisedServer {
+fn node(bus_port: u16) -> io::Result<SupervisedServer> {
     SupervisedServer::start("redis-cluster", move |dir, pid_file, port| {
         let mut cmd = Command::new("redis-server");
         cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
@@ -51,19 +51,36 @@ fn node(bus_port: u16) -> SupervisedServer {
             .arg(pid_file);
         cmd
     })
-    .unwrap_or_else(|e| panic!("cannot start a cluster node: {e}"))
 }
 
 impl RedisCluster {
     /// Starts 3 masters and 3 replicas and waits until the cluster is ok;
     /// panics with the reason if it cannot.
+    ///
+    /// A cluster whose setup fails is torn down and built again on new
+    /// ports, twice at most: a node can lose its bus port to another test
+    /// between `free_port` and its bind after its client port listened,
+    /// and then exits (CI saw `cluster myid` refused once in many runs).
     pub fn start() -> Self {
-        Self::try_start().unwrap_or_else(|e| panic!("cannot start a private Redis Cluster: {e}"))
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match Self::try_start() {
+                Ok(cluster) => return cluster,
+                Err(e) if attempts < 3 => {
+                    eprintln!("a private Redis Cluster failed to start ({e}); building it again");
+                }
+                Err(e) => panic!("cannot start a private Redis Cluster: {e}"),
+            }
+        }
     }
 
     pub fn try_start() -> io::Result<Self> {
         let bus_ports: Vec<u16> = (0..6).map(|_| crate::free_port()).collect();
-        let nodes: Vec<SupervisedServer> = bus_ports.iter().map(|&bus| node(bus)).collect();
+        let nodes = bus_ports
+            .iter()
+            .map(|&bus| node(bus))
+            .collect::<io::Result<Vec<_>>>()?;
         let cluster = Self { nodes, bus_ports };
         let ids: Vec<String> = (0..6).map(|i| cluster.id(i)).collect::<io::Result<_>>()?;
         for (i, (first, last)) in SLOTS.iter().enumerate() {
