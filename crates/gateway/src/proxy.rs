@@ -554,25 +554,22 @@ fn client_span(
     endpoint: &resilience::Endpoint<Upstream>,
     request: &http::Request<resilience::body::ClientBody>,
 ) -> kit::telemetry::Hop {
-    let uri = request.uri();
+    let base = endpoint.target.base();
     let method = request.method().as_str();
     let span = tracing::info_span!(
         "upstream",
         otel.name = method,
         otel.kind = "client",
         http.request.method = method,
-        server.address = uri.host().unwrap_or(endpoint.label),
-        server.port = uri.port_u16(),
+        server.address = base.map_or(endpoint.label, |b| b.authority().host()),
+        server.port = base.and_then(|b| b.authority().port_u16()),
         url.full = tracing::field::Empty,
         gateway.route = route.name,
         gateway.pool = endpoint.pool,
         http.response.status_code = tracing::field::Empty,
     );
-    if let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) {
-        span.record(
-            "url.full",
-            format!("{scheme}://{authority}{}", route.upstream_prefix()),
-        );
+    if let Some(base) = base {
+        span.record("url.full", format!("{base}{}", route.upstream_prefix()));
     }
     kit::telemetry::Hop::outgoing(span, crate::SERVICE, None)
 }

@@ -16,10 +16,10 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use bytes::Bytes;
-use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use kit::trace_context::TraceParent;
 use resilience::body::{BoxError, ClientBody};
-use resilience::{BaseUrl, ClientError, HttpClient};
+use resilience::{BaseUrl, ClientError, HttpClient, ResponseBody};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -31,7 +31,7 @@ use tower::ServiceExt;
 /// proxy boxes the body once (with its limit and in-flight slot) rather
 /// than boxing hyper's first.
 pub enum UpstreamBody {
-    Http(Incoming),
+    Http(ResponseBody),
     InProcess(Body),
 }
 
@@ -82,11 +82,18 @@ pub enum Upstream {
 }
 
 impl Upstream {
-    /// The URI to request `target` (path and query) of this upstream at.
+    /// The URI to request `target` (path and query) of this upstream at:
+    /// origin-form for either kind (the client knows the server from the
+    /// endpoint's base URL).
     pub(crate) fn uri(&self, target: &str) -> Result<http::Uri, http::Error> {
+        Ok(http::Uri::try_from(target)?)
+    }
+
+    /// The base URL of a remote endpoint.
+    pub(crate) fn base(&self) -> Option<&BaseUrl> {
         match self {
-            Upstream::Http { base, .. } => base.request_uri(target),
-            Upstream::InProcess(_) => Ok(http::Uri::try_from(target)?),
+            Upstream::Http { base, .. } => Some(base),
+            Upstream::InProcess(_) => None,
         }
     }
 
@@ -119,7 +126,7 @@ impl Upstream {
                     .headers_mut()
                     .insert(http::header::HOST, base.host_header().clone());
                 Ok(http
-                    .send_within(request, timeout)
+                    .send_to_within(base, request, timeout)
                     .await?
                     .map(UpstreamBody::Http))
             }

@@ -22,10 +22,10 @@ use bytes::{Bytes, BytesMut};
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use openai::request::{Endpoint, Request};
 use openai::response::Usage;
 use openai::sse::SseParser;
+use resilience::ResponseBody;
 use resilience::{Endpoint as PoolEndpoint, InFlight};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -285,7 +285,11 @@ impl Service {
     }
 
     /// Reads a whole (non-streamed) answer, bounded in size and time.
-    async fn read_body(&self, mut body: Incoming, deadline: Instant) -> Result<Bytes, LlmError> {
+    async fn read_body(
+        &self,
+        mut body: ResponseBody,
+        deadline: Instant,
+    ) -> Result<Bytes, LlmError> {
         let mut out = BytesMut::new();
         loop {
             match timeout_at(deadline, body.frame()).await {
@@ -312,7 +316,7 @@ impl Service {
     /// until then the call may still be retried elsewhere.
     async fn first_event(
         &self,
-        mut body: Incoming,
+        mut body: ResponseBody,
         slot: InFlight<Deployment>,
         gauge: InFlightGauge,
         deadline: Instant,

@@ -24,11 +24,11 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use openai::error::ApiError;
 use openai::response::Usage;
 use openai::sse::{SseEvent, SseParser};
 use resilience::InFlight;
+use resilience::ResponseBody;
 use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -45,7 +45,7 @@ const ERROR_EVENT_WAIT: Duration = Duration::from_secs(1);
 /// A backend stream whose first event has arrived: from here on, nothing
 /// is retried.
 pub struct Committed {
-    pub body: Incoming,
+    pub body: ResponseBody,
     pub parser: SseParser,
     pub pending: VecDeque<SseEvent>,
     pub slot: InFlight<Deployment>,

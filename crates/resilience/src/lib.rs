@@ -30,6 +30,7 @@ pub mod body;
 pub mod breaker;
 pub mod client;
 pub mod config;
+mod connections;
 pub mod failure;
 pub mod health;
 pub mod pool;
@@ -41,6 +42,7 @@ pub use client::{
     read_ca_bundle, use_platform_tls, BadBaseUrl, BaseUrl, ClientError, ClientSettings, HttpClient,
     TlsError,
 };
+pub use connections::ResponseBody;
 pub use failure::{classify_status, is_idempotent, Classify, Retry, Verdict};
 pub use health::HealthSchedule;
 pub use pool::{Endpoint, InFlight, Pool, PoolMetrics};
