@@ -100,6 +100,12 @@ impl Conn {
         self.sender.is_closed()
     }
 
+    /// Whether it would take a request now: its task has read the last
+    /// answer's end and sent the last request's body.
+    fn is_ready(&self) -> bool {
+        self.sender.is_ready()
+    }
+
     /// Sends `request` (origin-form URI, `Host` set) and waits for the
     /// response head.
     pub(crate) async fn send(
@@ -158,9 +164,13 @@ impl IdleList {
         }
     }
 
-    /// The most recently used idle connection to `key` that is still
-    /// open; the expired and closed ones met on the way are closed
-    /// (outside the lock).
+    /// The most recently used idle connection to `key` that can take a
+    /// request now; the expired and closed ones met on the way are closed
+    /// (outside the lock). One that is open but not ready stays: its
+    /// answer has ended while it still sends its request's body (an
+    /// upstream that answered before reading an upload), and a request
+    /// given to it would wait behind that body; none ready, the caller
+    /// opens a new connection, as hyper-util's pool did.
     pub(crate) fn take(&self, key: &Key) -> Option<Conn> {
         let mut closing = Vec::new();
         let found = {
@@ -168,12 +178,16 @@ impl IdleList {
             let server = servers.iter_mut().find(|s| s.key.is(key))?;
             self.expire(&mut server.idle, &mut closing);
             let mut found = None;
-            while let Some(idle) = server.idle.pop_back() {
-                if !idle.conn.is_closed() {
-                    found = Some(idle.conn);
+            let mut i = server.idle.len();
+            while i > 0 {
+                i -= 1;
+                let conn = &server.idle[i].conn;
+                if conn.is_closed() {
+                    closing.extend(server.idle.remove(i));
+                } else if conn.is_ready() {
+                    found = server.idle.remove(i).map(|idle| idle.conn);
                     break;
                 }
-                closing.push(idle);
             }
             found
         };
@@ -418,6 +432,38 @@ mod tests {
         assert_eq!(text(&client, post).await, "ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         assert_eq!(client.idle_connections(), 1);
+    }
+
+    /// The server answers before reading the request's body, which is
+    /// still being sent: that connection is not ready when the answer
+    /// ends, and the next request goes on another instead of waiting
+    /// behind the body.
+    #[tokio::test]
+    async fn a_connection_still_sending_a_request_body_is_not_given_to_the_next_request() {
+        let (base, accepted) = server(keep_alive).await;
+        let client = HttpClient::new(&ClientSettings::default()).expect("client");
+        let (chunks, stalled) = tokio::sync::mpsc::unbounded_channel::<bytes::Bytes>();
+        let stream = futures::stream::unfold(stalled, |mut rx| async move {
+            let chunk = rx.recv().await?;
+            Some((Ok::<_, std::io::Error>(http_body::Frame::data(chunk)), rx))
+        });
+        chunks
+            .send(bytes::Bytes::from_static(b"part"))
+            .expect("chunk");
+        let upload = http::Request::post(format!("{base}/upload"))
+            .body(crate::body::streaming(http_body_util::StreamBody::new(
+                stream,
+            )))
+            .expect("request");
+        // The body never ends (its sender is kept): the answer does.
+        assert_eq!(text(&client, upload).await, "ok");
+        let within = std::time::Duration::from_secs(10);
+        let next = tokio::time::timeout(within, text(&client, get(&format!("{base}/"))))
+            .await
+            .expect("an answer on another connection, not a wait behind the upload");
+        assert_eq!(next, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        drop(chunks);
     }
 
     #[tokio::test]
