@@ -130,6 +130,18 @@ fn label(name: &str) -> &'static str {
 }
 
 impl Gateway {
+    /// Closes every HTTP pool's idle upstream connections and waits for
+    /// their tasks (the module's shutdown, after the server drained).
+    pub async fn close_connections(&self) {
+        for pool in &self.shared.pools {
+            for endpoint in &pool.endpoints {
+                if let Upstream::Http { client, .. } = &endpoint.target {
+                    client.shutdown().await;
+                }
+            }
+        }
+    }
+
     /// Validates `config` (as [`GatewayConfig::validate`] and
     /// [`GatewayConfig::validate_pools`] do) and parses it once.
     /// `in_process` adds pools (by name) whose one endpoint is a router in

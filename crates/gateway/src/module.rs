@@ -236,5 +236,7 @@ impl Module for GatewayModule {
             registry.remove(SERVICE);
         }
         self.tasks.shutdown().await;
+        // The server has drained: nothing sends upstream any more.
+        self.gateway.close_connections().await;
     }
 }

@@ -30,6 +30,8 @@ pub struct Llm {
     service: Arc<Service>,
     tasks: TaskSpawner,
     database: kit::storage::Pool,
+    /// Every backend, whose upstream connections close at shutdown.
+    backends: Vec<Arc<crate::backend::Backend>>,
 }
 
 impl ModuleConfig for LlmConfig {
@@ -99,6 +101,7 @@ impl Module for Llm {
             open_for: config.breaker.open_for,
         };
         let catalog = Arc::new(Catalog::new(&config, &backends, factory));
+        let all_backends: Vec<_> = backends.values().cloned().collect();
         // One look at every backend before serving: discovered models are
         // listed, and a dead backend starts ejected.
         for w in &watched {
@@ -166,6 +169,7 @@ impl Module for Llm {
             service,
             tasks: context.tasks,
             database,
+            backends: all_backends,
         })
     }
 
@@ -195,6 +199,9 @@ impl Module for Llm {
         service.settler.tasks.wait().await;
         // Then the ledger writes what is queued.
         self.tasks.shutdown().await;
+        for backend in &self.backends {
+            backend.client.shutdown().await;
+        }
     }
 }
 

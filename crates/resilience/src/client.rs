@@ -132,21 +132,6 @@ impl BaseUrl {
         })
         .unwrap_or_else(|_| http::Uri::from_static("/"))
     }
-
-    /// [`BaseUrl::uri`] as an `http::Uri`, assembled from the parts parsed
-    /// once: only `target` is parsed per call, where parsing the whole
-    /// string again would scan the scheme and authority each time.
-    pub fn request_uri(&self, target: &str) -> Result<http::Uri, http::Error> {
-        http::Uri::builder()
-            .scheme(if self.https {
-                Scheme::HTTPS
-            } else {
-                Scheme::HTTP
-            })
-            .authority(self.authority.clone())
-            .path_and_query(target)
-            .build()
-    }
 }
 
 impl fmt::Display for BaseUrl {
@@ -339,7 +324,7 @@ impl HttpClient {
         let io = tower::ServiceExt::oneshot(self.connector.clone(), uri)
             .await
             .map_err(ClientError::connect)?;
-        Conn::handshake(io)
+        Conn::handshake(io, self.idle.tasks())
             .await
             .map_err(|e| ClientError::Connect(e.into()))
     }
@@ -356,9 +341,22 @@ impl HttpClient {
             .unwrap_or(Err(ClientError::Timeout(timeout)))
     }
 
+    /// Closes the idle connections (of every clone) and waits for the
+    /// tasks of all its connections to end: call it once nothing sends
+    /// any more (after the server has drained), so that no connection
+    /// task outlives its module.
+    pub async fn shutdown(&self) {
+        self.idle.shutdown().await;
+    }
+
     #[cfg(test)]
     pub(crate) fn idle_connections(&self) -> usize {
         self.idle.len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn connection_tasks(&self) -> usize {
+        self.idle.tasks().len()
     }
 }
 
@@ -477,11 +475,6 @@ mod tests {
         let url = BaseUrl::parse("https://api.example:8443").expect("https");
         assert!(url.is_https());
         assert_eq!(url.uri("/v1?x=1"), "https://api.example:8443/v1?x=1");
-        assert_eq!(
-            url.request_uri("/v1?x=1").expect("uri").to_string(),
-            "https://api.example:8443/v1?x=1"
-        );
-        assert!(url.request_uri("/bad path").is_err());
         let url = BaseUrl::parse("http://127.0.0.1:9000/").expect("trailing slash");
         assert_eq!(url.authority().as_str(), "127.0.0.1:9000");
         assert_eq!(url.uri("/"), "http://127.0.0.1:9000/");

@@ -19,7 +19,10 @@
 //! CPU in thread wake-ups: measured and reverted, see the same page). The
 //! task ends when the server closes the connection or when the client
 //! drops its last handle to it (an idle connection past its timeout, or
-//! past `max_idle_per_host`, or the client dropped).
+//! past `max_idle_per_host`, or the client dropped). The client's tracker
+//! holds every such task, so its owner can close the idle connections and
+//! wait for the tasks at shutdown ([`crate::HttpClient::shutdown`]); a
+//! task that panics is logged, not lost.
 //!
 //! A closed idle connection is skipped when taken; a request that a
 //! connection closed under before it could start is sent on another; one
@@ -40,6 +43,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tokio_util::task::TaskTracker;
 
 /// The transport of a connection: TCP, with TLS for `https://`.
 pub(crate) type Io = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
@@ -80,17 +84,23 @@ pub(crate) enum SendError {
 }
 
 impl Conn {
-    /// Speaks HTTP/1.1 over `io`, its I/O in a task of its own.
-    pub(crate) async fn handshake(io: Io) -> Result<Self, hyper::Error> {
+    /// Speaks HTTP/1.1 over `io`, its I/O in a task of `tasks`.
+    pub(crate) async fn handshake(io: Io, tasks: &TaskTracker) -> Result<Self, hyper::Error> {
+        use futures::FutureExt;
         let (sender, connection) = hyper::client::conn::http1::handshake(io).await?;
-        // Not tracked: it ends with the connection (the server closes it,
-        // or the last handle here is dropped), as hyper-util's did.
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(
+        tasks.spawn(async move {
+            match std::panic::AssertUnwindSafe(connection)
+                .catch_unwind()
+                .await
+            {
+                Ok(Ok(())) => {}
+                // Resets and servers closing mid-answer: the caller saw
+                // the error; routine for an operator.
+                Ok(Err(e)) => tracing::debug!(
                     error = &e as &dyn std::error::Error,
                     "upstream connection ended with an error"
-                );
+                ),
+                Err(_) => tracing::error!("upstream connection task panicked"),
             }
         });
         Ok(Self { sender })
@@ -142,6 +152,8 @@ pub(crate) struct IdleList {
     servers: Mutex<Vec<Server>>,
     max_per_server: usize,
     timeout: Duration,
+    /// Every connection's task.
+    tasks: TaskTracker,
 }
 
 struct Server {
@@ -161,7 +173,24 @@ impl IdleList {
             servers: Mutex::new(Vec::new()),
             max_per_server,
             timeout,
+            tasks: TaskTracker::new(),
         }
+    }
+
+    pub(crate) fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+
+    /// Closes every idle connection and waits for the tasks of all
+    /// connections to end (those in use end when their answers do). New
+    /// connections may still be opened afterwards; they are tracked too.
+    pub(crate) async fn shutdown(&self) {
+        let idle: Vec<Server> =
+            std::mem::take(&mut *self.servers.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(idle);
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.tasks.reopen();
     }
 
     /// The most recently used idle connection to `key` that can take a
@@ -464,6 +493,36 @@ mod tests {
         assert_eq!(next, "ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         drop(chunks);
+    }
+
+    /// Shutdown closes the idle connections and returns once their tasks
+    /// have ended: the server sees each connection closed.
+    #[tokio::test]
+    async fn shutdown_closes_idle_connections_and_waits_for_their_tasks() {
+        let (closed_tx, mut closed_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (base, _) = server(move |n, stream| {
+            let closed = closed_tx.clone();
+            async move {
+                keep_alive(n, stream).await;
+                let _ = closed.send(n);
+            }
+        })
+        .await;
+        let client = HttpClient::new(&ClientSettings::default()).expect("client");
+        let (a, b) = tokio::join!(
+            text(&client, get(&format!("{base}/a"))),
+            text(&client, get(&format!("{base}/b")))
+        );
+        assert_eq!((a.as_str(), b.as_str()), ("ok", "ok"));
+        assert_eq!(client.idle_connections(), 2);
+        client.shutdown().await;
+        assert_eq!(client.idle_connections(), 0);
+        assert_eq!(client.connection_tasks(), 0);
+        for _ in 0..2 {
+            closed_rx.recv().await.expect("a connection closed");
+        }
+        // The client still works afterwards.
+        assert_eq!(text(&client, get(&format!("{base}/"))).await, "ok");
     }
 
     #[tokio::test]
