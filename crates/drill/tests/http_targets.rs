@@ -46,7 +46,7 @@ async fn admin_api() -> (url::Url, ApiKey, ApiKey, tempfile::TempDir) {
     let gateway = Gateway::build(config, pools, Some(keys), None, limiter, clock).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = gateway.admin_router();
+    let router = axum::Router::from(gateway.admin_router());
     tokio::spawn(async move { axum::serve(listener, router).await });
     (
         url::Url::parse(&format!("http://{addr}/")).unwrap(),

@@ -24,7 +24,7 @@ use crate::{admission, Shared};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use http::{HeaderMap, StatusCode};
 use kit::http::ApiJson;
 use kit::traffic::{SplitError, SplitState};
@@ -45,8 +45,8 @@ static ADMIN: LazyLock<Scope> =
 const MAX_REASON_CHARS: usize = 200;
 
 /// The admin routes (without the platform's middleware).
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+pub(crate) fn router(shared: Arc<Shared>) -> kit::http::Routes {
+    kit::http::Routes::new()
         .route("/admin/v1/routes", get(list_routes))
         .route(
             "/admin/v1/routes/{name}/split",

@@ -152,7 +152,7 @@ impl Gateway {
     /// serving so the stored shares are in force.
     pub fn build(
         config: GatewayConfig,
-        in_process: BTreeMap<String, Router>,
+        in_process: BTreeMap<String, impl Into<kit::http::Front>>,
         keys: Option<Arc<dyn KeyStore>>,
         splits: Option<Arc<dyn SplitStore>>,
         limiter: Arc<dyn RateLimiter>,
@@ -188,7 +188,7 @@ impl Gateway {
             pools.insert(name.clone(), Arc::new(built));
         }
         for (name, router) in in_process {
-            let endpoint = (Upstream::InProcess(router), upstream::IN_PROCESS);
+            let endpoint = (Upstream::InProcess(router.into()), upstream::IN_PROCESS);
             let built = Pool::new(
                 label(&name),
                 [endpoint],
@@ -243,15 +243,15 @@ impl Gateway {
     /// [`Gateway::routes`] with [`Gateway::catch_all`] instead
     /// (`kit::http::stack_with_catch_all`), so that the proxy is observed.
     pub fn router(&self) -> Router {
-        self.routes().fallback_service(self.catch_all())
+        Router::from(self.routes()).fallback_service(self.catch_all())
     }
 
     /// The gateway's own routes: `/` (the proxy, under its own route
     /// label) and the admin API with `admin_on_public`. Merge more
     /// specific routes (health, metrics) into it, and give
     /// [`Gateway::catch_all`] every other path.
-    pub fn routes(&self) -> Router {
-        let proxy = Router::new()
+    pub fn routes(&self) -> kit::http::Routes {
+        let proxy = kit::http::Routes::new()
             .route("/", any(proxy::handle))
             .with_state(self.shared.clone());
         if self.shared.config.admin_on_public {
@@ -267,13 +267,13 @@ impl Gateway {
     /// request more).
     pub fn catch_all(&self) -> kit::http::CatchAll {
         let shared = self.shared.clone();
-        kit::http::CatchAll::new("/{*path}", move |request| {
-            proxy::respond(shared.clone(), request)
+        kit::http::CatchAll::new("/{*path}", move |request, peer| {
+            proxy::respond(shared.clone(), request, peer)
         })
     }
 
     /// The admin API alone, for its own listener (`gateway.admin_listen`).
-    pub fn admin_router(&self) -> Router {
+    pub fn admin_router(&self) -> kit::http::Routes {
         admin::router(self.shared.clone())
     }
 

@@ -74,7 +74,7 @@ impl Module for GatewayModule {
         config.max_request_body_bytes = context.http.body_limit_bytes;
         let fronted = context.ports.get::<Fronted>().unwrap_or_default();
         let default_routes = config.routes.is_empty();
-        let mut in_process: BTreeMap<String, Router> = BTreeMap::new();
+        let mut in_process: BTreeMap<String, kit::http::Front> = BTreeMap::new();
         for module in fronted.0 {
             if default_routes {
                 // A module's own limits hold on the way to it too: its
@@ -155,7 +155,8 @@ impl Module for GatewayModule {
                     .map_err(|e| format!("binding gateway.admin_listen ({addr}): {e}"))?
                     .with_cost_sampling(context.http.cost_sample_every);
                 let bound = server.local_addr();
-                let router = kit::http::stack(gateway.admin_router(), SERVICE, &context.http);
+                let router =
+                    kit::http::stack(gateway.admin_router().into(), SERVICE, &context.http);
                 let stop = context.tasks.stop_token();
                 context.tasks.spawn(
                     "admin-listener",
@@ -193,6 +194,10 @@ impl Module for GatewayModule {
     }
 
     fn router(&self) -> Router {
+        self.gateway.routes().into()
+    }
+
+    fn routes(&self) -> kit::http::Routes {
         self.gateway.routes()
     }
 

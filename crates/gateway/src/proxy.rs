@@ -54,11 +54,20 @@ pub const REPLAY_BUFFER_BYTES: usize = 64 * 1024;
 
 /// The axum handler of `/`.
 pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    respond(shared, request).await
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
+    respond(shared, request, peer).await
 }
 
-/// The answer to one request: forwarded, or the problem that stopped it.
-pub(crate) async fn respond(shared: Arc<Shared>, request: Request) -> Response {
+/// The answer to one request from `peer` (the TCP client, when known):
+/// forwarded, or the problem that stopped it.
+pub(crate) async fn respond(
+    shared: Arc<Shared>,
+    request: Request,
+    peer: Option<SocketAddr>,
+) -> Response {
     let started = Instant::now();
     let mut rate_headers = Vec::new();
     let mut labels = ("unmatched", "none");
@@ -66,6 +75,7 @@ pub(crate) async fn respond(shared: Arc<Shared>, request: Request) -> Response {
     let result = forward(
         &shared,
         request,
+        peer,
         &mut rate_headers,
         &mut labels,
         &mut dialect,
@@ -147,6 +157,7 @@ fn host_of(request: &Request) -> Option<Cow<'_, str>> {
 async fn forward(
     shared: &Shared,
     request: Request,
+    peer: Option<SocketAddr>,
     rate_headers: &mut Vec<(HeaderName, HeaderValue)>,
     labels: &mut (&'static str, &'static str),
     dialect: &mut kit::problem::ErrorDialect,
@@ -174,10 +185,7 @@ async fn forward(
         .ok_or(GatewayError::NoRoute)?;
     labels.0 = route.name;
     *dialect = route.errors;
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |peer| peer.ip());
     let client_ip = shared.trusted.client_ip(peer, request.headers());
     let key = admission::admit(
         shared,

@@ -1,6 +1,6 @@
 //! Where an endpoint's requests go: to an `http://` or `https://` base
-//! URL over the pool's client, or into an in-process [`Router`] called as
-//! a tower service.
+//! URL over the pool's client, or into an in-process module's stack
+//! ([`kit::http::Front`]), called directly.
 //!
 //! In-process endpoints are the modules that share the gateway's process
 //! (`reliable up`, `serve --target gateway,shortener`): calling their
@@ -8,13 +8,11 @@
 //! everything around the call (timeout, breaker, retries, size limits,
 //! header rules, metrics) stays the one code path in [`crate::proxy`].
 //! What a TCP hop would have told the module, the call says in the
-//! request: the gateway's resolved client address arrives as
-//! `ConnectInfo`, so modules that read their peer see the client and not
-//! the gateway.
+//! request: the gateway's resolved client address arrives as the peer
+//! (a catch-all's argument, a route's `ConnectInfo`), so modules that read
+//! their peer see the client and not the gateway.
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::Router;
 use bytes::Bytes;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use kit::trace_context::TraceParent;
@@ -24,7 +22,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tower::ServiceExt;
 
 /// An answer's body as the endpoint gives it: hyper's for an HTTP
 /// endpoint, the module's own for an in-process one. One type, so the
@@ -78,7 +75,7 @@ pub enum Upstream {
         base: BaseUrl,
         client: HttpClient,
     },
-    InProcess(Router),
+    InProcess(kit::http::Front),
 }
 
 impl Upstream {
@@ -144,14 +141,12 @@ impl Upstream {
                 // A module is reached by no host name: the client's Host
                 // is not passed on (X-Forwarded-Host says it).
                 request.headers_mut().remove(http::header::HOST);
-                let extensions = request.extensions_mut();
-                extensions.insert(ConnectInfo(SocketAddr::new(client, 0)));
                 // The module's stack need not redo what the gateway's did.
-                extensions.insert(kit::http::InProcessCall {
+                request.extensions_mut().insert(kit::http::InProcessCall {
                     caller_timeout: timeout,
                     trace,
                 });
-                let call = router.clone().oneshot(request);
+                let call = router.call(request, Some(SocketAddr::new(client, 0)));
                 match tokio::time::timeout(timeout, call).await {
                     Ok(answer) => Ok(answer
                         .unwrap_or_else(|never| match never {})

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -99,8 +99,8 @@ impl Readiness {
     }
 
     /// `/healthz` and `/readyz`.
-    pub fn routes(&self) -> Router {
-        Router::new()
+    pub fn routes(&self) -> crate::http::Routes {
+        crate::http::Routes::new()
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .with_state(self.clone())

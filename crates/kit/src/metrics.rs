@@ -95,8 +95,8 @@ fn spawn_upkeep(handle: PrometheusHandle) {
 const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `GET /metrics` in Prometheus text format.
-pub fn routes() -> axum::Router {
-    axum::Router::new().route("/metrics", axum::routing::get(metrics))
+pub fn routes() -> crate::http::Routes {
+    crate::http::Routes::new().route("/metrics", axum::routing::get(metrics))
 }
 
 /// The OpenAPI document of `/metrics`.

@@ -145,6 +145,15 @@ pub trait Module: Sized + Send + Sync + 'static {
     /// wraps them).
     fn router(&self) -> Router;
 
+    /// Its routes with their templates, for a front (the gateway): with
+    /// them, the server hands the requests for every other path straight
+    /// to the module's catch-all ([`crate::http::front`]). The default
+    /// does not know them ([`crate::http::Routes::opaque`]), and every
+    /// request goes through axum.
+    fn routes(&self) -> crate::http::Routes {
+        crate::http::Routes::opaque(self.router())
+    }
+
     /// What answers the paths none of its routes match: the gateway's
     /// proxy, when it is the front; the shortener's redirect, for the
     /// one-segment paths. The platform stacks it with
@@ -199,8 +208,9 @@ pub struct Colocated {
     pub prefixes: &'static [&'static str],
     /// Its admin prefixes and the scope each needs.
     pub scoped_prefixes: &'static [(&'static str, &'static str)],
-    /// Its router inside the platform middleware, with its own `/readyz`.
-    pub router: Router,
+    /// Its router inside the platform middleware, with its own `/readyz`
+    /// (with its catch-all, the way around axum for the other paths).
+    pub router: crate::http::Front,
     /// Its own HTTP limits: the front's routes to it use them.
     pub http_limits: HttpLimits,
     /// The protocol its clients speak (see [`Declaration::error_dialect`]).

@@ -21,11 +21,10 @@
 //! address and the reason (never key material).
 
 use crate::cpu_cost::connection::ConnectionMeter;
+use crate::http::Front;
 use crate::problem::Problem;
 use crate::tls::{AllowList, PeerIdentity};
-use axum::extract::connect_info::ConnectInfo;
 use axum::response::IntoResponse;
-use axum::Router;
 use http::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -35,7 +34,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower::Service;
 
 /// Longest a client may take to send a request's headers, and longest an
 /// idle keep-alive connection is kept (nginx: `client_header_timeout` 60s,
@@ -102,7 +100,16 @@ impl HttpServer {
     /// Serves until `shutdown` is cancelled, then stops accepting, lets
     /// every connection finish the request it is serving (idle keep-alive
     /// connections close at once) and returns when all have closed.
-    pub async fn serve(self, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+    ///
+    /// A plain `Router` serves every request through axum; a
+    /// [`crate::http::front`] hands the requests its own routes do not
+    /// match straight to its catch-all.
+    pub async fn serve(
+        self,
+        front: impl Into<Front>,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        let front = front.into();
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT);
@@ -125,7 +132,7 @@ impl HttpServer {
             if let Some(tls) = &self.tls {
                 let connection = TlsConnection {
                     tls: tls.clone(),
-                    router: router.clone(),
+                    front: front.clone(),
                     http: http.clone(),
                     watcher: connections.watcher(),
                     shutdown: shutdown.clone(),
@@ -135,14 +142,11 @@ impl HttpServer {
                 tokio::spawn(meter.connection(self.cost_sample_every, connection.serve(tcp, peer)));
                 continue;
             }
-            let router = router.clone();
+            let front = front.clone();
             let request_meter = meter.clone();
             let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                let mut request = request.map(axum::body::Body::new);
-                request.extensions_mut().insert(ConnectInfo(peer));
-                // `Router` is always ready; `call` on a clone is what
-                // `oneshot` would do, without its extra state machine.
-                request_meter.request(router.clone().call(request))
+                let request = request.map(axum::body::Body::new);
+                request_meter.request(front.call(request, Some(peer)))
             });
             let connection = connections.watch(http.serve_connection(TokioIo::new(tcp), service));
             let connection = meter.connection(self.cost_sample_every, connection);
@@ -165,7 +169,7 @@ impl HttpServer {
 /// peer's identity and the allow-list applied to each request.
 struct TlsConnection {
     tls: TlsListener,
-    router: Router,
+    front: Front,
     http: hyper::server::conn::http1::Builder,
     watcher: hyper_util::server::graceful::Watcher,
     /// A handshake still running at shutdown is dropped, not waited for.
@@ -198,10 +202,9 @@ impl TlsConnection {
             .peer_certificates()
             .and_then(|chain| chain.first())
             .and_then(PeerIdentity::of_certificate);
-        let (allow, router, meter) = (self.tls.allow, self.router, self.meter);
+        let (allow, front, meter) = (self.tls.allow, self.front, self.meter);
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let mut request = request.map(axum::body::Body::new);
-            request.extensions_mut().insert(ConnectInfo(peer));
             if let Some(identity) = &identity {
                 request.extensions_mut().insert(identity.clone());
             }
@@ -217,13 +220,11 @@ impl TlsConnection {
                     );
                     forbidden(&refusal.prefix)
                 });
-            let mut router = router.clone();
-            meter.request(async move {
-                match refused {
-                    Some(response) => Ok(response),
-                    None => router.call(request).await,
-                }
-            })
+            let answer = match refused {
+                Some(response) => futures::future::Either::Left(std::future::ready(Ok(response))),
+                None => futures::future::Either::Right(front.call(request, Some(peer))),
+            };
+            meter.request(answer)
         });
         let connection = self
             .watcher

@@ -172,3 +172,104 @@ async fn a_connection_charges_its_cpu_to_the_route_it_serves() {
         "the bodies' CPU is the route's: {charged} ns charged for 3 bodies of {BODY_CPU_NANOS} ns"
     );
 }
+
+/// One request over a fresh connection: the status line, the headers and
+/// the body, as the client reads them.
+async fn exchange(addr: std::net::SocketAddr, method: &str, path: &str) -> String {
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    read_all(&mut tcp).await
+}
+
+/// A front (the gateway's shape: its own routes, a catch-all for the rest)
+/// answers exactly as the same router through axum does: its routes and
+/// their 405 by the routes, every other path by the catch-all, which sees
+/// the peer's address and is observed under its own label.
+#[tokio::test]
+async fn a_front_hands_other_paths_to_its_catch_all_and_answers_as_axum_does() {
+    kit::metrics::install();
+    let own = || {
+        kit::http::Routes::new()
+            .route("/", get(|| async { "root" }))
+            .route("/items/{id}", get(|| async { "item" }))
+            // A second method on a path: one route, one template.
+            .route("/items/{id}", axum::routing::delete(|| async { "gone" }))
+            .merge(kit::metrics::routes())
+    };
+    let catch_all = kit::http::CatchAll::new(
+        "/{*front}",
+        |request: axum::extract::Request, peer: Option<std::net::SocketAddr>| async move {
+            let peer = peer.map_or_else(|| "no peer".into(), |peer| peer.ip().to_string());
+            axum::response::IntoResponse::into_response(format!(
+                "caught {} from {peer}",
+                request.uri().path()
+            ))
+        },
+    );
+    let config = kit::http::HttpConfig::default();
+    let front = kit::http::front(own(), "kit-front", &config, catch_all.clone());
+    for own_path in ["/", "/items/7", "/metrics"] {
+        assert!(!front.goes_around(own_path), "{own_path}");
+    }
+    for other in [
+        "/x",
+        "/items",
+        "/items/7/more",
+        "/items/7/",
+        "/%69tems/7",
+        "",
+    ] {
+        assert!(front.goes_around(other), "{other}");
+    }
+    // An opaque router among the routes turns the way around off.
+    let opaque = kit::http::Routes::opaque(Router::new().route("/x", get(|| async { "x" })));
+    let through_axum =
+        kit::http::front(own().merge(opaque), "kit-front-opaque", &config, catch_all);
+    assert!(!through_axum.goes_around("/anything"));
+
+    for (name, front) in [("around", front), ("through axum", through_axum)] {
+        let server = HttpServer::bind("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("bind");
+        let addr = server.local_addr();
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let task = tokio::spawn(async move { server.serve(front, stop).await.expect("serve") });
+        let root = exchange(addr, "GET", "/").await;
+        assert!(
+            root.starts_with("HTTP/1.1 200") && root.ends_with("root"),
+            "{name}: {root}"
+        );
+        let item = exchange(addr, "GET", "/items/7").await;
+        assert!(item.ends_with("item"), "{name}: {item}");
+        let refused = exchange(addr, "POST", "/items/7").await;
+        assert!(refused.starts_with("HTTP/1.1 405"), "{name}: {refused}");
+        for (path, seen) in [
+            ("/elsewhere?q=1", "/elsewhere"),
+            ("/items/7/more", "/items/7/more"),
+        ] {
+            let caught = exchange(addr, "GET", path).await;
+            assert!(caught.starts_with("HTTP/1.1 200"), "{name}: {caught}");
+            assert!(
+                caught.ends_with(&format!("caught {seen} from 127.0.0.1")),
+                "{name}: {caught}"
+            );
+            let lower = caught.to_ascii_lowercase();
+            assert!(lower.contains("\r\nx-request-id: "), "{name}: {caught}");
+            assert!(
+                lower.contains("\r\nx-content-type-options: nosniff"),
+                "{name}: {caught}"
+            );
+        }
+        shutdown.cancel();
+        task.await.expect("server task");
+    }
+    let metrics = kit::metrics::render();
+    for service in ["kit-front", "kit-front-opaque"] {
+        let series = format!(
+            r#"http_server_request_duration_seconds_count{{service="{service}",http_route="/{{*front}}",http_request_method="GET",http_response_status_code="200"}} 2"#
+        );
+        assert!(metrics.contains(&series), "{series}\n{metrics}");
+    }
+}

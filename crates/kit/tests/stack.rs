@@ -269,7 +269,7 @@ impl ReadinessCheck for Failing {
 #[tokio::test]
 async fn readiness_reports_failing_checks_and_draining() {
     let readiness = Readiness::new();
-    let router = readiness.routes();
+    let router: Router = readiness.routes().into();
     let (status, _, _) = call(&router, get_req("/readyz")).await;
     assert_eq!(status, 200);
     let (status, _, _) = call(&router, get_req("/healthz")).await;
@@ -287,7 +287,7 @@ async fn readiness_reports_failing_checks_and_draining() {
 
     let readiness = Readiness::new();
     readiness.add_check(Arc::new(Failing));
-    let (status, _, body) = call(&readiness.routes(), get_req("/readyz")).await;
+    let (status, _, body) = call(&readiness.routes().into(), get_req("/readyz")).await;
     assert_eq!(status, 503);
     assert_eq!(body["invalid_params"][0]["name"], "flaky-db");
     assert!(
@@ -373,8 +373,9 @@ async fn cpu_is_charged_to_the_route_that_spent_it() {
 #[tokio::test]
 async fn a_catch_all_answers_unmatched_paths_as_an_observed_route() {
     kit::metrics::install();
-    let catch_all =
-        kit::http::CatchAll::new("/{*rest}", |request: axum::extract::Request| async move {
+    let catch_all = kit::http::CatchAll::new(
+        "/{*rest}",
+        |request: axum::extract::Request, _| async move {
             let trace = kit::telemetry::current_trace().expect("the observe layer sets the trace");
             let id = request.headers()["x-request-id"].clone();
             axum::response::IntoResponse::into_response((
@@ -383,7 +384,8 @@ async fn a_catch_all_answers_unmatched_paths_as_an_observed_route() {
                 [("x-seen-id", id)],
                 format!("caught {}", request.uri().path()),
             ))
-        });
+        },
+    );
     assert_eq!(catch_all.route(), "/{*rest}");
     let routes = Router::new()
         .route("/ok", get(|| async { "ok" }))
@@ -445,7 +447,7 @@ async fn a_catch_all_answers_unmatched_paths_as_an_observed_route() {
 async fn a_claiming_catch_all_leaves_the_other_paths_unmatched() {
     kit::metrics::install();
     let catch_all =
-        kit::http::CatchAll::new("/{slug}", |request: axum::extract::Request| async move {
+        kit::http::CatchAll::new("/{slug}", |request: axum::extract::Request, _| async move {
             axum::response::IntoResponse::into_response(format!("slug {}", request.uri().path()))
         })
         .claiming(kit::http::one_segment);
@@ -493,10 +495,11 @@ fn one_segment_is_what_a_single_parameter_route_matches() {
 /// request (which a caller sends too) is not parsed again.
 #[tokio::test]
 async fn an_in_process_call_continues_the_trace_it_hands_over() {
-    let catch_all = kit::http::CatchAll::new("/{*rest}", |_: axum::extract::Request| async move {
-        let trace = kit::telemetry::current_trace().expect("the observe layer sets the trace");
-        axum::response::IntoResponse::into_response([("x-seen-trace", trace.to_string())])
-    });
+    let catch_all =
+        kit::http::CatchAll::new("/{*rest}", |_: axum::extract::Request, _| async move {
+            let trace = kit::telemetry::current_trace().expect("the observe layer sets the trace");
+            axum::response::IntoResponse::into_response([("x-seen-trace", trace.to_string())])
+        });
     let router = kit::http::stack_with_catch_all(
         Router::new(),
         "kit-in-process-trace",

@@ -28,7 +28,6 @@ use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use kit::changes::ChangeRecorder;
 use kit::http::ApiJson;
@@ -111,8 +110,8 @@ impl StatusPage {
         }
     }
 
-    pub fn routes(&self) -> Router {
-        Router::new()
+    pub fn routes(&self) -> kit::http::Routes {
+        kit::http::Routes::new()
             .route("/status", get(html_page))
             .route("/api/v1/status", get(json_report))
             .route("/api/v1/status/incidents", post(create_incident))

@@ -78,7 +78,7 @@ async fn app() -> App {
         ChangeRecorder(changes.clone()),
     );
     App {
-        router: page.routes(),
+        router: page.routes().into(),
         clock,
         store,
         results,

@@ -23,7 +23,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use console::sources::KeyVerifier;
 use cost::{Allocation, IdleOptions, Window};
 use kit::problem::Problem;
@@ -49,8 +49,8 @@ pub struct CostApiState {
     pub keys: Option<Arc<dyn KeyVerifier>>,
 }
 
-pub fn routes(state: CostApiState) -> Router {
-    Router::new()
+pub fn routes(state: CostApiState) -> kit::http::Routes {
+    kit::http::Routes::new()
         .route(ALLOCATION_PATH, get(allocation))
         .with_state(state)
 }

@@ -12,7 +12,6 @@ use crate::registry::Entry;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
 use kit::openapi::operations_mut;
 use std::sync::Arc;
 use utoipa::openapi::{InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder};
@@ -82,8 +81,8 @@ pub fn to_json(doc: &OpenApi) -> String {
 }
 
 /// `GET /openapi.json`.
-pub fn routes(doc: &OpenApi) -> Router {
-    Router::new()
+pub fn routes(doc: &OpenApi) -> kit::http::Routes {
+    kit::http::Routes::new()
         .route(PATH, get(openapi_json))
         .with_state(Arc::new(to_json(doc)))
 }

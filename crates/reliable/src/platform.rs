@@ -244,7 +244,6 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
         if !entry.declaration.fronts_others {
             // Its pool behind a front: its own stack (metrics, traces,
             // unmatched paths labelled with its name) and its own /readyz.
-            let pool = module.router().merge(readiness.routes());
             let limits = (entry.http_limits)(&config);
             // The front's own stack adds the security headers to every
             // response it relays, so the pool's stack does not set them
@@ -253,8 +252,20 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
                 security_headers: false,
                 ..limits.apply(&config.http)
             };
-            let router = kit::http::stack_with_catch_all(pool, name, &http, module.catch_all());
-            pool_router = Some(router.clone());
+            // With its catch-all, the paths its routes do not match go
+            // around axum here too.
+            let router = match module.catch_all() {
+                Some(catch_all) => kit::http::front(
+                    module.routes().merge(readiness.routes()),
+                    name,
+                    &http,
+                    catch_all,
+                ),
+                None => {
+                    kit::http::stack(module.router().merge(readiness.routes()), name, &http).into()
+                }
+            };
+            pool_router = Some(router.router().clone());
             fronted.push(Colocated {
                 name,
                 prefixes: entry.declaration.prefixes,
@@ -337,38 +348,52 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
     if let Some(status) = status_routes {
         platform_routes = platform_routes.merge(status);
     }
-    let router = match started.iter().find(|m| m.fronts_others) {
+    let alone = match started.as_slice() {
+        [only] => only.module.catch_all().map(|catch_all| (only, catch_all)),
+        _ => None,
+    };
+    let router: kit::http::Front = match (started.iter().find(|m| m.fronts_others), alone) {
         // The front serves the platform's routes itself and everything
         // else through its pools.
-        Some(front) => kit::http::stack_with_catch_all(
-            front.module.router().merge(platform_routes),
-            front.name,
+        (Some(front), _) => match front.module.catch_all() {
+            Some(catch_all) => kit::http::front(
+                front.module.routes().merge(platform_routes),
+                front.name,
+                &outer_http,
+                catch_all,
+            ),
+            None => kit::http::stack(
+                front.module.router().merge(platform_routes),
+                front.name,
+                &outer_http,
+            )
+            .into(),
+        },
+        // A module alone with a catch-all (the shortener's redirect):
+        // the same way around axum for the paths its routes do not match.
+        // It needs no label of its own: the stack's is its name, and each
+        // router layer costs every request a boxed future and a service
+        // clone.
+        (None, Some((only, catch_all))) => kit::http::front(
+            platform_routes.merge(only.module.routes()),
+            only.name,
             &outer_http,
-            front.module.catch_all(),
+            catch_all,
         ),
-        None => {
-            let mut router = platform_routes;
+        (None, None) => {
+            let mut router: axum::Router = platform_routes.into();
             // Health, metrics and unmatched paths: the module's name when
-            // it runs alone, the platform's otherwise. A module alone
-            // needs no label of its own: the stack's is its name, and
-            // each router layer costs every request a boxed future and
-            // a service clone.
+            // it runs alone, the platform's otherwise.
             let label = match started.as_slice() {
                 [only] => only.name,
                 _ => "reliable",
             };
-            let mut catch_all = None;
             for module in &started {
                 let mut routes = module.module.router();
                 if let Some(own) = module.module.catch_all() {
-                    if started.len() == 1 {
-                        // Alone, its catch-all is the stack's.
-                        catch_all = Some(own);
-                    } else {
-                        // Beside others, a route of its own label, which
-                        // is a route template (`/{slug}`).
-                        routes = routes.route_service(own.route(), own);
-                    }
+                    // Beside others, a route of its own label, which is a
+                    // route template (`/{slug}`).
+                    routes = routes.route_service(own.route(), own);
                 }
                 router = router.merge(if started.len() == 1 {
                     routes
@@ -376,7 +401,7 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
                     kit::http::service_label(routes, module.name)
                 });
             }
-            kit::http::stack_with_catch_all(router, label, &outer_http, catch_all)
+            kit::http::stack(router, label, &outer_http).into()
         }
     };
 

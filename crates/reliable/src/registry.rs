@@ -41,6 +41,7 @@ pub struct Entry {
 /// A started module, whatever its type.
 pub trait Running: Send + Sync {
     fn router(&self) -> axum::Router;
+    fn routes(&self) -> kit::http::Routes;
     fn catch_all(&self) -> Option<kit::http::CatchAll>;
     fn readiness_checks(&self) -> Vec<Arc<dyn ReadinessCheck>>;
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()>;
@@ -49,6 +50,10 @@ pub trait Running: Send + Sync {
 impl<M: Module> Running for M {
     fn router(&self) -> axum::Router {
         Module::router(self)
+    }
+
+    fn routes(&self) -> kit::http::Routes {
+        Module::routes(self)
     }
 
     fn catch_all(&self) -> Option<kit::http::CatchAll> {

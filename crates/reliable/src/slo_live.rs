@@ -18,7 +18,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use axum::extract::State;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use console::sources::{SloSource, SourceError};
 use kit::tasks::TaskSpawner;
@@ -185,8 +185,8 @@ impl LiveSlos {
         }
     }
 
-    pub fn routes(&self) -> Router {
-        Router::new()
+    pub fn routes(&self) -> kit::http::Routes {
+        kit::http::Routes::new()
             .route(STATUS_PATH, get(slo_status))
             .with_state(self.evaluator.clone())
     }

@@ -12,7 +12,6 @@
 use anyhow::Context as _;
 use async_trait::async_trait;
 use axum::http::HeaderMap;
-use axum::Router;
 use gateway::keys::{ApiKey, KeyStore, Scope, KEY_PREFIX};
 use kit::changes::ChangeRecorder;
 use kit::module::Ports;
@@ -47,7 +46,7 @@ pub async fn start(
     ports: &Ports,
     clock: Arc<dyn Clock>,
     tasks: &TaskSpawner,
-) -> anyhow::Result<Option<Router>> {
+) -> anyhow::Result<Option<kit::http::Routes>> {
     if !config.probes.enabled && !config.status.enabled {
         return Ok(None);
     }

@@ -151,6 +151,13 @@ impl Shortener {
     /// [`Shortener::redirect_catch_all`]: how the platform serves the
     /// module, with `kit::http::stack_with_catch_all`.
     pub fn api_router(&self) -> Router {
+        self.api_routes().into()
+    }
+
+    /// [`Shortener::api_router`] with its templates, so that a server in
+    /// front of it can hand the other paths straight to the redirect
+    /// (`kit::http::front`).
+    pub fn api_routes(&self) -> kit::http::Routes {
         http::api_routes(self.state.clone())
     }
 

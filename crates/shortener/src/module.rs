@@ -62,6 +62,10 @@ impl Module for Shortener {
         Shortener::api_router(self)
     }
 
+    fn routes(&self) -> kit::http::Routes {
+        Shortener::api_routes(self)
+    }
+
     fn catch_all(&self) -> Option<kit::http::CatchAll> {
         Some(Shortener::redirect_catch_all(self))
     }

@@ -281,13 +281,14 @@ pub async fn spawn_gateway_with(config: GatewayConfig, deps: Deps) -> TestGatewa
     .expect("build");
     // As the module does before serving: stored splits in force.
     gateway.refresh_splits().await.expect("stored splits");
-    // As the platform stacks it: the proxy is the catch-all.
-    let router = gateway.routes().merge(kit::metrics::routes());
-    let router = kit::http::stack_with_catch_all(
-        router,
+    // As the platform stacks it: the proxy is the catch-all, called
+    // around axum for every path none of the routes match.
+    let routes = gateway.routes().merge(kit::metrics::routes());
+    let router = kit::http::front(
+        routes,
         gateway::SERVICE,
         &kit::http::HttpConfig::default(),
-        Some(gateway.catch_all()),
+        gateway.catch_all(),
     );
     let server = HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await

@@ -233,7 +233,7 @@ async fn configuration_errors_name_the_key() {
     let build = |cfg: gateway::GatewayConfig| {
         gateway::Gateway::build(
             cfg,
-            Default::default(),
+            std::collections::BTreeMap::<String, axum::Router>::new(),
             None,
             None,
             limiter.clone(),

@@ -27,10 +27,12 @@
 
 mod extract;
 mod observe;
+mod routes;
 mod security;
 
 pub use extract::{parse_json, ApiJson, ApiQuery};
 pub use observe::{one_segment, CatchAll};
+pub use routes::{Front, FrontFuture, Routes};
 
 use crate::forwarded::TrustedProxies;
 use crate::problem::Problem;
@@ -159,24 +161,52 @@ pub fn stack_with_catch_all(
     config: &HttpConfig,
     catch_all: Option<CatchAll>,
 ) -> Router {
+    let (router, observe) = stack_routes(router, service, config);
+    match catch_all {
+        Some(catch_all) => router.fallback_service(observe::catch_all(observe, catch_all)),
+        None => router.fallback_service(ObserveLayer::new(observe).layer(tower::service_fn(
+            |_: axum::extract::Request| async {
+                Ok::<_, Infallible>(not_found().await.into_response())
+            },
+        ))),
+    }
+}
+
+/// [`stack_with_catch_all`] for a front whose catch-all answers most
+/// requests (the gateway's proxy): when every one of `routes` has a known
+/// template, the server hands a request for any other path straight to the
+/// observed catch-all, around axum's routing (see [`Front`]). The answer
+/// and what is observed are the same either way.
+pub fn front(
+    routes: Routes,
+    service: &'static str,
+    config: &HttpConfig,
+    catch_all: CatchAll,
+) -> Front {
+    let templates = routes.templates().map(<[String]>::to_vec);
+    let (router, observe) = stack_routes(routes.into(), service, config);
+    let observed = observe::catch_all(observe, catch_all);
+    let router = router.fallback_service(observed.clone());
+    Front::with_catch_all(router, templates.as_deref(), observed)
+}
+
+/// The observe layer on every route and on the 405 answer.
+fn stack_routes(
+    router: Router,
+    service: &'static str,
+    config: &HttpConfig,
+) -> (Router, Arc<Observe>) {
     let observe = Arc::new(Observe::new(service, config));
     let layer = ObserveLayer::new(observe.clone());
     // Set before the route layer, so the layer wraps the 405 answer too.
     let router = router.method_not_allowed_fallback(method_not_allowed);
     // `route_layer` refuses a router without routes (it would be a no-op).
     let router = if router.has_routes() {
-        router.route_layer(layer.clone())
+        router.route_layer(layer)
     } else {
         router
     };
-    match catch_all {
-        Some(catch_all) => router.fallback_service(observe::catch_all(observe, catch_all)),
-        None => router.fallback_service(layer.layer(tower::service_fn(
-            |_: axum::extract::Request| async {
-                Ok::<_, Infallible>(not_found().await.into_response())
-            },
-        ))),
-    }
+    (router, observe)
 }
 
 /// Labels the request metrics of `router`'s routes with `service` instead

@@ -14,7 +14,7 @@ use crate::metrics::HTTP_SERVER_REQUEST_DURATION;
 use crate::problem::Problem;
 use crate::telemetry;
 use crate::trace_context::TraceParent;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
@@ -22,6 +22,7 @@ use futures::FutureExt;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
@@ -34,7 +35,10 @@ use tower::{Layer, Service};
 /// (the gateway's is kilobytes, most of it not yet in use) from the
 /// stack into the box, 370 instructions of `memcpy` a request for the
 /// proxy's (issue 18). A macro, not a function: a function's argument
-/// is a finished future again, and the copy comes back.
+/// is a finished future again, and the copy comes back. Whether the
+/// compiler writes the future in place is its choice: the gateway's
+/// proxy future is copied again since its handler takes the peer as an
+/// argument (748 instructions, issue 18; docs/performance.md).
 macro_rules! pinned_in_place {
     ($future:expr) => {{
         // Bound first, so the box's type is the future's own, not the
@@ -345,7 +349,7 @@ pub struct CatchAll {
     /// The paths it answers; the others get the 404 problem and are
     /// observed as unmatched.
     claims: PathClaim,
-    handler: Arc<dyn Fn(Request) -> BoxFuture<'static, Response> + Send + Sync>,
+    handler: Arc<dyn Fn(Request, Option<SocketAddr>) -> BoxFuture<'static, Response> + Send + Sync>,
 }
 
 /// Which request paths a [`CatchAll`] answers.
@@ -365,15 +369,20 @@ pub fn one_segment(path: &str) -> bool {
 
 impl CatchAll {
     /// `route` is the `http_route` label of its requests (`/{*path}`).
+    /// `handler` gets the request and its client's address: the TCP peer
+    /// (or, in process, the caller's client), `None` where none is known.
+    /// It comes as an argument, not as axum's `ConnectInfo`: the first
+    /// extension of a request allocates its map (about 480 instructions a
+    /// request, issue 18).
     pub fn new<F, Fut>(route: &'static str, handler: F) -> Self
     where
-        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        F: Fn(Request, Option<SocketAddr>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Response> + Send + 'static,
     {
         Self {
             route,
             claims: every_path,
-            handler: Arc::new(move |request| pinned_in_place!(handler(request))),
+            handler: Arc::new(move |request, peer| pinned_in_place!(handler(request, peer))),
         }
     }
 
@@ -408,11 +417,27 @@ impl Service<Request> for CatchAll {
         Poll::Ready(Ok(()))
     }
 
+    /// Through axum (its fallback), the peer comes as `ConnectInfo`.
     fn call(&mut self, request: Request) -> Self::Future {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0);
+        self.answer(request, peer)
+    }
+}
+
+impl CatchAll {
+    /// `call`, which needs no `&mut`, with the peer given.
+    fn answer(
+        &self,
+        request: Request,
+        peer: Option<SocketAddr>,
+    ) -> <Self as Service<Request>>::Future {
         if !self.claims(request.uri().path()) {
             return unclaimed().map(Ok);
         }
-        (self.handler)(request).map(Ok)
+        (self.handler)(request, peer).map(Ok)
     }
 }
 
@@ -457,162 +482,199 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = ObservedFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
-        let start = Instant::now();
-        let method = method_label(request.method());
-        let route = match self.fixed_route {
-            Some((route, claims)) if claims(request.uri().path()) => RouteName::Fixed(route),
-            Some(_) => RouteName::Unmatched,
-            // Set by the router before route layers run; absent on the
-            // fallback.
-            None => request
-                .extensions()
-                .get::<MatchedPath>()
-                .cloned()
-                .map_or(RouteName::Unmatched, RouteName::Matched),
-        };
-        let in_process = request.extensions_mut().remove::<InProcessCall>();
-        // The in-process caller's stack already checked (or made) the id
-        // and put it in the headers.
-        let forwarded_id = in_process
-            .and_then(|_| request.headers().get(&X_REQUEST_ID))
-            .cloned();
-        let request_id = match forwarded_id.or_else(|| sane_request_id(&request).cloned()) {
-            Some(id) => id,
-            // None sent, or one not worth keeping: replaced, so that what
-            // the handler forwards and logs agree.
-            None => {
-                let id = new_request_id();
-                request.headers_mut().insert(X_REQUEST_ID, id.clone());
-                id
-            }
-        };
-        let timeout = match in_process {
-            Some(call) if call.caller_timeout <= self.observe.timeout => None,
-            _ => Some(self.observe.timeout),
-        };
-        let remote = in_process.and_then(|call| call.trace).or_else(|| {
-            request
-                .headers()
-                .get(&TRACEPARENT)
-                .and_then(|v| v.to_str().ok())
-                .and_then(TraceParent::parse)
-        });
-        let (server, context) = telemetry::begin_request(
-            self.observe.service,
-            method,
-            route.template(),
-            &request_id,
-            remote,
-        );
-        // Handlers read the context from the task (`telemetry::current_trace`).
-        if let Some(server) = &server {
-            // The module's route layer names the module in it (ModuleLabel).
-            request.extensions_mut().insert(server.module().clone());
-        }
-        // A handler that panics is a bug, and the client still deserves an
-        // answer (500 problem), not a dropped connection.
-        // Decided before the inner call: a module the handler calls
-        // in-process starts its own request inside this one (cpu_cost).
-        let cpu_scale = cpu_cost::sample(self.observe.cost_sample_every);
-        let inner = std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(request)));
-        let observe = self.observe.clone();
-        let series = self.series.clone();
-        pinned_in_place!(async move {
-            let mut cpu_nanos = None;
-            let outcome = match inner {
-                Ok(inner) => {
-                    let guarded = AssertUnwindSafe(inner).catch_unwind();
-                    let handled = telemetry::in_request(
-                        context.clone(),
-                        server.as_ref(),
-                        Deadline::new(timeout, guarded),
-                    );
-                    match cpu_scale {
-                        Some(scale) => {
-                            let (outcome, nanos) = cpu_cost::Measured::new(handled, scale).await;
-                            cpu_nanos = Some(nanos);
-                            outcome
-                        }
-                        None => handled.await,
-                    }
-                }
-                Err(panic) => Ok(Err(panic)),
-            };
-            let mut response = match outcome {
-                Ok(Ok(Ok(response))) => response,
-                Ok(Ok(Err(never))) => match never {},
-                Ok(Err(_panic)) => {
-                    telemetry::with_request(context.clone(), || {
-                        tracing::error!("request handler panicked")
-                    });
-                    Problem::internal().into_response()
-                }
-                Err(_) => {
-                    telemetry::with_request(
-                        context.clone(),
-                        || tracing::warn!(timeout = ?observe.timeout, "request timed out"),
-                    );
-                    Problem::unavailable("the request took longer than the server's timeout")
-                        .into_response()
-                }
-            };
-            let status = response.status();
-            let route = route.template().unwrap_or("unmatched");
-            let service = response
-                .extensions_mut()
-                .remove::<ServiceLabel>()
-                .map_or(observe.service, |s| s.0);
-            // Taken off every response, so it never reaches an outer
-            // (in-process gateway) request and labels that.
-            let tag = response.extensions_mut().remove::<cpu_cost::CostTag>();
-            if let Some(nanos) = cpu_nanos {
-                let model = tag.as_ref().map(|t| &*t.model);
-                cpu_cost::charge_request(service, route, model, nanos);
-            }
-            let elapsed = start.elapsed();
-            series.record(
-                &observe.durations,
-                service,
-                route,
-                method,
-                status.as_u16(),
-                elapsed.as_secs_f64(),
-            );
-            if status.is_server_error() || tracing::enabled!(tracing::Level::DEBUG) {
-                telemetry::with_request(context, || {
-                    let elapsed_ms = elapsed.as_secs_f64() * 1e3;
-                    if status.is_server_error() {
-                        tracing::warn!(http.route = %route, status = status.as_u16(), elapsed_ms, "request failed");
-                    } else {
-                        tracing::debug!(http.route = %route, status = status.as_u16(), elapsed_ms, "request completed");
-                    }
-                });
-            }
-            if let Some(server) = server {
-                server.finish(status.as_u16());
-            }
-            let headers = response.headers_mut();
-            // Room for what is added below, made at once: an insert into
-            // a full map grows and rehashes it.
-            headers.reserve(
-                usize::from(in_process.is_none()) + 3 * usize::from(observe.security_headers),
-            );
-            if in_process.is_none() {
-                headers.insert(X_REQUEST_ID, request_id);
-            }
-            if observe.security_headers {
-                security::add_missing(headers);
-            }
-            Ok(response)
-        })
+    fn call(&mut self, request: Request) -> Self::Future {
+        let inner = &mut self.inner;
+        observed(
+            &self.observe,
+            &self.series,
+            self.fixed_route,
+            request,
+            |request| inner.call(request),
+        )
     }
+}
+
+impl ObserveService<CatchAll> {
+    /// `call` through `&self` (the catch-all needs no `&mut`), for the
+    /// server's way around axum ([`super::Front`]).
+    pub(super) fn call_ref(&self, request: Request, peer: Option<SocketAddr>) -> ObservedFuture {
+        observed(
+            &self.observe,
+            &self.series,
+            self.fixed_route,
+            request,
+            |request| self.inner.answer(request, peer),
+        )
+    }
+}
+
+/// The response future of an observed request.
+pub(super) type ObservedFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+/// Observes the request `inner` answers: what [`ObserveService`] does.
+fn observed<F>(
+    observe: &Arc<Observe>,
+    series: &Arc<RouteSeries>,
+    fixed_route: Option<(&'static str, PathClaim)>,
+    mut request: Request,
+    inner: impl FnOnce(Request) -> F,
+) -> ObservedFuture
+where
+    F: Future<Output = Result<Response, Infallible>> + Send + 'static,
+{
+    let start = Instant::now();
+    let method = method_label(request.method());
+    let route = match fixed_route {
+        Some((route, claims)) if claims(request.uri().path()) => RouteName::Fixed(route),
+        Some(_) => RouteName::Unmatched,
+        // Set by the router before route layers run; absent on the
+        // fallback.
+        None => request
+            .extensions()
+            .get::<MatchedPath>()
+            .cloned()
+            .map_or(RouteName::Unmatched, RouteName::Matched),
+    };
+    let in_process = request.extensions_mut().remove::<InProcessCall>();
+    // The in-process caller's stack already checked (or made) the id
+    // and put it in the headers.
+    let forwarded_id = in_process
+        .and_then(|_| request.headers().get(&X_REQUEST_ID))
+        .cloned();
+    let request_id = match forwarded_id.or_else(|| sane_request_id(&request).cloned()) {
+        Some(id) => id,
+        // None sent, or one not worth keeping: replaced, so that what
+        // the handler forwards and logs agree.
+        None => {
+            let id = new_request_id();
+            request.headers_mut().insert(X_REQUEST_ID, id.clone());
+            id
+        }
+    };
+    let timeout = match in_process {
+        Some(call) if call.caller_timeout <= observe.timeout => None,
+        _ => Some(observe.timeout),
+    };
+    let remote = in_process.and_then(|call| call.trace).or_else(|| {
+        request
+            .headers()
+            .get(&TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceParent::parse)
+    });
+    let (server, context) = telemetry::begin_request(
+        observe.service,
+        method,
+        route.template(),
+        &request_id,
+        remote,
+    );
+    // Handlers read the context from the task (`telemetry::current_trace`).
+    if let Some(server) = &server {
+        // The module's route layer names the module in it (ModuleLabel).
+        request.extensions_mut().insert(server.module().clone());
+    }
+    // A handler that panics is a bug, and the client still deserves an
+    // answer (500 problem), not a dropped connection.
+    // Decided before the inner call: a module the handler calls
+    // in-process starts its own request inside this one (cpu_cost).
+    let cpu_scale = cpu_cost::sample(observe.cost_sample_every);
+    let inner = std::panic::catch_unwind(AssertUnwindSafe(|| inner(request)));
+    let observe = observe.clone();
+    let series = series.clone();
+    pinned_in_place!(async move {
+        let mut cpu_nanos = None;
+        let outcome = match inner {
+            Ok(inner) => {
+                let guarded = AssertUnwindSafe(inner).catch_unwind();
+                let handled = telemetry::in_request(
+                    context.clone(),
+                    server.as_ref(),
+                    Deadline::new(timeout, guarded),
+                );
+                match cpu_scale {
+                    Some(scale) => {
+                        let (outcome, nanos) = cpu_cost::Measured::new(handled, scale).await;
+                        cpu_nanos = Some(nanos);
+                        outcome
+                    }
+                    None => handled.await,
+                }
+            }
+            Err(panic) => Ok(Err(panic)),
+        };
+        let mut response = match outcome {
+            Ok(Ok(Ok(response))) => response,
+            Ok(Ok(Err(never))) => match never {},
+            Ok(Err(_panic)) => {
+                telemetry::with_request(context.clone(), || {
+                    tracing::error!("request handler panicked")
+                });
+                Problem::internal().into_response()
+            }
+            Err(_) => {
+                telemetry::with_request(
+                    context.clone(),
+                    || tracing::warn!(timeout = ?observe.timeout, "request timed out"),
+                );
+                Problem::unavailable("the request took longer than the server's timeout")
+                    .into_response()
+            }
+        };
+        let status = response.status();
+        let route = route.template().unwrap_or("unmatched");
+        let service = response
+            .extensions_mut()
+            .remove::<ServiceLabel>()
+            .map_or(observe.service, |s| s.0);
+        // Taken off every response, so it never reaches an outer
+        // (in-process gateway) request and labels that.
+        let tag = response.extensions_mut().remove::<cpu_cost::CostTag>();
+        if let Some(nanos) = cpu_nanos {
+            let model = tag.as_ref().map(|t| &*t.model);
+            cpu_cost::charge_request(service, route, model, nanos);
+        }
+        let elapsed = start.elapsed();
+        series.record(
+            &observe.durations,
+            service,
+            route,
+            method,
+            status.as_u16(),
+            elapsed.as_secs_f64(),
+        );
+        if status.is_server_error() || tracing::enabled!(tracing::Level::DEBUG) {
+            telemetry::with_request(context, || {
+                let elapsed_ms = elapsed.as_secs_f64() * 1e3;
+                if status.is_server_error() {
+                    tracing::warn!(http.route = %route, status = status.as_u16(), elapsed_ms, "request failed");
+                } else {
+                    tracing::debug!(http.route = %route, status = status.as_u16(), elapsed_ms, "request completed");
+                }
+            });
+        }
+        if let Some(server) = server {
+            server.finish(status.as_u16());
+        }
+        let headers = response.headers_mut();
+        // Room for what is added below, made at once: an insert into
+        // a full map grows and rehashes it.
+        headers
+            .reserve(usize::from(in_process.is_none()) + 3 * usize::from(observe.security_headers));
+        if in_process.is_none() {
+            headers.insert(X_REQUEST_ID, request_id);
+        }
+        if observe.security_headers {
+            security::add_missing(headers);
+        }
+        Ok(response)
+    })
 }
 
 pin_project_lite::pin_project! {

@@ -33,13 +33,23 @@ pub(crate) const REDIRECT_ROUTE: &str = "/{slug}";
 
 /// Every route, the redirect at `/{slug}` included.
 pub(crate) fn routes(state: Arc<AppState>) -> Router {
-    api_routes(state.clone()).route(REDIRECT_ROUTE, any(redirect::redirect).with_state(state))
+    Router::from(api_routes(state.clone()))
+        .route(REDIRECT_ROUTE, any(redirect::redirect).with_state(state))
 }
 
 /// The links API alone: the redirect is then [`redirect_catch_all`].
-pub(crate) fn api_routes(state: Arc<AppState>) -> Router {
-    let (router, _) = api().split_for_parts();
-    router.with_state(state)
+pub(crate) fn api_routes(state: Arc<AppState>) -> kit::http::Routes {
+    api_parts().with_state(state)
+}
+
+/// The links API's router and its routes' templates, from the document
+/// built with it. The redirect is documented there but is no route of
+/// this router: left in, its `/{slug}` would match every one-segment
+/// path, and none would go straight to the catch-all.
+fn api_parts() -> kit::http::Routes<Arc<AppState>> {
+    let (router, mut document) = api().split_for_parts();
+    document.paths.paths.shift_remove(REDIRECT_ROUTE);
+    kit::http::Routes::documented(router, &document)
 }
 
 /// The redirect as the catch-all of the module's stack
@@ -50,8 +60,8 @@ pub(crate) fn api_routes(state: Arc<AppState>) -> Router {
 /// instructions of the redirect's 38,000; docs/performance.md). Other
 /// paths stay the 404 problem, observed as unmatched.
 pub(crate) fn redirect_catch_all(state: Arc<AppState>) -> kit::http::CatchAll {
-    kit::http::CatchAll::new(REDIRECT_ROUTE, move |request| {
-        redirect::serve(state.clone(), request)
+    kit::http::CatchAll::new(REDIRECT_ROUTE, move |request, peer| {
+        redirect::serve(state.clone(), request, peer)
     })
     .claiming(kit::http::one_segment)
 }
@@ -91,5 +101,23 @@ pub(crate) fn store_failure(error: crate::storage::StoreError) -> Problem {
         )
         .with_detail(format!("a link with {what} exists")),
         _ => error.to_problem("the link database"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_templates_leave_the_one_segment_paths_to_the_redirect() {
+        let routes = api_parts();
+        let templates = routes.templates().expect("every template known");
+        for expected in ["/api/v1/links", "/api/v1/links/{slug}"] {
+            assert!(templates.iter().any(|t| t == expected), "{templates:?}");
+        }
+        assert!(
+            templates.iter().all(|t| !kit::http::one_segment(t)),
+            "{templates:?}"
+        );
     }
 }

@@ -78,14 +78,14 @@ fn header_string(headers: &HeaderMap, name: header::HeaderName) -> Option<String
     Some(value[..value.len().min(1024)].to_owned())
 }
 
-/// [`redirect`] as the module's catch-all (`super::redirect_catch_all`):
-/// the peer's address read as its extractor would.
-pub(crate) async fn serve(state: Arc<AppState>, request: Request) -> Response {
-    let Some(ConnectInfo(peer)) = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .cloned()
-    else {
+/// [`redirect`] as the module's catch-all (`super::redirect_catch_all`),
+/// which is given the peer's address.
+pub(crate) async fn serve(
+    state: Arc<AppState>,
+    request: Request,
+    peer: Option<SocketAddr>,
+) -> Response {
+    let Some(peer) = peer else {
         // As the extractor: a server that records no peer is a bug.
         tracing::error!("the request carries no peer address");
         return Problem::internal().into_response();
