@@ -16,7 +16,9 @@
 //! like any route (`http_route="unmatched"` for unknown paths), unless a
 //! [`CatchAll`] answers the paths no route matches
 //! ([`stack_with_catch_all`]: the gateway's proxy, observed under its own
-//! label). Handlers read their request's trace context with
+//! label). With [`front`], whose routes are [`Routes`] (their templates
+//! known), the server hands those requests to the catch-all without going
+//! through axum at all. Handlers read their request's trace context with
 //! [`crate::telemetry::current_trace`].
 //!
 //! Every response gets the security headers a browser heeds
