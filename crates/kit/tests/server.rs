@@ -208,7 +208,7 @@ async fn a_front_hands_other_paths_to_its_catch_all_and_answers_as_axum_does() {
         },
     );
     let config = kit::http::HttpConfig::default();
-    let front = kit::http::front(own(), "kit-front", &config, catch_all.clone());
+    let front = kit::http::front(own(), "kit-front", &config, Some(catch_all.clone()));
     for own_path in ["/", "/items/7", "/metrics"] {
         assert!(!front.goes_around(own_path), "{own_path}");
     }
@@ -224,8 +224,12 @@ async fn a_front_hands_other_paths_to_its_catch_all_and_answers_as_axum_does() {
     }
     // An opaque router among the routes turns the way around off.
     let opaque = kit::http::Routes::opaque(Router::new().route("/x", get(|| async { "x" })));
-    let through_axum =
-        kit::http::front(own().merge(opaque), "kit-front-opaque", &config, catch_all);
+    let through_axum = kit::http::front(
+        own().merge(opaque),
+        "kit-front-opaque",
+        &config,
+        Some(catch_all),
+    );
     assert!(!through_axum.goes_around("/anything"));
 
     for (name, front) in [("around", front), ("through axum", through_axum)] {

@@ -254,17 +254,12 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
             };
             // With its catch-all, the paths its routes do not match go
             // around axum here too.
-            let router = match module.catch_all() {
-                Some(catch_all) => kit::http::front(
-                    module.routes().merge(readiness.routes()),
-                    name,
-                    &http,
-                    catch_all,
-                ),
-                None => {
-                    kit::http::stack(module.router().merge(readiness.routes()), name, &http).into()
-                }
-            };
+            let router = kit::http::front(
+                module.routes().merge(readiness.routes()),
+                name,
+                &http,
+                module.catch_all(),
+            );
             pool_router = Some(router.router().clone());
             fronted.push(Colocated {
                 name,
@@ -348,60 +343,39 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
     if let Some(status) = status_routes {
         platform_routes = platform_routes.merge(status);
     }
-    let alone = match started.as_slice() {
-        [only] => only.module.catch_all().map(|catch_all| (only, catch_all)),
-        _ => None,
-    };
-    let router: kit::http::Front = match (started.iter().find(|m| m.fronts_others), alone) {
+    let router = match (started.iter().find(|m| m.fronts_others), started.as_slice()) {
         // The front serves the platform's routes itself and everything
         // else through its pools.
-        (Some(front), _) => match front.module.catch_all() {
-            Some(catch_all) => kit::http::front(
-                front.module.routes().merge(platform_routes),
-                front.name,
-                &outer_http,
-                catch_all,
-            ),
-            None => kit::http::stack(
-                front.module.router().merge(platform_routes),
-                front.name,
-                &outer_http,
-            )
-            .into(),
-        },
-        // A module alone with a catch-all (the shortener's redirect):
-        // the same way around axum for the paths its routes do not match.
-        // It needs no label of its own: the stack's is its name, and each
-        // router layer costs every request a boxed future and a service
-        // clone.
-        (None, Some((only, catch_all))) => kit::http::front(
+        (Some(front), _) => kit::http::front(
+            front.module.routes().merge(platform_routes),
+            front.name,
+            &outer_http,
+            front.module.catch_all(),
+        ),
+        // A module alone: its catch-all (the shortener's redirect) is the
+        // stack's, with the same way around axum. It needs no label of its
+        // own: the stack's is its name, and each router layer costs every
+        // request a boxed future and a service clone.
+        (None, [only]) => kit::http::front(
             platform_routes.merge(only.module.routes()),
             only.name,
             &outer_http,
-            catch_all,
+            only.module.catch_all(),
         ),
-        (None, None) => {
+        // Several modules: health, metrics and unmatched paths are the
+        // platform's; each module's series keep its name, and a catch-all
+        // is a route of its own label, which is a route template
+        // (`/{slug}`).
+        (None, _) => {
             let mut router: axum::Router = platform_routes.into();
-            // Health, metrics and unmatched paths: the module's name when
-            // it runs alone, the platform's otherwise.
-            let label = match started.as_slice() {
-                [only] => only.name,
-                _ => "reliable",
-            };
             for module in &started {
                 let mut routes = module.module.router();
                 if let Some(own) = module.module.catch_all() {
-                    // Beside others, a route of its own label, which is a
-                    // route template (`/{slug}`).
                     routes = routes.route_service(own.route(), own);
                 }
-                router = router.merge(if started.len() == 1 {
-                    routes
-                } else {
-                    kit::http::service_label(routes, module.name)
-                });
+                router = router.merge(kit::http::service_label(routes, module.name));
             }
-            kit::http::stack(router, label, &outer_http).into()
+            kit::http::stack(router, "reliable", &outer_http).into()
         }
     };
 

@@ -288,7 +288,7 @@ pub async fn spawn_gateway_with(config: GatewayConfig, deps: Deps) -> TestGatewa
         routes,
         gateway::SERVICE,
         &kit::http::HttpConfig::default(),
-        gateway.catch_all(),
+        Some(gateway.catch_all()),
     );
     let server = HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await

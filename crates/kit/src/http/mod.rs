@@ -174,17 +174,20 @@ pub fn stack_with_catch_all(
     }
 }
 
-/// [`stack_with_catch_all`] for a front whose catch-all answers most
-/// requests (the gateway's proxy): when every one of `routes` has a known
-/// template, the server hands a request for any other path straight to the
-/// observed catch-all, around axum's routing (see [`Front`]). The answer
-/// and what is observed are the same either way.
+/// [`stack_with_catch_all`] for routes whose templates are known: when
+/// all are and a catch-all answers the other paths (the gateway's proxy,
+/// the shortener's redirect), the server hands a request for any of those
+/// straight to the observed catch-all, around axum's routing (see
+/// [`Front`]). The answer and what is observed are the same either way.
 pub fn front(
     routes: Routes,
     service: &'static str,
     config: &HttpConfig,
-    catch_all: CatchAll,
+    catch_all: Option<CatchAll>,
 ) -> Front {
+    let Some(catch_all) = catch_all else {
+        return stack(routes.into(), service, config).into();
+    };
     let templates = routes.templates().map(<[String]>::to_vec);
     let (router, observe) = stack_routes(routes.into(), service, config);
     let observed = observe::catch_all(observe, catch_all);
