@@ -82,6 +82,7 @@ impl Notifier {
                 max: config.backoff_max,
             },
             metrics: Metrics::new(),
+            claims: Default::default(),
         });
         let consuming = worker.clone().run(
             subscriber,

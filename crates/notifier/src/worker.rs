@@ -10,6 +10,15 @@
 //! the event goes to the dead-letter store, which also marks it processed.
 //! A crash between a webhook POST and its record is the one way a receiver
 //! sees an event twice: it de-duplicates on `Reliable-Event-Id`.
+//!
+//! Deliveries run concurrently, so a second delivery of an event can
+//! arrive while the first is still sending (JetStream redelivers once its
+//! ack wait passes, or after a broker restart, while the worker is busy).
+//! The table cannot catch that: the event is not processed yet. The worker
+//! therefore claims an event id for the time it handles it; a delivery of
+//! an id already claimed is nak'ed for a short delay and comes back when
+//! the first has settled, as a skip or as a retry. The claim is per
+//! process: two replicas only race if a send outlives the ack wait.
 
 use crate::channel::{Channel, DeliveryError};
 use crate::storage::NotificationStore;
@@ -18,7 +27,8 @@ use kit::telemetry::Hop;
 use kit::trace_context::TraceParent;
 use kit::{CancellationToken, Clock, TaskTracker};
 use rand::Rng;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
@@ -52,11 +62,41 @@ pub(crate) struct Worker {
     pub clock: Arc<dyn Clock>,
     pub policy: RetryPolicy,
     pub metrics: Metrics,
+    pub claims: Claims,
+}
+
+/// Event ids being handled in this process (see the module doc).
+#[derive(Default)]
+pub(crate) struct Claims(Arc<Mutex<HashSet<String>>>);
+
+/// Holds an event id's claim until dropped.
+struct Claim {
+    ids: Arc<Mutex<HashSet<String>>>,
+    id: String,
+}
+
+impl Claims {
+    /// The claim on `id`, or None while another delivery holds it.
+    fn take(&self, id: &str) -> Option<Claim> {
+        let mut ids = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        ids.insert(id.to_string()).then(|| Claim {
+            ids: self.0.clone(),
+            id: id.to_string(),
+        })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
+        ids.remove(&self.id);
+    }
 }
 
 pub(crate) struct Metrics {
     pub end_to_end: metrics::Histogram,
     pub duplicates: metrics::Counter,
+    pub deferred: metrics::Counter,
     pub dead_letters: metrics::Gauge,
     pub lag: metrics::Gauge,
 }
@@ -66,6 +106,7 @@ impl Metrics {
         Self {
             end_to_end: metrics::histogram!("notifier_end_to_end_duration_seconds"),
             duplicates: metrics::counter!("notifier_duplicates_skipped_total"),
+            deferred: metrics::counter!("notifier_deliveries_deferred_total"),
             dead_letters: metrics::gauge!("notifier_dead_letters"),
             lag: metrics::gauge!("notifier_consumer_lag_messages"),
         }
@@ -197,6 +238,12 @@ impl Worker {
 
     async fn handle_in_span(&self, delivery: Delivery, stop: &CancellationToken) {
         let event = delivery.event.clone();
+        let Some(_claim) = self.claims.take(&event.id) else {
+            tracing::debug!("another delivery of this event is in flight; deferred");
+            self.metrics.deferred.increment(1);
+            settle(delivery.nak(self.policy.base).await);
+            return;
+        };
         match self.store.is_processed(&event.id).await {
             Ok(true) => {
                 self.metrics.duplicates.increment(1);
@@ -288,6 +335,108 @@ fn settle(result: Result<(), bus::BusError>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_trait::async_trait;
+    use tokio::sync::Notify;
+
+    /// A channel that counts sends and holds each until the gate opens.
+    #[derive(Default)]
+    struct GatedChannel {
+        sends: Mutex<u32>,
+        entered: Notify,
+        gate: Notify,
+    }
+
+    #[async_trait]
+    impl Channel for GatedChannel {
+        fn name(&self) -> &'static str {
+            "gated"
+        }
+        fn wants(&self, _: &Event) -> bool {
+            true
+        }
+        async fn send(&self, _: &Event) -> Result<(), DeliveryError> {
+            *self.sends.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+            self.entered.notify_one();
+            self.gate.notified().await;
+            Ok(())
+        }
+    }
+
+    /// Records how each delivery was settled.
+    struct Recorder(Arc<Mutex<Vec<&'static str>>>);
+
+    #[async_trait]
+    impl bus::Settle for Recorder {
+        async fn ack(self: Box<Self>) -> Result<(), bus::BusError> {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner).push("ack");
+            Ok(())
+        }
+        async fn nak(self: Box<Self>, _: Duration) -> Result<(), bus::BusError> {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner).push("nak");
+            Ok(())
+        }
+    }
+
+    fn twin() -> Event {
+        Event {
+            id: "twin".into(),
+            subject: "orders.created".into(),
+            key: "ord_1".into(),
+            payload: "{}".into(),
+            traceparent: None,
+            occurred_at: chrono::Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_second_delivery_while_the_first_is_sending_is_deferred_not_sent() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("n.db").display());
+        let store = crate::storage::connect(&url, &Default::default())
+            .await
+            .expect("store");
+        let channel = Arc::new(GatedChannel::default());
+        let worker = Arc::new(Worker {
+            store: store.clone(),
+            channels: vec![channel.clone()],
+            clock: Arc::new(kit::SystemClock),
+            policy: RetryPolicy {
+                max_attempts: 5,
+                base: Duration::from_millis(10),
+                max: Duration::from_millis(100),
+            },
+            metrics: Metrics::new(),
+            claims: Claims::default(),
+        });
+        let settled = Arc::new(Mutex::new(Vec::new()));
+        let delivery = |attempt| Delivery::new(twin(), attempt, Box::new(Recorder(settled.clone())));
+        let stop = CancellationToken::new();
+
+        let first = tokio::spawn({
+            let (worker, stop, delivery) = (worker.clone(), stop.clone(), delivery(1));
+            async move { worker.handle_in_span(delivery, &stop).await }
+        });
+        channel.entered.notified().await;
+        // The redelivery arrives while the first is inside its send. Were
+        // it sent too, it would wait at the gate: bounded, so that shows
+        // as a failure rather than a hang.
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            worker.handle_in_span(delivery(2), &stop),
+        )
+        .await
+        .expect("the second delivery was sent while the first was");
+        assert_eq!(*settled.lock().expect("settled"), ["nak"]);
+
+        channel.gate.notify_one();
+        first.await.expect("first delivery");
+        assert_eq!(*settled.lock().expect("settled"), ["nak", "ack"]);
+        // When the deferred delivery comes back, it is a skip.
+        worker.handle_in_span(delivery(3), &stop).await;
+        assert_eq!(*settled.lock().expect("settled"), ["nak", "ack", "ack"]);
+        assert_eq!(*channel.sends.lock().expect("sends"), 1);
+        assert!(store.is_processed("twin").await.expect("lookup"));
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_is_capped() {

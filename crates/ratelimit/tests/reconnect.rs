@@ -171,9 +171,12 @@ async fn dropping_the_limiter_ends_its_reconnect_attempt() {
 
     drop(limiter);
     // The attempt's task is aborted, which closes its connection: the
-    // server reads end of stream well before the attempt's own 60 s bound
-    // (on the paused clock, that bound would pass as soon as nothing else
-    // can run, and close the connection too, but only at 60 s).
+    // server reads end of stream well before the attempt's own 60 s bound.
+    // The wait runs on real time: on the paused clock a runtime with
+    // nothing ready jumps straight to its next timer, so the 30 s bound
+    // (and the attempt's own 60 s one) could pass before the kernel
+    // delivers the close.
+    tokio::time::resume();
     let eof = tokio::time::timeout(Duration::from_secs(30), async {
         use tokio::io::AsyncReadExt;
         let mut buf = [0u8; 256];
