@@ -368,11 +368,17 @@ mod tests {
     #[async_trait]
     impl bus::Settle for Recorder {
         async fn ack(self: Box<Self>) -> Result<(), bus::BusError> {
-            self.0.lock().unwrap_or_else(PoisonError::into_inner).push("ack");
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push("ack");
             Ok(())
         }
         async fn nak(self: Box<Self>, _: Duration) -> Result<(), bus::BusError> {
-            self.0.lock().unwrap_or_else(PoisonError::into_inner).push("nak");
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push("nak");
             Ok(())
         }
     }
@@ -409,7 +415,8 @@ mod tests {
             claims: Claims::default(),
         });
         let settled = Arc::new(Mutex::new(Vec::new()));
-        let delivery = |attempt| Delivery::new(twin(), attempt, Box::new(Recorder(settled.clone())));
+        let delivery =
+            |attempt| Delivery::new(twin(), attempt, Box::new(Recorder(settled.clone())));
         let stop = CancellationToken::new();
 
         let first = tokio::spawn({
