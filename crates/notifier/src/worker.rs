@@ -419,24 +419,22 @@ mod tests {
             |attempt| Delivery::new(twin(), attempt, Box::new(Recorder(settled.clone())));
         let stop = CancellationToken::new();
 
-        let first = tokio::spawn({
-            let (worker, stop, delivery) = (worker.clone(), stop.clone(), delivery(1));
-            async move { worker.handle_in_span(delivery, &stop).await }
-        });
-        channel.entered.notified().await;
-        // The redelivery arrives while the first is inside its send. Were
-        // it sent too, it would wait at the gate: bounded, so that shows
-        // as a failure rather than a hang.
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            worker.handle_in_span(delivery(2), &stop),
-        )
-        .await
-        .expect("the second delivery was sent while the first was");
-        assert_eq!(*settled.lock().expect("settled"), ["nak"]);
-
-        channel.gate.notify_one();
-        first.await.expect("first delivery");
+        let first = worker.handle_in_span(delivery(1), &stop);
+        let second = async {
+            channel.entered.notified().await;
+            // The redelivery arrives while the first is inside its send.
+            // Were it sent too, it would wait at the gate: bounded, so
+            // that shows as a failure rather than a hang.
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                worker.handle_in_span(delivery(2), &stop),
+            )
+            .await
+            .expect("the second delivery was sent while the first was");
+            assert_eq!(*settled.lock().expect("settled"), ["nak"]);
+            channel.gate.notify_one();
+        };
+        tokio::join!(first, second);
         assert_eq!(*settled.lock().expect("settled"), ["nak", "ack"]);
         // When the deferred delivery comes back, it is a skip.
         worker.handle_in_span(delivery(3), &stop).await;
