@@ -29,6 +29,7 @@ pub use nats_cluster::NatsCluster;
 pub use pg_cluster::PgCluster;
 pub use wait::eventually;
 
+use std::collections::BTreeSet;
 use std::io;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -83,12 +84,24 @@ fn bin_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"))
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, and one this process has not
+/// handed out before. The port is free only until someone binds it: two
+/// tests starting servers at once could otherwise both be given the port
+/// the first released and its server has not bound yet, and the second's
+/// readiness check would pass on the first's server (then fail when that
+/// test ends and kills it).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("no free port: {e}"));
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }
 
 fn is_root() -> bool {

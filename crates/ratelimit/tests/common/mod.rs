@@ -36,8 +36,17 @@ pub fn settings(server: &RedisServer) -> RedisSettings {
     settings
 }
 
+/// A limiter connected to `settings`' server. The tests' clock does not
+/// move by itself, so a limiter that started down would never reach its
+/// reconnect backoff: that is said here, not by the first decision.
 pub async fn redis_limiter(settings: RedisSettings, clock: &ManualClock) -> RedisLimiter {
-    RedisLimiter::connect(settings, Arc::new(clock.clone()))
+    let url = settings.url.clone();
+    let limiter = RedisLimiter::connect(settings, Arc::new(clock.clone()))
         .await
-        .expect("connect")
+        .expect("connect");
+    assert!(
+        limiter.is_up(),
+        "the limiter could not reach {url} at start (see the warning logged above)"
+    );
+    limiter
 }
