@@ -8,9 +8,10 @@
 //! builder: every Reliable service sits behind an ingress or the gateway,
 //! which speak HTTP/1.1 to it, and skipping the HTTP/2 preface sniffing of
 //! a protocol-detecting server measurably shortened the redirect path. Each
-//! connection gets a header read timeout, so a client that trickles its
-//! headers (slowloris) or idles on a keep-alive connection cannot hold it
-//! open for ever.
+//! connection gets a header read timeout ([`head_timeout`], one timer per
+//! connection rather than hyper's one per request), so a client that
+//! trickles its headers (slowloris) or idles on a keep-alive connection
+//! cannot hold it open for ever.
 //!
 //! With [`TlsListener`] the same loop serves HTTPS (rustls): the handshake
 //! runs in the connection's task under the same timeout, the peer's
@@ -20,14 +21,17 @@
 //! router. Refused handshakes and requests are logged with the peer's
 //! address and the reason (never key material).
 
+mod head_timeout;
+
 use crate::cpu_cost::connection::ConnectionMeter;
 use crate::http::Front;
 use crate::problem::Problem;
 use crate::tls::{AllowList, PeerIdentity};
 use axum::response::IntoResponse;
+use head_timeout::{Closed, HeadTimeout};
 use http::StatusCode;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,7 +42,9 @@ use tokio_util::sync::CancellationToken;
 /// Longest a client may take to send a request's headers, and longest an
 /// idle keep-alive connection is kept (nginx: `client_header_timeout` 60s,
 /// `keepalive_timeout` 75s; shorter here because only proxies and load
-/// balancers talk to us).
+/// balancers talk to us). Checked by one timer per connection
+/// ([`head_timeout`]): a waiting connection is dropped between this and a
+/// sixth more after its wait began.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A bound, not yet serving, HTTP listener.
@@ -110,9 +116,9 @@ impl HttpServer {
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
         let front = front.into();
-        let mut http = hyper::server::conn::http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
+        // No hyper timer: the header read timeout is the connection's
+        // guard's (`head_timeout`), not a sleep per request.
+        let http = hyper::server::conn::http1::Builder::new();
         let connections = GracefulShutdown::new();
         loop {
             let (tcp, peer) = tokio::select! {
@@ -150,13 +156,8 @@ impl HttpServer {
             });
             let connection = connections.watch(http.serve_connection(TokioIo::new(tcp), service));
             let connection = meter.connection(self.cost_sample_every, connection);
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    // Resets, timeouts and malformed requests: the client's
-                    // business, not an operator's.
-                    tracing::debug!(error = &e as &dyn std::error::Error, %peer, "connection ended with an error");
-                }
-            });
+            let connection = HeadTimeout::new(connection, meter.activity(), HEADER_READ_TIMEOUT);
+            tokio::spawn(async move { log_end(connection.await, peer) });
         }
         drop(self.listener);
         connections.shutdown().await;
@@ -202,6 +203,7 @@ impl TlsConnection {
             .peer_certificates()
             .and_then(|chain| chain.first())
             .and_then(PeerIdentity::of_certificate);
+        let activity = self.meter.activity();
         let (allow, front, meter) = (self.tls.allow, self.front, self.meter);
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let mut request = request.map(axum::body::Body::new);
@@ -229,8 +231,23 @@ impl TlsConnection {
         let connection = self
             .watcher
             .watch(self.http.serve_connection(TokioIo::new(stream), service));
-        if let Err(e) = connection.await {
+        log_end(
+            HeadTimeout::new(connection, activity, HEADER_READ_TIMEOUT).await,
+            peer,
+        );
+    }
+}
+
+/// Resets, timeouts and malformed requests are the client's business, not
+/// an operator's: debug level.
+fn log_end(closed: Closed<Result<(), hyper::Error>>, peer: SocketAddr) {
+    match closed {
+        Closed::Ended(Ok(())) => {}
+        Closed::Ended(Err(e)) => {
             tracing::debug!(error = &e as &dyn std::error::Error, %peer, "connection ended with an error");
+        }
+        Closed::TimedOut { waited } => {
+            tracing::debug!(%peer, ?waited, "connection closed: no request head within the header read timeout");
         }
     }
 }

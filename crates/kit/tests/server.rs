@@ -15,12 +15,21 @@ async fn start() -> (
     CancellationToken,
     tokio::task::JoinHandle<()>,
 ) {
+    start_with(Router::new().route("/", get(|| async { "ok" }))).await
+}
+
+async fn start_with(
+    router: Router,
+) -> (
+    std::net::SocketAddr,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
     let server = HttpServer::bind("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("bind");
     let addr = server.local_addr();
     let shutdown = CancellationToken::new();
-    let router = Router::new().route("/", get(|| async { "ok" }));
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
         server.serve(router, stop).await.expect("serve");
@@ -65,6 +74,131 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
         "closed after {:?}, before the header timeout",
         started.elapsed()
     );
+}
+
+/// Reads one response off a keep-alive connection: up to and including
+/// `end`, which the test knows its response ends with.
+async fn read_through(tcp: &mut TcpStream, end: &[u8]) -> String {
+    let mut answer = Vec::new();
+    while !answer.ends_with(end) {
+        let mut byte = [0u8; 1];
+        tcp.read_exact(&mut byte)
+            .await
+            .unwrap_or_else(|e| panic!("{e}: the connection closed after {answer:?}"));
+        answer.push(byte[0]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The guard's tick: the timeout over six (`server::head_timeout`).
+const TICK: std::time::Duration = HEADER_READ_TIMEOUT.checked_div(6).expect("tick");
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
+    let (addr, _shutdown, _task) = start().await;
+    let started = tokio::time::Instant::now();
+    let mut idle = TcpStream::connect(addr).await.expect("connect");
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .expect("write");
+    let answer = read_through(&mut idle, b"\r\n\r\nok").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answered = tokio::time::Instant::now();
+
+    let rest = tokio::time::timeout(2 * HEADER_READ_TIMEOUT, read_all(&mut idle))
+        .await
+        .expect("an idle keep-alive connection was kept past twice the header timeout");
+    assert!(rest.is_empty(), "unexpected bytes: {rest}");
+    // The wait began when the response ended, after `started`; it is seen
+    // at the first tick after that, and a paused clock's jumps can put the
+    // client's read of the response up to a tick late.
+    assert!(
+        started.elapsed() >= HEADER_READ_TIMEOUT,
+        "closed {:?} after the request, before the header timeout",
+        started.elapsed()
+    );
+    assert!(
+        answered.elapsed() <= HEADER_READ_TIMEOUT + 2 * TICK,
+        "closed {:?} after the response, more than two ticks past the timeout",
+        answered.elapsed()
+    );
+}
+
+/// The timeout counts from the last response, not from the connection's
+/// start: a client that asks every third of the timeout keeps its
+/// connection for many timeouts.
+#[tokio::test(start_paused = true)]
+async fn a_connection_in_use_is_kept_past_the_header_timeout() {
+    let (addr, _shutdown, _task) = start().await;
+    let started = tokio::time::Instant::now();
+    let mut busy = TcpStream::connect(addr).await.expect("connect");
+    for round in 0..10 {
+        busy.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .expect("write");
+        let answer = read_through(&mut busy, b"\r\n\r\nok").await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "round {round}: {answer}"
+        );
+        tokio::time::sleep(HEADER_READ_TIMEOUT / 3).await;
+    }
+    assert!(started.elapsed() >= 3 * HEADER_READ_TIMEOUT);
+}
+
+/// A request that is being served is not waiting for its client, however
+/// long it takes: a handler slower than the timeout and a body that
+/// streams for longer than it are served to the end, and the connection
+/// is still open for the next request.
+#[tokio::test(start_paused = true)]
+async fn a_response_longer_than_the_header_timeout_is_served_to_its_end() {
+    let router = Router::new()
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(2 * HEADER_READ_TIMEOUT).await;
+                "slow"
+            }),
+        )
+        .route(
+            "/stream",
+            get(|| async {
+                let chunks = futures::stream::unfold(0u32, |sent| async move {
+                    if sent == 7 {
+                        return None;
+                    }
+                    tokio::time::sleep(HEADER_READ_TIMEOUT / 3).await;
+                    let chunk = axum::body::Bytes::from(format!("chunk{sent};"));
+                    Some((Ok::<_, std::convert::Infallible>(chunk), sent + 1))
+                });
+                axum::body::Body::from_stream(chunks)
+            }),
+        )
+        .route("/", get(|| async { "ok" }));
+    let (addr, _shutdown, _task) = start_with(router).await;
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+
+    let started = tokio::time::Instant::now();
+    tcp.write_all(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .expect("write");
+    let answer = read_through(&mut tcp, b"\r\n\r\nslow").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(started.elapsed() >= 2 * HEADER_READ_TIMEOUT);
+
+    let started = tokio::time::Instant::now();
+    tcp.write_all(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .expect("write");
+    let answer = read_through(&mut tcp, b"\r\n0\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("chunk6;"), "{answer}");
+    assert!(started.elapsed() >= 2 * HEADER_READ_TIMEOUT);
+
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    assert!(read_all(&mut tcp).await.starts_with("HTTP/1.1 200"));
 }
 
 #[tokio::test]

@@ -217,3 +217,73 @@ async fn shutdown_does_not_wait_for_a_stalled_handshake() {
         .expect("join")
         .expect("serve");
 }
+
+/// The header read timeout holds on HTTPS too: a keep-alive connection
+/// left idle after its handshake and a request is closed once the timeout
+/// has passed. The handshake and the request run on the real clock (a
+/// paused clock would jump the handshake's own timeout while its bytes
+/// cross loopback); the wait runs on the paused one.
+#[tokio::test]
+async fn an_idle_https_keep_alive_connection_is_closed_after_the_header_timeout() {
+    use kit::server::HEADER_READ_TIMEOUT;
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::generate().expect("ca");
+    ca.write(&dir.path().join("ca"), false).expect("write");
+    let ca_file = dir.path().join("ca").join(kit::tls::pki::CA_BUNDLE);
+    let files = issue(&ca, dir.path(), "orders");
+    let transport = TlsConfig {
+        cert_file: Some(files.cert_file),
+        key_file: Some(files.key_file),
+        ..TlsConfig::default()
+    }
+    .build()
+    .expect("build")
+    .expect("TLS on");
+    let server = HttpServer::bind("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind")
+        .with_tls(TlsListener {
+            config: transport.server,
+            allow: transport.allow,
+        });
+    let addr = server.local_addr();
+    let shutdown = CancellationToken::new();
+    let router = Router::new().route("/whoami", get(whoami));
+    let _serving = tokio::spawn(server.serve(router, shutdown.clone()));
+
+    let config = ClientTls::new(Some(&ca_file), None)
+        .and_then(|c| c.client_config(kit::tls::rustls::RootCertStore::empty()))
+        .expect("client config");
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name = kit::tls::rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let mut stream = connector.connect(name, tcp).await.expect("handshake");
+    stream
+        .write_all(b"GET /whoami HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"anonymous") {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await.expect("the response");
+        answer.push(byte[0]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200"));
+
+    tokio::time::pause();
+    let idle_from = tokio::time::Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(2 * HEADER_READ_TIMEOUT, stream.read_to_end(&mut rest))
+        .await
+        .expect("an idle HTTPS keep-alive connection was kept past twice the header timeout");
+    // A close without TLS's close_notify reads as an unexpected end.
+    if let Err(e) = read {
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}");
+    }
+    assert!(rest.is_empty(), "unexpected bytes: {rest:?}");
+    assert!(
+        idle_from.elapsed() >= HEADER_READ_TIMEOUT,
+        "closed after {:?}, before the header timeout",
+        idle_from.elapsed()
+    );
+}

@@ -24,6 +24,11 @@
 //! is read only for them: around the connection's polls, not again around
 //! the handler's inside them (the two go to the same route), but around
 //! an in-process module's request inside it, which goes to its own.
+//!
+//! The same two signals (a head arrived, a response ended) tell the
+//! server's head timeout whether the connection is waiting for a client
+//! ([`ConnectionMeter::activity`]), so a keep-alive request costs no timer
+//! of its own.
 
 use super::{measure_poll, tick, CONNECTION_MEASURING, IN_CONNECTION, LAST_CHARGED};
 use http_body::{Body, Frame, SizeHint};
@@ -49,6 +54,30 @@ struct Shared {
     ended: AtomicBool,
     /// The counter the measured request was charged to.
     charge_to: Mutex<Option<Arc<AtomicU64>>>,
+    /// Request heads handed to the service.
+    heads: AtomicU64,
+    /// Responses ended (body written to the end or dropped).
+    responses_ended: AtomicU64,
+}
+
+/// What a connection has done so far, read by the server's head timeout
+/// ([`crate::server`]): cheap counters the requests bump, no clock.
+#[derive(Clone)]
+pub(crate) struct Activity {
+    shared: Arc<Shared>,
+}
+
+impl Activity {
+    /// Request heads received so far.
+    pub(crate) fn heads(&self) -> u64 {
+        self.shared.heads.load(Ordering::Relaxed)
+    }
+
+    /// Whether a request is being served: its head arrived and its
+    /// response has not ended.
+    pub(crate) fn serving(&self) -> bool {
+        self.shared.responses_ended.load(Ordering::Relaxed) < self.heads()
+    }
 }
 
 impl ConnectionMeter {
@@ -73,9 +102,17 @@ impl ConnectionMeter {
     /// connection learns where the request was charged and when its
     /// response has been written.
     pub fn request<F>(&self, response: F) -> MeteredResponse<F> {
+        self.shared.heads.fetch_add(1, Ordering::Relaxed);
         MeteredResponse {
             inner: response,
             shared: Some(self.shared.clone()),
+        }
+    }
+
+    /// The connection's activity, for its head timeout.
+    pub(crate) fn activity(&self) -> Activity {
+        Activity {
+            shared: self.shared.clone(),
         }
     }
 }
@@ -162,6 +199,10 @@ where
         };
         let shared = this.shared.take();
         if let Some(shared) = &shared {
+            if response.is_err() {
+                // No body will end this one: the request is over now.
+                shared.responses_ended.fetch_add(1, Ordering::Relaxed);
+            }
             if shared.scale.load(Ordering::Relaxed) != 0 {
                 // The outermost observed request finishes last, so the
                 // last charge of this poll is the one the client asked for
@@ -192,6 +233,7 @@ pin_project_lite::pin_project! {
         fn drop(this: Pin<&mut Self>) {
             if let Some(shared) = this.project().ended.take() {
                 shared.ended.store(true, Ordering::Relaxed);
+                shared.responses_ended.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
