@@ -45,6 +45,8 @@ pub enum GatewayError {
     ResponseTooLarge,
     #[error("key store unavailable")]
     KeyStore,
+    #[error("the request ran out of time before it was forwarded")]
+    RequestTimeout,
     #[error("the admin API is not served on the public listener")]
     AdminNotPublic,
 }
@@ -71,6 +73,7 @@ impl GatewayError {
             GatewayError::Timeout => "upstream-timeout",
             GatewayError::ResponseTooLarge => "upstream-response-too-large",
             GatewayError::KeyStore => "key-store-unavailable",
+            GatewayError::RequestTimeout => "request-timeout",
             GatewayError::AdminNotPublic => "admin-not-public",
         }
     }
@@ -160,6 +163,13 @@ impl GatewayError {
                 S::BAD_GATEWAY,
                 "Bad gateway",
                 "the upstream response exceeds the gateway's limit".into(),
+            ),
+            GatewayError::RequestTimeout => (
+                S::SERVICE_UNAVAILABLE,
+                "Service unavailable",
+                "the request took longer than the server's timeout (`http.request_timeout`) \
+                 before it could be forwarded (admission or the request body)"
+                    .into(),
             ),
             GatewayError::KeyStore => (
                 S::SERVICE_UNAVAILABLE,

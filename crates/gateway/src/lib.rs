@@ -264,11 +264,14 @@ impl Gateway {
     /// The proxy on every path no route matches, labelled `/{*path}`:
     /// called without axum's routing, path parameters or extractors
     /// (issue 18: a `/{*path}` route cost about 4,000 instructions a
-    /// request more).
+    /// request more). It keeps the request's time itself (kit's
+    /// `http.request_timeout`): each upstream attempt's deadline is its
+    /// route's timeout or the request's, whichever comes first, so a
+    /// request arms one timer, not two.
     pub fn catch_all(&self) -> kit::http::CatchAll {
         let shared = self.shared.clone();
-        kit::http::CatchAll::new("/{*path}", move |request, peer| {
-            proxy::respond(shared.clone(), request, peer)
+        kit::http::CatchAll::keeping_time("/{*path}", move |request, peer, timeout| {
+            proxy::respond(shared.clone(), request, peer, timeout)
         })
     }
 

@@ -21,6 +21,13 @@
 //! already waited the route's whole timeout. The route's timeout covers
 //! the wait for the response head, not a stream after it.
 //!
+//! The request's own time (kit's `http.request_timeout`, handed to the
+//! catch-all) bounds the whole: admission and the body must be done by
+//! its deadline (503 `request-timeout` otherwise), each attempt waits its
+//! route's timeout or until the deadline, whichever is sooner (504), and
+//! no retry starts after it. So a request registers one timer (its
+//! attempt's), where kit's and the attempt's were two.
+//!
 //! An endpoint may be an HTTP address or an in-process router
 //! ([`crate::upstream`]); nothing on this path depends on which, except
 //! the one call that sends the request.
@@ -43,7 +50,8 @@ use resilience::{backoff, classify_status, is_idempotent, Classify, ClientError,
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
+use tokio::time::Instant;
 
 pub const X_GATEWAY_POOL: HeaderName = HeaderName::from_static("x-gateway-pool");
 pub const X_API_KEY_NAME: HeaderName = HeaderName::from_static("x-api-key-name");
@@ -58,17 +66,21 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
-    respond(shared, request, peer).await
+    // Served as an axum route, whose observe layer keeps the time.
+    respond(shared, request, peer, None).await
 }
 
 /// The answer to one request from `peer` (the TCP client, when known):
-/// forwarded, or the problem that stopped it.
+/// forwarded, or the problem that stopped it; within `timeout` when kit
+/// handed the request's time to the gateway.
 pub(crate) async fn respond(
     shared: Arc<Shared>,
     request: Request,
     peer: Option<SocketAddr>,
+    timeout: Option<Duration>,
 ) -> Response {
     let started = Instant::now();
+    let deadline = timeout.map(|timeout| started + timeout);
     let mut rate_headers = Vec::new();
     let mut labels = ("unmatched", "none");
     let mut dialect = kit::problem::ErrorDialect::Problem;
@@ -76,6 +88,7 @@ pub(crate) async fn respond(
         &shared,
         request,
         peer,
+        deadline,
         &mut rate_headers,
         &mut labels,
         &mut dialect,
@@ -158,6 +171,7 @@ async fn forward(
     shared: &Shared,
     request: Request,
     peer: Option<SocketAddr>,
+    deadline: Option<Instant>,
     rate_headers: &mut Vec<(HeaderName, HeaderValue)>,
     labels: &mut (&'static str, &'static str),
     dialect: &mut kit::problem::ErrorDialect,
@@ -187,15 +201,18 @@ async fn forward(
     *dialect = route.errors;
     let peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |peer| peer.ip());
     let client_ip = shared.trusted.client_ip(peer, request.headers());
-    let key = admission::admit(
-        shared,
-        route,
-        request.headers(),
-        scan.key_headers,
-        client_ip,
-        rate_headers,
+    let key = by(
+        deadline,
+        admission::admit(
+            shared,
+            route,
+            request.headers(),
+            scan.key_headers,
+            client_ip,
+            rate_headers,
+        ),
     )
-    .await?;
+    .await??;
     let _permit = route
         .concurrency
         .clone()
@@ -210,12 +227,15 @@ async fn forward(
     if scan.declared_length.is_some_and(|n| n > limit) {
         return Err(GatewayError::BodyTooLarge);
     }
-    let body = RequestBody::read_ahead(body, REPLAY_BUFFER_BYTES.min(limit), limit)
-        .await
-        .map_err(|e| match e {
-            ReadAheadError::TooLarge(_) => GatewayError::BodyTooLarge,
-            ReadAheadError::Read(_) => GatewayError::BodyRead,
-        })?;
+    let body = by(
+        deadline,
+        RequestBody::read_ahead(body, REPLAY_BUFFER_BYTES.min(limit), limit),
+    )
+    .await?
+    .map_err(|e| match e {
+        ReadAheadError::TooLarge(_) => GatewayError::BodyTooLarge,
+        ReadAheadError::Read(_) => GatewayError::BodyRead,
+    })?;
 
     let pool = route.choose_pool(&parts.headers);
     labels.1 = pool.name;
@@ -251,6 +271,7 @@ async fn forward(
         forwarding,
         body,
         client_ip,
+        deadline,
     };
     let mut response = attempts(shared, route, pool, &mut outgoing).await?;
     // The name lives as long as the process: the value points at it
@@ -261,6 +282,21 @@ async fn forward(
         response.headers_mut().insert(X_GATEWAY_POOL, name);
     }
     Ok(response)
+}
+
+/// `step` if it is done by `deadline`. A step that is ready when first
+/// polled (an API key found in the cache, an empty body) never registers
+/// the timer: tokio arms it only when the step has to wait.
+async fn by<T>(
+    deadline: Option<Instant>,
+    step: impl std::future::Future<Output = T>,
+) -> Result<T, GatewayError> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, step)
+            .await
+            .map_err(|_| GatewayError::RequestTimeout),
+        None => Ok(step.await),
+    }
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<usize> {
@@ -360,6 +396,8 @@ struct Outgoing {
     body: RequestBody,
     /// What an in-process module sees as its peer.
     client_ip: IpAddr,
+    /// When the request's time is up, if the gateway keeps it.
+    deadline: Option<Instant>,
 }
 
 impl Outgoing {
@@ -436,8 +474,17 @@ async fn attempts(
                 }
                 metrics::counter!("gateway_retries_total", "gateway_route" => route.name)
                     .increment(1);
+                let pause = backoff(retry.backoff, attempt);
+                // A retry that could not start before the request's time
+                // is up is not worth its wait.
+                if outgoing
+                    .deadline
+                    .is_some_and(|deadline| Instant::now() + pause >= deadline)
+                {
+                    return give_up(answer);
+                }
                 drop(answer);
-                tokio::time::sleep(backoff(retry.backoff, attempt)).await;
+                tokio::time::sleep(pause).await;
                 last_endpoint = Some(endpoint);
             }
         }
@@ -480,6 +527,16 @@ async fn once(
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
     let started = Instant::now();
+    // The route's timeout, or the request's time left if that is less.
+    let timeout = match outgoing.deadline {
+        Some(deadline) => route
+            .timeout
+            .min(deadline.saturating_duration_since(started)),
+        None => route.timeout,
+    };
+    if timeout.is_zero() {
+        return Attempt::failed(GatewayError::Timeout, Retry::Never);
+    }
     let max = shared.config.max_response_body_bytes;
     let hop = kit::telemetry::exporting().then(|| client_span(route, endpoint, &request));
     // Each attempt sends its own CLIENT span's context when traces are
@@ -489,7 +546,7 @@ async fn once(
         .map_or(outgoing.forwarding.trace, |hop| hop.traceparent());
     let send = endpoint
         .target
-        .send(request, outgoing.client_ip, route.timeout, Some(trace));
+        .send(request, outgoing.client_ip, timeout, Some(trace));
     let sent = match &hop {
         Some(hop) => hop.run(send).await,
         None => send.await,

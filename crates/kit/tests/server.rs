@@ -411,3 +411,58 @@ async fn a_front_hands_other_paths_to_its_catch_all_and_answers_as_axum_does() {
         assert!(metrics.contains(&series), "{series}\n{metrics}");
     }
 }
+
+/// A catch-all that keeps the request's time is handed the stack's
+/// `http.request_timeout` and is not cut by kit (it answers after twice
+/// the timeout here, on the paused clock); reached through axum as a
+/// route, it is handed none and kit's own timeout answers 503.
+#[tokio::test(start_paused = true)]
+async fn a_catch_all_keeping_time_is_handed_the_timeout_and_kit_arms_none() {
+    kit::metrics::install();
+    let config = kit::http::HttpConfig::default();
+    let slow = config.request_timeout * 2;
+    let catch_all = kit::http::CatchAll::keeping_time(
+        "/{*kept}",
+        move |_: axum::extract::Request, _, timeout: Option<std::time::Duration>| async move {
+            tokio::time::sleep(slow).await;
+            axum::response::IntoResponse::into_response(format!("handed {timeout:?}"))
+        },
+    );
+    let around = kit::http::front(
+        kit::http::Routes::new().route("/", get(|| async { "root" })),
+        "kit-kept",
+        &config,
+        Some(catch_all.clone()),
+    );
+    let opaque = kit::http::Routes::opaque(Router::new().route("/x", get(|| async { "x" })));
+    let through_axum = kit::http::front(opaque, "kit-kept-axum", &config, Some(catch_all));
+    for (name, front, expected) in [
+        (
+            "around",
+            around,
+            format!("200 handed {:?}", Some(config.request_timeout)),
+        ),
+        ("through axum", through_axum, "503".to_string()),
+    ] {
+        let server = HttpServer::bind("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("bind");
+        let addr = server.local_addr();
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move { server.serve(front, stop).await.expect("serve") });
+        let mut tcp = TcpStream::connect(addr).await.expect("connect");
+        tcp.write_all(b"GET /anything HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let answer = read_all(&mut tcp).await;
+        let status = answer.split_whitespace().nth(1).unwrap_or("none");
+        let summary = if status == "200" {
+            format!("200 {}", answer.rsplit("\r\n\r\n").next().unwrap_or(""))
+        } else {
+            status.to_string()
+        };
+        assert_eq!(summary, expected, "{name}: {answer}");
+        shutdown.cancel();
+    }
+}

@@ -239,6 +239,9 @@ pub struct Deps {
     pub splits: Option<Arc<dyn SplitStore>>,
     pub limiter: Option<Arc<dyn RateLimiter>>,
     pub clock: ManualClock,
+    /// The stack's `[http]` settings (`request_timeout`, the time the
+    /// gateway's catch-all is handed).
+    pub http: kit::http::HttpConfig,
 }
 
 impl Default for Deps {
@@ -249,6 +252,7 @@ impl Default for Deps {
             splits: None,
             limiter: None,
             clock: clock(),
+            http: kit::http::HttpConfig::default(),
         }
     }
 }
@@ -287,7 +291,7 @@ pub async fn spawn_gateway_with(config: GatewayConfig, deps: Deps) -> TestGatewa
     let router = kit::http::front(
         routes,
         gateway::SERVICE,
-        &kit::http::HttpConfig::default(),
+        &deps.http,
         Some(gateway.catch_all()),
     );
     let server = HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)))

@@ -96,6 +96,66 @@ async fn a_hanging_upstream_times_out_with_504_then_fails_fast() {
     assert_eq!(http.get(gw.url("/bad")).send().await.unwrap().status(), 200);
 }
 
+/// The request's time (kit's `http.request_timeout`, which the gateway
+/// keeps itself) bounds an attempt whose route allows longer: the client
+/// gets the gateway's 504 when the request's time is up, not after the
+/// route's minute.
+#[tokio::test]
+async fn the_request_timeout_cuts_an_attempt_whose_route_allows_longer() {
+    let (bad, good) = (Upstream::start("bad").await, Upstream::start("good").await);
+    bad.set_mode(HANG);
+    let mut cfg = two_routes(&bad, &good);
+    cfg.routes[0].timeout = Duration::from_secs(60);
+    let gw = spawn_gateway_with(
+        cfg,
+        Deps {
+            http: kit::http::HttpConfig {
+                request_timeout: Duration::from_millis(300),
+                ..kit::http::HttpConfig::default()
+            },
+            ..Deps::default()
+        },
+    )
+    .await;
+    let http = client();
+    let response = tokio::time::timeout(Duration::from_secs(20), http.get(gw.url("/bad")).send())
+        .await
+        .expect("the request's timeout did not bound the route's minute")
+        .expect("response");
+    assert_eq!(response.status(), 504);
+    assert_eq!(json(response).await["type"], "/problems/upstream-timeout");
+    assert_eq!(
+        http.get(gw.url("/good")).send().await.unwrap().status(),
+        200
+    );
+}
+
+/// A client that never finishes its request body is answered 503 when
+/// the request's time is up, and nothing reaches the upstream.
+#[tokio::test]
+async fn a_body_that_never_arrives_runs_out_of_the_request_time() {
+    let (bad, good) = (Upstream::start("bad").await, Upstream::start("good").await);
+    let gw = spawn_gateway_with(
+        two_routes(&bad, &good),
+        Deps {
+            http: kit::http::HttpConfig {
+                request_timeout: Duration::from_millis(300),
+                ..kit::http::HttpConfig::default()
+            },
+            ..Deps::default()
+        },
+    )
+    .await;
+    let (status, text) = raw(
+        gw.addr,
+        b"POST /good HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\nConnection: close\r\n\r\nfive!",
+    )
+    .await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("/problems/request-timeout"), "{text}");
+    assert_eq!(good.hits(), 0, "a request without its body was forwarded");
+}
+
 #[tokio::test]
 async fn refused_connections_are_retried_for_any_method() {
     let (up, down) = (Upstream::start("up").await, Upstream::start("down").await);
