@@ -230,7 +230,7 @@ impl Module for GatewayModule {
             ("429", any, "Over the rate limit (`Retry-After` and `RateLimit-*` headers say when to retry).", &["rate-limited"]),
             ("431", any, "The request headers are over the limit.", &["headers-too-large"]),
             ("502", any, "The upstream failed, its TLS failed, or its response was too large.", &["upstream-unreachable", "upstream-tls", "upstream-response-too-large"]),
-            ("503", any, "Shed under load, every endpoint's breaker open, or the rate limiter or key store unavailable.", &["overloaded", "circuit-open", "rate-limiter-unavailable", "key-store-unavailable"]),
+            ("503", any, "Shed under load, every endpoint's breaker open, the rate limiter or key store unavailable, or the request's time spent before it could be forwarded.", &["overloaded", "circuit-open", "rate-limiter-unavailable", "key-store-unavailable", "request-timeout"]),
             ("504", any, "The upstream did not answer in time.", &["upstream-timeout"]),
         ];
         kit::openapi::add_responses(merged, responses);

@@ -285,14 +285,14 @@ async fn forward(
 }
 
 /// `step` if it is done by `deadline`. A step that is ready when first
-/// polled (an API key found in the cache, an empty body) never registers
-/// the timer: tokio arms it only when the step has to wait.
+/// polled (an API key found in the cache, an empty body) makes no timer
+/// ([`kit::deadline`]).
 async fn by<T>(
     deadline: Option<Instant>,
     step: impl std::future::Future<Output = T>,
 ) -> Result<T, GatewayError> {
     match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline, step)
+        Some(deadline) => kit::deadline::by(deadline, step)
             .await
             .map_err(|_| GatewayError::RequestTimeout),
         None => Ok(step.await),

@@ -40,6 +40,7 @@ pub mod changes;
 pub mod clock;
 pub mod config;
 pub mod cpu_cost;
+pub mod deadline;
 pub mod forwarded;
 pub mod health;
 pub mod http;

@@ -27,7 +27,8 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 use tower::{Layer, Service};
 
 /// `Box::pin(future)`, with the room allocated first and the future
@@ -645,7 +646,7 @@ where
                 let handled = telemetry::in_request(
                     context.clone(),
                     server.as_ref(),
-                    Deadline::new(armed, guarded),
+                    Deadline::new(start, armed, guarded),
                 );
                 match cpu_scale {
                     Some(scale) => {
@@ -727,21 +728,23 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// `tokio::time::timeout` when there is a timeout to arm: a timer
+    /// [`crate::deadline::by`] when there is a timeout to arm: a timer
     /// entry costs a registration and a removal per request, which an
-    /// in-process call whose caller waits less can skip.
+    /// in-process call whose caller waits less can skip (and a handler
+    /// that answers when first polled never makes).
     #[project = DeadlineProj]
     enum Deadline<F> {
-        Armed { #[pin] timeout: tokio::time::Timeout<F> },
+        Armed { #[pin] timeout: crate::deadline::Deadline<F> },
         Unarmed { #[pin] inner: F },
     }
 }
 
 impl<F: Future> Deadline<F> {
-    fn new(timeout: Option<Duration>, inner: F) -> Self {
+    /// `timeout` from `start`.
+    fn new(start: Instant, timeout: Option<Duration>, inner: F) -> Self {
         match timeout {
             Some(after) => Deadline::Armed {
-                timeout: tokio::time::timeout(after, inner),
+                timeout: crate::deadline::by(start + after, inner),
             },
             None => Deadline::Unarmed { inner },
         }
@@ -749,7 +752,7 @@ impl<F: Future> Deadline<F> {
 }
 
 impl<F: Future> Future for Deadline<F> {
-    type Output = Result<F::Output, tokio::time::error::Elapsed>;
+    type Output = Result<F::Output, crate::deadline::Elapsed>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
