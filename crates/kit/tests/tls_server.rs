@@ -174,11 +174,10 @@ fn validation_names_the_key_at_fault() {
         .expect("good pair");
 }
 
-/// A client that opens a connection and never starts its handshake does
-/// not hold shutdown up for the handshake timeout (30 s): the wait below is
-/// bounded well under it.
-#[tokio::test]
-async fn shutdown_does_not_wait_for_a_stalled_handshake() {
+/// An HTTPS listener with a certificate of a new CA (no client
+/// certificates asked), bound, not yet serving; the directory holding the
+/// files and the CA bundle a client trusts.
+async fn whoami_over_tls() -> (tempfile::TempDir, PathBuf, HttpServer) {
     let dir = tempfile::tempdir().expect("dir");
     let ca = Ca::generate().expect("ca");
     ca.write(&dir.path().join("ca"), false).expect("write");
@@ -199,6 +198,15 @@ async fn shutdown_does_not_wait_for_a_stalled_handshake() {
             config: transport.server,
             allow: transport.allow,
         });
+    (dir, ca_file, server)
+}
+
+/// A client that opens a connection and never starts its handshake does
+/// not hold shutdown up for the handshake timeout (30 s): the wait below is
+/// bounded well under it.
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_stalled_handshake() {
+    let (_dir, ca_file, server) = whoami_over_tls().await;
     let addr = server.local_addr();
     let shutdown = CancellationToken::new();
     let router = Router::new().route("/whoami", get(whoami));
@@ -226,26 +234,7 @@ async fn shutdown_does_not_wait_for_a_stalled_handshake() {
 #[tokio::test]
 async fn an_idle_https_keep_alive_connection_is_closed_after_the_header_timeout() {
     use kit::server::HEADER_READ_TIMEOUT;
-    let dir = tempfile::tempdir().expect("dir");
-    let ca = Ca::generate().expect("ca");
-    ca.write(&dir.path().join("ca"), false).expect("write");
-    let ca_file = dir.path().join("ca").join(kit::tls::pki::CA_BUNDLE);
-    let files = issue(&ca, dir.path(), "orders");
-    let transport = TlsConfig {
-        cert_file: Some(files.cert_file),
-        key_file: Some(files.key_file),
-        ..TlsConfig::default()
-    }
-    .build()
-    .expect("build")
-    .expect("TLS on");
-    let server = HttpServer::bind("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("bind")
-        .with_tls(TlsListener {
-            config: transport.server,
-            allow: transport.allow,
-        });
+    let (_dir, ca_file, server) = whoami_over_tls().await;
     let addr = server.local_addr();
     let shutdown = CancellationToken::new();
     let router = Router::new().route("/whoami", get(whoami));

@@ -96,6 +96,18 @@ async fn a_hanging_upstream_times_out_with_504_then_fails_fast() {
     assert_eq!(http.get(gw.url("/bad")).send().await.unwrap().status(), 200);
 }
 
+/// The gateway's dependencies as usual, with the stack's
+/// `http.request_timeout` set.
+fn with_request_timeout(timeout: Duration) -> Deps {
+    Deps {
+        http: kit::http::HttpConfig {
+            request_timeout: timeout,
+            ..kit::http::HttpConfig::default()
+        },
+        ..Deps::default()
+    }
+}
+
 /// The request's time (kit's `http.request_timeout`, which the gateway
 /// keeps itself) bounds an attempt whose route allows longer: the client
 /// gets the gateway's 504 when the request's time is up, not after the
@@ -106,17 +118,7 @@ async fn the_request_timeout_cuts_an_attempt_whose_route_allows_longer() {
     bad.set_mode(HANG);
     let mut cfg = two_routes(&bad, &good);
     cfg.routes[0].timeout = Duration::from_secs(60);
-    let gw = spawn_gateway_with(
-        cfg,
-        Deps {
-            http: kit::http::HttpConfig {
-                request_timeout: Duration::from_millis(300),
-                ..kit::http::HttpConfig::default()
-            },
-            ..Deps::default()
-        },
-    )
-    .await;
+    let gw = spawn_gateway_with(cfg, with_request_timeout(Duration::from_millis(300))).await;
     let http = client();
     let response = tokio::time::timeout(Duration::from_secs(20), http.get(gw.url("/bad")).send())
         .await
@@ -137,13 +139,7 @@ async fn a_body_that_never_arrives_runs_out_of_the_request_time() {
     let (bad, good) = (Upstream::start("bad").await, Upstream::start("good").await);
     let gw = spawn_gateway_with(
         two_routes(&bad, &good),
-        Deps {
-            http: kit::http::HttpConfig {
-                request_timeout: Duration::from_millis(300),
-                ..kit::http::HttpConfig::default()
-            },
-            ..Deps::default()
-        },
+        with_request_timeout(Duration::from_millis(300)),
     )
     .await;
     let (status, text) = raw(
