@@ -76,9 +76,12 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     );
 }
 
-/// Reads one response off a keep-alive connection: up to and including
-/// `end`, which the test knows its response ends with.
-async fn read_through(tcp: &mut TcpStream, end: &[u8]) -> String {
+/// Asks `GET path` on a keep-alive connection and reads its response: up
+/// to and including `end`, which the test knows the response ends with.
+async fn ask(tcp: &mut TcpStream, path: &str, end: &[u8]) -> String {
+    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
     let mut answer = Vec::new();
     while !answer.ends_with(end) {
         let mut byte = [0u8; 1];
@@ -98,10 +101,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
     let (addr, _shutdown, _task) = start().await;
     let started = tokio::time::Instant::now();
     let mut idle = TcpStream::connect(addr).await.expect("connect");
-    idle.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-        .await
-        .expect("write");
-    let answer = read_through(&mut idle, b"\r\n\r\nok").await;
+    let answer = ask(&mut idle, "/", b"\r\n\r\nok").await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let answered = tokio::time::Instant::now();
 
@@ -133,10 +133,7 @@ async fn a_connection_in_use_is_kept_past_the_header_timeout() {
     let started = tokio::time::Instant::now();
     let mut busy = TcpStream::connect(addr).await.expect("connect");
     for round in 0..10 {
-        busy.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-            .await
-            .expect("write");
-        let answer = read_through(&mut busy, b"\r\n\r\nok").await;
+        let answer = ask(&mut busy, "/", b"\r\n\r\nok").await;
         assert!(
             answer.starts_with("HTTP/1.1 200"),
             "round {round}: {answer}"
@@ -179,18 +176,12 @@ async fn a_response_longer_than_the_header_timeout_is_served_to_its_end() {
     let mut tcp = TcpStream::connect(addr).await.expect("connect");
 
     let started = tokio::time::Instant::now();
-    tcp.write_all(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
-        .await
-        .expect("write");
-    let answer = read_through(&mut tcp, b"\r\n\r\nslow").await;
+    let answer = ask(&mut tcp, "/slow", b"\r\n\r\nslow").await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(started.elapsed() >= 2 * HEADER_READ_TIMEOUT);
 
     let started = tokio::time::Instant::now();
-    tcp.write_all(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
-        .await
-        .expect("write");
-    let answer = read_through(&mut tcp, b"\r\n0\r\n\r\n").await;
+    let answer = ask(&mut tcp, "/stream", b"\r\n0\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("chunk6;"), "{answer}");
     assert!(started.elapsed() >= 2 * HEADER_READ_TIMEOUT);
