@@ -26,6 +26,13 @@ pub enum SlugError {
 
 impl Slug {
     pub fn parse(value: &str) -> Result<Self, SlugError> {
+        Self::check(value).map(|valid| Self(valid.to_owned()))
+    }
+
+    /// What [`Slug::parse`] checks, without making a slug: the redirect
+    /// looks its cache up by the checked text and allocates a slug only
+    /// when it must ask the store.
+    pub fn check(value: &str) -> Result<&str, SlugError> {
         if value.is_empty() {
             return Err(SlugError::Empty);
         }
@@ -41,7 +48,7 @@ impl Slug {
         if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(value)) {
             return Err(SlugError::Reserved(value.to_string()));
         }
-        Ok(Self(value.to_string()))
+        Ok(value)
     }
 
     /// A random slug of `len` characters (57 symbols: no look-alikes such as

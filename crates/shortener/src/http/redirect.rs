@@ -1,6 +1,7 @@
 //! `/{slug}`: the hot path. A cache hit costs one map lookup, one clock
-//! read and a channel send; links with `max_visits` add one conditional
-//! `UPDATE` so the limit holds exactly across concurrent requests.
+//! read and a push onto the visit buffer; links with `max_visits` add one
+//! conditional `UPDATE` so the limit holds exactly across concurrent
+//! requests.
 //!
 //! The visitor's address is the peer's (behind an in-process gateway, the
 //! client the gateway resolved), or the `X-Forwarded-For` client when the
@@ -51,14 +52,18 @@ fn cache_control(link: &Link, now: DateTime<Utc>, max_age: Duration) -> HeaderVa
     HeaderValue::from_str(&format!("private, max-age={secs}")).unwrap_or(NO_STORE)
 }
 
-async fn load(state: &AppState, slug: &Slug) -> Result<Option<Arc<CachedLink>>, Problem> {
-    if let Some(link) = state.cache.get(slug.as_str()) {
+/// The link at `slug`, a text [`Slug::check`] accepted.
+async fn load(state: &AppState, slug: &str) -> Result<Option<Arc<CachedLink>>, Problem> {
+    if let Some(link) = state.cache.get(slug) {
         state.metrics.cache_hits.increment(1);
         return Ok(Some(link));
     }
     state.metrics.cache_misses.increment(1);
+    let Ok(slug) = Slug::parse(slug) else {
+        return Ok(None);
+    };
     let ticket = state.cache.ticket();
-    let link = state.store.lookup(slug).await.map_err(store_failure)?;
+    let link = state.store.lookup(&slug).await.map_err(store_failure)?;
     let Some(link) = link else {
         return Ok(None);
     };
@@ -124,12 +129,13 @@ pub(crate) async fn redirect(
     // The route is `/{slug}` and slugs need no percent-decoding: anything
     // that is not a valid slug as it stands is simply not a link.
     let raw = request.uri().path().strip_prefix('/').unwrap_or_default();
-    let Ok(slug) = Slug::parse(raw) else {
+    // Checked, not parsed: a cached link needs no slug of its own.
+    let Ok(slug) = Slug::check(raw) else {
         return not_found();
     };
     let method = request.method();
     let headers = request.headers();
-    let cached = match load(&state, &slug).await {
+    let cached = match load(&state, slug).await {
         Ok(Some(cached)) => cached,
         Ok(None) => return not_found(),
         Err(problem) => return problem.into_response(),
@@ -155,15 +161,15 @@ pub(crate) async fn redirect(
     let now = state.clock.now();
     match link.availability(now) {
         Availability::Active => {}
-        other => return gone(&slug, other),
+        other => return gone(&link.slug, other),
     }
     // HEAD (link checkers, unfurlers) neither counts nor consumes a visit.
     let counted = if link.max_visits.is_some() && !is_head {
         match state.store.claim_visit(link.id).await {
             Ok(Claim::Granted) => true,
-            Ok(Claim::Exhausted) => return gone(&slug, Availability::Exhausted),
+            Ok(Claim::Exhausted) => return gone(&link.slug, Availability::Exhausted),
             Ok(Claim::Gone) => {
-                state.cache.invalidate(&slug);
+                state.cache.invalidate(&link.slug);
                 return not_found();
             }
             Err(e) => return store_failure(e).into_response(),
