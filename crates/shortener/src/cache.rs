@@ -83,10 +83,6 @@ impl Lifecycle<Slug, Entry> for TakeOffBytes {
 
 type Links = quick_cache::sync::Cache<Slug, Entry, UnitWeighter, SlugHasher, TakeOffBytes>;
 
-/// Slots the cache's tables are first made with: they grow to the
-/// capacity as links are loaded, and an idle process keeps them small.
-const INITIAL_SLOTS: u64 = 1_024;
-
 pub struct LinkCache {
     links: Links,
     ttl: Duration,
@@ -132,10 +128,13 @@ impl LinkCache {
     pub fn new(capacity: u64, ttl: Duration) -> Self {
         let bytes = Arc::new(AtomicU64::new(0));
         let read = bytes.clone();
-        let initial = usize::try_from(capacity.min(INITIAL_SLOTS)).unwrap_or(1);
+        // Every entry weighs one, so the capacity is also the number of
+        // entries to expect (it sizes the cache's record of recently
+        // evicted keys; the tables themselves grow as links are loaded).
+        let entries = usize::try_from(capacity).unwrap_or(usize::MAX);
         Self {
             links: Links::with(
-                initial,
+                entries,
                 capacity,
                 UnitWeighter,
                 SlugHasher::default(),
