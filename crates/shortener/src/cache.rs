@@ -333,6 +333,14 @@ mod tests {
     }
 
     #[test]
+    fn a_cache_of_no_capacity_keeps_nothing_and_reports_nothing() {
+        let cache = LinkCache::new(0, Duration::from_secs(60));
+        cache.insert(cache.ticket(), link("abc", None));
+        assert!(cache.get("abc").is_none());
+        assert_eq!(cache.bytes.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
     fn limited_links_are_never_cached() {
         let cache = LinkCache::new(100, Duration::from_secs(60));
         cache.insert(cache.ticket(), link("lim", Some(5)));
