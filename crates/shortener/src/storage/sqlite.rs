@@ -29,8 +29,8 @@ pub struct SqliteStore {
     next_nonce: AtomicI64,
 }
 
-/// Rows per multi-row visit INSERT, at most (6 bound values each). A power
-/// of two: see [`visit_statement_sizes`].
+/// Rows per multi-row visit INSERT, at most ([`VISIT_VALUES_PER_ROW`] bound
+/// values each). A power of two: see [`visit_statement_sizes`].
 const VISIT_ROWS_PER_STATEMENT: usize = 128;
 const _: () = assert!(VISIT_ROWS_PER_STATEMENT.is_power_of_two());
 
@@ -394,8 +394,8 @@ impl LinkStore for SqliteStore {
             let (chunk, tail) = rest.split_at(size);
             rest = tail;
             // The values go straight into one argument list: `Query::bind`
-            // moves the whole query in and out for each of the six values
-            // a row binds (about 250 instructions a visit, issue 18).
+            // moves the whole query in and out for each of the seven values
+            // a row binds (about 400 instructions a visit, issue 18).
             let mut values = SqliteArguments::default();
             values.reserve(size * VISIT_VALUES_PER_ROW, 0);
             for visit in chunk {
