@@ -76,9 +76,13 @@ impl Lifecycle<Slug, Entry> for TakeOffBytes {
     type RequestState = ();
 
     fn on_evict(&self, _: &mut (), key: Slug, entry: Entry) {
-        self.0
-            .fetch_sub(entry_bytes(&key, &entry.link), Ordering::Relaxed);
+        take_off(&self.0, &key, &entry);
     }
+}
+
+/// Takes an entry that left the cache off the reported bytes.
+fn take_off(bytes: &AtomicU64, key: &Slug, entry: &Entry) {
+    bytes.fetch_sub(entry_bytes(key, &entry.link), Ordering::Relaxed);
 }
 
 type Links = quick_cache::sync::Cache<Slug, Entry, UnitWeighter, SlugHasher, TakeOffBytes>;
@@ -206,7 +210,7 @@ impl LinkCache {
             recent.insert(slug.clone(), ());
         }
         if let Some((key, entry)) = self.links.remove(slug) {
-            self.take_off(&key, &entry);
+            take_off(&self.bytes, &key, &entry);
         }
     }
 
@@ -215,13 +219,8 @@ impl LinkCache {
         *cleared_at = Some(Instant::now());
         self.generation.fetch_add(1, Ordering::AcqRel);
         for (key, entry) in self.links.drain() {
-            self.take_off(&key, &entry);
+            take_off(&self.bytes, &key, &entry);
         }
-    }
-
-    fn take_off(&self, key: &Slug, entry: &Entry) {
-        self.bytes
-            .fetch_sub(entry_bytes(key, &entry.link), Ordering::Relaxed);
     }
 }
 
