@@ -410,7 +410,7 @@ async fn judge_scenario(
     let mut resumed_as_expected = true;
     while outcome == Phase::Running {
         let (decision, at) = next_move(&mut decisions, &run.id, limit).await?;
-        reason = decision.summary.clone();
+        reason = explain(&decision);
         decided_at = at;
         match decision.action {
             Action::Promote => outcome = Phase::Promoted,
@@ -467,6 +467,24 @@ async fn judge_scenario(
         reason,
         resumed_as_expected,
     })
+}
+
+/// The decision's summary and, for a canary failed by the judge, the
+/// evidence of each failing metric: a drill that ends wrongly says which
+/// metric moved it, by how much and on how many requests.
+fn explain(decision: &Decision) -> String {
+    let failed: Vec<String> = decision
+        .judgement
+        .iter()
+        .flat_map(|j| &j.metrics)
+        .filter(|m| m.verdict == canary::judge::Verdict::Fail)
+        .map(|m| format!("{}: {}", m.slo, m.evidence))
+        .collect();
+    if failed.is_empty() {
+        decision.summary.clone()
+    } else {
+        format!("{} [{}]", decision.summary, failed.join("; "))
+    }
 }
 
 /// The drill's table, Markdown.

@@ -1,6 +1,8 @@
 //! The SQLite visits table was rebuilt clustered by (link, time) in
-//! migration 0002: existing visits must survive it, and deleting a link must
-//! still delete its visits (a trigger took over from the foreign key).
+//! migration 0002, and stored as blocks behind a `visits` view in 0004:
+//! existing visits must survive both, deleting a link must still delete
+//! its visits (a trigger took over from the foreign key), and retention
+//! must count every visit it removes from a block.
 
 use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::Row;
@@ -17,14 +19,33 @@ type VisitRow = (
 
 const INITIAL: &str = include_str!("../migrations/sqlite/0001_links.sql");
 const CLUSTERED: &str = include_str!("../migrations/sqlite/0002_visits_clustered.sql");
+const MICROSECONDS: &str = include_str!("../migrations/sqlite/0003_times_in_microseconds.sql");
+const BLOCKS: &str = include_str!("../migrations/sqlite/0004_visit_blocks.sql");
 
-#[tokio::test]
-async fn clustering_visits_keeps_every_visit_and_the_cascade() {
-    let pool = SqlitePoolOptions::new()
+async fn memory() -> sqlx::SqlitePool {
+    SqlitePoolOptions::new()
         .max_connections(1)
         .connect("sqlite::memory:")
         .await
-        .expect("in-memory SQLite");
+        .expect("in-memory SQLite")
+}
+
+async fn visit_rows(pool: &sqlx::SqlitePool) -> Vec<VisitRow> {
+    sqlx::query(
+        "SELECT link_id, visited_at, referrer_host, client_ip, user_agent, is_bot
+         FROM visits ORDER BY link_id, visited_at, is_bot",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("visits")
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+    .collect()
+}
+
+#[tokio::test]
+async fn clustering_visits_keeps_every_visit_and_the_cascade() {
+    let pool = memory().await;
     sqlx::raw_sql(INITIAL).execute(&pool).await.expect("0001");
     sqlx::raw_sql(
         "INSERT INTO links (id, slug, url, created_at, updated_at) VALUES
@@ -83,4 +104,143 @@ async fn clustering_visits_keeps_every_visit_and_the_cascade() {
         .await
         .expect("visits left");
     assert_eq!(left, vec![2]);
+}
+
+#[tokio::test]
+async fn visit_blocks_keep_every_visit_behind_a_view_that_reads_and_writes() {
+    let pool = memory().await;
+    for (name, sql) in [("0001", INITIAL), ("0002", CLUSTERED), ("0003", MICROSECONDS)] {
+        sqlx::raw_sql(sql).execute(&pool).await.expect(name);
+    }
+    sqlx::raw_sql(
+        "INSERT INTO links (id, slug, url, created_at, updated_at) VALUES
+             (1, 'a', 'https://a.example/', 0, 0), (2, 'b', 'https://b.example/', 0, 0);
+         INSERT INTO visits (link_id, visited_at, nonce, referrer_host, client_ip, user_agent, is_bot) VALUES
+             (1, 10, 1, 'r.example', '192.0.2.0', 'say \"hi\", ünï', 0),
+             (1, 10, 2, NULL, NULL, NULL, 1),
+             (2, 20, 3, NULL, '2001:db8::', 'Mozilla/5.0', 0);",
+    )
+    .execute(&pool)
+    .await
+    .expect("rows before");
+    let before = visit_rows(&pool).await;
+    assert_eq!(before.len(), 3);
+
+    sqlx::raw_sql(BLOCKS).execute(&pool).await.expect("0004");
+    assert_eq!(visit_rows(&pool).await, before, "the view shows every visit as it was");
+    let blocks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM visit_blocks")
+        .fetch_one(&pool)
+        .await
+        .expect("blocks");
+    assert_eq!(blocks, 3, "each visit a block of one");
+
+    // An INSERT into the view still works, as a block of one.
+    sqlx::query(
+        "INSERT INTO visits (link_id, visited_at, referrer_host, client_ip, user_agent, is_bot)
+         VALUES (2, 30, 'x.example', NULL, 'curl/8', 1)",
+    )
+    .execute(&pool)
+    .await
+    .expect("insert through the view");
+    let after = visit_rows(&pool).await;
+    assert_eq!(after.len(), 4);
+    assert_eq!(
+        after[3],
+        (2, 30, Some("x.example".into()), None, Some("curl/8".into()), true)
+    );
+
+    sqlx::query("DELETE FROM links WHERE slug = 'a'")
+        .execute(&pool)
+        .await
+        .expect("delete link");
+    let left: Vec<i64> = sqlx::query_scalar("SELECT link_id FROM visits")
+        .fetch_all(&pool)
+        .await
+        .expect("visits left");
+    assert_eq!(left, vec![2, 2], "the cascade reaches the blocks");
+}
+
+#[tokio::test]
+async fn retention_counts_every_visit_it_removes_whole_blocks_and_trimmed() {
+    use chrono::{DateTime, Utc};
+    use shortener::domain::{NewLink, RedirectStatus, Slug, Tags, TargetUrl, Visit};
+    use shortener::storage::{LinkStore, SqliteStore};
+
+    let at = |s: &str| {
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = SqliteStore::connect(&url, &Default::default())
+        .await
+        .expect("sqlite");
+    let now = at("2030-06-10T12:00:00Z");
+    let link = store
+        .create(
+            &Slug::parse("ret").expect("slug"),
+            &NewLink {
+                slug: None,
+                url: TargetUrl::parse("https://e.example/").expect("url"),
+                redirect_status: RedirectStatus::Found,
+                expires_at: None,
+                max_visits: None,
+                tags: Tags::default(),
+            },
+            now,
+        )
+        .await
+        .expect("create");
+    let visit = |when: &str| Visit {
+        link_id: link.id,
+        at: at(when),
+        referrer_host: None,
+        client_ip: None,
+        user_agent: None,
+        is_bot: false,
+        counted: false,
+    };
+    // One block wholly expired, one straddling the cutoff.
+    store
+        .record_visits(&[visit("2030-06-01T00:00:00Z"), visit("2030-06-02T00:00:00Z")])
+        .await
+        .expect("old batch");
+    store
+        .record_visits(&[
+            visit("2030-06-09T00:00:00Z"),
+            visit("2030-06-03T00:00:00Z"),
+            visit("2030-06-10T00:00:00Z"),
+        ])
+        .await
+        .expect("straddling batch");
+    let week = std::time::Duration::from_secs(5 * 86_400);
+    let report = store
+        .maintain_visits(now, Some(week))
+        .await
+        .expect("retention");
+    assert_eq!(report.deleted, 3, "two whole, one trimmed");
+    let total = store
+        .visit_summary(link.id, at("2000-01-01T00:00:00Z"), 10)
+        .await
+        .expect("summary")
+        .total;
+    assert_eq!(total, 2);
+    let again = store
+        .maintain_visits(now, Some(week))
+        .await
+        .expect("retention again");
+    assert_eq!(again.deleted, 0, "nothing left to remove, nothing rewritten");
+    let kit::storage::Pool::Sqlite(pool) = store.pool() else {
+        panic!("a SQLite store has a SQLite pool");
+    };
+    let first: i64 = sqlx::query_scalar("SELECT MIN(first_at) FROM visit_blocks")
+        .fetch_one(&pool)
+        .await
+        .expect("first_at");
+    assert_eq!(
+        first,
+        at("2030-06-09T00:00:00Z").timestamp_micros(),
+        "the trimmed block starts at its earliest kept visit"
+    );
 }

@@ -24,6 +24,7 @@ mod pg_visit_partitions;
 mod postgres;
 mod replica;
 mod sqlite;
+mod visit_block;
 
 pub use postgres::PostgresStore;
 pub use replica::{NotPostgres, ReplicaRouted};

@@ -2,18 +2,21 @@
 //!
 //! WAL journal (`kit::storage`) so redirects (readers) never wait on the
 //! visit writer; times are Unix microseconds (`kit::storage::time`). Every
-//! write transaction starts with a write statement, so SQLite takes the write lock up front and concurrent
-//! writers queue on `busy_timeout` instead of failing with `SQLITE_BUSY`.
+//! write transaction starts with a write statement, so SQLite takes the
+//! write lock up front and concurrent writers queue on `busy_timeout`
+//! instead of failing with `SQLITE_BUSY`. Visits are stored a block per
+//! link and batch ([`visit_block`], migration 0004), read back through
+//! the `visits` view by anything but the summary and retention.
 
+use super::visit_block::{self, Block};
 use super::{
     insert_error, link_from_parts, Claim, LinkStore, ListQuery, RawLink, StoreError,
     VisitMaintenance,
 };
-use crate::domain::{
-    DayCount, Link, LinkPatch, NewLink, ReferrerCount, Slug, Tags, Visit, VisitSummary,
-};
+use crate::domain::{Link, LinkPatch, NewLink, Slug, Tags, Visit, VisitSummary};
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use kit::storage::time::{to_micros, truncate};
 use kit::storage::{Pool, PoolConfig};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
@@ -29,81 +32,78 @@ pub struct SqliteStore {
     next_nonce: AtomicI64,
 }
 
-/// Rows per multi-row visit INSERT, at most ([`VISIT_VALUES_PER_ROW`] bound
-/// values each). A power of two: see [`visit_statement_sizes`].
-const VISIT_ROWS_PER_STATEMENT: usize = 128;
-const _: () = assert!(VISIT_ROWS_PER_STATEMENT.is_power_of_two());
+/// Blocks per multi-row INSERT, at most ([`BLOCK_VALUES_PER_ROW`] bound
+/// values each). A power of two: see [`block_statement_sizes`].
+const BLOCKS_PER_STATEMENT: usize = 128;
+const _: () = assert!(BLOCKS_PER_STATEMENT.is_power_of_two());
 
-/// How many rows each INSERT of a batch of `rows` visits holds: powers of
-/// two, largest first, at most [`VISIT_ROWS_PER_STATEMENT`].
+/// How many rows each INSERT of a batch of `rows` blocks holds: powers of
+/// two, largest first, at most [`BLOCKS_PER_STATEMENT`].
 ///
-/// Batches come in every size (whatever arrived within a flush interval),
-/// and each row count is a different SQL text: sqlx's statement cache
-/// missed on almost every batch, and SQLite parsed a statement of hundreds
-/// of rows each time (1.46 M instructions per parse; 5,800 instructions
-/// per redirect, 12% of its total, in `scripts/bench-instructions`). Only
-/// 8 texts exist this way, each prepared once per connection.
-/// The INSERT of `rows` visits (one of [`visit_statement_sizes`]), written
-/// once: `QueryBuilder` formatted every placeholder of every batch anew
-/// (about 1,300 instructions per visit in `core::fmt::write`).
-fn visit_insert_sql(rows: usize) -> &'static str {
-    static SQL: OnceLock<Vec<String>> = OnceLock::new();
-    let by_log2 = SQL.get_or_init(|| {
-        (0..=VISIT_ROWS_PER_STATEMENT.ilog2())
-            .map(|log2| {
-                let row = "(?, ?, ?, ?, ?, ?, ?)";
-                let values = vec![row; 1 << log2].join(", ");
-                format!(
-                    "INSERT OR IGNORE INTO visits (link_id, visited_at, nonce, referrer_host, client_ip, user_agent, is_bot) VALUES {values}"
-                )
-            })
-            .collect()
-    });
-    debug_assert!(rows.is_power_of_two() && rows <= VISIT_ROWS_PER_STATEMENT);
-    &by_log2[rows.ilog2() as usize]
-}
-
-/// Values each row of [`visit_insert_sql`] binds.
-const VISIT_VALUES_PER_ROW: usize = 7;
-
-/// Appends one visit's values, in [`visit_insert_sql`]'s column order.
-///
-/// The nonce only makes the clustered key (link, time, nonce) unique. It
-/// comes from the store's counter: SQLite's `random()` per row cost more
-/// (about 350 instructions against a bound value's 200, issue 18), and
-/// a counter cannot collide within one process, where two random values
-/// could (at 2^-64 per pair of visits of one link in one microsecond).
-fn bind_visit<'q>(
-    values: &mut SqliteArguments<'q>,
-    visit: &'q Visit,
-    nonce: i64,
-) -> Result<(), StoreError> {
-    let encode = |e| StoreError::Database(sqlx::Error::Encode(e));
-    values.add(visit.link_id).map_err(encode)?;
-    values.add(to_micros(visit.at)).map_err(encode)?;
-    values.add(nonce).map_err(encode)?;
-    values.add(visit.referrer_host.as_deref()).map_err(encode)?;
-    values
-        .add(visit.client_ip.map(kit::net::ip_text))
-        .map_err(encode)?;
-    values.add(visit.user_agent.as_deref()).map_err(encode)?;
-    values.add(visit.is_bot).map_err(encode)?;
-    Ok(())
-}
-
-fn visit_statement_sizes(mut rows: usize) -> impl Iterator<Item = usize> {
+/// Batches come in every size, and each row count is a different SQL
+/// text: sqlx's statement cache missed on almost every batch, and SQLite
+/// parsed a statement of hundreds of rows each time (1.46 M instructions
+/// per parse; 5,800 instructions per redirect, 12% of its total, in
+/// `scripts/bench-instructions`). Only 8 texts exist this way, each
+/// prepared once per connection.
+fn block_statement_sizes(mut rows: usize) -> impl Iterator<Item = usize> {
     std::iter::from_fn(move || {
         if rows == 0 {
             return None;
         }
-        let size = if rows >= VISIT_ROWS_PER_STATEMENT {
-            VISIT_ROWS_PER_STATEMENT
+        let size = if rows >= BLOCKS_PER_STATEMENT {
+            BLOCKS_PER_STATEMENT
         } else {
             1 << rows.ilog2()
         };
         rows -= size;
         Some(size)
     })
+}
+
+/// The INSERT of `rows` blocks (one of [`block_statement_sizes`]),
+/// written once: `QueryBuilder` formatted every placeholder of every
+/// batch anew.
+fn block_insert_sql(rows: usize) -> &'static str {
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let by_log2 = SQL.get_or_init(|| {
+        (0..=BLOCKS_PER_STATEMENT.ilog2())
+            .map(|log2| {
+                let row = "(?, ?, ?, ?, ?, ?)";
+                let values = vec![row; 1 << log2].join(", ");
+                format!(
+                    "INSERT OR IGNORE INTO visit_blocks (link_id, last_at, nonce, first_at, visits, data) VALUES {values}"
+                )
+            })
+            .collect()
+    });
+    debug_assert!(rows.is_power_of_two() && rows <= BLOCKS_PER_STATEMENT);
+    &by_log2[rows.ilog2() as usize]
+}
+
+/// Values each row of [`block_insert_sql`] binds.
+const BLOCK_VALUES_PER_ROW: usize = 6;
+
+/// Appends one block's values, in [`block_insert_sql`]'s column order.
+///
+/// The nonce only makes the key (link, last time, nonce) unique. It
+/// comes from the store's counter: SQLite's `random()` per row cost more
+/// (about 350 instructions against a bound value's 200, issue 18), and
+/// a counter cannot collide within one process, where two random values
+/// could.
+fn bind_block<'q>(
+    values: &mut SqliteArguments<'q>,
+    block: &'q Block,
+    nonce: i64,
+) -> Result<(), StoreError> {
+    let encode = |e| StoreError::Database(sqlx::Error::Encode(e));
+    values.add(block.link_id).map_err(encode)?;
+    values.add(block.last_at).map_err(encode)?;
+    values.add(nonce).map_err(encode)?;
+    values.add(block.first_at).map_err(encode)?;
+    values.add(block.visits).map_err(encode)?;
+    values.add(block.data.as_str()).map_err(encode)?;
+    Ok(())
 }
 
 const LINK_COLUMNS: &str =
@@ -343,66 +343,69 @@ impl LinkStore for SqliteStore {
         if visits.is_empty() {
             return Ok(());
         }
-        // Per link: how many of its visits its count still lacks (0 when
-        // the redirect counted them all, `max_visits` links).
-        let mut links: BTreeMap<i64, i64> = BTreeMap::new();
+        // Per link: its visits, in arrival order, and how many of them its
+        // count still lacks (0 when the redirect counted them all,
+        // `max_visits` links).
+        let mut links: BTreeMap<i64, (i64, Vec<&Visit>)> = BTreeMap::new();
         for visit in visits {
-            *links.entry(visit.link_id).or_default() += i64::from(!visit.counted);
+            let (uncounted, of_link) = links.entry(visit.link_id).or_default();
+            *uncounted += i64::from(!visit.counted);
+            of_link.push(visit);
         }
+        // Encoded before the write lock is taken.
+        let blocks = links
+            .iter()
+            .map(|(&link_id, (uncounted, of_link))| {
+                Ok((*uncounted, visit_block::encode(link_id, of_link)?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         // IMMEDIATE: the write lock from the start, so a link found here
         // cannot be deleted before the commit (a deferred transaction
         // that reads first could also fail to upgrade).
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         // Which links still exist (a link deleted while its visits were
         // buffered loses them), found once per link by the count update
-        // it needs anyway: a check per visit inside the INSERT, with the
-        // nonce then a random value bound per row, cost about 1,000
-        // instructions a visit (issue 18).
-        let mut gone = Vec::new();
-        for (&link_id, &uncounted) in &links {
-            let exists = if uncounted > 0 {
+        // it needs anyway.
+        let mut kept = Vec::with_capacity(blocks.len());
+        for (uncounted, block) in &blocks {
+            let exists = if *uncounted > 0 {
                 sqlx::query("UPDATE links SET visit_count = visit_count + ? WHERE id = ?")
                     .bind(uncounted)
-                    .bind(link_id)
+                    .bind(block.link_id)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected()
                     > 0
             } else {
                 sqlx::query("SELECT 1 FROM links WHERE id = ?")
-                    .bind(link_id)
+                    .bind(block.link_id)
                     .fetch_optional(&mut *tx)
                     .await?
                     .is_some()
             };
-            if !exists {
-                gone.push(link_id);
+            if exists {
+                kept.push(block);
             }
         }
-        let kept: Vec<&Visit> = visits
-            .iter()
-            .filter(|visit| !gone.contains(&visit.link_id))
-            .collect();
         // Multi-row statements of a few fixed shapes. `OR IGNORE` keeps a
-        // key written by an earlier process (same link, microsecond and
-        // nonce: about 2^-64 per pair) from failing the whole batch.
+        // key written by an earlier process (same link, last microsecond
+        // and nonce: about 2^-64 per pair) from failing the whole batch.
         let mut nonce = self
             .next_nonce
             .fetch_add(kept.len() as i64, Ordering::Relaxed);
         let mut rest = kept.as_slice();
-        for size in visit_statement_sizes(rest.len()) {
+        for size in block_statement_sizes(rest.len()) {
             let (chunk, tail) = rest.split_at(size);
             rest = tail;
             // The values go straight into one argument list: `Query::bind`
-            // moves the whole query in and out for each of the seven values
-            // a row binds (about 400 instructions a visit, issue 18).
+            // moves the whole query in and out for each value.
             let mut values = SqliteArguments::default();
-            values.reserve(size * VISIT_VALUES_PER_ROW, 0);
-            for visit in chunk {
-                bind_visit(&mut values, visit, nonce)?;
+            values.reserve(size * BLOCK_VALUES_PER_ROW, 0);
+            for block in chunk {
+                bind_block(&mut values, block, nonce)?;
                 nonce = nonce.wrapping_add(1);
             }
-            sqlx::query_with(visit_insert_sql(size), values)
+            sqlx::query_with(block_insert_sql(size), values)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -416,58 +419,19 @@ impl LinkStore for SqliteStore {
         since: DateTime<Utc>,
         top: u32,
     ) -> Result<VisitSummary, StoreError> {
+        // The link's blocks whose last visit is in range (a range of the
+        // key), decoded and counted in one pass.
         let since = to_micros(since);
-        let totals = sqlx::query(
-            "SELECT COUNT(*) AS total, COALESCE(SUM(is_bot), 0) AS bots
-             FROM visits WHERE link_id = ? AND visited_at >= ?",
-        )
-        .bind(link_id)
-        .bind(since)
-        .fetch_one(&self.pool)
-        .await?;
-        let per_day = sqlx::query(
-            "SELECT date(visited_at / 1000000, 'unixepoch') AS day, COUNT(*) AS visits
-             FROM visits WHERE link_id = ? AND visited_at >= ? GROUP BY day ORDER BY day",
-        )
-        .bind(link_id)
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            let day: String = row.try_get("day")?;
-            let date = NaiveDate::parse_from_str(&day, "%Y-%m-%d")
-                .map_err(|_| StoreError::Corrupt(format!("day {day}")))?;
-            Ok(DayCount {
-                date,
-                visits: row.try_get("visits")?,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-        let top_referrers = sqlx::query(
-            "SELECT referrer_host, COUNT(*) AS visits FROM visits
-             WHERE link_id = ? AND visited_at >= ?
-             GROUP BY referrer_host ORDER BY visits DESC, referrer_host LIMIT ?",
-        )
-        .bind(link_id)
-        .bind(since)
-        .bind(i64::from(top))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(ReferrerCount {
-                host: row.try_get("referrer_host")?,
-                visits: row.try_get("visits")?,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(VisitSummary::new(
-            totals.try_get("total")?,
-            totals.try_get("bots")?,
-            per_day,
-            top_referrers,
-        ))
+        let mut summary = visit_block::Summarizer::since(since);
+        let mut blocks =
+            sqlx::query("SELECT data FROM visit_blocks WHERE link_id = ? AND last_at >= ?")
+                .bind(link_id)
+                .bind(since)
+                .fetch(&self.pool);
+        while let Some(row) = blocks.try_next().await? {
+            summary.add(row.try_get("data")?)?;
+        }
+        Ok(summary.finish(top))
     }
 
     async fn maintain_visits(
@@ -475,19 +439,50 @@ impl LinkStore for SqliteStore {
         now: DateTime<Utc>,
         retention: Option<std::time::Duration>,
     ) -> Result<VisitMaintenance, StoreError> {
-        // One file, no partitions: retention is a range delete on the
-        // clustered (link, time) key.
+        // One file, no partitions: retention deletes the blocks whose last
+        // visit is before the cutoff, and trims those that straddle it.
         let Some(retention) = retention else {
             return Ok(VisitMaintenance::default());
         };
-        let cutoff = super::retention_cutoff(now, retention)?;
-        let deleted = sqlx::query("DELETE FROM visits WHERE visited_at < ?")
-            .bind(to_micros(cutoff))
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let cutoff = to_micros(super::retention_cutoff(now, retention)?);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut deleted: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(visits), 0) FROM visit_blocks WHERE last_at < ?",
+        )
+        .bind(cutoff)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM visit_blocks WHERE last_at < ?")
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await?;
+        let straddling = sqlx::query(
+            "SELECT link_id, last_at, nonce, data FROM visit_blocks WHERE first_at < ?",
+        )
+        .bind(cutoff)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &straddling {
+            let Some(trimmed) = visit_block::trim(row.try_get("data")?, cutoff)? else {
+                continue;
+            };
+            sqlx::query(
+                "UPDATE visit_blocks SET first_at = ?, visits = ?, data = ?
+                 WHERE link_id = ? AND last_at = ? AND nonce = ?",
+            )
+            .bind(trimmed.first_at)
+            .bind(trimmed.visits)
+            .bind(&trimmed.data)
+            .bind(row.try_get::<i64, _>("link_id")?)
+            .bind(row.try_get::<i64, _>("last_at")?)
+            .bind(row.try_get::<i64, _>("nonce")?)
+            .execute(&mut *tx)
+            .await?;
+            deleted += trimmed.removed;
+        }
+        tx.commit().await?;
         Ok(VisitMaintenance {
-            deleted,
+            deleted: u64::try_from(deleted).unwrap_or(0),
             ..VisitMaintenance::default()
         })
     }
@@ -502,10 +497,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn visit_statements_take_every_row_in_few_shapes() {
+    fn block_statements_take_every_row_in_few_shapes() {
         let mut shapes = std::collections::BTreeSet::new();
         for rows in 0..=1_100 {
-            let sizes: Vec<usize> = visit_statement_sizes(rows).collect();
+            let sizes: Vec<usize> = block_statement_sizes(rows).collect();
             assert_eq!(sizes.iter().sum::<usize>(), rows, "{rows}: {sizes:?}");
             assert!(
                 sizes.windows(2).all(|w| w[0] >= w[1]),
@@ -519,18 +514,18 @@ mod tests {
             [1, 2, 4, 8, 16, 32, 64, 128]
         );
         assert_eq!(
-            visit_statement_sizes(500).collect::<Vec<_>>(),
+            block_statement_sizes(500).collect::<Vec<_>>(),
             [128, 128, 128, 64, 32, 16, 4]
         );
     }
 
     #[test]
-    fn each_visit_statement_binds_its_values_per_row() {
-        for rows in visit_statement_sizes(255) {
-            let sql = visit_insert_sql(rows);
+    fn each_block_statement_binds_its_values_per_row() {
+        for rows in block_statement_sizes(255) {
+            let sql = block_insert_sql(rows);
             assert_eq!(
                 sql.matches('?').count(),
-                VISIT_VALUES_PER_ROW * rows,
+                BLOCK_VALUES_PER_ROW * rows,
                 "{rows}: {sql}"
             );
             assert_eq!(sql.matches("(?,").count(), rows, "{rows}: {sql}");
