@@ -109,7 +109,11 @@ async fn clustering_visits_keeps_every_visit_and_the_cascade() {
 #[tokio::test]
 async fn visit_blocks_keep_every_visit_behind_a_view_that_reads_and_writes() {
     let pool = memory().await;
-    for (name, sql) in [("0001", INITIAL), ("0002", CLUSTERED), ("0003", MICROSECONDS)] {
+    for (name, sql) in [
+        ("0001", INITIAL),
+        ("0002", CLUSTERED),
+        ("0003", MICROSECONDS),
+    ] {
         sqlx::raw_sql(sql).execute(&pool).await.expect(name);
     }
     sqlx::raw_sql(
@@ -127,7 +131,11 @@ async fn visit_blocks_keep_every_visit_behind_a_view_that_reads_and_writes() {
     assert_eq!(before.len(), 3);
 
     sqlx::raw_sql(BLOCKS).execute(&pool).await.expect("0004");
-    assert_eq!(visit_rows(&pool).await, before, "the view shows every visit as it was");
+    assert_eq!(
+        visit_rows(&pool).await,
+        before,
+        "the view shows every visit as it was"
+    );
     let blocks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM visit_blocks")
         .fetch_one(&pool)
         .await
@@ -146,7 +154,14 @@ async fn visit_blocks_keep_every_visit_behind_a_view_that_reads_and_writes() {
     assert_eq!(after.len(), 4);
     assert_eq!(
         after[3],
-        (2, 30, Some("x.example".into()), None, Some("curl/8".into()), true)
+        (
+            2,
+            30,
+            Some("x.example".into()),
+            None,
+            Some("curl/8".into()),
+            true
+        )
     );
 
     sqlx::query("DELETE FROM links WHERE slug = 'a'")
@@ -230,7 +245,10 @@ async fn retention_counts_every_visit_it_removes_whole_blocks_and_trimmed() {
         .maintain_visits(now, Some(week))
         .await
         .expect("retention again");
-    assert_eq!(again.deleted, 0, "nothing left to remove, nothing rewritten");
+    assert_eq!(
+        again.deleted, 0,
+        "nothing left to remove, nothing rewritten"
+    );
     let kit::storage::Pool::Sqlite(pool) = store.pool() else {
         panic!("a SQLite store has a SQLite pool");
     };

@@ -202,10 +202,7 @@ mod tests {
 
     #[test]
     fn a_block_holds_its_visits_in_order_with_their_time_range() {
-        let visits = [
-            visit(200, Some("a.example"), false),
-            visit(100, None, true),
-        ];
+        let visits = [visit(200, Some("a.example"), false), visit(100, None, true)];
         let refs: Vec<&Visit> = visits.iter().collect();
         let block = encode(7, &refs).expect("encoded");
         assert_eq!(block.link_id, 7);
@@ -291,7 +288,10 @@ mod tests {
                 matches!(summary.add(bad), Err(StoreError::Corrupt(_))),
                 "{bad:?}"
             );
-            assert!(matches!(trim(bad, 0), Err(StoreError::Corrupt(_))), "{bad:?}");
+            assert!(
+                matches!(trim(bad, 0), Err(StoreError::Corrupt(_))),
+                "{bad:?}"
+            );
         }
     }
 
