@@ -471,6 +471,64 @@ async fn retention_removes_expired_visits_only(store: Arc<dyn LinkStore>) {
     assert_eq!(total().await, 3);
 }
 
+/// SQLite only: visits are stored a block per link and batch, and
+/// retention must count every visit it removes, from whole blocks and
+/// from a block that straddles the cutoff (whose key stays).
+#[tokio::test]
+async fn sqlite_retention_counts_every_visit_it_removes_whole_blocks_and_trimmed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = SqliteStore::connect(&url, &Default::default())
+        .await
+        .expect("sqlite");
+    let now = at("2030-06-10T12:00:00Z");
+    let link = store
+        .create(&slug("ret"), &new_link("https://e.example/"), now)
+        .await
+        .expect("create");
+    let visit = |when: &str| visit(link.id, when, None, false, false);
+    store
+        .record_visits(&[visit("2030-06-01T00:00:00Z"), visit("2030-06-02T00:00:00Z")])
+        .await
+        .expect("a batch wholly expired");
+    store
+        .record_visits(&[
+            visit("2030-06-09T00:00:00Z"),
+            visit("2030-06-03T00:00:00Z"),
+            visit("2030-06-10T00:00:00Z"),
+        ])
+        .await
+        .expect("a batch straddling the cutoff");
+    let five_days = Some(std::time::Duration::from_secs(5 * 86_400));
+    let report = store
+        .maintain_visits(now, five_days)
+        .await
+        .expect("retention");
+    assert_eq!(report.deleted, 3, "two whole, one trimmed");
+    let summary = store
+        .visit_summary(link.id, at("2000-01-01T00:00:00Z"), 10)
+        .await
+        .expect("summary");
+    assert_eq!(summary.total, 2);
+    let again = store
+        .maintain_visits(now, five_days)
+        .await
+        .expect("retention again");
+    assert_eq!(again.deleted, 0, "nothing left to remove");
+    let kit::storage::Pool::Sqlite(pool) = store.pool() else {
+        panic!("a SQLite store has a SQLite pool");
+    };
+    let first: i64 = sqlx::query_scalar("SELECT MIN(first_at) FROM visit_blocks")
+        .fetch_one(&pool)
+        .await
+        .expect("first_at");
+    assert_eq!(
+        first,
+        at("2030-06-09T00:00:00Z").timestamp_micros(),
+        "the trimmed block starts at its earliest kept visit"
+    );
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {

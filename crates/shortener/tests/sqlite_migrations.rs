@@ -1,8 +1,7 @@
 //! The SQLite visits table was rebuilt clustered by (link, time) in
 //! migration 0002, and stored as blocks behind a `visits` view in 0004:
 //! existing visits must survive both, deleting a link must still delete
-//! its visits (a trigger took over from the foreign key), and retention
-//! must count every visit it removes from a block.
+//! its visits (a trigger took over from the foreign key).
 
 use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::Row;
@@ -41,6 +40,18 @@ async fn visit_rows(pool: &sqlx::SqlitePool) -> Vec<VisitRow> {
     .iter()
     .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
     .collect()
+}
+
+/// Deletes link `a`; the link ids of the visits left.
+async fn delete_link_a(pool: &sqlx::SqlitePool) -> Vec<i64> {
+    sqlx::query("DELETE FROM links WHERE slug = 'a'")
+        .execute(pool)
+        .await
+        .expect("delete link");
+    sqlx::query_scalar("SELECT link_id FROM visits ORDER BY link_id")
+        .fetch_all(pool)
+        .await
+        .expect("visits left")
 }
 
 #[tokio::test]
@@ -95,15 +106,7 @@ async fn clustering_visits_keeps_every_visit_and_the_cascade() {
         ]
     );
 
-    sqlx::query("DELETE FROM links WHERE slug = 'a'")
-        .execute(&pool)
-        .await
-        .expect("delete link");
-    let left: Vec<i64> = sqlx::query_scalar("SELECT link_id FROM visits")
-        .fetch_all(&pool)
-        .await
-        .expect("visits left");
-    assert_eq!(left, vec![2]);
+    assert_eq!(delete_link_a(&pool).await, vec![2]);
 }
 
 #[tokio::test]
@@ -164,101 +167,9 @@ async fn visit_blocks_keep_every_visit_behind_a_view_that_reads_and_writes() {
         )
     );
 
-    sqlx::query("DELETE FROM links WHERE slug = 'a'")
-        .execute(&pool)
-        .await
-        .expect("delete link");
-    let left: Vec<i64> = sqlx::query_scalar("SELECT link_id FROM visits")
-        .fetch_all(&pool)
-        .await
-        .expect("visits left");
-    assert_eq!(left, vec![2, 2], "the cascade reaches the blocks");
-}
-
-#[tokio::test]
-async fn retention_counts_every_visit_it_removes_whole_blocks_and_trimmed() {
-    use chrono::{DateTime, Utc};
-    use shortener::domain::{NewLink, RedirectStatus, Slug, Tags, TargetUrl, Visit};
-    use shortener::storage::{LinkStore, SqliteStore};
-
-    let at = |s: &str| {
-        DateTime::parse_from_rfc3339(s)
-            .expect("time")
-            .with_timezone(&Utc)
-    };
-    let dir = tempfile::tempdir().expect("dir");
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = SqliteStore::connect(&url, &Default::default())
-        .await
-        .expect("sqlite");
-    let now = at("2030-06-10T12:00:00Z");
-    let link = store
-        .create(
-            &Slug::parse("ret").expect("slug"),
-            &NewLink {
-                slug: None,
-                url: TargetUrl::parse("https://e.example/").expect("url"),
-                redirect_status: RedirectStatus::Found,
-                expires_at: None,
-                max_visits: None,
-                tags: Tags::default(),
-            },
-            now,
-        )
-        .await
-        .expect("create");
-    let visit = |when: &str| Visit {
-        link_id: link.id,
-        at: at(when),
-        referrer_host: None,
-        client_ip: None,
-        user_agent: None,
-        is_bot: false,
-        counted: false,
-    };
-    // One block wholly expired, one straddling the cutoff.
-    store
-        .record_visits(&[visit("2030-06-01T00:00:00Z"), visit("2030-06-02T00:00:00Z")])
-        .await
-        .expect("old batch");
-    store
-        .record_visits(&[
-            visit("2030-06-09T00:00:00Z"),
-            visit("2030-06-03T00:00:00Z"),
-            visit("2030-06-10T00:00:00Z"),
-        ])
-        .await
-        .expect("straddling batch");
-    let week = std::time::Duration::from_secs(5 * 86_400);
-    let report = store
-        .maintain_visits(now, Some(week))
-        .await
-        .expect("retention");
-    assert_eq!(report.deleted, 3, "two whole, one trimmed");
-    let total = store
-        .visit_summary(link.id, at("2000-01-01T00:00:00Z"), 10)
-        .await
-        .expect("summary")
-        .total;
-    assert_eq!(total, 2);
-    let again = store
-        .maintain_visits(now, Some(week))
-        .await
-        .expect("retention again");
     assert_eq!(
-        again.deleted, 0,
-        "nothing left to remove, nothing rewritten"
-    );
-    let kit::storage::Pool::Sqlite(pool) = store.pool() else {
-        panic!("a SQLite store has a SQLite pool");
-    };
-    let first: i64 = sqlx::query_scalar("SELECT MIN(first_at) FROM visit_blocks")
-        .fetch_one(&pool)
-        .await
-        .expect("first_at");
-    assert_eq!(
-        first,
-        at("2030-06-09T00:00:00Z").timestamp_micros(),
-        "the trimmed block starts at its earliest kept visit"
+        delete_link_a(&pool).await,
+        vec![2, 2],
+        "the cascade reaches the blocks"
     );
 }
