@@ -37,6 +37,9 @@ const ENTRY_OVERHEAD: usize = 48;
 
 /// The block of `visits`, all of one link, in the order given.
 pub(super) fn encode(link_id: i64, visits: &[&Visit]) -> Result<Block, StoreError> {
+    if visits.is_empty() {
+        return Err(StoreError::Corrupt("an empty visit block".to_string()));
+    }
     let strings: usize = visits
         .iter()
         .map(|v| {
@@ -65,9 +68,6 @@ pub(super) fn encode(link_id: i64, visits: &[&Visit]) -> Result<Block, StoreErro
             .map_err(|e| StoreError::Corrupt(format!("encoding a visit block: {e}")))?;
     }
     data.push(b']');
-    if visits.is_empty() {
-        return Err(StoreError::Corrupt("an empty visit block".to_string()));
-    }
     let data = String::from_utf8(data)
         .map_err(|e| StoreError::Corrupt(format!("encoding a visit block: {e}")))?;
     Ok(Block {
