@@ -446,16 +446,18 @@ impl LinkStore for SqliteStore {
         };
         let cutoff = to_micros(super::retention_cutoff(now, retention)?);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut deleted: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(visits), 0) FROM visit_blocks WHERE last_at < ?",
-        )
-        .bind(cutoff)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM visit_blocks WHERE last_at < ?")
+        // One scan: each deleted block says how many visits it held.
+        let mut deleted: i64 = 0;
+        {
+            let mut expired = sqlx::query_scalar::<_, i64>(
+                "DELETE FROM visit_blocks WHERE last_at < ? RETURNING visits",
+            )
             .bind(cutoff)
-            .execute(&mut *tx)
-            .await?;
+            .fetch(&mut *tx);
+            while let Some(visits) = expired.try_next().await? {
+                deleted += visits;
+            }
+        }
         let straddling = sqlx::query(
             "SELECT link_id, last_at, nonce, data FROM visit_blocks WHERE first_at < ?",
         )
