@@ -64,6 +64,8 @@ class Dockerfile(unittest.TestCase):
     def test_the_context_holds_what_the_build_reads(self):
         patterns = ignore_patterns()
         needed = {"Cargo.toml", "Cargo.lock", "crates/reliable/src/main.rs", "models/README.md"}
+        # The root manifest patches crates with copies under vendor/.
+        needed |= {"vendor/tryhard/Cargo.toml", "vendor/tryhard/src/lib.rs"}
         needed |= compile_time_files()
         self.assertIn("slo/shortener.yaml", needed)  # the built-in SLO specs are read at compile time
         for relative in sorted(needed):
@@ -103,6 +105,12 @@ class Dockerfile(unittest.TestCase):
             self.assertNotRegex(image, r":latest$|^[^:]+$", f"base image {image} must have a pinned tag")
         builds = [l for _, s in stages() for l in s if "cargo build" in l or "cargo chef cook" in l]
         self.assertTrue(builds and all("--locked" in b and "--release" in b for b in builds), builds)
+        # The binary alone: tests or examples in the same build would turn
+        # on tokio's test clock for it (vendor/README.md); cargo-chef would
+        # build the dependencies against empty copies of the patched crates.
+        for build in builds:
+            self.assertIn("--package reliable", build)
+            self.assertNotRegex(build, r"--(workspace|all-targets|examples|tests)\b|chef", build)
 
     def test_the_image_agrees_with_the_manifests(self):
         lines = stages()[-1][1]

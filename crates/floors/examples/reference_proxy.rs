@@ -8,7 +8,7 @@
 //! HTTP stack costs and what the gateway adds.
 //!
 //! ```text
-//! cargo run --release -p reliable-gateway --example reference_proxy -- 127.0.0.1:8081 127.0.0.1:8080
+//! cargo run --release -p reliable-floors --example reference_proxy -- 127.0.0.1:8081 127.0.0.1:8080
 //! ```
 //! (listen address, upstream address.)
 

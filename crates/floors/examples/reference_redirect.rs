@@ -10,7 +10,7 @@
 //! what the platform adds.
 //!
 //! ```text
-//! cargo run --release -p reliable-kit --example reference_redirect -- 127.0.0.1:8090
+//! cargo run --release -p reliable-floors --example reference_redirect -- 127.0.0.1:8090
 //! ```
 
 use axum::http::{header, HeaderValue, StatusCode};
