@@ -66,6 +66,7 @@ class Dockerfile(unittest.TestCase):
         needed = {"Cargo.toml", "Cargo.lock", "crates/reliable/src/main.rs", "models/README.md"}
         # The root manifest patches crates with copies under vendor/.
         needed |= {"vendor/tryhard/Cargo.toml", "vendor/tryhard/src/lib.rs"}
+        needed |= {"vendor/mimalloc/Cargo.toml", "vendor/mimalloc/src/lib.rs"}
         needed |= compile_time_files()
         self.assertIn("slo/shortener.yaml", needed)  # the built-in SLO specs are read at compile time
         for relative in sorted(needed):

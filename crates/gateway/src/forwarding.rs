@@ -8,15 +8,15 @@
 //!   gateway, which read the header the gateway writes.
 
 use http::header::{
-    HeaderMap, HeaderName, CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
-    TRANSFER_ENCODING, UPGRADE,
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE,
+    TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 
 pub use kit::forwarded::{
     BadCidr, TrustedProxies, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
 };
 
-const HOP_BY_HOP: [HeaderName; 9] = [
+static HOP_BY_HOP: [HeaderName; 9] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -57,27 +57,29 @@ fn hop_by_hop_index(name: &str) -> Option<usize> {
 /// nothing more; only one that names a header present is looked up.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let mut present = 0u16;
-    for name in headers.keys() {
+    // Whether a `Connection` value names anything but hop-by-hop headers
+    // (nginx's `keep-alive` does not): read in the same pass, so the
+    // common message needs no second lookup of `Connection`.
+    let mut names_others = false;
+    for (name, value) in headers.iter() {
         if let Some(i) = hop_by_hop_index(name.as_str()) {
             present |= 1 << i;
+            if i == 0 && !names_others {
+                names_others = connection_tokens(value).any(|token| !is_hop_by_hop(token));
+            }
         }
     }
     if present == 0 {
         return;
     }
-    if present & 1 != 0 {
+    if names_others {
         let mut named: Vec<HeaderName> = Vec::new();
         for token in headers
             .get_all(CONNECTION)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
+            .flat_map(connection_tokens)
         {
-            let hop_by_hop = HOP_BY_HOP
-                .iter()
-                .any(|name| name.as_str().eq_ignore_ascii_case(token));
-            if hop_by_hop
+            if is_hop_by_hop(token)
                 || !headers
                     .keys()
                     .any(|name| name.as_str().eq_ignore_ascii_case(token))
@@ -99,10 +101,27 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The names a `Connection` value lists (comma-separated, any case); a
+/// value that is not text lists none.
+fn connection_tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
+    value
+        .to_str()
+        .ok()
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+}
+
+fn is_hop_by_hop(token: &str) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|name| name.as_str().eq_ignore_ascii_case(token))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     #[test]
     fn the_index_agrees_with_the_list() {

@@ -44,6 +44,7 @@ pub mod deadline;
 pub mod forwarded;
 pub mod health;
 pub mod http;
+pub mod ids;
 pub mod memory;
 pub mod metrics;
 pub mod module;

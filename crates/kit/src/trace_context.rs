@@ -4,7 +4,6 @@
 //! starts a new one otherwise. An invalid header is ignored (per the W3C
 //! spec), never an error for the client.
 
-use rand::Rng;
 use std::fmt;
 
 /// The `traceparent` of one hop: a trace id shared by the whole trace and the
@@ -53,10 +52,9 @@ impl TraceParent {
 
     /// A new root: random trace id and span id, sampled.
     pub fn new_root() -> Self {
-        let mut rng = rand::rng();
         Self {
-            trace_id: rng.random_range(1..=u128::MAX),
-            span_id: rng.random_range(1..=u64::MAX),
+            trace_id: crate::ids::nonzero_u128(),
+            span_id: crate::ids::nonzero_u64(),
             sampled: true,
         }
     }
@@ -64,7 +62,7 @@ impl TraceParent {
     /// The same trace with a fresh span id: the context of the next hop.
     pub fn child(&self) -> Self {
         Self {
-            span_id: rand::rng().random_range(1..=u64::MAX),
+            span_id: crate::ids::nonzero_u64(),
             ..*self
         }
     }
@@ -107,7 +105,7 @@ impl fmt::Display for TraceParent {
 }
 
 /// Lower-case hex of `bytes` into `out` (twice as long).
-fn put_hex(out: &mut [u8], bytes: &[u8]) {
+pub(crate) fn put_hex(out: &mut [u8], bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
         pair[0] = DIGITS[usize::from(byte >> 4)];

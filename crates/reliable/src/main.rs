@@ -5,6 +5,8 @@
 #![forbid(unsafe_code)]
 
 mod alert_store;
+#[cfg(test)]
+mod allocator_tests;
 mod backup_command;
 mod canary_command;
 mod changes_command;

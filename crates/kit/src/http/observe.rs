@@ -269,16 +269,13 @@ fn sane_request_id(request: &Request) -> Option<&HeaderValue> {
     })
 }
 
-/// 32 random hex digits, formatted without the `fmt` machinery, in a
-/// buffer whose clones share it (one allocation; a copied slice is
-/// copied again on its first clone).
+/// 32 random hex digits ([`crate::ids`]: unique, not secret), written
+/// byte by byte without the `fmt` machinery, in a buffer whose clones
+/// share it (one allocation; a copied slice is copied again on its first
+/// clone).
 fn new_request_id() -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let id: u128 = rand::random();
     let mut digits = [0u8; 32];
-    for (i, digit) in digits.iter_mut().enumerate() {
-        *digit = HEX[((id >> (124 - 4 * i)) & 0xf) as usize];
-    }
+    crate::trace_context::put_hex(&mut digits, &crate::ids::nonzero_u128().to_be_bytes());
     HeaderValue::from_maybe_shared(axum::body::Bytes::from_owner(digits))
         .unwrap_or(HeaderValue::from_static("0"))
 }
