@@ -56,6 +56,7 @@ pub mod shutdown;
 pub mod storage;
 pub mod tasks;
 pub mod telemetry;
+pub mod text;
 pub mod tls;
 pub mod trace_context;
 pub mod traffic;

@@ -31,23 +31,30 @@ pub fn is_public(ip: IpAddr) -> bool {
 /// and `to_string()` (four `u8` through `fmt::write`, then padding) cost
 /// about 1,300 instructions of it (scripts/bench-instructions).
 pub fn ip_text(ip: IpAddr) -> String {
-    let IpAddr::V4(v4) = ip else {
-        return ip.to_string();
-    };
     let mut text = String::with_capacity(15);
+    push_ip_text(&mut text, ip);
+    text
+}
+
+/// [`ip_text`], appended to `out` (no allocation of its own).
+pub fn push_ip_text(out: &mut String, ip: IpAddr) {
+    let IpAddr::V4(v4) = ip else {
+        use std::fmt::Write;
+        let _ = write!(out, "{ip}");
+        return;
+    };
     for (i, octet) in v4.octets().into_iter().enumerate() {
         if i > 0 {
-            text.push('.');
+            out.push('.');
         }
         if octet >= 100 {
-            text.push(char::from(b'0' + octet / 100));
+            out.push(char::from(b'0' + octet / 100));
         }
         if octet >= 10 {
-            text.push(char::from(b'0' + octet / 10 % 10));
+            out.push(char::from(b'0' + octet / 10 % 10));
         }
-        text.push(char::from(b'0' + octet % 10));
+        out.push(char::from(b'0' + octet % 10));
     }
-    text
 }
 
 /// True when a URL's host is known to be non-public without resolving it:

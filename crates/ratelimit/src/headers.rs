@@ -73,7 +73,7 @@ pub fn headers(
     push(RATELIMIT, &text);
     if !decision.allowed && !decision.exceeds_burst() {
         text.clear();
-        push_decimal(&mut text, ceil_secs(decision.retry_after_us).max(1));
+        kit::text::push_decimal(&mut text, ceil_secs(decision.retry_after_us).max(1));
         push(RETRY_AFTER, &text);
     }
     out
@@ -86,27 +86,11 @@ fn policy_item(out: &mut String, policy: &PolicyName, a: &str, x: u64, b: &str, 
     out.push_str("\";");
     out.push_str(a);
     out.push('=');
-    push_decimal(out, x);
+    kit::text::push_decimal(out, x);
     out.push(';');
     out.push_str(b);
     out.push('=');
-    push_decimal(out, y);
-}
-
-fn push_decimal(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &digit in &digits[at..] {
-        out.push(char::from(digit));
-    }
+    kit::text::push_decimal(out, y);
 }
 
 #[cfg(test)]
@@ -158,7 +142,7 @@ mod tests {
     fn decimals_are_written_whole() {
         for n in [0, 7, 10, 299, 1_000_000, u64::MAX] {
             let mut text = String::new();
-            push_decimal(&mut text, n);
+            kit::text::push_decimal(&mut text, n);
             assert_eq!(text, n.to_string());
         }
     }
