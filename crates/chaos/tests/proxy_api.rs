@@ -3,7 +3,7 @@
 
 mod proxy_support;
 
-use proxy_support::{call, create_proxy, echo_server, server};
+use proxy_support::{call, create_proxy, echo_server, port_outside_ephemeral_range, server};
 use serde_json::json;
 
 #[tokio::test]
@@ -101,10 +101,14 @@ async fn disable_closes_the_listener_before_returning() {
     use chaos::proxy::{Proxies, ProxySpec, ProxyUpdate};
     let echo = echo_server().await;
     let proxies = Proxies::new();
-    let made = proxies
-        .create(ProxySpec::new("pg", echo.to_string()))
-        .await
-        .unwrap();
+    // Below the ephemeral range: while the proxy is disabled, its port is
+    // free, and another test's outgoing connection could take a port
+    // from that range as its source.
+    let spec = ProxySpec {
+        listen: format!("127.0.0.1:{}", port_outside_ephemeral_range()),
+        ..ProxySpec::new("pg", echo.to_string())
+    };
+    let made = proxies.create(spec).await.unwrap();
     let listen: std::net::SocketAddr = made.listen.parse().unwrap();
     let toggle = |enabled| ProxyUpdate {
         enabled: Some(enabled),

@@ -7,8 +7,8 @@
 //! randomness through `rand`'s thread generator: xoshiro (`SmallRng`)
 //! costs a few instructions a draw, where the thread generator
 //! (ChaCha12) refills its block every 64 words and reaches its
-//! thread-local through a reference count on every call (about 300
-//! instructions a request for the two draws, issue 18). OpenTelemetry's
+//! thread-local through a reference count on every call (about 200
+//! instructions a request more, issue 18). OpenTelemetry's
 //! SDK makes its trace and span ids the same way. Never use these for
 //! keys, tokens or anything an attacker must not guess: `rand::rng()` is
 //! for those.

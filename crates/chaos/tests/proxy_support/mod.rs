@@ -82,3 +82,23 @@ pub async fn create_proxy(server: &ProxyServer, name: &str, upstream: SocketAddr
     assert_eq!(status, 201, "{json}");
     json["listen"].as_str().unwrap().parse().unwrap()
 }
+
+/// A free port below the kernel's ephemeral range. Outgoing connections
+/// never take one of these as their source port, so a test that closes a
+/// listener and binds the same port again cannot lose it in between to
+/// another test's client, as a port picked with `:0` (from that range)
+/// can: CI saw `Address already in use` on re-enabling a proxy.
+pub fn port_outside_ephemeral_range() -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let first = 1024u16;
+    let span = low.saturating_sub(first).max(1);
+    // Start at a different place in each process: test binaries run at once.
+    let offset = (std::process::id() % u32::from(span)) as u16;
+    (0..span)
+        .map(|i| first + (offset + i) % span)
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("a free port below the ephemeral range")
+}
