@@ -11,6 +11,12 @@
 //! cargo run --release -p reliable-floors --example reference_proxy -- 127.0.0.1:8081 127.0.0.1:8080
 //! ```
 //! (listen address, upstream address.)
+//!
+//! `FLOOR_CONNECTION_THREADS=N` (default 0) runs it the way the gateway's
+//! `http.connection_threads` does: N threads, each with a single-threaded
+//! runtime, its own listener on the port (`SO_REUSEPORT`) and its own
+//! upstream connections. 0 is one multi-threaded runtime, hyper's usual
+//! shape.
 
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -24,20 +30,69 @@ use std::net::SocketAddr;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+type Upstream = Client<HttpConnector, Incoming>;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let (Some(listen), Some(upstream)) = (args.next(), args.next()) else {
         return Err("usage: reference_proxy LISTEN_ADDR UPSTREAM_HOST:PORT".into());
     };
     let listen: SocketAddr = listen.parse()?;
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let threads: usize = match std::env::var("FLOOR_CONNECTION_THREADS") {
+        Ok(n) => n.parse()?,
+        Err(_) => 0,
+    };
+    eprintln!("reference_proxy: {listen} -> {upstream}, connection threads: {threads}");
+    if threads == 0 {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime
+            .block_on(async move {
+                let listener = tokio::net::TcpListener::bind(listen).await?;
+                serve(listener, upstream).await
+            })
+            .map_err(|e| e.to_string())?;
+        return Ok(());
+    }
+    let mut running = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_reuseport(true)?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(listen)?;
+        let upstream = upstream.clone();
+        running.push(std::thread::spawn(move || {
+            runtime.block_on(async move { serve(socket.listen(1024)?, upstream).await })
+        }));
+    }
+    for thread in running {
+        thread
+            .join()
+            .map_err(|_| "a connection thread panicked")?
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn client() -> Upstream {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    let client: Client<HttpConnector, Incoming> = Client::builder(TokioExecutor::new())
+    Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(256)
-        .build(connector);
-    eprintln!("reference_proxy: {listen} -> {upstream}");
+        .build(connector)
+}
+
+/// Accepts and proxies for ever, with upstream connections of this
+/// runtime's own.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    upstream: String,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let client = client();
     loop {
         let (tcp, _) = listener.accept().await?;
         tcp.set_nodelay(true)?;

@@ -12,6 +12,9 @@
 //! ```text
 //! cargo run --release -p reliable-floors --example reference_redirect -- 127.0.0.1:8090
 //! ```
+//!
+//! `FLOOR_CONNECTION_THREADS=N` (default 0) serves it on kit's connection
+//! threads, as `http.connection_threads` does for the platform.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
@@ -38,7 +41,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/links", get(|| async { "[]" }))
         .route("/{slug}", get(redirect));
-    let server = kit::server::HttpServer::bind(listen).await?;
+    // `FLOOR_CONNECTION_THREADS=N`: kit's `http.connection_threads`
+    // (default 0, the shared runtime).
+    let threads: usize = match std::env::var("FLOOR_CONNECTION_THREADS") {
+        Ok(n) => n.parse()?,
+        Err(_) => 0,
+    };
+    let server = kit::server::HttpServer::bind(listen)
+        .await?
+        .with_connection_threads(threads);
     eprintln!("reference_redirect on http://{}", server.local_addr());
     let shutdown = kit::CancellationToken::new();
     let signal = kit::shutdown::signal();

@@ -22,6 +22,7 @@
 //! address and the reason (never key material).
 
 mod head_timeout;
+mod workers;
 
 use crate::cpu_cost::connection::ConnectionMeter;
 use crate::http::Front;
@@ -55,6 +56,9 @@ pub struct HttpServer {
     /// `http.cost_sample_every`: each connection measures its own CPU for
     /// one request in this many ([`crate::cpu_cost::connection`]).
     cost_sample_every: u32,
+    /// `http.connection_threads`: 0 serves connections on the caller's
+    /// runtime.
+    connection_threads: usize,
 }
 
 /// What makes a listener serve HTTPS.
@@ -76,6 +80,7 @@ impl HttpServer {
             local_addr,
             tls: None,
             cost_sample_every: crate::cpu_cost::DEFAULT_SAMPLE_EVERY,
+            connection_threads: 0,
         })
     }
 
@@ -103,6 +108,14 @@ impl HttpServer {
         format!("{scheme}://{}", self.local_addr)
     }
 
+    /// Serves each connection on one of `threads` threads of its own
+    /// ([`workers`]), each running a single-threaded runtime; 0 (the
+    /// default) serves them on the runtime that calls [`HttpServer::serve`].
+    pub fn with_connection_threads(mut self, threads: usize) -> Self {
+        self.connection_threads = threads;
+        self
+    }
+
     /// Serves until `shutdown` is cancelled, then stops accepting, lets
     /// every connection finish the request it is serving (idle keep-alive
     /// connections close at once) and returns when all have closed.
@@ -115,10 +128,19 @@ impl HttpServer {
         front: impl Into<Front>,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
-        let front = front.into();
-        // No hyper timer: the header read timeout is the connection's
-        // guard's (`head_timeout`), not a sleep per request.
-        let http = hyper::server::conn::http1::Builder::new();
+        let serving = Serving {
+            front: front.into(),
+            // No hyper timer: the header read timeout is the connection's
+            // guard's (`head_timeout`), not a sleep per request.
+            http: hyper::server::conn::http1::Builder::new(),
+            tls: self.tls,
+            cost_sample_every: self.cost_sample_every,
+            shutdown: shutdown.clone(),
+        };
+        let mut workers = match self.connection_threads {
+            0 => None,
+            threads => Some(workers::Workers::start(threads, &serving)?),
+        };
         let connections = GracefulShutdown::new();
         loop {
             let (tcp, peer) = tokio::select! {
@@ -134,34 +156,66 @@ impl HttpServer {
             };
             // Small responses (redirects) must not wait for Nagle.
             let _ = tcp.set_nodelay(true);
-            let meter = ConnectionMeter::new();
-            if let Some(tls) = &self.tls {
-                let connection = TlsConnection {
-                    tls: tls.clone(),
-                    front: front.clone(),
-                    http: http.clone(),
-                    watcher: connections.watcher(),
-                    shutdown: shutdown.clone(),
-                    meter: meter.clone(),
-                };
-                // The handshake is charged with the first request.
-                tokio::spawn(meter.connection(self.cost_sample_every, connection.serve(tcp, peer)));
-                continue;
-            }
-            let front = front.clone();
-            let request_meter = meter.clone();
-            let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                let request = request.map(axum::body::Body::new);
-                request_meter.request(front.call(request, Some(peer)))
-            });
-            let connection = connections.watch(http.serve_connection(TokioIo::new(tcp), service));
-            let connection = meter.connection(self.cost_sample_every, connection);
-            let connection = HeadTimeout::new(connection, meter.activity(), HEADER_READ_TIMEOUT);
-            tokio::spawn(async move { log_end(connection.await, peer) });
+            let tcp = match &mut workers {
+                Some(workers) => match workers.hand_over(tcp, peer, connections.watcher()) {
+                    None => continue,
+                    // No worker could take it: served here.
+                    Some(tcp) => tcp,
+                },
+                None => tcp,
+            };
+            tokio::spawn(serving.connection(tcp, peer, connections.watcher()));
         }
         drop(self.listener);
+        // The workers serve what they were handed, then end with their
+        // last task.
+        drop(workers);
         connections.shutdown().await;
         Ok(())
+    }
+}
+
+/// What serving a connection needs, on whichever thread serves it.
+#[derive(Clone)]
+struct Serving {
+    front: Front,
+    http: hyper::server::conn::http1::Builder,
+    tls: Option<TlsListener>,
+    cost_sample_every: u32,
+    shutdown: CancellationToken,
+}
+
+impl Serving {
+    /// The whole life of one accepted connection, to run as a task.
+    fn connection(
+        &self,
+        tcp: tokio::net::TcpStream,
+        peer: SocketAddr,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        let meter = ConnectionMeter::new();
+        if let Some(tls) = &self.tls {
+            let connection = TlsConnection {
+                tls: tls.clone(),
+                front: self.front.clone(),
+                http: self.http.clone(),
+                watcher,
+                shutdown: self.shutdown.clone(),
+                meter: meter.clone(),
+            };
+            // The handshake is charged with the first request.
+            return Box::pin(meter.connection(self.cost_sample_every, connection.serve(tcp, peer)));
+        }
+        let front = self.front.clone();
+        let request_meter = meter.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let request = request.map(axum::body::Body::new);
+            request_meter.request(front.call(request, Some(peer)))
+        });
+        let connection = watcher.watch(self.http.serve_connection(TokioIo::new(tcp), service));
+        let connection = meter.connection(self.cost_sample_every, connection);
+        let connection = HeadTimeout::new(connection, meter.activity(), HEADER_READ_TIMEOUT);
+        Box::pin(async move { log_end(connection.await, peer) })
     }
 }
 

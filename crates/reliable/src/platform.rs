@@ -184,7 +184,8 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
     let server = HttpServer::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?
-        .with_cost_sampling(config.http.cost_sample_every);
+        .with_cost_sampling(config.http.cost_sample_every)
+        .with_connection_threads(config.http.connection_threads());
     let addr = server.local_addr();
     let supervisor = Supervisor::new();
     let platform_tasks = supervisor.for_module("platform");

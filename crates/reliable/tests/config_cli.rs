@@ -73,6 +73,16 @@ fn check_refuses_bad_input_naming_the_key_and_its_source() {
             "[gateway]\nsplit_refresh = \"0s\"\n",
             &["gateway.split_refresh"],
         ),
+        (
+            "too many connection threads",
+            "[http]\nconnection_threads = 5000\n",
+            &["http.connection_threads", "at most 1024"],
+        ),
+        (
+            "negative connection threads",
+            "[http]\nconnection_threads = -1\n",
+            &["http.connection_threads", "reliable.toml"],
+        ),
     ];
     for (what, text, needles) in cases {
         let file = file_with(dir.path(), text);
@@ -101,6 +111,13 @@ fn check_refuses_bad_input_naming_the_key_and_its_source() {
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("environment variable RELIABLE_GATEWAY_ADMIN_LISTEN"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = config_check(None, &[("RELIABLE_HTTP_CONNECTION_THREADS", "all")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("environment variable RELIABLE_HTTP_CONNECTION_THREADS"),
         "{stderr}"
     );
 

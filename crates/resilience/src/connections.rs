@@ -71,6 +71,9 @@ impl Key {
 /// a task of its own (spawned by [`Conn::handshake`]).
 pub(crate) struct Conn {
     sender: SendRequest<ClientBody>,
+    /// The idle list it goes back to: the thread its task runs on, when
+    /// that thread has a runtime of its own.
+    shard: Shard,
 }
 
 /// How a request on one connection ended, when it did not get an answer.
@@ -103,7 +106,10 @@ impl Conn {
                 Err(_) => tracing::error!("upstream connection task panicked"),
             }
         });
-        Ok(Self { sender })
+        Ok(Self {
+            sender,
+            shard: Shard::current(),
+        })
     }
 
     fn is_closed(&self) -> bool {
@@ -145,7 +151,31 @@ impl Conn {
     }
 }
 
-/// Idle connections of one client, per server.
+/// Which idle list a connection belongs to. A connection's I/O runs in a
+/// task of the runtime that opened it: on a single-threaded runtime (a
+/// server's connection thread, `kit::server`), a request that takes a
+/// connection opened on another thread would wake that thread for every
+/// read and write, which costs more than the connection saves. So each
+/// such thread keeps its own idle connections; every thread of a
+/// multi-threaded runtime shares one list (its tasks move between its
+/// threads anyway).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Shard(Option<std::thread::ThreadId>);
+
+impl Shard {
+    fn current() -> Self {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::CurrentThread => {
+                Shard(Some(std::thread::current().id()))
+            }
+            _ => Shard(None),
+        }
+    }
+}
+
+/// Idle connections of one client, per server (and per thread with a
+/// runtime of its own: [`Shard`]).
 pub(crate) struct IdleList {
     /// A handful of servers per client (a pool's endpoints): a short scan
     /// finds one.
@@ -158,6 +188,7 @@ pub(crate) struct IdleList {
 
 struct Server {
     key: Key,
+    shard: Shard,
     /// Oldest first.
     idle: VecDeque<Idle>,
 }
@@ -202,9 +233,12 @@ impl IdleList {
     /// opens a new connection, as hyper-util's pool did.
     pub(crate) fn take(&self, key: &Key) -> Option<Conn> {
         let mut closing = Vec::new();
+        let shard = Shard::current();
         let found = {
             let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
-            let server = servers.iter_mut().find(|s| s.key.is(key))?;
+            let server = servers
+                .iter_mut()
+                .find(|s| s.shard == shard && s.key.is(key))?;
             self.expire(&mut server.idle, &mut closing);
             let mut found = None;
             let mut i = server.idle.len();
@@ -231,13 +265,18 @@ impl IdleList {
             return;
         }
         let mut closing = Vec::new();
+        let shard = conn.shard;
         {
             let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
-            let server = match servers.iter().position(|s| s.key.is(&key)) {
+            let server = match servers
+                .iter()
+                .position(|s| s.shard == shard && s.key.is(&key))
+            {
                 Some(i) => &mut servers[i],
                 None => {
                     servers.push(Server {
                         key,
+                        shard,
                         idle: VecDeque::new(),
                     });
                     let last = servers.len() - 1;
@@ -408,6 +447,56 @@ mod tests {
         let response = client.send(request).await.expect("answer");
         let body = response.into_body().collect().await.expect("body");
         String::from_utf8_lossy(&body.to_bytes()).into_owned()
+    }
+
+    /// A thread with a runtime of its own keeps its own idle
+    /// connections (their tasks run there); a multi-threaded runtime's
+    /// threads share theirs.
+    #[test]
+    fn threads_with_runtimes_of_their_own_keep_their_own_connections() {
+        let multi = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (base, accepted) = multi.block_on(server(keep_alive));
+        let client = HttpClient::new(&ClientSettings::default()).expect("client");
+        let url = format!("{base}/");
+        let on_own_thread = |client: HttpClient, url: String| {
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async {
+                    for _ in 0..3 {
+                        assert_eq!(text(&client, get(&url)).await, "ok");
+                    }
+                });
+                // The connection's task ends with its runtime.
+            })
+            .join()
+            .expect("thread")
+        };
+        on_own_thread(client.clone(), url.clone());
+        on_own_thread(client.clone(), url.clone());
+        // Each thread opened one and reused it; neither took the other's.
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+
+        // On the multi-threaded runtime, requests from tasks that may run
+        // on either thread reuse one connection.
+        let shared = HttpClient::new(&ClientSettings::default()).expect("client");
+        multi.block_on(async {
+            for _ in 0..4 {
+                let (client, url) = (shared.clone(), url.clone());
+                let answer = tokio::spawn(async move { text(&client, get(&url)).await })
+                    .await
+                    .expect("task");
+                assert_eq!(answer, "ok");
+            }
+        });
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        assert_eq!(shared.idle_connections(), 1);
     }
 
     #[tokio::test]

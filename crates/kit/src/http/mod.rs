@@ -71,6 +71,9 @@ pub struct InProcessCall {
 }
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
+/// More connection threads than this is a typo, not a machine.
+const MAX_CONNECTION_THREADS: usize = 1024;
+
 /// HTTP settings shared by every module.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -96,6 +99,13 @@ pub struct HttpConfig {
     /// docs/operations/cost.md); each measured request counts this many
     /// times. 0 turns it off, 1 measures every request.
     pub cost_sample_every: u32,
+    /// Serve the main listener's connections on this many threads of
+    /// their own, each with a single-threaded runtime and, in the
+    /// gateway, its own upstream connections, so that a request stays on
+    /// one thread (docs/performance.md, "Connection threads"). Unset: one
+    /// per CPU the process may use. 0 serves them on the shared runtime
+    /// with everything else.
+    pub connection_threads: Option<usize>,
 }
 
 impl Default for HttpConfig {
@@ -106,11 +116,20 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             security_headers: true,
             cost_sample_every: crate::cpu_cost::DEFAULT_SAMPLE_EVERY,
+            connection_threads: None,
         }
     }
 }
 
 impl HttpConfig {
+    /// `connection_threads`, or one per CPU the process may use (its
+    /// cgroup's quota included) when unset.
+    pub fn connection_threads(&self) -> usize {
+        self.connection_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
+
     pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
         use crate::config::ConfigError;
         if self.request_timeout.is_zero() {
@@ -129,6 +148,15 @@ impl HttpConfig {
             TrustedProxies::parse(std::slice::from_ref(cidr)).map_err(|e| {
                 ConfigError::invalid(&format!("http.trusted_proxies[{i}]"), e.to_string())
             })?;
+        }
+        if self
+            .connection_threads
+            .is_some_and(|n| n > MAX_CONNECTION_THREADS)
+        {
+            return Err(ConfigError::invalid(
+                "http.connection_threads",
+                format!("must be at most {MAX_CONNECTION_THREADS}"),
+            ));
         }
         Ok(())
     }
