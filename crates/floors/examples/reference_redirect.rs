@@ -47,9 +47,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(n) => n.parse()?,
         Err(_) => 0,
     };
-    let server = kit::server::HttpServer::bind(listen)
-        .await?
-        .with_connection_threads(threads);
+    let mut server = kit::server::HttpServer::bind(listen).await?;
+    // Kept until the server has stopped.
+    let connection_threads = match threads {
+        0 => None,
+        n => Some(kit::server::ConnectionThreads::start(n)?),
+    };
+    if let Some(threads) = &connection_threads {
+        server = server.with_connection_threads(threads.clone());
+    }
     eprintln!("reference_redirect on http://{}", server.local_addr());
     let shutdown = kit::CancellationToken::new();
     let signal = kit::shutdown::signal();

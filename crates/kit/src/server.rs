@@ -13,6 +13,11 @@
 //! trickles its headers (slowloris) or idles on a keep-alive connection
 //! cannot hold it open for ever.
 //!
+//! With [`ConnectionThreads`] each accepted connection is served on one of
+//! N threads of its own, each a single-threaded runtime, instead of on the
+//! caller's runtime: a proxied request then never changes thread
+//! ([`workers`], ADR 4).
+//!
 //! With [`TlsListener`] the same loop serves HTTPS (rustls): the handshake
 //! runs in the connection's task under the same timeout, the peer's
 //! verified identity goes into every request's extensions
@@ -23,6 +28,8 @@
 
 mod head_timeout;
 mod workers;
+
+pub use workers::ConnectionThreads;
 
 use crate::cpu_cost::connection::ConnectionMeter;
 use crate::http::Front;
@@ -56,9 +63,9 @@ pub struct HttpServer {
     /// `http.cost_sample_every`: each connection measures its own CPU for
     /// one request in this many ([`crate::cpu_cost::connection`]).
     cost_sample_every: u32,
-    /// `http.connection_threads`: 0 serves connections on the caller's
-    /// runtime.
-    connection_threads: usize,
+    /// `http.connection_threads`: none serves connections on the
+    /// caller's runtime.
+    connection_threads: Option<ConnectionThreads>,
 }
 
 /// What makes a listener serve HTTPS.
@@ -80,7 +87,7 @@ impl HttpServer {
             local_addr,
             tls: None,
             cost_sample_every: crate::cpu_cost::DEFAULT_SAMPLE_EVERY,
-            connection_threads: 0,
+            connection_threads: None,
         })
     }
 
@@ -108,11 +115,12 @@ impl HttpServer {
         format!("{scheme}://{}", self.local_addr)
     }
 
-    /// Serves each connection on one of `threads` threads of its own
-    /// ([`workers`]), each running a single-threaded runtime; 0 (the
-    /// default) serves them on the runtime that calls [`HttpServer::serve`].
-    pub fn with_connection_threads(mut self, threads: usize) -> Self {
-        self.connection_threads = threads;
+    /// Serves each connection on one of `threads`, in turn, instead of
+    /// on the runtime that calls [`HttpServer::serve`] (the default). The
+    /// threads outlive the server: they end when their owner drops its
+    /// last handle ([`ConnectionThreads`]).
+    pub fn with_connection_threads(mut self, threads: ConnectionThreads) -> Self {
+        self.connection_threads = Some(threads);
         self
     }
 
@@ -137,10 +145,6 @@ impl HttpServer {
             cost_sample_every: self.cost_sample_every,
             shutdown: shutdown.clone(),
         };
-        let mut workers = match self.connection_threads {
-            0 => None,
-            threads => Some(workers::Workers::start(threads, &serving)?),
-        };
         let connections = GracefulShutdown::new();
         loop {
             let (tcp, peer) = tokio::select! {
@@ -156,20 +160,30 @@ impl HttpServer {
             };
             // Small responses (redirects) must not wait for Nagle.
             let _ = tcp.set_nodelay(true);
-            let tcp = match &mut workers {
-                Some(workers) => match workers.hand_over(tcp, peer, connections.watcher()) {
-                    None => continue,
-                    // No worker could take it: served here.
-                    Some(tcp) => tcp,
-                },
-                None => tcp,
+            let watcher = connections.watcher();
+            let Some(threads) = &self.connection_threads else {
+                tokio::spawn(serving.connection(tcp, peer, watcher));
+                continue;
             };
-            tokio::spawn(serving.connection(tcp, peer, connections.watcher()));
+            // The socket leaves this runtime's reactor for the thread's.
+            match tcp.into_std() {
+                Ok(tcp) => {
+                    let serving = serving.clone();
+                    threads.spawn(async move {
+                        match tokio::net::TcpStream::from_std(tcp) {
+                            Ok(tcp) => serving.connection(tcp, peer, watcher).await,
+                            Err(e) => {
+                                tracing::warn!(error = %e, %peer, "a connection thread could not take a connection");
+                            }
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, %peer, "could not hand a connection to its thread");
+                }
+            }
         }
         drop(self.listener);
-        // The workers serve what they were handed, then end with their
-        // last task.
-        drop(workers);
         connections.shutdown().await;
         Ok(())
     }

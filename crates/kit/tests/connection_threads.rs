@@ -1,10 +1,11 @@
-//! `http.connection_threads`: connections served on threads of their own,
-//! over real loopback sockets. Every wait is on a channel, never on time.
+//! `http.connection_threads`: connections served on threads of their own
+//! ([`ConnectionThreads`]), over real loopback sockets. Every wait is on a
+//! channel, never on time.
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use kit::server::HttpServer;
+use kit::server::{ConnectionThreads, HttpServer};
 use kit::CancellationToken;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -14,16 +15,18 @@ use tokio::sync::{mpsc, oneshot};
 
 async fn start(
     router: Router,
-    threads: usize,
+    threads: Option<&ConnectionThreads>,
 ) -> (
     std::net::SocketAddr,
     CancellationToken,
     tokio::task::JoinHandle<()>,
 ) {
-    let server = HttpServer::bind("127.0.0.1:0".parse().expect("addr"))
+    let mut server = HttpServer::bind("127.0.0.1:0".parse().expect("addr"))
         .await
-        .expect("bind")
-        .with_connection_threads(threads);
+        .expect("bind");
+    if let Some(threads) = threads {
+        server = server.with_connection_threads(threads.clone());
+    }
     let addr = server.local_addr();
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
@@ -62,7 +65,9 @@ async fn connections_take_turns_on_the_threads_and_each_stays_on_one() {
                 .to_string()
         }),
     );
-    let (addr, shutdown, task) = start(router, 2).await;
+    let threads = ConnectionThreads::start(2).expect("threads");
+    assert_eq!(threads.count(), 2);
+    let (addr, shutdown, task) = start(router, Some(&threads)).await;
     let mut seen = BTreeSet::new();
     for _ in 0..4 {
         seen.insert(ask(addr, "/thread").await);
@@ -95,6 +100,8 @@ async fn connections_take_turns_on_the_threads_and_each_stays_on_one() {
     shutdown.cancel();
     task.await.expect("server task");
     assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
+    // The last handle: the threads end, and the drop waits for them.
+    drop(threads);
 }
 
 /// What the spawned task waits for, and what it sends when it has run.
@@ -139,7 +146,8 @@ async fn shutdown_waits_for_a_request_in_flight_and_keeps_the_tasks_it_spawned()
         later: Arc::new(Mutex::new(Some((go_rx, done_tx)))),
     };
     let router = Router::new().route("/slow", get(slow)).with_state(script);
-    let (addr, shutdown, task) = start(router, 2).await;
+    let threads = ConnectionThreads::start(2).expect("threads");
+    let (addr, shutdown, task) = start(router, Some(&threads)).await;
 
     let request = tokio::spawn(async move { ask(addr, "/slow").await });
     started.recv().await.expect("the handler started");
@@ -151,11 +159,64 @@ async fn shutdown_waits_for_a_request_in_flight_and_keeps_the_tasks_it_spawned()
     assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
 
     // The server has returned; the task the handler spawned still runs on
-    // its thread, which ends only after it.
+    // its thread, which lives as long as its owner's handle.
     let _ = go_tx.send(());
     done_rx
         .await
         .expect("the spawned task was dropped with its thread");
+    drop(threads);
+}
+
+/// A socket opened on a connection thread (as a database pool opens one
+/// for a request there) keeps working after the server has stopped, for
+/// as long as the threads' owner keeps them: the platform stops its
+/// modules, which use their pools, after its listener has closed.
+#[tokio::test]
+async fn a_socket_opened_on_a_connection_thread_outlives_the_server() {
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let echo_addr = echo.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let mut byte = [0u8; 1];
+                while let Ok(1) = stream.read(&mut byte).await {
+                    if stream.write_all(&byte).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let (opened_tx, opened_rx) = oneshot::channel::<TcpStream>();
+    let opened = Arc::new(Mutex::new(Some(opened_tx)));
+    let router = Router::new().route(
+        "/open",
+        get(move || {
+            let opened = opened.clone();
+            async move {
+                let stream = TcpStream::connect(echo_addr).await.expect("connect");
+                if let Some(tx) = opened.lock().ok().and_then(|mut o| o.take()) {
+                    let _ = tx.send(stream);
+                }
+                "opened"
+            }
+        }),
+    );
+    let threads = ConnectionThreads::start(1).expect("threads");
+    let (addr, shutdown, task) = start(router, Some(&threads)).await;
+    assert_eq!(ask(addr, "/open").await, "opened");
+    shutdown.cancel();
+    task.await.expect("server task");
+
+    // Registered with the connection thread's runtime, used from here.
+    let mut stream = opened_rx.await.expect("the handler's socket");
+    stream.write_all(b"x").await.expect("write");
+    let mut back = [0u8; 1];
+    stream.read_exact(&mut back).await.expect("read");
+    assert_eq!(&back, b"x");
+    drop(threads);
 }
 
 #[tokio::test]
@@ -169,7 +230,7 @@ async fn zero_threads_serve_on_the_callers_runtime() {
                 .to_string()
         }),
     );
-    let (addr, shutdown, task) = start(router, 0).await;
+    let (addr, shutdown, task) = start(router, None).await;
     let here = std::thread::current()
         .name()
         .unwrap_or("unnamed")

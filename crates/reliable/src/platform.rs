@@ -181,11 +181,21 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
         ports.insert(limiter);
     }
 
-    let server = HttpServer::bind(config.listen)
+    // Kept to the end of this function: sockets opened on them (a pool's
+    // database connections) stay usable while the modules stop (ADR 4).
+    let connection_threads = match config.http.connection_threads() {
+        0 => None,
+        n => Some(
+            kit::server::ConnectionThreads::start(n).context("starting the connection threads")?,
+        ),
+    };
+    let mut server = HttpServer::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?
-        .with_cost_sampling(config.http.cost_sample_every)
-        .with_connection_threads(config.http.connection_threads());
+        .with_cost_sampling(config.http.cost_sample_every);
+    if let Some(threads) = &connection_threads {
+        server = server.with_connection_threads(threads.clone());
+    }
     let addr = server.local_addr();
     let supervisor = Supervisor::new();
     let platform_tasks = supervisor.for_module("platform");
@@ -442,6 +452,7 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
     platform_tasks.shutdown().await;
     tracing::info!("stopped");
     telemetry.shutdown();
+    drop(connection_threads);
     if let Some(failure) = fatal {
         bail!("{failure}");
     }

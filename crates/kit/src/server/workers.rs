@@ -3,119 +3,114 @@
 //! Why: on Tokio's work-stealing runtime a proxied request hops threads.
 //! The client connection's task and the upstream connection's task wake
 //! each other through the runtime, often on the other thread, and each
-//! hop is a futex wake and a cold cache. A bare hyper proxy spent about a
-//! quarter less CPU a request with one single-threaded runtime per core
-//! and its own upstream connections than on the shared runtime
-//! (docs/performance.md, "Connection threads"); nginx's workers are built
-//! the same way.
+//! hop is a futex wake and a cold cache. The gateway spent 21% less CPU a
+//! request with one single-threaded runtime per core, each with its own
+//! upstream connections, than on the shared runtime (docs/performance.md,
+//! "Connection threads"; ADR 4). nginx's workers are built the same way.
 //!
-//! How: the listener stays on the caller's runtime and accepts; each
-//! accepted connection goes, in turn, to one of N threads, each running a
-//! single-threaded Tokio runtime, where it lives until it closes. A task
-//! a request spawns runs on that thread too (an upstream connection made
-//! there, so the gateway's idle lists are kept per thread:
-//! `resilience::connections`). The shared runtime keeps everything else:
-//! background work, database pools, brokers.
+//! How: [`ConnectionThreads`] runs N threads, each driving a
+//! single-threaded Tokio runtime. A listener stays on the caller's runtime
+//! and accepts; each accepted connection is handed, in turn, to one of the
+//! threads, where it lives until it closes. A task a request spawns runs on
+//! that thread too (an upstream connection made there, so the HTTP
+//! client's idle lists are kept per thread: `resilience::connections`).
+//! The shared runtime keeps everything else: background work, database
+//! pools, brokers.
 //!
-//! Shutdown: when the listener closes, each thread serves the connections
-//! it was handed to their graceful end, then runs until its last task has
-//! ended (a task a request spawned, such as a usage record written after
-//! an answer), and exits.
+//! Lifetime: the threads run until the last handle to them is dropped,
+//! not when a listener closes. A socket opened on a thread (a database
+//! connection a pool opened for a request there, say) is driven by that
+//! thread's runtime for as long as anyone uses it, and the platform uses
+//! its pools while it stops, after its listener has closed. So the owner
+//! drops its handle last; then each thread ends, dropping what is left on
+//! it, and the drop waits for them.
 
-use super::Serving;
-use hyper_util::server::graceful::Watcher;
-use std::net::SocketAddr;
-use std::time::Duration;
-use tokio::sync::mpsc;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
 
-/// How often a thread whose listener has closed looks for tasks left.
-const IDLE_CHECK: Duration = Duration::from_millis(10);
-
-/// An accepted connection on its way to its thread.
-struct Handed {
-    tcp: std::net::TcpStream,
-    peer: SocketAddr,
-    watcher: Watcher,
+/// Threads, each with a single-threaded runtime, that serve connections.
+/// Cheap to clone; the threads end when the last clone is dropped.
+#[derive(Clone)]
+pub struct ConnectionThreads {
+    inner: Arc<Inner>,
 }
 
-/// The threads, as seen by the accepting loop.
-pub(super) struct Workers {
-    threads: Vec<mpsc::UnboundedSender<Handed>>,
-    next: usize,
+struct Inner {
+    runtimes: Vec<tokio::runtime::Handle>,
+    /// The thread the next connection goes to.
+    next: AtomicUsize,
+    release: CancellationToken,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
-impl Workers {
-    /// Starts `count` threads, each with its runtime (an error building
-    /// one fails here, before the first connection).
-    pub(super) fn start(count: usize, serving: &Serving) -> std::io::Result<Self> {
-        let mut threads = Vec::with_capacity(count);
-        for index in 0..count {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let (sender, receiver) = mpsc::unbounded_channel();
-            let serving = serving.clone();
-            std::thread::Builder::new()
-                .name(format!("http-conn-{index}"))
-                .spawn(move || run(runtime, receiver, serving))?;
-            threads.push(sender);
-        }
-        Ok(Self { threads, next: 0 })
-    }
-
-    /// Hands `tcp` to the next thread in turn. Gives it back when it
-    /// cannot (every thread has ended, or the socket could not leave this
-    /// runtime), for the caller to serve itself.
-    pub(super) fn hand_over(
-        &mut self,
-        tcp: tokio::net::TcpStream,
-        peer: SocketAddr,
-        watcher: Watcher,
-    ) -> Option<tokio::net::TcpStream> {
-        let mut tcp = match tcp.into_std() {
-            Ok(tcp) => tcp,
-            Err(e) => {
-                tracing::warn!(error = %e, %peer, "could not hand a connection to its thread");
-                return None;
+impl ConnectionThreads {
+    /// Starts `count` threads (at least one), named `http-conn-N`. An
+    /// error building a runtime or a thread fails here, before the first
+    /// connection, and stops the threads already started.
+    pub fn start(count: usize) -> std::io::Result<Self> {
+        let release = CancellationToken::new();
+        let mut runtimes = Vec::with_capacity(count.max(1));
+        let mut threads = Vec::with_capacity(count.max(1));
+        let mut started = || -> std::io::Result<()> {
+            for index in 0..count.max(1) {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtimes.push(runtime.handle().clone());
+                let release = release.clone();
+                threads.push(
+                    std::thread::Builder::new()
+                        .name(format!("http-conn-{index}"))
+                        .spawn(move || {
+                            runtime.block_on(release.cancelled());
+                            // Dropping the runtime drops the tasks left on
+                            // it (the owner has stopped what it waits for).
+                        })?,
+                );
             }
+            Ok(())
         };
-        let mut watcher = watcher;
-        for _ in 0..self.threads.len() {
-            let thread = &self.threads[self.next % self.threads.len()];
-            self.next = self.next.wrapping_add(1);
-            match thread.send(Handed { tcp, peer, watcher }) {
-                Ok(()) => return None,
-                Err(mpsc::error::SendError(back)) => {
-                    tcp = back.tcp;
-                    watcher = back.watcher;
-                }
-            }
-        }
-        tracing::error!("no connection thread is running; serving on the shared runtime");
-        tokio::net::TcpStream::from_std(tcp).ok()
+        let outcome = started();
+        let inner = Inner {
+            runtimes,
+            next: AtomicUsize::new(0),
+            release,
+            threads: Mutex::new(threads),
+        };
+        // On an error, dropping `inner` ends the threads started.
+        outcome.map(|()| Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// How many threads there are.
+    pub fn count(&self) -> usize {
+        self.inner.runtimes.len()
+    }
+
+    /// Runs `future` on the next thread in turn.
+    pub(super) fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
+        let next = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        let runtime = &self.inner.runtimes[next % self.inner.runtimes.len()];
+        // Detached: the connection's task ends with its connection, and
+        // the thread outlives it.
+        drop(runtime.spawn(future));
     }
 }
 
-/// One thread: serves what it is handed, then its tasks to their end.
-fn run(
-    runtime: tokio::runtime::Runtime,
-    mut handed: mpsc::UnboundedReceiver<Handed>,
-    serving: Serving,
-) {
-    runtime.block_on(async move {
-        while let Some(Handed { tcp, peer, watcher }) = handed.recv().await {
-            match tokio::net::TcpStream::from_std(tcp) {
-                Ok(tcp) => {
-                    // Ends with its connection; the runtime counts it
-                    // below.
-                    drop(tokio::spawn(serving.connection(tcp, peer, watcher)));
-                }
-                Err(e) => tracing::warn!(error = %e, %peer, "could not serve a handed connection"),
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.release.cancel();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let me = std::thread::current().id();
+        for thread in threads {
+            // A thread cannot wait for itself (the last handle dropped by
+            // a task of its own): it ends once this task returns.
+            if thread.thread().id() != me && thread.join().is_err() {
+                tracing::error!("a connection thread panicked");
             }
         }
-        let tasks = tokio::runtime::Handle::current().metrics();
-        while tasks.num_alive_tasks() > 0 {
-            tokio::time::sleep(IDLE_CHECK).await;
-        }
-    });
+    }
 }
