@@ -36,6 +36,14 @@ async fn start(
     (addr, shutdown, task)
 }
 
+/// The name of the thread this runs on.
+fn thread_name() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("unnamed")
+        .to_string()
+}
+
 /// One request on its own connection, closed after the answer; the body.
 async fn ask(addr: std::net::SocketAddr, path: &str) -> String {
     let mut tcp = TcpStream::connect(addr).await.expect("connect");
@@ -56,15 +64,7 @@ async fn ask(addr: std::net::SocketAddr, path: &str) -> String {
 
 #[tokio::test]
 async fn connections_take_turns_on_the_threads_and_each_stays_on_one() {
-    let router = Router::new().route(
-        "/thread",
-        get(|| async {
-            std::thread::current()
-                .name()
-                .unwrap_or("unnamed")
-                .to_string()
-        }),
-    );
+    let router = Router::new().route("/thread", get(|| async { thread_name() }));
     let threads = ConnectionThreads::start(2).expect("threads");
     assert_eq!(threads.count(), 2);
     let (addr, shutdown, task) = start(router, Some(&threads)).await;
@@ -220,21 +220,10 @@ async fn a_socket_opened_on_a_connection_thread_outlives_the_server() {
 }
 
 #[tokio::test]
-async fn zero_threads_serve_on_the_callers_runtime() {
-    let router = Router::new().route(
-        "/thread",
-        get(|| async {
-            std::thread::current()
-                .name()
-                .unwrap_or("unnamed")
-                .to_string()
-        }),
-    );
+async fn without_threads_connections_are_served_on_the_callers_runtime() {
+    let router = Router::new().route("/thread", get(|| async { thread_name() }));
     let (addr, shutdown, task) = start(router, None).await;
-    let here = std::thread::current()
-        .name()
-        .unwrap_or("unnamed")
-        .to_string();
+    let here = thread_name();
     assert_eq!(ask(addr, "/thread").await, here);
     shutdown.cancel();
     task.await.expect("server task");
