@@ -27,7 +27,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Threads, each with a single-threaded runtime, that serve connections.
@@ -42,7 +42,7 @@ struct Inner {
     /// The thread the next connection goes to.
     next: AtomicUsize,
     release: CancellationToken,
-    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl ConnectionThreads {
@@ -50,11 +50,12 @@ impl ConnectionThreads {
     /// error building a runtime or a thread fails here, before the first
     /// connection, and stops the threads already started.
     pub fn start(count: usize) -> std::io::Result<Self> {
+        let count = count.max(1);
         let release = CancellationToken::new();
-        let mut runtimes = Vec::with_capacity(count.max(1));
-        let mut threads = Vec::with_capacity(count.max(1));
+        let mut runtimes = Vec::with_capacity(count);
+        let mut threads = Vec::with_capacity(count);
         let mut started = || -> std::io::Result<()> {
-            for index in 0..count.max(1) {
+            for index in 0..count {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;
@@ -77,7 +78,7 @@ impl ConnectionThreads {
             runtimes,
             next: AtomicUsize::new(0),
             release,
-            threads: Mutex::new(threads),
+            threads,
         };
         // On an error, dropping `inner` ends the threads started.
         outcome.map(|()| Self {
@@ -103,9 +104,8 @@ impl ConnectionThreads {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.release.cancel();
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         let me = std::thread::current().id();
-        for thread in threads {
+        for thread in self.threads.drain(..) {
             // A thread cannot wait for itself (the last handle dropped by
             // a task of its own): it ends once this task returns.
             if thread.thread().id() != me && thread.join().is_err() {
