@@ -151,20 +151,42 @@ fn parse_length(value: &HeaderValue) -> Option<usize> {
 /// request when it already is (a lowercased copy cost ~490 instructions
 /// a request).
 fn host_of(request: &Request) -> Option<Cow<'_, str>> {
-    let host = request
+    let (host, upper) = match request
         .headers()
         .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| request.uri().host())?;
-    let host = match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
+        .and_then(|h| split_host(h.as_bytes()))
+    {
+        Some(found) => found,
+        None => split_host(request.uri().host()?.as_bytes())?,
     };
-    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+    Some(if upper {
         Cow::Owned(host.to_ascii_lowercase())
     } else {
         Cow::Borrowed(host)
     })
+}
+
+/// A `Host` value without its port (digits after the last `:`, none
+/// included), and whether it has an uppercase letter; `None` when it is
+/// not text (as [`HeaderValue::to_str`] says). One pass over the bytes,
+/// where the text check, the split and the case check were three (about
+/// 340 instructions a request, issue 18).
+fn split_host(value: &[u8]) -> Option<(&str, bool)> {
+    let (mut colon, mut port, mut upper) = (None, false, false);
+    for (i, &byte) in value.iter().enumerate() {
+        match byte {
+            b':' => (colon, port) = (Some(i), true),
+            b'0'..=b'9' => {}
+            b'A'..=b'Z' => (upper, port) = (true, false),
+            b'\t' | b' '..=b'~' => port = false,
+            _ => return None,
+        }
+    }
+    let name = match colon {
+        Some(i) if port => &value[..i],
+        _ => value,
+    };
+    Some((std::str::from_utf8(name).ok()?, upper))
 }
 
 async fn forward(
@@ -650,6 +672,30 @@ fn client_span(
 mod tests {
     use super::*;
     use http_body_util::{BodyExt, Full, StreamBody};
+
+    #[test]
+    fn a_host_loses_a_numeric_port_and_says_whether_it_needs_lowercasing() {
+        let cases: [(&[u8], _); 9] = [
+            (b"api.example.com", Some(("api.example.com", false))),
+            (b"127.0.0.1:8080", Some(("127.0.0.1", false))),
+            (b"API.Example.com:443", Some(("API.Example.com", true))),
+            (b"host:", Some(("host", false))),
+            (b"[::1]:8080", Some(("[::1]", false))),
+            (b"[::1]", Some(("[::1]", false))),
+            // Not a port: the whole value is the host.
+            (b"host:80a", Some(("host:80a", false))),
+            (b"host:8A", Some(("host:8A", true))),
+            (b"caf\xc3\xa9", None),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(
+                split_host(value),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
+        }
+    }
 
     #[test]
     fn an_answers_length_is_its_bodys_exact_size_else_its_header() {

@@ -13,6 +13,10 @@
 //! trickles its headers (slowloris) or idles on a keep-alive connection
 //! cannot hold it open for ever.
 //!
+//! At shutdown each connection finishes the request it serves and closes
+//! ([`graceful`], which costs a request no work where hyper-util's
+//! watcher cost two channel polls).
+//!
 //! With [`ConnectionThreads`] each accepted connection is served on one of
 //! N threads of its own, each a single-threaded runtime, instead of on the
 //! caller's runtime: a proxied request then never changes thread
@@ -26,6 +30,7 @@
 //! router. Refused handshakes and requests are logged with the peer's
 //! address and the reason (never key material).
 
+mod graceful;
 mod head_timeout;
 mod workers;
 
@@ -36,11 +41,11 @@ use crate::http::Front;
 use crate::problem::Problem;
 use crate::tls::{AllowList, PeerIdentity};
 use axum::response::IntoResponse;
+use graceful::{Connections, Watcher};
 use head_timeout::{Closed, HeadTimeout};
 use http::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,7 +150,7 @@ impl HttpServer {
             cost_sample_every: self.cost_sample_every,
             shutdown: shutdown.clone(),
         };
-        let connections = GracefulShutdown::new();
+        let connections = Connections::new();
         loop {
             let (tcp, peer) = tokio::select! {
                 biased;
@@ -205,7 +210,7 @@ impl Serving {
         &self,
         tcp: tokio::net::TcpStream,
         peer: SocketAddr,
-        watcher: hyper_util::server::graceful::Watcher,
+        watcher: Watcher,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
         let meter = ConnectionMeter::new();
         if let Some(tls) = &self.tls {
@@ -240,7 +245,7 @@ struct TlsConnection {
     tls: TlsListener,
     front: Front,
     http: hyper::server::conn::http1::Builder,
-    watcher: hyper_util::server::graceful::Watcher,
+    watcher: Watcher,
     /// A handshake still running at shutdown is dropped, not waited for.
     shutdown: CancellationToken,
     meter: ConnectionMeter,
