@@ -16,6 +16,7 @@
 //! which the registry resolves to the same series, so the count stays
 //! bounded and right.
 
+use kit::metrics::{latency_histogram, LatencyFamily};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::RwLock;
@@ -87,15 +88,29 @@ fn status_label(status: u16) -> String {
     }
 }
 
+/// Kept by kit, as the request path's histograms are
+/// ([`kit::metrics::latency_histogram`]).
+const REQUESTS: LatencyFamily = LatencyFamily {
+    name: "gateway_request_duration_seconds",
+    help: "Duration of requests at the gateway, by route, pool and status",
+};
+
+const ATTEMPTS: LatencyFamily = LatencyFamily {
+    name: "http_client_request_duration_seconds",
+    help: "Duration of one upstream attempt of the gateway, by pool, endpoint and status or error",
+};
+
 /// `gateway_request_duration_seconds{gateway_route, gateway_pool,
 /// http_response_status_code}`: the whole request at the gateway.
 pub(crate) fn requests() -> Series {
     Series::new(|(route, pool, status, _)| {
-        metrics::histogram!(
-            "gateway_request_duration_seconds",
-            "gateway_route" => *route,
-            "gateway_pool" => *pool,
-            "http_response_status_code" => status_label(*status),
+        latency_histogram(
+            REQUESTS,
+            &[
+                ("gateway_route", route),
+                ("gateway_pool", pool),
+                ("http_response_status_code", &status_label(*status)),
+            ],
         )
     })
 }
@@ -105,12 +120,14 @@ pub(crate) fn requests() -> Series {
 /// attempt has no status and its error kind.
 pub(crate) fn attempts() -> Series {
     Series::new(|(pool, endpoint, status, error_type)| {
-        metrics::histogram!(
-            "http_client_request_duration_seconds",
-            "gateway_pool" => *pool,
-            "server_address" => *endpoint,
-            "http_response_status_code" => status_label(*status),
-            "error_type" => *error_type,
+        latency_histogram(
+            ATTEMPTS,
+            &[
+                ("gateway_pool", pool),
+                ("server_address", endpoint),
+                ("http_response_status_code", &status_label(*status)),
+                ("error_type", error_type),
+            ],
         )
     })
 }

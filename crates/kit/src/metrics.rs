@@ -6,11 +6,20 @@
 //! time. Names follow the OpenTelemetry semantic conventions in Prometheus
 //! form; label values are always bounded.
 
+mod latency;
+
+pub use latency::{latency_histogram, LatencyFamily};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 
 /// Histogram name for server-side request latency (OTel `http.server.request.duration`).
 pub const HTTP_SERVER_REQUEST_DURATION: &str = "http_server_request_duration_seconds";
+
+/// Server-side request latency, kept by kit ([`latency_histogram`]).
+pub const HTTP_SERVER_REQUESTS: LatencyFamily = LatencyFamily {
+    name: HTTP_SERVER_REQUEST_DURATION,
+    help: "Duration of HTTP server requests",
+};
 
 /// Latency buckets in seconds: fine-grained below 10 ms (redirects answer in
 /// microseconds), 0.3 s for the gateway's latency SLO, and 60 s for the
@@ -42,19 +51,10 @@ fn recorder() -> Option<&'static Recorder> {
             let handle = builder.install_recorder().ok()?;
             let process = metrics_process::Collector::default();
             process.describe();
-            describe_http_metrics();
             spawn_upkeep(handle.clone());
             Some(Recorder { handle, process })
         })
         .as_ref()
-}
-
-fn describe_http_metrics() {
-    metrics::describe_histogram!(
-        HTTP_SERVER_REQUEST_DURATION,
-        metrics::Unit::Seconds,
-        "Duration of HTTP server requests"
-    );
 }
 
 /// Installs the global recorder if it is not installed yet. Returns false if
@@ -69,6 +69,7 @@ pub fn render() -> String {
         Some(r) => {
             r.process.collect();
             let mut text = r.handle.render();
+            latency::render_into(&mut text);
             crate::cpu_cost::counters().render_into(&mut text);
             crate::memory::parts().render_into(&mut text);
             text

@@ -10,7 +10,7 @@
 
 use super::{security, InProcessCall, TRACEPARENT, X_REQUEST_ID};
 use crate::cpu_cost;
-use crate::metrics::HTTP_SERVER_REQUEST_DURATION;
+use crate::metrics::HTTP_SERVER_REQUESTS;
 use crate::problem::Problem;
 use crate::telemetry;
 use crate::trace_context::TraceParent;
@@ -96,12 +96,14 @@ impl RequestDurations {
                 return histogram.clone();
             }
         }
-        let histogram = metrics::histogram!(
-            HTTP_SERVER_REQUEST_DURATION,
-            "service" => service,
-            "http_route" => route.to_string(),
-            "http_request_method" => method,
-            "http_response_status_code" => status.to_string(),
+        let histogram = crate::metrics::latency_histogram(
+            HTTP_SERVER_REQUESTS,
+            &[
+                ("service", service),
+                ("http_route", route),
+                ("http_request_method", method),
+                ("http_response_status_code", &status.to_string()),
+            ],
         );
         self.by_route
             .write()
