@@ -10,7 +10,98 @@ use crate::model::{QueryTemplate, WINDOW_PLACEHOLDER};
 use crate::window::Window;
 use crate::SpecError;
 use promql_parser::label::Matcher;
-use promql_parser::parser::{self, Expr, VectorSelector};
+use promql_parser::parser::{Expr, VectorSelector};
+
+/// The longest duration written as a number of seconds (in a range, a
+/// subquery's range or step, or after `offset`) that a query may hold:
+/// 10^15 s, some 30 million years.
+const MAX_DURATION_SECONDS: f64 = 1e15;
+
+/// `promql_parser`'s parse, refusing first what would make it panic: a
+/// duration written as a number of seconds too large for a `Duration`
+/// (`rate(x[1e300])`, `x offset 99999999999999999999`, `offset Inf`), which
+/// it converts with `Duration::from_secs_f64` (found by the `slo_sloth`
+/// fuzz target).
+fn parse(text: &str) -> Result<Expr, String> {
+    check_durations(text)?;
+    promql_parser::parser::parse(text)
+}
+
+/// One pass over the query's tokens outside strings and comments: every
+/// number inside `[...]` or after `offset` must be a finite duration of
+/// at most [`MAX_DURATION_SECONDS`]. Durations with units (`5m`, `1h30m`)
+/// are the parser's to check, and it does.
+fn check_durations(text: &str) -> Result<(), String> {
+    let bytes = text.as_bytes();
+    let (mut i, mut depth, mut after_offset) = (0, 0usize, false);
+    while i < bytes.len() {
+        let byte = bytes[i];
+        match byte {
+            b'"' | b'\'' | b'`' => {
+                // To the closing quote; backslash escapes but in raw strings.
+                i += 1;
+                while i < bytes.len() && bytes[i] != byte {
+                    i += if byte != b'`' && bytes[i] == b'\\' {
+                        2
+                    } else {
+                        1
+                    };
+                }
+                i += 1;
+                after_offset = false;
+            }
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'[' => (depth, i, after_offset) = (depth + 1, i + 1, false),
+            b']' => (depth, i, after_offset) = (depth.saturating_sub(1), i + 1, false),
+            // Whitespace and a sign keep an `offset` waiting for its value.
+            b' ' | b'\t' | b'\r' | b'\n' | b'+' | b'-' => i += 1,
+            b'0'..=b'9' | b'.' => {
+                let start = i;
+                while i < bytes.len() {
+                    let exponent_sign = matches!(bytes[i], b'+' | b'-')
+                        && matches!(bytes[i - 1], b'e' | b'E')
+                        && !text[start..i].starts_with("0x");
+                    if bytes[i].is_ascii_alphanumeric() || bytes[i] == b'.' || exponent_sign {
+                        i += 1;
+                    } else {
+                        break;
+                    }
+                }
+                let token = &text[start..i];
+                if depth > 0 || after_offset {
+                    if let Ok(seconds) = token.parse::<f64>() {
+                        if seconds.is_nan() || seconds.abs() > MAX_DURATION_SECONDS {
+                            return Err(format!(
+                                "the duration `{token}` is out of range (at most {MAX_DURATION_SECONDS:e} seconds)"
+                            ));
+                        }
+                    }
+                }
+                after_offset = false;
+            }
+            // A word; a colon (in a rule name or a subquery) is a separator.
+            b'A'..=b'Z' | b'a'..=b'z' | b'_' => {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                let word = &text[start..i];
+                if after_offset
+                    && (word.eq_ignore_ascii_case("inf") || word.eq_ignore_ascii_case("nan"))
+                {
+                    return Err(format!("the duration `{word}` is out of range (at most {MAX_DURATION_SECONDS:e} seconds)"));
+                }
+                after_offset = word.eq_ignore_ascii_case("offset");
+            }
+            _ => (i, after_offset) = (i + 1, false),
+        }
+    }
+    Ok(())
+}
 
 /// Checks a query; `window` says whether it must contain `{{.window}}`.
 pub fn template(
@@ -30,7 +121,7 @@ pub fn template(
         ));
     }
     let rendered = text.replace(WINDOW_PLACEHOLDER, "5m");
-    parser::parse(&rendered).map_err(|e| {
+    parse(&rendered).map_err(|e| {
         at.here(
             line,
             format!("query does not parse as PromQL: {}", one_line(&e)),
@@ -45,7 +136,7 @@ pub fn counter_selector(at: &At<'_>, line: usize, text: &str) -> Result<String, 
     if text.is_empty() {
         return Err(at.here(line, "query must not be empty"));
     }
-    match parser::parse(text) {
+    match parse(text) {
         Err(e) => Err(at.here(line, format!("query does not parse as PromQL: {}", one_line(&e)))),
         Ok(Expr::VectorSelector(vs)) if vs.offset.is_none() && vs.at.is_none() => {
             if vs.name.is_none() || !text.starts_with(vs.name.as_deref().unwrap_or_default()) {
@@ -95,7 +186,7 @@ pub fn latency_buckets(good: &QueryTemplate, threshold: f64) -> Option<String> {
         .strip_suffix(&format!("[{WINDOW_PLACEHOLDER}]))"))?;
     let buckets = without_matcher(selector, &format!("le=\"{threshold}\""))?;
     // The result must still be a plain selector, or it was not our shape.
-    match parser::parse(&buckets) {
+    match parse(&buckets) {
         Ok(Expr::VectorSelector(_)) => Some(buckets),
         _ => None,
     }
@@ -130,7 +221,7 @@ impl CounterSeries {
 /// The counter behind `sum(rate(selector[w]))` or `sum(increase(...))`, if
 /// the query has that shape; the live evaluator can follow only those.
 pub fn summed_counter(query: &QueryTemplate) -> Option<CounterSeries> {
-    let expr = parser::parse(&query.render(Window::minutes(5))).ok()?;
+    let expr = parse(&query.render(Window::minutes(5))).ok()?;
     let Expr::Aggregate(agg) = unparen(&expr) else {
         return None;
     };
@@ -175,12 +266,48 @@ fn one_line(message: &str) -> String {
 
 /// Whether a generated expression parses (used by tests of the generator).
 pub fn parses(expr: &str) -> Result<(), String> {
-    parser::parse(expr).map(|_| ())
+    parse(expr).map(|_| ())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_duration_too_large_for_the_parser_is_refused_not_a_panic() {
+        for query in [
+            "sum(rate(e[222222222222222222222222222222222:22222222m]))",
+            "sum(rate(e[5m:22222222222222222222222]))",
+            "rate(x[99999999999999999999])",
+            "rate(x[1e300])",
+            "rate(x[1.9e19])",
+            "rate(x[5m:1e300])",
+            "x offset 99999999999999999999999999",
+            "x offset -1e300",
+            "x offset Inf",
+            "x offset  +NaN",
+            "rate(x[5m] offset -99999999999999999999999999)",
+        ] {
+            let error = parse(query).expect_err(query);
+            assert!(error.contains("out of range"), "{query}: {error}");
+        }
+        // Numbers elsewhere, in strings and comments, and durations the
+        // parser checks itself, are left to it.
+        for query in [
+            "rate(x[1e15])",
+            "rate(x[300])",
+            "rate(x[5m:30s])",
+            "x offset 5m",
+            "x > 100000000000000000000000000",
+            "x @ 1e300",
+            "rate(x{path=\"[99999999999999999999]\"}[5m])",
+            "rate(x[5m]) # offset 99999999999999999999",
+            "x and on(le) y",
+        ] {
+            assert!(parse(query).is_ok(), "{query}");
+        }
+        assert!(parse("rate(x[99999999999y])").is_err());
+    }
 
     fn at() -> At<'static> {
         At::root("t.yaml").child("q")
