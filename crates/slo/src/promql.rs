@@ -32,6 +32,9 @@ fn parse(text: &str) -> Result<Expr, String> {
 /// at most [`MAX_DURATION_SECONDS`]. Durations with units (`5m`, `1h30m`)
 /// are the parser's to check, and it does.
 fn check_durations(text: &str) -> Result<(), String> {
+    let out_of_range = |token: &str| {
+        format!("the duration `{token}` is out of range (at most {MAX_DURATION_SECONDS:e} seconds)")
+    };
     let bytes = text.as_bytes();
     let (mut i, mut depth, mut after_offset) = (0, 0usize, false);
     while i < bytes.len() {
@@ -75,9 +78,7 @@ fn check_durations(text: &str) -> Result<(), String> {
                 if depth > 0 || after_offset {
                     if let Ok(seconds) = token.parse::<f64>() {
                         if seconds.is_nan() || seconds.abs() > MAX_DURATION_SECONDS {
-                            return Err(format!(
-                                "the duration `{token}` is out of range (at most {MAX_DURATION_SECONDS:e} seconds)"
-                            ));
+                            return Err(out_of_range(token));
                         }
                     }
                 }
@@ -93,7 +94,7 @@ fn check_durations(text: &str) -> Result<(), String> {
                 if after_offset
                     && (word.eq_ignore_ascii_case("inf") || word.eq_ignore_ascii_case("nan"))
                 {
-                    return Err(format!("the duration `{word}` is out of range (at most {MAX_DURATION_SECONDS:e} seconds)"));
+                    return Err(out_of_range(word));
                 }
                 after_offset = word.eq_ignore_ascii_case("offset");
             }

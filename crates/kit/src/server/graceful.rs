@@ -183,6 +183,22 @@ mod tests {
         watched.poll(&mut Context::from_waker(&waker))
     }
 
+    /// Shutdown on a task of its own, run until it waits for the
+    /// connections.
+    async fn begin_shutdown(connections: Connections) -> tokio::task::JoinHandle<()> {
+        let shutdown = tokio::spawn(connections.shutdown());
+        tokio::task::yield_now().await;
+        shutdown
+    }
+
+    /// The connection ends; shutdown then returns.
+    async fn end(watched: Pin<Box<Watched<Fake>>>, shutdown: tokio::task::JoinHandle<()>) {
+        drop(watched);
+        shutdown
+            .await
+            .expect("shutdown returns once the connection ended");
+    }
+
     #[tokio::test]
     async fn a_connection_polled_by_one_task_is_woken_and_drains_at_shutdown() {
         let connections = Connections::new();
@@ -190,17 +206,13 @@ mod tests {
         let task = Arc::new(Task::default());
         assert!(poll(watched.as_mut(), &task).is_pending());
         assert!(poll(watched.as_mut(), &task).is_pending());
-        let shutdown = tokio::spawn(connections.shutdown());
         // Shutdown wakes the connection's task, which then drains it, and
         // waits for it to end.
-        tokio::task::yield_now().await;
+        let shutdown = begin_shutdown(connections).await;
         assert_eq!(task.0.load(Ordering::SeqCst), 1);
         assert!(!shutdown.is_finished());
         assert!(poll(watched.as_mut(), &task).is_ready());
-        drop(watched);
-        shutdown
-            .await
-            .expect("shutdown returns once the connection ended");
+        end(watched, shutdown).await;
     }
 
     #[tokio::test]
@@ -210,29 +222,21 @@ mod tests {
         let (first, second) = (Arc::new(Task::default()), Arc::new(Task::default()));
         assert!(poll(watched.as_mut(), &first).is_pending());
         assert!(poll(watched.as_mut(), &second).is_pending());
-        let shutdown = tokio::spawn(connections.shutdown());
-        tokio::task::yield_now().await;
+        let shutdown = begin_shutdown(connections).await;
         assert_eq!(first.0.load(Ordering::SeqCst), 0);
         assert_eq!(second.0.load(Ordering::SeqCst), 1);
         assert!(poll(watched.as_mut(), &second).is_ready());
-        drop(watched);
-        shutdown
-            .await
-            .expect("shutdown returns once the connection ended");
+        end(watched, shutdown).await;
     }
 
     #[tokio::test]
     async fn a_connection_first_polled_after_shutdown_began_drains_at_once() {
         let connections = Connections::new();
         let mut watched = Box::pin(connections.watcher().watch(Fake::default()));
-        let shutdown = tokio::spawn(connections.shutdown());
-        tokio::task::yield_now().await;
+        let shutdown = begin_shutdown(connections).await;
         assert!(!shutdown.is_finished());
         assert!(poll(watched.as_mut(), &Arc::new(Task::default())).is_ready());
-        drop(watched);
-        shutdown
-            .await
-            .expect("shutdown returns once the connection ended");
+        end(watched, shutdown).await;
     }
 
     #[tokio::test]
