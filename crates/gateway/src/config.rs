@@ -34,6 +34,12 @@ pub struct GatewayConfig {
     /// module takes the shared `http.body_limit_bytes` at start.
     #[serde(skip)]
     pub max_request_body_bytes: usize,
+    /// Whether the gateway's own answers (its errors) carry kit's
+    /// security headers. Not a key of its own: the module takes the
+    /// shared `http.security_headers` at start. Relayed answers get them
+    /// only on routes with `security_headers`.
+    #[serde(skip)]
+    pub security_headers: bool,
     /// Largest upstream response body relayed, in bytes (502 beyond).
     pub max_response_body_bytes: usize,
     /// Largest total size of the request headers, in bytes (431 beyond).
@@ -88,6 +94,7 @@ impl Default for GatewayConfig {
             pools: BTreeMap::new(),
             trusted_proxies: Default::default(),
             max_request_body_bytes: kit::http::HttpConfig::default().body_limit_bytes,
+            security_headers: kit::http::HttpConfig::default().security_headers,
             max_response_body_bytes: 8 * 1024 * 1024,
             max_header_bytes: 16 * 1024,
             anon_rate: None,
@@ -185,6 +192,16 @@ pub struct RouteConfig {
     /// OpenAI SDKs read). Routes to a co-located module take the module's.
     #[serde(default)]
     pub errors: kit::problem::ErrorDialect,
+    /// Add kit's security headers (`X-Content-Type-Options: nosniff`, a
+    /// `Content-Security-Policy` that loads nothing and allows no framing,
+    /// `Referrer-Policy: no-referrer`) to the upstream's answers on this
+    /// route, each one the upstream did not set: for JSON APIs that send
+    /// none. Off, the upstream's answers pass as they came (an HTML app's
+    /// scripts would not load under that policy); the gateway's own
+    /// errors carry them either way (unless `http.security_headers` is
+    /// off).
+    #[serde(default)]
+    pub security_headers: bool,
 }
 
 fn default_pin_header() -> String {
@@ -215,6 +232,7 @@ impl RouteConfig {
             max_body_bytes: None,
             strip_prefix: None,
             errors: kit::problem::ErrorDialect::Problem,
+            security_headers: false,
         }
     }
 }

@@ -267,12 +267,15 @@ impl Gateway {
     /// request more). It keeps the request's time itself (kit's
     /// `http.request_timeout`): each upstream attempt's deadline is its
     /// route's timeout or the request's, whichever comes first, so a
-    /// request arms one timer, not two.
+    /// request arms one timer, not two. It relays: kit adds no security
+    /// headers to its answers, which the gateway dresses itself (its own
+    /// errors, and the upstream's answers on routes that ask).
     pub fn catch_all(&self) -> kit::http::CatchAll {
         let shared = self.shared.clone();
         kit::http::CatchAll::keeping_time("/{*path}", move |request, peer, timeout| {
             proxy::respond(shared.clone(), request, peer, timeout)
         })
+        .relaying()
     }
 
     /// The admin API alone, for its own listener (`gateway.admin_listen`).

@@ -72,6 +72,7 @@ impl Module for GatewayModule {
     async fn start(mut config: GatewayConfig, context: Context) -> Result<Self, StartError> {
         config.trusted_proxies = context.http.trusted();
         config.max_request_body_bytes = context.http.body_limit_bytes;
+        config.security_headers = context.http.security_headers;
         let fronted = context.ports.get::<Fronted>().unwrap_or_default();
         let default_routes = config.routes.is_empty();
         let mut in_process: BTreeMap<String, kit::http::Front> = BTreeMap::new();

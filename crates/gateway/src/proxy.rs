@@ -66,13 +66,18 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
-    // Served as an axum route, whose observe layer keeps the time.
-    respond(shared, request, peer, None).await
+    // Served as an axum route, whose observe layer keeps the time; the
+    // answer is dressed as the catch-all's are, so kit leaves it be.
+    let mut response = respond(shared, request, peer, None).await;
+    response.extensions_mut().insert(kit::http::Relayed);
+    response
 }
 
 /// The answer to one request from `peer` (the TCP client, when known):
 /// forwarded, or the problem that stopped it; within `timeout` when kit
-/// handed the request's time to the gateway.
+/// handed the request's time to the gateway. The problem carries kit's
+/// security headers (`http.security_headers`); a relayed answer only on
+/// a route with `security_headers`: kit adds none to either.
 pub(crate) async fn respond(
     shared: Arc<Shared>,
     request: Request,
@@ -99,7 +104,11 @@ pub(crate) async fn respond(
         Err(e) => {
             metrics::counter!("gateway_errors_total", "gateway_route" => labels.0, "error_type" => e.kind())
                 .increment(1);
-            e.problem().in_dialect(dialect).into_response()
+            let mut problem = e.problem().in_dialect(dialect).into_response();
+            if shared.config.security_headers {
+                kit::http::add_security_headers(problem.headers_mut());
+            }
+            problem
         }
     };
     for (name, value) in rate_headers {
@@ -296,6 +305,9 @@ async fn forward(
         deadline,
     };
     let mut response = attempts(shared, route, pool, &mut outgoing).await?;
+    if route.security_headers {
+        kit::http::add_security_headers(response.headers_mut());
+    }
     // The name lives as long as the process: the value points at it
     // rather than copying it (an allocation a request).
     if let Ok(name) =

@@ -114,6 +114,8 @@ pub struct Route {
     upstream_prefix: String,
     /// The `error` member of the gateway's own errors on this route.
     pub errors: kit::problem::ErrorDialect,
+    /// Add kit's security headers to relayed answers that lack them.
+    pub security_headers: bool,
 }
 
 impl Route {
@@ -160,6 +162,7 @@ impl Route {
             strip_prefix: config.strip_prefix.clone(),
             upstream_prefix: upstream_prefix(&config.prefix, config.strip_prefix.as_deref()),
             errors: config.errors,
+            security_headers: config.security_headers,
         })
     }
 

@@ -440,6 +440,57 @@ async fn a_catch_all_answers_unmatched_paths_as_an_observed_route() {
     assert!(kit::telemetry::current_trace().is_none());
 }
 
+/// A relaying catch-all's answers (a proxy's) and a route's answer marked
+/// `Relayed` are another server's: kit adds its request id but none of its
+/// security headers. Kit's own answers (an unclaimed path's 404, a plain
+/// route) still get them.
+#[tokio::test]
+async fn relayed_answers_get_no_security_headers_and_kits_own_do() {
+    kit::metrics::install();
+    let catch_all = kit::http::CatchAll::new("/{slug}", |_: axum::extract::Request, _| async {
+        axum::response::IntoResponse::into_response("from the origin")
+    })
+    .claiming(kit::http::one_segment)
+    .relaying();
+    let routes = Router::new()
+        .route("/own/page", get(|| async { "kit's" }))
+        .route(
+            "/relayed/page",
+            get(|| async {
+                let mut response = axum::response::IntoResponse::into_response("relayed");
+                response.extensions_mut().insert(kit::http::Relayed);
+                response
+            }),
+        );
+    let router = kit::http::stack_with_catch_all(
+        routes,
+        "kit-relaying",
+        &HttpConfig::default(),
+        Some(catch_all),
+    );
+    let security = |headers: &axum::http::HeaderMap| {
+        [
+            "x-content-type-options",
+            "content-security-policy",
+            "referrer-policy",
+        ]
+        .into_iter()
+        .filter(|name| headers.contains_key(*name))
+        .count()
+    };
+    for (path, status, expected) in [
+        ("/abc", StatusCode::OK, 0),
+        ("/relayed/page", StatusCode::OK, 0),
+        ("/own/page", StatusCode::OK, 3),
+        ("/not/claimed", StatusCode::NOT_FOUND, 3),
+    ] {
+        let (got, headers, _) = call(&router, get_req(path)).await;
+        assert_eq!(got, status, "{path}");
+        assert_eq!(security(&headers), expected, "{path}");
+        assert!(headers.contains_key("x-request-id"), "{path}");
+    }
+}
+
 /// A catch-all that claims only some paths (a module's `/{slug}`) answers
 /// those under its label; every other unmatched path is the 404 problem,
 /// observed as unmatched, exactly as without it.

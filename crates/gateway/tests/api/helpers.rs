@@ -98,7 +98,9 @@ async fn answer(state: Arc<UpstreamState>, request: Request) -> Response {
             )
         })
         .collect();
-    axum::Json(json!({
+    // `X-Echo-Csp: <policy>` asks for an answer with a policy of its own.
+    let csp = parts.headers.get("x-echo-csp").cloned();
+    let mut response = axum::Json(json!({
         "upstream": state.name,
         "method": parts.method.as_str(),
         "path": parts.uri.path(),
@@ -107,7 +109,13 @@ async fn answer(state: Arc<UpstreamState>, request: Request) -> Response {
         "body_len": body.len(),
         "peer": peer,
     }))
-    .into_response()
+    .into_response();
+    if let Some(csp) = csp {
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
 }
 
 impl Upstream {

@@ -257,3 +257,87 @@ async fn configuration_errors_name_the_key() {
     // A bad `rate_limit_when_down` no longer reaches the limiter: it is
     // an enum, refused when the config is read (see `config.rs`).
 }
+
+const SECURITY_HEADERS: [&str; 3] = [
+    "x-content-type-options",
+    "content-security-policy",
+    "referrer-policy",
+];
+
+fn security_headers_of(response: &reqwest::Response) -> Vec<&str> {
+    SECURITY_HEADERS
+        .into_iter()
+        .filter(|name| response.headers().contains_key(*name))
+        .collect()
+}
+
+#[tokio::test]
+async fn relayed_answers_pass_as_they_came_and_the_gateways_own_carry_security_headers() {
+    let (a, down) = (Upstream::start("a").await, Upstream::start("down").await);
+    down.stop().await;
+    let mut dressed = RouteConfig::new("/dressed", "a");
+    dressed.security_headers = true;
+    let routes = vec![
+        RouteConfig::new("/", "a"),
+        dressed,
+        RouteConfig::new("/down", "down"),
+    ];
+    let gw = spawn_gateway(config(&[("a", &[&a]), ("down", &[&down])], routes.clone())).await;
+    let http = client();
+
+    // The upstream's answer, through the catch-all and through `/` (an
+    // axum route): nothing added but the request id and the pool.
+    for path in ["/x", "/"] {
+        let relayed = http.get(gw.url(path)).send().await.unwrap();
+        assert_eq!(relayed.status(), 200, "{path}");
+        assert!(security_headers_of(&relayed).is_empty(), "{path}");
+        assert!(relayed.headers().contains_key("x-request-id"), "{path}");
+        assert_eq!(relayed.headers()["x-gateway-pool"], "a", "{path}");
+    }
+    // An upstream's own policy passes untouched.
+    let html = http
+        .get(gw.url("/x"))
+        .header("x-echo-csp", "default-src 'self'")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        html.headers()["content-security-policy"],
+        "default-src 'self'"
+    );
+    assert_eq!(security_headers_of(&html), ["content-security-policy"]);
+
+    // A route that asks gets each one the upstream did not set.
+    let plain = http.get(gw.url("/dressed/x")).send().await.unwrap();
+    assert_eq!(plain.status(), 200);
+    assert_eq!(security_headers_of(&plain), SECURITY_HEADERS);
+    assert_eq!(plain.headers()["x-content-type-options"], "nosniff");
+    let own = http
+        .get(gw.url("/dressed/x"))
+        .header("x-echo-csp", "default-src 'self'")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        own.headers()["content-security-policy"],
+        "default-src 'self'"
+    );
+    assert_eq!(own.headers()["referrer-policy"], "no-referrer");
+
+    // The gateway's own answers carry them: an unreachable upstream.
+    let failed = http.get(gw.url("/down/x")).send().await.unwrap();
+    assert_eq!(failed.status(), 502);
+    assert_eq!(security_headers_of(&failed), SECURITY_HEADERS);
+    assert_eq!(
+        failed.headers()["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+
+    // ... unless `http.security_headers` is off.
+    let mut config = config(&[("a", &[&a]), ("down", &[&down])], routes);
+    config.security_headers = false;
+    let bare = spawn_gateway(config).await;
+    let failed = http.get(bare.url("/down/x")).send().await.unwrap();
+    assert_eq!(failed.status(), 502);
+    assert!(security_headers_of(&failed).is_empty());
+}

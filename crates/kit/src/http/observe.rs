@@ -323,6 +323,7 @@ impl<S> Layer<S> for ObserveLayer {
             observe: self.0.clone(),
             series: Arc::default(),
             fixed_route: None,
+            relays: false,
         }
     }
 }
@@ -336,6 +337,8 @@ pub(super) struct ObserveService<S> {
     /// The route label of a [`CatchAll`], and the paths it claims (the
     /// others are unmatched); routes read axum's matched path.
     fixed_route: Option<(&'static str, PathClaim)>,
+    /// The claimed paths' answers are relayed ([`CatchAll::relaying`]).
+    relays: bool,
 }
 
 /// Answers every path no route matches, in place of the 404 problem (see
@@ -353,6 +356,9 @@ pub struct CatchAll {
     /// The handler answers within the time it is handed: kit arms no
     /// timer for its requests ([`CatchAll::keeping_time`]).
     keeps_time: bool,
+    /// Its answers are relayed from other servers: kit adds no security
+    /// headers to them ([`CatchAll::relaying`]).
+    relays: bool,
 }
 
 type CatchAllHandler = dyn Fn(Request, Option<SocketAddr>, Option<Duration>) -> BoxFuture<'static, Response>
@@ -391,6 +397,7 @@ impl CatchAll {
             claims: every_path,
             handler: Arc::new(move |request, peer, _| pinned_in_place!(handler(request, peer))),
             keeps_time: false,
+            relays: false,
         }
     }
 
@@ -419,6 +426,7 @@ impl CatchAll {
                 pinned_in_place!(handler(request, peer, timeout))
             }),
             keeps_time: true,
+            relays: false,
         }
     }
 
@@ -428,6 +436,19 @@ impl CatchAll {
     #[must_use]
     pub fn claiming(mut self, claims: fn(&str) -> bool) -> Self {
         self.claims = claims;
+        self
+    }
+
+    /// A proxy's catch-all: the answers it returns are other servers',
+    /// relayed, and kit adds no security headers to them (the origin
+    /// sets its own; a `Content-Security-Policy` that loads nothing would
+    /// break an HTML app behind the proxy). The answers that are the
+    /// handler's own (its errors) it dresses itself, with
+    /// [`super::add_security_headers`]. A path it does not claim still
+    /// gets kit's 404 with the headers.
+    #[must_use]
+    pub fn relaying(mut self) -> Self {
+        self.relays = true;
         self
     }
 
@@ -488,6 +509,7 @@ fn unclaimed() -> BoxFuture<'static, Response> {
 pub(super) fn catch_all(observe: Arc<Observe>, catch_all: CatchAll) -> ObserveService<CatchAll> {
     ObserveService {
         fixed_route: Some((catch_all.route, catch_all.claims)),
+        relays: catch_all.relays,
         inner: catch_all,
         observe,
         series: Arc::default(),
@@ -533,6 +555,7 @@ where
             &self.observe,
             &self.series,
             self.fixed_route,
+            self.relays,
             false,
             request,
             |request, _| inner.call(request),
@@ -548,6 +571,7 @@ impl ObserveService<CatchAll> {
             &self.observe,
             &self.series,
             self.fixed_route,
+            self.relays,
             self.inner.keeps_time,
             request,
             |request, timeout| self.inner.answer(request, peer, timeout),
@@ -565,6 +589,7 @@ fn observed<F>(
     observe: &Arc<Observe>,
     series: &Arc<RouteSeries>,
     fixed_route: Option<(&'static str, PathClaim)>,
+    relays: bool,
     inner_keeps_time: bool,
     mut request: Request,
     inner: impl FnOnce(Request, Option<Duration>) -> F,
@@ -585,6 +610,10 @@ where
             .cloned()
             .map_or(RouteName::Unmatched, RouteName::Matched),
     };
+    // A relaying catch-all's answers are other servers' (its unclaimed
+    // paths get kit's own 404).
+    let adds_security =
+        observe.security_headers && !(relays && matches!(route, RouteName::Fixed(_)));
     let in_process = request.extensions_mut().remove::<InProcessCall>();
     // The in-process caller's stack already checked (or made) the id
     // and put it in the headers.
@@ -711,6 +740,8 @@ where
         if let Some(server) = server {
             server.finish(status.as_u16());
         }
+        let adds_security =
+            adds_security && response.extensions().get::<security::Relayed>().is_none();
         let headers = response.headers_mut();
         // No room reserved up front: a map grows by doubling, so the four
         // inserts below cross its capacity once at most, and a reserve
@@ -721,7 +752,7 @@ where
         if in_process.is_none() {
             headers.insert(X_REQUEST_ID, request_id);
         }
-        if observe.security_headers {
+        if adds_security {
             security::add_missing(headers);
         }
         Ok(response)
