@@ -267,15 +267,16 @@ impl Gateway {
     /// request more). It keeps the request's time itself (kit's
     /// `http.request_timeout`): each upstream attempt's deadline is its
     /// route's timeout or the request's, whichever comes first, so a
-    /// request arms one timer, not two. It relays: kit adds no security
-    /// headers to its answers, which the gateway dresses itself (its own
-    /// errors, and the upstream's answers on routes that ask).
+    /// request arms one timer, not two. It sets its answers' security
+    /// headers itself: kit adds none to the upstream's answers it relays
+    /// (only routes with `security_headers` get them) and the gateway
+    /// adds them to its own errors.
     pub fn catch_all(&self) -> kit::http::CatchAll {
         let shared = self.shared.clone();
         kit::http::CatchAll::keeping_time("/{*path}", move |request, peer, timeout| {
             proxy::respond(shared.clone(), request, peer, timeout)
         })
-        .relaying()
+        .with_own_security_headers()
     }
 
     /// The admin API alone, for its own listener (`gateway.admin_listen`).

@@ -69,7 +69,9 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     // Served as an axum route, whose observe layer keeps the time; the
     // answer is dressed as the catch-all's are, so kit leaves it be.
     let mut response = respond(shared, request, peer, None).await;
-    response.extensions_mut().insert(kit::http::Relayed);
+    response
+        .extensions_mut()
+        .insert(kit::http::OwnSecurityHeaders);
     response
 }
 

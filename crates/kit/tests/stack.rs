@@ -440,31 +440,33 @@ async fn a_catch_all_answers_unmatched_paths_as_an_observed_route() {
     assert!(kit::telemetry::current_trace().is_none());
 }
 
-/// A relaying catch-all's answers (a proxy's) and a route's answer marked
-/// `Relayed` are another server's: kit adds its request id but none of its
-/// security headers. Kit's own answers (an unclaimed path's 404, a plain
-/// route) still get them.
+/// A catch-all with its own security headers (a proxy's) and a route's
+/// answer marked `OwnSecurityHeaders` get kit's request id but none of its
+/// security headers. The others (an unclaimed path's 404, a plain route)
+/// still get them.
 #[tokio::test]
-async fn relayed_answers_get_no_security_headers_and_kits_own_do() {
+async fn answers_that_set_their_own_get_no_security_headers_and_the_others_do() {
     kit::metrics::install();
     let catch_all = kit::http::CatchAll::new("/{slug}", |_: axum::extract::Request, _| async {
         axum::response::IntoResponse::into_response("from the origin")
     })
     .claiming(kit::http::one_segment)
-    .relaying();
+    .with_own_security_headers();
     let routes = Router::new()
         .route("/own/page", get(|| async { "kit's" }))
         .route(
             "/relayed/page",
             get(|| async {
                 let mut response = axum::response::IntoResponse::into_response("relayed");
-                response.extensions_mut().insert(kit::http::Relayed);
+                response
+                    .extensions_mut()
+                    .insert(kit::http::OwnSecurityHeaders);
                 response
             }),
         );
     let router = kit::http::stack_with_catch_all(
         routes,
-        "kit-relaying",
+        "kit-own-security",
         &HttpConfig::default(),
         Some(catch_all),
     );

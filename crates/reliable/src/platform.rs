@@ -256,13 +256,10 @@ pub async fn run(mode: Mode, loaded: Loaded<Config>) -> anyhow::Result<()> {
             // Its pool behind a front: its own stack (metrics, traces,
             // unmatched paths labelled with its name) and its own /readyz.
             let limits = (entry.http_limits)(&config);
-            // The front's own stack adds the security headers to every
-            // response it relays, so the pool's stack does not set them
-            // first (one response pass less per in-process request).
-            let http = kit::http::HttpConfig {
-                security_headers: false,
-                ..limits.apply(&config.http)
-            };
+            // Its stack sets the security headers (`http.security_headers`):
+            // the front's gateway relays its answers as they came, as it
+            // relays a remote pool's.
+            let http = limits.apply(&config.http);
             // With its catch-all, the paths its routes do not match go
             // around axum here too.
             let router = kit::http::front(

@@ -122,6 +122,14 @@ async fn up_puts_the_gateway_in_front_of_every_module() {
     let http = client();
     let created = create_link(&http, &base, "gw").await;
     assert_eq!(created.headers()["x-gateway-pool"], "shortener");
+    // A module's answers carry its stack's security headers, relayed as
+    // they came by the gateway (which adds none of its own).
+    assert_eq!(created.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(
+        created.headers()["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+    assert_eq!(created.headers()["referrer-policy"], "no-referrer");
     let redirect = http
         .get(format!("{base}/gw"))
         .header("x-forwarded-for", "198.51.100.7")
@@ -130,6 +138,9 @@ async fn up_puts_the_gateway_in_front_of_every_module() {
         .expect("redirect");
     assert_eq!(redirect.status(), 302);
     assert_eq!(redirect.headers()["x-gateway-pool"], "shortener");
+    // A redirect carries `Referrer-Policy` alone (it has no body).
+    assert_eq!(redirect.headers()["referrer-policy"], "no-referrer");
+    assert!(!redirect.headers().contains_key("content-security-policy"));
     let order = http
         .post(format!("{base}/api/v1/orders"))
         .header("idempotency-key", "gw-1")

@@ -42,6 +42,11 @@ pub struct ShortenerConfig {
     /// (tests set it in code). Empty believes no one.
     #[serde(skip)]
     pub trusted_proxies: kit::forwarded::TrustedProxies,
+    /// Whether answers carry kit's security headers (a redirect only
+    /// `Referrer-Policy`). Not a key of its own: the module takes the
+    /// shared `http.security_headers` at start.
+    #[serde(skip)]
+    pub security_headers: bool,
     /// Visits written per database transaction.
     pub visit_batch_size: usize,
     /// Longest time a visit waits in memory before it is written.
@@ -96,6 +101,7 @@ impl Default for ShortenerConfig {
             redirect_max_age: Duration::ZERO,
             anonymize_ips: true,
             trusted_proxies: Default::default(),
+            security_headers: kit::http::HttpConfig::default().security_headers,
             visit_batch_size: 500,
             visit_flush_interval: Duration::from_secs(1),
             visit_buffer: 65_536,

@@ -30,6 +30,7 @@ impl Module for Shortener {
 
     async fn start(mut config: ShortenerConfig, context: Context) -> Result<Self, StartError> {
         config.trusted_proxies = context.http.trusted();
+        config.security_headers = context.http.security_headers;
         let url = context
             .database_url
             .ok_or("the shortener needs a database")?;

@@ -25,8 +25,10 @@
 //! (`http.security_headers`): `X-Content-Type-Options: nosniff`, a
 //! `Content-Security-Policy` that loads nothing and allows no framing, and
 //! `Referrer-Policy: no-referrer`. A handler that sets its own (a console
-//! page with its scripts) keeps its own. Answers relayed from another
-//! server ([`CatchAll::relaying`], [`Relayed`]) are left as they came.
+//! page with its scripts) keeps its own. A handler may set those its
+//! answers need itself ([`CatchAll::with_own_security_headers`],
+//! [`OwnSecurityHeaders`]): the gateway relays the origin's answer as it
+//! came, the shortener's redirect carries only `Referrer-Policy`.
 
 mod extract;
 mod observe;
@@ -36,7 +38,7 @@ mod security;
 pub use extract::{parse_json, ApiJson, ApiQuery};
 pub use observe::{one_segment, CatchAll};
 pub use routes::{Front, FrontFuture, Routes};
-pub use security::{add_missing as add_security_headers, Relayed};
+pub use security::{add_missing as add_security_headers, OwnSecurityHeaders};
 
 use crate::forwarded::TrustedProxies;
 use crate::problem::Problem;
@@ -94,9 +96,10 @@ pub struct HttpConfig {
     /// pods. Empty (the default) believes no one and uses the TCP peer.
     pub trusted_proxies: Vec<String>,
     /// Send `X-Content-Type-Options`, `Content-Security-Policy` and
-    /// `Referrer-Policy` on every response of the platform's own that
-    /// does not set its own (answers the gateway relays pass as they
-    /// came, unless their route sets `security_headers`).
+    /// `Referrer-Policy` on every response that does not set its own
+    /// (answers the gateway relays pass as they came, unless their route
+    /// sets `security_headers`; a redirect carries `Referrer-Policy`
+    /// alone).
     pub security_headers: bool,
     /// Measure the CPU of one request in this many, per thread, for
     /// `reliable_cost_cpu_seconds_total{module,route}` (cost attribution,

@@ -323,7 +323,7 @@ impl<S> Layer<S> for ObserveLayer {
             observe: self.0.clone(),
             series: Arc::default(),
             fixed_route: None,
-            relays: false,
+            own_security_headers: false,
         }
     }
 }
@@ -337,8 +337,9 @@ pub(super) struct ObserveService<S> {
     /// The route label of a [`CatchAll`], and the paths it claims (the
     /// others are unmatched); routes read axum's matched path.
     fixed_route: Option<(&'static str, PathClaim)>,
-    /// The claimed paths' answers are relayed ([`CatchAll::relaying`]).
-    relays: bool,
+    /// The claimed paths' answers carry their own security headers
+    /// ([`CatchAll::with_own_security_headers`]).
+    own_security_headers: bool,
 }
 
 /// Answers every path no route matches, in place of the 404 problem (see
@@ -356,9 +357,9 @@ pub struct CatchAll {
     /// The handler answers within the time it is handed: kit arms no
     /// timer for its requests ([`CatchAll::keeping_time`]).
     keeps_time: bool,
-    /// Its answers are relayed from other servers: kit adds no security
-    /// headers to them ([`CatchAll::relaying`]).
-    relays: bool,
+    /// Its handler sets the security headers its answers need
+    /// ([`CatchAll::with_own_security_headers`]).
+    own_security_headers: bool,
 }
 
 type CatchAllHandler = dyn Fn(Request, Option<SocketAddr>, Option<Duration>) -> BoxFuture<'static, Response>
@@ -397,7 +398,7 @@ impl CatchAll {
             claims: every_path,
             handler: Arc::new(move |request, peer, _| pinned_in_place!(handler(request, peer))),
             keeps_time: false,
-            relays: false,
+            own_security_headers: false,
         }
     }
 
@@ -426,7 +427,7 @@ impl CatchAll {
                 pinned_in_place!(handler(request, peer, timeout))
             }),
             keeps_time: true,
-            relays: false,
+            own_security_headers: false,
         }
     }
 
@@ -439,16 +440,17 @@ impl CatchAll {
         self
     }
 
-    /// A proxy's catch-all: the answers it returns are other servers',
-    /// relayed, and kit adds no security headers to them (the origin
-    /// sets its own; a `Content-Security-Policy` that loads nothing would
-    /// break an HTML app behind the proxy). The answers that are the
-    /// handler's own (its errors) it dresses itself, with
+    /// Its handler sets the security headers its answers need, and kit
+    /// adds none to the paths it claims: a proxy relays the origin's
+    /// answers as they came (a `Content-Security-Policy` that loads
+    /// nothing would break an HTML app behind it); a redirect, with no
+    /// body to sniff or render, needs only `Referrer-Policy`. Answers
+    /// that need the whole set (errors with a body) get it from
     /// [`super::add_security_headers`]. A path it does not claim still
     /// gets kit's 404 with the headers.
     #[must_use]
-    pub fn relaying(mut self) -> Self {
-        self.relays = true;
+    pub fn with_own_security_headers(mut self) -> Self {
+        self.own_security_headers = true;
         self
     }
 
@@ -509,7 +511,7 @@ fn unclaimed() -> BoxFuture<'static, Response> {
 pub(super) fn catch_all(observe: Arc<Observe>, catch_all: CatchAll) -> ObserveService<CatchAll> {
     ObserveService {
         fixed_route: Some((catch_all.route, catch_all.claims)),
-        relays: catch_all.relays,
+        own_security_headers: catch_all.own_security_headers,
         inner: catch_all,
         observe,
         series: Arc::default(),
@@ -555,7 +557,7 @@ where
             &self.observe,
             &self.series,
             self.fixed_route,
-            self.relays,
+            self.own_security_headers,
             false,
             request,
             |request, _| inner.call(request),
@@ -571,7 +573,7 @@ impl ObserveService<CatchAll> {
             &self.observe,
             &self.series,
             self.fixed_route,
-            self.relays,
+            self.own_security_headers,
             self.inner.keeps_time,
             request,
             |request, timeout| self.inner.answer(request, peer, timeout),
@@ -589,7 +591,7 @@ fn observed<F>(
     observe: &Arc<Observe>,
     series: &Arc<RouteSeries>,
     fixed_route: Option<(&'static str, PathClaim)>,
-    relays: bool,
+    own_security_headers: bool,
     inner_keeps_time: bool,
     mut request: Request,
     inner: impl FnOnce(Request, Option<Duration>) -> F,
@@ -610,10 +612,10 @@ where
             .cloned()
             .map_or(RouteName::Unmatched, RouteName::Matched),
     };
-    // A relaying catch-all's answers are other servers' (its unclaimed
-    // paths get kit's own 404).
+    // A catch-all that sets its own: on the paths it claims (the others
+    // get kit's 404).
     let adds_security =
-        observe.security_headers && !(relays && matches!(route, RouteName::Fixed(_)));
+        observe.security_headers && !(own_security_headers && matches!(route, RouteName::Fixed(_)));
     let in_process = request.extensions_mut().remove::<InProcessCall>();
     // The in-process caller's stack already checked (or made) the id
     // and put it in the headers.
@@ -740,8 +742,11 @@ where
         if let Some(server) = server {
             server.finish(status.as_u16());
         }
-        let adds_security =
-            adds_security && response.extensions().get::<security::Relayed>().is_none();
+        let adds_security = adds_security
+            && response
+                .extensions()
+                .get::<security::OwnSecurityHeaders>()
+                .is_none();
         let headers = response.headers_mut();
         // No room reserved up front: a map grows by doubling, so the four
         // inserts below cross its capacity once at most, and a reserve

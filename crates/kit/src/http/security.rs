@@ -1,7 +1,9 @@
-//! The security headers every response of kit's own gets, set by the
-//! observe layer in one pass over the response. An answer relayed from
-//! another server (the gateway's) is that server's to dress: kit leaves
-//! it as it came ([`super::CatchAll::relaying`], [`Relayed`]).
+//! The security headers every response gets, set by the observe layer in
+//! one pass over the response, unless its handler sets those it needs
+//! itself ([`super::CatchAll::with_own_security_headers`],
+//! [`OwnSecurityHeaders`]): a proxy relays the origin's answer as it
+//! came, and a redirect (no body to sniff or render) needs only its
+//! `Referrer-Policy`.
 //!
 //! Three `SetResponseHeaderLayer`s did this before, each a `Router::layer`
 //! of its own, and axum boxes the future of every router layer for every
@@ -27,18 +29,18 @@ const HEADERS: [(HeaderName, HeaderValue); 3] = [
     ),
 ];
 
-/// Marks a response as relayed from another server: kit's observe layer
-/// adds no security headers to it (a `Content-Security-Policy` that loads
-/// nothing would break an HTML app behind a proxy). A handler served as a
-/// route sets it on an answer it relays; a [`super::CatchAll::relaying`]
-/// needs none (its answers are all relayed). Free when absent: a
-/// response without extensions has no map to look in.
+/// Marks a response whose handler set the security headers it needs:
+/// kit's observe layer adds none (an answer relayed from another server,
+/// where a `Content-Security-Policy` that loads nothing would break an
+/// HTML app behind the proxy). For a handler served as a route; a
+/// [`super::CatchAll::with_own_security_headers`] needs none. Free when
+/// absent: a response without extensions has no map to look in.
 #[derive(Clone, Copy, Debug)]
-pub struct Relayed;
+pub struct OwnSecurityHeaders;
 
 /// Adds each security header a response does not set itself (a console
-/// page with its own policy keeps its own): what kit does to its own
-/// answers, for a relay's answers of its own and a route that opts in.
+/// page with its own policy keeps its own): what kit does to every
+/// answer, for handlers that set their own (their error answers).
 pub fn add_missing(headers: &mut HeaderMap) {
     for (name, value) in HEADERS {
         headers.entry(name).or_insert(value);

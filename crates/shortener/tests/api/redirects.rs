@@ -18,6 +18,54 @@ async fn redirects_with_location_and_no_store_by_default() {
     assert_eq!(head.status(), 302);
 }
 
+const SECURITY_HEADERS: [&str; 3] = [
+    "x-content-type-options",
+    "content-security-policy",
+    "referrer-policy",
+];
+
+fn security_headers_of(response: &reqwest::Response) -> Vec<&'static str> {
+    SECURITY_HEADERS
+        .into_iter()
+        .filter(|name| response.headers().contains_key(*name))
+        .collect()
+}
+
+/// A redirect carries the one security header a browser heeds on it (it
+/// follows the redirect under its `Referrer-Policy`); a problem answer on
+/// a slug path carries all three; `http.security_headers = false`, none.
+#[tokio::test]
+async fn a_redirect_carries_referrer_policy_and_a_problem_every_security_header() {
+    let app = spawn_app().await;
+    app.create(json!({"url": "https://example.com/target", "slug": "go"}))
+        .await;
+    let redirect = app.get("/go").await;
+    assert_eq!(redirect.status(), 302);
+    assert_eq!(security_headers_of(&redirect), ["referrer-policy"]);
+    assert_eq!(redirect.headers()["referrer-policy"], "no-referrer");
+    assert!(redirect.headers().contains_key("x-request-id"));
+    let head = app.client.head(app.url("/go")).send().await.expect("head");
+    assert_eq!(security_headers_of(&head), ["referrer-policy"]);
+    for path in ["/missing", "/not/a/slug"] {
+        let missing = app.get(path).await;
+        assert_eq!(missing.status(), 404, "{path}");
+        assert_eq!(security_headers_of(&missing), SECURITY_HEADERS, "{path}");
+    }
+    let post = app.client.post(app.url("/go")).send().await.expect("post");
+    assert_eq!(post.status(), 405);
+    assert_eq!(security_headers_of(&post), SECURITY_HEADERS);
+
+    let bare = spawn_app_with(ShortenerConfig {
+        security_headers: false,
+        ..ShortenerConfig::default()
+    })
+    .await;
+    bare.create(json!({"url": "https://example.com/target", "slug": "go"}))
+        .await;
+    assert!(security_headers_of(&bare.get("/go").await).is_empty());
+    assert!(security_headers_of(&bare.get("/missing").await).is_empty());
+}
+
 #[tokio::test]
 async fn unknown_and_malformed_slugs_are_404() {
     let app = spawn_app().await;
