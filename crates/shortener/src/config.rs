@@ -47,7 +47,11 @@ pub struct ShortenerConfig {
     /// shared `http.security_headers` at start.
     #[serde(skip)]
     pub security_headers: bool,
-    /// Visits written per database transaction.
+    /// Visits written per database transaction: the writer flushes as
+    /// soon as this many wait (else every `visit_flush_interval`). Each
+    /// flush costs a fixed round of thread wake-ups and file I/O, so at
+    /// high rates larger batches cost less CPU a visit; the crash window
+    /// stays one flush interval.
     pub visit_batch_size: usize,
     /// Longest time a visit waits in memory before it is written.
     #[schemars(with = "kit::config::reference::Duration")]
@@ -102,7 +106,7 @@ impl Default for ShortenerConfig {
             anonymize_ips: true,
             trusted_proxies: Default::default(),
             security_headers: kit::http::HttpConfig::default().security_headers,
-            visit_batch_size: 500,
+            visit_batch_size: 4096,
             visit_flush_interval: Duration::from_secs(1),
             visit_buffer: 65_536,
             visit_shutdown_timeout: Duration::from_secs(10),
