@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fault;
+pub mod headers;
 pub mod llamacpp;
 mod nats;
 pub mod nats_cluster;

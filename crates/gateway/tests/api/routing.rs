@@ -258,17 +258,10 @@ async fn configuration_errors_name_the_key() {
     // an enum, refused when the config is read (see `config.rs`).
 }
 
-const SECURITY_HEADERS: [&str; 3] = [
-    "x-content-type-options",
-    "content-security-policy",
-    "referrer-policy",
-];
+use testkit::headers::SECURITY_HEADERS;
 
-fn security_headers_of(response: &reqwest::Response) -> Vec<&str> {
-    SECURITY_HEADERS
-        .into_iter()
-        .filter(|name| response.headers().contains_key(*name))
-        .collect()
+fn security_headers_of(response: &reqwest::Response) -> Vec<&'static str> {
+    testkit::headers::security_headers(response.headers())
 }
 
 #[tokio::test]

@@ -18,17 +18,10 @@ async fn redirects_with_location_and_no_store_by_default() {
     assert_eq!(head.status(), 302);
 }
 
-const SECURITY_HEADERS: [&str; 3] = [
-    "x-content-type-options",
-    "content-security-policy",
-    "referrer-policy",
-];
+use testkit::headers::SECURITY_HEADERS;
 
 fn security_headers_of(response: &reqwest::Response) -> Vec<&'static str> {
-    SECURITY_HEADERS
-        .into_iter()
-        .filter(|name| response.headers().contains_key(*name))
-        .collect()
+    testkit::headers::security_headers(response.headers())
 }
 
 /// A redirect carries the one security header a browser heeds on it (it
