@@ -525,6 +525,49 @@ async fn a_claiming_catch_all_leaves_the_other_paths_unmatched() {
     ), "{text}");
 }
 
+/// A generated request id reaches the handler in the request's headers
+/// (a proxy forwards them), unless its catch-all keeps them as sent; the
+/// answer carries it either way, and a client's sane id is kept as is.
+#[tokio::test]
+async fn a_catch_all_keeping_request_headers_gets_no_generated_id_in_them() {
+    let echo_id = |request: axum::extract::Request, _| async move {
+        let seen = request
+            .headers()
+            .get("x-request-id")
+            .map(|id| id.to_str().expect("ascii").to_owned());
+        axum::response::IntoResponse::into_response(axum::Json(seen))
+    };
+    for keeps in [false, true] {
+        let mut catch_all = kit::http::CatchAll::new("/{slug}", echo_id);
+        if keeps {
+            catch_all = catch_all.keeping_request_headers();
+        }
+        let router = kit::http::stack_with_catch_all(
+            Router::new(),
+            "kit-request-id",
+            &HttpConfig::default(),
+            Some(catch_all),
+        );
+        let (status, headers, seen) = call(&router, get_req("/abc")).await;
+        assert_eq!(status, StatusCode::OK);
+        let answered = headers["x-request-id"].to_str().expect("ascii");
+        assert_eq!(answered.len(), 32, "a generated id: {answered}");
+        if keeps {
+            assert_eq!(seen, serde_json::Value::Null, "headers kept as sent");
+        } else {
+            assert_eq!(seen, answered, "the handler sees the id it answers with");
+        }
+
+        let sent = Request::get("/abc")
+            .header("x-request-id", "client-id-1")
+            .body(Body::empty())
+            .expect("request");
+        let (_, headers, seen) = call(&router, sent).await;
+        assert_eq!(headers["x-request-id"], "client-id-1");
+        assert_eq!(seen, "client-id-1", "keeps: {keeps}");
+    }
+}
+
 #[test]
 fn one_segment_is_what_a_single_parameter_route_matches() {
     for path in ["/a", "/abc", "/a.b", "/%2F"] {

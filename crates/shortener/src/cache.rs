@@ -13,7 +13,10 @@
 //! inserts what it read if no invalidation happened since it started
 //! reading, so a slow read racing a PATCH cannot re-insert the old
 //! version. An entry older than the TTL is not served (a read compares its
-//! load time with the clock), and the next load replaces it. Links that
+//! load time with the time the request read from the module's clock,
+//! which a redirect reads anyway: a clock read of the cache's own cost
+//! about 90 instructions a redirect, issue 18; a clock set back before
+//! a load counts the entry as old), and the next load replaces it. Links that
 //! expire are still checked against the clock on every hit; links with
 //! `max_visits` are never cached (their count lives in the database).
 //!
@@ -32,6 +35,7 @@
 
 use crate::domain::{Link, Slug};
 use axum::http::HeaderValue;
+use chrono::{DateTime, TimeDelta, Utc};
 use kit::memory::MemoryRegistration;
 use moka::sync::Cache;
 use quick_cache::{Lifecycle, UnitWeighter};
@@ -64,7 +68,9 @@ type SlugHasher = foldhash::fast::RandomState;
 #[derive(Clone)]
 struct Entry {
     link: Arc<CachedLink>,
-    loaded: Instant,
+    loaded: DateTime<Utc>,
+    /// `loaded` plus the TTL: from then on it is not served.
+    stale_at: DateTime<Utc>,
 }
 
 /// Takes an entry's bytes off the reported figure when the cache lets it
@@ -89,7 +95,7 @@ type Links = quick_cache::sync::Cache<Slug, Entry, UnitWeighter, SlugHasher, Tak
 
 pub struct LinkCache {
     links: Links,
-    ttl: Duration,
+    ttl: TimeDelta,
     generation: AtomicU64,
     /// Serialises "check generation + insert" against "bump + remove";
     /// holds the time of the last [`LinkCache::clear`].
@@ -144,7 +150,8 @@ impl LinkCache {
                 SlugHasher::default(),
                 TakeOffBytes(bytes.clone()),
             ),
-            ttl,
+            // Past chrono's range (about 292,000 years) is forever.
+            ttl: TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX),
             generation: AtomicU64::new(0),
             write: Mutex::new(None),
             recent: None,
@@ -164,10 +171,11 @@ impl LinkCache {
         self
     }
 
-    /// The link cached at `slug`, unless it was loaded a TTL ago or more.
-    pub fn get(&self, slug: &str) -> Option<Arc<CachedLink>> {
+    /// The link cached at `slug`, unless it was loaded a TTL or more
+    /// before `now` (or after it: a clock set back).
+    pub fn get(&self, slug: &str, now: DateTime<Utc>) -> Option<Arc<CachedLink>> {
         let entry = self.links.get(slug)?;
-        (entry.loaded.elapsed() < self.ttl).then_some(entry.link)
+        (entry.loaded <= now && now < entry.stale_at).then_some(entry.link)
     }
 
     /// Call before reading from the store.
@@ -175,8 +183,9 @@ impl LinkCache {
         LoadTicket(self.generation.load(Ordering::Acquire))
     }
 
-    /// Caches what was read, unless something was invalidated meanwhile.
-    pub fn insert(&self, ticket: LoadTicket, cached: Arc<CachedLink>) {
+    /// Caches what was read at `loaded` (the time the read started),
+    /// unless something was invalidated meanwhile.
+    pub fn insert(&self, ticket: LoadTicket, cached: Arc<CachedLink>, loaded: DateTime<Utc>) {
         if cached.link.max_visits.is_some() {
             return;
         }
@@ -198,7 +207,10 @@ impl LinkCache {
             .fetch_add(entry_bytes(&slug, &cached), Ordering::Relaxed);
         let entry = Entry {
             link: cached,
-            loaded: Instant::now(),
+            loaded,
+            stale_at: loaded
+                .checked_add_signed(self.ttl)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
         };
         self.links.insert(slug, entry);
     }
@@ -230,6 +242,9 @@ mod tests {
     use crate::domain::{RedirectStatus, Tags, TargetUrl};
     use chrono::Utc;
 
+    /// The time every test's loads and reads happen at, unless it says.
+    const T0: DateTime<Utc> = DateTime::<Utc>::from_timestamp_nanos(1_700_000_000_000_000_000);
+
     fn link(slug: &str, max_visits: Option<i64>) -> Arc<CachedLink> {
         let link = Link {
             id: 1,
@@ -251,39 +266,39 @@ mod tests {
         let cache = LinkCache::new(100, Duration::from_secs(60));
         let ticket = cache.ticket();
         cache.invalidate(&Slug::parse("abc").expect("valid"));
-        cache.insert(ticket, link("abc", None));
-        assert!(cache.get("abc").is_none());
+        cache.insert(ticket, link("abc", None), T0);
+        assert!(cache.get("abc", T0).is_none());
 
         let ticket = cache.ticket();
-        cache.insert(ticket, link("abc", None));
-        assert!(cache.get("abc").is_some());
+        cache.insert(ticket, link("abc", None), T0);
+        assert!(cache.get("abc", T0).is_some());
     }
 
     #[test]
     fn a_link_changed_within_the_settle_time_is_not_cached() {
         let cache =
             LinkCache::new(100, Duration::from_secs(60)).with_settle(Duration::from_secs(60));
-        cache.insert(cache.ticket(), link("abc", None));
-        assert!(cache.get("abc").is_some(), "unchanged links are cached");
+        cache.insert(cache.ticket(), link("abc", None), T0);
+        assert!(cache.get("abc", T0).is_some(), "unchanged links are cached");
         cache.invalidate(&Slug::parse("abc").expect("valid"));
-        cache.insert(cache.ticket(), link("abc", None));
+        cache.insert(cache.ticket(), link("abc", None), T0);
         assert!(
-            cache.get("abc").is_none(),
+            cache.get("abc", T0).is_none(),
             "a possibly stale copy is not kept"
         );
-        cache.insert(cache.ticket(), link("other", None));
-        assert!(cache.get("other").is_some());
+        cache.insert(cache.ticket(), link("other", None), T0);
+        assert!(cache.get("other", T0).is_some());
         cache.clear();
-        cache.insert(cache.ticket(), link("other", None));
+        cache.insert(cache.ticket(), link("other", None), T0);
         assert!(
-            cache.get("other").is_none(),
+            cache.get("other", T0).is_none(),
             "after a reset every link settles"
         );
 
         let no_replica = LinkCache::new(100, Duration::from_secs(60));
         no_replica.invalidate(&Slug::parse("abc").expect("valid"));
-        no_replica.insert(no_replica.ticket(), link("abc", None));
-        assert!(no_replica.get("abc").is_some());
+        no_replica.insert(no_replica.ticket(), link("abc", None), T0);
+        assert!(no_replica.get("abc", T0).is_some());
     }
 
     #[test]
@@ -293,11 +308,11 @@ mod tests {
         let one = link("abc", None);
         let size = entry_bytes(&one.link.slug, &one);
         assert!(size > 100, "{size}");
-        cache.insert(cache.ticket(), one);
-        cache.insert(cache.ticket(), link("def", None));
+        cache.insert(cache.ticket(), one, T0);
+        cache.insert(cache.ticket(), link("def", None), T0);
         assert_eq!(cache.bytes.load(Ordering::Relaxed), 2 * size);
         // Replacing an entry counts it once.
-        cache.insert(cache.ticket(), link("abc", None));
+        cache.insert(cache.ticket(), link("abc", None), T0);
         assert_eq!(cache.bytes.load(Ordering::Relaxed), 2 * size);
         cache.invalidate(&Slug::parse("abc").expect("valid"));
         assert_eq!(cache.bytes.load(Ordering::Relaxed), size);
@@ -310,7 +325,7 @@ mod tests {
         let cache = LinkCache::new(2, Duration::from_secs(60));
         let size = entry_bytes(&link("abc", None).link.slug, &link("abc", None));
         for slug in ["abc", "def", "ghi", "jkl"] {
-            cache.insert(cache.ticket(), link(slug, None));
+            cache.insert(cache.ticket(), link(slug, None), T0);
         }
         assert_eq!(cache.links.len(), 2, "the capacity holds");
         assert_eq!(cache.bytes.load(Ordering::Relaxed), 2 * size);
@@ -318,31 +333,47 @@ mod tests {
 
     #[test]
     fn a_link_loaded_a_ttl_ago_is_not_served() {
-        let fresh = LinkCache::new(100, Duration::from_secs(60));
-        fresh.insert(fresh.ticket(), link("abc", None));
-        assert!(fresh.get("abc").is_some());
-
-        let stale = LinkCache::new(100, Duration::ZERO);
-        stale.insert(stale.ticket(), link("abc", None));
-        assert!(stale.get("abc").is_none(), "loaded no less than a TTL ago");
+        let ttl = Duration::from_secs(60);
+        let cache = LinkCache::new(100, ttl);
+        cache.insert(cache.ticket(), link("abc", None), T0);
+        let later = |secs| T0 + TimeDelta::seconds(secs);
+        assert!(cache.get("abc", T0).is_some());
+        assert!(cache.get("abc", later(59)).is_some());
+        assert!(cache.get("abc", later(60)).is_none(), "loaded a TTL ago");
+        assert!(
+            cache.get("abc", later(-1)).is_none(),
+            "a clock set back before the load"
+        );
         // The next load replaces it, and counts once.
-        stale.insert(stale.ticket(), link("abc", None));
+        cache.insert(cache.ticket(), link("abc", None), later(60));
+        assert!(cache.get("abc", later(60)).is_some());
         let size = entry_bytes(&link("abc", None).link.slug, &link("abc", None));
-        assert_eq!(stale.bytes.load(Ordering::Relaxed), size);
+        assert_eq!(cache.bytes.load(Ordering::Relaxed), size);
+
+        let no_ttl = LinkCache::new(100, Duration::ZERO);
+        no_ttl.insert(no_ttl.ticket(), link("abc", None), T0);
+        assert!(
+            no_ttl.get("abc", T0).is_none(),
+            "loaded no less than a TTL ago"
+        );
+
+        let forever = LinkCache::new(100, Duration::MAX);
+        forever.insert(forever.ticket(), link("abc", None), T0);
+        assert!(forever.get("abc", later(100 * 365 * 86_400)).is_some());
     }
 
     #[test]
     fn a_cache_of_no_capacity_keeps_nothing_and_reports_nothing() {
         let cache = LinkCache::new(0, Duration::from_secs(60));
-        cache.insert(cache.ticket(), link("abc", None));
-        assert!(cache.get("abc").is_none());
+        cache.insert(cache.ticket(), link("abc", None), T0);
+        assert!(cache.get("abc", T0).is_none());
         assert_eq!(cache.bytes.load(Ordering::Relaxed), 0);
     }
 
     #[test]
     fn limited_links_are_never_cached() {
         let cache = LinkCache::new(100, Duration::from_secs(60));
-        cache.insert(cache.ticket(), link("lim", Some(5)));
-        assert!(cache.get("lim").is_none());
+        cache.insert(cache.ticket(), link("lim", Some(5)), T0);
+        assert!(cache.get("lim", T0).is_none());
     }
 }

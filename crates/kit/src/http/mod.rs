@@ -31,11 +31,13 @@
 //! came, the shortener's redirect carries only `Referrer-Policy`.
 
 mod extract;
+mod find;
 mod observe;
 mod routes;
 mod security;
 
 pub use extract::{parse_json, ApiJson, ApiQuery};
+pub use find::find_headers;
 pub use observe::{one_segment, CatchAll};
 pub use routes::{Front, FrontFuture, Routes};
 pub use security::{add_missing as add_security_headers, OwnSecurityHeaders};

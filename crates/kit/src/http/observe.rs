@@ -262,13 +262,11 @@ impl Observe {
     }
 }
 
-/// The client's `X-Request-Id` when it is sane (1 to 128 visible ASCII
-/// characters).
-fn sane_request_id(request: &Request) -> Option<&HeaderValue> {
-    request.headers().get(&X_REQUEST_ID).filter(|v| {
-        let bytes = v.as_bytes();
-        !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
-    })
+/// Whether a client's `X-Request-Id` is worth keeping: 1 to 128 visible
+/// ASCII characters.
+fn is_sane_request_id(id: &HeaderValue) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
 }
 
 /// 32 random hex digits ([`crate::ids`]: unique, not secret), written
@@ -324,6 +322,7 @@ impl<S> Layer<S> for ObserveLayer {
             series: Arc::default(),
             fixed_route: None,
             own_security_headers: false,
+            writes_request_id: true,
         }
     }
 }
@@ -340,6 +339,9 @@ pub(super) struct ObserveService<S> {
     /// The claimed paths' answers carry their own security headers
     /// ([`CatchAll::with_own_security_headers`]).
     own_security_headers: bool,
+    /// A generated request id is written into the request's headers
+    /// (not with [`CatchAll::keeping_request_headers`]).
+    writes_request_id: bool,
 }
 
 /// Answers every path no route matches, in place of the 404 problem (see
@@ -360,6 +362,9 @@ pub struct CatchAll {
     /// Its handler sets the security headers its answers need
     /// ([`CatchAll::with_own_security_headers`]).
     own_security_headers: bool,
+    /// Its handler forwards none of the request's headers
+    /// ([`CatchAll::keeping_request_headers`]).
+    keeps_request_headers: bool,
 }
 
 type CatchAllHandler = dyn Fn(Request, Option<SocketAddr>, Option<Duration>) -> BoxFuture<'static, Response>
@@ -399,6 +404,7 @@ impl CatchAll {
             handler: Arc::new(move |request, peer, _| pinned_in_place!(handler(request, peer))),
             keeps_time: false,
             own_security_headers: false,
+            keeps_request_headers: false,
         }
     }
 
@@ -428,6 +434,7 @@ impl CatchAll {
             }),
             keeps_time: true,
             own_security_headers: false,
+            keeps_request_headers: false,
         }
     }
 
@@ -451,6 +458,20 @@ impl CatchAll {
     #[must_use]
     pub fn with_own_security_headers(mut self) -> Self {
         self.own_security_headers = true;
+        self
+    }
+
+    /// Its handler forwards none of the request's headers, so kit leaves
+    /// them as the client sent them: a request id kit generates (none
+    /// sent, or one not worth keeping) is the request's in its context
+    /// ([`crate::telemetry`]), its logs and its answer's `X-Request-Id`,
+    /// but is not written into the request's headers, which only a
+    /// handler that forwards them (a proxy) needs. Why: the write costs
+    /// a header insert, about 240 instructions a request (issue 18; the
+    /// shortener's redirect).
+    #[must_use]
+    pub fn keeping_request_headers(mut self) -> Self {
+        self.keeps_request_headers = true;
         self
     }
 
@@ -496,7 +517,19 @@ impl CatchAll {
         peer: Option<SocketAddr>,
         timeout: Option<Duration>,
     ) -> <Self as Service<Request>>::Future {
-        if !self.claims(request.uri().path()) {
+        let claimed = self.claims(request.uri().path());
+        self.answer_claimed(claimed, request, peer, timeout)
+    }
+
+    /// [`Self::answer`], whether it claims the path already known.
+    fn answer_claimed(
+        &self,
+        claimed: bool,
+        request: Request,
+        peer: Option<SocketAddr>,
+        timeout: Option<Duration>,
+    ) -> <Self as Service<Request>>::Future {
+        if !claimed {
             return unclaimed().map(Ok);
         }
         (self.handler)(request, peer, timeout).map(Ok)
@@ -512,6 +545,7 @@ pub(super) fn catch_all(observe: Arc<Observe>, catch_all: CatchAll) -> ObserveSe
     ObserveService {
         fixed_route: Some((catch_all.route, catch_all.claims)),
         own_security_headers: catch_all.own_security_headers,
+        writes_request_id: !catch_all.keeps_request_headers,
         inner: catch_all,
         observe,
         series: Arc::default(),
@@ -552,13 +586,19 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        let treatment = Treatment {
+            fixed_route: self
+                .fixed_route
+                .map(|(route, claims)| (route, claims(request.uri().path()))),
+            own_security_headers: self.own_security_headers,
+            inner_keeps_time: false,
+            writes_request_id: self.writes_request_id,
+        };
         let inner = &mut self.inner;
         observed(
             &self.observe,
             &self.series,
-            self.fixed_route,
-            self.own_security_headers,
-            false,
+            treatment,
             request,
             |request, _| inner.call(request),
         )
@@ -569,14 +609,20 @@ impl ObserveService<CatchAll> {
     /// `call` through `&self` (the catch-all needs no `&mut`), for the
     /// server's way around axum ([`super::Front`]).
     pub(super) fn call_ref(&self, request: Request, peer: Option<SocketAddr>) -> ObservedFuture {
+        // Decided once, for the label and for the answer.
+        let claimed = self.inner.claims(request.uri().path());
+        let treatment = Treatment {
+            fixed_route: Some((self.inner.route, claimed)),
+            own_security_headers: self.own_security_headers,
+            inner_keeps_time: self.inner.keeps_time,
+            writes_request_id: self.writes_request_id,
+        };
         observed(
             &self.observe,
             &self.series,
-            self.fixed_route,
-            self.own_security_headers,
-            self.inner.keeps_time,
+            treatment,
             request,
-            |request, timeout| self.inner.answer(request, peer, timeout),
+            |request, timeout| self.inner.answer_claimed(claimed, request, peer, timeout),
         )
     }
 }
@@ -584,26 +630,41 @@ impl ObserveService<CatchAll> {
 /// The response future of an observed request.
 pub(super) type ObservedFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
+/// How [`observed`] treats a request of its route.
+struct Treatment {
+    /// A [`CatchAll`]'s label, and whether it claims the request's path.
+    fixed_route: Option<(&'static str, bool)>,
+    /// See [`ObserveService`].
+    own_security_headers: bool,
+    /// The request's timeout is handed to the inner service instead of
+    /// armed here.
+    inner_keeps_time: bool,
+    /// See [`ObserveService`].
+    writes_request_id: bool,
+}
+
 /// Observes the request `inner` answers: what [`ObserveService`] does.
-/// With `inner_keeps_time`, the request's timeout is handed to `inner`
-/// instead of armed here.
 fn observed<F>(
     observe: &Arc<Observe>,
     series: &Arc<RouteSeries>,
-    fixed_route: Option<(&'static str, PathClaim)>,
-    own_security_headers: bool,
-    inner_keeps_time: bool,
+    treatment: Treatment,
     mut request: Request,
     inner: impl FnOnce(Request, Option<Duration>) -> F,
 ) -> ObservedFuture
 where
     F: Future<Output = Result<Response, Infallible>> + Send + 'static,
 {
+    let Treatment {
+        fixed_route,
+        own_security_headers,
+        inner_keeps_time,
+        writes_request_id,
+    } = treatment;
     let start = Instant::now();
     let method = method_label(request.method());
     let route = match fixed_route {
-        Some((route, claims)) if claims(request.uri().path()) => RouteName::Fixed(route),
-        Some(_) => RouteName::Unmatched,
+        Some((route, true)) => RouteName::Fixed(route),
+        Some((_, false)) => RouteName::Unmatched,
         // Set by the router before route layers run; absent on the
         // fallback.
         None => request
@@ -617,18 +678,28 @@ where
     let adds_security =
         observe.security_headers && !(own_security_headers && matches!(route, RouteName::Fixed(_)));
     let in_process = request.extensions_mut().remove::<InProcessCall>();
+    let [sent_id, sent_trace] =
+        super::find_headers(request.headers(), [&X_REQUEST_ID, &TRACEPARENT]);
+    let remote = in_process.and_then(|call| call.trace).or_else(|| {
+        sent_trace
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceParent::parse)
+    });
     // The in-process caller's stack already checked (or made) the id
     // and put it in the headers.
-    let forwarded_id = in_process
-        .and_then(|_| request.headers().get(&X_REQUEST_ID))
-        .cloned();
-    let request_id = match forwarded_id.or_else(|| sane_request_id(&request).cloned()) {
+    let sent_id = match in_process {
+        Some(_) => sent_id,
+        None => sent_id.filter(|id| is_sane_request_id(id)),
+    };
+    let request_id = match sent_id.cloned() {
         Some(id) => id,
         // None sent, or one not worth keeping: replaced, so that what
         // the handler forwards and logs agree.
         None => {
             let id = new_request_id();
-            request.headers_mut().insert(X_REQUEST_ID, id.clone());
+            if writes_request_id {
+                request.headers_mut().insert(X_REQUEST_ID, id.clone());
+            }
             id
         }
     };
@@ -641,13 +712,6 @@ where
     } else {
         (timeout, None)
     };
-    let remote = in_process.and_then(|call| call.trace).or_else(|| {
-        request
-            .headers()
-            .get(&TRACEPARENT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(TraceParent::parse)
-    });
     let (server, context) = telemetry::begin_request(
         observe.service,
         method,

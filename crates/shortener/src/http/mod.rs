@@ -59,13 +59,15 @@ fn api_parts() -> kit::http::Routes<Arc<AppState>> {
 /// matched path, the method router and the extractors: about 3,500
 /// instructions of the redirect's 38,000; docs/performance.md). Other
 /// paths stay the 404 problem, observed as unmatched. It sets its
-/// answers' security headers itself ([`redirect::serve`]).
+/// answers' security headers itself ([`redirect::serve`]), and forwards
+/// no request headers, so kit writes no generated request id into them.
 pub(crate) fn redirect_catch_all(state: Arc<AppState>) -> kit::http::CatchAll {
     kit::http::CatchAll::new(REDIRECT_ROUTE, move |request, peer| {
         redirect::serve(state.clone(), request, peer)
     })
     .claiming(kit::http::one_segment)
     .with_own_security_headers()
+    .keeping_request_headers()
 }
 
 /// The shortener's OpenAPI document, with the links a client (or a

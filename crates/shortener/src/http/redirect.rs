@@ -53,9 +53,13 @@ fn cache_control(link: &Link, now: DateTime<Utc>, max_age: Duration) -> HeaderVa
     HeaderValue::from_str(&format!("private, max-age={secs}")).unwrap_or(NO_STORE)
 }
 
-/// The link at `slug`, a text [`Slug::check`] accepted.
-async fn load(state: &AppState, slug: &str) -> Result<Option<Arc<CachedLink>>, Problem> {
-    if let Some(link) = state.cache.get(slug) {
+/// The link at `slug`, a text [`Slug::check`] accepted, at `now`.
+async fn load(
+    state: &AppState,
+    slug: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Arc<CachedLink>>, Problem> {
+    if let Some(link) = state.cache.get(slug, now) {
         state.metrics.cache_hits.increment(1);
         return Ok(Some(link));
     }
@@ -73,15 +77,15 @@ async fn load(state: &AppState, slug: &str) -> Result<Option<Arc<CachedLink>>, P
         return Err(Problem::internal());
     };
     let cached = Arc::new(cached);
-    state.cache.insert(ticket, cached.clone());
+    state.cache.insert(ticket, cached.clone(), now);
     Ok(Some(cached))
 }
 
 /// At most the first 1,024 characters of a header: `to_str` only accepts
 /// visible ASCII, so characters are bytes and a slice copies them at once
 /// (collecting `chars()` pushed them one by one).
-fn header_string(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
-    let value = headers.get(name)?.to_str().ok()?;
+fn header_string(value: Option<&HeaderValue>) -> Option<String> {
+    let value = value?.to_str().ok()?;
     Some(value[..value.len().min(1024)].to_owned())
 }
 
@@ -155,7 +159,9 @@ pub(crate) async fn redirect(
     };
     let method = request.method();
     let headers = request.headers();
-    let cached = match load(&state, slug).await {
+    // Read once: for the cache's TTL, the link's expiry and the visit.
+    let now = state.clock.now();
+    let cached = match load(&state, slug, now).await {
         Ok(Some(cached)) => cached,
         Ok(None) => return not_found(),
         Err(problem) => return problem.into_response(),
@@ -178,7 +184,6 @@ pub(crate) async fn redirect(
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    let now = state.clock.now();
     match link.availability(now) {
         Availability::Active => {}
         other => return gone(&link.slug, other),
@@ -198,14 +203,16 @@ pub(crate) async fn redirect(
         false
     };
     if !is_head {
+        let [user_agent, referer] =
+            kit::http::find_headers(headers, [&header::USER_AGENT, &header::REFERER]);
         state
             .recorder
             .record(PendingVisit {
                 link_id: link.id,
                 at: now,
                 client_ip: Some(state.trusted.client_ip(peer.ip(), headers)),
-                user_agent: header_string(headers, header::USER_AGENT),
-                referer: header_string(headers, header::REFERER),
+                user_agent: header_string(user_agent),
+                referer: header_string(referer),
                 counted,
             })
             .await;
