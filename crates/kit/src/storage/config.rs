@@ -18,7 +18,7 @@ pub struct PoolConfig {
     pub max_connections: u32,
     /// Most connections to this module's SQLite file (`reliable up`).
     /// SQLite lets one writer in at a time, so more connections only help
-    /// readers.
+    /// readers. The shortener's visit writer has one more, of its own.
     pub sqlite_max_connections: u32,
     /// How long a request waits for a free connection (or for a new one to
     /// open) before it fails with 503 "database unavailable", e.g. `5s`.
