@@ -19,7 +19,10 @@
 //! label). With [`front`], whose routes are [`Routes`] (their templates
 //! known), the server hands those requests to the catch-all without going
 //! through axum at all. Handlers read their request's trace context with
-//! [`crate::telemetry::current_trace`].
+//! [`crate::telemetry::current_trace`]. A generated request id is also
+//! written into the request's headers, for a handler that forwards them,
+//! unless its catch-all forwards none
+//! ([`CatchAll::keeping_request_headers`]).
 //!
 //! Every response gets the security headers a browser heeds
 //! (`http.security_headers`): `X-Content-Type-Options: nosniff`, a
