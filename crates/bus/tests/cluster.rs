@@ -276,3 +276,48 @@ async fn killing_the_stream_leader_loses_no_acknowledged_event() {
         .expect("join")
         .expect("the old leader back and current");
 }
+
+/// The connection drops while a publish waits for its acknowledgement (the
+/// node the client is on stopped): the publish fails at once instead of
+/// waiting out `publish_timeout` (an hour here, so a wait would hang the
+/// test), and publishing it again once the link is back stores it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_whose_connection_drops_fails_at_once_and_lands_when_retried() {
+    let server = tokio::task::spawn_blocking(NatsServer::start)
+        .await
+        .expect("join");
+    let upstream = server.url().trim_start_matches("nats://").to_string();
+    let link = testkit::fault_proxy(upstream).await;
+    let bus = JetStreamBus::connect(JetStreamConfig {
+        publish_timeout: Duration::from_secs(3600),
+        ..config(format!("nats://{}", link.addr()), 1)
+    })
+    .await
+    .expect("connect");
+    bus.publish(&[event("before")])
+        .await
+        .expect("a first publish");
+
+    // What the client sends vanishes, and the connection closes soon after.
+    link.timeout(200).await;
+    let in_flight =
+        tokio::time::timeout(Duration::from_secs(120), bus.publish(&[event("in-flight")]))
+            .await
+            .expect(
+                "the publish kept waiting for its acknowledgement after the connection dropped",
+            );
+    match in_flight {
+        Err(BusError::Unavailable(why)) => assert!(why.contains("dropped"), "{why}"),
+        other => panic!("expected the connection's loss, got {other:?}"),
+    }
+
+    link.clear().await;
+    publish_retrying(&bus, &[event("in-flight")]).await;
+    let client = async_nats::connect(server.url()).await.expect("connect");
+    let mut stream = async_nats::jetstream::new(client)
+        .get_stream("ORDERS")
+        .await
+        .expect("the stream");
+    let stored = stream.info().await.expect("stream info").state.messages;
+    assert_eq!(stored, 2, "each event stored once");
+}

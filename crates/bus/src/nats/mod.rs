@@ -16,6 +16,11 @@
 //! time out, and the relay retries them (the duplicate window makes a
 //! publish that did land a no-op); the pull consumer notices the silence by
 //! its idle heartbeat and pulls again from the new leader.
+//!
+//! A publish waiting for its acknowledgement when the connection drops
+//! (the node the client is on stopped) fails at once instead of waiting
+//! out `publish_timeout`: the message or its acknowledgement went with the
+//! connection, and the relay publishes again on the next one.
 
 mod servers;
 mod stream;
@@ -27,9 +32,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use servers::Servers;
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OnceCell;
+use tokio::sync::{watch, OnceCell};
 
 /// Where the stream lives and how it behaves.
 #[derive(Debug, Clone)]
@@ -79,6 +85,9 @@ pub struct JetStreamBus {
     /// Set once the stream is known to exist as configured; until then
     /// (no server answered at start) the first publish checks it.
     stream_ready: Arc<OnceCell<()>>,
+    /// Counts the connection's losses (the client's `Disconnected`
+    /// events); kept here so that the count outlives any receiver.
+    disconnects: Arc<watch::Sender<u64>>,
 }
 
 /// Where the stream lives now, as JetStream reports it.
@@ -106,11 +115,19 @@ impl JetStreamBus {
         // links two (ring here, aws-lc-rs for the webhook client).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let servers = Servers::parse(&config.url)?;
+        let disconnects = Arc::new(watch::Sender::new(0u64));
         let options = || {
+            let disconnects = disconnects.clone();
             async_nats::ConnectOptions::new()
                 .name("reliable")
                 .connection_timeout(Duration::from_secs(5))
                 .max_reconnects(None)
+                .event_callback(move |event| {
+                    if matches!(event, async_nats::Event::Disconnected) {
+                        disconnects.send_modify(|lost| *lost += 1);
+                    }
+                    std::future::ready(())
+                })
         };
         let client = match options().connect(servers.addrs()).await {
             Ok(client) => client,
@@ -137,6 +154,7 @@ impl JetStreamBus {
             client,
             config,
             stream_ready: Arc::new(OnceCell::new()),
+            disconnects,
         };
         if bus.is_connected() {
             match bus.stream_ready().await {
@@ -197,6 +215,8 @@ fn headers_of(event: &Event) -> HeaderMap {
 impl Publisher for JetStreamBus {
     async fn publish(&self, events: &[Event]) -> Result<(), BusError> {
         self.stream_ready().await?;
+        // A loss of the connection from here on fails the acks' wait.
+        let mut lost = self.disconnects.subscribe();
         // Pipelined: send every message, then wait for the acks in order.
         let mut acks = Vec::with_capacity(events.len());
         for event in events {
@@ -212,7 +232,17 @@ impl Publisher for JetStreamBus {
             acks.push(ack);
         }
         for ack in acks {
-            ack.await.map_err(BusError::unavailable)?;
+            tokio::select! {
+                biased;
+                acked = ack.into_future() => {
+                    acked.map_err(BusError::unavailable)?;
+                }
+                // The sender lives in `self`, so this only ends on a loss.
+                _ = lost.changed() => return Err(BusError::Unavailable(
+                    "the connection to NATS dropped before the stream acknowledged the publish"
+                        .into(),
+                )),
+            }
         }
         Ok(())
     }
